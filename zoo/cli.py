@@ -1,0 +1,49 @@
+"""The ``bnnzoo`` command line. Each subcommand lives beside the code it drives and
+is imported only when used, so ``bnnzoo list`` never imports TensorFlow.
+
+A subcommand module exposes ``add_arguments(parser)`` and ``run(args) -> int``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from typing import Optional, Sequence
+
+# name -> (module, one-line help)
+COMMANDS = {
+    "list": ("zoo.commands", "list the registered models and their figures"),
+    "demo": ("zoo.commands", "build, convert and compare the default models (what `make demo` runs)"),
+    "convert": ("converters.cli", "export a model to TFLite (LCE) or ONNX, verified against the source"),
+}
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Entry point of the ``bnnzoo`` console script."""
+    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    parser = argparse.ArgumentParser(prog="bnnzoo", description="Binary neural network zoo and export pipeline.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    chosen = next((a for a in argv if not a.startswith("-")), None)
+    for name, (module, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        if name == chosen:
+            getattr(importlib.import_module(module), f"add_{name}_arguments")(p)
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        return int(getattr(importlib.import_module(COMMANDS[args.command][0]), f"run_{args.command}")(args) or 0)
+    except (KeyError, ValueError, TypeError, FileNotFoundError, ImportError, RuntimeError) as e:
+        if os.environ.get("BNNZOO_DEBUG"):
+            raise
+        print(f"bnnzoo {args.command}: error: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

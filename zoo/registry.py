@@ -1,0 +1,122 @@
+"""A small strict registry of architectures, free of any deep-learning framework.
+
+Each registered name maps to a :class:`ModelConfig`: the architecture family (one
+module per framework under ``zoo.torch`` and ``zoo.keras``) plus the keyword
+arguments of that family's builder. Both frameworks build from the same config,
+which is what keeps their parameter names and shapes identical.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import fnmatch
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+__all__ = ["ModelConfig", "register_model", "get_config", "list_models", "UnknownModelError"]
+
+
+class UnknownModelError(KeyError):
+    """Raised for a model name that is not registered."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything needed to build one architecture in either framework.
+
+    Attributes:
+        name: Registered name, e.g. ``"meliusnet22"``.
+        family: Module name of the builder under ``zoo.torch`` / ``zoo.keras``.
+        arch: Keyword arguments of the family's builder (the variant table).
+        num_classes: Size of the classifier output.
+        input_size: Side of the square input image the figures are quoted at.
+        paper: Citation of the paper the architecture follows.
+        tiny: Overrides that make a fast, small version for tests.
+        published: Figures published for this architecture (ImageNet, 224x224), keyed
+            by figure name (``params``, ``size_mb``, ``top1``, ...), with
+            ``published["source"]`` naming the paper table or page they come from.
+    """
+
+    name: str
+    family: str
+    arch: dict[str, Any] = field(default_factory=dict)
+    num_classes: int = 1000
+    input_size: int = 224
+    paper: str = ""
+    tiny: dict[str, Any] = field(default_factory=dict)
+    published: dict[str, Any] = field(default_factory=dict)
+
+    def replace(self, **overrides: Any) -> "ModelConfig":
+        """Returns a copy with top-level fields or builder arguments overridden.
+
+        Raises:
+            TypeError: An override names neither a config field nor a builder argument.
+        """
+        top = {k: overrides.pop(k) for k in ("num_classes", "input_size") if k in overrides}
+        top = {k: v for k, v in top.items() if v is not None}
+        unknown = sorted(set(overrides) - set(self.arch))
+        if unknown:
+            hint = difflib.get_close_matches(unknown[0], list(self.arch) + ["num_classes", "input_size"], n=1)
+            raise TypeError(
+                f"{self.name} takes no option {unknown[0]!r}"
+                + (f"; did you mean {hint[0]!r}?" if hint else f"; options: {', '.join(sorted(self.arch))}")
+            )
+        return dataclasses.replace(self, arch={**self.arch, **overrides}, **top)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-friendly description (stored as ``config.json`` beside weights)."""
+        return {
+            "name": self.name,
+            "family": self.family,
+            "arch": {k: list(v) if isinstance(v, tuple) else v for k, v in self.arch.items()},
+            "num_classes": self.num_classes,
+            "input_size": self.input_size,
+        }
+
+
+_REGISTRY: dict[str, Callable[[], ModelConfig]] = {}
+
+
+def register_model(fn: Callable[[], ModelConfig]) -> Callable[[], ModelConfig]:
+    """Registers a config factory under its function name.
+
+    Raises:
+        ValueError: The name is already registered.
+    """
+    name = fn.__name__
+    if name in _REGISTRY:
+        raise ValueError(f"model {name!r} is already registered; pick another function name")
+    _REGISTRY[name] = fn
+    return fn
+
+
+def _ensure_builtin() -> None:
+    from . import models  # noqa: F401  (registers the built-in variant table)
+
+
+def list_models(pattern: str = "*") -> list[str]:
+    """Registered names matching a shell-style ``pattern``, sorted."""
+    _ensure_builtin()
+    return sorted(n for n in _REGISTRY if fnmatch.fnmatch(n, pattern))
+
+
+def get_config(name: str) -> ModelConfig:
+    """The config of a registered model.
+
+    Raises:
+        UnknownModelError: ``name`` is not registered; the message suggests close names.
+    """
+    _ensure_builtin()
+    try:
+        cfg = _REGISTRY[name]()
+    except KeyError:
+        close = difflib.get_close_matches(name, list(_REGISTRY), n=3, cutoff=0.5)
+        hint = f"; did you mean {', '.join(close)}?" if close else "; run `bnnzoo list` to see them"
+        raise UnknownModelError(f"unknown model {name!r}{hint}") from None
+    if cfg.name != name:
+        cfg = dataclasses.replace(cfg, name=name)
+    return cfg

@@ -1,0 +1,1 @@
+"""PyTorch builders of the zoo, one module per architecture family."""
