@@ -76,7 +76,7 @@ def _load_state(model, state, framework: str) -> None:
     import torch
 
     own = model.state_dict()
-    tensors = {k: torch.as_tensor(v) for k, v in state.items()}
+    tensors = {k: torch.as_tensor(v) for k, v in state.items() if not k.endswith("num_batches_tracked")}
     missing = [k for k in own if k not in tensors and not k.endswith("num_batches_tracked")]
     unexpected = [k for k in tensors if k not in own]
     wrong = [k for k in own if k in tensors and tuple(own[k].shape) != tuple(tensors[k].shape)]

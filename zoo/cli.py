@@ -1,7 +1,8 @@
 """The ``bnnzoo`` command line. Each subcommand lives beside the code it drives and
 is imported only when used, so ``bnnzoo list`` never imports TensorFlow.
 
-A subcommand module exposes ``add_arguments(parser)`` and ``run(args) -> int``.
+A subcommand ``cmd`` lives in a module exposing ``add_cmd_arguments(parser)`` and
+``run_cmd(args) -> int``.
 """
 
 from __future__ import annotations
@@ -17,6 +18,10 @@ COMMANDS = {
     "list": ("zoo.commands", "list the registered models and their figures"),
     "demo": ("zoo.commands", "build, convert and compare the default models (what `make demo` runs)"),
     "convert": ("converters.cli", "export a model to TFLite (LCE) or ONNX, verified against the source"),
+    "train": ("recipes.cli", "train a recipe (the papers' procedures): bnnzoo train RECIPE [key=value ...] [--resume [RUN_DIR]]"),
+    "download": ("zoo.hub", "download registered or hf-hub: weights into the Hugging Face cache (for offline use)"),
+    "data": ("recipes.plates.generate", "generate a synthetic data set (plates: Korean license plates with YOLO labels)"),
+    "push": ("zoo.hub", "publish a saved model folder (model card included) to a Hugging Face Hub repo"),
 }
 
 

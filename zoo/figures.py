@@ -5,7 +5,9 @@ Conventions (those of larq-zoo and the MeliusNet paper):
   ``count_params`` and larq-zoo do; ``trainable_params`` leaves the statistics out.
 - A multiply-accumulate of a binary convolution (±1 inputs and weights) is a BOP,
   any other one a FLOP; ``ops = flops + bops / 64``.
-- ``size_bytes``: binary weights at 1 bit, everything else at 32 bits.
+- ``size_bytes``: binary weights at 1 bit, every other trainable number at 32 bits;
+  BatchNorm statistics are left out, as the MeliusNet paper and larq-zoo do
+  (deployed models fold them into the layers around them).
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ class Figures:
 
     @property
     def size_bytes(self) -> float:
-        return self.binary_params / 8 + (self.params - self.binary_params) * 4
+        return self.binary_params / 8 + (self.trainable_params - self.binary_params) * 4
 
     def as_dict(self) -> dict:
         d = asdict(self)

@@ -46,3 +46,233 @@ def mobilenet_v1_050() -> ModelConfig:
 def mobilenet_v1_025() -> ModelConfig:
     """MobileNet-v1 at width 0.25."""
     return _mobilenet(0.25)
+
+
+# --- MeliusNet (Bethge et al., arXiv:2001.05936) -------------------------------------
+# Blocks per stage; each block is one DenseBlock followed by one ImprovementBlock.
+MELIUSNET_BLOCKS = {
+    "22": (4, 5, 4, 4), "29": (4, 6, 8, 6), "42": (5, 8, 14, 10), "59": (6, 12, 24, 12),
+    "a": (4, 5, 5, 6), "b": (4, 6, 8, 6), "c": (3, 5, 10, 6),
+}
+# Output width of the three 32-bit transitions. BMXNet-v2 states them as compression
+# ratios (e.g. 160/320) of the width entering the transition, rounded to a multiple of
+# 32; at the published depths these are the exact widths below.
+MELIUSNET_TRANSITIONS = {
+    "22": (160, 224, 256), "29": (128, 192, 256), "42": (160, 256, 416), "59": (192, 320, 544),
+    "a": (160, 256, 288), "b": (160, 224, 320), "c": (128, 192, 288),
+}
+# MeliusNet A/B/C trade the dense 1x1 transition for a grouped one (BMXNet-v2's
+# "cs,fp_conv:g"), preceded by a channel shuffle so each group sees every stage's features.
+MELIUSNET_TRANSITION_GROUPS = {"a": 4, "b": 2, "c": 4}
+# BMXNet-v2's "cs" token carries no group count, so its ChannelShuffle uses its default 16.
+MELIUSNET_SHUFFLE_GROUPS = 16
+# The paper's straight-through estimator passes gradients where |x| <= 1.3 (not larq's 1.0).
+MELIUSNET_CLIP = 1.3
+
+# Published figures at 224x224 on ImageNet. size_mb is the paper's model size; it counts
+# MB as 2**20 bytes and leaves BatchNorm statistics out (that convention reproduces all
+# seven to their rounding; Figures.size_bytes, which counts the statistics, is 2-4.5%
+# above). top1/top5 and ops (= FLOPs + BOPs/64) come from the authors' grouped-stem
+# training runs listed in the BMXNet-v2 wiki; its sizes agree with the paper's.
+_MELIUSNET_SOURCE = ("size_mb: arXiv:2001.05936 (MeliusNet results tables); top1, top5, ops: "
+                     "hpi-xnor/BMXNet-v2-wiki MeliusNet results table, grouped_stem runs")
+MELIUSNET_PUBLISHED = {
+    "22": dict(size_mb=3.9, top1=63.6, top5=84.7, ops=2.08e8),
+    "29": dict(size_mb=5.1, top1=65.8, top5=86.2, ops=2.14e8),
+    "42": dict(size_mb=10.1, top1=69.2, top5=88.3, ops=3.25e8),
+    "59": dict(size_mb=17.4, top1=70.7, top5=89.2, ops=5.32e8),
+    "a": dict(size_mb=4.0, top1=63.4, top5=84.2, ops=1.63e8),
+    "b": dict(size_mb=5.0, top1=65.7, top5=85.9, ops=1.96e8),
+    "c": dict(size_mb=4.5, top1=64.1, top5=85.0, ops=1.50e8),
+}
+
+# One block per stage and narrow transitions: builds in milliseconds and still holds
+# 8 binary convolutions, grouped transitions and channel shuffles.
+_MELIUSNET_TINY = dict(num_blocks=(1, 1, 1, 1), transition_features=(64, 64, 64), input_size=32, num_classes=10)
+
+
+def _meliusnet(variant: str) -> ModelConfig:
+    arch = dict(
+        num_blocks=MELIUSNET_BLOCKS[variant],
+        transition_features=MELIUSNET_TRANSITIONS[variant],
+        transition_groups=MELIUSNET_TRANSITION_GROUPS.get(variant, 1),
+        shuffle_groups=MELIUSNET_SHUFFLE_GROUPS if variant in MELIUSNET_TRANSITION_GROUPS else 1,
+        stem_features=64,
+        growth_rate=64,
+        pad_value=1.0,
+    )
+    return ModelConfig("", "meliusnet", arch, paper=MELIUSNET_PAPER, tiny=_MELIUSNET_TINY,
+                       published={**MELIUSNET_PUBLISHED[variant], "source": _MELIUSNET_SOURCE})
+
+
+@register_model
+def meliusnet22() -> ModelConfig:
+    """MeliusNet22: blocks (4, 5, 4, 4), transitions to 160/224/256 channels."""
+    return _meliusnet("22")
+
+
+@register_model
+def meliusnet29() -> ModelConfig:
+    """MeliusNet29: blocks (4, 6, 8, 6), transitions to 128/192/256 channels."""
+    return _meliusnet("29")
+
+
+@register_model
+def meliusnet42() -> ModelConfig:
+    """MeliusNet42: blocks (5, 8, 14, 10), transitions to 160/256/416 channels."""
+    return _meliusnet("42")
+
+
+@register_model
+def meliusnet59() -> ModelConfig:
+    """MeliusNet59: blocks (6, 12, 24, 12), transitions to 192/320/544 channels."""
+    return _meliusnet("59")
+
+
+@register_model
+def meliusneta() -> ModelConfig:
+    """MeliusNetA: blocks (4, 5, 5, 6), shuffled 4-group transitions to 160/256/288 channels."""
+    return _meliusnet("a")
+
+
+@register_model
+def meliusnetb() -> ModelConfig:
+    """MeliusNetB: blocks (4, 6, 8, 6), shuffled 2-group transitions to 160/224/320 channels."""
+    return _meliusnet("b")
+
+
+@register_model
+def meliusnetc() -> ModelConfig:
+    """MeliusNetC: blocks (3, 5, 10, 6), shuffled 4-group transitions to 128/192/288 channels."""
+    return _meliusnet("c")
+
+
+# --- Real-to-Binary ResNet-18 (Martinez et al., ICLR 2020) -------------------------------------
+# larq-zoo's layout (larq_zoo.literature.real_to_bin_nets), which issue 4 imports ImageNet weights
+# from: a PReLU stem (larq-zoo gives every Real-to-Bin variant the strong baseline's PReLU stem),
+# the scaling gate fed by the BN'd conv input. Quantized convs pad with +1 (LCE's fast path, and
+# LCE 0.16 mis-converts the 0-padded ones); larq-zoo's weights need pad_value=0.0.
+REAL2BIN_ARCH = dict(width=64, input_quantizer="ste_sign", weight_quantizer="ste_sign",
+                     scaling="gate", scaling_r=8, stem_activation="prelu", pad_value=1.0)
+# Tiny keeps all 8 blocks (so all 16 quantized convs) at a quarter of the width.
+_REAL2BIN_TINY = dict(width=16, input_size=32, num_classes=10)
+_REAL2BIN_SOURCE = ("Martinez et al. 2020, ImageNet comparison with the state of the art (top-1/top-5, BOPs, FLOPs); "
+                    "larq-zoo 2.4 docs of literature.RealToBinaryNet (params, size_mb, larq_zoo_top1/top5)")
+
+
+def _real2bin(published: dict | None = None, **arch) -> ModelConfig:
+    """One Real-to-Bin variant: ``input_quantizer``/``weight_quantizer``/``scaling`` select it."""
+    return ModelConfig("", "realtobinary", {**REAL2BIN_ARCH, **arch}, paper=REAL2BIN_PAPER, tiny=_REAL2BIN_TINY,
+                       published=published or {})
+
+
+@register_model
+def realtobinary_resnet18() -> ModelConfig:
+    """Real-to-Bin ResNet-18: binary weights and activations, data-driven channel re-scaling (final stage)."""
+    # zoo.measure gives 1.676e9 BOPs (paper 1.68e9) but 1.38e8 FLOPs: the paper's 1.56e8
+    # counts more than conv/dense multiply-adds (stem, shortcuts, gates and classifier here).
+    return _real2bin(published=dict(
+        top1=65.4, top5=86.2, bops=1.68e9, flops=1.56e8,
+        params=11_995_624, size_mb=5.13, larq_zoo_top1=65.01, larq_zoo_top5=85.72,
+        source=_REAL2BIN_SOURCE))
+
+
+@register_model
+def realtobinary_resnet18_teacher() -> ModelConfig:
+    """The float teacher of the same layout (real weights and activations), parameter-for-parameter
+    the student, so each stage can start from the previous one's weights."""
+    return _real2bin(input_quantizer=None, weight_quantizer=None)
+
+
+@register_model
+def realtobinary_resnet18_stage1() -> ModelConfig:
+    """Progressive stage 1: real weights, tanh activations (larq-zoo's ``r2b_fp``)."""
+    return _real2bin(input_quantizer="tanh", weight_quantizer=None)
+
+
+@register_model
+def realtobinary_resnet18_stage2() -> ModelConfig:
+    """Progressive stage 2: binary activations, real weights (larq-zoo's ``r2b_ban``)."""
+    return _real2bin(input_quantizer="ste_sign", weight_quantizer=None)
+
+
+@register_model
+def strongbaseline_resnet18() -> ModelConfig:
+    """The paper's strong baseline: fully binary, learned XNOR-Net++ scale factors instead of the gate."""
+    return _real2bin(scaling="learned", published=dict(
+        top1=60.9, top5=83.0, params=11_705_904,
+        source="Martinez et al. 2020, ImageNet results of the strong baseline; params: larq-zoo 2.4 StrongBaselineNetBNNFactory"))
+
+
+# --- 1-bit license-plate detector (Im & Lee, 2018) --------------------------------------------
+# A YOLO-style single-scale detector: a stack of 3x3 conv -> BN -> (activation) -> (2x2 max-pool)
+# layers, then a 1x1 float head predicting, per grid cell and anchor, (objectness, tx, ty, tw, th).
+# The head's (N, G, G, A*5) map is flattened in NHWC order to (N, G*G*A*5), so ``num_classes`` is
+# that length (recomputed by ``replace`` when input_size, widths, pools or anchors change);
+# ``zoo.detection.decode`` turns it into boxes.
+PLATES_PAPER = ("Im & Lee, 1-bit YOLO-style Korean license-plate detector, 2018: binarized layers "
+                "except the first, second and last, no nonlinearity after binarized layers")
+# Body widths; each is a multiple of 32 so that every binary conv reads a multiple of 32 channels
+# and writes a multiple of 8 (LCE's fast bit-packed path).
+PLATES_WIDTHS = (32, 32, 64, 128, 256, 256)
+# A 2x2 max-pool after the first four layers: stride 16, a 10x10 grid at 160x160.
+PLATES_POOLS = (True, True, True, True, False, False)
+# Anchor (w, h) as fractions of the image side: a small and a large single-row plate
+# (aspect ~4.7 at 160x160) and an old two-row plate (aspect ~2).
+PLATES_ANCHORS = ((0.16, 0.05), (0.36, 0.11), (0.2, 0.1))
+PLATES_INPUT = 160
+# 32x32 (the converter tests feed 32x32 inputs) -> 2x2 grid; every layer keeps its kind.
+_PLATES_TINY = dict(widths=(32, 32, 32, 32, 32, 32), input_size=32)
+
+
+def detector_grid(input_size: int, pools: tuple) -> int:
+    """Side of the output grid: the input side halved (floor) by every 2x2 max-pool."""
+    g = int(input_size)
+    for pool in pools:
+        g = g // 2 if pool else g
+    return g
+
+
+def detector_outputs(input_size: int, arch: dict) -> int:
+    """Length of the flattened detector output: grid * grid * anchors * 5."""
+    return detector_grid(input_size, tuple(arch["pools"])) ** 2 * len(arch["anchors"]) * 5
+
+
+class DetectorConfig(ModelConfig):
+    """A ``ModelConfig`` whose ``num_classes`` follows the head (the flattened output length)."""
+
+    def replace(self, **overrides) -> "ModelConfig":
+        import dataclasses
+
+        explicit = overrides.get("num_classes") is not None
+        cfg = super().replace(**overrides)
+        if not explicit:
+            cfg = dataclasses.replace(cfg, num_classes=detector_outputs(cfg.input_size, cfg.arch))
+        return cfg
+
+
+def _plates(binary_from: int, binary_activation: bool, accuracy: float | None = None) -> ModelConfig:
+    arch = dict(widths=PLATES_WIDTHS, pools=PLATES_POOLS, anchors=PLATES_ANCHORS, binary_from=binary_from,
+                binary_activation=binary_activation, pad_value=1.0, negative_slope=0.1)
+    return DetectorConfig("", "detector", arch, num_classes=detector_outputs(PLATES_INPUT, arch),
+                          input_size=PLATES_INPUT, paper=PLATES_PAPER, tiny=_PLATES_TINY,
+                          published={} if accuracy is None else dict(
+                              plate_accuracy=accuracy, source="Im & Lee 2018 (plates found at IoU >= 0.5, their data)"))
+
+
+@register_model
+def plates_detector_float() -> ModelConfig:
+    """The float reference: every layer 32-bit, leaky-ReLU after each."""
+    return _plates(binary_from=len(PLATES_WIDTHS), binary_activation=True)
+
+
+@register_model
+def plates_detector_1bit_baseline() -> ModelConfig:
+    """The common recipe (74% in Im & Lee 2018): only the first and last layers 32-bit, activations kept."""
+    return _plates(binary_from=1, binary_activation=True, accuracy=74.0)
+
+
+@register_model
+def plates_detector_1bit() -> ModelConfig:
+    """Im & Lee's improved recipe (96.1%): first, second and last layers 32-bit, no activation after binary convs."""
+    return _plates(binary_from=2, binary_activation=False, accuracy=96.1)

@@ -14,7 +14,7 @@ from typing import Any, Mapping, Optional
 
 from .registry import ModelConfig
 
-__all__ = ["Weights", "WeightMismatchError", "WEIGHTS", "resolve", "save", "read_safetensors"]
+__all__ = ["Metric", "Weights", "WeightMismatchError", "WEIGHTS", "lookup", "resolve", "save", "read_safetensors"]
 
 
 class WeightMismatchError(ValueError):
@@ -33,7 +33,27 @@ class Metric:
 
 @dataclass(frozen=True)
 class Weights:
-    """A set of trained weights for one registered architecture (``arch.tag``)."""
+    """A set of trained weights for one registered architecture (``arch.tag``).
+
+    Attributes:
+        arch: Registered architecture the weights fit.
+        tag: The name after the dot in ``zoo.load("arch.tag")``.
+        hub_repo: Hugging Face Hub repo (``owner/name``); with an ``importer``, the
+            upstream repository the file is published by (e.g. the GitHub repo ``larq/zoo``).
+        revision: Hub commit; with an ``importer``, the upstream release tag.
+        filename: File in the repo; with an ``importer``, the release asset.
+        sha256: Hex sha256 of that file, checked before it is used.
+        num_classes: Classifier outputs of the weights.
+        input_size: Input side the weights were trained and are measured at.
+        mean: Per-channel mean subtracted from RGB inputs scaled to [0, 1].
+        std: Per-channel std the centred inputs are divided by.
+        arch_overrides: Builder arguments the weights need beyond the registered defaults.
+        labels: Class names, in output order (empty: not recorded).
+        metrics: Accuracy figures of these weights, each saying where it comes from.
+        importer: ``""`` for a bnnzoo ``model.safetensors`` on the Hub; ``"larq_zoo"`` for a
+            larq-zoo release file converted on load (:mod:`zoo.larq_import`).
+        notes: Caveats of these weights, shown on their model card.
+    """
 
     arch: str
     tag: str
@@ -48,10 +68,46 @@ class Weights:
     arch_overrides: Mapping[str, Any] = field(default_factory=dict)
     labels: tuple[str, ...] = ()
     metrics: tuple[Metric, ...] = ()
+    importer: str = ""
+    notes: str = ""
 
 
 # Filled as trained weights are published (issue: weights on the Hub).
 WEIGHTS: dict[str, Weights] = {}
+
+# --- larq-zoo's ImageNet weights, imported (zoo.larq_import) --------------------------------------
+# Release assets and sha256 exactly as larq-zoo 2.4 records them (larq_zoo.literature.*
+# ``download_pretrained_model`` calls); inputs normalised like larq-zoo's training data
+# (ImageNet mean/std, RGB). Both need zero padding of the binary convs' inputs.
+_IMAGENET_MEAN = (0.485, 0.456, 0.406)
+_IMAGENET_STD = (0.229, 0.224, 0.225)
+_LARQ_ZOO_NOTES = (
+    "Imported from larq-zoo's published Keras weights: the binary convolutions were trained with zero "
+    "padding, so the model is built with pad_value=0.0. LCE 0.16 mis-converts zero-padded binary "
+    "convolutions, so these weights cannot go to TFLite (LCE) as they are: that needs fine-tuning with "
+    "pad_value=1.0 first, which has not been done.")
+WEIGHTS["realtobinary_resnet18.larq_in1k"] = Weights(
+    arch="realtobinary_resnet18", tag="larq_in1k", hub_repo="larq/zoo", revision="r2b-v0.1.0",
+    filename="r2b_weights.h5", sha256="e8fd16ca1ab9810ac3835f24f5c62758a57bc32a615f73aaa50d382d2b9617e1",
+    num_classes=1000, input_size=224, mean=_IMAGENET_MEAN, std=_IMAGENET_STD, arch_overrides={"pad_value": 0.0},
+    metrics=(Metric("top1", 65.01, "imagenet-1k", "published: larq-zoo 2.4 docs, literature.RealToBinaryNet "
+                    "(ImageNet metrics table) for release r2b-v0.1.0"),
+             Metric("top5", 85.72, "imagenet-1k", "published: larq-zoo 2.4 docs, literature.RealToBinaryNet "
+                    "(ImageNet metrics table) for release r2b-v0.1.0")),
+    importer="larq_zoo",
+    notes=_LARQ_ZOO_NOTES + " larq-zoo's BatchNorm epsilon is Keras' 1e-3 (ours 1e-5): the importer adds the "
+    "difference to the moving variances, which is exact at inference.")
+WEIGHTS["meliusnet22.larq_in1k"] = Weights(
+    arch="meliusnet22", tag="larq_in1k", hub_repo="larq/zoo", revision="meliusnet22-v0.1.0",
+    filename="meliusnet22_weights.h5", sha256="c1ba85e8389ae326009665ec13331e49fc3df4d0f925fa8553e224f7362c18ed",
+    num_classes=1000, input_size=224, mean=_IMAGENET_MEAN, std=_IMAGENET_STD, arch_overrides={"pad_value": 0.0},
+    metrics=(Metric("top1", 62.4, "imagenet-1k", "published: larq-zoo 2.4 docs, literature.MeliusNet22 "
+                    "(ImageNet metrics table) for release meliusnet22-v0.1.0"),
+             Metric("top5", 83.9, "imagenet-1k", "published: larq-zoo 2.4 docs, literature.MeliusNet22 "
+                    "(ImageNet metrics table) for release meliusnet22-v0.1.0")),
+    importer="larq_zoo",
+    notes=_LARQ_ZOO_NOTES + " larq-zoo's MeliusNet trains with a BatchNorm epsilon of 1e-5, as ours: no "
+    "statistics are changed; its grouped stem convolutions (one Keras Conv2D per group) are concatenated.")
 
 
 def read_safetensors(path: Path) -> dict[str, Any]:
@@ -74,8 +130,9 @@ def save(state: Mapping[str, Any], path: str | Path, cfg: Optional[ModelConfig] 
     from safetensors.numpy import save_file
 
     path = Path(path)
+    # num_batches_tracked is PyTorch bookkeeping with no Keras twin: not part of the artifact.
     arrays = {k: np.ascontiguousarray(v.detach().cpu().numpy() if hasattr(v, "detach") else v)
-              for k, v in state.items()}
+              for k, v in state.items() if not k.endswith("num_batches_tracked")}
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
@@ -89,26 +146,73 @@ def save(state: Mapping[str, Any], path: str | Path, cfg: Optional[ModelConfig] 
     return path
 
 
+def lookup(cfg: ModelConfig, tag: str) -> tuple[str, Weights]:
+    """The registered ``WEIGHTS`` entry for ``tag`` of ``cfg.name`` (``"default"``: an entry
+    tagged ``default``, else the first registered for the architecture).
+
+    Raises:
+        WeightMismatchError: No such tag; the message lists the known ones.
+    """
+    prefix = cfg.name + "."
+    key = prefix + tag
+    if tag == "default" and key not in WEIGHTS:
+        key = next((k for k in WEIGHTS if k.startswith(prefix)), key)
+    if key not in WEIGHTS:
+        tags = [k[len(prefix):] for k in WEIGHTS if k.startswith(prefix)]
+        close = difflib.get_close_matches(tag, tags, n=3)
+        known = f"known tags: {', '.join(tags)}" if tags else "none are registered yet; pass weights=None or a .safetensors path"
+        hint = f"did you mean {', '.join(close)}? " if close else ""
+        raise WeightMismatchError(f"no weights {tag!r} for {cfg.name}: {hint}{known}")
+    return key, WEIGHTS[key]
+
+
 def resolve(cfg: ModelConfig, weights: str, explicit_classes: bool = False) -> tuple[dict[str, Any], ModelConfig]:
     """Turns a ``weights=`` argument into a state dict and the config it fits.
 
+    Args:
+        cfg: The config asked for (with the caller's overrides).
+        weights: A registered tag (or ``"default"``; a tag with ``importer="larq_zoo"`` fetches
+            larq-zoo's Keras file and converts it, see :mod:`zoo.larq_import`), ``"hf-hub:owner/repo[@revision]"``, or
+            a path to a ``.safetensors`` file (``config.json`` beside it, if any, is honoured).
+        explicit_classes: The caller set ``num_classes``; it must then agree with the weights.
+
     Raises:
-        WeightMismatchError: Unknown tag, or a file saved from another architecture.
+        WeightMismatchError: Unknown tag, a file saved from another architecture, or an
+            explicit ``num_classes`` the weights do not have.
+        zoo.hub.HubError: The weights could not be fetched, or their sha256 does not match.
     """
+    from . import hub
+
+    if weights.startswith(hub.HUB_PREFIX):
+        weights_path, config_path = hub.fetch_hub_ref(weights, cfg.name)
+        return read_safetensors(weights_path), _classes(cfg, _check_config(cfg, config_path), weights, explicit_classes)
     path = Path(weights)
     if path.suffix == ".safetensors" or path.exists():
         if not path.is_file():
             raise FileNotFoundError(f"weights file {path} does not exist")
-        return read_safetensors(path), _check_config(cfg, path.parent / "config.json")
-    key = f"{cfg.name}.{weights}" if weights != "default" else next(
-        (k for k in WEIGHTS if k.startswith(cfg.name + ".")), f"{cfg.name}.default")
-    if key not in WEIGHTS:
-        tags = [k.split(".", 1)[1] for k in WEIGHTS if k.startswith(cfg.name + ".")]
-        close = difflib.get_close_matches(weights, tags, n=3)
-        known = f"known tags: {', '.join(tags)}" if tags else "none are registered yet; pass weights=None or a .safetensors path"
-        hint = f"did you mean {', '.join(close)}? " if close else ""
-        raise WeightMismatchError(f"no weights {weights!r} for {cfg.name}: {hint}{known}")
-    raise NotImplementedError("downloading registered weights arrives with the Hub support")
+        return read_safetensors(path), _classes(cfg, _check_config(cfg, path.parent / "config.json"), weights,
+                                                explicit_classes)
+    key, w = lookup(cfg, weights)
+    if w.arch != cfg.name:
+        raise WeightMismatchError(f"WEIGHTS[{key!r}] is registered for {w.arch!r}, not {cfg.name!r}: fix its arch field")
+    if w.importer == "larq_zoo":
+        from . import larq_import
+
+        fitted = cfg.replace(num_classes=w.num_classes, input_size=w.input_size, **dict(w.arch_overrides))
+        return larq_import.load_registered(key, w, fitted), _classes(cfg, fitted, key, explicit_classes)
+    if w.importer:
+        raise WeightMismatchError(f"WEIGHTS[{key!r}] names an unknown importer {w.importer!r}: use '' or 'larq_zoo'")
+    state = read_safetensors(hub.fetch_registered(key, w))
+    fitted = cfg.replace(num_classes=w.num_classes, input_size=w.input_size, **dict(w.arch_overrides))
+    return state, _classes(cfg, fitted, key, explicit_classes)
+
+
+def _classes(asked: ModelConfig, fitted: ModelConfig, weights: str, explicit: bool) -> ModelConfig:
+    if explicit and asked.num_classes != fitted.num_classes:
+        raise WeightMismatchError(
+            f"weights {weights!r} have {fitted.num_classes} classes, not num_classes={asked.num_classes}: drop "
+            f"num_classes, or load them and replace the classifier to fine-tune")
+    return fitted
 
 
 def _check_config(cfg: ModelConfig, config_json: Path) -> ModelConfig:

@@ -1,0 +1,274 @@
+"""Export to ONNX through ``torch.onnx.export(dynamo=True)``, optionally bit-packed.
+
+A binary convolution exports as ``GreaterOrEqual``/``Where`` (sign with sign(0)=+1)
+on the activations and on the latent float weights, feeding a float ``Conv``. With
+``bitpack=True`` the graph is then edited: each binary convolution's float weight
+initializer (and the sign nodes computing from it) is replaced by a ``uint8``
+initializer holding 8 signs per byte, unpacked in-graph with standard operators::
+
+    bits (uint8 [n/8, 1]) -BitShift(RIGHT, [0..7])-> -BitwiseAnd(1)-> -Cast(float)->
+    -Mul(2)-> -Sub(1)-> -Reshape-> (Slice) -> Reshape(O, I/groups, kh, kw) -> Conv
+
+Bit ``j`` of byte ``i`` is the sign (1 for +1) of weight ``8 i + j`` in row-major
+OIHW order. Runtimes fold this constant sub-graph once, at session creation, so
+inference costs what the unpacked export costs and the outputs are identical.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Optional
+
+import numpy as np
+
+from .verify import (ConversionError, ConversionReport, atomic_write, check_target, check_tolerance, compare,
+                     reference_outputs, sample_batch)
+
+__all__ = ["to_onnx", "export_proto", "strip_metadata", "bitpack_binary_convs", "onnx_predict"]
+
+_SHARED = "bitpack_"  # prefix of the constants every unpacking shares
+
+
+def export_proto(model, input_size: int, opset: int = 18):
+    """The ``onnx.ModelProto`` of a zoo PyTorch model (dynamic batch, weights inline)."""
+    import torch
+
+    if opset < 17:
+        raise ValueError(f"opset {opset} is too old for the dynamo exporter; use 17 or newer")
+    x = torch.zeros(2, 3, input_size, input_size)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            program = torch.onnx.export(model, (x,), dynamo=True, opset_version=opset, verbose=False,
+                                        dynamic_shapes=({0: torch.export.Dim("batch")},))
+    except Exception as e:
+        raise ConversionError(f"torch.onnx.export failed: {str(e).strip().splitlines()[0]}") from e
+    finally:
+        model.train(was_training)
+    return program.model_proto
+
+
+def _binary_signs(model) -> dict[str, np.ndarray]:
+    """``"<module>.weight"`` -> ±1 float32 weights of every binary convolution."""
+    import torch
+
+    from zoo.torch.layers import BinaryConv2d
+
+    signs = {}
+    with torch.no_grad():
+        for name, module in model.named_modules():
+            if isinstance(module, BinaryConv2d) and module.is_binary:
+                signs[f"{name}.weight"] = np.where(module.weight.numpy() >= 0, 1.0, -1.0).astype(np.float32)
+    return signs
+
+
+def _shared_constants(graph) -> None:
+    from onnx import numpy_helper
+
+    names = {i.name for i in graph.initializer}
+    for name, value in (("shifts", np.arange(8, dtype=np.uint8)), ("one_u8", np.array(1, np.uint8)),
+                        ("two", np.array(2, np.float32)), ("one", np.array(1, np.float32)),
+                        ("flat", np.array([-1], np.int64)), ("zero_i64", np.array([0], np.int64))):
+        if _SHARED + name not in names:
+            graph.initializer.append(numpy_helper.from_array(value, _SHARED + name))
+
+
+def _unpack_nodes(prefix: str, signs: np.ndarray):
+    """Initializers and nodes computing ``signs`` from its bits; the last output is ``prefix``."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    flat = (signs.reshape(-1) > 0).astype(np.uint8)
+    n = flat.size
+    bits = np.packbits(np.pad(flat, (0, -n % 8)).reshape(-1, 8), axis=-1, bitorder="little")  # (n/8, 1)
+    inits = [numpy_helper.from_array(bits, f"{prefix}_bits"),
+             numpy_helper.from_array(np.array(signs.shape, np.int64), f"{prefix}_shape")]
+    s = _SHARED
+    nodes = [
+        helper.make_node("BitShift", [f"{prefix}_bits", s + "shifts"], [f"{prefix}_shifted"], direction="RIGHT"),
+        helper.make_node("BitwiseAnd", [f"{prefix}_shifted", s + "one_u8"], [f"{prefix}_bit"]),
+        helper.make_node("Cast", [f"{prefix}_bit"], [f"{prefix}_bitf"], to=TensorProto.FLOAT),
+        helper.make_node("Mul", [f"{prefix}_bitf", s + "two"], [f"{prefix}_twice"]),
+        helper.make_node("Sub", [f"{prefix}_twice", s + "one"], [f"{prefix}_pm1"]),
+    ]
+    last = f"{prefix}_pm1"
+    if n % 8:
+        inits.append(numpy_helper.from_array(np.array([n], np.int64), f"{prefix}_count"))
+        nodes += [helper.make_node("Reshape", [last, s + "flat"], [f"{prefix}_flat"]),
+                  helper.make_node("Slice", [f"{prefix}_flat", s + "zero_i64", f"{prefix}_count"], [f"{prefix}_cut"])]
+        last = f"{prefix}_cut"
+    nodes.append(helper.make_node("Reshape", [last, f"{prefix}_shape"], [prefix]))
+    return inits, nodes
+
+
+def _constant_sources(graph, tensor: str, producers: dict, initializers: set) -> Optional[set]:
+    """Initializers a tensor is computed from, or None if it depends on a graph input."""
+    if tensor in initializers:
+        return {tensor}
+    node = producers.get(tensor)
+    if node is None:
+        return None
+    sources: set = set()
+    for name in node.input:
+        if not name:
+            continue
+        found = _constant_sources(graph, name, producers, initializers)
+        if found is None:
+            return None
+        sources |= found
+    return sources
+
+
+def _folded_match(initializer, signs: dict[str, np.ndarray], done: set) -> list[str]:
+    """Binary convs whose ±1 weights the exporter folded into ``initializer`` (small layers)."""
+    from onnx import numpy_helper
+
+    value = numpy_helper.to_array(initializer)
+    if value.dtype != np.float32 or not np.isin(value, (-1.0, 1.0)).all():
+        return []
+    return [k for k, v in signs.items() if k not in done and v.shape == value.shape and np.array_equal(v, value)][:1]
+
+
+def _prune(graph) -> None:
+    """Removes nodes whose outputs nothing uses, then unused initializers and value infos."""
+    needed = {o.name for o in graph.output}
+    while True:
+        used = needed | {i for node in graph.node for i in node.input}
+        dead = [node for node in graph.node if not any(o in used for o in node.output)]
+        if not dead:
+            break
+        for node in dead:
+            graph.node.remove(node)
+    used = needed | {i for node in graph.node for i in node.input}
+    for init in [i for i in graph.initializer if i.name not in used]:
+        graph.initializer.remove(init)
+    produced = {o for node in graph.node for o in node.output}
+    for vi in [v for v in graph.value_info if v.name not in produced]:
+        graph.value_info.remove(vi)
+
+
+def strip_metadata(proto) -> None:
+    """Drops the exporter's per-node metadata (stack traces, FX names): often more bytes than the weights."""
+    graph = proto.graph
+    for item in list(graph.node) + list(graph.value_info) + list(graph.input) + list(graph.output) \
+            + list(graph.initializer):
+        del item.metadata_props[:]
+        item.doc_string = ""
+
+
+def bitpack_binary_convs(proto, model) -> int:
+    """Replaces each binary conv's float weights in ``proto`` by packed bits; in place.
+
+    Args:
+        proto: The ``onnx.ModelProto`` exported from ``model``.
+        model: The zoo PyTorch model, which says which convolutions are binary.
+
+    Returns:
+        How many convolutions were packed.
+
+    Raises:
+        ConversionError: A binary convolution's weights could not be found in the graph.
+    """
+    graph = proto.graph
+    signs = _binary_signs(model)
+    initializers = {i.name for i in graph.initializer}
+    producers = {o: node for node in graph.node for o in node.output}
+    by_name = {i.name: i for i in graph.initializer}
+    done: set = set()
+    packed = 0
+    _shared_constants(graph)
+    new_nodes = []
+    for node in graph.node:
+        if node.op_type != "Conv":
+            continue
+        sources = _constant_sources(graph, node.input[1], producers, initializers)
+        hit = [s for s in (sources or ()) if s in signs and s not in done]
+        if not hit and node.input[1] in initializers:
+            hit = _folded_match(by_name[node.input[1]], signs, done)
+        if len(hit) != 1:
+            continue
+        done.add(hit[0])
+        prefix = f"{hit[0]}_unpacked"
+        inits, nodes = _unpack_nodes(prefix, signs[hit[0]])
+        graph.initializer.extend(inits)
+        new_nodes += nodes
+        node.input[1] = prefix
+        packed += 1
+    if packed != len(signs):
+        raise ConversionError(f"found the weights of {packed} of {len(signs)} binary convolutions in the ONNX graph; "
+                              "cannot bit-pack the others")
+    # Unpacking only reads initializers, so it can run first: keeps the graph topologically sorted.
+    nodes = new_nodes + list(graph.node)
+    del graph.node[:]
+    graph.node.extend(nodes)
+    _prune(graph)
+    return packed
+
+
+def onnx_predict(path: str, x_nchw: np.ndarray, threads: int = 1) -> np.ndarray:
+    """Runs an ONNX file in onnxruntime (CPU) on an NCHW batch."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.log_severity_level = 3
+    session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    return session.run(None, {session.get_inputs()[0].name: x_nchw})[0]
+
+
+def to_onnx(model, path: str, *, input_size: Optional[int] = None, bitpack: bool = False, opset: int = 18,
+            verify: bool = True) -> ConversionReport:
+    """Exports a zoo PyTorch model to ONNX at ``path``, verified before it is written.
+
+    Args:
+        model: A zoo PyTorch model.
+        path: Output file; written atomically, only once verification passed.
+        input_size: Input side the graph is exported for (defaults to the model's).
+        bitpack: Store binary convolutions' weights at 1 bit (see module docs).
+        opset: ONNX opset, 17 or newer (``BitwiseAnd`` for ``bitpack`` needs 18).
+        verify: Compare onnxruntime's outputs with the PyTorch model's (tolerances
+            in ``converters.verify``).
+
+    Returns:
+        The report of the conversion.
+
+    Raises:
+        ConversionError: Export, packing or verification failed (nothing written).
+        TypeError: ``model`` is not a PyTorch model.
+        FileNotFoundError: The output folder does not exist.
+    """
+    import onnx
+
+    import zoo
+
+    if not (hasattr(model, "state_dict") and hasattr(model, "modules")):
+        raise TypeError("ONNX export takes a zoo PyTorch model; convert a Keras model with zoo.to_torch first")
+    if bitpack and opset < 18:
+        raise ValueError("bitpack needs opset 18 or newer (BitwiseAnd)")
+    start = time.perf_counter()
+    path = check_target(path)
+    size = input_size or zoo.api._config_of(model).input_size
+    expected = zoo.measure(model, size).binary_convs
+    proto = export_proto(model, size, opset)
+    strip_metadata(proto)
+    packed = bitpack_binary_convs(proto, model) if bitpack else 0
+    batch = sample_batch(size)
+    reference = reference_outputs(model, batch) if verify else None
+    result: dict = {"diff": float("nan"), "agreement": float("nan")}
+
+    def write(tmp: str) -> None:
+        onnx.save_model(proto, tmp)
+
+    def check(tmp: str) -> None:
+        try:
+            onnx.checker.check_model(tmp)
+        except onnx.checker.ValidationError as e:
+            raise ConversionError(f"the exported ONNX graph is invalid: {str(e).strip().splitlines()[0]}") from e
+        if not verify:
+            return
+        result["diff"], result["agreement"] = compare(reference, onnx_predict(tmp, batch))
+        check_tolerance("onnx", expected > 0, result["diff"], result["agreement"], reference)
+
+    nbytes = atomic_write(path, write, check)
+    return ConversionReport("onnx", path, nbytes, expected, packed, 0, time.perf_counter() - start,
+                            result["diff"], result["agreement"], len(batch) if verify else 0, size)

@@ -1,0 +1,157 @@
+"""Export to a TFLite flatbuffer for Larq Compute Engine, checked op by op.
+
+The PyTorch model goes through its Keras (larq) twin and LCE's converter. The
+flatbuffer is then parsed and must hold exactly one ``LceBconv2d`` per binary
+convolution of the model: a binary convolution LCE could not map (it falls back to
+a float ``CONV_2D`` on ±1 values, e.g. grouped convolutions whose groups are not a
+multiple of 32 channels) is an error, not a silently slower file.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from typing import Optional
+
+import numpy as np
+
+from .verify import (ConversionError, ConversionReport, atomic_write, check_target, check_tolerance, compare,
+                     reference_outputs, sample_batch)
+
+__all__ = ["to_tflite", "op_counts", "binary_convs_of", "tflite_predict", "INTERPRETER_FLAGS"]
+
+# Flags of LCE's interpreter used for verification (the defaults).
+INTERPRETER_FLAGS = dict(num_threads=1, use_reference_bconv=False, use_indirect_bgemm=False, use_xnnpack=False)
+
+
+def op_counts(flatbuffer: bytes) -> Counter:
+    """Operator counts of a TFLite flatbuffer, by name (custom ops by custom code).
+
+    Example: ``op_counts(b)["LceBconv2d"]``.
+    """
+    import tflite
+
+    model = tflite.Model.GetRootAsModel(flatbuffer, 0)
+    names = {v: k for k, v in vars(tflite.BuiltinOperator).items() if not k.startswith("_")}
+    codes = []
+    for i in range(model.OperatorCodesLength()):
+        oc = model.OperatorCodes(i)
+        if oc.CustomCode():
+            codes.append(oc.CustomCode().decode())
+        else:
+            code = max(oc.BuiltinCode(), oc.DeprecatedBuiltinCode())
+            codes.append(names.get(code, f"BUILTIN_{code}"))
+    counts: Counter = Counter()
+    for s in range(model.SubgraphsLength()):
+        sg = model.Subgraphs(s)
+        for j in range(sg.OperatorsLength()):
+            counts[codes[sg.Operators(j).OpcodeIndex()]] += 1
+    return counts
+
+
+def _keras_layers(model):
+    for layer in model.layers:
+        yield layer
+        if hasattr(layer, "layers"):
+            yield from _keras_layers(layer)
+
+
+def binary_convs_of(model) -> int:
+    """Binary convolutions of a zoo model, PyTorch (``zoo.measure``) or Keras (layer flag)."""
+    if hasattr(model, "state_dict") and hasattr(model, "modules"):
+        import zoo
+
+        return zoo.measure(model).binary_convs
+    from zoo.keras.layers import BINARY_CONV_ATTR
+
+    return sum(bool(getattr(layer, BINARY_CONV_ATTR, False)) for layer in _keras_layers(model))
+
+
+def tflite_predict(flatbuffer: bytes, x_nchw: np.ndarray, **flags) -> np.ndarray:
+    """Runs a flatbuffer in LCE's interpreter on an NCHW batch (one image at a time)."""
+    from larq_compute_engine.tflite.python.interpreter import Interpreter
+
+    interpreter = Interpreter(flatbuffer, **{**INTERPRETER_FLAGS, **flags})
+    return np.asarray(interpreter.predict(np.ascontiguousarray(x_nchw.transpose(0, 2, 3, 1))))
+
+
+def _is_torch(model) -> bool:
+    return hasattr(model, "state_dict") and hasattr(model, "modules")
+
+
+def _keras_twin(model, input_size: Optional[int]):
+    """The Keras model to convert and the input side it takes."""
+    import zoo
+
+    if not _is_torch(model):
+        if input_size is not None and input_size != model.input_shape[1]:
+            raise ValueError(f"a Keras model takes the input size it was built for ({model.input_shape[1]}); "
+                             "build it at the size you want")
+        return model, int(model.input_shape[1])
+    cfg = zoo.api._config_of(model)
+    if input_size is None or input_size == cfg.input_size:
+        return zoo.to_keras(model), cfg.input_size
+    from zoo.keras.transfer import load_state_dict
+
+    twin = zoo.build(cfg.replace(input_size=input_size), "keras")
+    load_state_dict(twin, model.state_dict())
+    return twin, input_size
+
+
+def to_tflite(model, path: str, *, input_size: Optional[int] = None, verify: bool = True,
+              target: str = "arm") -> ConversionReport:
+    """Converts a zoo model to an LCE TFLite flatbuffer at ``path``, verified first.
+
+    Args:
+        model: A zoo PyTorch model (converted through ``zoo.to_keras``) or a zoo
+            Keras model (binary layers carry ``zoo_is_binary``).
+        path: Output file; written atomically, only once every check passed.
+        input_size: Input side of the file (defaults to the model's).
+        verify: Compare the file's outputs with the source model's (see
+            ``converters.verify`` for the tolerances). The ``LceBconv2d`` count is
+            checked either way.
+        target: LCE target, ``"arm"`` or ``"xcore"``.
+
+    Returns:
+        The report of the conversion.
+
+    Raises:
+        ConversionError: LCE failed, ``LceBconv2d`` count differs from the model's
+            binary convolutions, or verification is past tolerance.
+        FileNotFoundError: The output folder does not exist.
+    """
+    import larq_compute_engine as lce
+
+    start = time.perf_counter()
+    path = check_target(path)
+    expected = binary_convs_of(model)
+    keras_model, size = _keras_twin(model, input_size)
+    try:
+        flatbuffer = lce.convert_keras_model(keras_model, target=target)
+    except Exception as e:  # the MLIR converter raises plain exceptions
+        raise ConversionError(f"LCE could not convert the model: {str(e).strip().splitlines()[-1]}") from e
+    counts = op_counts(flatbuffer)
+    if counts["LceBconv2d"] != expected:
+        raise ConversionError(
+            f"the TFLite file has {counts['LceBconv2d']} LceBconv2d ops for {expected} binary convolutions: "
+            f"{expected - counts['LceBconv2d']} were converted to float ops (LCE needs ±1 ste_sign inputs and "
+            f"weights and, for grouped convs, input channels per group a multiple of 32); nothing was written")
+    batch = sample_batch(size)
+    diff, agreement = float("nan"), float("nan")
+    if verify:
+        reference = reference_outputs(model, batch)
+        diff, agreement = compare(reference, tflite_predict(flatbuffer, batch))
+        check_tolerance("tflite", expected > 0, diff, agreement, reference)
+
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as f:
+            f.write(flatbuffer)
+
+    def reread(tmp: str) -> None:  # what landed on disk is what was verified
+        with open(tmp, "rb") as f:
+            if f.read() != flatbuffer:
+                raise ConversionError(f"the file written at {tmp} differs from the converted model")
+
+    nbytes = atomic_write(path, write, reread)
+    return ConversionReport("tflite", path, nbytes, expected, counts["LceBconv2d"], counts["LceQuantize"],
+                            time.perf_counter() - start, diff, agreement, len(batch) if verify else 0, size)

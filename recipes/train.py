@@ -1,0 +1,613 @@
+"""Runs a recipe: every stage, on one CPU or many GPUs (torchrun + DDP).
+
+Usage:
+    python -m recipes.train real2bin_mnist [key=value ...] [--resume [RUN_DIR]]
+    torchrun --nproc_per_node=8 -m recipes.train real2bin_imagenet data=/data/imagenet
+
+Each stage writes ``<out>/<stage>/``: ``model.safetensors`` + ``config.json`` (the model,
+loadable with ``zoo.load``), ``state.pt`` (model, optimizer, scheduler, RNG and epoch for
+``--resume``), ``metrics.csv``, ``stage.json`` (the resolved stage, with the teacher and
+initial weights it used) and, once finished, ``final.json``. ``<out>/recipe.json`` holds
+the resolved recipe. All files are written by rank 0, each atomically (temp file +
+``os.replace``), after every epoch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import io
+import json
+import math
+import os
+import random
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Optional, Sequence
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, DistributedSampler
+
+from .config import ConfigError, Recipe, Stage, from_dict, get_recipe, parse_overrides, resolve_stages, apply_overrides
+from .data import DataError, build_datasets, collate_skip
+from .losses import FeatureHooks, attention_loss, distillation_loss
+
+__all__ = ["run_recipe", "train_stage", "pin_models", "lr_factor", "main", "RunError"]
+
+METRIC_FIELDS = ("epoch", "lr", "train_loss", "train_ce", "train_attention", "train_kd", "train_acc", "val_loss",
+                 "val_acc", "skipped_images", "images_per_s", "seconds")
+
+
+class RunError(RuntimeError):
+    """A run that cannot start or continue as asked (e.g. an existing run without ``--resume``)."""
+
+
+# --- distributed ---------------------------------------------------------------------------------
+
+@dataclasses.dataclass
+class Dist:
+    """Where this process stands in a torchrun (world 1 without one)."""
+
+    rank: int = 0
+    world: int = 1
+    device: torch.device = torch.device("cpu")
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def all_sum(self, values: list[float]) -> list[float]:
+        """Sums ``values`` over all processes."""
+        if self.world == 1:
+            return list(values)
+        t = torch.tensor(values, dtype=torch.float64, device=self.device)
+        dist.all_reduce(t)
+        return t.tolist()
+
+    def barrier(self) -> None:
+        if self.world > 1:
+            dist.barrier()
+
+
+def setup_distributed(device: str = "auto") -> Dist:
+    """Joins the torchrun process group when ``WORLD_SIZE`` > 1 (nccl on GPUs, gloo on CPU)."""
+    use_cuda = torch.cuda.is_available() if device == "auto" else device == "cuda"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise RunError("device=cuda but no CUDA device is available: use device=cpu or device=auto")
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return Dist(0, 1, torch.device("cuda" if use_cuda else "cpu"))
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    if use_cuda:
+        torch.cuda.set_device(local)
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if use_cuda else "gloo")
+    return Dist(dist.get_rank(), dist.get_world_size(), torch.device(f"cuda:{local}" if use_cuda else "cpu"))
+
+
+# --- schedule ------------------------------------------------------------------------------------
+
+def lr_factor(step: int, steps_per_epoch: int, stage: Stage) -> float:
+    """The learning-rate multiplier after ``step`` optimizer steps.
+
+    Linear warm-up from 0 over ``warmup_epochs``, then ``constant``, ``step`` (times
+    ``decay_factor`` at each of ``decay_epochs``) or ``cosine`` (to 0 at the last epoch).
+    """
+    e = step / max(steps_per_epoch, 1)
+    if stage.warmup_epochs > 0 and e < stage.warmup_epochs:
+        return e / stage.warmup_epochs
+    if stage.schedule == "constant":
+        return 1.0
+    if stage.schedule == "step":
+        return stage.decay_factor ** sum(e >= d for d in stage.decay_epochs)
+    if stage.schedule == "cosine":
+        span = max(stage.epochs - stage.warmup_epochs, 1e-9)
+        return 0.5 * (1.0 + math.cos(math.pi * min(max(e - stage.warmup_epochs, 0.0) / span, 1.0)))
+    raise ConfigError(f"unknown schedule {stage.schedule!r}; expected 'step', 'cosine' or 'constant'")
+
+
+def _optimizer(model: nn.Module, stage: Stage) -> torch.optim.Optimizer:
+    decay = [p for p in model.parameters() if p.requires_grad and p.ndim > 1]
+    rest = [p for p in model.parameters() if p.requires_grad and p.ndim <= 1]
+    groups = [{"params": decay, "weight_decay": stage.weight_decay}, {"params": rest, "weight_decay": 0.0}]
+    if stage.optimizer == "adam":
+        return torch.optim.Adam(groups, lr=stage.lr)
+    if stage.optimizer == "radam":
+        return torch.optim.RAdam(groups, lr=stage.lr)
+    if stage.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=stage.lr, momentum=stage.momentum)
+    raise ConfigError(f"unknown optimizer {stage.optimizer!r}; expected 'adam', 'radam' or 'sgd'")
+
+
+# --- files ---------------------------------------------------------------------------------------
+
+def _atomic_bytes(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def _atomic_text(path: Path, text: str) -> None:
+    _atomic_bytes(path, text.encode())
+
+
+def _write_csv(path: Path, rows: list[dict]) -> None:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=METRIC_FIELDS)
+    w.writeheader()
+    w.writerows(rows)
+    _atomic_text(path, buf.getvalue())
+
+
+def _save_model(model: nn.Module, stage_dir: Path) -> None:
+    from zoo.weights import save
+
+    save(model.state_dict(), stage_dir / "model.safetensors")
+    # zoo.weights.save writes config.json in place; write it atomically here instead.
+    _atomic_text(stage_dir / "config.json", json.dumps(model.zoo_config.to_dict(), indent=2) + "\n")
+
+
+def _load_weights(model: nn.Module, path: Path, what: str, fix: str) -> None:
+    """Loads a ``model.safetensors`` into ``model``, with a one-line error when it does not fit."""
+    from zoo.weights import WeightMismatchError, read_safetensors
+
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} {path} does not exist: {fix}")
+    state = read_safetensors(path)
+    own = {k: v for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    wrong = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+    if missing or unexpected or wrong:
+        detail = (f"missing {missing[0]!r}" if missing else f"unexpected {unexpected[0]!r}" if unexpected
+                  else f"{wrong[0]!r} has shape {tuple(state[wrong[0]].shape)}, expected {tuple(own[wrong[0]].shape)}")
+        raise WeightMismatchError(f"{what} {path} does not fit {model.zoo_config.name} ({detail}): {fix}")
+    model.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in state.items()}, strict=False)
+
+
+def _check_teacher_config(path: Path, cfg, stage: Stage, teacher: Stage) -> None:
+    config_json = path.parent / "config.json"
+    if not config_json.is_file():
+        return
+    saved = json.loads(config_json.read_text())
+    arch = {k: tuple(v) if isinstance(v, list) else v for k, v in saved.get("arch", {}).items()}
+    diff = [k for k in sorted(set(arch) | set(cfg.arch)) if arch.get(k) != cfg.arch.get(k)]
+    if saved.get("name") != cfg.name or diff or saved.get("num_classes") != cfg.num_classes:
+        what = (f"a {saved.get('name')!r}" if saved.get("name") != cfg.name else
+                f"{cfg.name} with {diff[0]}={arch.get(diff[0])!r} (expected {cfg.arch.get(diff[0])!r})" if diff else
+                f"{cfg.name} with {saved.get('num_classes')} classes (expected {cfg.num_classes})")
+        raise ConfigError(f"teacher checkpoint {path} is {what}, but stage {stage.name} is taught by "
+                          f"{teacher.name}, a {cfg.name} as the recipe resolves it: pass "
+                          f"{stage.name}.teacher_weights=PATH to that stage's model.safetensors")
+
+
+def _model_config(stage: Stage, recipe: Recipe, num_classes: int):
+    from zoo import get_config
+
+    return get_config(stage.model).replace(num_classes=num_classes, input_size=recipe.input_size,
+                                           **stage.model_overrides)
+
+
+def _clip_binary_weights(model: nn.Module, clip: float) -> None:
+    from zoo.torch.layers import BinaryConv2d
+
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, BinaryConv2d) and m.weight_quantizer is not None:
+                m.weight.clamp_(-clip, clip)
+
+
+def _rng_state() -> dict[str, Any]:
+    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+    if state.get("cuda") and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _seed(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+    random.seed(seed)
+
+
+# --- one stage -----------------------------------------------------------------------------------
+
+def _loaders(train_ds, val_ds, batch: int, recipe: Recipe, env: Dist):
+    sampler = DistributedSampler(train_ds, num_replicas=env.world, rank=env.rank, shuffle=True, seed=recipe.seed)
+    kw = dict(num_workers=recipe.workers, collate_fn=collate_skip, pin_memory=env.device.type == "cuda",
+              persistent_workers=False)
+    train = DataLoader(train_ds, batch_size=batch, sampler=sampler, **kw)
+    # Validation is sharded without padding, so every image counts exactly once.
+    val_idx = list(range(env.rank, len(val_ds), env.world))
+    val = DataLoader(torch.utils.data.Subset(val_ds, val_idx), batch_size=batch, shuffle=False, **kw)
+    return train, sampler, val
+
+
+def train_stage(recipe: Recipe, stage: Stage, run_dir: Path, datasets: tuple, env: Dist, resume: bool = False,
+                stop_after: int = 0, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Trains one stage; returns its final metrics (also written to ``final.json``).
+
+    Args:
+        recipe: The resolved recipe.
+        stage: The stage (with its batch size resolved).
+        run_dir: The recipe's output folder.
+        datasets: (train, val) datasets.
+        env: This process's place in the torchrun.
+        resume: Continue from ``state.pt`` when there is one.
+        stop_after: Stop after this many epochs of this call (0: run to the end).
+        log: Where rank 0's one-line summaries go.
+
+    Raises:
+        ConfigError / WeightMismatchError / FileNotFoundError: Bad teacher or initial weights.
+    """
+    import zoo
+    from zoo.weights import save  # noqa: F401  (fail early if safetensors is missing)
+
+    stage_dir = run_dir / stage.name
+    final_path, state_path = stage_dir / "final.json", stage_dir / "state.pt"
+    if resume and final_path.is_file():
+        log(f"{stage.name}: already finished ({final_path}), skipping")
+        return json.loads(final_path.read_text())
+    if env.main:
+        stage_dir.mkdir(parents=True, exist_ok=True)
+        for stale in stage_dir.glob(".*.tmp"):  # left by a killed run
+            stale.unlink(missing_ok=True)
+    env.barrier()
+
+    train_ds, val_ds = datasets
+    num_classes = recipe.num_classes or len(train_ds.classes)
+    _seed(recipe.seed)
+    cfg = _model_config(stage, recipe, num_classes)
+    model = zoo.build(cfg)
+    init_path = teacher_path = None
+    if stage.init_weights or stage.init_from:
+        init_path = Path(stage.init_weights or run_dir / stage.init_from / "model.safetensors")
+        _load_weights(model, init_path, "initial weights",
+                      f"run stage {stage.init_from} first (only={stage.init_from}) or pass {stage.name}.init_weights=PATH"
+                      if stage.init_from else f"pass {stage.name}.init_weights=PATH to a compatible model.safetensors")
+    teacher = None
+    if stage.teacher:
+        tstage = recipe.stage(stage.teacher)
+        tcfg = _model_config(tstage, recipe, num_classes)
+        teacher_path = Path(stage.teacher_weights or run_dir / stage.teacher / "model.safetensors")
+        _check_teacher_config(teacher_path, tcfg, stage, tstage)
+        teacher = zoo.build(tcfg)
+        _load_weights(teacher, teacher_path, "teacher checkpoint",
+                      f"run stage {tstage.name} first (only={tstage.name}) or pass {stage.name}.teacher_weights=PATH "
+                      f"to a {tcfg.name} model.safetensors")
+        teacher.to(env.device).eval().requires_grad_(False)
+    elif stage.attention_weight or stage.kd_weight:
+        raise ConfigError(f"stage {stage.name} has distillation weights but no teacher: set {stage.name}.teacher=STAGE "
+                          f"or {stage.name}.attention_weight=0 {stage.name}.kd_weight=0")
+    model.to(env.device)
+
+    per_rank = max(1, stage.batch_size // env.world)
+    train_loader, sampler, val_loader = _loaders(train_ds, val_ds, per_rank, recipe, env)
+    steps_per_epoch = len(train_loader)
+    optimizer = _optimizer(model, stage)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, steps_per_epoch, stage))
+
+    start, history = 0, []
+    if resume and state_path.is_file():
+        state = torch.load(state_path, map_location="cpu", weights_only=False)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        start, history = state["epoch"], state["history"]
+        _set_rng_state(state["rng"])
+        log(f"{stage.name}: resuming after epoch {start} from {state_path}")
+    elif state_path.is_file():
+        raise RunError(f"{stage_dir} already holds a run: pass --resume to continue it, or out=OTHER_FOLDER")
+
+    if env.main:
+        _atomic_text(stage_dir / "stage.json", json.dumps({
+            **dataclasses.asdict(stage), "recipe": recipe.name, "model_config": cfg.to_dict(),
+            "teacher_path": str(teacher_path or ""), "init_path": str(init_path or ""),
+            "world_size": env.world, "steps_per_epoch": steps_per_epoch}, indent=2, default=list) + "\n")
+
+    student_hooks = teacher_hooks = None
+    if stage.attention_weight:
+        student_hooks = FeatureHooks(model, stage.attention_blocks)
+        teacher_hooks = FeatureHooks(teacher, stage.attention_blocks)
+    net: nn.Module = model
+    if env.world > 1:
+        net = nn.parallel.DistributedDataParallel(model, device_ids=[env.device.index] if env.device.type == "cuda" else None)
+
+    writer = None
+    if env.main and recipe.tensorboard:
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+
+            writer = SummaryWriter(str(stage_dir / "tensorboard"))
+        except ImportError:
+            writer = None
+
+    done_now = 0
+    for epoch in range(start, stage.epochs):
+        if stop_after and done_now >= stop_after:
+            break
+        row = _train_epoch(net, model, teacher, student_hooks, teacher_hooks, train_loader, sampler, optimizer,
+                           scheduler, stage, epoch, env, recipe)
+        row.update(_evaluate(net, val_loader, env))
+        history.append(row)
+        done_now += 1
+        if env.main:
+            _save_model(model, stage_dir)
+            buf = io.BytesIO()
+            torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                        "scheduler": scheduler.state_dict(), "epoch": epoch + 1, "history": history,
+                        "rng": _rng_state(), "stage": dataclasses.asdict(stage)}, buf)
+            _atomic_bytes(state_path, buf.getvalue())
+            _write_csv(stage_dir / "metrics.csv", history)
+            if writer is not None:
+                for k, v in row.items():
+                    if k != "epoch":
+                        writer.add_scalar(f"{stage.name}/{k}", v, epoch + 1)
+                writer.flush()
+            log(f"{stage.name} epoch {epoch + 1}/{stage.epochs}: train loss {row['train_loss']:.4f} acc "
+                f"{row['train_acc']:.2%} | val loss {row['val_loss']:.4f} acc {row['val_acc']:.2%} | "
+                f"{row['images_per_s']:.0f} img/s, {row['seconds']:.1f} s"
+                + (f" | {row['skipped_images']} corrupt images skipped" if row["skipped_images"] else ""))
+        env.barrier()
+    for hooks in (student_hooks, teacher_hooks):
+        if hooks is not None:
+            hooks.remove()
+    if writer is not None:
+        writer.close()
+    finished = len(history) >= stage.epochs
+    final = {"stage": stage.name, "model": stage.model, "epochs": len(history), "finished": finished,
+             **({k: history[-1][k] for k in ("train_acc", "val_acc", "val_loss")} if history else {}),
+             "skipped_images": sum(r["skipped_images"] for r in history),
+             "seconds": sum(r["seconds"] for r in history)}
+    if env.main and finished:
+        _atomic_text(final_path, json.dumps(final, indent=2) + "\n")
+    env.barrier()
+    return final
+
+
+def _train_epoch(net, model, teacher, student_hooks, teacher_hooks, loader, sampler, optimizer, scheduler,
+                 stage: Stage, epoch: int, env: Dist, recipe: Recipe) -> dict[str, Any]:
+    from tqdm import tqdm
+
+    sampler.set_epoch(epoch)
+    loader.dataset.set_epoch(epoch)
+    net.train()
+    sums = dict(loss=0.0, ce=0.0, att=0.0, kd=0.0, correct=0.0, n=0.0, skipped=0.0)
+    t0 = time.perf_counter()
+    bar = tqdm(total=len(loader), desc=f"{stage.name} {epoch + 1}/{stage.epochs}", leave=False,
+               disable=not (env.main and recipe.progress), dynamic_ncols=True, file=sys.stderr)
+    hooks = [h for h in (student_hooks, teacher_hooks) if h is not None]
+    for h in hooks:
+        h.enabled = True
+    for x, y, skipped in loader:
+        sums["skipped"] += skipped
+        for h in hooks:
+            h.take()  # start every step clean
+        if len(y) == 0:
+            if env.world > 1:
+                raise DataError("a whole batch of corrupt images: remove them (DDP needs every rank to step)")
+            bar.update()
+            continue
+        x, y = x.to(env.device, non_blocking=True), y.to(env.device, non_blocking=True)
+        logits = net(x)
+        ce = F.cross_entropy(logits, y)
+        loss = stage.ce_weight * ce
+        att = kd = torch.zeros((), device=env.device)
+        if teacher is not None:
+            with torch.no_grad():
+                t_logits = teacher(x)
+            if student_hooks is not None:
+                att = attention_loss(student_hooks.take(), teacher_hooks.take())
+                loss = loss + stage.attention_weight * att
+            if stage.kd_weight:
+                kd = distillation_loss(logits, t_logits, stage.kd_temperature)
+                loss = loss + stage.kd_weight * kd
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        if stage.weight_clip:
+            _clip_binary_weights(model, stage.weight_clip)
+        n = len(y)
+        sums["n"] += n
+        sums["correct"] += (logits.argmax(1) == y).sum().item()
+        for k, v in (("loss", loss), ("ce", ce), ("att", att), ("kd", kd)):
+            sums[k] += v.item() * n
+        bar.update()
+        if bar.n % 5 == 0 or bar.n == len(loader):
+            bar.set_postfix(loss=f"{sums['loss'] / max(sums['n'], 1):.3f}", acc=f"{sums['correct'] / max(sums['n'], 1):.1%}",
+                            img_s=f"{sums['n'] * env.world / (time.perf_counter() - t0):.0f}")
+    bar.close()
+    for h in hooks:
+        h.enabled = False
+        h.take()
+    keys = list(sums)
+    total = dict(zip(keys, env.all_sum([sums[k] for k in keys])))
+    seconds = time.perf_counter() - t0
+    n = max(total["n"], 1)
+    return {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"], "train_loss": total["loss"] / n,
+            "train_ce": total["ce"] / n, "train_attention": total["att"] / n, "train_kd": total["kd"] / n,
+            "train_acc": total["correct"] / n, "skipped_images": int(total["skipped"]),
+            "images_per_s": total["n"] / seconds, "seconds": seconds}
+
+
+@torch.no_grad()
+def _evaluate(net, loader, env: Dist) -> dict[str, Any]:
+    net.eval()
+    model = getattr(net, "module", net)  # no DDP forward: ranks may hold different numbers of batches
+    if env.world > 1:  # evaluate the model rank 0 saves: its BatchNorm statistics on every rank
+        for b in model.buffers():
+            dist.broadcast(b, 0)
+    loss = correct = n = skipped = 0.0
+    for x, y, s in loader:
+        skipped += s
+        if len(y) == 0:
+            continue
+        x, y = x.to(env.device), y.to(env.device)
+        logits = model(x)
+        loss += F.cross_entropy(logits, y, reduction="sum").item()
+        correct += (logits.argmax(1) == y).sum().item()
+        n += len(y)
+    loss, correct, n, skipped = env.all_sum([loss, correct, n, skipped])
+    return {"val_loss": loss / max(n, 1), "val_acc": correct / max(n, 1)}
+
+
+# --- a whole recipe ------------------------------------------------------------------------------
+
+def pin_models(recipe: Recipe) -> Recipe:
+    """The recipe with every stage's ``model_overrides`` expanded to the model's full architecture.
+
+    ``recipe.json`` then pins the architectures the run used, so a resumed run, or a later
+    stage's teacher, is built the same even if the registry's defaults change meanwhile.
+
+    Raises:
+        UnknownModelError / TypeError: A stage names an unknown model or architecture option.
+    """
+    from zoo import get_config
+
+    return dataclasses.replace(recipe, stages=tuple(
+        dataclasses.replace(s, model_overrides=dict(get_config(s.model).replace(**s.model_overrides).arch))
+        for s in recipe.stages))
+
+
+def run_recipe(recipe: Recipe, resume: bool = False, stop_after: int = 0,
+               log: Optional[Callable[[str], None]] = None) -> dict[str, dict[str, Any]]:
+    """Runs the recipe's stages in order (those in ``only``); returns each stage's final metrics.
+
+    Args:
+        recipe: The resolved recipe.
+        resume: Continue the run in ``recipe.out``: finished stages are skipped, a stage with
+            a ``state.pt`` continues after its last completed epoch.
+        stop_after: Stop each stage after this many epochs of this call (0: no limit).
+        log: Where rank 0's summaries go (default: print).
+
+    Raises:
+        RunError: ``recipe.out`` holds a run and ``resume`` is False.
+    """
+    recipe = pin_models(recipe)
+    env = setup_distributed(recipe.device)
+    if recipe.threads:
+        torch.set_num_threads(recipe.threads)
+    say = (log or (lambda s: print(s, flush=True))) if env.main else (lambda s: None)
+    stages = resolve_stages(recipe)
+    run_dir = Path(recipe.out)
+    if not resume and any((run_dir / s.name / "state.pt").is_file() for s in recipe.stages):
+        raise RunError(f"{run_dir} already holds a run: pass --resume to continue it, or out=OTHER_FOLDER")
+    datasets = build_datasets(recipe.data, recipe.input_size, recipe.seed, recipe.val_fraction,
+                              recipe.max_train_samples, recipe.max_val_samples)
+    if env.main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        _atomic_text(run_dir / "recipe.json", recipe.to_json())
+        say(f"{recipe.name}: {len(datasets[0])} training / {len(datasets[1])} validation images, "
+            f"{len(stages)} stage(s), {env.world} process(es) on {env.device.type}; writing {run_dir}")
+    results = {}
+    for stage in stages:
+        results[stage.name] = train_stage(recipe, stage, run_dir, datasets, env, resume, stop_after, say)
+        if not results[stage.name]["finished"]:
+            break
+    skipped = sum(r.get("skipped_images", 0) for r in results.values())
+    if skipped:
+        say(f"{skipped} corrupt images were skipped (see skipped_images in metrics.csv)")
+    return results
+
+
+# --- command line --------------------------------------------------------------------------------
+
+class _ResumeAction(argparse.Action):
+    """``--resume [RUN_DIR] [key=value ...]``: argparse cannot give positionals that follow an
+    option to the positional list, so key=value words after ``--resume`` are taken here."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        paths = [v for v in values if "=" not in v]
+        if len(paths) > 1:
+            parser.error(f"--resume takes one RUN_DIR, got {' '.join(paths)}")
+        setattr(namespace, "late_overrides", [v for v in values if "=" in v])
+        setattr(namespace, self.dest, paths[0] if paths else "")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Arguments of ``bnnzoo train`` and ``python -m recipes.train``."""
+    p.add_argument("recipe", nargs="?", help="recipe name (--list shows them)")
+    p.add_argument("overrides", nargs="*", metavar="key=value",
+                   help="typed overrides: epochs-like stage options as stage1.lr=5e-4 or stages.epochs=2, recipe "
+                        "options as batch_size=128 data=/data/imagenet, model options as model.width=32")
+    p.add_argument("--resume", nargs="*", action=_ResumeAction, default=None, metavar="RUN_DIR",
+                   help="continue the run in RUN_DIR (default: the recipe's out folder) from its last checkpoint")
+    p.add_argument("--stop-after", type=int, default=0, metavar="N",
+                   help="stop each stage after N epochs of this invocation (continue later with --resume)")
+    p.add_argument("--list", action="store_true", help="list the recipes and exit")
+    p.add_argument("--show", action="store_true", help="print the resolved recipe as JSON and exit")
+
+
+def resolve(args: argparse.Namespace) -> tuple[Recipe, bool]:
+    """The recipe the arguments describe, and whether to resume."""
+    overrides = list(args.overrides) + list(getattr(args, "late_overrides", []))
+    resume = args.resume
+    if not args.recipe:
+        raise ConfigError("name a recipe: bnnzoo train RECIPE [key=value ...] (bnnzoo train --list shows them)")
+    pairs = parse_overrides(overrides)
+    if resume is None:
+        return get_recipe(args.recipe, pairs), False
+    run_dir = Path(resume) if resume else Path(get_recipe(args.recipe, pairs).out)
+    saved = run_dir / "recipe.json"
+    if not saved.is_file():
+        raise FileNotFoundError(f"no run to resume in {run_dir} (no recipe.json): start it without --resume")
+    recipe = from_dict(json.loads(saved.read_text()))
+    if recipe.name != args.recipe:
+        raise ConfigError(f"{run_dir} holds a run of {recipe.name!r}, not {args.recipe!r}: "
+                          f"bnnzoo train {recipe.name} --resume {run_dir}")
+    return apply_overrides(dataclasses.replace(recipe, out=str(run_dir)), pairs), True
+
+
+def run(args: argparse.Namespace) -> int:
+    """Runs ``bnnzoo train`` / ``python -m recipes.train``."""
+    from .config import list_recipes
+
+    if args.list:
+        for name in list_recipes():
+            print(f"{name:24s} {get_recipe(name).description}")
+        return 0
+    recipe, resume = resolve(args)
+    if args.show:
+        print(recipe.to_json(), end="")
+        return 0
+    results = run_recipe(recipe, resume=resume, stop_after=args.stop_after)
+    if int(os.environ.get("RANK", "0")) == 0:
+        for name, r in results.items():
+            if "val_acc" in r:
+                print(f"{name}: val acc {r['val_acc']:.2%} after {r['epochs']} epochs ({r['seconds']:.0f} s)")
+    if dist.is_initialized():
+        dist.destroy_process_group()
+    return 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Entry point of ``python -m recipes.train`` (also under torchrun)."""
+    from zoo.weights import WeightMismatchError  # noqa: F401
+
+    parser = argparse.ArgumentParser(prog="python -m recipes.train", description="Run a training recipe.")
+    add_arguments(parser)
+    args = parser.parse_intermixed_args(argv)
+    try:
+        return run(args)
+    except (KeyError, ValueError, TypeError, FileNotFoundError, ImportError, RuntimeError) as e:
+        if os.environ.get("BNNZOO_DEBUG"):
+            raise
+        print(f"recipes.train: error: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

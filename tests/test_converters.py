@@ -1,0 +1,333 @@
+"""Tests of the export pipeline (``converters``): formats, TFLite/ONNX conversion,
+the LceBconv2d check, bit-packing, verification, atomic output and the CLI.
+
+Tiny models keep the file fast; the one full-size check is marked ``slow``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import types
+
+import numpy as np
+import pytest
+
+import zoo
+from zoo.registry import ModelConfig
+
+import converters
+from converters import ConversionError, MissingExtraError, formats
+from converters.onnx import onnx_predict
+from converters.tflite import op_counts, tflite_predict
+
+# --- a test-only binary family: two binary convs, one optionally grouped ---------
+
+
+def _torch_build(cfg: ModelConfig):
+    import torch
+    from torch import nn
+
+    from zoo.torch.layers import BinaryConv2d, Conv2d
+
+    class Net(nn.Module):
+        def __init__(self, width: int, groups: int, num_classes: int) -> None:
+            super().__init__()
+            self.stem = Conv2d(3, width, 3, 2)
+            self.stem_bn = nn.BatchNorm2d(width)
+            self.b1 = BinaryConv2d(width, width, 3)
+            self.b1_bn = nn.BatchNorm2d(width)
+            self.b2 = BinaryConv2d(width, width, 3, 2, groups=groups, pad_value=0.0)
+            self.b2_bn = nn.BatchNorm2d(width)
+            self.classifier = nn.Linear(width, num_classes)
+
+        def forward(self, x):
+            x = self.stem_bn(self.stem(x))
+            x = x + self.b1_bn(self.b1(x))
+            return self.classifier(self.b2_bn(self.b2(x)).mean((2, 3)))
+
+    model = Net(num_classes=cfg.num_classes, **cfg.arch)
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():  # non-trivial statistics so BatchNorm folding is exercised
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.normal_(0, 0.5, generator=g)
+                m.running_var.uniform_(0.5, 2.0, generator=g)
+                m.weight.uniform_(0.5, 1.5, generator=g)
+                m.bias.normal_(0, 0.5, generator=g)
+    return model
+
+
+def _keras_build(cfg: ModelConfig):
+    import tensorflow as tf
+
+    from zoo.keras.layers import batch_norm, binary_conv, conv
+
+    w, groups = cfg.arch["width"], cfg.arch["groups"]
+    inputs = tf.keras.Input((cfg.input_size, cfg.input_size, 3))
+    x = batch_norm(name="stem_bn")(conv(w, 3, 2, name="stem")(inputs))
+    x = x + batch_norm(name="b1_bn")(binary_conv(w, 3, name="b1")(x))
+    x = batch_norm(name="b2_bn")(binary_conv(w, 3, 2, name="b2", groups=groups, pad_value=0.0)(x))
+    x = tf.keras.layers.GlobalAveragePooling2D()(x)
+    return tf.keras.Model(inputs, tf.keras.layers.Dense(cfg.num_classes, name="classifier")(x))
+
+
+for _fw, _fn in (("torch", _torch_build), ("keras", _keras_build)):
+    sys.modules[f"zoo.{_fw}._convtest"] = types.SimpleNamespace(build=_fn)
+
+
+def _test_model(groups: int = 1):
+    cfg = ModelConfig("convtest", "_convtest", dict(width=32, groups=groups), num_classes=10, input_size=32)
+    return zoo.build(cfg, "torch").eval()
+
+
+def _family_representatives() -> list[str]:
+    """The first registered name of every architecture family (keeps the sweep fast)."""
+    seen: dict[str, str] = {}
+    for name in zoo.list_models():
+        seen.setdefault(zoo.get_config(name).family, name)
+    return sorted(seen.values())
+
+
+def _tiny(name: str, **overrides):
+    return zoo.load(name, **{**zoo.get_config(name).tiny, **overrides})
+
+
+# LCE 0.16 gives wrong outputs for realtobinary_resnet18 with zero-padded binary convs
+# (top-1 agreement 0.25 against its Keras twin, which matches PyTorch to 1e-5); with
+# pad_value=1 the file matches to 2e-5. The sweep converts at pad_value=1 where the
+# architecture takes it; test_zero_padding_realtobinary_is_caught documents the rest.
+_SWEEP_OVERRIDES = {"pad_value": 1.0}
+
+
+@pytest.fixture(scope="module")
+def binary_model():
+    return _test_model()
+
+
+# --- the format table --------------------------------------------------------------
+
+
+def test_unknown_format_suggests_close_match():
+    with pytest.raises(ValueError, match="did you mean 'tflite'"):
+        formats.get_format("tflit")
+
+
+def test_option_the_format_does_not_take_names_accepted_ones(binary_model, tmp_path):
+    with pytest.raises(ValueError, match="takes no option 'bitpack'; it accepts: input_size, verify"):
+        converters.convert(binary_model, tmp_path / "m.tflite", "tflite", bitpack=True)
+
+
+@pytest.mark.parametrize("fmt, module, extra", [("tflite", "larq_compute_engine", "lce"),
+                                                 ("onnx", "onnxruntime", "onnx")])
+def test_missing_extra_says_what_to_install(monkeypatch, binary_model, tmp_path, fmt, module, extra):
+    monkeypatch.setitem(sys.modules, module, None)  # makes `import module` raise ImportError
+    with pytest.raises(MissingExtraError, match=rf"pip install 'bnnzoo\[{extra}\]'"):
+        converters.convert(binary_model, tmp_path / f"m.{fmt}", fmt)
+    assert not os.listdir(tmp_path)
+
+
+# --- TFLite -------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tflite_report(binary_model, tmp_path_factory):
+    return converters.to_tflite(binary_model, tmp_path_factory.mktemp("tfl") / "m.tflite")
+
+
+def test_tflite_has_one_bconv_per_binary_conv(tflite_report):
+    r = tflite_report
+    assert r.binary_convs == r.lce_bconv2d == 2 and r.lce_quantize >= 1
+    with open(r.path, "rb") as f:
+        assert op_counts(f.read())["LceBconv2d"] == 2
+    assert r.size_bytes == os.path.getsize(r.path) and r.batch == 4 and r.top1_agreement >= 0.75
+
+
+def test_tflite_from_keras_model(binary_model, tmp_path):
+    keras_model = zoo.to_keras(binary_model)
+    report = converters.to_tflite(keras_model, tmp_path / "k.tflite")
+    assert report.binary_convs == report.lce_bconv2d == 2 and report.top1_agreement == 1.0
+
+
+def test_tflite_fails_when_a_binary_conv_stays_float(tmp_path):
+    # A grouped binary conv with 8 channels per group: LCE falls back to a float CONV_2D.
+    target = tmp_path / "m.tflite"
+    target.write_bytes(b"good old file")
+    with pytest.raises(ConversionError, match="1 LceBconv2d ops for 2 binary convolutions"):
+        converters.to_tflite(_test_model(groups=4), target)
+    assert target.read_bytes() == b"good old file" and os.listdir(tmp_path) == ["m.tflite"]
+
+
+# --- ONNX ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def onnx_pair(binary_model, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("onnx")
+    plain = converters.to_onnx(binary_model, folder / "plain.onnx")
+    packed = converters.to_onnx(binary_model, folder / "packed.onnx", bitpack=True)
+    return plain, packed
+
+
+def test_onnx_bitpack_gives_identical_outputs(onnx_pair):
+    import onnx
+
+    plain, packed = onnx_pair
+    assert (plain.lce_bconv2d, packed.lce_bconv2d) == (0, 2)
+    x = np.random.default_rng(7).standard_normal((3, 3, 32, 32)).astype(np.float32)
+    np.testing.assert_array_equal(onnx_predict(plain.path, x), onnx_predict(packed.path, x))
+    graph = onnx.load(packed.path).graph
+    assert sum(i.data_type == onnx.TensorProto.UINT8 and i.name.endswith("_bits") for i in graph.initializer) == 2
+    assert not {"b1.weight", "b2.weight"} & {i.name for i in graph.initializer}
+    assert packed.size_bytes < plain.size_bytes / 2
+
+
+def test_onnx_rejects_old_opset_for_bitpack(binary_model, tmp_path):
+    with pytest.raises(ValueError, match="opset 18"):
+        converters.to_onnx(binary_model, tmp_path / "m.onnx", bitpack=True, opset=17)
+
+
+# --- every registered family, at tiny size -------------------------------------------
+
+
+# Families whose exports the converter's verification currently rejects (core bugs, see
+# the lead's issue list); strict=False so a fix shows up as XPASS, not as a failure.
+_KNOWN_BROKEN = {
+    "detector": "ONNX and LCE outputs of the tiny plates detector differ from PyTorch on every logit "
+                "(the Keras twin matches PyTorch to 2e-6)",
+}
+
+
+def _sweep_params():
+    for name in _family_representatives():
+        reason = _KNOWN_BROKEN.get(zoo.get_config(name).family)
+        marks = [pytest.mark.xfail(raises=ConversionError, strict=False, reason=reason)] if reason else []
+        yield pytest.param(name, marks=marks)
+
+
+@pytest.mark.parametrize("name", list(_sweep_params()))
+def test_registered_family_converts(name, tmp_path):
+    overrides = {k: v for k, v in _SWEEP_OVERRIDES.items() if k in zoo.get_config(name).arch}
+    try:
+        model = _tiny(name, **overrides)
+    except ImportError as e:  # a family whose modules have not landed yet
+        pytest.skip(f"{name}: {e}")
+    binary = zoo.measure(model).binary_convs
+    tfl = converters.to_tflite(model, tmp_path / f"{name}.tflite")
+    assert tfl.lce_bconv2d == binary
+    onx = converters.to_onnx(model, tmp_path / f"{name}.onnx", bitpack=True)
+    assert onx.lce_bconv2d == binary
+    x = np.random.default_rng(1).standard_normal((2, 3, 32, 32)).astype(np.float32)
+    tf_out = tflite_predict(open(tfl.path, "rb").read(), x)
+    np.testing.assert_array_equal(tf_out.argmax(-1), onnx_predict(onx.path, x).argmax(-1))
+
+
+# --- atomic output ------------------------------------------------------------------
+
+
+def test_failed_verification_writes_nothing_and_keeps_old_file(monkeypatch, binary_model, tmp_path):
+    target = tmp_path / "m.onnx"
+    target.write_bytes(b"good old file")
+    monkeypatch.setattr("converters.onnx.onnx_predict", lambda path, x: -np.ones((len(x), 10), np.float32) * np.arange(10))
+    with pytest.raises(ConversionError, match="verification failed: top-1 agreement"):
+        converters.to_onnx(binary_model, target)
+    assert target.read_bytes() == b"good old file" and os.listdir(tmp_path) == ["m.onnx"]
+
+
+def test_interrupted_write_leaves_no_file(monkeypatch, binary_model, tmp_path):
+    import onnx
+
+    def half_write(proto, path):
+        with open(path, "wb") as f:
+            f.write(b"partial")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(onnx, "save_model", half_write)
+    with pytest.raises(KeyboardInterrupt):
+        converters.to_onnx(binary_model, tmp_path / "m.onnx", verify=False)
+    assert os.listdir(tmp_path) == []
+
+
+def test_missing_folder_is_a_one_line_error(binary_model, tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist") as info:
+        converters.to_onnx(binary_model, tmp_path / "nope" / "m.onnx")
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root writes into read-only folders")
+def test_read_only_folder_is_a_one_line_error(binary_model, tmp_path):
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o500)
+    try:
+        with pytest.raises(ConversionError, match="not writable") as info:
+            converters.to_onnx(binary_model, folder / "m.onnx")
+        assert "\n" not in str(info.value)
+    finally:
+        folder.chmod(0o700)
+
+
+def test_new_file_gets_a_normal_mode(onnx_pair):
+    umask = os.umask(0)
+    os.umask(umask)
+    assert os.stat(onnx_pair[0].path).st_mode & 0o777 == 0o666 & ~umask
+
+
+# --- the CLI ------------------------------------------------------------------------
+
+
+def test_cli_converts_a_checkpoint(tmp_path, capsys):
+    from zoo.cli import main
+    from zoo.weights import save
+
+    model = _tiny("mobilenet_v1_025")
+    (tmp_path / "run").mkdir()
+    ckpt = save(model.state_dict(), tmp_path / "run" / "model.safetensors", model.zoo_config)
+    out = tmp_path / "m.onnx"
+    assert main(["convert", str(ckpt), "--arch", "mobilenet_v1_025", "--to", "onnx", "-o", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert out.is_file() and "format        onnx" in printed and "top-1 agreement 1.00" in printed
+    assert "0 in the model" in printed
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["convert", "x.safetensors", "--to", "onnx"], "--arch"),
+    (["convert", "mobilenet_v1", "--to", "tflte"], "did you mean 'tflite'"),
+    (["convert", "mobilenet_v1", "--to", "tflite", "--bitpack"], "--bitpack is an onnx option"),
+])
+def test_cli_errors_are_one_line(argv, message, capsys):
+    from zoo.cli import main
+
+    assert main(argv) == 1
+    err = capsys.readouterr().err.strip()
+    assert message in err and "\n" not in err
+
+
+# --- full size ----------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_full_size_bitpacked_onnx_is_near_tflite_size(tmp_path):
+    name = "meliusnet22"
+    if name not in zoo.list_models():
+        pytest.skip(f"{name} is not registered")
+    model = zoo.load(name)
+    tfl = converters.to_tflite(model, tmp_path / "m.tflite")
+    onx = converters.to_onnx(model, tmp_path / "m.onnx", bitpack=True)
+    assert tfl.lce_bconv2d == onx.lce_bconv2d == zoo.measure(model).binary_convs > 0
+    assert onx.size_bytes <= 1.3 * tfl.size_bytes, (onx.size_bytes, tfl.size_bytes)
+
+
+@pytest.mark.slow
+def test_zero_padding_realtobinary_is_caught(tmp_path):
+    """The converter's verification stops the known-bad zero-padded TFLite (nothing written)."""
+    name = "realtobinary_resnet18"
+    if name not in zoo.list_models():
+        pytest.skip(f"{name} is not registered")
+    model = _tiny(name, pad_value=0.0)
+    try:
+        report = converters.to_tflite(model, tmp_path / "m.tflite")
+    except ConversionError as e:
+        assert "verification failed" in str(e) and os.listdir(tmp_path) == []
+        pytest.xfail(f"known LCE 0.16 issue with zero-padded binary convs here: {e}")
+    assert report.top1_agreement >= 0.75  # fixed upstream: drop this test and the sweep override

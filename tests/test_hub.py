@@ -1,0 +1,240 @@
+"""Hub download and push against a local fake Hub (tests/hub_server.py), through the real
+``huggingface_hub`` client: only its configuration (endpoint, cache, offline) is set."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+import zoo
+from zoo import hub, weights as zw
+from zoo.hub import HubError
+
+from hub_server import HubServer
+
+REPO = "zoo-test/mobilenet-tiny"
+KEY = "mobilenet_v1.tiny_test"
+
+
+@pytest.fixture(scope="module")
+def tiny_folder(tmp_path_factory) -> Path:
+    """model.safetensors + config.json of a tiny mobilenet_v1 with random weights."""
+    folder = tmp_path_factory.mktemp("tiny")
+    torch.manual_seed(0)
+    model = zoo.load("mobilenet_v1", **zoo.get_config("mobilenet_v1").tiny)
+    with torch.no_grad():
+        for name, t in model.state_dict().items():
+            if t.is_floating_point() and "running_var" not in name:
+                t.copy_(torch.randn_like(t))  # no two checkpoints alike: equality really means "these weights"
+    zw.save(model.state_dict(), folder / "model.safetensors", model.zoo_config)
+    return folder
+
+
+@pytest.fixture
+def server(tmp_path, monkeypatch, tiny_folder):
+    """A fake Hub holding REPO, the client pointed at it, an empty cache, and WEIGHTS[KEY] registered."""
+    from huggingface_hub import constants
+
+    shutil.copytree(tiny_folder, tmp_path / "hub" / REPO)
+    srv = HubServer(tmp_path / "hub").start()
+    monkeypatch.setenv("HF_ENDPOINT", srv.url)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setenv("HF_TOKEN", "hf_test_token")
+    monkeypatch.setenv("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    cfg = zoo.get_config("mobilenet_v1").replace(**zoo.get_config("mobilenet_v1").tiny)
+    monkeypatch.setitem(zw.WEIGHTS, KEY, zw.Weights(
+        arch="mobilenet_v1", tag="tiny_test", hub_repo=REPO, revision=srv.commit_of(REPO),
+        filename="model.safetensors", sha256=hub.sha256_of(tiny_folder / "model.safetensors"),
+        num_classes=cfg.num_classes, input_size=cfg.input_size, mean=(0.5,) * 3, std=(0.25,) * 3,
+        arch_overrides={"depth": cfg.arch["depth"]},
+        metrics=(zw.Metric("top1", 12.5, "cifar10-test", "measured: pytest fixture"),)))
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def no_retry_waits(monkeypatch):
+    """The client's retries still happen (5 resumes of a cut download, 5 backed-off HEADs when
+    the Hub is unreachable), only their sleeps (1 s, 1-8 s) are skipped to keep the tests fast."""
+    import time
+
+    import huggingface_hub.file_download as fd
+    import huggingface_hub.utils._http as http
+
+    class _NoWait:
+        def __getattr__(self, name):
+            return getattr(time, name)
+
+        @staticmethod
+        def sleep(seconds: float) -> None:
+            pass
+
+    monkeypatch.setattr(fd, "time", _NoWait())
+    monkeypatch.setattr(http, "time", _NoWait())
+
+
+def _same(model, folder: Path) -> bool:
+    saved = zw.read_safetensors(folder / "model.safetensors")
+    return all(torch.equal(t, torch.as_tensor(saved[k])) for k, t in model.state_dict().items() if k in saved)
+
+
+def _cache_files(tmp_path: Path) -> list[Path]:
+    return [p for p in (tmp_path / "hf" / "hub").rglob("*") if p.is_file() and ".locks" not in p.parts]
+
+
+def test_download_then_cached_load_with_server_stopped(server, tmp_path, tiny_folder):
+    model = zoo.load(KEY)
+    assert _same(model, tiny_folder) and model.zoo_config.arch["depth"] == 4
+    assert ("GET", f"/cdn/{zw.WEIGHTS[KEY].sha256}") in server.requests  # followed the LFS redirect
+    ref = zoo.load("mobilenet_v1", weights=f"hf-hub:{REPO}")          # branch, not pinned: refs/main
+    assert _same(ref, tiny_folder)
+    server.stop()
+    assert _same(zoo.load(KEY), tiny_folder)
+    assert _same(zoo.load("mobilenet_v1", weights=f"hf-hub:{REPO}"), tiny_folder)
+    assert not any(p.name.endswith(".incomplete") for p in _cache_files(tmp_path))
+
+
+def test_offline(server, monkeypatch, tiny_folder):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(HubError, match=f"HF_HUB_OFFLINE.*`bnnzoo download {KEY}`"):
+        zoo.load(KEY)
+    with pytest.raises(HubError, match=f"bnnzoo download hf-hub:{REPO}@main"):
+        zoo.load("mobilenet_v1", weights=f"hf-hub:{REPO}")
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    hub.run_download(argparse.Namespace(name=KEY, force=False))
+    hub.run_download(argparse.Namespace(name=f"hf-hub:{REPO}", force=False))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    n = len(server.requests)
+    assert _same(zoo.load(KEY), tiny_folder)
+    assert _same(zoo.load("mobilenet_v1", weights=f"hf-hub:{REPO}"), tiny_folder)
+    assert len(server.requests) == n  # offline means no request at all
+
+
+def test_corrupt_on_server_is_refused(server, tmp_path):
+    f = tmp_path / "hub" / REPO / "model.safetensors"
+    data = bytearray(f.read_bytes())
+    data[-10] ^= 0xFF  # same size, same commit, other bytes
+    f.write_bytes(bytes(data))
+    with pytest.raises(HubError) as e:
+        zoo.load(KEY)
+    msg = str(e.value)
+    assert "\n" not in msg and REPO in msg and zw.WEIGHTS[KEY].revision in msg and "model.safetensors" in msg
+    assert "corrupt" in msg and "delete the cache entry" in msg
+
+
+def test_corrupt_cache_is_refused_and_force_download_repairs(server, tmp_path, tiny_folder):
+    path = hub.fetch_registered(KEY, zw.WEIGHTS[KEY])
+    blob = path.resolve()
+    blob.chmod(0o644)
+    blob.write_bytes(blob.read_bytes()[:-1] + b"\0")
+    with pytest.raises(HubError, match="corrupt"):
+        zoo.load(KEY)
+    with pytest.raises(HubError, match="corrupt"):  # hf-hub refs are checked against the LFS sha256 (ETag)
+        zoo.load("mobilenet_v1", weights=f"hf-hub:{REPO}")
+    hub.run_download(argparse.Namespace(name=KEY, force=True))
+    assert _same(zoo.load(KEY), tiny_folder)
+
+
+def test_hub_errors_are_one_line_and_name_the_file(server, monkeypatch, no_retry_waits):
+    w = zw.WEIGHTS[KEY]
+    monkeypatch.setitem(zw.WEIGHTS, KEY, zw.Weights(**{**w.__dict__, "hub_repo": "zoo-test/missing"}))
+    with pytest.raises(HubError, match=r"zoo-test/missing@\w+/model.safetensors: repository zoo-test/missing not found"):
+        zoo.load(KEY)
+    monkeypatch.setitem(zw.WEIGHTS, KEY, zw.Weights(**{**w.__dict__, "filename": "nope.safetensors"}))
+    with pytest.raises(HubError, match="file 'nope.safetensors' not found"):
+        zoo.load(KEY)
+    with pytest.raises(HubError, match=f"revision 'v9' not found in {REPO}"):
+        zoo.load("mobilenet_v1", weights=f"hf-hub:{REPO}@v9")
+    server.stop()  # connection refused, nothing cached
+    monkeypatch.setitem(zw.WEIGHTS, KEY, w)
+    with pytest.raises(HubError) as e:
+        zoo.load(KEY)
+    assert "\n" not in str(e.value) and "cannot reach" in str(e.value) and f"bnnzoo download {KEY}" in str(e.value)
+
+
+def test_server_dying_mid_transfer_leaves_no_file(server, tmp_path, no_retry_waits):
+    size = (tmp_path / "hub" / REPO / "model.safetensors").stat().st_size
+    server.drop_after = size // 2
+    with pytest.raises(HubError, match=r"interrupted|download failed") as e:
+        zoo.load(KEY)
+    assert "\n" not in str(e.value) and REPO in str(e.value)
+    blobs = [p for p in _cache_files(tmp_path) if "blobs" in p.parts or "snapshots" in p.parts]
+    assert blobs == []  # neither a short blob nor a partial file under any name
+
+
+def test_hf_hub_ref_of_another_architecture_fails_before_weights(server):
+    with pytest.raises(zoo.WeightMismatchError, match="holds a 'mobilenet_v1' model, not 'meliusnet22'"):
+        zoo.load("meliusnet22", weights=f"hf-hub:{REPO}")
+    assert not any(p.startswith("/cdn/") for _, p in server.requests)
+
+
+def test_explicit_num_classes_must_agree(server):
+    with pytest.raises(zoo.WeightMismatchError, match="have 10 classes, not num_classes=7"):
+        zoo.load(KEY, num_classes=7)
+
+
+def test_push_dry_run_then_push_and_load(server, tmp_path, tiny_folder, capsys):
+    from huggingface_hub import ModelCard
+
+    folder = tmp_path / "to-push"
+    shutil.copytree(tiny_folder, folder)
+    (folder / "metrics.json").write_text(json.dumps([{"name": "top1", "value": 31.0, "dataset": "cifar10-test",
+                                                      "source": "measured: python -m eval cifar10"}]))
+    args = argparse.Namespace(folder=str(folder), repo="zoo-test/pushed", revision="main", dry_run=True,
+                              private=False, message=None)
+    hub.run_push(args)
+    assert not any(m == "POST" for m, _ in server.requests)
+    card = ModelCard((folder / "README.md").read_text())
+    assert card.data.library_name == "bnnzoo" and card.data.license == "apache-2.0"
+    assert [(r.metric_value, r.metric_name) for r in card.data.eval_results] == [(31.0, "Top-1 accuracy (measured)")]
+
+    args.dry_run = False
+    hub.run_push(args)
+    out = capsys.readouterr().out
+    pushed = tmp_path / "hub" / "zoo-test" / "pushed"
+    assert sorted(p.name for p in pushed.iterdir()) == ["README.md", "config.json", "model.safetensors"]
+    commit = server.commit_of("zoo-test/pushed")
+    assert f"revision={commit!r}" in out and hub.sha256_of(folder / "model.safetensors") in out
+    assert _same(zoo.load("mobilenet_v1", weights=f"hf-hub:zoo-test/pushed@{commit}"), tiny_folder)
+
+
+def test_push_without_token_says_how_to_log_in(server, tmp_path, tiny_folder, monkeypatch):
+    monkeypatch.delenv("HF_TOKEN")
+    from huggingface_hub import constants, get_token
+
+    monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(tmp_path / "no-token"))
+    monkeypatch.setattr(constants, "HF_STORED_TOKENS_PATH", str(tmp_path / "no-tokens"))
+
+    if get_token():
+        pytest.skip("a token is configured on this machine")
+    with pytest.raises(HubError, match="hf auth login"):
+        hub.push_folder(tiny_folder, "zoo-test/pushed")
+
+
+def test_cli_download(server, monkeypatch, capsys):
+    from zoo import cli
+
+    monkeypatch.setitem(cli.COMMANDS, "download", ("zoo.hub", "download weights into the Hub cache"))
+    assert cli.main(["download", KEY]) == 0
+    assert "sha256 ok" in capsys.readouterr().out
+    assert cli.main(["download", "mobilenet_v1.nope"]) == 1
+    assert "no weights 'nope' for mobilenet_v1" in capsys.readouterr().err
+
+
+def test_model_cards(tmp_path, monkeypatch):
+    from huggingface_hub import ModelCard
+
+    from zoo.cards import model_card, write_model_cards
+
+    card = ModelCard(model_card(zoo.get_config("meliusnet22")))
+    assert all("(published)" in r.metric_name for r in card.data.eval_results)
+    files = write_model_cards(tmp_path / "cards")
+    assert len(files) == len(zoo.list_models()) + len(zw.WEIGHTS)

@@ -1,0 +1,225 @@
+"""Model cards: the README.md of a Hub repo, and the pages under ``MODEL_CARDS/``.
+
+One template serves both. Every figure says where it comes from: *published* figures
+name the paper table they are quoted from and belong to the architecture (ImageNet,
+224x224), *measured* figures name the data and command that produced them and belong
+to these weights.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional, Sequence, Union
+
+from .registry import ModelConfig, get_config, list_models
+from .weights import WEIGHTS, Metric, Weights
+
+__all__ = ["model_card", "write_model_cards", "published_metrics"]
+
+LICENSE = "apache-2.0"
+TAGS = ["bnnzoo", "binary-neural-network", "bnn", "image-classification", "pytorch", "larq", "safetensors"]
+
+# Metric name -> (model-index metric type, human name).
+_METRIC_TYPES = {"top1": ("accuracy", "Top-1 accuracy"), "top5": ("top_5_accuracy", "Top-5 accuracy")}
+
+_TEMPLATE = """\
+---
+{metadata}
+---
+
+# {title}
+
+{summary}
+
+## Usage
+
+```python
+import zoo
+
+model = zoo.load({load_args})            # torch.nn.Module, eval mode
+twin = zoo.to_keras(model)                # the Larq/Keras twin, same weights
+```
+
+## Figures
+
+{figures}
+
+## Architecture
+
+- registered name: `{arch}`{overrides}
+- classes: {num_classes}, input: {input_size}x{input_size}{norm}
+- paper: {paper}
+{notes}{provenance}"""
+
+
+def published_metrics(cfg: ModelConfig) -> tuple[Metric, ...]:
+    """The accuracy figures the paper publishes for ``cfg``'s architecture, as ``Metric`` s."""
+    source = cfg.published.get("source", "paper")
+    return tuple(Metric(name=k, value=float(cfg.published[k]), dataset="imagenet-1k", source=f"published: {source}")
+                 for k in ("top1", "top5") if k in cfg.published)
+
+
+def model_card(weights: Union[Weights, ModelConfig], metrics: Sequence[Metric] = (), *,
+               repo_id: Optional[str] = None, sha256: Optional[str] = None) -> str:
+    """The model card (README.md with Hub YAML metadata) of a set of weights or of an architecture.
+
+    Args:
+        weights: A registered ``Weights`` entry, or a ``ModelConfig`` (weights pushed before
+            registration, or the architecture alone for ``MODEL_CARDS/``).
+        metrics: Figures of these weights beyond ``Weights.metrics``; each ``Metric.source``
+            starts with ``"measured:"`` or ``"published:"``.
+        repo_id: The Hub repo the card is for (defaults to ``weights.hub_repo``).
+        sha256: The sha256 of ``model.safetensors`` (defaults to ``weights.sha256``).
+
+    Returns:
+        The card text; ``huggingface_hub.ModelCard(text)`` parses it.
+    """
+    from huggingface_hub import EvalResult, ModelCardData
+
+    if isinstance(weights, Weights):
+        w: Optional[Weights] = weights
+        cfg = get_config(w.arch).replace(num_classes=w.num_classes, input_size=w.input_size, **dict(w.arch_overrides))
+        own = tuple(w.metrics) + tuple(m for m in metrics if m not in w.metrics)
+        repo_id = repo_id or w.hub_repo
+        sha256 = sha256 or w.sha256
+    else:
+        w, cfg, own = None, weights, tuple(metrics)
+    reference = published_metrics(get_config(cfg.name))
+    if w is None and repo_id is None:  # an architecture page: the paper's figures are all there is
+        own, reference = own + tuple(m for m in reference if m not in own), ()
+    results = [
+        EvalResult(task_type="image-classification", task_name="Image Classification", dataset_type=m.dataset,
+                   dataset_name=m.dataset, metric_type=_METRIC_TYPES.get(m.name, (m.name, m.name))[0],
+                   metric_name=f"{_METRIC_TYPES.get(m.name, (m.name, m.name))[1]} ({_kind(m)})", metric_value=m.value,
+                   metric_args={"source": m.source}, verified=False)
+        for m in own
+    ]
+    imported = w is not None and bool(w.importer)
+    model_name = f"{w.arch}.{w.tag}" if imported else repo_id.split("/")[-1] if repo_id else cfg.name
+    tags = [t for t in TAGS if not (imported and t == "safetensors")]  # imported: a Keras .h5, converted on load
+    data = ModelCardData(library_name="bnnzoo", license=LICENSE, tags=tags, pipeline_tag="image-classification",
+                         datasets=sorted({m.dataset for m in own}) or None, model_name=model_name,
+                         eval_results=results or None)
+    base = get_config(cfg.name)
+    changed = {k: v for k, v in cfg.arch.items() if base.arch.get(k) != v}
+    return _TEMPLATE.format(
+        metadata=data.to_yaml(),
+        title=f"{model_name} ({cfg.name})" if model_name != cfg.name else cfg.name,
+        summary=_summary(cfg, w, repo_id),
+        load_args=_load_args(cfg, w, repo_id),
+        figures=_figures(own, reference),
+        arch=cfg.name,
+        overrides="".join(f"\n- `{k}={v!r}` (registered default: {base.arch.get(k)!r})" for k, v in changed.items()),
+        num_classes=cfg.num_classes, input_size=cfg.input_size,
+        norm=f", normalised with mean {w.mean} and std {w.std}" if w is not None else "",
+        paper=cfg.paper or "-",
+        notes=f"\n## Notes\n\n{w.notes}\n" if w is not None and w.notes else "",
+        provenance=_provenance(w, repo_id, sha256),
+    )
+
+
+def _summary(cfg: ModelConfig, w: Optional[Weights], repo_id: Optional[str]) -> str:
+    if w is not None and w.importer == "larq_zoo":
+        return (f"ImageNet weights of larq-zoo (release `{w.revision}`), imported into the `{cfg.name}` binary "
+                f"neural network of the bnnzoo model zoo: `zoo.load` downloads larq-zoo's Keras file, checks its "
+                f"sha256 and maps it onto the model by layer name.")
+    if w is not None or repo_id:
+        return f"Trained weights for the `{cfg.name}` binary neural network of the bnnzoo model zoo."
+    return f"The `{cfg.name}` binary neural network of the bnnzoo model zoo."
+
+
+def _kind(m: Metric) -> str:
+    kind = m.source.partition(":")[0].strip()
+    return kind if kind in ("published", "measured") else "measured"
+
+
+def _load_args(cfg: ModelConfig, w: Optional[Weights], repo_id: Optional[str]) -> str:
+    if w is not None:
+        return repr(f"{w.arch}.{w.tag}")
+    if repo_id:
+        return f"{cfg.name!r}, weights={'hf-hub:' + repo_id!r}"
+    return repr(cfg.name)
+
+
+def _figures(own: Sequence[Metric], reference: Sequence[Metric]) -> str:
+    rows = ["| figure | value | data | kind | source |", "|---|---|---|---|---|"]
+    for m in own:
+        source = m.source.partition(":")[2].strip() if ":" in m.source else m.source
+        rows.append(f"| {_METRIC_TYPES.get(m.name, (m.name, m.name))[1]} | {m.value:g} | {m.dataset} | "
+                    f"{_kind(m)} | {source} |")
+    for m in reference:
+        rows.append(f"| {_METRIC_TYPES.get(m.name, (m.name, m.name))[1]} | {m.value:g} | {m.dataset} | "
+                    f"published for the architecture, not these weights | {m.source.partition(':')[2].strip()} |")
+    if len(rows) == 2:
+        return "No accuracy figures yet."
+    return "\n".join(rows)
+
+
+def _provenance(w: Optional[Weights], repo_id: Optional[str], sha256: Optional[str]) -> str:
+    if repo_id is None:
+        return ""
+    if w is not None and w.importer == "larq_zoo":
+        from .larq_import import LARQ_ZOO_RELEASES
+
+        return "\n".join([
+            "", "## Files", "",
+            f"- source: `{LARQ_ZOO_RELEASES}/{w.revision}/{w.filename}` (GitHub repo `{w.hub_repo}`, "
+            f"release `{w.revision}`)",
+            f"- `{w.filename}` sha256: `{w.sha256}` (checked after download)",
+            "- converted on load by `zoo.larq_import`; no bnnzoo `model.safetensors` is published for these weights",
+            "- offline: set `BNNZOO_LARQ_ZOO_URL` to a mirror, or place the file in `~/.cache/bnnzoo/larq_zoo/"
+            f"{w.revision}/` (or under `$BNNZOO_CACHE`)",
+        ]) + "\n"
+    lines = ["", "## Files", "", f"- repo: `{repo_id}`" + (f", revision `{w.revision}`" if w is not None else "")]
+    if sha256:
+        lines.append(f"- `model.safetensors` sha256: `{sha256}`")
+    lines.append("- `config.json`: the `ModelConfig` these weights were saved from")
+    return "\n".join(lines) + "\n"
+
+
+def write_model_cards(out_dir: Union[str, Path] = "MODEL_CARDS") -> list[Path]:
+    """Writes one card per registered architecture and per registered weights into ``out_dir``.
+
+    Returns:
+        The files written (``<arch>.md`` and ``<arch>.<tag>.md``).
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name in list_models():
+        written.append(out / f"{name}.md")
+        written[-1].write_text(model_card(get_config(name)))
+    for key, w in WEIGHTS.items():
+        written.append(out / f"{key}.md")
+        written[-1].write_text(model_card(w))
+    return written
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """``python -m zoo.cards [OUT_DIR] [--check]``: (re)writes the model cards, or lists stale ones."""
+    import argparse
+    import tempfile
+
+    parser = argparse.ArgumentParser(prog="python -m zoo.cards", description="Regenerate MODEL_CARDS/.")
+    parser.add_argument("out_dir", nargs="?", default="MODEL_CARDS", help="folder of the cards (default MODEL_CARDS)")
+    parser.add_argument("--check", action="store_true", help="write nothing; exit 1 if a card differs from its "
+                        "regeneration, is missing, or has no registered source")
+    args = parser.parse_args(argv)
+    if not args.check:
+        for path in write_model_cards(args.out_dir):
+            print(path)
+        return 0
+    out = Path(args.out_dir)
+    with tempfile.TemporaryDirectory() as tmp:
+        fresh = {p.name: p.read_text() for p in write_model_cards(tmp)}
+    committed = {p.name: p.read_text() for p in out.glob("*.md") if p.name != "README.md"}
+    stale = sorted(n for n in fresh.keys() | committed.keys() if fresh.get(n) != committed.get(n))
+    for name in stale:
+        print(f"{out / name}: {'missing' if name not in committed else 'orphan' if name not in fresh else 'stale'}")
+    if stale:
+        print(f"regenerate with `python -m zoo.cards {out}`")
+    return 1 if stale else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,360 @@
+"""Weights on the Hugging Face Hub: download (into the standard Hub cache) and push.
+
+Downloads go through ``huggingface_hub.hf_hub_download``, so the usual environment
+applies: ``HF_HOME`` / ``HF_HUB_CACHE`` (where the cache lives), ``HF_ENDPOINT`` (a
+mirror), ``HF_HUB_OFFLINE=1`` (cache only) and ``HF_TOKEN``. They are read when a file
+is fetched, not when ``huggingface_hub`` is imported, so setting them at run time works.
+
+Three kinds of ``weights=`` reach this module (see :func:`zoo.weights.resolve`):
+
+* a registered tag (``WEIGHTS["arch.tag"]``): a pinned repo, revision and file whose
+  sha256 is checked before the model is built;
+* ``"hf-hub:owner/repo[@revision]"``: ``model.safetensors`` and ``config.json`` of a repo
+  pushed with ``bnnzoo push``; the config must name the architecture being built;
+* a local path, which never touches the network.
+
+Command line: ``bnnzoo download NAME[.TAG]`` warms the cache (for offline use) and
+``bnnzoo push FOLDER --repo owner/name`` publishes a folder written by ``zoo.weights.save``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import re
+from pathlib import Path
+from typing import Optional
+
+from .weights import Metric, Weights
+
+__all__ = [
+    "HUB_PREFIX", "WEIGHTS_FILE", "CONFIG_FILE", "HubError", "parse_hub_ref", "hub_file", "fetch_registered",
+    "fetch_hub_ref", "sha256_of", "build_repo_folder", "push_folder",
+    "add_download_arguments", "run_download", "add_push_arguments", "run_push",
+]
+
+HUB_PREFIX = "hf-hub:"
+WEIGHTS_FILE = "model.safetensors"
+CONFIG_FILE = "config.json"
+METRICS_FILE = "metrics.json"
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_REPO_ID = re.compile(r"[\w.-]+/[\w.-]+")
+
+
+class HubError(RuntimeError):
+    """A file that could not be fetched from (or pushed to) the Hub, or a corrupt download."""
+
+
+# --------------------------------------------------------------------------- environment
+
+
+def _is_true(value: Optional[str]) -> bool:
+    return (value or "").strip().upper() in {"1", "ON", "YES", "TRUE"}
+
+
+def _endpoint() -> str:
+    from huggingface_hub import constants
+
+    return (os.environ.get("HF_ENDPOINT") or constants.ENDPOINT).rstrip("/")
+
+
+def _cache_dir() -> str:
+    from huggingface_hub import constants
+
+    if os.environ.get("HF_HUB_CACHE"):
+        return os.environ["HF_HUB_CACHE"]
+    if os.environ.get("HF_HOME"):
+        return os.path.join(os.environ["HF_HOME"], "hub")
+    return constants.HF_HUB_CACHE
+
+
+def _offline() -> bool:
+    from huggingface_hub import constants
+
+    return constants.is_offline_mode() or _is_true(os.environ.get("HF_HUB_OFFLINE"))
+
+
+# --------------------------------------------------------------------------- download
+
+
+def parse_hub_ref(ref: str) -> tuple[str, str]:
+    """Splits ``"hf-hub:owner/repo[@revision]"`` into ``(repo_id, revision)``.
+
+    Raises:
+        ValueError: Not of that form.
+    """
+    body = ref[len(HUB_PREFIX):] if ref.startswith(HUB_PREFIX) else ref
+    repo_id, _, revision = body.partition("@")
+    if not _REPO_ID.fullmatch(repo_id) or (_ and not revision):
+        raise ValueError(f"bad Hub reference {ref!r}: expected 'hf-hub:owner/repo' or 'hf-hub:owner/repo@revision'")
+    return repo_id, revision or "main"
+
+
+def sha256_of(path: str | Path) -> str:
+    """The hex sha256 of a file, read in 1 MiB chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def hub_file(repo_id: str, filename: str, revision: str = "main", *, sha256: Optional[str] = None,
+             name: Optional[str] = None, force: bool = False) -> Path:
+    """Fetches one file of a Hub repo into the Hub cache (or finds it there) and verifies it.
+
+    Args:
+        repo_id: ``owner/name``.
+        filename: Path of the file inside the repo.
+        revision: Branch, tag or commit hash.
+        sha256: Expected hex digest. Without it, an LFS file is still checked against the
+            sha256 the Hub served as its ETag (the name of its blob in the cache).
+        name: What to pass to ``bnnzoo download`` to fetch it again (used in messages).
+        force: Download again even when cached.
+
+    Returns:
+        The path of the file in the cache (a snapshot link to a complete blob).
+
+    Raises:
+        HubError: Hub or network error, offline with nothing cached, or a file whose
+            sha256 does not match.
+    """
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import (GatedRepoError, HfHubHTTPError, LocalEntryNotFoundError, OfflineModeIsEnabled,
+                                        RemoteEntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError)
+
+    where = f"{repo_id}@{revision}/{filename}"
+    warm = f"`bnnzoo download {name or HUB_PREFIX + repo_id + '@' + revision}`"
+    offline = _offline()
+    endpoint = _endpoint()
+    try:
+        path = Path(hf_hub_download(repo_id, filename, revision=revision, cache_dir=_cache_dir(), endpoint=endpoint,
+                                    local_files_only=offline, force_download=force and not offline))
+    except GatedRepoError:
+        raise HubError(f"{where}: the repo {repo_id} is gated: accept its terms on the Hub and log in "
+                       "(`hf auth login` or HF_TOKEN)") from None
+    except RepositoryNotFoundError:
+        raise HubError(f"{where}: repository {repo_id} not found on {endpoint}: check the name, or log in "
+                       "(`hf auth login` or HF_TOKEN) if it is private") from None
+    except RevisionNotFoundError:
+        raise HubError(f"{where}: revision {revision!r} not found in {repo_id}: check the branch, tag or commit") from None
+    except RemoteEntryNotFoundError:
+        raise HubError(f"{where}: file {filename!r} not found in {repo_id} at {revision}") from None
+    except (LocalEntryNotFoundError, OfflineModeIsEnabled) as e:
+        if offline:
+            raise HubError(f"{where} is not in the Hub cache ({_cache_dir()}) and HF_HUB_OFFLINE is set: "
+                           f"warm the cache with {warm} while online") from None
+        cause = _root_cause(e)
+        raise HubError(f"{where}: cannot reach {endpoint} ({cause}) and the file is not cached: check the "
+                       f"connection or HF_ENDPOINT, or warm the cache with {warm} where the Hub is reachable") from None
+    except HfHubHTTPError as e:
+        status = e.response.status_code if e.response is not None else "?"
+        raise HubError(f"{where}: the Hub at {endpoint} answered HTTP {status}: retry later") from None
+    except (OSError, ValueError) as e:  # incl. "Consistency check failed" (short download)
+        raise HubError(f"{where}: download failed ({_one_line(e)}); nothing was cached: retry {warm}") from None
+    except Exception as e:  # httpx2 transport errors once its retries are spent
+        if type(e).__module__.split(".")[0] not in ("httpx2", "httpx", "httpcore", "h11"):
+            raise
+        raise HubError(f"{where}: download interrupted ({type(e).__name__}: {_one_line(e)}); nothing was cached: "
+                       f"retry {warm}") from None
+    _verify(path, where, sha256, warm)
+    return path
+
+
+def _verify(path: Path, where: str, sha256: Optional[str], warm: str) -> None:
+    blob = Path(os.path.realpath(path))
+    expected = (sha256 or "").lower() or (blob.name if _SHA256.fullmatch(blob.name) else None)
+    if expected is None:
+        return
+    actual = sha256_of(blob)
+    if actual != expected:
+        what = "the registered sha256" if sha256 else "the sha256 the Hub announced"
+        raise HubError(f"{where}: sha256 {actual[:16]}... does not match {what} {expected[:16]}...: the file is "
+                       f"corrupt; delete the cache entry {blob} and re-download ({warm} --force)")
+
+
+def _root_cause(e: BaseException) -> str:
+    while e.__cause__ is not None:
+        e = e.__cause__
+    return f"{type(e).__name__}: {_one_line(e)}"
+
+
+def _one_line(e: BaseException) -> str:
+    text = " ".join(str(e).split())
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+def fetch_registered(key: str, w: Weights, *, force: bool = False) -> Path:
+    """Fetches the file of a registered ``WEIGHTS[key]``, pinned and sha256-checked."""
+    if w.importer == "larq_zoo":  # larq-zoo's release files live on GitHub, not on the Hub
+        from .larq_import import fetch
+
+        return fetch(w, force=force)
+    return hub_file(w.hub_repo, w.filename, w.revision, sha256=w.sha256, name=key, force=force)
+
+
+def fetch_hub_ref(ref: str, arch: Optional[str] = None, *, force: bool = False) -> tuple[Path, Path]:
+    """Fetches ``config.json`` then ``model.safetensors`` of ``"hf-hub:owner/repo[@revision]"``.
+
+    The config is fetched first: a repo holding another architecture than ``arch`` fails
+    before the (larger) weights are downloaded.
+
+    Returns:
+        ``(weights_path, config_path)`` in the Hub cache.
+
+    Raises:
+        HubError: As :func:`hub_file`; also a repo without ``config.json``.
+        WeightMismatchError: ``config.json`` names another architecture than ``arch``.
+    """
+    from .weights import WeightMismatchError
+
+    repo_id, revision = parse_hub_ref(ref)
+    name = f"{HUB_PREFIX}{repo_id}@{revision}"
+    try:
+        config_path = hub_file(repo_id, CONFIG_FILE, revision, name=name, force=force)
+    except HubError as e:
+        if f"file {CONFIG_FILE!r} not found" in str(e):
+            raise HubError(f"{repo_id}@{revision} has no {CONFIG_FILE}, so it was not pushed with `bnnzoo push`: "
+                           f"download its weights file and pass the local path as weights=") from None
+        raise
+    saved = json.loads(Path(config_path).read_text())
+    if arch is not None and saved.get("name") != arch:
+        raise WeightMismatchError(f"{name} holds a {saved.get('name')!r} model, not {arch!r}: "
+                                  f"load it with zoo.load({saved.get('name')!r}, weights={name!r})")
+    return hub_file(repo_id, WEIGHTS_FILE, revision, name=name, force=force), config_path
+
+
+# --------------------------------------------------------------------------- push
+
+
+def build_repo_folder(folder: str | Path, repo_id: str, metrics: tuple[Metric, ...] = ()) -> Path:
+    """Makes ``folder`` (``model.safetensors`` + ``config.json``) a Hub repo folder: adds ``README.md``.
+
+    The card's metrics are ``metrics``, plus those of ``metrics.json`` in the folder (a list of
+    ``{"name", "value", "dataset", "source"}``), plus those of a registered ``Weights`` entry
+    pointing at ``repo_id``. The weights are loaded into the architecture first, so weights
+    that do not fit never reach the Hub.
+
+    Returns:
+        The path of the README.md written.
+
+    Raises:
+        FileNotFoundError: A file is missing.
+        WeightMismatchError: The weights do not fit the architecture in ``config.json``.
+    """
+    from . import api
+    from .cards import model_card
+    from .registry import get_config
+    from .weights import WEIGHTS, _check_config, read_safetensors
+
+    folder = Path(folder)
+    for f in (WEIGHTS_FILE, CONFIG_FILE):
+        if not (folder / f).is_file():
+            raise FileNotFoundError(f"{folder / f} does not exist: write the folder with "
+                                    f"zoo.weights.save(model.state_dict(), '{folder}/{WEIGHTS_FILE}', cfg)")
+    saved = json.loads((folder / CONFIG_FILE).read_text())
+    cfg = _check_config(get_config(saved.get("name", "?")), folder / CONFIG_FILE)
+    model = api.build(cfg, "torch")
+    api._load_state(model, read_safetensors(folder / WEIGHTS_FILE), "torch")
+    extra = list(metrics)
+    if (folder / METRICS_FILE).is_file():
+        extra += [Metric(**m) for m in json.loads((folder / METRICS_FILE).read_text())]
+    registered = next((w for w in WEIGHTS.values() if w.hub_repo == repo_id), None)
+    if registered is not None:
+        extra = list(registered.metrics) + [m for m in extra if m not in registered.metrics]
+    readme = folder / "README.md"
+    readme.write_text(model_card(registered or cfg, tuple(extra), repo_id=repo_id,
+                                 sha256=sha256_of(folder / WEIGHTS_FILE)))
+    return readme
+
+
+def push_folder(folder: str | Path, repo_id: str, *, revision: str = "main", private: bool = False,
+                message: Optional[str] = None) -> str:
+    """Uploads ``model.safetensors``, ``config.json`` and ``README.md`` of ``folder`` in one commit.
+
+    Returns:
+        The commit hash (pin it as ``Weights.revision``).
+
+    Raises:
+        HubError: Not logged in, or the Hub refused the upload.
+    """
+    from huggingface_hub import HfApi, get_token
+    from huggingface_hub.errors import HfHubHTTPError
+
+    if not get_token():
+        raise HubError("pushing needs a Hub token: run `hf auth login` or set HF_TOKEN (or use --dry-run)")
+    api = HfApi(endpoint=_endpoint())
+    try:
+        api.create_repo(repo_id, private=private, exist_ok=True)
+        if revision != "main":
+            api.create_branch(repo_id, branch=revision, exist_ok=True)
+        info = api.upload_folder(repo_id=repo_id, folder_path=str(folder), revision=revision,
+                                 allow_patterns=[WEIGHTS_FILE, CONFIG_FILE, "README.md"],
+                                 commit_message=message or f"Upload {repo_id} with bnnzoo push")
+    except HfHubHTTPError as e:
+        status = e.response.status_code if e.response is not None else "?"
+        raise HubError(f"push to {repo_id}@{revision} on {_endpoint()} failed with HTTP {status} "
+                       f"({_one_line(e).split(' for url')[0]}): check the token's write access and the repo name") from None
+    return info.oid
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def add_download_arguments(parser: argparse.ArgumentParser) -> None:
+    """``bnnzoo download NAME[.TAG] | hf-hub:owner/repo[@revision] [--force]``."""
+    parser.add_argument("name", metavar="NAME[.TAG]",
+                        help="registered weights (arch or arch.tag; see zoo.weights.WEIGHTS) or hf-hub:owner/repo[@rev]")
+    parser.add_argument("--force", action="store_true", help="download again even if cached (replaces a corrupt file)")
+
+
+def run_download(args: argparse.Namespace) -> int:
+    """Warms the Hub cache with one set of weights and prints where the files are."""
+    from .registry import get_config
+    from .weights import lookup
+
+    if args.name.startswith(HUB_PREFIX):
+        weights_path, config_path = fetch_hub_ref(args.name, force=args.force)
+        print(weights_path)
+        print(config_path)
+        return 0
+    arch, _, tag = args.name.partition(".")
+    cfg = get_config(arch)
+    key, w = lookup(cfg, tag or "default")
+    path = fetch_registered(key, w, force=args.force)
+    print(f"{key}: {path} (sha256 ok)")
+    return 0
+
+
+def add_push_arguments(parser: argparse.ArgumentParser) -> None:
+    """``bnnzoo push FOLDER --repo owner/name [--revision REV] [--dry-run] [--private] [--message MSG]``."""
+    parser.add_argument("folder", metavar="FOLDER", help="folder holding model.safetensors and config.json "
+                        "(zoo.weights.save), optionally metrics.json")
+    parser.add_argument("--repo", required=True, metavar="OWNER/NAME", help="Hub model repo to push to")
+    parser.add_argument("--revision", default="main", help="branch to commit to (created if missing)")
+    parser.add_argument("--dry-run", action="store_true", help="write README.md into FOLDER and stop before uploading")
+    parser.add_argument("--private", action="store_true", help="create the repo private")
+    parser.add_argument("--message", help="commit message")
+
+
+def run_push(args: argparse.Namespace) -> int:
+    """Builds the repo folder (model card included) and uploads it, then prints a ``Weights`` entry to register."""
+    if not _REPO_ID.fullmatch(args.repo):
+        raise ValueError(f"bad repo {args.repo!r}: expected owner/name")
+    folder = Path(args.folder)
+    readme = build_repo_folder(folder, args.repo)
+    sha = sha256_of(folder / WEIGHTS_FILE)
+    if args.dry_run:
+        print(f"dry run: {folder} is ready ({WEIGHTS_FILE}, {CONFIG_FILE}, {readme.name}); nothing uploaded")
+        revision = args.revision
+    else:
+        revision = push_folder(folder, args.repo, revision=args.revision, private=args.private, message=args.message)
+        print(f"pushed {folder} to {_endpoint()}/{args.repo} at commit {revision}")
+    cfg = json.loads((folder / CONFIG_FILE).read_text())
+    print(f"register it in zoo/weights.py WEIGHTS as {cfg['name']}.<tag>: Weights(arch={cfg['name']!r}, tag=..., "
+          f"hub_repo={args.repo!r}, revision={revision!r}, filename={WEIGHTS_FILE!r}, sha256={sha!r}, "
+          f"num_classes={cfg['num_classes']}, input_size={cfg['input_size']}, mean=..., std=..., "
+          f"arch_overrides=...)")
+    return 0

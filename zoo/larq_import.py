@@ -1,0 +1,350 @@
+"""Imports larq-zoo's published ImageNet weights (Keras ``.h5`` files) into the zoo's models.
+
+Registered as ``WEIGHTS`` entries with ``importer="larq_zoo"`` (``zoo.load("meliusnet22.larq_in1k")``,
+``zoo.load("realtobinary_resnet18.larq_in1k")``). Loading one:
+
+1. fetches the release asset ``{base}/{revision}/{filename}`` (``base`` is larq-zoo's GitHub
+   releases, or ``$BNNZOO_LARQ_ZOO_URL``: a mirror, a local server, or a ``file://`` folder)
+   with a plain HTTP client into ``{cache}/larq_zoo/{revision}/{filename}`` (``cache`` is
+   ``$BNNZOO_CACHE``, else ``$XDG_CACHE_HOME/bnnzoo``, else ``~/.cache/bnnzoo``). The file is
+   written to a temporary name, its sha256 checked, then renamed: a failed or corrupt
+   download never leaves a file under the final name. With ``HF_HUB_OFFLINE=1`` nothing is
+   downloaded. A file placed there by hand is used once its sha256 matches;
+2. reads the Keras weights with ``h5py`` (no TensorFlow needed) and maps them, by layer
+   name, onto the PyTorch state dict of the model built from the tag's config (which sets
+   ``pad_value=0.0``: larq-zoo's binary convolutions pad with zeros). Layouts are converted
+   (kernels HWIO -> OIHW, Dense transposed, PReLU alphas and learned scales flattened, each
+   grouped Keras convolution of MeliusNet's stem concatenated along the output channels), and
+   BatchNorm epsilons reconciled: where larq-zoo used a different epsilon than the zoo's
+   layers (Real-to-Bin: Keras' 1e-3 vs 1e-5), the difference is added to the moving
+   variance, which gives identical inference outputs.
+
+Every weight of the model must come from the file and every weight layer of the file must
+be used, with the right size; otherwise :class:`zoo.weights.WeightMismatchError` names the
+layer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tempfile
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from .hub import HubError
+from .registry import ModelConfig
+from .weights import Weights, WeightMismatchError
+
+__all__ = [
+    "LARQ_ZOO_RELEASES", "URL_ENV", "CACHE_ENV", "LARQ_BN_EPSILON", "release_url", "cache_path", "fetch",
+    "read_h5", "convert", "load_registered",
+]
+
+LARQ_ZOO_RELEASES = "https://github.com/larq/zoo/releases/download"
+URL_ENV = "BNNZOO_LARQ_ZOO_URL"
+CACHE_ENV = "BNNZOO_CACHE"
+# BatchNormalization epsilon larq-zoo 2.4 builds each family with (MeliusNet sets 1e-5;
+# Real-to-Bin nets leave Keras' default 1e-3).
+LARQ_BN_EPSILON = {"meliusnet": 1e-5, "realtobinary": 1e-3}
+_TIMEOUT_S = 60.0
+
+
+# --------------------------------------------------------------------------- download
+
+
+def release_url(w: Weights) -> str:
+    """The URL of ``w``'s release asset: ``{base}/{revision}/{filename}``, ``base`` overridable by
+    ``$BNNZOO_LARQ_ZOO_URL``."""
+    base = (os.environ.get(URL_ENV) or LARQ_ZOO_RELEASES).rstrip("/")
+    return f"{base}/{w.revision}/{w.filename}"
+
+
+def cache_path(w: Weights) -> Path:
+    """Where ``w``'s release asset is cached (and where to place it by hand)."""
+    root = os.environ.get(CACHE_ENV)
+    if not root:
+        xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        root = os.path.join(xdg, "bnnzoo")
+    return Path(root) / "larq_zoo" / w.revision / w.filename
+
+
+def _offline() -> bool:
+    return (os.environ.get("HF_HUB_OFFLINE") or os.environ.get("BNNZOO_OFFLINE") or "").strip().upper() in {
+        "1", "ON", "YES", "TRUE"}
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def fetch(w: Weights, *, force: bool = False) -> Path:
+    """The verified local copy of ``w``'s release asset, downloaded if not cached.
+
+    Args:
+        w: A registered entry with ``importer="larq_zoo"``.
+        force: Download again even when a verified copy is cached.
+
+    Returns:
+        The cached file, whose sha256 equals ``w.sha256``.
+
+    Raises:
+        HubError: Offline or unreachable with nothing cached, an HTTP error, a short
+            download, or a file whose sha256 does not match (nothing is left under the
+            final name then).
+    """
+    url, dest = release_url(w), cache_path(w)
+    manual = f"or download {url} yourself and save it as {dest} (sha256 {w.sha256})"
+    if dest.is_file() and not force:
+        actual = _sha256(dest)
+        if actual != w.sha256:
+            raise HubError(f"cached {dest} has sha256 {actual[:16]}..., not the registered {w.sha256[:16]}...: "
+                           f"delete it and load again, {manual}")
+        return dest
+    if _offline():
+        raise HubError(f"{w.filename} is not cached at {dest} and HF_HUB_OFFLINE is set: unset it to download "
+                       f"{url}, {manual}")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+    try:
+        h, size = hashlib.sha256(), 0
+        request = urllib.request.Request(url, headers={"User-Agent": "bnnzoo"})
+        try:
+            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(request, timeout=_TIMEOUT_S) as response:
+                expected_size = response.headers.get("Content-Length")
+                for chunk in iter(lambda: response.read(1 << 20), b""):
+                    h.update(chunk)
+                    out.write(chunk)
+                    size += len(chunk)
+        except urllib.error.HTTPError as e:
+            raise HubError(f"{url} answered HTTP {e.code} ({e.reason}): check {URL_ENV} if set, {manual}") from None
+        except (urllib.error.URLError, OSError, ValueError) as e:
+            reason = getattr(e, "reason", e)
+            raise HubError(f"cannot download {url} ({type(reason).__name__}: {' '.join(str(reason).split())}): "
+                           f"check the connection (or {URL_ENV}), {manual}") from None
+        if expected_size is not None and size != int(expected_size):
+            raise HubError(f"download of {url} stopped after {size} of {expected_size} bytes; nothing was cached: "
+                           f"retry, {manual}")
+        actual = h.hexdigest()
+        if actual != w.sha256:
+            raise HubError(f"{url} has sha256 {actual[:16]}..., not the registered {w.sha256[:16]}...; nothing was "
+                           f"cached: check {URL_ENV} points at larq-zoo's releases, {manual}")
+        os.replace(tmp, dest)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return dest
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def read_h5(path: str | Path) -> dict[str, dict[str, np.ndarray]]:
+    """Reads a Keras HDF5 weights file (``save_weights`` or full-model ``save``) without TensorFlow.
+
+    Returns:
+        Layer name -> {weight short name (``kernel``, ``gamma``, ...) -> array}, for the
+        layers that hold weights.
+
+    Raises:
+        WeightMismatchError: Not a Keras HDF5 weights file.
+        ImportError: ``h5py`` is not installed.
+    """
+    try:
+        import h5py
+    except ImportError:
+        raise ImportError("importing larq-zoo weights needs h5py: pip install h5py (or bnnzoo[keras])") from None
+    try:
+        f = h5py.File(path, "r")
+    except OSError as e:
+        raise WeightMismatchError(f"cannot read {path} as HDF5 ({e}): delete it and load again") from None
+    with f:
+        group = f["model_weights"] if "model_weights" in f else f
+        if "layer_names" not in group.attrs:
+            raise WeightMismatchError(f"{path} is HDF5 but not a Keras weights file (no layer_names): is it the "
+                                      "right release asset?")
+        layers: dict[str, dict[str, np.ndarray]] = {}
+        for raw in group.attrs["layer_names"]:
+            name = raw.decode() if isinstance(raw, bytes) else str(raw)
+            lg = group[name]
+            weights = {}
+            for wraw in lg.attrs.get("weight_names", []):
+                wname = wraw.decode() if isinstance(wraw, bytes) else str(wraw)
+                weights[wname.split("/")[-1].split(":")[0]] = np.asarray(lg[wname])
+            if weights:
+                layers[name] = weights
+    return layers
+
+
+# --------------------------------------------------------------------------- name maps
+
+# One rule per module kind: (our module path pattern, larq-zoo layer name template).
+# Templates see the regex groups; ``{p}`` is the Real-to-Bin model-name prefix.
+_MELIUSNET_RULES = (
+    (r"stem\.conv0", "stem_s0_conv"),
+    (r"stem\.conv(\d)", "stem_s{0}_groupconv"),  # grouped: one Conv2D per group, "_conv{g}"
+    (r"stem\.bn(\d)", "stem_s{0}_bn"),
+    (r"stages\.(\d+)\.(dense|improve)\.(\d+)\.bn", "section_{0}_block_{2}_{1}_bn"),
+    (r"stages\.(\d+)\.(dense|improve)\.(\d+)\.conv", "section_{0}_block_{2}_{1}_binconv"),
+    (r"stages\.(\d+)\.transition\.bn", "section_{0}_transition_bn"),
+    (r"stages\.(\d+)\.transition\.conv", "section_{0}_transition_pw"),
+    (r"head_bn", "head_bn"),
+    (r"classifier", "head_dense"),
+)
+_R2B_RULES = (
+    (r"stem\.conv", "{p}_block_1_conv2d"),
+    (r"stem\.bn", "{p}_block_1_batch_norm"),
+    (r"stem\.act", "{p}_block_1_prelu"),
+    (r"blocks\.(\d+)\.([ab])\.shortcut\.conv", "{p}_block_{k}{1}_shortcut_conv2d"),
+    (r"blocks\.(\d+)\.([ab])\.shortcut\.bn", "{p}_block_{k}{1}_shortcut_batch_norm"),
+    (r"blocks\.(\d+)\.([ab])\.bn", "{p}_block_{k}{1}_batch_norm"),
+    (r"blocks\.(\d+)\.([ab])\.conv", "{p}_block_{k}{1}_conv2d"),
+    (r"blocks\.(\d+)\.([ab])\.scale\.reduce", "{p}_block_{k}{1}_scaling_dense_reduce"),
+    (r"blocks\.(\d+)\.([ab])\.scale\.expand", "{p}_block_{k}{1}_scaling_dense_expand"),
+    (r"blocks\.(\d+)\.([ab])\.scale", "{p}_block_{k}{1}_rescale"),  # the strong baseline's learned scales
+    (r"blocks\.(\d+)\.([ab])\.act", "{p}_block_{k}{1}_prelu"),
+    (r"classifier", "{p}_block_10_logits"),
+)
+_RULES = {"meliusnet": _MELIUSNET_RULES, "realtobinary": _R2B_RULES}
+
+# Our parameter name -> larq-zoo weight name, per kind of layer.
+_BN = {"weight": "gamma", "bias": "beta", "running_mean": "moving_mean", "running_var": "moving_variance"}
+_PARAMS = {"bn": _BN, "conv": {"weight": "kernel"}, "dense": {"weight": "kernel", "bias": "bias"},
+           "prelu": {"weight": "alpha"}, "rescale": {"scale_h": "scale_h", "scale_w": "scale_w", "scale_c": "scale_c"}}
+
+
+def _larq_layer(family: str, module_path: str, prefix: str) -> str:
+    for pattern, template in _RULES[family]:
+        m = re.fullmatch(pattern, module_path)
+        if m:
+            k = int(m.group(1)) + 2 if family == "realtobinary" and m.groups() else None
+            return template.format(*m.groups(), p=prefix, k=k)
+    raise WeightMismatchError(f"no larq-zoo layer is known for {family} module {module_path!r}: "
+                              f"add a rule to zoo.larq_import._RULES")
+
+
+def _kind(module: Any) -> str:
+    from torch import nn
+
+    if isinstance(module, nn.modules.batchnorm._BatchNorm):
+        return "bn"
+    if isinstance(module, nn.Conv2d):
+        return "conv"
+    if isinstance(module, nn.Linear):
+        return "dense"
+    if isinstance(module, nn.PReLU):
+        return "prelu"
+    return "rescale"
+
+
+def _r2b_prefix(layers: Mapping[str, Any]) -> str:
+    """The model-name prefix of larq-zoo's Real-to-Bin layer names (``r2b_bnn`` for the BNN)."""
+    found = sorted(m.group(1) for m in (re.fullmatch(r"(.+)_block_1_conv2d", n) for n in layers) if m)
+    return found[0] if len(found) == 1 else "r2b_bnn"
+
+
+# --------------------------------------------------------------------------- conversion
+
+
+def convert(layers: Mapping[str, Mapping[str, np.ndarray]], cfg: ModelConfig,
+            source: str = "the larq-zoo file") -> dict[str, np.ndarray]:
+    """Maps larq-zoo Keras weights onto the PyTorch state dict of the model ``cfg`` describes.
+
+    Args:
+        layers: As returned by :func:`read_h5`.
+        cfg: The config to build (``pad_value=0.0`` for larq-zoo's weights); its family must
+            be ``meliusnet`` or ``realtobinary``.
+        source: How to name the file in error messages.
+
+    Returns:
+        PyTorch parameter names -> float32 arrays in PyTorch layouts (no ``num_batches_tracked``).
+
+    Raises:
+        WeightMismatchError: A layer or weight is missing from the file, has the wrong size,
+            or a weight layer of the file is left unused.
+    """
+    from . import api
+
+    if cfg.family not in _RULES:
+        raise WeightMismatchError(f"larq-zoo weights can be imported into {', '.join(_RULES)} models, not "
+                                  f"{cfg.name} ({cfg.family})")
+    model = api.build(cfg, "torch")
+    modules = dict(model.named_modules())
+    own = {k: tuple(v.shape) for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
+    prefix = _r2b_prefix(layers) if cfg.family == "realtobinary" else ""
+    larq_eps = LARQ_BN_EPSILON[cfg.family]
+    used: set[str] = set()
+    state: dict[str, np.ndarray] = {}
+
+    def take(layer: str, weight: str, key: str) -> np.ndarray:
+        if layer not in layers:
+            raise WeightMismatchError(f"{source} has no layer {layer!r} (needed for {key}): is it larq-zoo's "
+                                      f"include_top weights file for {cfg.name}?")
+        if weight not in layers[layer]:
+            raise WeightMismatchError(f"layer {layer!r} of {source} holds {sorted(layers[layer])}, not {weight!r} "
+                                      f"(needed for {key}): the file is for another architecture")
+        used.add(layer)
+        return np.asarray(layers[layer][weight], dtype=np.float32)
+
+    for key, shape in own.items():
+        path, param = key.rsplit(".", 1)
+        module = modules[path]
+        kind = _kind(module)
+        layer = _larq_layer(cfg.family, path, prefix)
+        weight = _PARAMS[kind].get(param)
+        if weight is None:
+            raise WeightMismatchError(f"no larq-zoo weight is known for {key} ({kind}): add it to "
+                                      f"zoo.larq_import._PARAMS")
+        groups = getattr(module, "groups", 1) if kind == "conv" else 1
+        if groups > 1:  # larq-zoo splits a grouped conv into one Conv2D per group
+            parts = [take(f"{layer}_conv{g}", weight, key) for g in range(groups)]
+            value: np.ndarray = np.concatenate([p.transpose(3, 2, 0, 1) for p in parts], axis=0)
+            layer = f"{layer}_conv*"
+        else:
+            value = take(layer, weight, key)
+            if kind == "conv":
+                value = value.transpose(3, 2, 0, 1) if value.ndim == 4 else value
+            elif kind == "dense" and param == "weight":
+                value = value.T if value.ndim == 2 else value
+            elif value.ndim != len(shape) and value.size == int(np.prod(shape)):
+                value = value.reshape(shape)  # PReLU (1, 1, C), learned scales (H,1,1) / (1,W,1) / (1,1,C)
+        if tuple(value.shape) != shape:
+            raise WeightMismatchError(f"{layer}/{weight} of {source} has shape {tuple(value.shape)} after layout "
+                                      f"conversion, {key} needs {shape}: the file is for another architecture or size")
+        if kind == "bn" and param == "running_var":
+            value = value + np.float32(larq_eps - module.eps)  # same 1/sqrt(var + eps) as larq-zoo's BN
+        state[key] = np.ascontiguousarray(value, dtype=np.float32)
+    unused = sorted(set(layers) - used)
+    if unused:
+        raise WeightMismatchError(f"{source} has {len(unused)} weight layers {cfg.name} does not use (e.g. "
+                                  f"{unused[0]!r}): the file is for another architecture")
+    return state
+
+
+def load_registered(key: str, w: Weights, cfg: ModelConfig, *, force: bool = False) -> dict[str, np.ndarray]:
+    """Fetches (or finds in the cache) and converts registered larq-zoo weights.
+
+    Args:
+        key: ``"arch.tag"`` (for messages).
+        w: The registered entry (``importer="larq_zoo"``).
+        cfg: The config the weights are loaded into (with ``w.arch_overrides`` applied).
+        force: Download again even when cached.
+
+    Returns:
+        The PyTorch state dict (numpy arrays), ready for ``zoo.load``.
+
+    Raises:
+        HubError: The file could not be fetched or its sha256 does not match.
+        WeightMismatchError: The file does not fit ``cfg``.
+    """
+    path = fetch(w, force=force)
+    return convert(read_h5(path), cfg, source=f"{path} ({key})")
