@@ -21,7 +21,9 @@ from typing import Optional
 
 import numpy as np
 
-from .verify import (ConversionError, ConversionReport, atomic_write, check_target, check_tolerance, compare,
+from zoo.fileio import atomic_write
+
+from .verify import (ConversionError, ConversionReport, check_target, check_tolerance, compare,
                      reference_outputs, sample_batch)
 
 __all__ = ["to_onnx", "export_proto", "strip_metadata", "bitpack_binary_convs", "onnx_predict"]

@@ -15,7 +15,9 @@ from typing import Optional
 
 import numpy as np
 
-from .verify import (ConversionError, ConversionReport, atomic_write, check_target, check_tolerance, compare,
+from zoo.fileio import atomic_write
+
+from .verify import (ConversionError, ConversionReport, check_target, check_tolerance, compare,
                      reference_outputs, sample_batch)
 
 __all__ = ["to_tflite", "op_counts", "binary_convs_of", "tflite_predict", "INTERPRETER_FLAGS"]

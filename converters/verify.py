@@ -22,7 +22,7 @@ import numpy as np
 
 __all__ = [
     "ConversionError", "ConversionReport", "VERIFY_BATCH", "VERIFY_SEED", "FLOAT_ATOL", "FLOAT_RTOL",
-    "BINARY_MIN_AGREEMENT", "sample_batch", "reference_outputs", "compare", "check_tolerance", "atomic_write",
+    "BINARY_MIN_AGREEMENT", "sample_batch", "reference_outputs", "compare", "check_tolerance",
     "check_target",
 ]
 
@@ -150,37 +150,3 @@ def check_target(path: str) -> str:
     return path
 
 
-def atomic_write(path: str, write: Callable[[str], None], verify: Optional[Callable[[str], None]] = None) -> int:
-    """Writes a file through a temporary sibling, verifies it, then renames it into place.
-
-    An error or interrupt at any step removes the temporary file and leaves whatever
-    was at ``path`` untouched.
-
-    Args:
-        path: Final location (its folder must exist: see :func:`check_target`).
-        write: Writes the file at the temporary path it is given.
-        verify: Checks the temporary file; raises to abandon it.
-
-    Returns:
-        The size of the file written, in bytes.
-    """
-    folder, name = os.path.split(path)
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
-    except OSError as e:
-        raise ConversionError(f"cannot write in {folder}: {e.strerror}") from None
-    os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    try:
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; give it a normal file's mode
-        write(tmp)
-        if verify is not None:
-            verify(tmp)
-        size = os.path.getsize(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    return size

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import time
 from collections import defaultdict
 from typing import Callable
@@ -29,6 +28,8 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
+
+from eval.timing import lce_runner, onnx_runner, sample_input, time_runs  # noqa: E402
 
 FLAG_SETS = {"default": dict(use_indirect_bgemm=False), "indirect_bgemm": dict(use_indirect_bgemm=True)}
 
@@ -58,34 +59,14 @@ MODELS: dict[str, tuple[str, Callable]] = {
 PAIRS = {"ours_r2b": "lqz_r2b", "ours_melius22": "lqz_melius22"}
 
 
-def time_runs(fn: Callable[[], object], runs: int, warmup: int) -> tuple[float, float, float]:
-    """Median, min and max wall time (ms) of ``fn`` over ``runs`` runs after ``warmup``."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t) * 1e3)
-    return statistics.median(times), min(times), max(times)
-
-
 def time_tflite(flatbuffer: bytes, threads: int, flags: dict, runs: int, warmup: int):
-    from larq_compute_engine.tflite.python.interpreter import Interpreter
-
-    it = Interpreter(flatbuffer, num_threads=threads, **flags)
-    x = [np.random.default_rng(0).standard_normal((1, 224, 224, 3)).astype(np.float32)]
-    return time_runs(lambda: it.interpreter.predict(x), runs, warmup)
+    """Median, min and max ms of LCE's interpreter on a 224x224 input (``flags`` override ``LCE_FLAGS``)."""
+    return time_runs(lce_runner(flatbuffer, threads, sample_input(224, "nhwc"), **flags), runs, warmup)
 
 
 def time_onnx(path: str, threads: int, runs: int, warmup: int):
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
-    sess = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
-    x = {sess.get_inputs()[0].name: np.random.default_rng(0).standard_normal((1, 3, 224, 224)).astype(np.float32)}
-    return time_runs(lambda: sess.run(None, x), runs, warmup)
+    """Median, min and max ms of onnxruntime on a 224x224 input."""
+    return time_runs(onnx_runner(path, threads, sample_input(224)), runs, warmup)
 
 
 def op_profile(flatbuffer: bytes, runs: int = 5) -> dict[str, float]:

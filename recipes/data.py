@@ -20,6 +20,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from zoo import fileio
+
 __all__ = ["ImageFolder", "TensorImages", "mnist_splits", "build_datasets", "collate_skip", "DataError",
            "IMAGENET_MEAN", "IMAGENET_STD", "IMAGE_SUFFIXES"]
 
@@ -208,9 +210,11 @@ def _mnist_arrays() -> tuple[np.ndarray, np.ndarray]:
     x, y = np.asarray(x, np.uint8), np.asarray(y, np.int64)
     try:
         cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_name(f".{cache.name}.{os.getpid()}.tmp.npz")
-        np.savez(tmp, x=x, y=y)
-        os.replace(tmp, cache)
+        def write(tmp: str) -> None:
+            with open(tmp, "wb") as f:
+                np.savez(f, x=x, y=y)
+
+        fileio.atomic_write(cache, write)
     except OSError:
         pass  # a read-only home: no cache
     return x, y

@@ -34,6 +34,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 
+from zoo import fileio
+
 from .config import ConfigError, Recipe, Stage, from_dict, get_recipe, parse_overrides, resolve_stages, apply_overrides
 from .data import DataError, build_datasets, collate_skip
 from .losses import FeatureHooks, attention_loss, distillation_loss
@@ -127,22 +129,12 @@ def _optimizer(model: nn.Module, stage: Stage) -> torch.optim.Optimizer:
 
 # --- files ---------------------------------------------------------------------------------------
 
-def _atomic_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
-def _atomic_text(path: Path, text: str) -> None:
-    _atomic_bytes(path, text.encode())
-
-
 def _write_csv(path: Path, rows: list[dict]) -> None:
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=METRIC_FIELDS)
     w.writeheader()
     w.writerows(rows)
-    _atomic_text(path, buf.getvalue())
+    fileio.write_text(path, buf.getvalue())
 
 
 def _save_model(model: nn.Module, stage_dir: Path) -> None:
@@ -150,7 +142,7 @@ def _save_model(model: nn.Module, stage_dir: Path) -> None:
 
     save(model.state_dict(), stage_dir / "model.safetensors")
     # zoo.weights.save writes config.json in place; write it atomically here instead.
-    _atomic_text(stage_dir / "config.json", json.dumps(model.zoo_config.to_dict(), indent=2) + "\n")
+    fileio.write_text(stage_dir / "config.json", json.dumps(model.zoo_config.to_dict(), indent=2) + "\n")
 
 
 def _load_weights(model: nn.Module, path: Path, what: str, fix: str) -> None:
@@ -312,7 +304,7 @@ def train_stage(recipe: Recipe, stage: Stage, run_dir: Path, datasets: tuple, en
         raise RunError(f"{stage_dir} already holds a run: pass --resume to continue it, or out=OTHER_FOLDER")
 
     if env.main:
-        _atomic_text(stage_dir / "stage.json", json.dumps({
+        fileio.write_text(stage_dir / "stage.json", json.dumps({
             **dataclasses.asdict(stage), "recipe": recipe.name, "model_config": cfg.to_dict(),
             "teacher_path": str(teacher_path or ""), "init_path": str(init_path or ""),
             "world_size": env.world, "steps_per_epoch": steps_per_epoch}, indent=2, default=list) + "\n")
@@ -349,7 +341,7 @@ def train_stage(recipe: Recipe, stage: Stage, run_dir: Path, datasets: tuple, en
             torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                         "scheduler": scheduler.state_dict(), "epoch": epoch + 1, "history": history,
                         "rng": _rng_state(), "stage": dataclasses.asdict(stage)}, buf)
-            _atomic_bytes(state_path, buf.getvalue())
+            fileio.write_bytes(state_path, buf.getvalue())
             _write_csv(stage_dir / "metrics.csv", history)
             if writer is not None:
                 for k, v in row.items():
@@ -372,7 +364,7 @@ def train_stage(recipe: Recipe, stage: Stage, run_dir: Path, datasets: tuple, en
              "skipped_images": sum(r["skipped_images"] for r in history),
              "seconds": sum(r["seconds"] for r in history)}
     if env.main and finished:
-        _atomic_text(final_path, json.dumps(final, indent=2) + "\n")
+        fileio.write_text(final_path, json.dumps(final, indent=2) + "\n")
     env.barrier()
     return final
 
@@ -509,7 +501,7 @@ def run_recipe(recipe: Recipe, resume: bool = False, stop_after: int = 0,
                               recipe.max_train_samples, recipe.max_val_samples)
     if env.main:
         run_dir.mkdir(parents=True, exist_ok=True)
-        _atomic_text(run_dir / "recipe.json", recipe.to_json())
+        fileio.write_text(run_dir / "recipe.json", recipe.to_json())
         say(f"{recipe.name}: {len(datasets[0])} training / {len(datasets[1])} validation images, "
             f"{len(stages)} stage(s), {env.world} process(es) on {env.device.type}; writing {run_dir}")
     results = {}

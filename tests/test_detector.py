@@ -5,12 +5,9 @@ import pytest
 import torch
 
 import zoo
+from helpers import tiny
 from zoo import detection as det
 from zoo.torch.detector import BinaryConv2d, yolo_loss
-
-
-def _tiny(name, **kw):
-    return zoo.load(name, **{**zoo.get_config(name).tiny, **kw})
 
 
 def test_the_three_recipes_differ_where_the_paper_says():
@@ -125,7 +122,7 @@ def test_twenty_training_steps_reduce_the_loss(tmp_path):
     all_images, all_boxes = collate([data[i] for i in range(len(data))])
     torch.manual_seed(0)
     loader = torch.utils.data.DataLoader(data, batch_size=8, shuffle=True, collate_fn=collate)
-    model = _tiny("plates_detector_1bit").train()
+    model = tiny("plates_detector_1bit").train()
     opt = torch.optim.Adam(model.parameters(), lr=5e-3)
 
     def loss_on_all() -> float:

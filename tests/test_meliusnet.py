@@ -13,6 +13,7 @@ import pytest
 import torch
 
 import zoo
+from helpers import randomize
 from zoo.figures import measure
 
 VARIANTS = ["meliusnet22", "meliusnet29", "meliusnet42", "meliusnet59", "meliusneta", "meliusnetb", "meliusnetc"]
@@ -98,24 +99,11 @@ def test_channel_shuffle_is_the_same_permutation_in_both_frameworks():
     np.testing.assert_array_equal(shuffled.numpy()[0, 0, 0], expected)
 
 
-def _randomize(model: torch.nn.Module, seed: int = 0) -> None:
-    """Non-trivial BN statistics and affine terms, so a mis-mapped BN cannot go unnoticed."""
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                n = m.num_features
-                m.running_mean.copy_(torch.randn(n, generator=gen) * 0.5)
-                m.running_var.copy_(torch.rand(n, generator=gen) * 1.5 + 0.5)
-                m.weight.copy_(torch.rand(n, generator=gen) + 0.5)
-                m.bias.copy_(torch.randn(n, generator=gen) * 0.2)
-
-
 @pytest.mark.parametrize("name,extra", [("meliusnet22", {}), ("meliusneta", {}), ("meliusnetc", {"pad_value": 0.0})])
 def test_transfer_torch_keras_torch(name, extra):
     torch.manual_seed(0)
     model = zoo.load(name, **{**zoo.get_config(name).tiny, **extra})
-    _randomize(model)
+    randomize(model)
     size = model.zoo_config.input_size
     x = torch.randn(8, 3, size, size, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():

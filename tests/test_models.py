@@ -5,25 +5,10 @@ import pytest
 import torch
 
 import zoo
+from helpers import randomize, tiny
 from zoo.weights import WeightMismatchError
 
 NAMES = zoo.list_models()
-
-
-def tiny(name: str, framework: str = "torch", **kw):
-    return zoo.load(name, framework=framework, **{**zoo.get_config(name).tiny, **kw})
-
-
-def randomize(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
-    """Non-trivial BN statistics and affine terms, so a transfer bug shows in the outputs."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, t in list(model.named_parameters()) + list(model.named_buffers()):
-            if name.endswith("running_var"):
-                t.copy_(torch.rand(t.shape, generator=g) + 0.5)
-            elif name.endswith("running_mean") or (t.ndim == 1 and t.dtype.is_floating_point):
-                t.copy_(torch.rand(t.shape, generator=g) * 0.4 - 0.2 + (1.0 if name.endswith("weight") else 0.0))
-    return model.eval()
 
 
 def batch(cfg, n: int = 8, seed: int = 0) -> torch.Tensor:

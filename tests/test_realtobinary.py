@@ -12,25 +12,9 @@ import pytest
 import torch
 
 import zoo
+from helpers import randomize
 
 VARIANTS = zoo.list_models("realtobinary_resnet18*") + ["strongbaseline_resnet18"]
-
-
-def _randomize(model: torch.nn.Module, seed: int = 0) -> None:
-    """Gives every weight and BN statistic a non-default value, so a wrongly mapped one shows."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, t in list(model.named_parameters()) + list(model.named_buffers()):
-            if name.endswith("num_batches_tracked"):
-                continue
-            if name.endswith("running_var"):
-                t.copy_(torch.rand(t.shape, generator=g) * 1.5 + 0.5)
-            elif name.endswith(("scale_h", "scale_w", "scale_c")) or (name.endswith("weight") and t.ndim == 1):
-                t.copy_(torch.rand(t.shape, generator=g) + 0.5)  # BN gammas, PReLU slopes, learned scales
-            elif t.ndim >= 2:  # fan-in scaled, so real-valued variants keep every layer's effect visible
-                t.copy_(torch.randn(t.shape, generator=g) / t[0].numel() ** 0.5)
-            else:
-                t.copy_(torch.randn(t.shape, generator=g) * 0.5)
 
 
 def _torch_logits(model: torch.nn.Module, x: torch.Tensor) -> np.ndarray:
@@ -87,7 +71,7 @@ def test_tiny_keeps_binary_convs(name: str) -> None:
 @pytest.mark.parametrize("name", VARIANTS)
 def test_transfer_to_keras(name: str) -> None:
     model = zoo.load(name, **zoo.get_config(name).tiny)
-    _randomize(model)
+    randomize(model)
     x = torch.randn(4, 3, 32, 32, generator=torch.Generator().manual_seed(1))
     expected = _torch_logits(model, x)
     got = _keras_logits(zoo.to_keras(model), x)
@@ -98,7 +82,7 @@ def test_transfer_to_keras(name: str) -> None:
 def test_transfer_odd_sizes_round_trip() -> None:
     # 36 -> 18 -> 9 -> 5 -> 3 -> 2: odd maps exercise TF-"same" pooling and the shortcut's avg pool.
     model = zoo.load("strongbaseline_resnet18", width=16, input_size=36, num_classes=10)
-    _randomize(model, seed=3)
+    randomize(model, seed=3)
     x = torch.randn(2, 3, 36, 36, generator=torch.Generator().manual_seed(2))
     expected = _torch_logits(model, x)
     keras_model = zoo.to_keras(model)

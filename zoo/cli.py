@@ -43,7 +43,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 2
     try:
         return int(getattr(importlib.import_module(COMMANDS[args.command][0]), f"run_{args.command}")(args) or 0)
-    except (KeyError, ValueError, TypeError, FileNotFoundError, ImportError, RuntimeError) as e:
+    except (KeyError, ValueError, TypeError, OSError, ImportError, RuntimeError) as e:
         if os.environ.get("BNNZOO_DEBUG"):
             raise
         print(f"bnnzoo {args.command}: error: {e}", file=sys.stderr)

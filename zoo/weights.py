@@ -122,27 +122,25 @@ def read_safetensors(path: Path) -> dict[str, Any]:
 
 
 def save(state: Mapping[str, Any], path: str | Path, cfg: Optional[ModelConfig] = None) -> Path:
-    """Writes ``model.safetensors`` (+ ``config.json`` when ``cfg`` is given) atomically."""
-    import os
-    import tempfile
+    """Writes ``model.safetensors`` (+ ``config.json`` when ``cfg`` is given), each atomically.
 
+    Raises:
+        FileNotFoundError: The folder does not exist.
+    """
     import numpy as np
     from safetensors.numpy import save_file
 
+    from . import fileio
+
     path = Path(path)
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"folder {path.parent} does not exist; create it first")
     # num_batches_tracked is PyTorch bookkeeping with no Keras twin: not part of the artifact.
     arrays = {k: np.ascontiguousarray(v.detach().cpu().numpy() if hasattr(v, "detach") else v)
               for k, v in state.items() if not k.endswith("num_batches_tracked")}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file(arrays, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    fileio.atomic_write(path, lambda tmp: save_file(arrays, tmp))
     if cfg is not None:
-        (path.parent / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
+        fileio.write_text(path.parent / "config.json", json.dumps(cfg.to_dict(), indent=2) + "\n")
     return path
 
 

@@ -41,6 +41,8 @@ from typing import Any, Iterable, Optional, Sequence
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
+from zoo import fileio
+
 __all__ = ["FORMAT_VERSION", "SPLITS", "HANGUL", "GenConfig", "find_font", "plate_text", "render_sample",
            "generate", "add_data_arguments", "run_data", "parse_size"]
 
@@ -441,13 +443,6 @@ def _labels_text(boxes: np.ndarray, w: int, h: int) -> str:
     return "".join(line + "\n" for line in lines)
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
-
-
 def _paths(out: Path, split: str, index: int, image_format: str) -> tuple[Path, Path]:
     return (out / "images" / split / f"{index:06d}.{image_format}", out / "labels" / split / f"{index:06d}.txt")
 
@@ -464,8 +459,8 @@ def _write_one(job: tuple[str, GenConfig, str, int]) -> bool:
         img.save(buf, format="PNG", compress_level=1)
     else:
         img.save(buf, format="JPEG", quality=cfg.quality)
-    _write_atomic(image_path, buf.getvalue())
-    _write_atomic(label_path, _labels_text(boxes, cfg.width, cfg.height).encode())
+    fileio.write_bytes(image_path, buf.getvalue())
+    fileio.write_bytes(label_path, _labels_text(boxes, cfg.width, cfg.height).encode())
     return True
 
 
@@ -541,7 +536,7 @@ def generate(out: str | os.PathLike, counts: dict[str, int], *, seed: int = 0, s
             (out / kind / split).mkdir(parents=True, exist_ok=True)
             for stale in (out / kind / split).glob(".*.tmp"):  # left by a killed run
                 stale.unlink(missing_ok=True)
-    _write_atomic(manifest_path, json.dumps({**params, "complete": False}, indent=2).encode())
+    fileio.write_bytes(manifest_path, json.dumps({**params, "complete": False}, indent=2).encode())
 
     jobs = [(str(out), cfg, split, i) for split, n in counts.items() for i in range(n)]
     start = time.perf_counter()
@@ -578,7 +573,7 @@ def generate(out: str | os.PathLike, counts: dict[str, int], *, seed: int = 0, s
         "splits": {s: {"images": n, "plates": _count_plates(out, s, n)} for s, n in counts.items()},
         "generator": "recipes.plates.generate",
     }
-    _write_atomic(manifest_path, json.dumps(manifest, indent=2, ensure_ascii=False).encode())
+    fileio.write_bytes(manifest_path, json.dumps(manifest, indent=2, ensure_ascii=False).encode())
     manifest["_written"] = written
     manifest["_seconds"] = seconds
     return manifest

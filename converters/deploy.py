@@ -1,0 +1,287 @@
+"""``bnnzoo deploy NAME --target rpi``: a self-contained bundle for a 64-bit Raspberry Pi.
+
+The bundle folder holds the verified LCE ``.tflite`` and the bit-packed ONNX of the same
+weights, ``labels.json``, ``preprocess.json`` (input size, mean/std, layout),
+``run.py`` (numpy + Pillow + LCE's interpreter or onnxruntime; no PyTorch, no
+TensorFlow), ``requirements.txt`` (pins with aarch64 wheels), a README for 64-bit
+Raspberry Pi OS, a synthetic ``sample.png`` and ``manifest.json`` (sha256 of every
+file). It is written in a temporary sibling folder and renamed into place, so an
+interrupted or failed deploy leaves no half bundle.
+
+Examples::
+
+    bnnzoo deploy meliusnet22 --target rpi -o meliusnet22-rpi/
+    python3 meliusnet22-rpi/run.py meliusnet22-rpi/sample.png
+    python -m eval.arm64 meliusnet22-rpi/          # the same on ARM64, under qemu
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Callable, Optional, Sequence
+
+from .verify import ConversionError
+
+__all__ = ["TARGETS", "RPI_REQUIREMENTS", "IMAGENET_MEAN", "IMAGENET_STD", "LCE_PUBLISHED_RPI4", "DeployReport",
+           "deploy", "sha256_of", "add_deploy_arguments", "run_deploy"]
+
+TARGETS = ("rpi",)
+RUNNER_DIR = Path(__file__).resolve().parent / "rpi"
+# Versions with cp311 aarch64 wheels that import under Debian 12's qemu-user 7.2 (onnxruntime 1.32's
+# aarch64 wheel crashes there at import); the Pi needs nothing else from PyPI.
+RPI_REQUIREMENTS = ("numpy==1.26.4", "Pillow==10.4.0", "onnxruntime==1.19.2")
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+CROP_FRACTION = 0.875  # resize the shorter side to input_size / 0.875, then centre-crop (256 -> 224)
+# LCE's own figures (QuickNet family, randomized weights, LCE's benchmark tool), not this zoo's models.
+LCE_PUBLISHED_RPI4 = {
+    "source": "published: larq/compute-engine README, 'Performance' section (benchmarked 2020-03-20 with LCE's "
+              "TFLite benchmark tool on a Raspberry Pi 4 Model B, BCM2711, randomized weights and inputs)",
+    "rows": [("QuickNet", "58.6 %", 45.6, 21.7), ("QuickNet-Large", "62.7 %", 66.5, 31.8),
+             ("QuickNet-XL", "67.0 %", 121.2, 52.4)],
+}
+
+
+@dataclass(frozen=True)
+class DeployReport:
+    """What ``deploy`` wrote.
+
+    Attributes:
+        folder: The bundle folder.
+        files: Bundle file name -> sha256.
+        tflite: Conversion report of ``model.tflite``.
+        onnx: Conversion report of ``model.onnx``.
+    """
+
+    folder: str
+    files: dict
+    tflite: Any
+    onnx: Any
+
+    def summary(self) -> str:
+        """Lines ``bnnzoo deploy`` prints."""
+        lines = [f"bundle        {self.folder}"]
+        for name, digest in sorted(self.files.items()):
+            size = os.path.getsize(os.path.join(self.folder, name))
+            lines.append(f"  {name:<17} {size:>10} bytes  sha256 {digest[:16]}...")
+        lines.append(f"tflite        {self.tflite.lce_bconv2d} LceBconv2d ops, top-1 agreement "
+                     f"{self.tflite.top1_agreement:.2f}, max |diff| {self.tflite.max_abs_diff:.3g}")
+        lines.append(f"onnx          {self.onnx.lce_bconv2d} bit-packed binary convs, top-1 agreement "
+                     f"{self.onnx.top1_agreement:.2f}, max |diff| {self.onnx.max_abs_diff:.3g}")
+        lines.append(f"try it        python3 {os.path.join(self.folder, 'run.py')} "
+                     f"{os.path.join(self.folder, 'sample.png')}")
+        return "\n".join(lines)
+
+
+def sha256_of(path: str | os.PathLike) -> str:
+    """Hex sha256 of a file."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _version(dist: str) -> str:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def _sample_image(path: Path, size: int) -> None:
+    """A deterministic synthetic RGB image (gradients and a disc), so the bundle can test itself."""
+    import numpy as np
+    from PIL import Image
+
+    side = max(2 * size, 64)
+    yy, xx = np.mgrid[0:side, 0:side] / side
+    disc = ((xx - 0.6) ** 2 + (yy - 0.4) ** 2) < 0.06
+    rgb = np.stack([xx, yy, np.where(disc, 0.9, 0.2 + 0.3 * xx * yy)], -1)
+    Image.fromarray((rgb * 255).astype(np.uint8), "RGB").save(path)
+
+
+def _published_table() -> str:
+    rows = ["| Model | Top-1 | RPi 4 B, ms (1 thread) | RPi 4 B, ms (4 threads) |", "| --- | :-: | :-: | :-: |"]
+    rows += [f"| {m} | {t} | {one} | {four} |" for m, t, one, four in LCE_PUBLISHED_RPI4["rows"]]
+    return "\n".join(rows) + f"\n\nSource: {LCE_PUBLISHED_RPI4['source']}."
+
+
+def _readme(values: dict) -> str:
+    text = (RUNNER_DIR / "README.md").read_text()
+    for key, value in values.items():
+        text = text.replace("{{" + key + "}}", str(value))
+    return text
+
+
+def deploy(model, output: str | os.PathLike, *, target: str = "rpi", name: Optional[str] = None,
+           labels: Optional[Sequence[str]] = None, labels_source: str = "",
+           mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD,
+           input_size: Optional[int] = None, overwrite: bool = False,
+           log: Callable[[str], None] = lambda line: None) -> DeployReport:
+    """Writes a deployment bundle of a zoo PyTorch model at ``output`` (a folder).
+
+    Args:
+        model: A zoo PyTorch model (``zoo.load``), in eval mode.
+        output: The bundle folder; must not exist unless ``overwrite``.
+        target: Only ``"rpi"`` (64-bit Raspberry Pi OS).
+        name: Model name recorded in the bundle (default: the model's config name).
+        labels: Class names in output order (default ``class_0``, ``class_1``, ...).
+        labels_source: Where the labels come from (for the README).
+        mean: Per-channel RGB mean of inputs scaled to [0, 1].
+        std: Per-channel RGB std.
+        input_size: Square input side (default: the model's).
+        overwrite: Replace an existing bundle at ``output``.
+        log: Receives progress lines.
+
+    Returns:
+        The report; ``report.summary()`` is what the command line prints.
+
+    Raises:
+        ValueError: Unknown target, bad labels/mean/std, or ``output`` exists.
+        FileNotFoundError: The parent folder of ``output`` does not exist.
+        converters.ConversionError: A conversion or its verification failed (nothing written).
+    """
+    import zoo
+
+    from . import to_onnx, to_tflite
+
+    if target not in TARGETS:
+        raise ValueError(f"unknown deploy target {target!r}; targets: {', '.join(TARGETS)}")
+    cfg = zoo.api._config_of(model)
+    name = name or cfg.name
+    size = int(input_size or cfg.input_size)
+    labels = list(labels) if labels else [f"class_{i}" for i in range(cfg.num_classes)]
+    if len(labels) != cfg.num_classes:
+        raise ValueError(f"{len(labels)} labels for a model with {cfg.num_classes} classes")
+    if len(mean) != 3 or len(std) != 3 or min(std) <= 0:
+        raise ValueError("mean and std take 3 values (RGB), std positive")
+    out = Path(output).expanduser().absolute()
+    if not out.parent.is_dir():
+        raise FileNotFoundError(f"folder {out.parent} does not exist; create it first")
+    if out.exists() and not overwrite:
+        raise ValueError(f"{out} already exists: remove it or pass --force to replace it")
+    if out.exists() and not (out / "manifest.json").is_file():
+        raise ValueError(f"{out} exists and is not a bundle (no manifest.json): refusing to replace it")
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    try:
+        log(f"deploy: converting {name} to TFLite (LCE {_version('larq-compute-engine')}), verified")
+        try:
+            tflite = to_tflite(model, str(tmp / "model.tflite"), input_size=size)
+        except ConversionError as e:
+            raise ConversionError(f"{e} (the bundle needs a verified .tflite; nothing was written)") from e
+        log("deploy: exporting bit-packed ONNX, verified")
+        onnx = to_onnx(model, str(tmp / "model.onnx"), input_size=size, bitpack=True)
+        pre = {"input_size": size, "resize": int(round(size / CROP_FRACTION)), "crop": "center",
+               "interpolation": "bilinear", "color": "RGB", "scale": 1 / 255, "mean": [float(m) for m in mean],
+               "std": [float(s) for s in std], "layout": {"model.tflite": "NHWC", "model.onnx": "NCHW"},
+               "dtype": "float32"}
+        (tmp / "preprocess.json").write_text(json.dumps(pre, indent=2) + "\n")
+        (tmp / "labels.json").write_text(json.dumps(labels, indent=1, ensure_ascii=False) + "\n")
+        (tmp / "requirements.txt").write_text(
+            "# aarch64 (64-bit Raspberry Pi OS) wheels exist for all of these; LCE is built from source (README.md)\n"
+            + "\n".join(RPI_REQUIREMENTS) + "\n")
+        shutil.copyfile(RUNNER_DIR / "run.py", tmp / "run.py")
+        os.chmod(tmp / "run.py", 0o755)
+        _sample_image(tmp / "sample.png", size)
+        lce_version = _version("larq-compute-engine")
+        created = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat()
+        (tmp / "README.md").write_text(_readme({
+            "MODEL": name, "BNNZOO_VERSION": zoo.__version__, "CREATED": created, "LCE_VERSION": lce_version,
+            "LCE_BCONV": tflite.lce_bconv2d, "TFLITE_MB": f"{tflite.size_bytes / 1e6:.2f}",
+            "ONNX_PACKED": onnx.lce_bconv2d, "ONNX_MB": f"{onnx.size_bytes / 1e6:.2f}",
+            "NUM_CLASSES": len(labels), "LABELS_SOURCE": labels_source or "placeholder names: no labels recorded",
+            "INPUT_SIZE": size, "RESIZE": pre["resize"], "MEAN": pre["mean"], "STD": pre["std"],
+            "PUBLISHED": _published_table()}))
+        files = {p.name: sha256_of(p) for p in sorted(tmp.iterdir()) if p.is_file()}
+        manifest = {
+            "format": "bnnzoo-bundle/1", "target": target, "model": name, "config": cfg.to_dict(),
+            "created": created, "bnnzoo_version": zoo.__version__, "lce_version": lce_version,
+            "onnxruntime_version": _version("onnxruntime"), "requirements": list(RPI_REQUIREMENTS),
+            "conversion": {"tflite": {**tflite.as_dict(), "path": "model.tflite"},
+                           "onnx": {**onnx.as_dict(), "path": "model.onnx"}},
+            "files": {n: {"sha256": d, "bytes": (tmp / n).stat().st_size} for n, d in files.items()},
+        }
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+        os.chmod(tmp, 0o755)
+        if out.exists():  # overwrite: swap the old bundle out, then remove it
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
+            os.replace(out, old / "bundle")
+            os.replace(tmp, out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return DeployReport(str(out), files, tflite, onnx)
+
+
+def add_deploy_arguments(parser: argparse.ArgumentParser) -> None:
+    """Adds the arguments of ``bnnzoo deploy`` to ``parser``."""
+    parser.add_argument("source", metavar="NAME_OR_CHECKPOINT",
+                        help="a registered model (`bnnzoo list`), NAME.TAG, or a .safetensors file (needs --arch)")
+    parser.add_argument("--target", required=True, choices=TARGETS, help="rpi: 64-bit Raspberry Pi OS (aarch64)")
+    parser.add_argument("-o", "--output", metavar="DIR", help="bundle folder (default: NAME-TARGET here)")
+    parser.add_argument("--arch", metavar="NAME", help="architecture of a .safetensors checkpoint")
+    parser.add_argument("--input-size", type=int, metavar="N", help="square input side (default: the model's)")
+    parser.add_argument("--pad-value", type=float, choices=(0.0, 1.0), metavar="0|1",
+                        help="padding value of binary convs' inputs (an architecture option)")
+    parser.add_argument("--tiny", action="store_true", help="the architecture's small test variant (cfg.tiny)")
+    parser.add_argument("--force", action="store_true", help="replace an existing bundle folder")
+
+
+def _weights_meta(source: str):
+    """The registered ``Weights`` of ``NAME.TAG`` (None for other sources)."""
+    import zoo
+    from zoo import weights as zw
+
+    if "." not in source or source.endswith(".safetensors"):
+        return None
+    base, tag = source.split(".", 1)
+    return zw.lookup(zoo.get_config(base), tag)[1]
+
+
+def run_deploy(args: argparse.Namespace) -> int:
+    """Runs ``bnnzoo deploy``; prints the bundle summary. Returns the exit status."""
+    import zoo
+
+    overrides: dict = {} if args.pad_value is None else {"pad_value": args.pad_value}
+    source = args.source
+    if source.endswith(".safetensors"):
+        if not args.arch:
+            raise ValueError(f"{source} is a checkpoint: name its architecture with --arch")
+        if not os.path.isfile(source):
+            raise FileNotFoundError(f"checkpoint {source} does not exist")
+        base, weights = args.arch, source
+        name = Path(source).stem
+    else:
+        if args.arch:
+            raise ValueError("--arch is only for .safetensors checkpoints")
+        base, _, tag = source.partition(".")
+        weights, name = (tag or None), source.replace(".", "_")
+    if args.tiny:
+        overrides = {**zoo.get_config(base).tiny, **overrides}
+    meta = _weights_meta(source)
+    if args.input_size is not None:
+        overrides["input_size"] = args.input_size
+    model = zoo.load(base, weights=weights, **overrides)
+    if weights is None:
+        print(f"bnnzoo deploy: note: {base} has no weights given: the bundle holds randomly initialised weights")
+    output = args.output or f"{name}-{args.target}"
+    report = deploy(model, output, target=args.target, name=name,
+                    labels=list(meta.labels) if meta and meta.labels else None,
+                    labels_source=f"WEIGHTS[{source!r}].labels" if meta and meta.labels else "",
+                    mean=meta.mean if meta else IMAGENET_MEAN, std=meta.std if meta else IMAGENET_STD,
+                    input_size=args.input_size, overwrite=args.force, log=print)
+    print(report.summary())
+    return 0

@@ -1,0 +1,381 @@
+#!/usr/bin/env python3
+"""Classify images with this bundle's binary neural network (written by ``bnnzoo deploy``).
+
+Needs only numpy and Pillow, plus one runtime: Larq Compute Engine's interpreter
+(``model.tflite``, bit-packed kernels optimized for 64-bit ARM) when it is importable,
+else onnxruntime (``model.onnx``). Neither PyTorch nor TensorFlow is used.
+
+Examples::
+
+    python3 run.py cat.jpg dog.png                  # top-5 labels and latency per image
+    python3 run.py --runtime onnx cat.jpg           # force a runtime (lce | onnx)
+    python3 run.py --benchmark 50 --threads 4       # median/min/max latency over 50 runs
+    python3 run.py --watch frames/                  # classify images as they appear (camera loop)
+    python3 run.py --dump-logits out.npy cat.jpg    # raw logits, one row per image
+
+Every file the run reads is checked against ``manifest.json`` (sha256) first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import importlib.machinery
+import importlib.util
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Iterable, List, Optional, Sequence
+
+BUNDLE = Path(__file__).resolve().parent
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+
+
+class BundleError(Exception):
+    """A problem the user can fix, reported as one line."""
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class Bundle:
+    """The bundle folder: its manifest, checked files, labels and preprocessing constants.
+
+    Args:
+        folder: The bundle folder (the one holding ``manifest.json``).
+
+    Raises:
+        BundleError: The manifest is missing or unreadable.
+    """
+
+    def __init__(self, folder: Path = BUNDLE) -> None:
+        self.folder = Path(folder)
+        manifest = self.folder / "manifest.json"
+        if not manifest.is_file():
+            raise BundleError(f"no manifest.json in {self.folder}: run.py must sit in a folder written by "
+                              "`bnnzoo deploy NAME --target rpi`")
+        try:
+            self.manifest = json.loads(manifest.read_text())
+            self.files = self.manifest["files"]
+        except (ValueError, KeyError) as e:
+            raise BundleError(f"{manifest} is not a bundle manifest ({e}); re-run `bnnzoo deploy`") from None
+        self.preprocess = json.loads(self.file("preprocess.json").read_text())
+        self.labels = json.loads(self.file("labels.json").read_text())
+
+    def file(self, name: str) -> Path:
+        """The path of bundle file ``name``, after checking its sha256 against the manifest.
+
+        Raises:
+            BundleError: Not in the manifest, missing, or different from what the manifest records.
+        """
+        entry = self.files.get(name)
+        if entry is None:
+            raise BundleError(f"{name} is not part of this bundle (manifest.json does not list it)")
+        path = self.folder / name
+        if not path.is_file():
+            raise BundleError(f"bundle file {name} is missing from {self.folder}: copy the whole bundle folder, "
+                              "or re-run `bnnzoo deploy`")
+        got = _sha256(path)
+        if got != entry["sha256"]:
+            raise BundleError(f"{name} does not match this bundle's manifest (sha256 {got[:12]}..., expected "
+                              f"{entry['sha256'][:12]}...): it comes from another bundle or was modified; "
+                              "re-run `bnnzoo deploy`")
+        return path
+
+
+# --- images -----------------------------------------------------------------------------------
+
+def to_rgb(image):
+    """An 8-bit RGB copy of any Pillow image: 16-bit and float greyscale are rescaled, transparent
+    pixels composited over white, CMYK/greyscale/palette converted, EXIF rotation applied."""
+    import numpy as np
+    from PIL import Image, ImageOps
+
+    try:
+        image = ImageOps.exif_transpose(image)
+    except Exception:  # a broken EXIF block is no reason to refuse the pixels
+        pass
+    mode = image.mode
+    if mode.startswith("I;16") or mode == "I" or mode == "F":
+        a = np.asarray(image, dtype=np.float64)
+        if mode == "F":
+            top = 1.0 if a.size and float(np.nanmax(a)) <= 1.0 else 255.0
+        else:
+            top = 65535.0 if mode.startswith("I;16") or (a.size and a.max() > 255) else 255.0
+        a = np.clip(np.nan_to_num(a) / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        image = Image.fromarray(a, "L")
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(white, rgba)
+    return image.convert("RGB")
+
+
+def load_image(path: Path, pre: dict):
+    """One preprocessed image, HWC float32: resize the shorter side, centre-crop, scale, normalise.
+
+    Raises:
+        BundleError: The file is missing or not an image Pillow can decode.
+    """
+    import numpy as np
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path)
+    if not path.exists():
+        raise BundleError(f"image {path} does not exist")
+    if path.is_dir():
+        raise BundleError(f"{path} is a folder: give image files, or use --watch {path}")
+    try:
+        with Image.open(path) as image:
+            image.load()
+            image = to_rgb(image)
+    except UnidentifiedImageError:
+        raise BundleError(f"{path} is not an image Pillow can read (JPEG, PNG, BMP, TIFF, WebP, ...)") from None
+    except (OSError, ValueError, SyntaxError) as e:
+        raise BundleError(f"{path} could not be decoded as an image: {e}") from None
+    size, resize = int(pre["input_size"]), int(pre["resize"])
+    w, h = image.size
+    scale = resize / min(w, h)
+    image = image.resize((max(size, round(w * scale)), max(size, round(h * scale))), Image.BILINEAR)
+    w, h = image.size
+    left, top = (w - size) // 2, (h - size) // 2
+    image = image.crop((left, top, left + size, top + size))
+    x = np.asarray(image, dtype=np.float32) * np.float32(pre["scale"])
+    return ((x - np.asarray(pre["mean"], np.float32)) / np.asarray(pre["std"], np.float32)).astype(np.float32)
+
+
+# --- runtimes ---------------------------------------------------------------------------------
+
+def _lce_wrapper():
+    """LCE's ``interpreter_wrapper_lite`` extension, loaded without importing TensorFlow.
+
+    ``import larq_compute_engine`` imports its converter (TensorFlow); the interpreter itself
+    is one extension module, so it is loaded from its file directly when it can be.
+    """
+    spec = importlib.util.find_spec("larq_compute_engine")
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        for so in sorted((Path(folder) / "tflite" / "python").glob("interpreter_wrapper_lite*.so")):
+            name = "larq_compute_engine.tflite.python.interpreter_wrapper_lite"
+            loader = importlib.machinery.ExtensionFileLoader(name, str(so))
+            module_spec = importlib.util.spec_from_file_location(name, str(so), loader=loader)
+            module = importlib.util.module_from_spec(module_spec)
+            loader.exec_module(module)
+            return module
+    from larq_compute_engine.tflite.python import interpreter_wrapper_lite  # type: ignore
+
+    return interpreter_wrapper_lite
+
+
+def lce_available() -> bool:
+    """Whether Larq Compute Engine's interpreter can be imported here."""
+    try:
+        _lce_wrapper()
+        return True
+    except Exception:
+        return False
+
+
+class LceRuntime:
+    """``model.tflite`` in LCE's interpreter (NHWC input, one image per call)."""
+
+    name = "lce"
+
+    def __init__(self, bundle: Bundle, threads: int) -> None:
+        try:
+            wrapper = _lce_wrapper()
+        except Exception as e:
+            raise BundleError(f"Larq Compute Engine's interpreter is not importable ({type(e).__name__}: {e}); "
+                              "build it for this board (see README.md) or use --runtime onnx") from None
+        flatbuffer = bundle.file("model.tflite").read_bytes()
+        self.interpreter = wrapper.LiteInterpreter(flatbuffer, threads, False, False, False)
+        self.version = bundle.manifest.get("lce_version", "?")
+
+    def predict(self, x_nhwc):
+        import numpy as np
+
+        return np.concatenate([np.asarray(self.interpreter.predict([x[None]])[0]) for x in x_nhwc])
+
+
+class OnnxRuntime:
+    """``model.onnx`` (bit-packed binary weights) in onnxruntime (NCHW input)."""
+
+    name = "onnx"
+
+    def __init__(self, bundle: Bundle, threads: int) -> None:
+        try:
+            import onnxruntime as ort
+        except ImportError as e:
+            raise BundleError(f"onnxruntime is not importable ({e}): pip install -r requirements.txt") from None
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        self.session = ort.InferenceSession(str(bundle.file("model.onnx")), options,
+                                            providers=["CPUExecutionProvider"])
+        self.input = self.session.get_inputs()[0].name
+        self.version = ort.__version__
+
+    def predict(self, x_nhwc):
+        import numpy as np
+
+        x = np.ascontiguousarray(x_nhwc.transpose(0, 3, 1, 2))
+        return self.session.run(None, {self.input: x})[0]
+
+
+def make_runtime(bundle: Bundle, choice: str, threads: int):
+    """The runtime ``choice`` (``auto``: LCE when importable and the bundle has a .tflite, else onnx)."""
+    if choice == "auto":
+        choice = "lce" if "model.tflite" in bundle.files and lce_available() else "onnx"
+    if choice == "lce":
+        return LceRuntime(bundle, threads)
+    return OnnxRuntime(bundle, threads)
+
+
+# --- output -----------------------------------------------------------------------------------
+
+def top_k(logits, labels: Sequence[str], k: int) -> List[tuple]:
+    """``(index, probability, label)`` of the ``k`` largest logits (softmax probabilities)."""
+    import numpy as np
+
+    z = np.asarray(logits, np.float64)
+    p = np.exp(z - z.max())
+    p /= p.sum()
+    order = np.argsort(-z, kind="stable")[:k]
+    return [(int(i), float(p[i]), labels[i] if i < len(labels) else f"class_{i}") for i in order]
+
+
+def _print_result(name: str, logits, labels, k: int, runtime, ms: float) -> None:
+    print(f"{name}  ({runtime.name}, {ms:.1f} ms)")
+    for rank, (index, prob, label) in enumerate(top_k(logits, labels, k), 1):
+        print(f"  {rank}. {prob:7.4f}  {label}  [{index}]")
+    sys.stdout.flush()
+
+
+def classify(bundle: Bundle, runtime, images: Iterable[Path], k: int) -> list:
+    """Classifies ``images`` one at a time; prints top-k and latency; returns the logits rows."""
+    rows = []
+    for path in images:
+        x = load_image(path, bundle.preprocess)[None]
+        start = time.perf_counter()
+        logits = runtime.predict(x)[0]
+        ms = (time.perf_counter() - start) * 1e3
+        _print_result(str(path), logits, bundle.labels, k, runtime, ms)
+        rows.append(logits)
+    return rows
+
+
+def benchmark(bundle: Bundle, runtime, runs: int, image: Optional[Path], threads: int, warmup: int = 3) -> dict:
+    """Median/min/max latency (ms) of ``runs`` single-image inferences after ``warmup`` untimed ones."""
+    import numpy as np
+
+    if image is not None:
+        x = load_image(image, bundle.preprocess)[None]
+    else:
+        size = int(bundle.preprocess["input_size"])
+        x = np.random.default_rng(0).standard_normal((1, size, size, 3)).astype(np.float32)
+    for _ in range(warmup):
+        runtime.predict(x)
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        runtime.predict(x)
+        times.append((time.perf_counter() - start) * 1e3)
+    result = {"runtime": runtime.name, "runtime_version": runtime.version, "threads": threads, "runs": runs,
+              "median_ms": statistics.median(times), "min_ms": min(times), "max_ms": max(times)}
+    print(f"benchmark  {bundle.manifest.get('model', '?')} on {runtime.name} {runtime.version}, {threads} thread(s), "
+          f"{runs} runs ({warmup} warm-up): median {result['median_ms']:.2f} ms, min {result['min_ms']:.2f} ms, "
+          f"max {result['max_ms']:.2f} ms")
+    return result
+
+
+def watch(bundle: Bundle, runtime, folder: Path, k: int, interval: float, once: bool) -> list:
+    """Loop mode: classifies every image in ``folder``, then each new or rewritten one as it appears.
+
+    Files that are not images (or are still being written) are reported and skipped, not fatal.
+    Stops on Ctrl-C, or after one pass with ``once``.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise BundleError(f"--watch needs a folder; {folder} is not one")
+    seen: dict = {}
+    rows = []
+    print(f"watching {folder} for images (Ctrl-C stops)" if not once else f"classifying the images in {folder}")
+    try:
+        while True:
+            for path in sorted(folder.iterdir()):
+                if path.suffix.lower() not in IMAGE_SUFFIXES or not path.is_file():
+                    continue
+                stamp = path.stat().st_mtime_ns
+                if seen.get(path) == stamp:
+                    continue
+                seen[path] = stamp
+                try:
+                    rows += classify(bundle, runtime, [path], k)
+                except BundleError as e:
+                    print(f"skipped: {e}", file=sys.stderr)
+            if once:
+                return rows
+            time.sleep(interval)
+    except KeyboardInterrupt:
+        return rows
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Command line of the bundle; returns the exit status (1 with a one-line error)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("images", nargs="*", type=Path, help="image files to classify")
+    parser.add_argument("--runtime", choices=("auto", "lce", "onnx"), default="auto",
+                        help="lce: model.tflite in LCE's interpreter; onnx: model.onnx in onnxruntime; "
+                             "auto (default): lce when importable")
+    parser.add_argument("--threads", type=int, default=1, metavar="N", help="inference threads (default 1)")
+    parser.add_argument("--top", type=int, default=5, metavar="K", help="labels shown per image (default 5)")
+    parser.add_argument("--benchmark", type=int, nargs="?", const=50, metavar="RUNS",
+                        help="time RUNS inferences (default 50) of the first image (or random input)")
+    parser.add_argument("--watch", type=Path, metavar="DIR", help="loop mode: classify images as they appear in DIR")
+    parser.add_argument("--once", action="store_true", help="with --watch: one pass over DIR, then exit")
+    parser.add_argument("--interval", type=float, default=0.5, metavar="S", help="with --watch: polling period")
+    parser.add_argument("--dump-logits", type=Path, metavar="FILE", help="save the logits (N x classes) as .npy")
+    parser.add_argument("--bundle", type=Path, default=BUNDLE, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    try:
+        if args.threads < 1 or args.top < 1 or (args.benchmark is not None and args.benchmark < 1):
+            raise BundleError("--threads, --top and --benchmark take positive numbers")
+        if not args.images and args.watch is None and args.benchmark is None:
+            parser.print_usage(sys.stderr)
+            raise BundleError("give image files, --watch DIR, or --benchmark")
+        bundle = Bundle(args.bundle)
+        for image in args.images:  # fail on a bad path before the runtime loads
+            if not image.is_file():
+                raise BundleError(f"image {image} does not exist" if not image.exists() else
+                                  f"{image} is a folder: give image files, or use --watch {image}")
+        runtime = make_runtime(bundle, args.runtime, args.threads)
+        rows = []
+        if args.benchmark is not None:
+            benchmark(bundle, runtime, args.benchmark, args.images[0] if args.images else None, args.threads)
+        else:
+            rows = classify(bundle, runtime, args.images, args.top)
+        if args.watch is not None:
+            rows += watch(bundle, runtime, args.watch, args.top, args.interval, args.once)
+        if args.dump_logits is not None:
+            import numpy as np
+
+            np.save(args.dump_logits, np.stack(rows).astype(np.float32) if rows else np.zeros((0, 0), np.float32))
+    except BundleError as e:
+        print(f"run.py: error: {e}", file=sys.stderr)
+        return 1
+    except ImportError as e:
+        print(f"run.py: error: {e.name or e} is not installed: pip install -r requirements.txt", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

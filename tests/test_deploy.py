@@ -1,0 +1,276 @@
+"""``bnnzoo deploy --target rpi``: bundle contents, run.py on x86 (both runtimes), bad inputs, and
+the bundle on ARM64 under qemu (``eval.arm64``), which must equal x86."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import zoo
+from converters import deploy as dep
+from converters.verify import ConversionError
+
+PY = sys.executable
+
+
+def _tiny_model(seed: int = 0):
+    import torch
+
+    torch.manual_seed(seed)
+    return zoo.load("meliusnet22", **zoo.get_config("meliusnet22").tiny)
+
+
+@pytest.fixture(scope="module")
+def model():
+    return _tiny_model()
+
+
+@pytest.fixture(scope="module")
+def bundle(model, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("deploy") / "meliusnet22-rpi"
+    report = dep.deploy(model, out, labels=[f"thing {i}" for i in range(10)], labels_source="test labels")
+    assert Path(report.folder) == out
+    return out
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory, bundle) -> dict:
+    """One image per awkward mode, plus the plain RGB image each derives from."""
+    from PIL import Image
+
+    folder = tmp_path_factory.mktemp("images")
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    grey = rng.integers(0, 256, (40, 40), dtype=np.uint8)
+    paths = {}
+
+    def save(name, image):
+        paths[name] = folder / name
+        image.save(paths[name])
+
+    save("rgb.png", Image.fromarray(rgb, "RGB"))
+    save("rgba.png", Image.fromarray(np.dstack([rgb, np.full(rgb.shape[:2], 255, np.uint8)]), "RGBA"))
+    save("cmyk.jpg", Image.fromarray(rgb, "RGB").convert("CMYK"))
+    save("grey.png", Image.fromarray(grey, "L"))
+    save("grey_as_rgb.png", Image.fromarray(grey, "L").convert("RGB"))
+    save("grey16.png", Image.fromarray(grey.astype(np.uint16) * 257))  # 16-bit PNG
+    save("palette.gif", Image.fromarray(rgb, "RGB").convert("P"))
+    (folder / "notes.txt").write_text("not an image")
+    (folder / "fake.jpg").write_text("not an image either")
+    paths["fake.jpg"] = folder / "fake.jpg"
+    paths["folder"] = folder
+    return paths
+
+
+def run_py(bundle: Path, *args, python: str = PY) -> subprocess.CompletedProcess:
+    return subprocess.run([python, str(bundle / "run.py"), *map(str, args)], capture_output=True, text=True,
+                          timeout=300)
+
+
+def logits(bundle: Path, tmp_path: Path, *args) -> np.ndarray:
+    out = tmp_path / f"logits{len(list(tmp_path.glob('*.npy')))}.npy"
+    proc = run_py(bundle, "--dump-logits", out, *args)
+    assert proc.returncode == 0, proc.stderr
+    return np.load(out)
+
+
+def top5(x: np.ndarray) -> np.ndarray:
+    return np.argsort(-x, axis=-1, kind="stable")[..., :5]
+
+
+def load_runner(bundle: Path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bundle_run", bundle / "run.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# --- the bundle --------------------------------------------------------------------------------
+
+def test_bundle_files_and_manifest(bundle):
+    names = {p.name for p in bundle.iterdir()}
+    assert names == {"model.tflite", "model.onnx", "labels.json", "preprocess.json", "manifest.json", "run.py",
+                     "requirements.txt", "README.md", "sample.png"}
+    assert not list(bundle.parent.glob(".meliusnet22-rpi.*")), "temporary folders left behind"
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    assert set(manifest["files"]) == names - {"manifest.json"}
+    for name, entry in manifest["files"].items():
+        assert entry["sha256"] == dep.sha256_of(bundle / name), name
+        assert entry["bytes"] == (bundle / name).stat().st_size
+    assert manifest["target"] == "rpi" and manifest["model"] == "meliusnet22"
+    from importlib import metadata
+
+    assert manifest["lce_version"] == metadata.version("larq-compute-engine")
+    conv = manifest["conversion"]
+    assert conv["tflite"]["lce_bconv2d"] == conv["tflite"]["binary_convs"] > 0
+    assert conv["onnx"]["lce_bconv2d"] == conv["onnx"]["binary_convs"]  # all bit-packed
+    pre = json.loads((bundle / "preprocess.json").read_text())
+    assert pre["input_size"] == 32 and pre["mean"] == list(dep.IMAGENET_MEAN)
+    assert pre["layout"] == {"model.tflite": "NHWC", "model.onnx": "NCHW"}
+    assert json.loads((bundle / "labels.json").read_text())[3] == "thing 3"
+    reqs = (bundle / "requirements.txt").read_text()
+    for pin in ("onnxruntime==1.19.2", "numpy==1.26.4", "Pillow=="):
+        assert pin in reqs
+    assert "torch" not in reqs and "tensorflow" not in reqs
+    readme = (bundle / "README.md").read_text()
+    assert "{{" not in readme and manifest["lce_version"] in readme and "64-bit" in readme
+    assert "published" in readme and "--watch" in readme and "--benchmark" in readme
+
+
+def test_run_py_imports_neither_torch_nor_tensorflow(bundle, tmp_path):
+    code = ("import runpy, sys; sys.argv = ['run.py', '--runtime', RT, '--dump-logits', OUT, SAMPLE]\n"
+            "try:\n    runpy.run_path(RUN, run_name='__main__')\n"
+            "except SystemExit as e:\n    assert not e.code, e.code\n"
+            "bad = [m for m in ('torch', 'tensorflow', 'keras', 'larq_compute_engine.mlir') if m in sys.modules]\n"
+            "assert not bad, bad\n")
+    for rt in ("onnx", "lce"):
+        script = (f"RT, OUT, SAMPLE, RUN = {rt!r}, {str(tmp_path / (rt + '.npy'))!r}, "
+                  f"{str(bundle / 'sample.png')!r}, {str(bundle / 'run.py')!r}\n" + code)
+        proc = subprocess.run([PY, "-c", script], capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+
+
+def test_runtimes_agree_with_torch(bundle, model, images, tmp_path):
+    import torch
+
+    files = [bundle / "sample.png", images["rgb.png"], images["cmyk.jpg"]]
+    onnx = logits(bundle, tmp_path, "--runtime", "onnx", *files)
+    lce = logits(bundle, tmp_path, "--runtime", "lce", *files)
+    auto = logits(bundle, tmp_path, *files)  # the venv has LCE's interpreter: auto picks it
+    runner = load_runner(bundle)
+    pre = json.loads((bundle / "preprocess.json").read_text())
+    x = np.stack([runner.load_image(f, pre) for f in files]).transpose(0, 3, 1, 2)
+    with torch.no_grad():
+        ref = model(torch.from_numpy(np.ascontiguousarray(x))).numpy()
+    for got in (onnx, lce, auto):
+        assert got.shape == ref.shape == (3, 10)
+        assert np.abs(got - ref).max() < 1e-3
+        assert (top5(got) == top5(ref)).all()
+    assert "(lce," in run_py(bundle, bundle / "sample.png").stdout
+
+
+def test_printed_top5_and_benchmark(bundle):
+    proc = run_py(bundle, "--runtime", "onnx", bundle / "sample.png")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert "ms)" in lines[0] and len(lines) == 6 and "thing" in lines[1]
+    proc = run_py(bundle, "--runtime", "onnx", "--benchmark", "5", "--threads", "2")
+    assert proc.returncode == 0, proc.stderr
+    assert "2 thread(s), 5 runs" in proc.stdout and "median" in proc.stdout and "max" in proc.stdout
+
+
+def test_image_modes_are_converted(bundle, images, tmp_path):
+    got = logits(bundle, tmp_path, "--runtime", "onnx", *(images[k] for k in
+                 ("rgb.png", "rgba.png", "cmyk.jpg", "grey.png", "grey_as_rgb.png", "grey16.png", "palette.gif")))
+    assert np.isfinite(got).all() and got.shape == (7, 10)
+    np.testing.assert_allclose(got[1], got[0], atol=1e-5)  # opaque RGBA == RGB
+    np.testing.assert_allclose(got[3], got[4], atol=1e-5)  # greyscale == its RGB copy
+    np.testing.assert_allclose(got[5], got[3], atol=1e-5)  # 16-bit greyscale == its 8-bit values
+
+
+def test_watch_folder_once(bundle, images, tmp_path):
+    proc = run_py(bundle, "--runtime", "onnx", "--watch", images["folder"], "--once", "--dump-logits",
+                  tmp_path / "w.npy")
+    assert proc.returncode == 0, proc.stderr
+    assert "skipped:" in proc.stderr and "fake.jpg" in proc.stderr  # a broken file does not stop the loop
+    assert np.load(tmp_path / "w.npy").shape == (7, 10)
+
+
+# --- bad inputs: one-line errors -----------------------------------------------------------------
+
+def _one_line_error(proc: subprocess.CompletedProcess, *words: str) -> None:
+    assert proc.returncode == 1
+    err = proc.stderr.strip()
+    assert err.startswith("run.py: error:") and "\n" not in err and "Traceback" not in err, err
+    for word in words:
+        assert word in err, err
+
+
+def test_bad_images(bundle, images, tmp_path):
+    _one_line_error(run_py(bundle, images["fake.jpg"]), "not an image")
+    _one_line_error(run_py(bundle, tmp_path / "nope.jpg"), "does not exist")
+    _one_line_error(run_py(bundle, images["folder"]), "is a folder")
+    _one_line_error(run_py(bundle, "--runtime", "onnx", "--threads", "0", bundle / "sample.png"), "positive")
+
+
+@pytest.fixture
+def copy(bundle, tmp_path) -> Path:
+    return Path(shutil.copytree(bundle, tmp_path / "copy"))
+
+
+def test_missing_bundle_file(copy):
+    (copy / "model.onnx").unlink()
+    _one_line_error(run_py(copy, "--runtime", "onnx", copy / "sample.png"), "model.onnx is missing")
+    (copy / "labels.json").unlink()
+    _one_line_error(run_py(copy, copy / "sample.png"), "labels.json is missing")
+    (copy / "manifest.json").unlink()
+    _one_line_error(run_py(copy, copy / "sample.png"), "no manifest.json")
+
+
+def test_model_from_another_bundle(copy, tmp_path):
+    from converters import to_onnx
+
+    other = _tiny_model(seed=1)
+    to_onnx(other, str(tmp_path / "other.onnx"), bitpack=True)
+    shutil.copyfile(tmp_path / "other.onnx", copy / "model.onnx")
+    _one_line_error(run_py(copy, "--runtime", "onnx", copy / "sample.png"), "model.onnx does not match", "manifest")
+    (copy / "model.tflite").write_bytes((copy / "model.tflite").read_bytes()[:-8] + b"\0" * 8)
+    _one_line_error(run_py(copy, "--runtime", "lce", copy / "sample.png"), "model.tflite does not match")
+
+
+# --- deploy's own errors and atomicity ----------------------------------------------------------------
+
+def test_deploy_refuses_and_leaves_nothing(model, bundle, tmp_path, monkeypatch):
+    with pytest.raises(ValueError, match="already exists"):
+        dep.deploy(model, bundle)
+    with pytest.raises(ValueError, match="unknown deploy target"):
+        dep.deploy(model, tmp_path / "x", target="jetson")
+    with pytest.raises(ValueError, match="labels"):
+        dep.deploy(model, tmp_path / "x", labels=["a", "b"])
+    (tmp_path / "notabundle").mkdir()
+    with pytest.raises(ValueError, match="not a bundle"):
+        dep.deploy(model, tmp_path / "notabundle", overwrite=True)
+
+    import converters
+
+    def fail(*args, **kwargs):
+        raise ConversionError("tflite verification failed: simulated")
+
+    monkeypatch.setattr(converters, "to_tflite", fail)
+    with pytest.raises(ConversionError, match="nothing was written"):
+        dep.deploy(model, tmp_path / "out")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notabundle"]
+
+
+def test_cli_arguments():
+    parser = argparse.ArgumentParser()
+    dep.add_deploy_arguments(parser)
+    with pytest.raises(ValueError, match="--arch"):
+        dep.run_deploy(parser.parse_args(["run/best.safetensors", "--target", "rpi"]))
+    with pytest.raises(SystemExit):
+        parser.parse_args(["meliusnet22", "--target", "jetson"])
+
+
+# --- ARM64 under emulation: must run, never skip -------------------------------------------------
+
+@pytest.mark.slow
+def test_bundle_on_arm64_equals_x86(bundle, images):
+    """Builds (or reuses) the aarch64 userland and runs run.py under qemu-aarch64-static.
+
+    Any failure to get qemu or the userland is an Arm64Error: the test fails with the reason."""
+    from eval import arm64
+
+    files = [str(bundle / "sample.png"), str(images["rgb.png"]), str(images["cmyk.jpg"]), str(images["grey16.png"])]
+    result = arm64.compare_with_host(bundle, files, log=lambda line: None)
+    assert "(onnx," in result["arm64_stdout"]
+    assert result["top5_identical"], (result["arm64_stdout"], result["host_stdout"])
+    assert result["max_abs_diff"] < 1e-4
