@@ -1,6 +1,6 @@
 """Benchmark: our LCE/ONNX exports against larq-zoo's models through the same converter.
 
-For each model: convert with ``larq_compute_engine.convert_keras_model(target="arm")``,
+For each model: convert with LCE's converter (``converters.tflite.convert_keras``, target "arm"),
 time batch-1 224x224 inference in LCE's interpreter (threads 1 and 2; default flags
 and ``use_indirect_bgemm=True``; median and spread of ``--runs`` runs after
 ``--warmup``), time our ONNX exports (bit-packed) in onnxruntime, print a table with
@@ -123,11 +123,10 @@ def main() -> None:
     parser.add_argument("--out", default="/tmp/bench_convert")
     parser.add_argument("--no-profile", action="store_true")
     args = parser.parse_args()
-    import larq_compute_engine as lce
     import zoo
 
     from converters.onnx import bitpack_binary_convs, export_proto, strip_metadata
-    from converters.tflite import op_counts
+    from converters.tflite import convert_keras, op_counts
 
     os.makedirs(args.out, exist_ok=True)
     rows, profiles = {}, {}
@@ -136,7 +135,7 @@ def main() -> None:
         model = make()
         t = time.perf_counter()
         keras_model = zoo.to_keras(model) if key.startswith("ours") else model
-        flatbuffer = lce.convert_keras_model(keras_model, target="arm")
+        flatbuffer = convert_keras(keras_model, target="arm")
         row = {"label": label, "convert_s": time.perf_counter() - t, "tflite_mb": len(flatbuffer) / 1e6,
                "bconv": op_counts(flatbuffer)["LceBconv2d"]}
         for threads in (1, 2):
