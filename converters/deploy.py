@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import hashlib
 import json
 import os
 import shutil
@@ -28,6 +27,8 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
+
+from zoo.fileio import sha256_of
 
 from .verify import ConversionError
 
@@ -80,15 +81,6 @@ class DeployReport:
         lines.append(f"try it        python3 {os.path.join(self.folder, 'run.py')} "
                      f"{os.path.join(self.folder, 'sample.png')}")
         return "\n".join(lines)
-
-
-def sha256_of(path: str | os.PathLike) -> str:
-    """Hex sha256 of a file."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _version(dist: str) -> str:

@@ -19,6 +19,7 @@ COMMANDS = {
     "demo": ("zoo.commands", "build, convert and compare the default models (what `make demo` runs)"),
     "convert": ("converters.cli", "export a model to TFLite (LCE) or ONNX, verified against the source"),
     "train": ("recipes.cli", "train a recipe (the papers' procedures): bnnzoo train RECIPE [key=value ...] [--resume [RUN_DIR]]"),
+    "deploy": ("converters.deploy", "write a self-contained device bundle (--target rpi: LCE .tflite + bit-packed ONNX + run.py), verified"),
     "download": ("zoo.hub", "download registered or hf-hub: weights into the Hugging Face cache (for offline use)"),
     "data": ("recipes.plates.generate", "generate a synthetic data set (plates: Korean license plates with YOLO labels)"),
     "push": ("zoo.hub", "publish a saved model folder (model card included) to a Hugging Face Hub repo"),

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from pathlib import Path
 from typing import Callable, Optional
 
-__all__ = ["atomic_write", "write_bytes", "write_text"]
+__all__ = ["atomic_write", "write_bytes", "write_text", "sha256_of"]
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[str], None],
@@ -58,3 +59,12 @@ def write_bytes(path: str | os.PathLike, data: bytes) -> int:
 def write_text(path: str | os.PathLike, text: str) -> int:
     """``Path.write_text``, atomically."""
     return write_bytes(path, text.encode())
+
+
+def sha256_of(path: str | os.PathLike) -> str:
+    """The hex sha256 of a file, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -20,13 +20,13 @@ Command line: ``bnnzoo download NAME[.TAG]`` warms the cache (for offline use) a
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import re
 from pathlib import Path
 from typing import Optional
 
+from .fileio import sha256_of
 from .weights import Metric, Weights
 
 __all__ = [
@@ -90,15 +90,6 @@ def parse_hub_ref(ref: str) -> tuple[str, str]:
     if not _REPO_ID.fullmatch(repo_id) or (_ and not revision):
         raise ValueError(f"bad Hub reference {ref!r}: expected 'hf-hub:owner/repo' or 'hf-hub:owner/repo@revision'")
     return repo_id, revision or "main"
-
-
-def sha256_of(path: str | Path) -> str:
-    """The hex sha256 of a file, read in 1 MiB chunks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def hub_file(repo_id: str, filename: str, revision: str = "main", *, sha256: Optional[str] = None,

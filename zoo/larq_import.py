@@ -37,6 +37,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from .fileio import sha256_of
 from .hub import HubError
 from .registry import ModelConfig
 from .weights import Weights, WeightMismatchError
@@ -79,14 +80,6 @@ def _offline() -> bool:
         "1", "ON", "YES", "TRUE"}
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def fetch(w: Weights, *, force: bool = False) -> Path:
     """The verified local copy of ``w``'s release asset, downloaded if not cached.
 
@@ -105,7 +98,7 @@ def fetch(w: Weights, *, force: bool = False) -> Path:
     url, dest = release_url(w), cache_path(w)
     manual = f"or download {url} yourself and save it as {dest} (sha256 {w.sha256})"
     if dest.is_file() and not force:
-        actual = _sha256(dest)
+        actual = sha256_of(dest)
         if actual != w.sha256:
             raise HubError(f"cached {dest} has sha256 {actual[:16]}..., not the registered {w.sha256[:16]}...: "
                            f"delete it and load again, {manual}")

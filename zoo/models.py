@@ -238,6 +238,21 @@ def detector_outputs(input_size: int, arch: dict) -> int:
     return detector_grid(input_size, tuple(arch["pools"])) ** 2 * len(arch["anchors"]) * 5
 
 
+def check_detector_config(cfg: ModelConfig) -> None:
+    """What both detector builders require of a config.
+
+    Raises:
+        ValueError: ``cfg.num_classes`` is not the head's flattened output length, or the
+            input is too small for the max-pools.
+    """
+    expected = detector_outputs(cfg.input_size, cfg.arch)
+    if cfg.num_classes != expected:
+        raise ValueError(f"{cfg.name or 'the detector'} outputs {expected} numbers per image at input_size "
+                         f"{cfg.input_size} (grid x grid x anchors x 5); leave num_classes unset or pass {expected}")
+    if detector_grid(cfg.input_size, tuple(cfg.arch["pools"])) < 1:
+        raise ValueError(f"input_size {cfg.input_size} is too small for {sum(cfg.arch['pools'])} max-pools")
+
+
 class DetectorConfig(ModelConfig):
     """A ``ModelConfig`` whose ``num_classes`` follows the head (the flattened output length)."""
 

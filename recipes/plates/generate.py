@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import hashlib
 import importlib.metadata
 import io
 import json
@@ -124,14 +123,6 @@ def find_font(path: Optional[str] = None) -> str:
 @functools.lru_cache(maxsize=64)
 def _font(path: str, size: int) -> ImageFont.FreeTypeFont:
     return ImageFont.truetype(path, size)
-
-
-def _file_sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 @functools.lru_cache(maxsize=1)
@@ -474,7 +465,7 @@ def _manifest_params(cfg: GenConfig) -> dict[str, Any]:
         "image_size": [cfg.width, cfg.height],
         "image_format": cfg.image_format,
         "jpeg_quality": cfg.quality if cfg.image_format == "jpg" else None,
-        "font": {"file": Path(cfg.font).name, "sha256": _file_sha256(cfg.font)},
+        "font": {"file": Path(cfg.font).name, "sha256": fileio.sha256_of(cfg.font)},
     }
 
 

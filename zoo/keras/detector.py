@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from ..models import detector_outputs
+from ..models import check_detector_config
 from ..registry import ModelConfig
 from .layers import batch_norm, binary_conv, conv
 
@@ -21,10 +21,7 @@ def build(cfg: ModelConfig) -> tf.keras.Model:
     Raises:
         ValueError: ``cfg.num_classes`` is not the head's flattened output length.
     """
-    expected = detector_outputs(cfg.input_size, cfg.arch)
-    if cfg.num_classes != expected:
-        raise ValueError(f"{cfg.name or 'the detector'} outputs {expected} numbers per image at input_size "
-                         f"{cfg.input_size} (grid x grid x anchors x 5); leave num_classes unset or pass {expected}")
+    check_detector_config(cfg)
     arch = cfg.arch
     binary_from = arch.get("binary_from", 2)
     slope = arch.get("negative_slope", 0.1)

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..models import detector_grid, detector_outputs
+from ..models import check_detector_config
 from ..registry import ModelConfig
 from .layers import BinaryConv2d, Conv2d
 
@@ -98,12 +98,7 @@ def build(cfg: ModelConfig) -> PlateDetector:
     Raises:
         ValueError: ``cfg.num_classes`` is not the head's flattened output length.
     """
-    expected = detector_outputs(cfg.input_size, cfg.arch)
-    if cfg.num_classes != expected:
-        raise ValueError(f"{cfg.name or 'the detector'} outputs {expected} numbers per image at input_size "
-                         f"{cfg.input_size} (grid x grid x anchors x 5); leave num_classes unset or pass {expected}")
-    if detector_grid(cfg.input_size, tuple(cfg.arch["pools"])) < 1:
-        raise ValueError(f"input_size {cfg.input_size} is too small for {sum(cfg.arch['pools'])} max-pools")
+    check_detector_config(cfg)
     return PlateDetector(**cfg.arch)
 
 
