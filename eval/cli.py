@@ -86,12 +86,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     import zoo.cli
 
     zoo.cli.COMMANDS.setdefault("eval", ("eval.cli", "accuracy, size, ops and latency against MobileNet-v1, as a report"))
-    global _ARGV
-    _ARGV = list(sys.argv[1:] if argv is None else argv)
+    from eval import cli as module  # under ``python -m eval.cli`` this module is __main__, not eval.cli
+
+    module._ARGV = list(sys.argv[1:] if argv is None else argv)
     try:
-        return zoo.cli.main(["eval", *_ARGV])
+        return zoo.cli.main(["eval", *module._ARGV])
     finally:
-        _ARGV = None
+        module._ARGV = None
 
 
 if __name__ == "__main__":

@@ -395,7 +395,6 @@ def evaluate_model(name: str, opts: EvalOptions, data: Optional[_DataCache], wor
     files: dict[str, Optional[str]] = {}
     sizes: dict[str, Any] = {"ideal_bytes": figures.size_bytes if figures else None}
     needed = {RUNTIMES[r].export for r in opts.runtimes} - {""}
-    needed |= {"tflite", "onnx"}  # sizes on disk are reported whatever the runtimes
     for fmt in ("tflite", "onnx"):
         if fmt not in needed:
             continue
@@ -487,7 +486,11 @@ def machine_info() -> dict[str, Any]:
         usable = os.cpu_count()
     libs = {d: _version(d) for d in ("bnnzoo", "torch", "tensorflow", "tf-keras", "larq", "larq-compute-engine",
                                      "onnx", "onnxruntime", "numpy")}
-    return {"cpu": cpu, "cores": os.cpu_count(), "usable_cores": usable, "os": platform.platform(),
+    try:
+        load = [round(v, 2) for v in os.getloadavg()]
+    except (AttributeError, OSError):
+        load = None
+    return {"cpu": cpu, "cores": os.cpu_count(), "usable_cores": usable, "load_average": load, "os": platform.platform(),
             "python": platform.python_version(), "libraries": libs}
 
 
@@ -503,6 +506,7 @@ def evaluate(opts: EvalOptions) -> dict[str, Any]:
     if not _TORCH_THREADS:
         _TORCH_THREADS.append(torch.get_num_threads())
     check_data(opts.data)
+    load_at_start = machine_info()["load_average"]
     data = _DataCache(opts.data, opts.limit) if opts.data else None
     rows = []
     started = time.time()
@@ -536,7 +540,7 @@ def evaluate(opts: EvalOptions) -> dict[str, Any]:
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
         "seconds": round(time.time() - started, 1),
         "command": opts.command,
-        "machine": machine_info(),
+        "machine": {**machine_info(), "load_average_at_start": load_at_start},
         "settings": {
             "runtimes": runtimes, "lce_flags": flags, "threads": opts.threads, "runs": opts.runs,
             "warmup": opts.warmup, "batch": 1, "data": opts.data or None, "limit": opts.limit or None,

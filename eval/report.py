@@ -78,7 +78,8 @@ def accuracy_table(results: dict) -> str:
         pub = r.get("published") or {}
         if acc:
             measured = [_num(acc["top1"], ".1f"), _num(acc["top5"], ".1f"), f"{acc['images']}",
-                        acc["label"] + (f", chance {acc['chance_top1']:.0f}%" if acc["weights"] == "initialised" else "")]
+                        f"initialised weights (chance {acc['chance_top1']:.0f}%)" if acc["weights"] == "initialised"
+                        else acc["label"]]
         elif "accuracy" in r.get("errors", {}):
             measured = ["failed", "failed", "–", r["errors"]["accuracy"]]
         else:
@@ -118,23 +119,30 @@ def markdown(results: dict, plots: list[str]) -> str:
     m, s = results["machine"], results["settings"]
     libs = ", ".join(f"{k} {v}" for k, v in m["libraries"].items() if v)
     rt_lines = "\n".join(f"- **{RUNTIMES[k].label}** (`{k}`): {v}" for k, v in s["runtimes"].items())
+    datasets = "; ".join(dict.fromkeys((r.get("accuracy") or {}).get("dataset") for r in results["models"]
+                                       if r.get("accuracy")))
+    busy = (" With as many threads as usable cores, timings also compete with any other load on the machine."
+            if max(s["threads"]) >= (m.get("usable_cores") or 1) else "")
     any_init = any((r.get("accuracy") or {}).get("weights") == "initialised" for r in results["models"])
     parts = [
         "# bnnzoo eval: binary models against MobileNet-v1",
         f"Command:\n\n```\n{results['command']}\n```",
         f"Machine: {m['cpu']}, {m['cores']} cores ({m['usable_cores']} usable), {m['os']}, Python {m['python']}.  \n"
-        f"Libraries: {libs}.  \nCreated {results['created']}, took {results['seconds']:.0f} s.",
+        f"Libraries: {libs}.  \n"
+        + (f"Load average (1/5/15 min) at start {m.get('load_average_at_start')}, at end {m.get('load_average')}.  \n"
+           if m.get("load_average") else "")
+        + f"Created {results['created']}, took {results['seconds']:.0f} s.",
         f"Latency: batch 1 at each model's input size, {s['warmup']} warm-up runs then the median of "
         f"{s['runs']} runs (in parentheses: 25th–75th percentile), ms, threads {', '.join(map(str, s['threads']))}, "
         "all measured in one process one after the other, so ratios between rows hold; absolute numbers are "
-        "this machine's (x86 CPUs: LCE's binary kernels are tuned for ARM).\n\n" + rt_lines,
+        "this machine's (x86 CPUs: LCE's binary kernels are tuned for ARM)." + busy + "\n\n" + rt_lines,
         "## Figures and sizes (measured)\n\nParameters count BatchNorm statistics; a MAC of a binary convolution "
         "is a BOP, any other a FLOP; OPs = FLOPs + BOPs / 64; ideal size = 1 bit per binary weight and 32 bits "
         "per other weight (`zoo.measure(...).size_bytes`); TFLite (LCE) and ONNX (binary conv weights "
         "bit-packed) are the files' sizes on disk.\n\n" + figures_table(results),
         "## Latency (measured)\n\n`n/a`: the runtime cannot run binary models (no LCE ops); `failed`: see "
         "Failures.\n\n" + latency_table(results),
-        "## Accuracy\n\nMeasured accuracy is on the data given"
+        "## Accuracy\n\nMeasured accuracy is on " + (datasets or "the data given")
         + (" with **initialised weights**: it is chance level, it says nothing about the architecture; the "
            "1000-class models are scored on their first outputs, one per class of the data" if any_init else "")
         + ". Published accuracy is ImageNet (224x224) from each model's `published` figures, with its source; "
@@ -167,6 +175,7 @@ def plot(results: dict, out: Path) -> list[str]:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     settings = results["settings"]
     t0 = settings["threads"][0]
@@ -205,11 +214,18 @@ def plot(results: dict, out: Path) -> list[str]:
             if not base and not others:
                 ax.text(0.5, 0.5, "no figures", ha="center", va="center", transform=ax.transAxes)
             ax.set_xscale("log")
+            ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+            ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+            ax.xaxis.set_minor_formatter(NullFormatter())
+            chance = {(r.get("accuracy") or {}).get("chance_top1") for r in results["models"]
+                      if (r.get("accuracy") or {}).get("weights") == "initialised"} - {None}
+            if idx == 3 and len(chance) == 1:
+                ax.axhline(chance.pop(), color="tab:red", ls=":", lw=1, label="chance level")
             ax.set_xlabel(xlabel)
             ax.set_ylabel(ylabel)
             ax.grid(True, which="both", alpha=0.3)
             if base or others:
-                ax.legend(fontsize=8, loc="lower right")
+                ax.legend(fontsize=8, loc="best")
         axes[1].set_title("measured (chance level with initialised weights)"
                           if any((r.get("accuracy") or {}).get("weights") == "initialised" for r in results["models"])
                           else "measured", fontsize=10)

@@ -18,6 +18,7 @@ COMMANDS = {
     "list": ("zoo.commands", "list the registered models and their figures"),
     "demo": ("zoo.commands", "build, convert and compare the default models (what `make demo` runs)"),
     "convert": ("converters.cli", "export a model to TFLite (LCE) or ONNX, verified against the source"),
+    "eval": ("eval.cli", "accuracy, size, ops and latency against MobileNet-v1, as a report with plots"),
     "train": ("recipes.cli", "train a recipe (the papers' procedures): bnnzoo train RECIPE [key=value ...] [--resume [RUN_DIR]]"),
     "deploy": ("converters.deploy", "write a self-contained device bundle (--target rpi: LCE .tflite + bit-packed ONNX + run.py), verified"),
     "download": ("zoo.hub", "download registered or hf-hub: weights into the Hugging Face cache (for offline use)"),

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
-import time
-from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable
 
 from . import get_config, list_models
 
-DEMO_MODELS = ("meliusnet22", "realtobinary_resnet18", "mobilenet_v1")
+DEMO_MODELS = ("meliusnet22",)
 
 
 def figures_table(names: Iterable[str], input_size: int | None = None) -> str:
@@ -46,62 +43,20 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def add_demo_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--models", nargs="+", default=list(DEMO_MODELS), help="models to convert and time")
-    p.add_argument("--out", default="out/demo", help="folder for the exported files")
+    p.add_argument("--models", nargs="+", default=list(DEMO_MODELS), help="binary models to export and compare")
+    p.add_argument("--out", default="out/demo", help="folder for the report and the exported files")
     p.add_argument("--runs", type=int, default=20, help="timed runs per model and runtime")
-
-
-def _median_ms(fn, runs: int) -> float:
-    import statistics
-
-    fn()
-    times = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t) * 1e3)
-    return statistics.median(times)
+    p.add_argument("--limit", type=int, default=100, help="MNIST images for the accuracy column")
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    """Figures of every model, then export + verify + time the demo models."""
-    import numpy as np
+    """Figures of every model, then export, verify, time and compare against MobileNet-v1."""
+    from eval.cli import main as eval_main
 
-    from converters import to_onnx, to_tflite
-
-    from . import load
-
-    print("Figures of every registered model (measured from the PyTorch model, 1000 classes, 224x224):\n")
-    print(figures_table(list_models()))
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    print(f"\nExports of {', '.join(args.models)} (initialised weights: no trained weights are registered yet), "
-          f"verified against PyTorch; latency = median of {args.runs} runs, batch 1, 1 thread, this machine:\n")
-    rows = ["| model | format | size (MB) | binary convs packed | max abs diff | top-1 agreement | latency (ms) |",
-            "|---|---|---:|---:|---:|---:|---:|"]
-    for name in args.models:
-        model = load(name)
-        size = model.zoo_config.input_size
-        x = np.random.default_rng(0).standard_normal((1, size, size, 3)).astype(np.float32)
-        for fmt, convert in (("tflite", to_tflite), ("onnx", to_onnx)):
-            report = convert(model, out / f"{name}.{fmt}")
-            ms = _median_ms(_runner(fmt, report.path, x), args.runs)
-            rows.append(f"| {name} | {fmt} | {report.size_bytes / 2**20:.2f} | {report.lce_bconv2d if fmt == 'tflite' else report.binary_convs} | "
-                        f"{report.max_abs_diff:.2e} | {report.top1_agreement:.0%} | {ms:.1f} |")
-            print(rows[-1] if len(rows) > 3 else "\n".join(rows), flush=True)
-    return 0
-
-
-def _runner(fmt: str, path: Path, x_nhwc):
-    if fmt == "tflite":
-        from larq_compute_engine.tflite.python.interpreter import Interpreter
-
-        interp = Interpreter(Path(path).read_bytes(), num_threads=1, use_indirect_bgemm=True)
-        return lambda: interp.predict(x_nhwc)
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1
-    sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-    feed = {sess.get_inputs()[0].name: x_nhwc.transpose(0, 3, 1, 2).copy()}
-    return lambda: sess.run(None, feed)
+    print("Figures of every registered model, measured from the PyTorch model at its input size:\n")
+    print(figures_table(list_models()), flush=True)
+    print(f"\nExporting {', '.join(args.models)} and MobileNet-v1 to LCE TFLite and bit-packed ONNX, "
+          "verifying each export against PyTorch, timing every runtime (initialised weights: no trained "
+          "weights are registered for them, so accuracy is chance level and says so).\n", flush=True)
+    return eval_main([*args.models, "--baseline", "mobilenet_v1", "--data", "mnist", "--limit", str(args.limit),
+                      "--threads", "1", "--runs", str(args.runs), "-o", args.out, "--keep-exports"])
