@@ -272,8 +272,9 @@ def test_cli_errors_are_one_line(argv, message, capsys):
 
 
 @pytest.mark.slow
-def test_full_size_bitpacked_onnx_is_near_tflite_size(tmp_path):
-    model = randomize(zoo.load("meliusnet22"))
+@pytest.mark.parametrize("name", ["meliusnet22", "realtobinary_resnet18"])
+def test_full_size_exports_verify_and_bitpacked_onnx_is_near_tflite_size(name, tmp_path):
+    model = randomize(zoo.load(name))
     tfl = converters.to_tflite(model, tmp_path / "m.tflite")
     onx = converters.to_onnx(model, tmp_path / "m.onnx", bitpack=True)
     assert tfl.lce_bconv2d == onx.lce_bconv2d == zoo.measure(model).binary_convs > 0
