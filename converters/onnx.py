@@ -23,7 +23,7 @@ import numpy as np
 
 from zoo.fileio import atomic_write
 
-from .verify import (ConversionError, ConversionReport, check_target, check_tolerance, compare,
+from .verify import (ConversionError, ConversionReport, check_target, check_tolerance, compare, has_sign_inputs,
                      reference_outputs, sample_batch)
 
 __all__ = ["to_onnx", "export_proto", "strip_metadata", "bitpack_binary_convs", "onnx_predict"]
@@ -269,7 +269,7 @@ def to_onnx(model, path: str, *, input_size: Optional[int] = None, bitpack: bool
         if not verify:
             return
         result["diff"], result["agreement"] = compare(reference, onnx_predict(tmp, batch))
-        check_tolerance("onnx", expected > 0, result["diff"], result["agreement"], reference)
+        check_tolerance("onnx", has_sign_inputs(model), result["diff"], result["agreement"], reference)
 
     nbytes = atomic_write(path, write, check)
     return ConversionReport("onnx", path, nbytes, expected, packed, 0, time.perf_counter() - start,

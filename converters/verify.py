@@ -22,7 +22,7 @@ import numpy as np
 
 __all__ = [
     "ConversionError", "ConversionReport", "VERIFY_BATCH", "VERIFY_SEED", "FLOAT_ATOL", "FLOAT_RTOL",
-    "BINARY_MIN_AGREEMENT", "sample_batch", "reference_outputs", "compare", "check_tolerance",
+    "BINARY_MIN_AGREEMENT", "sample_batch", "reference_outputs", "compare", "check_tolerance", "has_sign_inputs",
     "check_target",
 ]
 
@@ -113,6 +113,21 @@ def compare(reference: np.ndarray, exported: np.ndarray) -> tuple[float, float]:
     diff = float(np.abs(reference - exported).max())
     agree = float((reference.argmax(-1) == exported.argmax(-1)).mean())
     return diff, agree
+
+
+def has_sign_inputs(model) -> bool:
+    """Whether any convolution binarizes its input (a zoo PyTorch or Keras model).
+
+    Such models get the binary tolerance even without binary weights: a float
+    difference far below any tolerance can still flip a sign and move the outputs.
+    """
+    if hasattr(model, "named_modules"):
+        from zoo.torch.layers import BinaryConv2d
+
+        return any(isinstance(m, BinaryConv2d) and m.input_quantizer == "ste_sign" for m in model.modules())
+    import larq as lq
+
+    return any(isinstance(getattr(layer, "input_quantizer", None), lq.quantizers.SteSign) for layer in model.layers)
 
 
 def check_tolerance(fmt: str, binary: bool, diff: float, agreement: float, reference: np.ndarray) -> None:

@@ -172,16 +172,27 @@ def test_onnx_rejects_old_opset_for_bitpack(binary_model, tmp_path):
 # --- every registered family, at tiny size -------------------------------------------
 
 
+# At the tiny test size, LCE 0.16 folds the strong baseline's (H, W, C) learned scale into the LceBconv2d's
+# per-channel multiplier; its own interpreter then refuses the file. Upstream bug: the
+# converter must say so instead of writing it. If this starts passing, drop the entry.
+LCE_REFUSES = {"strongbaseline_resnet18": "interpreter refuses the converted file"}
+
+
 @pytest.mark.parametrize("name", zoo.list_models())
 def test_every_registered_model_converts_and_verifies(name, tmp_path):
     # Randomized like a trained model: a fresh one feeds exact zeros to its signs, which
     # runtimes that fold BN into the conv break differently (no trained model has them).
     model = randomize(tiny(name))
     binary = zoo.measure(model).binary_convs
-    tfl = converters.to_tflite(model, tmp_path / f"{name}.tflite")
-    assert tfl.lce_bconv2d == binary and tfl.top1_agreement >= 0.75
     onx = converters.to_onnx(model, tmp_path / f"{name}.onnx", bitpack=True)
     assert onx.lce_bconv2d == binary and onx.top1_agreement >= 0.75
+    if name in LCE_REFUSES:
+        with pytest.raises(ConversionError, match=LCE_REFUSES[name]):
+            converters.to_tflite(model, tmp_path / f"{name}.tflite")
+        assert not (tmp_path / f"{name}.tflite").exists()
+        return
+    tfl = converters.to_tflite(model, tmp_path / f"{name}.tflite")
+    assert tfl.lce_bconv2d == binary and tfl.top1_agreement >= 0.75
     size = model.zoo_config.input_size
     x = np.random.default_rng(1).standard_normal((2, 3, size, size)).astype(np.float32)
     np.testing.assert_allclose(tflite_predict(open(tfl.path, "rb").read(), x), onnx_predict(onx.path, x),
