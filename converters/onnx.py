@@ -23,8 +23,8 @@ import numpy as np
 
 from zoo.fileio import atomic_write
 
-from .verify import (ConversionError, ConversionReport, check_target, check_tolerance, compare, has_sign_inputs,
-                     reference_outputs, sample_batch)
+from .verify import (ConversionError, ConversionReport, check_target, reference_outputs, verification_batch,
+                     verify_outputs)
 
 __all__ = ["to_onnx", "export_proto", "strip_metadata", "bitpack_binary_convs", "onnx_predict"]
 
@@ -254,9 +254,9 @@ def to_onnx(model, path: str, *, input_size: Optional[int] = None, bitpack: bool
     proto = export_proto(model, size, opset)
     strip_metadata(proto)
     packed = bitpack_binary_convs(proto, model) if bitpack else 0
-    batch = sample_batch(size)
+    batch, data = verification_batch(model, size) if verify else (np.zeros((0,)), "")
     reference = reference_outputs(model, batch) if verify else None
-    result: dict = {"diff": float("nan"), "agreement": float("nan")}
+    result: dict = {"diff": float("nan"), "agreement": float("nan"), "boxes": float("nan")}
 
     def write(tmp: str) -> None:
         onnx.save_model(proto, tmp)
@@ -268,9 +268,9 @@ def to_onnx(model, path: str, *, input_size: Optional[int] = None, bitpack: bool
             raise ConversionError(f"the exported ONNX graph is invalid: {str(e).strip().splitlines()[0]}") from e
         if not verify:
             return
-        result["diff"], result["agreement"] = compare(reference, onnx_predict(tmp, batch))
-        check_tolerance("onnx", has_sign_inputs(model), result["diff"], result["agreement"], reference)
+        result["diff"], result["agreement"], result["boxes"] = verify_outputs(
+            "onnx", model, reference, onnx_predict(tmp, batch))
 
     nbytes = atomic_write(path, write, check)
     return ConversionReport("onnx", path, nbytes, expected, packed, 0, time.perf_counter() - start,
-                            result["diff"], result["agreement"], len(batch) if verify else 0, size)
+                            result["diff"], result["agreement"], len(batch), size, result["boxes"], data)

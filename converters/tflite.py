@@ -17,8 +17,8 @@ import numpy as np
 
 from zoo.fileio import atomic_write
 
-from .verify import (ConversionError, ConversionReport, check_target, check_tolerance, compare, has_sign_inputs,
-                     reference_outputs, sample_batch)
+from .verify import (ConversionError, ConversionReport, check_target, reference_outputs, verification_batch,
+                     verify_outputs)
 
 __all__ = ["to_tflite", "op_counts", "binary_convs_of", "tflite_predict", "INTERPRETER_FLAGS"]
 
@@ -161,8 +161,8 @@ def to_tflite(model, path: str, *, input_size: Optional[int] = None, verify: boo
             f"the TFLite file has {counts['LceBconv2d']} LceBconv2d ops for {expected} binary convolutions: "
             f"{expected - counts['LceBconv2d']} were converted to float ops (LCE needs ±1 ste_sign inputs and "
             f"weights and, for grouped convs, input channels per group a multiple of 32); nothing was written")
-    batch = sample_batch(size)
-    diff, agreement = float("nan"), float("nan")
+    diff = agreement = boxes = float("nan")
+    batch, data = verification_batch(model, size) if verify else (np.zeros((0,)), "")
     if verify:
         reference = reference_outputs(model, batch)
         try:
@@ -170,8 +170,7 @@ def to_tflite(model, path: str, *, input_size: Optional[int] = None, verify: boo
         except RuntimeError as e:  # the interpreter refuses a file the converter produced
             raise ConversionError(f"LCE's interpreter refuses the converted file ({' '.join(str(e).split())}); "
                                   f"nothing was written") from e
-        diff, agreement = compare(reference, exported)
-        check_tolerance("tflite", has_sign_inputs(model), diff, agreement, reference)
+        diff, agreement, boxes = verify_outputs("tflite", model, reference, exported)
 
     def write(tmp: str) -> None:
         with open(tmp, "wb") as f:
@@ -184,4 +183,4 @@ def to_tflite(model, path: str, *, input_size: Optional[int] = None, verify: boo
 
     nbytes = atomic_write(path, write, reread)
     return ConversionReport("tflite", path, nbytes, expected, counts["LceBconv2d"], counts["LceQuantize"],
-                            time.perf_counter() - start, diff, agreement, len(batch) if verify else 0, size)
+                            time.perf_counter() - start, diff, agreement, len(batch), size, boxes, data)

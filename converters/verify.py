@@ -9,6 +9,29 @@ Tolerances (checked on a fixed, seeded batch of ``VERIFY_BATCH`` images):
   and one flip can move a logit by a lot, so the logits are not compared
   elementwise; at least ``BINARY_MIN_AGREEMENT`` of the batch must keep its top-1
   class (3 of 4 images).
+
+Detectors (family ``"detector"``) are verified on plate images rendered by
+``recipes.plates.generate`` (seeded; a standard-normal batch when no Hangul font is
+installed), preprocessed as the training reader does, and, on top of the rules above,
+their outputs must decode (``zoo.detection.decode``) to the same boxes: as many, each
+paired one to one with a box at IoU >= ``DETECTION_MIN_IOU`` (0.9) or with all corners
+within ``DETECTION_ATOL`` (0.1% of the image side: IoU says nothing about boxes of nearly
+zero area, which untrained heads produce). Boxes are compared before non-maximum
+suppression, which is the same NumPy code for every runtime: between two overlapping
+boxes of nearly equal score it keeps either, so a 1e-6 difference could swap the box
+kept without anything being wrong with the export. Each image is decoded at two score
+cuts taken from the source's objectness logits, each placed in a gap at least
+``2 * DETECTION_MARGIN`` wide between them (a difference below the margin then cannot
+move an anchor across the cut):
+
+- the gap nearest the deployment threshold ``DETECTION_SCORE`` (0.25, the default of
+  ``bnnzoo detect``);
+- the widest gap among the source's ``DETECTION_TOP_K + 1`` best logits, so that at
+  least one box is compared even where an untrained model (or noise input) keeps none
+  or all anchors at 0.25: a check that compares two empty sets proves nothing.
+
+Float detectors must give the same boxes on every image, binary ones on at least
+``BINARY_MIN_AGREEMENT`` of the batch (a sign flip moves a box as it moves a logit).
 """
 
 from __future__ import annotations
@@ -22,8 +45,10 @@ import numpy as np
 
 __all__ = [
     "ConversionError", "ConversionReport", "VERIFY_BATCH", "VERIFY_SEED", "FLOAT_ATOL", "FLOAT_RTOL",
-    "BINARY_MIN_AGREEMENT", "sample_batch", "reference_outputs", "compare", "check_tolerance", "has_sign_inputs",
-    "check_target",
+    "BINARY_MIN_AGREEMENT", "DETECTION_MIN_IOU", "DETECTION_ATOL", "DETECTION_SCORE", "DETECTION_TOP_K",
+    "DETECTION_MARGIN", "sample_batch",
+    "verification_batch", "reference_outputs", "compare", "check_tolerance", "has_sign_inputs", "is_detector",
+    "box_agreement", "verify_outputs", "check_target",
 ]
 
 VERIFY_BATCH = 4
@@ -31,6 +56,11 @@ VERIFY_SEED = 0
 FLOAT_ATOL = 1e-3
 FLOAT_RTOL = 1e-4
 BINARY_MIN_AGREEMENT = 0.75
+DETECTION_MIN_IOU = 0.9
+DETECTION_ATOL = 1e-3
+DETECTION_SCORE = 0.25
+DETECTION_TOP_K = 5
+DETECTION_MARGIN = 1e-3
 
 
 class ConversionError(RuntimeError):
@@ -54,6 +84,9 @@ class ConversionReport:
         top1_agreement: Share of the batch whose top-1 class agrees.
         batch: Size of the verification batch.
         input_size: Side of the square input the file takes.
+        box_agreement: Detectors: share of the batch whose decoded boxes agree (NaN
+            for other models or without verification).
+        verify_data: What the verification batch holds.
     """
 
     format: str
@@ -67,6 +100,8 @@ class ConversionReport:
     top1_agreement: float
     batch: int
     input_size: int
+    box_agreement: float = float("nan")
+    verify_data: str = "standard normal"
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -81,13 +116,44 @@ class ConversionReport:
             + (f", {self.lce_quantize} LceQuantize ops" if self.format == "tflite" else ""),
             f"time          {self.seconds:.2f} s (conversion + verification)",
             f"verification  max |diff| {self.max_abs_diff:.3g}, top-1 agreement "
-            f"{self.top1_agreement:.2f} on {self.batch} images of {self.input_size}x{self.input_size}",
-        ])
+            f"{self.top1_agreement:.2f} on {self.batch} images of {self.input_size}x{self.input_size}"
+            + (f" ({self.verify_data})" if self.batch else ""),
+        ] + ([f"boxes         the same on {self.box_agreement:.0%} of the images (IoU >= {DETECTION_MIN_IOU} "
+              f"or corners within {DETECTION_ATOL})"]
+             if np.isfinite(self.box_agreement) else []))
 
 
 def sample_batch(input_size: int, batch: int = VERIFY_BATCH, seed: int = VERIFY_SEED) -> np.ndarray:
     """The fixed NCHW float32 batch every conversion is verified on (standard normal)."""
     return np.random.default_rng(seed).standard_normal((batch, 3, input_size, input_size)).astype(np.float32)
+
+
+def is_detector(model) -> bool:
+    """Whether a zoo model (PyTorch or Keras) is a detector (family ``"detector"``)."""
+    return getattr(getattr(model, "zoo_config", None), "family", None) == "detector"
+
+
+def _plate_images(input_size: int, batch: int, seed: int) -> np.ndarray:
+    from recipes.plates.dataset import to_model_input
+    from recipes.plates.generate import GenConfig, find_font, render_sample
+
+    cfg = GenConfig(seed=seed, width=input_size, height=input_size, font=find_font())
+    return to_model_input(np.stack([np.asarray(render_sample(cfg, "test", i)[0].convert("RGB"), np.uint8)
+                                    for i in range(batch)]))
+
+
+def verification_batch(model, input_size: int) -> tuple[np.ndarray, str]:
+    """The NCHW float32 batch a conversion of ``model`` is verified on, and what it holds.
+
+    Detectors get rendered plate images (module docstring), other models :func:`sample_batch`.
+    """
+    if is_detector(model):
+        try:
+            images = _plate_images(input_size, VERIFY_BATCH, VERIFY_SEED)
+            return images, f"plate images rendered by recipes.plates.generate, seed {VERIFY_SEED}"
+        except (ImportError, FileNotFoundError):  # no Pillow or no Hangul font: the score cuts still bite
+            return sample_batch(input_size), "standard normal (no Hangul font to render plates)"
+    return sample_batch(input_size), "standard normal"
 
 
 def reference_outputs(model, x_nchw: np.ndarray) -> np.ndarray:
@@ -145,6 +211,63 @@ def check_tolerance(fmt: str, binary: bool, diff: float, agreement: float, refer
         raise ConversionError(
             f"{fmt} verification failed: max |diff| {diff:.3g} > {tol:.3g} or top-1 agreement "
             f"{agreement:.2f} < 1 on a float model; the file was not written")
+
+
+def _score_cuts(logits: np.ndarray) -> list[float]:
+    """The score thresholds of one image (module docstring), from the source's objectness logits."""
+    desc = np.sort(np.asarray(logits, np.float64))[::-1]
+    mids = (desc[:-1] + desc[1:]) / 2
+    wide = desc[:-1] - desc[1:] > 2 * DETECTION_MARGIN
+    # Cutting above or below every anchor is also a cut (nothing kept, everything kept).
+    cuts = np.concatenate([[desc[0] + 1.0], mids[wide], [desc[-1] - 1.0]])
+    deploy = np.log(DETECTION_SCORE / (1 - DETECTION_SCORE))
+    chosen = [cuts[int(np.argmin(np.abs(cuts - deploy)))]]
+    top = np.nonzero(wide[:DETECTION_TOP_K])[0]
+    if top.size:
+        j = top[int(np.argmax(desc[top] - desc[top + 1]))]
+        chosen.append(mids[j])
+    return [float(1 / (1 + np.exp(-c))) for c in chosen]
+
+
+def box_agreement(model, reference: np.ndarray, exported: np.ndarray) -> float:
+    """Share of the batch whose exported outputs decode to the source's boxes (module docstring)."""
+    from zoo.detection import decode, same_boxes
+
+    cfg = model.zoo_config
+    reference, exported = np.asarray(reference, np.float64), np.asarray(exported, np.float64)
+    anchors = reference.shape[1] // 5
+    same = 0
+    for ref, exp in zip(reference, exported):
+        same += all(same_boxes(decode(ref, cfg, t, 1.0, anchors)[0], decode(exp, cfg, t, 1.0, anchors)[0],
+                               DETECTION_MIN_IOU, DETECTION_ATOL)
+                    for t in _score_cuts(ref.reshape(-1, 5)[:, 0]))
+    return same / len(reference)
+
+
+def verify_outputs(fmt: str, model, reference: np.ndarray, exported: np.ndarray) -> tuple[float, float, float]:
+    """Compares an export's outputs with the source's on the verification batch.
+
+    Returns:
+        ``(max_abs_diff, top1_agreement, box_agreement)``; ``box_agreement`` is NaN for
+        models that are not detectors.
+
+    Raises:
+        ConversionError: Past any tolerance of the module docstring.
+    """
+    binary = has_sign_inputs(model)
+    diff, agreement = compare(reference, exported)
+    check_tolerance(fmt, binary, diff, agreement, reference)
+    if not is_detector(model):
+        return diff, agreement, float("nan")
+    boxes = box_agreement(model, reference, exported)
+    needed = BINARY_MIN_AGREEMENT if binary else 1.0
+    if boxes < needed:
+        n = len(reference)
+        raise ConversionError(
+            f"{fmt} verification failed: the exported detector decodes to other boxes on {round((1 - boxes) * n)} "
+            f"of {n} images (same count, each at IoU >= {DETECTION_MIN_IOU} or within {DETECTION_ATOL}, needed on "
+            f"{needed:.0%} of them; max |diff| {diff:.3g}); the file was not written")
+    return diff, agreement, boxes
 
 
 def check_target(path: str) -> str:

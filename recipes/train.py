@@ -10,6 +10,10 @@ loadable with ``zoo.load``), ``state.pt`` (model, optimizer, scheduler, RNG and 
 initial weights it used) and, once finished, ``final.json``. ``<out>/recipe.json`` holds
 the resolved recipe. All files are written by rank 0, each atomically (temp file +
 ``os.replace``), after every epoch.
+
+The loop is the same for every ``task`` of a recipe; a :class:`Task` says what changes:
+the data, the loss of a batch, the validation metrics and the columns of ``metrics.csv``
+(:class:`Classify` here, ``recipes.detect.Detect`` for the plate detectors).
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import random
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, ClassVar, Iterator, Optional, Sequence
 
 import numpy as np
 import torch
@@ -40,7 +44,8 @@ from .config import ConfigError, Recipe, Stage, from_dict, get_recipe, parse_ove
 from .data import DataError, build_datasets, collate_skip
 from .losses import FeatureHooks, attention_loss, distillation_loss
 
-__all__ = ["run_recipe", "train_stage", "pin_models", "lr_factor", "main", "RunError"]
+__all__ = ["run_recipe", "train_stage", "pin_models", "lr_factor", "main", "RunError", "Task", "Classify",
+           "task_of"]
 
 METRIC_FIELDS = ("epoch", "lr", "train_loss", "train_ce", "train_attention", "train_kd", "train_acc", "val_loss",
                  "val_acc", "skipped_images", "images_per_s", "seconds")
@@ -71,6 +76,14 @@ class Dist:
         t = torch.tensor(values, dtype=torch.float64, device=self.device)
         dist.all_reduce(t)
         return t.tolist()
+
+    def all_gather(self, obj: Any) -> list[Any]:
+        """Every process's ``obj`` (picklable), in rank order."""
+        if self.world == 1:
+            return [obj]
+        out: list[Any] = [None] * self.world
+        dist.all_gather_object(out, obj)
+        return out
 
     def barrier(self) -> None:
         if self.world > 1:
@@ -129,9 +142,9 @@ def _optimizer(model: nn.Module, stage: Stage) -> torch.optim.Optimizer:
 
 # --- files ---------------------------------------------------------------------------------------
 
-def _write_csv(path: Path, rows: list[dict]) -> None:
+def _write_csv(path: Path, rows: list[dict], fields: Sequence[str] = METRIC_FIELDS) -> None:
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=METRIC_FIELDS)
+    w = csv.DictWriter(buf, fieldnames=fields)
     w.writeheader()
     w.writerows(rows)
     fileio.write_text(path, buf.getvalue())
@@ -179,7 +192,7 @@ def _check_teacher_config(path: Path, cfg, stage: Stage, teacher: Stage) -> None
                           f"{stage.name}.teacher_weights=PATH to that stage's model.safetensors")
 
 
-def _model_config(stage: Stage, recipe: Recipe, num_classes: int):
+def _model_config(stage: Stage, recipe: Recipe, num_classes: Optional[int]):
     from zoo import get_config
 
     return get_config(stage.model).replace(num_classes=num_classes, input_size=recipe.input_size,
@@ -214,11 +227,182 @@ def _seed(seed: int) -> None:
     random.seed(seed)
 
 
+# --- tasks ---------------------------------------------------------------------------------------
+
+class Task:
+    """What a recipe's ``task`` changes in the training loop; one is built per stage.
+
+    Attributes:
+        fields: Columns of ``metrics.csv``.
+        final: Columns of the last epoch that ``final.json`` repeats.
+        sums: Names of the per-batch sums :meth:`step` returns, each with its ``metrics.csv``
+            column (the epoch's sum divided by its number of images).
+    """
+
+    fields: ClassVar[tuple[str, ...]] = ()
+    final: ClassVar[tuple[str, ...]] = ()
+    sums: ClassVar[dict[str, str]] = {}
+
+    def __init__(self, model: nn.Module, teacher: Optional[nn.Module], stage: Stage, env: Dist) -> None:
+        self.model, self.teacher, self.stage, self.env = model, teacher, stage, env
+
+    @staticmethod
+    def datasets(recipe: Recipe) -> tuple[Any, Any]:
+        """The (train, val) datasets of ``recipe.data``."""
+        raise NotImplementedError
+
+    @staticmethod
+    def collate(batch: list) -> tuple[torch.Tensor, Any, int]:
+        """A DataLoader batch -> ``(images, targets, skipped)``, unreadable images left out."""
+        raise NotImplementedError
+
+    @staticmethod
+    def num_classes(recipe: Recipe, train_ds: Any) -> Optional[int]:
+        """``num_classes`` of the model config (None: the model's own)."""
+        return recipe.num_classes or None
+
+    @staticmethod
+    def init_model(model: nn.Module) -> None:
+        """Changes the initialisation of a freshly built model (before any weights are loaded)."""
+
+    def step(self, net: nn.Module, x: torch.Tensor, targets: Any) -> tuple[torch.Tensor, dict[str, float]]:
+        """The loss of a training batch and its :attr:`sums` over the batch."""
+        raise NotImplementedError
+
+    def evaluate(self, net: nn.Module, loader: DataLoader) -> dict[str, Any]:
+        """The validation columns of the epoch's row (the same on every process)."""
+        raise NotImplementedError
+
+    def postfix(self, sums: dict[str, float]) -> dict[str, str]:
+        """What the progress bar shows of the running sums."""
+        return {"loss": f"{sums['loss'] / max(sums['n'], 1):.3f}"}
+
+    def describe(self, row: dict[str, Any]) -> str:
+        """The losses and metrics of an epoch's row, for the one-line log."""
+        raise NotImplementedError
+
+    @staticmethod
+    def result(final: dict[str, Any]) -> str:
+        """The end of ``bnnzoo train``'s last line for a stage (its ``final.json``)."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Releases what the task holds on the model (hooks)."""
+
+
+@torch.no_grad()
+def val_outputs(net: nn.Module, loader: DataLoader, env: Dist) -> Iterator[tuple[torch.Tensor, Any]]:
+    """``(model outputs, targets)`` of this process's non-empty validation batches, in eval mode.
+
+    Runs the bare model (no DDP forward: ranks may hold different numbers of batches)
+    with rank 0's BatchNorm statistics, the model rank 0 saves.
+    """
+    net.eval()
+    model = getattr(net, "module", net)
+    if env.world > 1:
+        for b in model.buffers():
+            dist.broadcast(b, 0)
+    for x, y, _ in loader:
+        if len(y) == 0:
+            continue
+        yield model(x.to(env.device)), (y.to(env.device) if isinstance(y, torch.Tensor) else y)
+
+
+class Classify(Task):
+    """Image classification: cross-entropy, plus attention matching and distillation from a teacher."""
+
+    fields = METRIC_FIELDS
+    final = ("train_acc", "val_acc", "val_loss")
+    sums = {"loss": "train_loss", "ce": "train_ce", "att": "train_attention", "kd": "train_kd", "correct": "train_acc"}
+
+    def __init__(self, model: nn.Module, teacher: Optional[nn.Module], stage: Stage, env: Dist) -> None:
+        super().__init__(model, teacher, stage, env)
+        self.hooks: list[FeatureHooks] = []
+        if stage.attention_weight:
+            self.hooks = [FeatureHooks(model, stage.attention_blocks), FeatureHooks(teacher, stage.attention_blocks)]
+
+    @staticmethod
+    def datasets(recipe: Recipe) -> tuple[Any, Any]:
+        return build_datasets(recipe.data, recipe.input_size, recipe.seed, recipe.val_fraction,
+                              recipe.max_train_samples, recipe.max_val_samples)
+
+    collate = staticmethod(collate_skip)
+
+    @staticmethod
+    def num_classes(recipe: Recipe, train_ds: Any) -> Optional[int]:
+        return recipe.num_classes or len(train_ds.classes)
+
+    def step(self, net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        stage, device = self.stage, self.env.device
+        for h in self.hooks:
+            h.enabled = True
+            h.take()  # start every step clean
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        logits = net(x)
+        ce = F.cross_entropy(logits, y)
+        loss = stage.ce_weight * ce
+        att = kd = torch.zeros((), device=device)
+        if self.teacher is not None:
+            with torch.no_grad():
+                t_logits = self.teacher(x)
+            if self.hooks:
+                att = attention_loss(self.hooks[0].take(), self.hooks[1].take())
+                loss = loss + stage.attention_weight * att
+            if stage.kd_weight:
+                kd = distillation_loss(logits, t_logits, stage.kd_temperature)
+                loss = loss + stage.kd_weight * kd
+        n = len(y)
+        return loss, {"loss": loss.item() * n, "ce": ce.item() * n, "att": att.item() * n, "kd": kd.item() * n,
+                      "correct": (logits.argmax(1) == y).sum().item()}
+
+    def evaluate(self, net: nn.Module, loader: DataLoader) -> dict[str, Any]:
+        for h in self.hooks:  # evaluation passes keep no features
+            h.enabled = False
+            h.take()
+        loss = correct = n = 0.0
+        for logits, y in val_outputs(net, loader, self.env):
+            loss += F.cross_entropy(logits, y, reduction="sum").item()
+            correct += (logits.argmax(1) == y).sum().item()
+            n += len(y)
+        loss, correct, n = self.env.all_sum([loss, correct, n])
+        return {"val_loss": loss / max(n, 1), "val_acc": correct / max(n, 1)}
+
+    def postfix(self, sums: dict[str, float]) -> dict[str, str]:
+        return {**super().postfix(sums), "acc": f"{sums['correct'] / max(sums['n'], 1):.1%}"}
+
+    def describe(self, row: dict[str, Any]) -> str:
+        return (f"train loss {row['train_loss']:.4f} acc {row['train_acc']:.2%} | "
+                f"val loss {row['val_loss']:.4f} acc {row['val_acc']:.2%}")
+
+    @staticmethod
+    def result(final: dict[str, Any]) -> str:
+        return f"val acc {final['val_acc']:.2%}"
+
+    def close(self) -> None:
+        for h in self.hooks:
+            h.remove()
+
+
+def task_of(recipe: Recipe) -> type[Task]:
+    """The :class:`Task` of ``recipe.task``.
+
+    Raises:
+        ConfigError: An unknown task.
+    """
+    if recipe.task == "classify":
+        return Classify
+    if recipe.task == "detect":
+        from .detect import Detect
+
+        return Detect
+    raise ConfigError(f"unknown task {recipe.task!r}: use task=classify or task=detect")
+
+
 # --- one stage -----------------------------------------------------------------------------------
 
-def _loaders(train_ds, val_ds, batch: int, recipe: Recipe, env: Dist):
+def _loaders(train_ds, val_ds, batch: int, recipe: Recipe, env: Dist, collate: Callable = collate_skip):
     sampler = DistributedSampler(train_ds, num_replicas=env.world, rank=env.rank, shuffle=True, seed=recipe.seed)
-    kw = dict(num_workers=recipe.workers, collate_fn=collate_skip, pin_memory=env.device.type == "cuda",
+    kw = dict(num_workers=recipe.workers, collate_fn=collate, pin_memory=env.device.type == "cuda",
               persistent_workers=False)
     train = DataLoader(train_ds, batch_size=batch, sampler=sampler, **kw)
     # Validation is sharded without padding, so every image counts exactly once.
@@ -259,10 +443,12 @@ def train_stage(recipe: Recipe, stage: Stage, run_dir: Path, datasets: tuple, en
     env.barrier()
 
     train_ds, val_ds = datasets
-    num_classes = recipe.num_classes or len(train_ds.classes)
+    task_cls = task_of(recipe)
+    num_classes = task_cls.num_classes(recipe, train_ds)
     _seed(recipe.seed)
     cfg = _model_config(stage, recipe, num_classes)
     model = zoo.build(cfg)
+    task_cls.init_model(model)
     init_path = teacher_path = None
     if stage.init_weights or stage.init_from:
         init_path = Path(stage.init_weights or run_dir / stage.init_from / "model.safetensors")
@@ -286,7 +472,7 @@ def train_stage(recipe: Recipe, stage: Stage, run_dir: Path, datasets: tuple, en
     model.to(env.device)
 
     per_rank = max(1, stage.batch_size // env.world)
-    train_loader, sampler, val_loader = _loaders(train_ds, val_ds, per_rank, recipe, env)
+    train_loader, sampler, val_loader = _loaders(train_ds, val_ds, per_rank, recipe, env, task_cls.collate)
     steps_per_epoch = len(train_loader)
     optimizer = _optimizer(model, stage)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, steps_per_epoch, stage))
@@ -309,10 +495,7 @@ def train_stage(recipe: Recipe, stage: Stage, run_dir: Path, datasets: tuple, en
             "teacher_path": str(teacher_path or ""), "init_path": str(init_path or ""),
             "world_size": env.world, "steps_per_epoch": steps_per_epoch}, indent=2, default=list) + "\n")
 
-    student_hooks = teacher_hooks = None
-    if stage.attention_weight:
-        student_hooks = FeatureHooks(model, stage.attention_blocks)
-        teacher_hooks = FeatureHooks(teacher, stage.attention_blocks)
+    task = task_cls(model, teacher, stage, env)
     net: nn.Module = model
     if env.world > 1:
         net = nn.parallel.DistributedDataParallel(model, device_ids=[env.device.index] if env.device.type == "cuda" else None)
@@ -330,9 +513,8 @@ def train_stage(recipe: Recipe, stage: Stage, run_dir: Path, datasets: tuple, en
     for epoch in range(start, stage.epochs):
         if stop_after and done_now >= stop_after:
             break
-        row = _train_epoch(net, model, teacher, student_hooks, teacher_hooks, train_loader, sampler, optimizer,
-                           scheduler, stage, epoch, env, recipe)
-        row.update(_evaluate(net, val_loader, env))
+        row = _train_epoch(net, model, task, train_loader, sampler, optimizer, scheduler, stage, epoch, env, recipe)
+        row.update(task.evaluate(net, val_loader))
         history.append(row)
         done_now += 1
         if env.main:
@@ -342,25 +524,22 @@ def train_stage(recipe: Recipe, stage: Stage, run_dir: Path, datasets: tuple, en
                         "scheduler": scheduler.state_dict(), "epoch": epoch + 1, "history": history,
                         "rng": _rng_state(), "stage": dataclasses.asdict(stage)}, buf)
             fileio.write_bytes(state_path, buf.getvalue())
-            _write_csv(stage_dir / "metrics.csv", history)
+            _write_csv(stage_dir / "metrics.csv", history, task.fields)
             if writer is not None:
                 for k, v in row.items():
                     if k != "epoch":
                         writer.add_scalar(f"{stage.name}/{k}", v, epoch + 1)
                 writer.flush()
-            log(f"{stage.name} epoch {epoch + 1}/{stage.epochs}: train loss {row['train_loss']:.4f} acc "
-                f"{row['train_acc']:.2%} | val loss {row['val_loss']:.4f} acc {row['val_acc']:.2%} | "
+            log(f"{stage.name} epoch {epoch + 1}/{stage.epochs}: {task.describe(row)} | "
                 f"{row['images_per_s']:.0f} img/s, {row['seconds']:.1f} s"
                 + (f" | {row['skipped_images']} corrupt images skipped" if row["skipped_images"] else ""))
         env.barrier()
-    for hooks in (student_hooks, teacher_hooks):
-        if hooks is not None:
-            hooks.remove()
+    task.close()
     if writer is not None:
         writer.close()
     finished = len(history) >= stage.epochs
     final = {"stage": stage.name, "model": stage.model, "epochs": len(history), "finished": finished,
-             **({k: history[-1][k] for k in ("train_acc", "val_acc", "val_loss")} if history else {}),
+             **({k: history[-1][k] for k in task.final} if history else {}),
              "skipped_images": sum(r["skipped_images"] for r in history),
              "seconds": sum(r["seconds"] for r in history)}
     if env.main and finished:
@@ -369,91 +548,45 @@ def train_stage(recipe: Recipe, stage: Stage, run_dir: Path, datasets: tuple, en
     return final
 
 
-def _train_epoch(net, model, teacher, student_hooks, teacher_hooks, loader, sampler, optimizer, scheduler,
-                 stage: Stage, epoch: int, env: Dist, recipe: Recipe) -> dict[str, Any]:
+def _train_epoch(net, model, task: Task, loader, sampler, optimizer, scheduler, stage: Stage, epoch: int, env: Dist,
+                 recipe: Recipe) -> dict[str, Any]:
     from tqdm import tqdm
 
     sampler.set_epoch(epoch)
     loader.dataset.set_epoch(epoch)
     net.train()
-    sums = dict(loss=0.0, ce=0.0, att=0.0, kd=0.0, correct=0.0, n=0.0, skipped=0.0)
+    sums = dict.fromkeys([*task.sums, "n", "skipped"], 0.0)
     t0 = time.perf_counter()
     bar = tqdm(total=len(loader), desc=f"{stage.name} {epoch + 1}/{stage.epochs}", leave=False,
                disable=not (env.main and recipe.progress), dynamic_ncols=True, file=sys.stderr)
-    hooks = [h for h in (student_hooks, teacher_hooks) if h is not None]
-    for h in hooks:
-        h.enabled = True
     for x, y, skipped in loader:
         sums["skipped"] += skipped
-        for h in hooks:
-            h.take()  # start every step clean
         if len(y) == 0:
             if env.world > 1:
                 raise DataError("a whole batch of corrupt images: remove them (DDP needs every rank to step)")
             bar.update()
             continue
-        x, y = x.to(env.device, non_blocking=True), y.to(env.device, non_blocking=True)
-        logits = net(x)
-        ce = F.cross_entropy(logits, y)
-        loss = stage.ce_weight * ce
-        att = kd = torch.zeros((), device=env.device)
-        if teacher is not None:
-            with torch.no_grad():
-                t_logits = teacher(x)
-            if student_hooks is not None:
-                att = attention_loss(student_hooks.take(), teacher_hooks.take())
-                loss = loss + stage.attention_weight * att
-            if stage.kd_weight:
-                kd = distillation_loss(logits, t_logits, stage.kd_temperature)
-                loss = loss + stage.kd_weight * kd
+        loss, batch_sums = task.step(net, x, y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         scheduler.step()
         if stage.weight_clip:
             _clip_binary_weights(model, stage.weight_clip)
-        n = len(y)
-        sums["n"] += n
-        sums["correct"] += (logits.argmax(1) == y).sum().item()
-        for k, v in (("loss", loss), ("ce", ce), ("att", att), ("kd", kd)):
-            sums[k] += v.item() * n
+        sums["n"] += len(y)
+        for k, v in batch_sums.items():
+            sums[k] += v
         bar.update()
         if bar.n % 5 == 0 or bar.n == len(loader):
-            bar.set_postfix(loss=f"{sums['loss'] / max(sums['n'], 1):.3f}", acc=f"{sums['correct'] / max(sums['n'], 1):.1%}",
-                            img_s=f"{sums['n'] * env.world / (time.perf_counter() - t0):.0f}")
+            bar.set_postfix(**task.postfix(sums), img_s=f"{sums['n'] * env.world / (time.perf_counter() - t0):.0f}")
     bar.close()
-    for h in hooks:
-        h.enabled = False
-        h.take()
     keys = list(sums)
     total = dict(zip(keys, env.all_sum([sums[k] for k in keys])))
     seconds = time.perf_counter() - t0
     n = max(total["n"], 1)
-    return {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"], "train_loss": total["loss"] / n,
-            "train_ce": total["ce"] / n, "train_attention": total["att"] / n, "train_kd": total["kd"] / n,
-            "train_acc": total["correct"] / n, "skipped_images": int(total["skipped"]),
-            "images_per_s": total["n"] / seconds, "seconds": seconds}
-
-
-@torch.no_grad()
-def _evaluate(net, loader, env: Dist) -> dict[str, Any]:
-    net.eval()
-    model = getattr(net, "module", net)  # no DDP forward: ranks may hold different numbers of batches
-    if env.world > 1:  # evaluate the model rank 0 saves: its BatchNorm statistics on every rank
-        for b in model.buffers():
-            dist.broadcast(b, 0)
-    loss = correct = n = skipped = 0.0
-    for x, y, s in loader:
-        skipped += s
-        if len(y) == 0:
-            continue
-        x, y = x.to(env.device), y.to(env.device)
-        logits = model(x)
-        loss += F.cross_entropy(logits, y, reduction="sum").item()
-        correct += (logits.argmax(1) == y).sum().item()
-        n += len(y)
-    loss, correct, n, skipped = env.all_sum([loss, correct, n, skipped])
-    return {"val_loss": loss / max(n, 1), "val_acc": correct / max(n, 1)}
+    return {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"],
+            **{column: total[k] / n for k, column in task.sums.items()},
+            "skipped_images": int(total["skipped"]), "images_per_s": total["n"] / seconds, "seconds": seconds}
 
 
 # --- a whole recipe ------------------------------------------------------------------------------
@@ -488,6 +621,13 @@ def run_recipe(recipe: Recipe, resume: bool = False, stop_after: int = 0,
     Raises:
         RunError: ``recipe.out`` holds a run and ``resume`` is False.
     """
+    if recipe.framework != "torch":  # recipes.keras_train checks the name
+        if recipe.task != "classify":
+            raise ConfigError(f"framework={recipe.framework} trains classifiers only; {recipe.name} is a "
+                              f"task={recipe.task} recipe: drop framework={recipe.framework}")
+        from .keras_train import run_recipe as run_keras
+
+        return run_keras(recipe, resume=resume, stop_after=stop_after, log=log)
     recipe = pin_models(recipe)
     env = setup_distributed(recipe.device)
     if recipe.threads:
@@ -497,8 +637,7 @@ def run_recipe(recipe: Recipe, resume: bool = False, stop_after: int = 0,
     run_dir = Path(recipe.out)
     if not resume and any((run_dir / s.name / "state.pt").is_file() for s in recipe.stages):
         raise RunError(f"{run_dir} already holds a run: pass --resume to continue it, or out=OTHER_FOLDER")
-    datasets = build_datasets(recipe.data, recipe.input_size, recipe.seed, recipe.val_fraction,
-                              recipe.max_train_samples, recipe.max_val_samples)
+    datasets = task_of(recipe).datasets(recipe)
     if env.main:
         run_dir.mkdir(parents=True, exist_ok=True)
         fileio.write_text(run_dir / "recipe.json", recipe.to_json())
@@ -577,9 +716,10 @@ def run(args: argparse.Namespace) -> int:
         return 0
     results = run_recipe(recipe, resume=resume, stop_after=args.stop_after)
     if int(os.environ.get("RANK", "0")) == 0:
+        task = task_of(recipe)
         for name, r in results.items():
-            if "val_acc" in r:
-                print(f"{name}: val acc {r['val_acc']:.2%} after {r['epochs']} epochs ({r['seconds']:.0f} s)")
+            if r.get("epochs"):
+                print(f"{name}: {task.result(r)} after {r['epochs']} epochs ({r['seconds']:.0f} s)")
     if dist.is_initialized():
         dist.destroy_process_group()
     return 0

@@ -94,7 +94,7 @@ def model_card(weights: Union[Weights, ModelConfig], metrics: Sequence[Metric] =
                    metric_args={"source": m.source}, verified=False)
         for m in own
     ]
-    imported = w is not None and bool(w.importer)
+    imported = w is not None and (bool(w.importer) or not w.hub_repo)
     model_name = f"{w.arch}.{w.tag}" if imported else repo_id.split("/")[-1] if repo_id else cfg.name
     tags = [t for t in TAGS if not (imported and t == "safetensors")]  # imported: a Keras .h5, converted on load
     data = ModelCardData(library_name="bnnzoo", license=LICENSE, tags=tags, pipeline_tag="image-classification",
@@ -123,6 +123,9 @@ def _summary(cfg: ModelConfig, w: Optional[Weights], repo_id: Optional[str]) -> 
         return (f"ImageNet weights of larq-zoo (release `{w.revision}`), imported into the `{cfg.name}` binary "
                 f"neural network of the bnnzoo model zoo: `zoo.load` downloads larq-zoo's Keras file, checks its "
                 f"sha256 and maps it onto the model by layer name.")
+    if w is not None and not w.hub_repo:
+        return (f"Weights for the `{cfg.name}` network of the bnnzoo model zoo, trained with bnnzoo and shipped "
+                f"inside the package (`zoo/pretrained/{w.filename}`): `zoo.load` needs no download.")
     if w is not None or repo_id:
         return f"Trained weights for the `{cfg.name}` binary neural network of the bnnzoo model zoo."
     return f"The `{cfg.name}` binary neural network of the bnnzoo model zoo."
@@ -156,6 +159,9 @@ def _figures(own: Sequence[Metric], reference: Sequence[Metric]) -> str:
 
 
 def _provenance(w: Optional[Weights], repo_id: Optional[str], sha256: Optional[str]) -> str:
+    if w is not None and not w.hub_repo:
+        return "\n".join(["", "## Files", "", f"- `zoo/pretrained/{w.filename}` (in the package), sha256 `{w.sha256}` "
+                          "(checked on load); binary kernels stored as int8 signs (`bnnzoo pack`)"]) + "\n"
     if repo_id is None:
         return ""
     if w is not None and w.importer == "larq_zoo":

@@ -20,9 +20,11 @@ COMMANDS = {
     "convert": ("converters.cli", "export a model to TFLite (LCE) or ONNX, verified against the source"),
     "eval": ("eval.cli", "accuracy, size, ops and latency against MobileNet-v1, as a report with plots"),
     "train": ("recipes.cli", "train a recipe (the papers' procedures): bnnzoo train RECIPE [key=value ...] [--resume [RUN_DIR]]"),
+    "detect": ("eval.detect", "find license plates in images with a plate detector (torch, onnx or tflite), drawn into PNGs"),
     "deploy": ("converters.deploy", "write a self-contained device bundle (--target rpi: LCE .tflite + bit-packed ONNX + run.py), verified"),
     "download": ("zoo.hub", "download registered or hf-hub: weights into the Hugging Face cache (for offline use)"),
     "data": ("recipes.plates.generate", "generate a synthetic data set (plates: Korean license plates with YOLO labels)"),
+    "pack": ("zoo.commands", "write a trained model.safetensors for inference (binary kernels as int8 signs) + its sha256"),
     "push": ("zoo.hub", "publish a saved model folder (model card included) to a Hugging Face Hub repo"),
 }
 

@@ -8,7 +8,11 @@ from typing import Iterable
 
 from . import get_config, list_models
 
-DEMO_MODELS = ("meliusnet22",)
+# Binary models with weights trained on the embedded MNIST digits (shipped in zoo/pretrained/),
+# and the float reference trained the same way.
+DEMO_MODELS = ("realtobinary_resnet18", "meliusnet22")
+DEMO_BASELINE = "mobilenet_v1_025"
+DEMO_TAG = "mnist"
 
 
 def figures_table(names: Iterable[str], input_size: int | None = None) -> str:
@@ -43,20 +47,55 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def add_demo_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--models", nargs="+", default=list(DEMO_MODELS), help="binary models to export and compare")
+    p.add_argument("--models", nargs="+", default=list(DEMO_MODELS),
+                   help=f"binary models to export and compare (each needs weights tagged {DEMO_TAG!r})")
     p.add_argument("--out", default="out/demo", help="folder for the report and the exported files")
     p.add_argument("--runs", type=int, default=20, help="timed runs per model and runtime")
-    p.add_argument("--limit", type=int, default=100, help="MNIST images for the accuracy column")
+    p.add_argument("--limit", type=int, default=0, help="MNIST validation digits for the accuracy column (0: all 1,000)")
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    """Figures of every model, then export, verify, time and compare against MobileNet-v1."""
+    """Figures of every model, then export, verify, time and compare trained models against MobileNet-v1."""
     from eval.cli import main as eval_main
 
     print("Figures of every registered model, measured from the PyTorch model at its input size:\n")
     print(figures_table(list_models()), flush=True)
-    print(f"\nExporting {', '.join(args.models)} and MobileNet-v1 to LCE TFLite and bit-packed ONNX, "
-          "verifying each export against PyTorch, timing every runtime (initialised weights: no trained "
-          "weights are registered for them, so accuracy is chance level and says so).\n", flush=True)
-    return eval_main([*args.models, "--baseline", "mobilenet_v1", "--data", "mnist", "--limit", str(args.limit),
+    models = [*args.models, DEMO_BASELINE]
+    print(f"\nExporting {', '.join(models)} with their MNIST-trained weights (shipped with bnnzoo, tag "
+          f"{DEMO_TAG!r}) to LCE TFLite and bit-packed ONNX, verifying each export against PyTorch, measuring "
+          "accuracy on the held-out MNIST digits through PyTorch, ONNX and LCE, and timing every runtime.\n",
+          flush=True)
+    weights = [a for m in models for a in ("--weights", f"{m}={DEMO_TAG}")]
+    return eval_main([*models, "--baseline", "none", *weights, "--data", "mnist", "--limit", str(args.limit),
                       "--threads", "1", "--runs", str(args.runs), "-o", args.out, "--keep-exports"])
+
+
+def add_pack_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("weights", help="a trained model.safetensors (config.json beside it names the architecture)")
+    p.add_argument("-o", "--out", required=True,
+                   help="the .safetensors file to write (named model.safetensors: its config.json goes beside it)")
+
+
+def run_pack(args: argparse.Namespace) -> int:
+    """Saves trained weights for inference: binary kernels as int8 signs (same outputs, ~4x smaller)."""
+    import json
+    from pathlib import Path
+
+    from . import load
+    from .fileio import sha256_of
+    from .weights import binary_weight_names, save
+
+    config = Path(args.weights).parent / "config.json"
+    if not config.is_file():
+        raise FileNotFoundError(f"{config} is missing: pack the model.safetensors of a training run (its "
+                                "config.json names the architecture)")
+    model = load(json.loads(config.read_text())["name"], weights=args.weights)
+    # A model.safetensors gets its config.json beside it; other names (zoo/pretrained/<arch>.<tag>.safetensors,
+    # many per folder) are described by their WEIGHTS entry instead.
+    with_config = Path(args.out).name == "model.safetensors"
+    out = save(model.state_dict(), args.out, model.zoo_config if with_config else None,
+               signs_of=binary_weight_names(model))
+    cfg = model.zoo_config
+    print(f"{out}: {out.stat().st_size / 1e6:.2f} MB, sha256 {sha256_of(out)}, {cfg.name} num_classes="
+          f"{cfg.num_classes} input_size={cfg.input_size} arch={json.dumps(cfg.arch)}")
+    return 0

@@ -25,8 +25,8 @@ from typing import Any, Sequence, Union
 
 import numpy as np
 
-__all__ = ["Detections", "decode", "nms", "iou", "cxcywh_to_xyxy", "match", "average_precision",
-           "precision_recall", "plate_accuracy", "evaluate"]
+__all__ = ["Detections", "decode", "nms", "iou", "cxcywh_to_xyxy", "match", "same_boxes", "average_precision",
+           "precision_recall_curve", "precision_recall", "plate_accuracy", "evaluate"]
 
 IOU_FOUND = 0.5  # Im & Lee (2018): a plate is found when IoU >= 0.5
 
@@ -163,6 +163,64 @@ def match(boxes: Any, scores: Any, gt: Any, iou_threshold: float = IOU_FOUND) ->
     return tp
 
 
+def same_boxes(a: PredLike, b: PredLike, min_iou: float = 0.9, atol: float = 1e-3) -> bool:
+    """Whether two detection sets of one image hold the same boxes (scores are not compared).
+
+    Same count, and each box of ``b`` (best score first) paired one to one with the nearest
+    free box of ``a`` that overlaps it with IoU ``>= min_iou`` or whose corners all lie
+    within ``atol`` of its own: IoU cannot tell apart two boxes of (nearly) zero area.
+    """
+    boxes_a, _ = _pred(a)
+    boxes_b, scores_b = _pred(b)
+    if len(boxes_a) != len(boxes_b):
+        return False
+    distance = np.abs(boxes_b[:, None, :] - boxes_a[None, :, :]).max(-1)
+    close = (iou(boxes_b, boxes_a) >= min_iou) | (distance <= atol)
+    taken = np.zeros(len(boxes_a), dtype=bool)
+    for i in np.argsort(-scores_b, kind="stable"):
+        candidates = np.where(close[i] & ~taken, distance[i], np.inf)
+        j = int(np.argmin(candidates)) if len(candidates) else 0
+        if not np.isfinite(candidates[j]):
+            return False
+        taken[j] = True
+    return True
+
+
+def precision_recall_curve(preds: Sequence[PredLike], gts: Sequence[Any],
+                           iou_threshold: float = IOU_FOUND) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """Precision and recall after each detection, best score first, over a set of images.
+
+    Args:
+        preds: Per image, :class:`Detections` or ``(boxes, scores)``.
+        gts: Per image, ``(M, 4)`` xyxy ground-truth boxes.
+        iou_threshold: Overlap at which a detection finds a plate.
+
+    Returns:
+        ``(precision, recall, scores, plates)``: three ``(D,)`` arrays over all ``D``
+        detections sorted by score, and the number of ground-truth plates.
+
+    Raises:
+        ValueError: ``preds`` and ``gts`` differ in length.
+    """
+    if len(preds) != len(gts):
+        raise ValueError(f"{len(preds)} predictions for {len(gts)} images: pass one entry per image")
+    all_scores, all_tp, n_gt = [], [], 0
+    for p, g in zip(preds, gts):
+        boxes, scores = _pred(p)
+        g = np.asarray(g, dtype=np.float64).reshape(-1, 4)
+        n_gt += len(g)
+        all_scores.append(scores)
+        all_tp.append(match(boxes, scores, g, iou_threshold))
+    scores = np.concatenate(all_scores) if all_scores else np.zeros(0)
+    tp = np.concatenate(all_tp) if all_tp else np.zeros(0, bool)
+    order = np.argsort(-scores, kind="stable")
+    tp = tp[order].astype(np.float64)
+    ctp, cfp = np.cumsum(tp), np.cumsum(1 - tp)
+    recall = ctp / max(n_gt, 1)
+    precision = ctp / np.maximum(ctp + cfp, 1e-12)
+    return precision, recall, scores[order], n_gt
+
+
 def average_precision(preds: Sequence[PredLike], gts: Sequence[Any], iou_threshold: float = IOU_FOUND) -> float:
     """AP at ``iou_threshold`` (AP@0.5 by default) over a set of images.
 
@@ -176,24 +234,9 @@ def average_precision(preds: Sequence[PredLike], gts: Sequence[Any], iou_thresho
         AP in ``[0, 1]``; 1.0 when there are no plates and no detections, 0.0 when
         there are no plates but some detections.
     """
-    if len(preds) != len(gts):
-        raise ValueError(f"{len(preds)} predictions for {len(gts)} images: pass one entry per image")
-    all_scores, all_tp, n_gt = [], [], 0
-    for p, g in zip(preds, gts):
-        boxes, scores = _pred(p)
-        g = np.asarray(g, dtype=np.float64).reshape(-1, 4)
-        n_gt += len(g)
-        all_scores.append(scores)
-        all_tp.append(match(boxes, scores, g, iou_threshold))
-    scores = np.concatenate(all_scores) if all_scores else np.zeros(0)
-    tp = np.concatenate(all_tp) if all_tp else np.zeros(0, bool)
+    precision, recall, scores, n_gt = precision_recall_curve(preds, gts, iou_threshold)
     if n_gt == 0:
         return 1.0 if scores.size == 0 else 0.0
-    order = np.argsort(-scores, kind="stable")
-    tp = tp[order].astype(np.float64)
-    ctp, cfp = np.cumsum(tp), np.cumsum(1 - tp)
-    recall = ctp / n_gt
-    precision = ctp / np.maximum(ctp + cfp, 1e-12)
     r = np.concatenate([[0.0], recall, [1.0]])
     p = np.concatenate([[1.0], precision, [0.0]])
     p = np.maximum.accumulate(p[::-1])[::-1]

@@ -38,8 +38,9 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None],
     umask = os.umask(0)
     os.umask(umask)
     try:
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; give it a normal file's mode
         write(tmp)
+        # mkstemp makes the file private (and some writers re-create it): give it a normal file's mode.
+        os.chmod(tmp, 0o666 & ~umask)
         if verify is not None:
             verify(tmp)
         size = os.path.getsize(tmp)

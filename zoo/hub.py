@@ -183,7 +183,28 @@ def fetch_registered(key: str, w: Weights, *, force: bool = False) -> Path:
         from .larq_import import fetch
 
         return fetch(w, force=force)
+    if not w.hub_repo:
+        return bundled_file(key, w)
     return hub_file(w.hub_repo, w.filename, w.revision, sha256=w.sha256, name=key, force=force)
+
+
+def bundled_file(key: str, w: Weights) -> Path:
+    """The path of weights that ship inside the package (``zoo/pretrained/``), sha256-checked.
+
+    Raises:
+        HubError: The file is missing or its sha256 differs from the registry's.
+    """
+    from .weights import BUNDLED_DIR
+
+    path = BUNDLED_DIR / w.filename
+    if not path.is_file():
+        raise HubError(f"weights {key} should ship with bnnzoo as {path} but the file is missing: reinstall "
+                       f"bnnzoo (pip install .) or restore it (git checkout -- zoo/pretrained)")
+    digest = sha256_of(path)
+    if digest != w.sha256:
+        raise HubError(f"weights {key} at {path} are corrupt (sha256 {digest[:12]}..., expected "
+                       f"{w.sha256[:12]}...): reinstall bnnzoo or git checkout -- zoo/pretrained")
+    return path
 
 
 def fetch_hub_ref(ref: str, arch: Optional[str] = None, *, force: bool = False) -> tuple[Path, Path]:

@@ -3,11 +3,12 @@
 Layout: ``images/<split>/*.{jpg,png,...}`` with ``labels/<split>/<same stem>.txt``
 holding one ``class cx cy w h`` line per plate (normalised). Each image is resized
 (squashed, so normalised labels stay valid) to ``input_size x input_size``, converted
-to RGB and scaled to ``[-1, 1]``.
+to RGB and scaled to ``[-1, 1]``: :func:`load_rgb` then :func:`to_model_input`, the one
+preprocessing that evaluation and ``bnnzoo detect`` use too.
 
 Bad input never stops a batch half-way: an unreadable image is skipped (its item is
 ``None`` and :func:`collate` drops it), grayscale/RGBA/palette images are converted,
-large images resized, boxes reaching outside the image clipped and empty ones dropped,
+16-bit images scaled to 8 bits, large images resized, boxes reaching outside the image clipped and empty ones dropped,
 malformed label lines ignored; each case is counted in ``dataset.warnings``.
 
 Cited work: Im & Lee (2018), a 1-bit YOLO-style Korean license-plate detector.
@@ -25,7 +26,8 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-__all__ = ["PlatesDataset", "collate", "DataError", "IMAGE_SUFFIXES", "MEAN", "STD"]
+__all__ = ["PlatesDataset", "collate", "DataError", "UnreadableImageError", "IMAGE_SUFFIXES", "MEAN", "STD",
+           "to_rgb", "load_rgb", "to_model_input"]
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".webp", ".tif", ".tiff")
 MEAN = (0.5, 0.5, 0.5)
@@ -35,6 +37,77 @@ MIN_SIDE = 1e-4  # a box narrower than this (normalised) after clipping is dropp
 
 class DataError(ValueError):
     """Data that cannot be used: a missing or empty folder."""
+
+
+class UnreadableImageError(ValueError):
+    """A file that cannot be read as an image (missing, truncated, corrupt, not an image)."""
+
+
+# --- the preprocessing every consumer of the detector shares (training, eval, bnnzoo detect) ---------
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    """Any Pillow image as 8-bit RGB.
+
+    Transparent images (RGBA, LA, palette) are composited on black; 16-bit and 32-bit
+    grayscale is scaled to 8 bits (Pillow's own conversion clips it, which turns a
+    16-bit image white); other modes use Pillow's conversion.
+    """
+    if img.mode == "RGB":
+        return img
+    if img.mode in ("RGBA", "LA", "P", "PA", "RGBa"):
+        rgba = img.convert("RGBA")
+        out = Image.new("RGB", rgba.size, (0, 0, 0))
+        out.paste(rgba, mask=rgba.getchannel("A"))
+        return out
+    if img.mode.startswith("I") or img.mode == "F":
+        a = np.asarray(img, dtype=np.float64)
+        top = float(a.max()) if a.size else 0.0
+        if img.mode.startswith("I;16") or 255 < top <= 65535:
+            a = a / 257.0
+        elif img.mode == "F" and top <= 1.0:
+            a = a * 255.0
+        elif top > 65535:
+            a = a * (255.0 / top)
+        return Image.fromarray(np.clip(np.rint(a), 0, 255).astype(np.uint8)).convert("RGB")
+    return img.convert("RGB")
+
+
+def load_rgb(path: str | Path, input_size: int) -> tuple[np.ndarray, tuple[int, int]]:
+    """Reads an image as the detector sees it.
+
+    The image is converted with :func:`to_rgb` and resized (squashed, so normalised
+    boxes stay valid) to ``input_size x input_size``, bilinear; JPEGs far larger than
+    that are decoded at a reduced scale first (Pillow's ``draft``).
+
+    Returns:
+        The ``(S, S, 3)`` uint8 RGB image and the file's own ``(width, height)``.
+
+    Raises:
+        UnreadableImageError: The file is missing, truncated, corrupt, too large for
+            Pillow's decompression-bomb limit, or not an image.
+    """
+    try:
+        with Image.open(path) as img:
+            size = img.size
+            img.draft("RGB", (input_size, input_size))  # JPEG: decode large images small
+            img = to_rgb(img)
+            if img.size != (input_size, input_size):
+                img = img.resize((input_size, input_size), Image.Resampling.BILINEAR)
+            return np.array(img, dtype=np.uint8), size
+    except Exception as e:  # truncated, corrupt, a decompression bomb or not an image at all
+        detail = " ".join(str(e).split())[:160]
+        if isinstance(e, Image.DecompressionBombError):
+            detail += "; downscale it first"
+        raise UnreadableImageError(f"cannot read {path} as an image ({type(e).__name__}: {detail})") from None
+
+
+def to_model_input(image: np.ndarray) -> np.ndarray:
+    """``(..., H, W, 3)`` uint8 RGB -> ``(..., 3, H, W)`` float32 scaled to ``[-1, 1]`` (``MEAN``, ``STD``)."""
+    x = np.moveaxis(np.asarray(image), -1, -3).astype(np.float32) / np.float32(255)
+    mean = np.asarray(MEAN, np.float32)[:, None, None]
+    std = np.asarray(STD, np.float32)[:, None, None]
+    return np.ascontiguousarray((x - mean) / std)
 
 
 class PlatesDataset(Dataset):
@@ -54,6 +127,8 @@ class PlatesDataset(Dataset):
         FileNotFoundError: ``root/images/<split>`` does not exist.
         DataError: It holds no image.
     """
+
+    classes = ("plate",)  # class 0 of the label files
 
     def __init__(self, root: str | Path, split: str = "train", input_size: int = 160, hflip: bool = False,
                  seed: int = 0) -> None:
@@ -121,22 +196,11 @@ class PlatesDataset(Dataset):
         return np.asarray(rows, np.float32).reshape(-1, 5)
 
     def load_image(self, path: Path) -> Optional[np.ndarray]:
-        """The image as ``(S, S, 3)`` uint8 RGB, or ``None`` when it cannot be read."""
+        """The image as ``(S, S, 3)`` uint8 RGB (:func:`load_rgb`), or ``None`` when it cannot be read."""
         try:
-            with Image.open(path) as img:
-                img.draft("RGB", (self.input_size, self.input_size))  # JPEG: decode large images small
-                if img.mode != "RGB":
-                    if img.mode in ("RGBA", "LA", "P", "PA"):
-                        rgba = img.convert("RGBA")
-                        img = Image.new("RGB", rgba.size, (0, 0, 0))
-                        img.paste(rgba, mask=rgba.getchannel("A"))
-                    else:
-                        img = img.convert("RGB")
-                if img.size != (self.input_size, self.input_size):
-                    img = img.resize((self.input_size, self.input_size), Image.Resampling.BILINEAR)
-                return np.array(img, dtype=np.uint8)
-        except Exception as e:  # truncated, corrupt or not an image at all
-            self._warn("unreadable_image", f"cannot read {path} ({type(e).__name__}); skipped")
+            return load_rgb(path, self.input_size)[0]
+        except UnreadableImageError as e:
+            self._warn("unreadable_image", f"{e}; skipped")
             return None
 
     def __getitem__(self, index: int):
@@ -150,9 +214,7 @@ class PlatesDataset(Dataset):
             if rng.random() < 0.5:
                 image = image[:, ::-1]
                 boxes[:, 1] = 1.0 - boxes[:, 1]
-        x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(255)
-        x = (x - torch.tensor(MEAN)[:, None, None]) / torch.tensor(STD)[:, None, None]
-        return x, torch.from_numpy(boxes)
+        return torch.from_numpy(to_model_input(image)), torch.from_numpy(boxes)
 
 
 def collate(items: Sequence) -> tuple[torch.Tensor, list[torch.Tensor]]:

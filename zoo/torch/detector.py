@@ -135,6 +135,7 @@ def assign_targets(targets: Targets, n: int, grid: int, anchors: torch.Tensor):
     """
     idx, boxes = [], []
     for b, t in enumerate(_as_list(targets, n)):
+        t = t.to(anchors.device, anchors.dtype)
         t = t[(t[:, 2] > 0) & (t[:, 3] > 0)]
         if not len(t):
             continue
@@ -144,7 +145,7 @@ def assign_targets(targets: Targets, n: int, grid: int, anchors: torch.Tensor):
         idx.append(torch.stack([torch.full_like(gx, b), gy, gx, a], 1))
         boxes.append(t)
     if not idx:
-        return torch.zeros(0, 4, dtype=torch.long), torch.zeros(0, 4)
+        return torch.zeros(0, 4, dtype=torch.long, device=anchors.device), torch.zeros(0, 4, device=anchors.device)
     return torch.cat(idx), torch.cat(boxes)
 
 
@@ -176,7 +177,7 @@ def yolo_loss(raw: torch.Tensor, targets: Targets, anchors: Sequence[Sequence[fl
         The loss (a scalar tensor) and its parts as floats (``box``, ``obj``, ``noobj``).
     """
     n = raw.shape[0]
-    a_t = torch.as_tensor(anchors, dtype=raw.dtype)
+    a_t = torch.as_tensor(anchors, dtype=raw.dtype, device=raw.device)
     na = len(a_t)
     cells = raw.shape[1] // (na * 5)
     grid = int(round(cells ** 0.5))
@@ -184,31 +185,27 @@ def yolo_loss(raw: torch.Tensor, targets: Targets, anchors: Sequence[Sequence[fl
         raise ValueError(f"raw outputs of length {raw.shape[1]} do not fit a square grid with {na} anchors x 5")
     p = raw.reshape(n, grid, grid, na, 5)
     idx, boxes = assign_targets(targets, n, grid, a_t)
-    obj_target = torch.zeros(n, grid, grid, na, dtype=raw.dtype)
+    obj_target = torch.zeros(n, grid, grid, na, dtype=raw.dtype, device=raw.device)
     noobj_mask = torch.ones_like(obj_target)
     if len(idx):
         b, gy, gx, a = idx.unbind(1)
         obj_target[b, gy, gx, a] = 1.0
         noobj_mask[b, gy, gx, a] = 0.0
-        # Do not punish confident predictions that already cover a plate well.
+        # Do not punish confident predictions that already cover a plate of their image well.
         with torch.no_grad():
-            ys, xs = torch.meshgrid(torch.arange(grid, dtype=raw.dtype), torch.arange(grid, dtype=raw.dtype),
-                                    indexing="ij")
+            ar = torch.arange(grid, dtype=raw.dtype, device=raw.device)
+            ys, xs = torch.meshgrid(ar, ar, indexing="ij")
             cx = (xs[None, :, :, None] + torch.sigmoid(p[..., 1])) / grid
             cy = (ys[None, :, :, None] + torch.sigmoid(p[..., 2])) / grid
             wh = a_t * torch.exp(p[..., 3:5].clamp(-8, 8))
-            pred = _xyxy(torch.cat([cx[..., None], cy[..., None], wh], -1))
-            gt_all = _xyxy(boxes)
-            for img in b.unique():
-                gt = gt_all[b == img]
-                pb = pred[img].reshape(-1, 1, 4)
-                lt = torch.maximum(pb[..., :2], gt[None, :, :2])
-                rb = torch.minimum(pb[..., 2:], gt[None, :, 2:])
-                inter = (rb - lt).clamp(min=0).prod(-1)
-                area_p = (pb[..., 2:] - pb[..., :2]).prod(-1)
-                area_g = (gt[:, 2:] - gt[:, :2]).prod(-1)[None]
-                best = (inter / (area_p + area_g - inter + 1e-9)).max(1).values.reshape(grid, grid, na)
-                noobj_mask[img][best > ignore_iou] = 0.0
+            pred = _xyxy(torch.cat([cx[..., None], cy[..., None], wh], -1))[..., None, :]  # (n, G, G, A, 1, 4)
+            gt = _xyxy(boxes)  # (P, 4), plate p belongs to image b[p]
+            inter = (torch.minimum(pred[..., 2:], gt[:, 2:]) - torch.maximum(pred[..., :2], gt[:, :2])).clamp(min=0)
+            inter = inter.prod(-1)
+            union = (pred[..., 2:] - pred[..., :2]).prod(-1) + (gt[:, 2:] - gt[:, :2]).prod(-1) - inter
+            own = b[None, :] == torch.arange(n, device=raw.device)[:, None]  # (n, P)
+            best = (inter / (union + 1e-9)).masked_fill(~own[:, None, None, None, :], 0.0).amax(-1)
+            noobj_mask[best > ignore_iou] = 0.0
     bce = F.binary_cross_entropy_with_logits(p[..., 0], obj_target, reduction="none")
     obj = (bce * obj_target).sum()
     noobj = (bce * noobj_mask).sum()

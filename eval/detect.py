@@ -1,0 +1,379 @@
+"""``bnnzoo detect``: license plates found by a zoo detector in any runtime, drawn and printed.
+
+Examples::
+
+    bnnzoo detect car.jpg --model plates_detector_1bit --weights run/1bit/model.safetensors -o car_plates.png
+    bnnzoo detect photos/*.jpg --model plates_detector_1bit.tag --runtime tflite -o detections/
+    bnnzoo detect car.jpg --model plates_detector_1bit --weights w.safetensors --runtime onnx --exported m.onnx -o c.png
+
+Every image goes through the training reader's own preprocessing
+(``recipes.plates.dataset.load_rgb`` then ``to_model_input``: RGB, squashed to the model's
+input, scaled to ``[-1, 1]``), every runtime's raw outputs through the one decoding
+(``zoo.detection.decode``), and the boxes are scaled back to the image's own pixels (the
+reader squashes the whole image, so a normalised box scales by width and height).
+
+Runtimes: ``torch`` runs the PyTorch model; ``onnx`` and ``tflite`` run an export of it,
+converted (and verified, boxes included) by ``converters`` into a cache keyed by the
+weights, config and library versions (``$BNNZOO_CACHE``, else ``$XDG_CACHE_HOME/bnnzoo``,
+else ``~/.cache/bnnzoo``; ``--no-cache``: a temporary folder), or a file given with
+``--exported``. An image that cannot be read is reported and skipped; the others are still
+written (exit status 1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+
+__all__ = ["RUNTIMES", "DRAW_MAX_SIDE", "ImageDetections", "load_detector", "export_cached", "predictor",
+           "detect", "read_display", "draw_boxes", "save_png", "add_detect_arguments", "run_detect"]
+
+RUNTIMES = ("torch", "onnx", "tflite")
+SUFFIXES = {"onnx": ".onnx", "tflite": ".tflite"}
+BATCH = 16  # images per inference call (bounds memory for long image lists)
+DRAW_MAX_SIDE = 4096  # larger images are drawn downscaled; printed boxes stay in the image's own pixels
+
+
+@dataclass
+class ImageDetections:
+    """The plates found in one image.
+
+    Attributes:
+        path: The image file.
+        size: Its ``(width, height)`` in pixels.
+        boxes: ``(M, 4)`` ``(x0, y0, x1, y1)`` in the image's pixels, best score first.
+        scores: ``(M,)`` objectness probabilities.
+    """
+
+    path: str
+    size: tuple[int, int]
+    boxes: np.ndarray
+    scores: np.ndarray
+
+
+def load_detector(name: str, weights: Optional[str] = None):
+    """A registered detector (PyTorch, eval mode), with weights when given.
+
+    Args:
+        name: A registered detector, optionally ``NAME.TAG`` for registered weights.
+        weights: A ``.safetensors`` file (``config.json`` beside it is honoured), a tag or
+            ``hf-hub:owner/repo``.
+
+    Raises:
+        ValueError: ``name`` is not a detector, or weights were given twice.
+    """
+    import zoo
+
+    base = name.split(".", 1)[0]
+    if "." in name and weights:
+        raise ValueError(f"{name} names weights already: drop --weights, or give the model as {base}")
+    cfg = zoo.get_config(base)
+    if cfg.family != "detector":
+        detectors = [n for n in zoo.list_models() if zoo.get_config(n).family == "detector"]
+        raise ValueError(f"{base} is a {cfg.family} model, not a detector: use one of {', '.join(detectors)}")
+    return zoo.load(name, weights=weights)
+
+
+def _cache_root() -> Path:
+    root = os.environ.get("BNNZOO_CACHE")
+    if not root:
+        xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        root = os.path.join(xdg, "bnnzoo")
+    return Path(root) / "exports"
+
+
+def _export_key(model, fmt: str) -> str:
+    """What an export depends on: the config, every tensor, and the converting libraries."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    digest = hashlib.sha256(json.dumps([fmt, model.zoo_config.to_dict()], sort_keys=True).encode())
+    for lib in ("bnnzoo", "torch", "onnx", "tensorflow", "larq-compute-engine"):
+        try:
+            digest.update(f"{lib}={version(lib)}".encode())
+        except PackageNotFoundError:
+            digest.update(f"{lib}=-".encode())
+    for key, tensor in sorted(model.state_dict().items()):
+        digest.update(key.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:20]
+
+
+def export_cached(model, fmt: str, folder: Optional[str | Path] = None) -> Path:
+    """The verified ``fmt`` export of ``model``, converted once per weights and config.
+
+    Args:
+        model: A zoo PyTorch detector.
+        fmt: ``"onnx"`` (binary weights bit-packed) or ``"tflite"`` (LCE).
+        folder: Where exports live (default: the cache of the module docstring).
+
+    Raises:
+        converters.ConversionError: The export failed its verification (nothing cached).
+    """
+    import converters
+
+    folder = Path(folder) if folder is not None else _cache_root()
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{model.zoo_config.name}-{_export_key(model, fmt)}{SUFFIXES[fmt]}"
+    if not path.is_file():
+        print(f"bnnzoo detect: converting {model.zoo_config.name} to {fmt} (verified; cached as {path})",
+              file=sys.stderr, flush=True)
+        converters.convert(model, str(path), fmt, **({"bitpack": True} if fmt == "onnx" else {}))
+    return path
+
+
+def _check_exported(path: Path, fmt: str, model) -> None:
+    """One-line errors for a given export that is not a file of ``fmt`` or not of this model's shape."""
+    cfg = model.zoo_config
+    if not path.is_file():
+        raise FileNotFoundError(f"exported file {path} does not exist")
+    if path.suffix != SUFFIXES[fmt]:
+        raise ValueError(f"--runtime {fmt} runs {SUFFIXES[fmt]} files, not {path.name}: pass --runtime "
+                         f"{'onnx' if path.suffix == '.onnx' else 'tflite'} or another file")
+    if fmt == "onnx":
+        import onnxruntime as ort
+
+        def shapes() -> tuple:
+            session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+            return session.get_inputs()[0].shape[-1], session.get_outputs()[0].shape[-1]
+    else:
+        from larq_compute_engine.tflite.python.interpreter import Interpreter
+
+        def shapes() -> tuple:
+            interpreter = Interpreter(path.read_bytes())
+            return interpreter.input_shapes[0][1], interpreter.output_shapes[0][-1]
+    try:
+        side, outputs = shapes()
+    except Exception as e:  # noqa: BLE001  the runtime rejects the file, whatever it raises
+        raise ValueError(f"{path} is not a {fmt} file its runtime can load ({type(e).__name__}): "
+                         f"export it with `bnnzoo convert {cfg.name} --to {fmt}`") from None
+    if (side, outputs) != (cfg.input_size, cfg.num_classes):
+        raise ValueError(f"{path} takes {side}x{side} images and gives {outputs} outputs, but {cfg.name} here takes "
+                         f"{cfg.input_size}x{cfg.input_size} and gives {cfg.num_classes}: pass the --model and "
+                         f"--weights it was exported from")
+
+
+def predictor(model, runtime: str, exported: Optional[str | Path] = None,
+              cache: Optional[str | Path] = None) -> Callable[[np.ndarray], np.ndarray]:
+    """A function from an NCHW float32 batch to the ``(N, K)`` raw outputs of ``model`` in ``runtime``.
+
+    Args:
+        model: A zoo PyTorch detector.
+        runtime: One of :data:`RUNTIMES`.
+        exported: An ``.onnx`` / ``.tflite`` file of this model to run instead of converting it.
+        cache: Folder of converted exports (default: the module docstring's cache).
+
+    Raises:
+        ValueError: Unknown runtime, or an ``exported`` file that does not fit.
+    """
+    from converters.onnx import onnx_predict
+    from converters.tflite import tflite_predict
+    from converters.verify import reference_outputs
+
+    if runtime not in RUNTIMES:
+        raise ValueError(f"unknown runtime {runtime!r}: use one of {', '.join(RUNTIMES)}")
+    if runtime == "torch":
+        if exported:
+            raise ValueError("--exported needs --runtime onnx or tflite (torch runs the model itself)")
+        return lambda x: reference_outputs(model, x)
+    if exported:
+        path = Path(exported)
+        _check_exported(path, runtime, model)
+    else:
+        path = export_cached(model, runtime, cache)
+    if runtime == "onnx":
+        return lambda x: onnx_predict(str(path), x)
+    flatbuffer = path.read_bytes()
+    return lambda x: tflite_predict(flatbuffer, x)
+
+
+def detect(paths: Sequence[str | Path], model, predict: Callable[[np.ndarray], np.ndarray],
+           score_threshold: float = 0.25, iou_threshold: float = 0.45) -> list:
+    """Runs the detector on image files.
+
+    Args:
+        paths: Image files.
+        model: The zoo detector (its config gives the input size and anchors).
+        predict: Raw outputs of a batch (:func:`predictor`).
+        score_threshold: Minimum objectness probability kept.
+        iou_threshold: NMS overlap above which the weaker box is dropped.
+
+    Returns:
+        Per path, in order, its :class:`ImageDetections`, or the
+        ``recipes.plates.dataset.UnreadableImageError`` that stopped it being read.
+    """
+    from recipes.plates.dataset import UnreadableImageError, load_rgb, to_model_input
+    from zoo.detection import decode
+
+    cfg = model.zoo_config
+    results: list = [None] * len(paths)
+    readable: list[tuple[int, np.ndarray, tuple[int, int]]] = []
+    for i, path in enumerate(paths):
+        try:
+            image, size = load_rgb(path, cfg.input_size)
+            readable.append((i, image, size))
+        except UnreadableImageError as e:
+            results[i] = e
+    for start in range(0, len(readable), BATCH):
+        chunk = readable[start:start + BATCH]
+        raw = predict(to_model_input(np.stack([image for _, image, _ in chunk])))
+        for (i, _, (w, h)), d in zip(chunk, decode(raw, cfg, score_threshold, iou_threshold)):
+            results[i] = ImageDetections(str(paths[i]), (w, h), d.boxes * [w, h, w, h], d.scores)
+    return results
+
+
+def read_display(path: str | Path, max_side: int = DRAW_MAX_SIDE) -> tuple:
+    """The image to draw on: 8-bit RGB (``to_rgb``), at most ``max_side`` pixels on its long side.
+
+    Returns:
+        ``(image, scale)``: a Pillow image and its size over the file's own.
+
+    Raises:
+        recipes.plates.dataset.UnreadableImageError: The file cannot be read.
+    """
+    from PIL import Image
+
+    from recipes.plates.dataset import UnreadableImageError, to_rgb
+
+    try:
+        with Image.open(path) as img:
+            full = img.size
+            scale = min(1.0, max_side / max(full))
+            if scale < 1:
+                img.draft("RGB", (max(1, round(full[0] * scale)), max(1, round(full[1] * scale))))
+            rgb = to_rgb(img)
+            if scale < 1:
+                rgb = rgb.resize((max(1, round(full[0] * scale)), max(1, round(full[1] * scale))),
+                                 Image.Resampling.BILINEAR)
+            else:
+                rgb = rgb.copy()
+            return rgb, rgb.size[0] / full[0]
+    except Exception as e:  # noqa: BLE001  same causes as load_rgb
+        raise UnreadableImageError(f"cannot read {path} as an image ({type(e).__name__})") from None
+
+
+def draw_boxes(image, boxes: np.ndarray, scores: Optional[np.ndarray] = None, color: tuple = (230, 30, 30),
+               scale: float = 1.0) -> None:
+    """Draws ``(M, 4)`` pixel boxes (times ``scale``) on a Pillow image in place, with scores when given."""
+    from PIL import ImageDraw, ImageFont
+
+    draw = ImageDraw.Draw(image)
+    side = min(image.size)
+    width = max(1, round(side / 160))
+    font = ImageFont.load_default(size=max(9, round(side / 22)))
+    for j, box in enumerate(np.asarray(boxes, np.float64).reshape(-1, 4) * scale):
+        x0, y0, x1, y1 = (float(v) for v in box)
+        draw.rectangle([x0, y0, max(x0, x1), max(y0, y1)], outline=color, width=width)
+        if scores is not None:
+            text = f"{float(scores[j]):.2f}"
+            left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
+            ty = y0 - (bottom - top) - 2 * width if y0 - (bottom - top) - 2 * width >= 0 else y1 + width
+            draw.rectangle([x0, ty, x0 + right - left + 2 * width, ty + bottom - top + 2 * width], fill=color)
+            draw.text((x0 + width - left, ty + width - top), text, fill=(255, 255, 255), font=font)
+
+
+def save_png(image, path: str | Path) -> int:
+    """Writes a Pillow image as PNG, atomically; returns the bytes written."""
+    from zoo.fileio import atomic_write
+
+    return atomic_write(path, lambda tmp: image.save(tmp, format="PNG"))
+
+
+# --- command line ------------------------------------------------------------------------------
+
+
+def add_detect_arguments(p: argparse.ArgumentParser) -> None:
+    """Arguments of ``bnnzoo detect``."""
+    p.add_argument("images", nargs="+", metavar="IMG", help="image files (any format Pillow reads)")
+    p.add_argument("--model", required=True, metavar="NAME[.TAG]",
+                   help="a registered detector (plates_detector_float, plates_detector_1bit_baseline, "
+                        "plates_detector_1bit), optionally with a registered weights tag")
+    p.add_argument("--weights", metavar="PATH", help="a .safetensors file (config.json beside it is honoured), "
+                                                      "or hf-hub:owner/repo")
+    p.add_argument("--runtime", choices=RUNTIMES, help="what runs the model (default: torch, or what --exported is)")
+    p.add_argument("--exported", metavar="FILE", help="an .onnx or .tflite export of the model to run as it is")
+    p.add_argument("-o", "--output", required=True, metavar="OUT",
+                   help="a .png file for one image; a folder (created if missing) for several")
+    p.add_argument("--score-threshold", type=float, default=0.25, help="minimum objectness kept (default 0.25)")
+    p.add_argument("--iou-threshold", type=float, default=0.45, help="NMS overlap threshold (default 0.45)")
+    p.add_argument("--no-cache", action="store_true", help="convert into a temporary folder, not the export cache")
+
+
+def _outputs(images: Sequence[str], output: str) -> list[Path]:
+    """The PNG to write per image; one-line errors for an -o that cannot work."""
+    out = Path(output)
+    folder = out.is_dir() or output.endswith(os.sep) or (len(images) > 1 and out.suffix.lower() != ".png")
+    if not folder:
+        if len(images) > 1:
+            raise ValueError(f"{len(images)} images need a folder for -o, not the file {output}")
+        if out.suffix.lower() != ".png":
+            raise ValueError(f"-o {output}: give a .png file name, or a folder (existing, or ending in {os.sep})")
+        if not out.parent.resolve().is_dir():
+            raise FileNotFoundError(f"output folder {out.parent} does not exist; create it first")
+        targets = [out]
+    else:
+        out.mkdir(parents=True, exist_ok=True)
+        targets, seen = [], set()
+        for image in images:
+            stem, n = Path(image).stem, 1
+            while (name := f"{stem}.png" if n == 1 else f"{stem}-{n}.png") in seen:
+                n += 1
+            seen.add(name)
+            targets.append(out / name)
+    inputs = {Path(i).resolve() for i in images}
+    for target in targets:
+        if target.resolve() in inputs:
+            raise ValueError(f"-o would overwrite the input {target}: choose another output")
+    return targets
+
+
+def _check_thresholds(score: float, iou: float) -> None:
+    if not (0 <= score <= 1 and 0 <= iou <= 1):
+        raise ValueError(f"--score-threshold and --iou-threshold are in [0, 1] (got {score}, {iou})")
+
+
+def run_detect(args: argparse.Namespace) -> int:
+    """Runs ``bnnzoo detect``: prints one line per box, writes one PNG per image.
+
+    Returns:
+        0, or 1 when an image could not be read (the others are still written).
+    """
+    _check_thresholds(args.score_threshold, args.iou_threshold)
+    runtime = args.runtime or ("torch" if not args.exported else
+                               "onnx" if str(args.exported).endswith(".onnx") else "tflite")
+    targets = _outputs(args.images, args.output)
+    model = load_detector(args.model, args.weights)
+    if "." not in args.model and not args.weights:
+        print(f"bnnzoo detect: warning: no --weights, {args.model} has initialised (untrained) weights; "
+              "its boxes mean nothing", file=sys.stderr)
+    with tempfile.TemporaryDirectory(prefix="bnnzoo-detect-") as tmp:
+        predict = predictor(model, runtime, args.exported, tmp if args.no_cache else None)
+        results = detect(args.images, model, predict, args.score_threshold, args.iou_threshold)
+    from recipes.plates.dataset import UnreadableImageError
+
+    failed = 0
+    print("# image score x0 y0 x1 y1 (pixels of the image)")
+    for result, target in zip(results, targets):
+        if isinstance(result, ImageDetections):
+            try:
+                canvas, scale = read_display(result.path)
+                draw_boxes(canvas, result.boxes, result.scores, scale=scale)
+                save_png(canvas, target)
+            except UnreadableImageError as e:
+                result = e
+        if not isinstance(result, ImageDetections):
+            failed += 1
+            print(f"bnnzoo detect: skipped: {result}", file=sys.stderr)
+            continue
+        for box, score in zip(result.boxes, result.scores):
+            print(f"{result.path} {score:.3f} " + " ".join(f"{v:.1f}" for v in box))
+        print(f"bnnzoo detect: {result.path}: {len(result.scores)} plate(s) -> {target}", file=sys.stderr)
+    return 1 if failed else 0

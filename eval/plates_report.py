@@ -1,0 +1,434 @@
+"""The three license-plate detectors of Im & Lee (2018) side by side, as a report.
+
+Usage::
+
+    python -m eval.plates_report --runs RUN_DIR [RUN_DIR ...] --data DATA_DIR -o reports/plates/
+    python -m eval.plates_report --weights plates_detector_1bit.TAG --data DATA_DIR -o reports/plates/
+
+``RUN_DIR`` is a ``bnnzoo train`` output: each ``<stage>/model.safetensors`` whose
+``config.json`` names one of the three detectors gives that detector's weights (where a
+run trains one detector in several stages, the last stage of its ``recipe.json`` wins).
+``--weights NAME=PATH_OR_TAG`` or ``--weights NAME.TAG`` (registered weights) sets one
+explicitly. A detector with neither is evaluated with initialised weights, and the
+report says so.
+
+Per detector, measured here: AP@0.5, plate accuracy (share of plates found at IoU >= 0.5,
+Im & Lee's measure, i.e. recall), precision and recall at ``--score-threshold``, on the
+``--split`` of the data, with the PyTorch model (the exports are verified to decode to the
+same boxes); 32-bit and binary MACs, parameters and ideal size (``zoo.measure``); LCE TFLite
+and bit-packed ONNX file sizes; and batch-1 latency of both exports (LCE's interpreter,
+onnxruntime) through ``eval.harness`` / ``eval.timing``. Im & Lee's own figures (74% and
+96.1% of plates found, on their photographs) are shown apart, labeled as published.
+
+Writes into ``-o``, each file atomically: ``report.md``, ``results.json``,
+``plates_pr.png`` (precision/recall curves and AP / plate-accuracy bars) and
+``plates_examples.png`` (validation images, ground truth green, detections red).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import numpy as np
+
+__all__ = ["VARIANTS", "SCHEMA", "SCHEMA_VERSION", "FILES", "run_weights", "parse_weights", "evaluate_detection",
+           "markdown", "plot", "example_grid", "make_report", "main"]
+
+VARIANTS = ("plates_detector_float", "plates_detector_1bit_baseline", "plates_detector_1bit")
+SCHEMA = "bnnzoo-plates-report"
+SCHEMA_VERSION = 1
+FILES = ("report.md", "results.json", "plates_pr.png", "plates_examples.png")
+RUNTIMES = ("lce", "onnx")
+AP_SCORE_FLOOR = 0.001  # detections kept for AP and the curves (the operating point is --score-threshold)
+CURVE_POINTS = 200  # precision/recall points stored per detector in results.json
+COLORS = {"plates_detector_float": "tab:gray", "plates_detector_1bit_baseline": "tab:orange",
+          "plates_detector_1bit": "tab:blue"}
+GT_COLOR, PRED_COLOR = (40, 200, 60), (230, 30, 30)
+
+
+# --- which weights ------------------------------------------------------------------------------
+
+
+def _stage_order(run: Path) -> list[str]:
+    try:
+        return [s["name"] for s in json.loads((run / "recipe.json").read_text())["stages"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+
+
+def run_weights(run_dirs: Sequence[str | Path]) -> dict[str, Path]:
+    """The ``model.safetensors`` of each detector trained in ``run_dirs``.
+
+    Each folder is a run (``<stage>/model.safetensors`` + ``config.json``) or one stage of it.
+
+    Raises:
+        FileNotFoundError: A folder does not exist.
+        ValueError: It holds no detector, or one detector twice with no recipe order to choose by.
+    """
+    found: dict[str, list[tuple[Path, int, int]]] = {}
+    for k, run in enumerate(Path(r) for r in run_dirs):
+        if not run.is_dir():
+            raise FileNotFoundError(f"run folder {run} does not exist")
+        order = _stage_order(run)
+        files = [run / "model.safetensors"] if (run / "model.safetensors").is_file() else \
+            sorted(run.glob("*/model.safetensors"))
+        hits = 0
+        for f in files:
+            try:
+                name = json.loads((f.parent / "config.json").read_text()).get("name")
+            except (OSError, ValueError):
+                continue
+            if name in VARIANTS:
+                rank = order.index(f.parent.name) if f.parent.name in order else -1
+                found.setdefault(name, []).append((f, k, rank))
+                hits += 1
+        if not hits:
+            raise ValueError(f"{run} holds no plate detector: expected <stage>/model.safetensors with a config.json "
+                             f"naming one of {', '.join(VARIANTS)}")
+    out = {}
+    for name, items in found.items():
+        if len(items) > 1 and (len({k for _, k, _ in items}) > 1 or min(r for _, _, r in items) < 0):
+            raise ValueError(f"{name} is trained in {', '.join(str(f.parent) for f, _, _ in items)}: "
+                             f"choose one with --weights {name}=PATH")
+        out[name] = max(items, key=lambda item: item[2])[0]
+    return out
+
+
+def parse_weights(items: Sequence[str]) -> dict[str, str]:
+    """``["NAME=PATH_OR_TAG" | "NAME.TAG", ...]`` -> ``{detector: weights}``.
+
+    Raises:
+        ValueError: Not one of those forms, or a name that is not one of :data:`VARIANTS`.
+        FileNotFoundError: A ``.safetensors`` path that does not exist.
+        zoo.WeightMismatchError: A tag that is not registered (the message lists the known ones).
+    """
+    import zoo
+    from zoo.weights import lookup
+
+    out = {}
+    for item in items or []:
+        name, sep, weights = item.partition("=")
+        if not sep:
+            name, sep, weights = item.partition(".")
+        if not sep or not weights or name not in VARIANTS:
+            raise ValueError(f"--weights takes NAME=PATH_OR_TAG or NAME.TAG with NAME one of {', '.join(VARIANTS)}; "
+                             f"got {item!r}")
+        if weights.endswith(".safetensors") or "/" in weights:
+            if not weights.startswith("hf-hub:") and not Path(weights).is_file():
+                raise FileNotFoundError(f"weights file {weights} does not exist")
+        else:
+            lookup(zoo.get_config(name), weights)
+        out[name] = weights
+    return out
+
+
+def _weights_label(weights: Optional[str]) -> str:
+    if weights is None:
+        return "initialised (untrained)"
+    path = Path(weights)
+    if path.suffix == ".safetensors" and path.parent.is_dir() and (path.parent / "stage.json").is_file() \
+            and not (path.parent / "final.json").is_file():
+        return f"{weights} (training not finished: no final.json)"
+    return weights
+
+
+# --- detection metrics --------------------------------------------------------------------------
+
+
+def evaluate_detection(model, data: str, split: str, score_threshold: float, limit: int = 0,
+                       examples: int = 0, progress: bool = True) -> tuple[dict[str, Any], list]:
+    """AP@0.5, plate accuracy, precision and recall of a PyTorch detector on a plates split.
+
+    Args:
+        model: A zoo PyTorch detector.
+        data: Data set folder (``images/<split>``, ``labels/<split>``).
+        split: Split evaluated.
+        score_threshold: Operating point of precision, recall and plate accuracy.
+        limit: At most this many images (0: all).
+        examples: How many ``(path, gt, detections)`` of the first readable images to return.
+        progress: Show a progress bar.
+
+    Returns:
+        The metrics (with the precision/recall curve) and the examples.
+    """
+    import torch
+
+    from converters.verify import reference_outputs
+    from recipes.plates.dataset import PlatesDataset
+    from zoo import detection as det
+
+    cfg = model.zoo_config
+    dataset = PlatesDataset(data, split, input_size=cfg.input_size)
+    n = min(len(dataset), limit) if limit else len(dataset)
+    preds, gts, shown = [], [], []
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=n, desc=f"{cfg.name} on {split}", unit="img", file=sys.stderr)
+    skipped = 0
+    for start in range(0, n, 32):
+        items = [(i, dataset[i]) for i in range(start, min(start + 32, n))]
+        good = [(i, it) for i, it in items if it is not None]
+        skipped += len(items) - len(good)
+        if good:
+            raw = reference_outputs(model, torch.stack([x for _, (x, _) in good]).numpy())
+            for (i, (_, boxes)), d in zip(good, det.decode(raw, cfg, AP_SCORE_FLOOR)):
+                gt = det.cxcywh_to_xyxy(boxes[:, 1:].numpy())
+                preds.append(d)
+                gts.append(gt)
+                if len(shown) < examples:
+                    shown.append((str(dataset.images[i]), gt, d))
+        if bar is not None:
+            bar.update(len(items))
+    if bar is not None:
+        bar.close()
+    metrics = det.evaluate(preds, gts, score_threshold)
+    precision, recall, scores, _ = det.precision_recall_curve(preds, gts)
+    pick = np.unique(np.linspace(0, len(scores) - 1, min(len(scores), CURVE_POINTS)).round().astype(int)) \
+        if len(scores) else np.zeros(0, int)
+    metrics.update(skipped_images=skipped, score_threshold=score_threshold, split=split,
+                   curve={"precision": precision[pick].tolist(), "recall": recall[pick].tolist(),
+                          "score": scores[pick].tolist()})
+    return metrics, shown
+
+
+# --- the report ---------------------------------------------------------------------------------
+
+
+def _pct(v: Optional[float]) -> str:
+    from .report import _num
+
+    return _num(None if v is None else 100 * v, ".1f")
+
+
+def markdown(results: dict, plots: Sequence[str]) -> str:
+    """The whole ``report.md``."""
+    from .report import MB, _num, _table, failures_table, header, latency_table
+
+    s = results["settings"]
+    rows, pub_rows, size_rows = [], [], []
+    for r in results["models"]:
+        d = r.get("detection") or {}
+        rows.append([r["model"], r["weights_label"], _pct(d.get("ap50")), _pct(d.get("plate_accuracy")),
+                     _pct(d.get("precision")), _pct(d.get("recall")), str(d["images"]), str(d["plates"])] if d else
+                    [r["model"], r["weights_label"]] + ["failed" if "detection" in r["errors"] else "–"] * 6)
+        pub = r.get("published") or {}
+        pub_rows.append([r["model"], _num(pub.get("plate_accuracy"), ".1f"),
+                         pub.get("source", "–") if "plate_accuracy" in pub else "no figure published"])
+        f, z = r.get("figures") or {}, r.get("size") or {}
+        size_rows.append([r["model"], _num(f.get("flops"), ".1f", 1e6), _num(f.get("bops"), ".1f", 1e6),
+                          _num(f.get("binary_mac_share"), ".1%"), _num(f.get("params"), ".3f", 1e6),
+                          _num(f.get("size_bytes"), ".3f", MB), _num(z.get("tflite_bytes"), ".3f", MB),
+                          _num(z.get("onnx_bytes"), ".3f", MB), str(z.get("lce_bconv2d", "–"))])
+    untrained = [r["model"] for r in results["models"] if r["weights"] == "initialised"]
+    parts = [
+        "# Plate detectors (Im & Lee, 2018): float, 1-bit baseline, 1-bit with the second layer 32-bit",
+        *header(results),
+        f"## Detection (measured)\n\nMeasured here with the PyTorch model on `{s['data']}`, split `{s['split']}`"
+        + (f" (first {s['limit']} images)" if s.get("limit") else "")
+        + f"; images read and resized by the training reader (`recipes.plates.dataset`). AP@0.5: area under the "
+        f"precision/recall curve of all detections scoring >= {AP_SCORE_FLOOR}; plate accuracy: share of the "
+        f"plates found by a detection with IoU >= 0.5 (Im & Lee's measure; the recall); precision and recall at "
+        f"score >= {s['score_threshold']}; NMS at IoU 0.45. The TFLite and ONNX exports are verified to decode to "
+        "the same boxes (`converters.verify`)."
+        + (f" **{', '.join(untrained)}: initialised (untrained) weights**, so those rows say nothing about the "
+           "recipe." if untrained else "")
+        + "\n\n" + _table(["model", "weights", "AP@0.5 (%)", "plate accuracy (%)", "precision (%)", "recall (%)",
+                           "images", "plates"], rows, ["---", "---"] + ["---:"] * 6),
+        "## Published (Im & Lee, 2018)\n\nPlate accuracy published by the paper, on its own photographs of Korean "
+        "plates (not public), not on the data above: not comparable with the measured figures.\n\n"
+        + _table(["model", "published plate accuracy (%)", "source"], pub_rows, ["---", "---:", "---"]),
+        "## Compute and size (measured)\n\nMACs at the model's input size (`zoo.measure`): a MAC of a binary "
+        "convolution is binary, any other 32-bit; ideal size: 1 bit per binary weight, 32 bits per other; "
+        "TFLite (LCE) and ONNX (binary weights bit-packed) are the files' sizes on disk.\n\n"
+        + _table(["model", "32-bit MACs (M)", "binary MACs (M)", "binary share", "params (M)",
+                  "ideal size (MiB)", "TFLite (MiB)", "ONNX (MiB)", "LceBconv2d"], size_rows),
+        "## Latency of the exports (measured)\n\n" + latency_table(results),
+        "## Plots\n\n" + "\n\n".join(f"![{p}]({p})" for p in plots),
+        "## Failures\n\n" + failures_table(results),
+    ]
+    return "\n\n".join(parts) + "\n"
+
+
+def plot(results: dict, path: Path) -> None:
+    """Precision/recall curves of the detectors and their AP@0.5 / plate accuracy as bars."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .report import save_figure
+
+    s = results["settings"]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5))
+    rows = [r for r in results["models"] if r.get("detection")]
+    for r in rows:
+        d, color = r["detection"], COLORS.get(r["model"], None)
+        left.plot(d["curve"]["recall"], d["curve"]["precision"], color=color,
+                  label=f"{r['model']} (AP@0.5 {100 * d['ap50']:.1f}%)")
+        left.scatter([d["recall"]], [d["precision"]], color=color, zorder=3)
+    left.set(xlim=(0, 1.02), ylim=(0, 1.02), xlabel="recall (plates found at IoU >= 0.5)", ylabel="precision",
+             title=f"measured on {Path(s['data']).name}/{s['split']} (dot: score >= {s['score_threshold']})")
+    left.grid(alpha=0.3)
+    if rows:
+        left.legend(fontsize=8, loc="lower left")
+    names = [r["model"].replace("plates_detector_", "") for r in results["models"]]
+    x = np.arange(len(names))
+    measured = {k: [100 * (r.get("detection") or {}).get(k, np.nan) for r in results["models"]]
+                for k in ("ap50", "plate_accuracy")}
+    right.bar(x - 0.27, measured["ap50"], 0.27, label="AP@0.5 (measured)", color="tab:blue")
+    right.bar(x, measured["plate_accuracy"], 0.27, label="plate accuracy (measured)", color="tab:green")
+    published = [(r.get("published") or {}).get("plate_accuracy", np.nan) for r in results["models"]]
+    right.bar(x + 0.27, published, 0.27, label="plate accuracy, published (Im & Lee 2018, their data)",
+              color="white", edgecolor="tab:red", hatch="//")
+    right.set_xticks(x, names)
+    right.set(ylim=(0, 105), ylabel="%", title="measured here vs published by Im & Lee (different data)")
+    right.legend(fontsize=8, loc="lower right")
+    right.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+def example_grid(examples: dict[str, list], path: Path, score_threshold: float, tile: int = 256) -> None:
+    """Validation images (rows) by detector (columns): ground truth green, detections red with scores."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    from .detect import draw_boxes, read_display, save_png
+
+    names = list(examples)
+    paths = [p for p, _, _ in next(iter(examples.values()), [])]
+    head = 22
+    grid = Image.new("RGB", (tile * max(len(names), 1), head + tile * max(len(paths), 1)), (255, 255, 255))
+    draw = ImageDraw.Draw(grid)
+    font = ImageFont.load_default(size=13)
+    for c, name in enumerate(names):
+        draw.text((c * tile + 4, 4), name, fill=(0, 0, 0), font=font)
+        for r, (image_path, gt, d) in enumerate(examples[name]):
+            canvas, _ = read_display(image_path, tile)
+            fit = tile / max(canvas.size)  # small validation images are shown enlarged
+            canvas = canvas.resize((max(1, round(canvas.size[0] * fit)), max(1, round(canvas.size[1] * fit))),
+                                   Image.Resampling.BILINEAR)
+            w, h = canvas.size
+            keep = d.scores >= score_threshold
+            draw_boxes(canvas, np.asarray(gt) * [w, h, w, h], color=GT_COLOR)
+            draw_boxes(canvas, d.boxes[keep] * [w, h, w, h], d.scores[keep], PRED_COLOR)
+            grid.paste(canvas, (c * tile + (tile - w) // 2, head + r * tile + (tile - h) // 2))
+    save_png(grid, path)
+
+
+def make_report(runs: Sequence[str], data: str, out: str | Path, *, weights: Sequence[str] = (),
+                split: str = "val", score_threshold: float = 0.5, limit: int = 0, examples: int = 6,
+                timed_runs: int = 20, warmup: int = 3, threads: int = 1, tiny: bool = False,
+                keep_exports: bool = False, progress: bool = True, command: str = "") -> dict[str, Path]:
+    """Evaluates the three detectors and writes the report (module docstring).
+
+    Returns:
+        The files written, by name (:data:`FILES`).
+
+    Raises:
+        FileNotFoundError / recipes.plates.dataset.DataError: Unusable ``data`` or run folders.
+        ValueError: Bad ``weights`` or options.
+        eval.harness.MissingRuntimeError: LCE or onnxruntime is not installed.
+    """
+    import zoo
+    from recipes.plates.dataset import PlatesDataset
+
+    from . import harness
+
+    if not 0 <= score_threshold <= 1 or timed_runs < 1 or warmup < 0 or threads < 1 or examples < 0 or limit < 0:
+        raise ValueError("--score-threshold is in [0, 1], --timed-runs and --threads >= 1, --warmup, --examples "
+                         "and --limit >= 0")
+    PlatesDataset(data, split)  # unusable data fails here, before any model is built
+    for rt in RUNTIMES:
+        harness.check_runtime(harness.RUNTIMES[rt])
+    chosen = {name: str(path) for name, path in run_weights(runs).items()} if runs else {}
+    chosen.update(parse_weights(weights))
+    missing = [n for n in VARIANTS if n not in chosen]
+    if missing:
+        print(f"plates_report: no weights for {', '.join(missing)}: evaluated with initialised weights",
+              file=sys.stderr)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    results = harness.evaluate(harness.EvalOptions(
+        models=list(VARIANTS), runtimes=list(RUNTIMES), threads=[threads], runs=timed_runs, warmup=warmup,
+        weights=chosen, tiny=tiny, workdir=str(out / "exports") if keep_exports else "", progress=progress,
+        command=command))
+    results.update(schema=SCHEMA, schema_version=SCHEMA_VERSION)
+    results["settings"].update(data=str(data), split=split, score_threshold=score_threshold, limit=limit or None)
+    shown: dict[str, list] = {}
+    for row in results["models"]:
+        name = row["model"]
+        row["weights_label"] = _weights_label(chosen.get(name))
+        try:
+            overrides = dict(zoo.get_config(name).tiny) if tiny else {}
+            model = zoo.load(name, weights=chosen.get(name), **overrides)
+            row["detection"], shown[name] = evaluate_detection(model, data, split, score_threshold, limit, examples,
+                                                               progress)
+        except Exception as e:  # noqa: BLE001  recorded in the row, the other detectors still run
+            row["errors"]["detection"] = harness._error(e)
+            row["status"] = "failed"
+    from zoo.fileio import write_text
+
+    files = {name: out / name for name in FILES}
+    write_text(files["results.json"], json.dumps(results, indent=1, default=float) + "\n")
+    plot(results, files["plates_pr.png"])
+    example_grid(shown, files["plates_examples.png"], score_threshold)
+    write_text(files["report.md"], markdown(results, ["plates_pr.png", "plates_examples.png"]))
+    return files
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """``python -m eval.plates_report``; returns the exit status (1 when a detector had failures)."""
+    import os
+    import shlex
+
+    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    p = argparse.ArgumentParser(prog="python -m eval.plates_report", description=__doc__.split("\n\n")[0])
+    p.add_argument("--runs", nargs="+", default=[], metavar="RUN_DIR",
+                   help="bnnzoo train output folders (or stage folders) holding the detectors' model.safetensors")
+    p.add_argument("--weights", action="append", default=[], metavar="NAME=PATH_OR_TAG|NAME.TAG",
+                   help="weights of one detector (repeatable; wins over --runs)")
+    p.add_argument("--data", required=True, help="plates data set folder (bnnzoo data plates --out DATA)")
+    p.add_argument("--split", default="val", help="split evaluated (default: val)")
+    p.add_argument("-o", "--out", default="reports/plates", help="report folder")
+    p.add_argument("--score-threshold", type=float, default=0.5,
+                   help="operating point of precision, recall and plate accuracy (default 0.5)")
+    p.add_argument("--limit", type=int, default=0, help="evaluate at most this many images (0: all)")
+    p.add_argument("--examples", type=int, default=6, help="validation images in the example grid")
+    p.add_argument("--timed-runs", type=int, default=20, help="timed runs per export (median reported)")
+    p.add_argument("--warmup", type=int, default=3, help="untimed runs before them")
+    p.add_argument("--threads", type=int, default=1, help="threads of LCE and onnxruntime")
+    p.add_argument("--tiny", action="store_true", help="build each detector at its tiny test size (smoke runs)")
+    p.add_argument("--keep-exports", action="store_true", help="keep the .tflite and .onnx files in OUT/exports/")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    args = p.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        files = make_report(args.runs, args.data, args.out, weights=args.weights, split=args.split,
+                            score_threshold=args.score_threshold, limit=args.limit, examples=args.examples,
+                            timed_runs=args.timed_runs, warmup=args.warmup, threads=args.threads, tiny=args.tiny,
+                            keep_exports=args.keep_exports, progress=not args.no_progress,
+                            command="python -m eval.plates_report " + " ".join(shlex.quote(a) for a in argv))
+    except (KeyError, ValueError, TypeError, OSError, ImportError) as e:
+        if os.environ.get("BNNZOO_DEBUG"):
+            raise
+        print(f"plates_report: error: {e}", file=sys.stderr)
+        return 1
+    results = json.loads(files["results.json"].read_text())
+    print("wrote " + ", ".join(str(f) for f in files.values()))
+    failed = [r["model"] for r in results["models"] if r["status"] != "ok"]
+    if failed:
+        print(f"plates_report: failures in {', '.join(failed)} (see the Failures section of {files['report.md']})",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
