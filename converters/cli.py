@@ -13,6 +13,7 @@ import argparse
 import os
 
 from .formats import FORMATS, get_format
+from .verify import ConversionError
 
 __all__ = ["add_convert_arguments", "run_convert"]
 
@@ -58,6 +59,23 @@ def run_convert(args: argparse.Namespace) -> int:
     model, name = _load(args)
     output = args.output or f"{name.replace('.', '_')}{fmt.suffix}"
     options = {"bitpack": True} if args.bitpack else {}
-    report = convert(model, output, fmt.name, verify=not args.no_verify, **options)
+    try:
+        report = convert(model, output, fmt.name, verify=not args.no_verify, **options)
+    except ConversionError as e:
+        tags = _tags_of(args.source)
+        if not tags:
+            raise
+        # A fresh binary model feeds exact zeros to its signs, which runtimes may round apart.
+        raise ConversionError(f"{e} ({args.source} has initialised weights here; trained ones convert: "
+                              f"bnnzoo convert {tags[0]} --to {fmt.name})") from None
     print(report.summary())
     return 0
+
+
+def _tags_of(source: str) -> list[str]:
+    """Registered weights of ``source`` when it names an architecture without weights."""
+    from zoo.weights import WEIGHTS
+
+    if "." in source:
+        return []
+    return sorted(key for key, w in WEIGHTS.items() if w.arch == source)

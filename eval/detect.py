@@ -34,8 +34,8 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
-__all__ = ["RUNTIMES", "DRAW_MAX_SIDE", "ImageDetections", "load_detector", "export_cached", "predictor",
-           "detect", "read_display", "draw_boxes", "save_png", "add_detect_arguments", "run_detect"]
+__all__ = ["RUNTIMES", "DRAW_MAX_SIDE", "ImageDetections", "default_weights", "load_detector", "export_cached",
+           "predictor", "detect", "read_display", "draw_boxes", "save_png", "add_detect_arguments", "run_detect"]
 
 RUNTIMES = ("torch", "onnx", "tflite")
 SUFFIXES = {"onnx": ".onnx", "tflite": ".tflite"}
@@ -58,6 +58,13 @@ class ImageDetections:
     size: tuple[int, int]
     boxes: np.ndarray
     scores: np.ndarray
+
+
+def default_weights(name: str) -> Optional[str]:
+    """The ``NAME.TAG`` of the weights that ship with bnnzoo for detector ``name`` (None: there are none)."""
+    from zoo.weights import WEIGHTS
+
+    return next((key for key, w in sorted(WEIGHTS.items()) if w.arch == name and not w.hub_repo), None)
 
 
 def load_detector(name: str, weights: Optional[str] = None):
@@ -350,10 +357,17 @@ def run_detect(args: argparse.Namespace) -> int:
     runtime = args.runtime or ("torch" if not args.exported else
                                "onnx" if str(args.exported).endswith(".onnx") else "tflite")
     targets = _outputs(args.images, args.output)
-    model = load_detector(args.model, args.weights)
-    if "." not in args.model and not args.weights:
-        print(f"bnnzoo detect: warning: no --weights, {args.model} has initialised (untrained) weights; "
-              "its boxes mean nothing", file=sys.stderr)
+    name = args.model
+    if "." not in name and not args.weights:
+        bundled = default_weights(name)
+        if bundled:
+            name = bundled
+            print(f"bnnzoo detect: using the weights that ship with bnnzoo, {bundled} (trained on synthetic plates); "
+                  "--weights FILE for others", file=sys.stderr)
+        else:
+            print(f"bnnzoo detect: warning: no --weights, {name} has initialised (untrained) weights; "
+                  "its boxes mean nothing", file=sys.stderr)
+    model = load_detector(name, args.weights)
     with tempfile.TemporaryDirectory(prefix="bnnzoo-detect-") as tmp:
         predict = predictor(model, runtime, args.exported, tmp if args.no_cache else None)
         results = detect(args.images, model, predict, args.score_threshold, args.iou_threshold)

@@ -4,13 +4,16 @@ Usage::
 
     python -m eval.plates_report --runs RUN_DIR [RUN_DIR ...] --data DATA_DIR -o reports/plates/
     python -m eval.plates_report --weights plates_detector_1bit.TAG --data DATA_DIR -o reports/plates/
+    python -m eval.plates_report --runs RUN_DIR --repeats SEED1_DIR SEED2_DIR --data DATA_DIR -o reports/plates/
 
 ``RUN_DIR`` is a ``bnnzoo train`` output: each ``<stage>/model.safetensors`` whose
 ``config.json`` names one of the three detectors gives that detector's weights (where a
 run trains one detector in several stages, the last stage of its ``recipe.json`` wins).
 ``--weights NAME=PATH_OR_TAG`` or ``--weights NAME.TAG`` (registered weights) sets one
 explicitly. A detector with neither is evaluated with initialised weights, and the
-report says so.
+report says so. ``--repeats`` adds runs of the same recipe with other seeds (e.g. the 1-bit
+stages only, started from the main run's float weights), measured the same way, in a table
+of every seed.
 
 Per detector, measured here: AP@0.5, plate accuracy (share of plates found at IoU >= 0.5,
 Im & Lee's measure, i.e. recall), precision and recall at ``--score-threshold``, on the
@@ -35,8 +38,9 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-__all__ = ["VARIANTS", "SCHEMA", "SCHEMA_VERSION", "FILES", "run_weights", "parse_weights", "evaluate_detection",
-           "markdown", "plot", "example_grid", "make_report", "main"]
+__all__ = ["VARIANTS", "SCHEMA", "SCHEMA_VERSION", "FILES", "run_weights", "parse_weights", "training_info",
+           "target_check", "evaluate_detection", "evaluate_repeats", "markdown", "plot", "example_grid",
+           "make_report", "main"]
 
 VARIANTS = ("plates_detector_float", "plates_detector_1bit_baseline", "plates_detector_1bit")
 SCHEMA = "bnnzoo-plates-report"
@@ -136,6 +140,105 @@ def _weights_label(weights: Optional[str]) -> str:
     return weights
 
 
+def training_info(weights: Optional[str]) -> Optional[dict[str, Any]]:
+    """How a run's weights were trained, from the files ``bnnzoo train`` writes beside them.
+
+    Returns ``None`` for weights that are not a stage of a ``bnnzoo train`` run (a tag, a bare file).
+    """
+    if not weights or weights.startswith("hf-hub:"):
+        return None
+    stage_dir = Path(weights).parent
+    try:
+        stage = json.loads((stage_dir / "stage.json").read_text())
+        recipe = json.loads((stage_dir.parent / "recipe.json").read_text())
+    except (OSError, ValueError):
+        return None
+    try:
+        final = json.loads((stage_dir / "final.json").read_text())
+    except (OSError, ValueError):
+        final = {}
+    return {"recipe": recipe.get("name"), "stage": stage.get("name"), "seed": recipe.get("seed"),
+            "input_size": recipe.get("input_size"), "batch_size": stage.get("batch_size") or recipe.get("batch_size"),
+            "train_images": _train_images(recipe), "epochs": stage.get("epochs"),
+            "optimizer": stage.get("optimizer"), "lr": stage.get("lr"), "schedule": stage.get("schedule"),
+            "init_from": stage.get("init_from") or ("file" if stage.get("init_weights") else ""),
+            "teacher": stage.get("teacher", ""), "kd_weight": stage.get("kd_weight", 0.0),
+            "seconds": final.get("seconds"), "val_ap50": final.get("val_ap50"), "finished": bool(final.get("finished"))}
+
+
+def _train_images(recipe: dict) -> Optional[int]:
+    """Training images a run used: its ``max_train_samples``, capped by its data folder's (None: unknown)."""
+    from recipes.plates.dataset import IMAGE_SUFFIXES
+
+    folder = Path(str(recipe.get("data") or "")) / "images" / "train"
+    limit = recipe.get("max_train_samples") or None
+    if not recipe.get("data") or not folder.is_dir():
+        return limit
+    count = sum(1 for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    return min(count, limit) if limit else count
+
+
+def evaluate_repeats(runs: Sequence[str | Path], data: str, split: str, score_threshold: float, limit: int = 0,
+                     progress: bool = True) -> list[dict[str, Any]]:
+    """The detectors of other training runs (other seeds) measured like the main ones, a row each."""
+    import zoo
+
+    rows = []
+    for run in runs:
+        for name, path in sorted(run_weights([run]).items(), key=lambda kv: VARIANTS.index(kv[0])):
+            t = training_info(str(path)) or {}
+            d, _ = evaluate_detection(zoo.load(name, weights=str(path)), data, split, score_threshold, limit,
+                                      progress=progress)
+            rows.append({"run": str(run), "model": name, "weights": str(path), "seed": t.get("seed"),
+                         "init_from": t.get("init_from"), **{k: d[k] for k in
+                                                             ("ap50", "plate_accuracy", "precision", "recall")}})
+    return rows
+
+
+def _repeats_section(results: dict) -> str:
+    """Every seed's AP@0.5 and plates found, the main run's included, and improved - baseline per seed."""
+    from .report import _table
+
+    by_seed: dict[Any, dict[str, dict]] = {}
+    for r in results["models"]:
+        if r.get("detection") and r.get("training"):
+            by_seed.setdefault(r["training"]["seed"], {})[r["model"]] = {**r["detection"], "run": r["weights"]}
+    for r in results.get("repeats", []):
+        by_seed.setdefault(r["seed"], {})[r["model"]] = r
+    rows, gaps = [], []
+    for seed in sorted(by_seed, key=str):
+        got = by_seed[seed]
+        cells = [str(seed)]
+        for name in VARIANTS:
+            m = got.get(name)
+            cells.append(f"{_pct(m['ap50'])} / {_pct(m['plate_accuracy'])}" if m else "–")
+        base, imp = got.get(VARIANTS[1]), got.get(VARIANTS[2])
+        gap = None if not (base and imp) else imp["ap50"] - base["ap50"]
+        cells.append("–" if gap is None else f"{100 * gap:+.1f}")
+        if gap is not None:
+            gaps.append(gap)
+        rows.append(cells)
+    above = sum(g > 0 for g in gaps)
+    return ("## Seeds (measured)\n\nThe main run and the `--repeats` runs (e.g. the 1-bit stages trained again "
+            "from the same float weights with other seeds, which set the order of the training images and their "
+            "random flips), each measured like the table above. Cells: AP@0.5 / plate accuracy (%).\n\n"
+            + _table(["seed", *VARIANTS, "improved - baseline AP@0.5 (points)"], rows)
+            + f"\n\nThe improved 1-bit detector is above the baseline on {above} of {len(gaps)} seeds"
+            + (f" (mean {100 * float(np.mean(gaps)):+.1f} points, range {100 * min(gaps):+.1f} to "
+               f"{100 * max(gaps):+.1f})." if gaps else "."))
+
+
+def target_check(results: dict) -> dict[str, Any]:
+    """Issue #6's targets from the measured AP@0.5: improved >= 90% of float, and above the baseline."""
+    ap = {r["model"]: (r.get("detection") or {}).get("ap50") for r in results["models"]}
+    fl, base, imp = (ap.get(v) for v in VARIANTS)
+    out: dict[str, Any] = {"float_ap50": fl, "baseline_ap50": base, "improved_ap50": imp}
+    if fl and imp is not None and base is not None:
+        out.update(improved_of_float=imp / fl, baseline_of_float=base / fl,
+                   improved_minus_baseline=imp - base, met=imp >= 0.9 * fl and imp > base)
+    return out
+
+
 # --- detection metrics --------------------------------------------------------------------------
 
 
@@ -226,6 +329,31 @@ def markdown(results: dict, plots: Sequence[str]) -> str:
                           _num(f.get("size_bytes"), ".3f", MB), _num(z.get("tflite_bytes"), ".3f", MB),
                           _num(z.get("onnx_bytes"), ".3f", MB), str(z.get("lce_bconv2d", "–"))])
     untrained = [r["model"] for r in results["models"] if r["weights"] == "initialised"]
+    train_rows = []
+    for r in results["models"]:
+        t = r.get("training")
+        if t:
+            train_rows.append([r["model"], f"{t['recipe']} / {t['stage']}", str(t["seed"]), f"{t['input_size']}",
+                               str(t["batch_size"]), _num(t["train_images"], ",.0f"), str(t["epochs"]),
+                               f"{t['optimizer']} {t['lr']:g} {t['schedule']}", t["init_from"] or "scratch",
+                               f"{t['teacher']} x{t['kd_weight']:g}" if t["teacher"] else "–",
+                               _num(t["seconds"], ".0f") if t["finished"] else "not finished"])
+    train_total = sum(r["training"]["seconds"] or 0 for r in results["models"] if r.get("training"))
+    tc = results.get("target") or {}
+    target = ("" if "improved_of_float" not in tc else
+              f"\n\n**Target (issue #6): improved 1-bit AP@0.5 >= 90% of the float model's and above the 1-bit "
+              f"baseline.** Measured: improved {_pct(tc['improved_ap50'])}% = {100 * tc['improved_of_float']:.1f}% "
+              f"of float ({_pct(tc['float_ap50'])}%); baseline {_pct(tc['baseline_ap50'])}% = "
+              f"{100 * tc['baseline_of_float']:.1f}% of float; improved - baseline = "
+              f"{100 * tc['improved_minus_baseline']:+.1f} points: target "
+              + ("**met**." if tc["met"] else "**not met**."))
+    training = ("## Training (measured)\n\nRead from each run's `recipe.json`, `stage.json` and `final.json`; "
+                "seconds are the stage's training and validation time on the machine that trained it"
+                + (f", {train_total:.0f} s ({train_total / 60:.1f} min) for the three together" if len(train_rows) == 3
+                   else "") + ".\n\n"
+                + _table(["model", "recipe / stage", "seed", "input", "batch", "training images", "epochs",
+                          "optimizer", "initialised from", "teacher", "seconds"], train_rows,
+                         ["---", "---"] + ["---:"] * 5 + ["---", "---", "---", "---:"])) if train_rows else ""
     parts = [
         "# Plate detectors (Im & Lee, 2018): float, 1-bit baseline, 1-bit with the second layer 32-bit",
         *header(results),
@@ -239,7 +367,9 @@ def markdown(results: dict, plots: Sequence[str]) -> str:
         + (f" **{', '.join(untrained)}: initialised (untrained) weights**, so those rows say nothing about the "
            "recipe." if untrained else "")
         + "\n\n" + _table(["model", "weights", "AP@0.5 (%)", "plate accuracy (%)", "precision (%)", "recall (%)",
-                           "images", "plates"], rows, ["---", "---"] + ["---:"] * 6),
+                           "images", "plates"], rows, ["---", "---"] + ["---:"] * 6) + target,
+        *([training] if training else []),
+        *([_repeats_section(results)] if results.get("repeats") else []),
         "## Published (Im & Lee, 2018)\n\nPlate accuracy published by the paper, on its own photographs of Korean "
         "plates (not public), not on the data above: not comparable with the measured figures.\n\n"
         + _table(["model", "published plate accuracy (%)", "source"], pub_rows, ["---", "---:", "---"]),
@@ -322,7 +452,8 @@ def example_grid(examples: dict[str, list], path: Path, score_threshold: float, 
 
 
 def make_report(runs: Sequence[str], data: str, out: str | Path, *, weights: Sequence[str] = (),
-                split: str = "val", score_threshold: float = 0.5, limit: int = 0, examples: int = 6,
+                repeats: Sequence[str] = (), split: str = "val", score_threshold: float = 0.5, limit: int = 0,
+                examples: int = 6,
                 timed_runs: int = 20, warmup: int = 3, threads: int = 1, tiny: bool = False,
                 keep_exports: bool = False, progress: bool = True, command: str = "") -> dict[str, Path]:
     """Evaluates the three detectors and writes the report (module docstring).
@@ -348,6 +479,8 @@ def make_report(runs: Sequence[str], data: str, out: str | Path, *, weights: Seq
         harness.check_runtime(harness.RUNTIMES[rt])
     chosen = {name: str(path) for name, path in run_weights(runs).items()} if runs else {}
     chosen.update(parse_weights(weights))
+    for run in repeats:
+        run_weights([run])  # an unusable repeat run fails here, before the exports
     missing = [n for n in VARIANTS if n not in chosen]
     if missing:
         print(f"plates_report: no weights for {', '.join(missing)}: evaluated with initialised weights",
@@ -364,6 +497,7 @@ def make_report(runs: Sequence[str], data: str, out: str | Path, *, weights: Seq
     for row in results["models"]:
         name = row["model"]
         row["weights_label"] = _weights_label(chosen.get(name))
+        row["training"] = training_info(chosen.get(name))
         try:
             overrides = dict(zoo.get_config(name).tiny) if tiny else {}
             model = zoo.load(name, weights=chosen.get(name), **overrides)
@@ -372,6 +506,8 @@ def make_report(runs: Sequence[str], data: str, out: str | Path, *, weights: Seq
         except Exception as e:  # noqa: BLE001  recorded in the row, the other detectors still run
             row["errors"]["detection"] = harness._error(e)
             row["status"] = "failed"
+    results["target"] = target_check(results)
+    results["repeats"] = evaluate_repeats(repeats, data, split, score_threshold, limit, progress) if repeats else []
     from zoo.fileio import write_text
 
     files = {name: out / name for name in FILES}
@@ -394,6 +530,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                    help="bnnzoo train output folders (or stage folders) holding the detectors' model.safetensors")
     p.add_argument("--weights", action="append", default=[], metavar="NAME=PATH_OR_TAG|NAME.TAG",
                    help="weights of one detector (repeatable; wins over --runs)")
+    p.add_argument("--repeats", nargs="+", default=[], metavar="RUN_DIR",
+                   help="runs of the same recipe with other seeds: measured the same way, in a Seeds table")
     p.add_argument("--data", required=True, help="plates data set folder (bnnzoo data plates --out DATA)")
     p.add_argument("--split", default="val", help="split evaluated (default: val)")
     p.add_argument("-o", "--out", default="reports/plates", help="report folder")
@@ -410,7 +548,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = p.parse_args(argv)
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        files = make_report(args.runs, args.data, args.out, weights=args.weights, split=args.split,
+        files = make_report(args.runs, args.data, args.out, weights=args.weights, repeats=args.repeats,
+                            split=args.split,
                             score_threshold=args.score_threshold, limit=args.limit, examples=args.examples,
                             timed_runs=args.timed_runs, warmup=args.warmup, threads=args.threads, tiny=args.tiny,
                             keep_exports=args.keep_exports, progress=not args.no_progress,

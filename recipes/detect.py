@@ -5,7 +5,8 @@ it the data (a folder written by ``bnnzoo data plates``, read by ``recipes.plate
 the loss of a batch (the model's YOLO loss, ``zoo.torch.detector.loss_for``) and the
 validation metrics: the loss, and after decoding and NMS (``zoo.detection.decode``) AP@0.5,
 the share of plates found at IoU >= 0.5 (Im & Lee's accuracy), precision and recall of the
-detections scoring >= 0.5 (``zoo.detection.evaluate``).
+detections scoring >= 0.5 (``zoo.detection.evaluate``). A stage with a ``teacher`` (an earlier
+stage) and ``kd_weight`` adds :func:`output_distillation` of the teacher's raw outputs.
 
 An unreadable image is left out of its batch and counted in ``skipped_images``.
 """
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
@@ -27,9 +29,9 @@ from .data import Subset
 from .plates.dataset import DataError, PlatesDataset, collate
 from .train import Dist, Task, val_outputs
 
-__all__ = ["Detect", "build_datasets", "collate_skip", "FIELDS", "AP_SCORE_THRESHOLD"]
+__all__ = ["Detect", "build_datasets", "collate_skip", "output_distillation", "FIELDS", "AP_SCORE_THRESHOLD"]
 
-FIELDS = ("epoch", "lr", "train_loss", "train_box", "train_obj", "train_noobj", "val_loss", "val_ap50",
+FIELDS = ("epoch", "lr", "train_loss", "train_box", "train_obj", "train_noobj", "train_kd", "val_loss", "val_ap50",
           "val_plate_accuracy", "val_precision", "val_recall", "skipped_images", "images_per_s", "seconds")
 # Detections kept for AP: a low threshold traces the whole precision/recall curve.
 AP_SCORE_THRESHOLD = 0.01
@@ -62,17 +64,38 @@ def collate_skip(batch: list) -> tuple[torch.Tensor, list[torch.Tensor], int]:
     return images, boxes, len(batch) - len(boxes)
 
 
+def output_distillation(student_raw: torch.Tensor, teacher_raw: torch.Tensor) -> torch.Tensor:
+    """Distils a detector's raw outputs (the layout of ``zoo.detection``) into a student's.
+
+    Objectness: the KL divergence between the teacher's and the student's plate
+    probabilities in every cell and anchor; boxes: the squared error of the sigmoid centre
+    offsets and of the log sizes, weighted by the teacher's objectness. Summed over cells
+    and anchors and divided by the batch size, as the YOLO loss; 0 when the two agree.
+    """
+    n = student_raw.shape[0]
+    s, t = student_raw.reshape(n, -1, 5), teacher_raw.detach().reshape(n, -1, 5)
+    p = torch.sigmoid(t[..., 0])
+    # Cross-entropy to the teacher's probabilities minus their entropy: the Bernoulli KL divergence.
+    obj = (F.binary_cross_entropy_with_logits(s[..., 0], p, reduction="sum")
+           - F.binary_cross_entropy_with_logits(t[..., 0], p, reduction="sum"))
+    box = (((torch.sigmoid(s[..., 1:3]) - torch.sigmoid(t[..., 1:3])) ** 2).sum(-1)
+           + ((s[..., 3:5] - t[..., 3:5]) ** 2).sum(-1))
+    return (obj + (box * p).sum()) / n
+
+
 class Detect(Task):
-    """Plate detection: the YOLO loss in training, AP@0.5 and plates found in validation."""
+    """Plate detection: the YOLO loss (plus output distillation) in training, AP@0.5 and plates found in validation."""
 
     fields = FIELDS
     final = ("val_ap50", "val_plate_accuracy", "val_precision", "val_recall", "val_loss")
-    sums = {"loss": "train_loss", "box": "train_box", "obj": "train_obj", "noobj": "train_noobj"}
+    sums = {"loss": "train_loss", "box": "train_box", "obj": "train_obj", "noobj": "train_noobj", "kd": "train_kd"}
 
     def __init__(self, model: nn.Module, teacher: Optional[nn.Module], stage: Stage, env: Dist) -> None:
-        if teacher is not None:
-            raise ConfigError(f"stage {stage.name} has a teacher, but detection stages train without distillation: "
-                              f"set {stage.name}.teacher= (use {stage.name}.init_from to start from its weights)")
+        if stage.attention_weight:
+            raise ConfigError(f"detection stages distil outputs only: set {stage.name}.attention_weight=0")
+        if teacher is not None and not stage.kd_weight:
+            raise ConfigError(f"stage {stage.name} has a teacher but kd_weight=0: set {stage.name}.kd_weight "
+                              f"(e.g. 1) or drop {stage.name}.teacher")
         super().__init__(model, teacher, stage, env)
 
     datasets = staticmethod(build_datasets)
@@ -86,10 +109,17 @@ class Detect(Task):
     def step(self, net: nn.Module, x: torch.Tensor, boxes: list[torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
         from zoo.torch.detector import loss_for
 
-        raw = net(x.to(self.env.device, non_blocking=True))
+        x = x.to(self.env.device, non_blocking=True)
+        raw = net(x)
         loss, parts = loss_for(self.model, raw, boxes)
+        kd = torch.zeros(())
+        if self.teacher is not None:
+            with torch.no_grad():
+                teacher_raw = self.teacher(x)
+            kd = output_distillation(raw, teacher_raw)
+            loss = loss + self.stage.kd_weight * kd
         n = len(boxes)
-        return loss, {"loss": loss.item() * n, **{k: v * n for k, v in parts.items()}}
+        return loss, {"loss": loss.item() * n, **{k: v * n for k, v in parts.items()}, "kd": kd.item() * n}
 
     def evaluate(self, net: nn.Module, loader: DataLoader) -> dict[str, Any]:
         from zoo.torch.detector import loss_for

@@ -40,7 +40,8 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from zoo import fileio
 
-from .config import ConfigError, Recipe, Stage, from_dict, get_recipe, parse_overrides, resolve_stages, apply_overrides
+from .config import (ConfigError, Recipe, Stage, _tuples, apply_overrides, from_dict, get_recipe, parse_overrides,
+                     resolve_stages)
 from .data import DataError, build_datasets, collate_skip
 from .losses import FeatureHooks, attention_loss, distillation_loss
 
@@ -181,7 +182,7 @@ def _check_teacher_config(path: Path, cfg, stage: Stage, teacher: Stage) -> None
     if not config_json.is_file():
         return
     saved = json.loads(config_json.read_text())
-    arch = {k: tuple(v) if isinstance(v, list) else v for k, v in saved.get("arch", {}).items()}
+    arch = {k: _tuples(v) for k, v in saved.get("arch", {}).items()}
     diff = [k for k in sorted(set(arch) | set(cfg.arch)) if arch.get(k) != cfg.arch.get(k)]
     if saved.get("name") != cfg.name or diff or saved.get("num_classes") != cfg.num_classes:
         what = (f"a {saved.get('name')!r}" if saved.get("name") != cfg.name else

@@ -12,6 +12,7 @@ import types
 
 import numpy as np
 import pytest
+import torch
 
 import zoo
 from helpers import randomize, tiny
@@ -277,6 +278,21 @@ def test_cli_errors_are_one_line(argv, message, capsys):
     assert main(argv) == 1
     err = capsys.readouterr().err.strip()
     assert message in err and "\n" not in err
+
+
+def test_cli_points_an_unverifiable_initialised_model_to_its_trained_weights(tmp_path, capsys):
+    """A fresh binary detector feeds exact zeros to its signs: its export fails verification, and
+    the one-line error names the registered weights that do convert (which the next call shows)."""
+    from zoo.cli import main
+
+    out = tmp_path / "d.onnx"
+    torch.manual_seed(0)  # the initialised weights (every seed 0-5 tried fails verification)
+    assert main(["convert", "plates_detector_1bit", "--to", "onnx", "-o", str(out)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "verification failed" in err and "bnnzoo convert plates_detector_1bit.plates --to onnx" in err
+    assert "\n" not in err and not out.exists()
+    assert main(["convert", "plates_detector_1bit.plates", "--to", "onnx", "-o", str(out)]) == 0
+    assert out.is_file() and "boxes         the same on 100% of the images" in capsys.readouterr().out
 
 
 # --- full size ----------------------------------------------------------------------

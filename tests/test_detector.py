@@ -142,3 +142,29 @@ def test_twenty_training_steps_reduce_the_loss(tmp_path):
                 break
     after = loss_on_all()
     assert after < 0.7 * before, (before, after)
+
+
+def test_output_distillation_is_zero_when_student_and_teacher_agree():
+    from recipes.detect import output_distillation
+
+    g = torch.Generator().manual_seed(0)
+    teacher = torch.randn(3, 2 * 2 * 3 * 5, generator=g) * 3
+    assert float(output_distillation(teacher, teacher)) == pytest.approx(0.0, abs=1e-5)
+    student = (teacher + torch.randn(teacher.shape, generator=g)).requires_grad_()
+    kd = output_distillation(student, teacher)
+    assert float(kd) > 0.1
+    kd.backward()
+    # Box offsets count where the teacher sees a plate: with objectness -inf everywhere they do not.
+    sure_nothing = teacher.clone().reshape(3, -1, 5)
+    sure_nothing[..., 0] = -30.0
+    moved = sure_nothing.clone()
+    moved[..., 1:] += 5.0
+    assert float(output_distillation(moved.flatten(1), sure_nothing.flatten(1))) == pytest.approx(0.0, abs=1e-6)
+    # Gradient descent on it moves the student towards the teacher.
+    s = student.detach().clone().requires_grad_()
+    opt = torch.optim.SGD([s], lr=0.05)
+    for _ in range(50):
+        opt.zero_grad()
+        output_distillation(s, teacher).backward()
+        opt.step()
+    assert float(output_distillation(s, teacher)) < 0.5 * float(kd)

@@ -17,20 +17,33 @@ from zoo.weights import save
 def made(tmp_path_factory):
     from recipes.plates.generate import generate
 
+    from recipes.config import get_recipe
+    from recipes.train import run_recipe
+
     root = tmp_path_factory.mktemp("plates_report")
-    generate(root / "data", {"val": 6}, seed=0, size=(96, 64))
+    generate(root / "data", {"train": 8, "val": 6}, seed=0, size=(96, 64))
     run = root / "run"
+    # A real (tiny) run of the comparison recipe, so the report reads its recipe.json, stage.json, final.json.
+    run_recipe(get_recipe("plates_compare", [("tiny", "true"), ("data", str(root / "data")), ("out", str(run)),
+                                             ("threads", 1), ("tensorboard", False)]), log=lambda s: None)
+    # Another seed of the 1-bit stages, from the same float weights (measured in PyTorch only: no export).
+    float_weights = str(run / "float" / "model.safetensors")
+    run_recipe(get_recipe("plates_compare", [("tiny", "true"), ("data", str(root / "data")), ("out", str(root / "s1")),
+                                             ("threads", 1), ("tensorboard", False), ("seed", 1),
+                                             ("only", "baseline,improved"), ("baseline.init_weights", float_weights),
+                                             ("improved.init_weights", float_weights)]), log=lambda s: None)
     stages = {"float": "plates_detector_float", "baseline": "plates_detector_1bit_baseline",
-              "onebit": "plates_detector_1bit"}
+              "improved": "plates_detector_1bit"}
     for stage, name in stages.items():
-        (run / stage).mkdir(parents=True)
-        # Randomized, not fresh: a fresh binary model feeds exact zeros to its signs, which
-        # runtimes fold differently, so its exports cannot be verified (see helpers.randomize).
+        # Randomized weights, not the tiny run's: one tiny epoch leaves binary models feeding exact
+        # zeros to their signs, which runtimes fold differently, so their exports cannot be verified
+        # (see helpers.randomize).
         model = randomize(tiny(name), seed=len(stage))
         save(model.state_dict(), run / stage / "model.safetensors", model.zoo_config)
     out = root / "report"
-    rc = plates_report.main(["--runs", str(run), "--data", str(root / "data"), "-o", str(out), "--tiny",
-                             "--timed-runs", "2", "--warmup", "1", "--examples", "3", "--no-progress"])
+    rc = plates_report.main(["--runs", str(run), "--repeats", str(root / "s1"), "--data", str(root / "data"),
+                             "-o", str(out), "--tiny", "--timed-runs", "2", "--warmup", "1", "--examples", "3",
+                             "--no-progress"])
     return rc, run, out
 
 
@@ -68,6 +81,25 @@ def test_report_holds_the_three_detectors_with_numbers_in_range(made):
     assert "| plates_detector_1bit | 96.1 | Im & Lee 2018" in published
     assert "| plates_detector_1bit_baseline | 74.0 |" in published
     assert "96.1" not in table and "published" not in table.lower()  # measured and published never share a table
+    training = md.split("## Training (measured)")[1].split("##")[0]
+    for stage, name in (("float", "plates_detector_float"), ("baseline", "plates_detector_1bit_baseline"),
+                        ("improved", "plates_detector_1bit")):
+        t = next(r for r in res["models"] if r["model"] == name)["training"]
+        assert t["recipe"] == "plates_compare" and t["stage"] == stage and t["seed"] == 0 and t["finished"]
+        assert t["init_from"] == ("" if stage == "float" else "float") and t["seconds"] > 0
+        assert re.search(rf"^\| {name} \| plates_compare / {stage} \| 0 \| 32 \|", training, re.M), training
+    assert "for the three together" in training
+    target = res["target"]
+    assert [target[k] for k in ("float_ap50", "baseline_ap50", "improved_ap50")] == \
+        [r["detection"]["ap50"] for r in res["models"]]
+    # Untrained detectors may score 0 AP: the ratio to float (and the target line) then has no meaning.
+    assert ("Target (issue #6)" in table) == ("improved_of_float" in target) == (target["float_ap50"] > 0)
+    seeds = md.split("## Seeds (measured)")[1].split("##")[0]
+    assert [(r["seed"], r["model"]) for r in res["repeats"]] == [(1, "plates_detector_1bit_baseline"),
+                                                                 (1, "plates_detector_1bit")]
+    assert re.search(r"^\| 0 \| [\d.]+ / [\d.]+ \| [\d.]+ / [\d.]+ \| [\d.]+ / [\d.]+ \| [+-][\d.]+ \|$", seeds, re.M)
+    assert re.search(r"^\| 1 \| – \| [\d.]+ / [\d.]+ \| [\d.]+ / [\d.]+ \| [+-][\d.]+ \|$", seeds, re.M), seeds
+    assert re.search(r"above the baseline on [012] of 2 seeds", seeds)
     grid = Image.open(out / "plates_examples.png")
     assert grid.size[0] == 3 * 256 and grid.size[1] > 3 * 256
 
@@ -75,14 +107,28 @@ def test_report_holds_the_three_detectors_with_numbers_in_range(made):
 def test_run_folders_and_weights_arguments(made, tmp_path):
     _, run, _ = made
     found = plates_report.run_weights([run])
-    assert set(found) == set(plates_report.VARIANTS) and found["plates_detector_1bit"].parent.name == "onebit"
+    assert set(found) == set(plates_report.VARIANTS) and found["plates_detector_1bit"].parent.name == "improved"
     with pytest.raises(ValueError, match="holds no plate detector"):
         plates_report.run_weights([tmp_path])
     with pytest.raises(ValueError, match="choose one with --weights plates_detector_1bit=PATH"):
-        plates_report.run_weights([run, run / "onebit"])
+        plates_report.run_weights([run, run / "improved"])
     with pytest.raises(ValueError, match="NAME=PATH_OR_TAG or NAME.TAG"):
         plates_report.parse_weights(["meliusnet22=x.safetensors"])
-    with pytest.raises(Exception, match="none are registered yet"):
+    with pytest.raises(Exception, match="no weights .paper. for plates_detector_1bit: known tags: plates"):
         plates_report.parse_weights(["plates_detector_1bit.paper"])
     assert plates_report.parse_weights([f"plates_detector_1bit={found['plates_detector_1bit']}"])
+    assert plates_report.parse_weights(["plates_detector_1bit.plates"]) == {"plates_detector_1bit": "plates"}
     assert plates_report.main(["--data", str(tmp_path / "nope"), "-o", str(tmp_path / "r")]) == 1
+
+
+def test_target_check():
+    def results(fl, base, imp):
+        return {"models": [{"model": m, "detection": {"ap50": v}} for m, v in zip(plates_report.VARIANTS,
+                                                                              (fl, base, imp))]}
+
+    assert plates_report.target_check(results(0.9, 0.7, 0.82))["met"]  # 91% of float
+    assert not plates_report.target_check(results(0.9, 0.7, 0.80))["met"]  # below 90%
+    assert not plates_report.target_check(results(0.9, 0.85, 0.84))["met"]  # not above the baseline
+    assert "met" not in plates_report.target_check({"models": [{"model": "plates_detector_float"}]})
+    assert plates_report.training_info(None) is None
+    assert plates_report.training_info("/nowhere/model.safetensors") is None

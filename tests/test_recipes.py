@@ -311,17 +311,38 @@ def test_detection_logs_ap_and_resumes_to_the_same_result(tmp_path, plates_folde
             ("stages.batch_size", "4")] + FAST
     run_recipe(get_recipe("plates_detector_1bit", over + [("out", str(tmp_path / "a"))]), log=lambda s: None)
     broken = get_recipe("plates_detector_1bit", over + [("out", str(tmp_path / "b"))])
+    # Killed in the float stage, then in the 1-bit stage that starts from the float weights.
     first = run_recipe(broken, stop_after=1, log=lambda s: None)
-    assert first["improved"]["epochs"] == 1 and not first["improved"]["finished"]
+    assert list(first) == ["float"] and first["float"]["epochs"] == 1 and not first["float"]["finished"]
+    second = run_recipe(broken, resume=True, stop_after=1, log=lambda s: None)
+    assert second["float"]["finished"] and second["improved"]["epochs"] == 1 and not second["improved"]["finished"]
     run_recipe(broken, resume=True, log=lambda s: None)
-    (wa, _), (wb, _) = _final(tmp_path / "a", "improved"), _final(tmp_path / "b", "improved")
-    assert wa.keys() == wb.keys() and all(np.array_equal(wa[k], wb[k]) for k in wa)
-    rows = _rows(tmp_path / "a", "improved")
-    assert rows == _rows(tmp_path / "b", "improved") and len(rows) == 2
+    for stage in ("float", "improved"):
+        (wa, _), (wb, _) = _final(tmp_path / "a", stage), _final(tmp_path / "b", stage)
+        assert wa.keys() == wb.keys() and all(np.array_equal(wa[k], wb[k]) for k in wa)
+        rows = _rows(tmp_path / "a", stage)
+        assert rows == _rows(tmp_path / "b", stage) and len(rows) == 2
     assert {"train_box", "train_obj", "train_noobj", "val_loss", "val_ap50", "val_plate_accuracy", "val_precision",
             "val_recall"} <= set(rows[0])
     final = json.loads((tmp_path / "b" / "improved" / "final.json").read_text())
     assert final["finished"] and 0 <= final["val_ap50"] <= 1 and final["skipped_images"] == 2  # once an epoch
+
+
+def test_detection_distils_the_float_stage_when_asked(tmp_path, plates_folder):
+    over = [("tiny", "true"), ("data", str(plates_folder)), ("out", str(tmp_path / "kd")),
+            ("improved.teacher", "float"), ("improved.kd_weight", "1")] + FAST
+    results = run_recipe(get_recipe("plates_detector_1bit", over), log=lambda s: None)
+    assert results["improved"]["finished"]
+    (row,) = _rows(tmp_path / "kd", "improved")
+    assert float(row["train_kd"]) > 0 and float(_rows(tmp_path / "kd", "float")[0]["train_kd"]) == 0
+    teacher = [("improved.teacher", "float")]
+    for k, (extra, message) in enumerate(((teacher, "has a teacher but kd_weight=0"),
+                                          (teacher + [("improved.kd_weight", "1"), ("improved.attention_weight", "1")],
+                                           "distil outputs only"))):
+        with pytest.raises(ConfigError, match=message):
+            run_recipe(get_recipe("plates_detector_1bit", [("tiny", "true"), ("data", str(plates_folder)),
+                                                            ("out", str(tmp_path / f"bad{k}"))] + extra + FAST),
+                       log=lambda s: None)
 
 
 def test_detection_bad_data_fails_in_one_line(tmp_path, capsys):

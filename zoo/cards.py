@@ -20,7 +20,15 @@ LICENSE = "apache-2.0"
 TAGS = ["bnnzoo", "binary-neural-network", "bnn", "image-classification", "pytorch", "larq", "safetensors"]
 
 # Metric name -> (model-index metric type, human name).
-_METRIC_TYPES = {"top1": ("accuracy", "Top-1 accuracy"), "top5": ("top_5_accuracy", "Top-5 accuracy")}
+_METRIC_TYPES = {"top1": ("accuracy", "Top-1 accuracy"), "top5": ("top_5_accuracy", "Top-5 accuracy"),
+                 "ap50": ("mAP@0.5", "AP@0.5"),
+                 "plate_accuracy": ("recall", "Plate accuracy (plates found at IoU >= 0.5)")}
+# Figures a paper may publish for an architecture (ModelConfig.published keys), in card order.
+_PUBLISHED = ("top1", "top5", "plate_accuracy")
+
+
+def _is_detector(cfg: ModelConfig) -> bool:
+    return cfg.family == "detector"
 
 _TEMPLATE = """\
 ---
@@ -47,7 +55,7 @@ twin = zoo.to_keras(model)                # the Larq/Keras twin, same weights
 ## Architecture
 
 - registered name: `{arch}`{overrides}
-- classes: {num_classes}, input: {input_size}x{input_size}{norm}
+- {outputs}, input: {input_size}x{input_size}{norm}
 - paper: {paper}
 {notes}{provenance}"""
 
@@ -55,8 +63,9 @@ twin = zoo.to_keras(model)                # the Larq/Keras twin, same weights
 def published_metrics(cfg: ModelConfig) -> tuple[Metric, ...]:
     """The accuracy figures the paper publishes for ``cfg``'s architecture, as ``Metric`` s."""
     source = cfg.published.get("source", "paper")
-    return tuple(Metric(name=k, value=float(cfg.published[k]), dataset="imagenet-1k", source=f"published: {source}")
-                 for k in ("top1", "top5") if k in cfg.published)
+    dataset = "Im & Lee's license-plate photographs (not public)" if _is_detector(cfg) else "imagenet-1k"
+    return tuple(Metric(name=k, value=float(cfg.published[k]), dataset=dataset, source=f"published: {source}")
+                 for k in _PUBLISHED if k in cfg.published)
 
 
 def model_card(weights: Union[Weights, ModelConfig], metrics: Sequence[Metric] = (), *,
@@ -87,8 +96,10 @@ def model_card(weights: Union[Weights, ModelConfig], metrics: Sequence[Metric] =
     reference = published_metrics(get_config(cfg.name))
     if w is None and repo_id is None:  # an architecture page: the paper's figures are all there is
         own, reference = own + tuple(m for m in reference if m not in own), ()
+    task = ("object-detection", "Object Detection") if _is_detector(cfg) else ("image-classification",
+                                                                                "Image Classification")
     results = [
-        EvalResult(task_type="image-classification", task_name="Image Classification", dataset_type=m.dataset,
+        EvalResult(task_type=task[0], task_name=task[1], dataset_type=m.dataset,
                    dataset_name=m.dataset, metric_type=_METRIC_TYPES.get(m.name, (m.name, m.name))[0],
                    metric_name=f"{_METRIC_TYPES.get(m.name, (m.name, m.name))[1]} ({_kind(m)})", metric_value=m.value,
                    metric_args={"source": m.source}, verified=False)
@@ -96,8 +107,9 @@ def model_card(weights: Union[Weights, ModelConfig], metrics: Sequence[Metric] =
     ]
     imported = w is not None and (bool(w.importer) or not w.hub_repo)
     model_name = f"{w.arch}.{w.tag}" if imported else repo_id.split("/")[-1] if repo_id else cfg.name
-    tags = [t for t in TAGS if not (imported and t == "safetensors")]  # imported: a Keras .h5, converted on load
-    data = ModelCardData(library_name="bnnzoo", license=LICENSE, tags=tags, pipeline_tag="image-classification",
+    tags = [task[0] if t == "image-classification" else t
+            for t in TAGS if not (imported and t == "safetensors")]  # imported: a Keras .h5, converted on load
+    data = ModelCardData(library_name="bnnzoo", license=LICENSE, tags=tags, pipeline_tag=task[0],
                          datasets=sorted({m.dataset for m in own}) or None, model_name=model_name,
                          eval_results=results or None)
     base = get_config(cfg.name)
@@ -110,12 +122,22 @@ def model_card(weights: Union[Weights, ModelConfig], metrics: Sequence[Metric] =
         figures=_figures(own, reference),
         arch=cfg.name,
         overrides="".join(f"\n- `{k}={v!r}` (registered default: {base.arch.get(k)!r})" for k, v in changed.items()),
-        num_classes=cfg.num_classes, input_size=cfg.input_size,
+        outputs=_outputs(cfg), input_size=cfg.input_size,
         norm=f", normalised with mean {w.mean} and std {w.std}" if w is not None else "",
         paper=cfg.paper or "-",
         notes=f"\n## Notes\n\n{w.notes}\n" if w is not None and w.notes else "",
         provenance=_provenance(w, repo_id, sha256),
     )
+
+
+def _outputs(cfg: ModelConfig) -> str:
+    if not _is_detector(cfg):
+        return f"classes: {cfg.num_classes}"
+    from .models import detector_grid
+
+    g, a = detector_grid(cfg.input_size, tuple(cfg.arch["pools"])), len(cfg.arch["anchors"])
+    return (f"outputs: {cfg.num_classes} numbers ({g}x{g} grid x {a} anchors x (objectness, x, y, w, h)), "
+            "decoded by `zoo.detection.decode`")
 
 
 def _summary(cfg: ModelConfig, w: Optional[Weights], repo_id: Optional[str]) -> str:

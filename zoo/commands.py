@@ -52,6 +52,7 @@ def add_demo_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="out/demo", help="folder for the report and the exported files")
     p.add_argument("--runs", type=int, default=20, help="timed runs per model and runtime")
     p.add_argument("--limit", type=int, default=0, help="MNIST validation digits for the accuracy column (0: all 1,000)")
+    p.add_argument("--plates", type=int, default=4, help="generated images the 1-bit plate detector runs on (0: none)")
 
 
 def run_demo(args: argparse.Namespace) -> int:
@@ -66,8 +67,29 @@ def run_demo(args: argparse.Namespace) -> int:
           "accuracy on the held-out MNIST digits through PyTorch, ONNX and LCE, and timing every runtime.\n",
           flush=True)
     weights = [a for m in models for a in ("--weights", f"{m}={DEMO_TAG}")]
-    return eval_main([*models, "--baseline", "none", *weights, "--data", "mnist", "--limit", str(args.limit),
-                      "--threads", "1", "--runs", str(args.runs), "-o", args.out, "--keep-exports"])
+    rc = eval_main([*models, "--baseline", "none", *weights, "--data", "mnist", "--limit", str(args.limit),
+                    "--threads", "1", "--runs", str(args.runs), "-o", args.out, "--keep-exports"])
+    return max(rc, _demo_plates(args.out, args.plates))
+
+
+def _demo_plates(out: str, count: int) -> int:
+    """Plates found by the shipped 1-bit detector in LCE's interpreter, on generated held-out images."""
+    from pathlib import Path
+
+    from recipes.plates.generate import generate
+
+    from .cli import main as cli_main
+
+    if count <= 0:
+        return 0
+    print(f"\nFinding license plates in {count} generated test images (not seen in training) with the 1-bit "
+          f"detector that ships with bnnzoo, exported to LCE TFLite (verified) and run in LCE's interpreter:\n",
+          flush=True)
+    folder = Path(out) / "plates"
+    generate(folder, {"test": count}, seed=0)
+    images = sorted(str(p) for p in (folder / "images" / "test").iterdir())
+    return cli_main(["detect", *images, "--model", "plates_detector_1bit", "--runtime", "tflite",
+                     "--score-threshold", "0.5", "-o", str(folder / "detected")])
 
 
 def add_pack_arguments(p: argparse.ArgumentParser) -> None:

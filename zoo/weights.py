@@ -153,6 +153,45 @@ for _w in (
     WEIGHTS[f"{_w.arch}.{_w.tag}"] = _w
 
 
+# --- trained on the synthetic plates, shipped in zoo/pretrained/ -----------------------------------
+# The three stages of one `bnnzoo train plates_compare` run (seed 0) on `bnnzoo data plates --seed 0`
+# (20,000 training images), packed with `bnnzoo pack`. AP@0.5 and plate accuracy are measured in PyTorch
+# by `python -m eval.plates_report` on the validation split that PLATES_EVAL regenerates
+# (tests/test_bundled_weights.py re-measures them).
+PLATES_EVAL = {"seed": 0, "size": (160, 160), "split": "val", "images": 2000}
+PLATES_INPUT = 128
+_PLATES_DATA = "plates-synthetic (bnnzoo data plates --seed 0, val split, 2,000 images)"
+_PLATES_SOURCE = ("measured: bnnzoo train plates_compare data=DATA seed=0, evaluated in PyTorch by "
+                  "python -m eval.plates_report on the val split (reports/plates/)")
+
+
+def _plates_weights(arch: str, sha256: str, ap50: float, plate_accuracy: float, notes: str) -> Weights:
+    from .models import detector_outputs
+    from .registry import get_config
+
+    return Weights(arch=arch, tag="plates", hub_repo="", revision="", filename=f"{arch}.plates.safetensors",
+                   sha256=sha256, num_classes=detector_outputs(PLATES_INPUT, get_config(arch).arch),
+                   input_size=PLATES_INPUT, mean=(0.5,) * 3, std=(0.5,) * 3, labels=("plate",),
+                   metrics=(Metric("ap50", ap50, _PLATES_DATA, _PLATES_SOURCE),
+                            Metric("plate_accuracy", plate_accuracy, _PLATES_DATA, _PLATES_SOURCE)),
+                   notes=notes + " Trained on synthetic images of Korean plates (`bnnzoo data plates`), not on "
+                   "photographs: expect lower accuracy on real cameras until fine-tuned on them.")
+
+
+for _w in (
+    _plates_weights("plates_detector_float", "16d7b8c636356ac6cabc79c69d0c48d6e9d8a87ee625b493114dcd8b0145cfe7",
+                    95.98, 92.15, "The float reference: stage `float` of `plates_compare`."),
+    _plates_weights("plates_detector_1bit_baseline", "a720eb60474c8109735da2c31c78ad7c9aae1ef975b12d26e5aa5f69eaa59469",
+                    89.55, 83.16, "The common 1-bit recipe (first and last layers 32-bit): stage `baseline` of "
+                    "`plates_compare`, initialised from the float stage."),
+    _plates_weights("plates_detector_1bit", "2f032d9afd26d0773297b8a9a9b8afaa924011fd6f9739a057aeece4373ac4e9",
+                    90.63, 86.28, "Im & Lee's improved 1-bit detector (first, second and last layers 32-bit, no "
+                    "nonlinearity after binarized layers): stage `improved` of `plates_compare`, initialised "
+                    "from the float stage."),
+):
+    WEIGHTS[f"{_w.arch}.{_w.tag}"] = _w
+
+
 def read_safetensors(path: Path) -> dict[str, Any]:
     """Reads a safetensors file into numpy arrays, with a clear error for a bad file."""
     from safetensors import SafetensorError
