@@ -62,20 +62,24 @@ def run_convert(args: argparse.Namespace) -> int:
     try:
         report = convert(model, output, fmt.name, verify=not args.no_verify, **options)
     except ConversionError as e:
-        tags = _tags_of(args.source)
-        if not tags:
+        trained = _default_weights(args.source)
+        if not trained:
             raise
         # A fresh binary model feeds exact zeros to its signs, which runtimes may round apart.
         raise ConversionError(f"{e} ({args.source} has initialised weights here; trained ones convert: "
-                              f"bnnzoo convert {tags[0]} --to {fmt.name})") from None
+                              f"bnnzoo convert {trained} --to {fmt.name})") from None
     print(report.summary())
     return 0
 
 
-def _tags_of(source: str) -> list[str]:
-    """Registered weights of ``source`` when it names an architecture without weights."""
-    from zoo.weights import WEIGHTS
+def _default_weights(source: str) -> str:
+    """``weights="default"`` of ``source`` when it names an architecture without weights ("" otherwise)."""
+    from zoo import get_config
+    from zoo.weights import WeightMismatchError, lookup
 
     if "." in source:
-        return []
-    return sorted(key for key, w in WEIGHTS.items() if w.arch == source)
+        return ""
+    try:
+        return lookup(get_config(source), "default")[0]
+    except WeightMismatchError:
+        return ""

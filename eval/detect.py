@@ -61,10 +61,27 @@ class ImageDetections:
 
 
 def default_weights(name: str) -> Optional[str]:
-    """The ``NAME.TAG`` of the weights that ship with bnnzoo for detector ``name`` (None: there are none)."""
-    from zoo.weights import WEIGHTS
+    """The ``NAME.TAG`` that ``weights="default"`` picks for detector ``name`` (None: none are registered).
 
-    return next((key for key, w in sorted(WEIGHTS.items()) if w.arch == name and not w.hub_repo), None)
+    Raises:
+        ValueError: ``name`` is not a detector.
+    """
+    from zoo.weights import WeightMismatchError, lookup
+
+    try:
+        return lookup(_detector_config(name), "default")[0]
+    except WeightMismatchError:
+        return None
+
+
+def _detector_config(name: str):
+    import zoo
+
+    cfg = zoo.get_config(name)
+    if cfg.family != "detector":
+        detectors = [n for n in zoo.list_models() if zoo.get_config(n).family == "detector"]
+        raise ValueError(f"{name} is a {cfg.family} model, not a detector: use one of {', '.join(detectors)}")
+    return cfg
 
 
 def load_detector(name: str, weights: Optional[str] = None):
@@ -83,10 +100,7 @@ def load_detector(name: str, weights: Optional[str] = None):
     base = name.split(".", 1)[0]
     if "." in name and weights:
         raise ValueError(f"{name} names weights already: drop --weights, or give the model as {base}")
-    cfg = zoo.get_config(base)
-    if cfg.family != "detector":
-        detectors = [n for n in zoo.list_models() if zoo.get_config(n).family == "detector"]
-        raise ValueError(f"{base} is a {cfg.family} model, not a detector: use one of {', '.join(detectors)}")
+    _detector_config(base)
     return zoo.load(name, weights=weights)
 
 
@@ -359,11 +373,13 @@ def run_detect(args: argparse.Namespace) -> int:
     targets = _outputs(args.images, args.output)
     name = args.model
     if "." not in name and not args.weights:
-        bundled = default_weights(name)
-        if bundled:
-            name = bundled
-            print(f"bnnzoo detect: using the weights that ship with bnnzoo, {bundled} (trained on synthetic plates); "
-                  "--weights FILE for others", file=sys.stderr)
+        default = default_weights(name)
+        if default:
+            from zoo.weights import WEIGHTS
+
+            name = default
+            where = "that ship with bnnzoo" if not WEIGHTS[default].hub_repo else "registered"
+            print(f"bnnzoo detect: using the weights {where}, {default}; --weights FILE for others", file=sys.stderr)
         else:
             print(f"bnnzoo detect: warning: no --weights, {name} has initialised (untrained) weights; "
                   "its boxes mean nothing", file=sys.stderr)

@@ -202,7 +202,7 @@ def _repeats_section(results: dict) -> str:
     by_seed: dict[Any, dict[str, dict]] = {}
     for r in results["models"]:
         if r.get("detection") and r.get("training"):
-            by_seed.setdefault(r["training"]["seed"], {})[r["model"]] = {**r["detection"], "run": r["weights"]}
+            by_seed.setdefault(r["training"]["seed"], {})[r["model"]] = r["detection"]
     for r in results.get("repeats", []):
         by_seed.setdefault(r["seed"], {})[r["model"]] = r
     rows, gaps = [], []
