@@ -177,6 +177,26 @@ def test_translation_follows_the_torch_layout_through_permute_and_flatten():
     assert [type(layer).__name__ for layer in keras_model.layers].count("Permute") == 1
 
 
+def test_ops_on_a_transposed_map_bring_it_back_to_nhwc_and_4d_outputs_are_nchw():
+    class Swap(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.bn = nn.BatchNorm2d(3)
+            self.conv = Conv2d(3, 4, 3)
+
+        def forward(self, x):
+            y = self.bn(x.transpose(2, 3))  # BN follows the channel axis wherever it is
+            return self.conv(y) - 0.5 * self.conv(torch.cat([y[:, 2:], y[:, :2]], 1))  # called twice: one layer
+
+    model = randomize(Swap())
+    x = torch.randn(2, 3, 6, 6)
+    keras_model = translate(model, 6)
+    assert [layer.name for layer in keras_model.layers].count("conv") == 1
+    got = keras_model(x.permute(0, 2, 3, 1).numpy(), training=False).numpy()
+    with torch.no_grad():
+        np.testing.assert_allclose(got, model(x).numpy(), atol=1e-5)
+
+
 class _Gelu(nn.Module):
     def __init__(self) -> None:
         super().__init__()

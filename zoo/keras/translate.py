@@ -183,7 +183,7 @@ def _pair(v: Any) -> tuple:
     return tuple(v) if isinstance(v, (tuple, list)) else (v, v)
 
 
-def _conv(ctx: _Ctx, m: nn.Conv2d, x: _T) -> Any:
+def _conv(ctx: _Ctx, m: nn.Conv2d, x: _T) -> _T:
     """Any 2-D convolution of the zoo: binary (larq), float, depthwise or grouped."""
     if x.ndim != 4:
         raise ctx.fail(f"{type(m).__name__} on a {x.ndim}-D input")
@@ -215,7 +215,7 @@ def _conv(ctx: _Ctx, m: nn.Conv2d, x: _T) -> Any:
             m.out_channels, kernel, stride, name=path, groups=m.groups, pad_value=m.pad_value,
             input_quantizer=m.input_quantizer, weight_quantizer=m.weight_quantizer, clip=m.clip,
             binary=m.is_binary))
-        return layer(k)
+        return _T(layer(k), NHWC, x.t)
     bias = m.bias is not None
     if m.groups == 1:
         layer = ctx.module_layer(lambda: K.Conv2D(m.out_channels, kernel, strides=stride, padding=padding,
@@ -231,7 +231,7 @@ def _conv(ctx: _Ctx, m: nn.Conv2d, x: _T) -> Any:
             raise ctx.fail(f"a grouped convolution with a non-square kernel {kernel} or stride {stride}")
         layer = ctx.module_layer(lambda: kl.GroupConv2D(m.out_channels, kernel[0], stride[0], m.groups,
                                                         padding=padding, name=path))
-    return layer(k)
+    return _T(layer(k), NHWC, x.t)
 
 
 def _batch_norm(ctx: _Ctx, m: nn.modules.batchnorm._BatchNorm, x: _T) -> Any:
