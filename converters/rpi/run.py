@@ -384,7 +384,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if args.benchmark is not None:
             benchmark(bundle, runtime, args.benchmark, args.images[0] if args.images else None, args.threads)
         else:
-            rows = classify(bundle, runtime, args.images, args.top, skipped)
+            # One image: its error is the error; several: a bad one is reported and skipped (as bnnzoo detect).
+            rows = classify(bundle, runtime, args.images, args.top, skipped if len(args.images) > 1 else None)
         if args.watch is not None:
             rows += watch(bundle, runtime, args.watch, args.top, args.interval, args.once)
         if args.dump_logits is not None:
