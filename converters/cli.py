@@ -58,7 +58,8 @@ def run_convert(args: argparse.Namespace) -> int:
         raise ValueError(f"--bitpack is an onnx option; {fmt.name} takes: {', '.join(fmt.options)}")
     model, name = _load(args)
     output = args.output or f"{name.replace('.', '_')}{fmt.suffix}"
-    options = {"bitpack": True} if args.bitpack else {}
+    # An explicit --input-size reaches the converter too (zoo.load already builds the model at it).
+    options = {"input_size": args.input_size, **({"bitpack": True} if args.bitpack else {})}
     try:
         report = convert(model, output, fmt.name, verify=not args.no_verify, **options)
     except ConversionError as e:
