@@ -259,7 +259,7 @@ def check_recipe(recipe: Recipe) -> Recipe:
         raise ConfigError(f"{recipe.name} has two stages called {dup!r}: stage names must differ")
     for key, allowed in _CHOICES.items():
         if getattr(recipe, key) not in allowed:
-            raise ConfigError(f"{key} takes {' or '.join(map(repr, allowed))}, not {getattr(recipe, key)!r}")
+            raise ConfigError(f"unknown {key} {getattr(recipe, key)!r}; expected {' or '.join(map(repr, allowed))}")
     for key, low, inclusive in _RECIPE_BOUNDS:
         _bound(key, getattr(recipe, key), low, inclusive)
     if recipe.val_fraction >= 1:
@@ -267,7 +267,8 @@ def check_recipe(recipe: Recipe) -> Recipe:
     for s in recipe.stages:
         for key, allowed in _STAGE_CHOICES.items():
             if getattr(s, key) not in allowed:
-                raise ConfigError(f"{s.name}.{key} takes {' or '.join(map(repr, allowed))}, not {getattr(s, key)!r}")
+                raise ConfigError(f"unknown {s.name}.{key} {getattr(s, key)!r}; expected "
+                                  f"{' or '.join(map(repr, allowed))}")
         for key, low, inclusive in _STAGE_BOUNDS:
             _bound(f"{s.name}.{key}", getattr(s, key), low, inclusive)
     return recipe
