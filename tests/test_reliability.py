@@ -185,6 +185,12 @@ fileio.atomic_write(sys.argv[1], write)
 """
 
 
+def _dead_pid() -> int:
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
+
+
 def test_stale_temporaries_of_killed_writers_are_removed_by_the_next_write(tmp_path):
     target = tmp_path / "model.onnx"
     procs = [subprocess.Popen([sys.executable, "-c", _SLOW_WRITER, str(target)], cwd=ROOT) for _ in range(2)]
@@ -198,10 +204,11 @@ def test_stale_temporaries_of_killed_writers_are_removed_by_the_next_write(tmp_p
         assert len(temps) == 2  # SIGKILL leaves the dead writer's temporary behind
         killed = next(p for n, p in temps.items() if f".{procs[0].pid}." in n)
         live = next(p for n, p in temps.items() if f".{procs[1].pid}." in n)
-        (tmp_path / ".other.onnx.1.abc.tmp").write_text("another target's")
+        other = tmp_path / f".other.onnx.{_dead_pid()}.abc.tmp"  # any target's, once its writer is gone
+        other.write_text("another target's, dead writer")
         fileio.write_text(target, "complete")
         assert target.read_text() == "complete"
-        assert not killed.exists() and live.exists() and (tmp_path / ".other.onnx.1.abc.tmp").exists()
+        assert not killed.exists() and not other.exists() and live.exists()
     finally:
         for p in procs:
             if p.poll() is None:

@@ -2,8 +2,9 @@
 
 A write goes through a hidden temporary sibling named ``.NAME.<pid>.<random>.tmp`` (a file, or
 a folder for :func:`temp_dir`). A process killed mid-write (SIGKILL, power loss) leaves it
-behind; the next write of the same ``NAME`` removes every such temporary whose process is
-gone, and never one whose process is still running (a concurrent writer).
+behind; the first write of a later process into that folder removes every such temporary
+whose process is gone, and never one whose process is still running (a concurrent writer).
+The folder is scanned once per process, so writing many files into one folder stays linear.
 """
 
 from __future__ import annotations
@@ -35,11 +36,15 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def clean_stale(path: str | os.PathLike) -> list[str]:
+def clean_stale(path: str | os.PathLike, every_target: bool = False) -> list[str]:
     """Removes the temporaries of ``path`` left by writers that are no longer running.
 
     Only names of the form ``.NAME.<pid>.<random>.tmp`` in the folder of ``path`` are
     considered; one whose pid is a running process is kept.
+
+    Args:
+        path: The target whose temporaries go.
+        every_target: Those of every target in the folder of ``path``.
 
     Returns:
         The paths removed.
@@ -52,7 +57,7 @@ def clean_stale(path: str | os.PathLike) -> list[str]:
         return removed
     for entry in entries:
         m = _TEMP.fullmatch(entry)
-        if not m or m["name"] != name or _alive(int(m["pid"])):
+        if not m or (m["name"] != name and not every_target) or _alive(int(m["pid"])):
             continue
         stale = os.path.join(folder, entry)
         try:
@@ -66,6 +71,16 @@ def clean_stale(path: str | os.PathLike) -> list[str]:
     return removed
 
 
+_SCANNED: set[str] = set()  # folders this process has cleaned already
+
+
+def _clean_once(path: str | os.PathLike) -> None:
+    folder = os.path.dirname(os.path.abspath(os.fspath(path)))
+    if folder not in _SCANNED:
+        _SCANNED.add(folder)
+        clean_stale(path, every_target=True)
+
+
 def _prefix(name: str) -> str:
     return f".{name}.{os.getpid()}."
 
@@ -74,7 +89,7 @@ def temp_dir(path: str | os.PathLike) -> Path:
     """A new hidden temporary folder beside ``path`` to build it in (rename it into place when
     complete); stale temporaries of ``path`` from killed runs are removed first."""
     folder, name = os.path.split(os.path.abspath(os.fspath(path)))
-    clean_stale(path)
+    clean_stale(path)  # a bundle is written rarely: always look for the killed runs of this one
     return Path(tempfile.mkdtemp(prefix=_prefix(name), suffix=".tmp", dir=folder))
 
 
@@ -83,8 +98,8 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None],
     """Writes a file through a temporary sibling, verifies it, then renames it into place.
 
     An error or interrupt at any step removes the temporary file and leaves whatever
-    was at ``path`` untouched; temporaries of ``path`` left by killed writers are removed
-    first (see the module docstring).
+    was at ``path`` untouched; temporaries left in the folder by killed writers are removed
+    on this process's first write there (see the module docstring).
 
     Args:
         path: Final location; its folder must exist.
@@ -98,7 +113,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None],
         PermissionError: The folder does not take new files.
     """
     folder, name = os.path.split(os.path.abspath(os.fspath(path)))
-    clean_stale(path)
+    _clean_once(path)
     try:
         fd, tmp = tempfile.mkstemp(prefix=_prefix(name), suffix=".tmp", dir=folder)
     except OSError as e:
