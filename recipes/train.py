@@ -653,10 +653,12 @@ def run_recipe(recipe: Recipe, resume: bool = False, stop_after: int = 0,
         log: Where rank 0's summaries go (default: print).
 
     Raises:
-        RunError: ``recipe.out`` holds a run and ``resume`` is False.
+        ConfigError: A value :func:`recipes.config.check_recipe` refuses (nothing is written).
+        RunError: ``recipe.out`` holds a run and ``resume`` is False, or a run of the other
+            framework (nothing is written).
     """
     check_recipe(recipe)
-    check_framework(recipe, resume)
+    check_framework(recipe)
     if recipe.framework != "torch":  # recipes.keras_train checks the name
         if recipe.task != "classify":
             raise ConfigError(f"framework={recipe.framework} trains classifiers only; {recipe.name} is a "
@@ -690,8 +692,8 @@ def run_recipe(recipe: Recipe, resume: bool = False, stop_after: int = 0,
     return results
 
 
-def check_framework(recipe: Recipe, resume: bool) -> None:
-    """Refuses to resume a run in the other framework, before anything is written.
+def check_framework(recipe: Recipe) -> None:
+    """Refuses to continue (or overwrite) a run of the other framework, before anything is written.
 
     Raises:
         RunError: A stage folder of ``recipe.out`` holds the other framework's checkpoint.
@@ -758,7 +760,7 @@ def resolve(args: argparse.Namespace) -> tuple[Recipe, bool]:
         raise ConfigError(f"{run_dir} is a framework={recipe.framework} run: it resumes only in that framework; "
                           f"drop framework={switched[-1]}, or start a new run (out=OTHER_FOLDER)")
     resumed = check_recipe(apply_overrides(dataclasses.replace(recipe, out=str(run_dir)), pairs))
-    check_framework(resumed, True)
+    check_framework(resumed)
     return resumed, True
 
 
