@@ -121,9 +121,10 @@ def test_explicit_input_size_wins_over_the_weights_config(tmp_path, capsys):
     assert zoo.load("meliusnet22.mnist").zoo_config.input_size == 32
     assert zoo.load("meliusnet22.mnist", input_size=64).zoo_config.input_size == 64
     out = tmp_path / "m.onnx"
-    assert cli_main(["convert", "meliusnet22.mnist", "--to", "onnx", "--input-size", "64", "-o", str(out)]) == 0
+    assert zoo.load("mobilenet_v1_025.mnist").zoo_config.input_size == 64
+    assert cli_main(["convert", "mobilenet_v1_025.mnist", "--to", "onnx", "--input-size", "32", "-o", str(out)]) == 0
     dims = [d.dim_value for d in onnx.load(str(out)).graph.input[0].type.tensor_type.shape.dim]
-    assert dims[-2:] == [64, 64]
+    assert dims[-2:] == [32, 32]
     with pytest.raises(ValueError, match="a detector's output depends on its input size"):
         zoo.load("plates_detector_1bit.plates", input_size=64)
 
