@@ -144,9 +144,9 @@ def run_convert(args: argparse.Namespace) -> int:
         raise ValueError(f"--bitpack is an onnx option; {fmt.name} takes: {', '.join(fmt.options)}")
     model, name = _load(args)
     output = args.output or f"{name.replace('.', '_')}{fmt.suffix}"
-    options = {"bitpack": True} if args.bitpack else {}
-    if getattr(model, "zoo_config", None) is None:  # a module from a file: the size comes from the command line
-        options["input_size"] = args.input_size
+    # An explicit --input-size reaches the converter too (zoo.load already builds a registered model at it;
+    # a module from a file takes its size from the command line only).
+    options = {"input_size": args.input_size, **({"bitpack": True} if args.bitpack else {})}
     try:
         report = convert(model, output, fmt.name, verify=not args.no_verify, **options)
     except ConversionError as e:

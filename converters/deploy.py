@@ -22,13 +22,12 @@ import datetime
 import json
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
-from zoo.fileio import sha256_of
+from zoo.fileio import sha256_of, temp_dir
 
 from .verify import ConversionError
 
@@ -164,7 +163,7 @@ def deploy(model, output: str | os.PathLike, *, target: str = "rpi", name: Optio
         raise ValueError(f"{out} already exists: remove it or pass --force to replace it")
     if out.exists() and not (out / "manifest.json").is_file():
         raise ValueError(f"{out} exists and is not a bundle (no manifest.json): refusing to replace it")
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    tmp = temp_dir(out)  # also removes the temporaries of a killed deploy of the same bundle
     try:
         log(f"deploy: converting {name} to TFLite (LCE {_version('larq-compute-engine')}), verified")
         try:
@@ -206,7 +205,7 @@ def deploy(model, output: str | os.PathLike, *, target: str = "rpi", name: Optio
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
         os.chmod(tmp, 0o755)
         if out.exists():  # overwrite: swap the old bundle out, then remove it
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
+            old = temp_dir(out)
             os.replace(out, old / "bundle")
             os.replace(tmp, out)
             shutil.rmtree(old, ignore_errors=True)

@@ -80,7 +80,12 @@ def require_extra(fmt: Format) -> None:
 
     Raises:
         MissingExtraError: One is missing; the message says which extra to install.
+        zoo.tfenv.KerasVersionError: TensorFlow was already imported with Keras 3.
     """
+    if "larq_compute_engine" in fmt.modules:  # it imports TensorFlow, whose Keras must be Keras 2 (larq)
+        from zoo.tfenv import use_legacy_keras
+
+        use_legacy_keras()
     for module in fmt.modules:
         try:
             importlib.import_module(module)

@@ -71,6 +71,9 @@ def binary_convs_of(model) -> int:
 
 def tflite_predict(flatbuffer: bytes, x_nchw: np.ndarray, **flags) -> np.ndarray:
     """Runs a flatbuffer in LCE's interpreter on an NCHW batch (one image at a time)."""
+    from zoo.tfenv import use_legacy_keras
+
+    use_legacy_keras()  # importing LCE imports TensorFlow
     from larq_compute_engine.tflite.python.interpreter import Interpreter
 
     interpreter = Interpreter(flatbuffer, **{**INTERPRETER_FLAGS, **flags})
@@ -105,6 +108,9 @@ def convert_keras(keras_model, target: str = "arm") -> bytes:
     """
     import tempfile
 
+    from zoo.tfenv import use_legacy_keras
+
+    use_legacy_keras()
     import tensorflow as tf
     from larq_compute_engine.mlir.python.converter import convert_saved_model
 

@@ -57,6 +57,9 @@ def run_eval(args: argparse.Namespace) -> int:
 
     if args.runs < 1 or args.warmup < 0:
         raise ValueError(f"--runs must be >= 1 and --warmup >= 0 (got {args.runs}, {args.warmup})")
+    if args.batch_size < 1 or args.limit < 0:
+        raise ValueError(f"--batch-size must be >= 1 and --limit >= 0 (0: all images) (got {args.batch_size}, "
+                         f"{args.limit})")
     models = harness.select_models(args.models, args.all, args.baseline)
     runtimes = harness.parse_runtimes(args.runtimes)
     threads = harness.parse_threads(args.threads)

@@ -16,8 +16,9 @@ Runtimes: ``torch`` runs the PyTorch model; ``onnx`` and ``tflite`` run an expor
 converted (and verified, boxes included) by ``converters`` into a cache keyed by the
 weights, config and library versions (``$BNNZOO_CACHE``, else ``$XDG_CACHE_HOME/bnnzoo``,
 else ``~/.cache/bnnzoo``; ``--no-cache``: a temporary folder), or a file given with
-``--exported``. An image that cannot be read is reported and skipped; the others are still
-written (exit status 1).
+``--exported``. A cached export is used only when its size and sha256 match those recorded
+beside it when it was converted (``NAME.sha256.json``); otherwise it is rebuilt. An image
+that cannot be read is reported and skipped; the others are still written (exit status 1).
 """
 
 from __future__ import annotations
@@ -140,15 +141,36 @@ def export_cached(model, fmt: str, folder: Optional[str | Path] = None) -> Path:
         converters.ConversionError: The export failed its verification (nothing cached).
     """
     import converters
+    from zoo import fileio
 
     folder = Path(folder) if folder is not None else _cache_root()
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{model.zoo_config.name}-{_export_key(model, fmt)}{SUFFIXES[fmt]}"
-    if not path.is_file():
-        print(f"bnnzoo detect: converting {model.zoo_config.name} to {fmt} (verified; cached as {path})",
+    record = path.with_name(path.name + ".sha256.json")
+    if path.is_file() and _cached_ok(path, record):
+        return path
+    if path.exists() or record.exists():
+        print(f"bnnzoo detect: the cached export {path} does not match its recorded size and sha256: rebuilding it",
               file=sys.stderr, flush=True)
-        converters.convert(model, str(path), fmt, **({"bitpack": True} if fmt == "onnx" else {}))
+        for stale in (record, path):  # the record first: a kill in between leaves an unrecorded file, rebuilt
+            stale.unlink(missing_ok=True)
+    print(f"bnnzoo detect: converting {model.zoo_config.name} to {fmt} (verified; cached as {path})",
+          file=sys.stderr, flush=True)
+    converters.convert(model, str(path), fmt, **({"bitpack": True} if fmt == "onnx" else {}))
+    fileio.write_text(record, json.dumps({"file": path.name, "bytes": path.stat().st_size,
+                                          "sha256": fileio.sha256_of(path)}) + "\n")
     return path
+
+
+def _cached_ok(path: Path, record: Path) -> bool:
+    """Whether a cached export is the file that was verified when it was written (size + sha256)."""
+    from zoo import fileio
+
+    try:
+        rec = fileio.read_json(record, "export record")
+        return rec.get("bytes") == path.stat().st_size and rec.get("sha256") == fileio.sha256_of(path)
+    except (OSError, ValueError):
+        return False
 
 
 def _check_exported(path: Path, fmt: str, model) -> None:
@@ -156,9 +178,13 @@ def _check_exported(path: Path, fmt: str, model) -> None:
     cfg = model.zoo_config
     if not path.is_file():
         raise FileNotFoundError(f"exported file {path} does not exist")
+    if path.suffix not in SUFFIXES.values():
+        raise ValueError(f"--exported takes an .onnx or .tflite export of the model, not {path.name}: export it with "
+                         f"`bnnzoo convert {cfg.name} --to {fmt}`")
     if path.suffix != SUFFIXES[fmt]:
-        raise ValueError(f"--runtime {fmt} runs {SUFFIXES[fmt]} files, not {path.name}: pass --runtime "
-                         f"{'onnx' if path.suffix == '.onnx' else 'tflite'} or another file")
+        other = next(k for k, v in SUFFIXES.items() if v == path.suffix)
+        raise ValueError(f"--runtime {fmt} runs {SUFFIXES[fmt]} files, not {path.name}: pass --runtime {other} "
+                         f"or a {SUFFIXES[fmt]} file")
     if fmt == "onnx":
         import onnxruntime as ort
 
@@ -166,6 +192,9 @@ def _check_exported(path: Path, fmt: str, model) -> None:
             session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
             return session.get_inputs()[0].shape[-1], session.get_outputs()[0].shape[-1]
     else:
+        from zoo.tfenv import use_legacy_keras
+
+        use_legacy_keras()  # importing LCE imports TensorFlow
         from larq_compute_engine.tflite.python.interpreter import Interpreter
 
         def shapes() -> tuple:

@@ -299,14 +299,15 @@ class _DataCache:
         folder = _image_folder(self.data, size)
         n = min(len(folder), self.limit) if self.limit else len(folder)
         items = [folder[i] for i in range(n)]
-        items = [it for it in items if it is not None]
-        if not items:
+        good = [it for it in items if it is not None]  # unreadable images (recipes.data) are skipped, counted
+        if not good:
             from recipes.data import DataError
 
             raise DataError(f"no readable image in {self.data}")
-        x = torch.stack([it[0] for it in items])
-        y = torch.tensor([it[1] for it in items])
-        return x, y, folder.classes, f"image folder {self.data}, resized and centre-cropped to {size}x{size}"
+        x = torch.stack([it[0] for it in good])
+        y = torch.tensor([it[1] for it in good])
+        skipped = f", {len(items) - len(good)} unreadable image(s) skipped" if len(good) < len(items) else ""
+        return x, y, folder.classes, f"image folder {self.data}, resized and centre-cropped to {size}x{size}{skipped}"
 
 
 def accuracy(model, x, y, classes: list[str], batch_size: int, initialised: bool,

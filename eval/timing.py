@@ -71,6 +71,9 @@ def sample_input(input_size: int, layout: str = "nchw", seed: int = 0) -> np.nda
 
 def lce_runner(flatbuffer: bytes, threads: int, x_nhwc: np.ndarray, **flags: Any) -> Callable[[], object]:
     """One inference in LCE's interpreter (``LCE_FLAGS`` unless overridden)."""
+    from zoo.tfenv import use_legacy_keras
+
+    use_legacy_keras()  # importing LCE imports TensorFlow
     from larq_compute_engine.tflite.python.interpreter import Interpreter
 
     it = Interpreter(flatbuffer, num_threads=threads, **{**LCE_FLAGS, **flags})

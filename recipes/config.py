@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
 __all__ = ["Stage", "Recipe", "register_recipe", "get_recipe", "list_recipes", "apply_overrides",
-           "parse_overrides", "from_dict", "UnknownRecipeError", "ConfigError"]
+           "parse_overrides", "from_dict", "check_recipe", "UnknownRecipeError", "ConfigError"]
 
 
 class ConfigError(ValueError):
@@ -187,13 +187,91 @@ def _jsonable(x: Any) -> Any:
 
 
 def from_dict(d: Mapping[str, Any]) -> Recipe:
-    """Rebuilds a :class:`Recipe` from :meth:`Recipe.to_dict` (e.g. a run's ``recipe.json``)."""
+    """Rebuilds a :class:`Recipe` from :meth:`Recipe.to_dict` (e.g. a run's ``recipe.json``).
+
+    Raises:
+        ConfigError: Unknown or badly typed fields, or values :func:`check_recipe` refuses.
+    """
+    if not isinstance(d, Mapping):
+        raise ConfigError(f"a recipe is a JSON object, not a {type(d).__name__}")
     d = dict(d)
-    stages = tuple(Stage(**{k: _coerce(_field_types(Stage)[k], v, k) for k, v in s.items()})
-                   for s in d.pop("stages", ()))
-    tiny = tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in d.pop("tiny_overrides", ()))
-    fields = {k: _coerce(_field_types(Recipe)[k], v, k) for k, v in d.items()}
-    return Recipe(**fields, tiny_overrides=tiny, stages=stages)
+    stypes, rtypes = _field_types(Stage), _field_types(Recipe)
+    stages = d.pop("stages", ())
+    if not isinstance(stages, (list, tuple)) or not all(isinstance(s, Mapping) for s in stages):
+        raise ConfigError("a recipe's 'stages' is a list of objects")
+    for key in [k for s in stages for k in s if k not in stypes] + [k for k in d if k not in rtypes]:
+        raise ConfigError(_unknown(f"unknown recipe field {key!r}", key, list(rtypes) + list(stypes)))
+    stages = tuple(Stage(**{k: _coerce(stypes[k], v, k) for k, v in s.items()}) for s in stages)
+    tiny = d.pop("tiny_overrides", ())
+    if not isinstance(tiny, (list, tuple)) or not all(isinstance(t, (list, tuple)) and len(t) == 2 for t in tiny):
+        raise ConfigError("a recipe's 'tiny_overrides' is a list of [key, value] pairs")
+    tiny = tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in tiny)
+    fields = {k: _coerce(rtypes[k], v, k) for k, v in d.items()}
+    try:
+        recipe = Recipe(**fields, tiny_overrides=tiny, stages=stages)
+    except TypeError as e:  # a required field (name, a stage's model) is missing
+        raise ConfigError(f"incomplete recipe: {e}") from None
+    return check_recipe(recipe)
+
+
+_CHOICES = {"framework": ("torch", "keras"), "task": ("classify", "detect"), "device": ("auto", "cpu", "cuda")}
+_STAGE_CHOICES = {"optimizer": ("adam", "radam", "sgd"), "schedule": ("step", "cosine", "constant")}
+# (field, lowest allowed value, whether the lowest is allowed): checked before anything is written.
+_RECIPE_BOUNDS = (("input_size", 1, True), ("num_classes", 0, True), ("batch_size", 1, True), ("workers", 0, True),
+                  ("threads", 0, True), ("max_train_samples", 0, True), ("max_val_samples", 0, True),
+                  ("val_fraction", 0.0, False))
+_STAGE_BOUNDS = (("epochs", 1, True), ("batch_size", 0, True), ("lr", 0.0, False), ("momentum", 0.0, True),
+                 ("weight_decay", 0.0, True), ("warmup_epochs", 0.0, True), ("decay_factor", 0.0, False),
+                 ("kd_temperature", 0.0, False), ("weight_clip", 0.0, True), ("ce_weight", 0.0, True),
+                 ("attention_weight", 0.0, True), ("kd_weight", 0.0, True))
+
+
+def _bound(key: str, value: Any, low: float, inclusive: bool) -> None:
+    import math
+
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and (
+        value >= low if inclusive else value > low)
+    if not ok:
+        raise ConfigError(f"{key} must be {'>=' if inclusive else '>'} {low}, not {value!r}")
+
+
+def check_recipe(recipe: Recipe) -> Recipe:
+    """``recipe`` if every value can run, else a one-line :class:`ConfigError` (checked before
+    any file of a run is written).
+
+    Stage names become folders of the run: each must be a plain file name (no ``/``, no
+    ``..``, not hidden, see ``zoo.fileio.check_name``), so no name read from a ``recipe.json``
+    makes a run write outside its output folder.
+    """
+    from zoo.fileio import check_name
+
+    try:
+        check_name(recipe.name, "recipe name")
+        for s in recipe.stages:
+            check_name(s.name, "stage name")
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    names = [s.name for s in recipe.stages]
+    if not names:
+        raise ConfigError(f"{recipe.name} has no stages")
+    if len(set(names)) != len(names):
+        dup = next(n for n in names if names.count(n) > 1)
+        raise ConfigError(f"{recipe.name} has two stages called {dup!r}: stage names must differ")
+    for key, allowed in _CHOICES.items():
+        if getattr(recipe, key) not in allowed:
+            raise ConfigError(f"unknown {key} {getattr(recipe, key)!r}; expected {' or '.join(map(repr, allowed))}")
+    for key, low, inclusive in _RECIPE_BOUNDS:
+        _bound(key, getattr(recipe, key), low, inclusive)
+    if recipe.val_fraction >= 1:
+        raise ConfigError(f"val_fraction must be < 1, not {recipe.val_fraction!r}")
+    for s in recipe.stages:
+        for key, allowed in _STAGE_CHOICES.items():
+            if getattr(s, key) not in allowed:
+                raise ConfigError(f"unknown {s.name}.{key} {getattr(s, key)!r}; expected "
+                                  f"{' or '.join(map(repr, allowed))}")
+        for key, low, inclusive in _STAGE_BOUNDS:
+            _bound(f"{s.name}.{key}", getattr(s, key), low, inclusive)
+    return recipe
 
 
 # --- typed overrides ----------------------------------------------------------------------------
@@ -376,7 +454,7 @@ def get_recipe(name: str, overrides: Sequence[tuple[str, Any]] | Mapping[str, An
         raise UnknownRecipeError(f"unknown recipe {name!r}{hint}")
     recipe = _RECIPES[name]()
     recipe = dataclasses.replace(recipe, name=name, out=recipe.out or f"runs/{name}")
-    return apply_overrides(recipe, overrides)
+    return check_recipe(apply_overrides(recipe, overrides))
 
 
 def resolve_stages(recipe: Recipe) -> list[Stage]:

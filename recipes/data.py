@@ -6,8 +6,8 @@ and centre crop; both are normalised with the ImageNet mean and standard deviati
 Randomness is drawn from a generator seeded by (seed, epoch, index), so an epoch's
 batches are the same whatever the number of DataLoader workers and after a resume.
 
-A corrupt image is skipped (its batch is one smaller) and counted; the count is
-reported with the epoch's metrics.
+A corrupt image (truncated, not an image, or a decompression bomb) is skipped (its batch is
+one smaller) and counted; the count is reported with the epoch's metrics.
 """
 
 from __future__ import annotations
@@ -132,7 +132,9 @@ class ImageFolder(Dataset):
         try:
             with Image.open(path) as im:
                 img = im.convert("RGB")
-        except (OSError, ValueError, SyntaxError):  # PIL.UnidentifiedImageError is an OSError
+        # PIL.UnidentifiedImageError is an OSError; a decompression bomb (more than twice
+        # Image.MAX_IMAGE_PIXELS) raises DecompressionBombError, which is none of these.
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
             return None
         if self.train:
             rng = _rng(self.seed, self.epoch, index)

@@ -208,10 +208,16 @@ def _save_state(path: Path, model: tf.keras.Model, optimizer: tf.keras.optimizer
 
 def _load_state(path: Path, model: tf.keras.Model, optimizer: tf.keras.optimizers.Optimizer) -> tuple[int, list]:
     optimizer.build(model.trainable_variables)
-    with np.load(path) as f:
-        meta = json.loads(str(f["meta"]))
-        pairs = ([(v, f[f"w{i}"]) for i, v in enumerate(model.weights)]
-                 + [(v, f[f"o{i}"]) for i, v in enumerate(optimizer.variables)])
+    try:  # allow_pickle stays False: only arrays are read, nothing in the file can run
+        with np.load(path, allow_pickle=False) as f:
+            meta = json.loads(str(f["meta"]))
+            pairs = ([(v, f[f"w{i}"]) for i, v in enumerate(model.weights)]
+                     + [(v, f[f"o{i}"]) for i, v in enumerate(optimizer.variables)])
+        if not isinstance(meta, dict) or not {"epoch", "history", "weights", "optimizer"} <= set(meta):
+            raise ValueError("no meta entry")
+    except Exception as e:  # noqa: BLE001  truncated zip, missing arrays, bad meta: one line, whatever numpy raises
+        raise RunError(f"checkpoint {path} is damaged or not a bnnzoo Keras checkpoint ({type(e).__name__}): delete "
+                       f"it to restart the stage, or train into another folder (out=OTHER_FOLDER)") from None
     # Optimizer variable names depend on the name scope they were built in: compare only their count.
     if ([v.name for v in model.weights] != meta["weights"] or len(optimizer.variables) != len(meta["optimizer"])
             or any(v.shape != a.shape for v, a in pairs)):
@@ -284,14 +290,12 @@ def train_stage(recipe: Recipe, stage: Stage, run_dir: Path, datasets: tuple, re
     final_path, state_path = stage_dir / "final.json", stage_dir / STATE_FILE
     if resume and final_path.is_file():
         log(f"{stage.name}: already finished ({final_path}), skipping")
-        return json.loads(final_path.read_text())
+        return fileio.read_json(final_path, "finished stage", f"delete it to train stage {stage.name} again")
     if (stage_dir / "state.pt").is_file():
         raise RunError(f"{stage_dir} holds a PyTorch run: continue it with framework=torch, or pass out=OTHER_FOLDER")
     if state_path.is_file() and not resume:
         raise RunError(f"{stage_dir} already holds a run: pass --resume to continue it, or out=OTHER_FOLDER")
-    stage_dir.mkdir(parents=True, exist_ok=True)
-    for stale in stage_dir.glob(".*.tmp"):  # left by a killed run
-        stale.unlink(missing_ok=True)
+    stage_dir.mkdir(parents=True, exist_ok=True)  # temporaries of a killed run go with the next write (fileio)
 
     train_ds, val_ds = datasets
     tf.keras.utils.set_random_seed(recipe.seed)

@@ -6,7 +6,8 @@ Usage:
 
 Each stage writes ``<out>/<stage>/``: ``model.safetensors`` + ``config.json`` (the model,
 loadable with ``zoo.load``), ``state.pt`` (model, optimizer, scheduler, RNG and epoch for
-``--resume``), ``metrics.csv``, ``stage.json`` (the resolved stage, with the teacher and
+``--resume``; tensors and plain values only, loaded with
+``torch.load(weights_only=True)`` so a crafted file cannot run code), ``metrics.csv``, ``stage.json`` (the resolved stage, with the teacher and
 initial weights it used) and, once finished, ``final.json``. ``<out>/recipe.json`` holds
 the resolved recipe. All files are written by rank 0, each atomically (temp file +
 ``os.replace``), after every epoch.
@@ -40,8 +41,8 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from zoo import fileio
 
-from .config import (ConfigError, Recipe, Stage, _tuples, apply_overrides, from_dict, get_recipe, parse_overrides,
-                     resolve_stages)
+from .config import (ConfigError, Recipe, Stage, _tuples, apply_overrides, check_recipe, from_dict, get_recipe,
+                     parse_overrides, resolve_stages)
 from .data import DataError, build_datasets, collate_skip
 from .losses import FeatureHooks, attention_loss, distillation_loss
 
@@ -181,8 +182,10 @@ def _check_teacher_config(path: Path, cfg, stage: Stage, teacher: Stage) -> None
     config_json = path.parent / "config.json"
     if not config_json.is_file():
         return
-    saved = json.loads(config_json.read_text())
-    arch = {k: _tuples(v) for k, v in saved.get("arch", {}).items()}
+    saved = fileio.read_json(config_json, "teacher config", f"pass {stage.name}.teacher_weights=PATH to a model "
+                             "saved by bnnzoo train")
+    arch = saved.get("arch", {})
+    arch = {k: _tuples(v) for k, v in arch.items()} if isinstance(arch, dict) else {}
     diff = [k for k in sorted(set(arch) | set(cfg.arch)) if arch.get(k) != cfg.arch.get(k)]
     if saved.get("name") != cfg.name or diff or saved.get("num_classes") != cfg.num_classes:
         what = (f"a {saved.get('name')!r}" if saved.get("name") != cfg.name else
@@ -210,13 +213,17 @@ def _clip_binary_weights(model: nn.Module, clip: float) -> None:
 
 
 def _rng_state() -> dict[str, Any]:
-    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
+    # numpy's state holds an ndarray, which weights_only loading refuses: stored as a tensor + plain values.
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    return {"torch": torch.get_rng_state(), "python": random.getstate(),
+            "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(gauss)],
             "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
 
 
 def _set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
+    kind, keys, pos, has_gauss, gauss = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
     random.setstate(state["python"])
     if state.get("cuda") and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -436,11 +443,9 @@ def train_stage(recipe: Recipe, stage: Stage, run_dir: Path, datasets: tuple, en
     final_path, state_path = stage_dir / "final.json", stage_dir / "state.pt"
     if resume and final_path.is_file():
         log(f"{stage.name}: already finished ({final_path}), skipping")
-        return json.loads(final_path.read_text())
+        return fileio.read_json(final_path, "finished stage", f"delete it to train stage {stage.name} again")
     if env.main:
         stage_dir.mkdir(parents=True, exist_ok=True)
-        for stale in stage_dir.glob(".*.tmp"):  # left by a killed run
-            stale.unlink(missing_ok=True)
     env.barrier()
 
     train_ds, val_ds = datasets
@@ -480,12 +485,7 @@ def train_stage(recipe: Recipe, stage: Stage, run_dir: Path, datasets: tuple, en
 
     start, history = 0, []
     if resume and state_path.is_file():
-        state = torch.load(state_path, map_location="cpu", weights_only=False)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        start, history = state["epoch"], state["history"]
-        _set_rng_state(state["rng"])
+        start, history = _restore(state_path, model, optimizer, scheduler)
         log(f"{stage.name}: resuming after epoch {start} from {state_path}")
     elif state_path.is_file():
         raise RunError(f"{stage_dir} already holds a run: pass --resume to continue it, or out=OTHER_FOLDER")
@@ -547,6 +547,39 @@ def train_stage(recipe: Recipe, stage: Stage, run_dir: Path, datasets: tuple, en
         fileio.write_text(final_path, json.dumps(final, indent=2) + "\n")
     env.barrier()
     return final
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """A ``state.pt``, loaded so that it cannot run code (``torch.load(weights_only=True)``).
+
+    Raises:
+        RunError: The file is empty, truncated, not a checkpoint, or holds anything but
+            tensors and plain values (a pickle that would run code is refused unread).
+    """
+    fix = "delete it to restart the stage from scratch, or train into another folder (out=OTHER_FOLDER)"
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001  whatever the unpickler raises, nothing in the file was run
+        raise RunError(f"checkpoint {path} cannot be loaded safely ({type(e).__name__}): it is not a state.pt "
+                       f"written by this bnnzoo (only tensors and plain values are loaded); {fix}") from None
+    if not isinstance(state, dict) or not {"model", "optimizer", "scheduler", "epoch", "history", "rng"} <= set(state):
+        raise RunError(f"checkpoint {path} is not a state.pt written by bnnzoo train (missing entries); {fix}")
+    return state
+
+
+def _restore(path: Path, model: nn.Module, optimizer, scheduler) -> tuple[int, list]:
+    """Puts a ``state.pt`` back into the model, optimizer, scheduler and RNGs; returns (epoch, history)."""
+    state = load_checkpoint(path)
+    try:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        _set_rng_state(state["rng"])
+        start, history = int(state["epoch"]), list(state["history"])
+    except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as e:
+        raise RunError(f"checkpoint {path} does not fit this stage's model and optimizer ({type(e).__name__}): "
+                       "resume with the recipe.json it was written with, or start a new run (out=OTHER_FOLDER)") from None
+    return start, history
 
 
 def _train_epoch(net, model, task: Task, loader, sampler, optimizer, scheduler, stage: Stage, epoch: int, env: Dist,
@@ -620,8 +653,12 @@ def run_recipe(recipe: Recipe, resume: bool = False, stop_after: int = 0,
         log: Where rank 0's summaries go (default: print).
 
     Raises:
-        RunError: ``recipe.out`` holds a run and ``resume`` is False.
+        ConfigError: A value :func:`recipes.config.check_recipe` refuses (nothing is written).
+        RunError: ``recipe.out`` holds a run and ``resume`` is False, or a run of the other
+            framework (nothing is written).
     """
+    check_recipe(recipe)
+    check_framework(recipe)
     if recipe.framework != "torch":  # recipes.keras_train checks the name
         if recipe.task != "classify":
             raise ConfigError(f"framework={recipe.framework} trains classifiers only; {recipe.name} is a "
@@ -653,6 +690,20 @@ def run_recipe(recipe: Recipe, resume: bool = False, stop_after: int = 0,
     if skipped:
         say(f"{skipped} corrupt images were skipped (see skipped_images in metrics.csv)")
     return results
+
+
+def check_framework(recipe: Recipe) -> None:
+    """Refuses to continue (or overwrite) a run of the other framework, before anything is written.
+
+    Raises:
+        RunError: A stage folder of ``recipe.out`` holds the other framework's checkpoint.
+    """
+    own, other = ("state.pt", "state.keras.npz") if recipe.framework == "torch" else ("state.keras.npz", "state.pt")
+    theirs = "keras" if recipe.framework == "torch" else "torch"
+    for s in recipe.stages:
+        if (Path(recipe.out) / s.name / other).is_file():
+            raise RunError(f"{Path(recipe.out) / s.name} holds a framework={theirs} run: continue it with "
+                           f"framework={theirs} (or without framework=), or train into out=OTHER_FOLDER")
 
 
 # --- command line --------------------------------------------------------------------------------
@@ -696,11 +747,21 @@ def resolve(args: argparse.Namespace) -> tuple[Recipe, bool]:
     saved = run_dir / "recipe.json"
     if not saved.is_file():
         raise FileNotFoundError(f"no run to resume in {run_dir} (no recipe.json): start it without --resume")
-    recipe = from_dict(json.loads(saved.read_text()))
+    fix = "it is the resolved recipe bnnzoo train writes: restore it, or start a new run (out=OTHER_FOLDER)"
+    try:
+        recipe = from_dict(fileio.read_json(saved, "recipe", fix))
+    except ConfigError as e:
+        raise ConfigError(f"{saved}: {e}; {fix}") from None
     if recipe.name != args.recipe:
         raise ConfigError(f"{run_dir} holds a run of {recipe.name!r}, not {args.recipe!r}: "
                           f"bnnzoo train {recipe.name} --resume {run_dir}")
-    return apply_overrides(dataclasses.replace(recipe, out=str(run_dir)), pairs), True
+    switched = [v for k, v in pairs if k == "framework" and v.strip() != recipe.framework]
+    if switched:
+        raise ConfigError(f"{run_dir} is a framework={recipe.framework} run: it resumes only in that framework; "
+                          f"drop framework={switched[-1]}, or start a new run (out=OTHER_FOLDER)")
+    resumed = check_recipe(apply_overrides(dataclasses.replace(recipe, out=str(run_dir)), pairs))
+    check_framework(resumed)
+    return resumed, True
 
 
 def run(args: argparse.Namespace) -> int:
@@ -735,7 +796,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_intermixed_args(argv)
     try:
         return run(args)
-    except (KeyError, ValueError, TypeError, FileNotFoundError, ImportError, RuntimeError) as e:
+    except KeyboardInterrupt:
+        print("recipes.train: interrupted; the last finished epoch is saved: continue with --resume", file=sys.stderr)
+        return 130
+    except (KeyError, ValueError, TypeError, OSError, ImportError, RuntimeError) as e:
         if os.environ.get("BNNZOO_DEBUG"):
             raise
         print(f"recipes.train: error: {e}", file=sys.stderr)

@@ -274,3 +274,78 @@ def test_bundle_on_arm64_equals_x86(bundle, images):
     assert "(onnx," in result["arm64_stdout"]
     assert result["top5_identical"], (result["arm64_stdout"], result["host_stdout"])
     assert result["max_abs_diff"] < 1e-4
+
+
+# --- faults: decompression bombs, bad outputs, one bad image among many, killed deploys ------------
+
+def bomb_png(path: Path, side: int = 20000) -> Path:
+    """A valid PNG header announcing side x side pixels (over Pillow's decompression-bomb limit) with a
+    tiny body: the file is a few dozen bytes, opening it is what must be refused."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)  # 8-bit greyscale
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+                     + chunk(b"IEND", b""))
+    return path
+
+
+def test_decompression_bomb_is_one_line(bundle, tmp_path):
+    _one_line_error(run_py(bundle, "--runtime", "onnx", bomb_png(tmp_path / "bomb.png")), "too large to decode")
+
+
+def test_one_bad_image_does_not_stop_the_batch(bundle, images, tmp_path):
+    out = tmp_path / "logits.npy"
+    bomb = bomb_png(tmp_path / "bomb.png")
+    proc = run_py(bundle, "--runtime", "onnx", "--dump-logits", out, images["rgb.png"], bomb, images["fake.jpg"],
+                  images["grey.png"])
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert str(images["rgb.png"]) in proc.stdout and str(images["grey.png"]) in proc.stdout
+    assert proc.stderr.count("run.py: skipped:") == 2 and "2 of 4 image(s) could not be read" in proc.stderr
+    assert np.load(out).shape == (2, 10)  # the readable images' logits are still written
+
+
+def test_dump_logits_to_a_missing_folder_fails_before_inference(bundle, tmp_path):
+    proc = run_py(bundle, "--runtime", "onnx", "--dump-logits", tmp_path / "no" / "such" / "l.npy", bundle / "sample.png")
+    _one_line_error(proc, "does not exist; create it first")
+    assert "(onnx," not in proc.stdout  # refused before any image was classified
+
+
+def test_killed_deploy_leaves_a_temporary_the_next_deploy_removes(model, tmp_path):
+    """SIGKILL mid-deploy (a real process, killed while it converts) leaves its hidden temporary
+    folder; the next deploy of the same bundle removes it, and never one of a live deploy."""
+    import os
+    import signal
+    import time
+
+    out = tmp_path / "b-rpi"
+    script = ("import sys, time, zoo; from converters.deploy import deploy; "
+              "m = zoo.load('meliusnet22', **zoo.get_config('meliusnet22').tiny); "
+              "deploy(m, sys.argv[1], log=lambda line: time.sleep(600))")
+    procs = [subprocess.Popen([PY, "-c", script, str(out)]) for _ in range(2)]
+    try:
+        deadline = time.time() + 120
+        while len(list(tmp_path.glob(".b-rpi.*.tmp"))) < 2 and time.time() < deadline:
+            time.sleep(0.1)
+        temps = sorted(tmp_path.glob(".b-rpi.*.tmp"))
+        assert len(temps) == 2 and all(p.is_dir() for p in temps)
+        procs[0].send_signal(signal.SIGKILL)
+        procs[0].wait()
+        killed = next(p for p in temps if f".{procs[0].pid}." in p.name)
+        live = next(p for p in temps if f".{procs[1].pid}." in p.name)
+
+        def stop(line: str) -> None:
+            raise KeyboardInterrupt  # the second deploy stops at its first step: only its start-up matters
+
+        with pytest.raises(KeyboardInterrupt):
+            dep.deploy(model, out, log=stop)
+        assert not killed.exists() and live.is_dir()  # the dead writer's folder went, the live one's stayed
+        assert sorted(tmp_path.iterdir()) == [live] and not out.exists()
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()

@@ -188,7 +188,7 @@ def test_exported_runtimes_give_the_boxes_of_pytorch(runtime, detect_files, tmp_
     assert expected.keys() == got.keys()
     for path in expected:
         np.testing.assert_allclose(got[path], expected[path], atol=0.15)
-    cached = list((tmp_path / "cache" / "exports").iterdir())
+    cached = [p for p in (tmp_path / "cache" / "exports").iterdir() if not p.name.endswith(".sha256.json")]
     assert len(cached) == 1 and cached[0].suffix == f".{runtime}"
     rc, again, err = _detect([*args, "--runtime", runtime, "-o", str(tmp_path / "again")], capsys)
     assert rc == 0 and "converting" not in err and again == printed  # the cached export is reused
@@ -220,3 +220,45 @@ def test_detect_refuses_an_export_of_another_shape(detect_files, tmp_path, capsy
                           str(onnx_file), "-o", str(tmp_path / "x.png")], capsys)
     assert rc == 1 and "takes 64x64 images" in err and "pass the --model and --weights it was exported from" in err
     assert not (tmp_path / "x.png").exists()
+
+
+# --- the export cache checks what it holds ------------------------------------------------------
+
+
+def test_corrupt_cached_export_is_rebuilt(detect_files, tmp_path, capsys):
+    """A cached export that no longer matches the size and sha256 recorded when it was written
+    (here: truncated, then replaced by other bytes of the same size) is converted again, not run."""
+    from eval.detect import export_cached, predictor
+    from zoo.fileio import sha256_of
+
+    _, _, model, images = detect_files
+    cache = tmp_path / "cache"
+    path = export_cached(model, "onnx", cache)
+    record = path.with_name(path.name + ".sha256.json")
+    good = sha256_of(path)
+    assert record.is_file() and good in record.read_text()
+    x = ds.to_model_input(ds.load_rgb(images[0], model.zoo_config.input_size)[0][None])
+    expected = predictor(model, "onnx", cache=cache)(x)
+    capsys.readouterr()
+    path.write_bytes(path.read_bytes()[:100])  # truncated: onnxruntime would fail on it with a traceback
+    assert export_cached(model, "onnx", cache) == path
+    assert "does not match its recorded size and sha256: rebuilding" in capsys.readouterr().err
+    assert sha256_of(path) == good
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # same size, other bytes
+    path.write_bytes(bytes(data))
+    np.testing.assert_allclose(predictor(model, "onnx", cache=cache)(x), expected, atol=1e-5)
+    assert sha256_of(path) == good
+    record.unlink()  # an export without its record (a kill between the two writes) is not trusted either
+    export_cached(model, "onnx", cache)
+    assert "rebuilding" in capsys.readouterr().err and record.is_file()
+
+
+@pytest.mark.parametrize("runtime", ["onnx", "tflite"])
+def test_exported_file_of_no_export_format_says_so(runtime, detect_files, tmp_path, capsys):
+    _, weights, _, images = detect_files
+    jpg = tmp_path / "model.jpg"
+    jpg.write_bytes(b"\xff\xd8 a picture")
+    rc, _, err = _detect([images[0], "--model", "plates_detector_1bit", "--weights", weights, "--runtime", runtime,
+                          "--exported", str(jpg), "-o", str(tmp_path / "x.png")], capsys)
+    assert rc == 1 and "--exported takes an .onnx or .tflite export" in err and "pass --runtime" not in err, err

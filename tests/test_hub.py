@@ -127,20 +127,61 @@ def test_corrupt_on_server_is_refused(server, tmp_path):
         zoo.load(KEY)
     msg = str(e.value)
     assert "\n" not in msg and REPO in msg and zw.WEIGHTS[KEY].revision in msg and "model.safetensors" in msg
-    assert "corrupt" in msg and "delete the cache entry" in msg
+    assert "corrupt and was removed from the cache" in msg
+    # The refused bytes are gone with their snapshot link: no later download or Hub tool trusts them.
+    assert _cached_files(tmp_path) == []
 
 
-def test_corrupt_cache_is_refused_and_force_download_repairs(server, tmp_path, tiny_folder):
+def _cached_files(tmp_path: Path) -> list[str]:
+    """Blobs and snapshot entries of REPO in the test's Hub cache (names relative to the repo's cache folder)."""
+    folder = tmp_path / "hf" / "hub" / f"models--{REPO.replace('/', '--')}"
+    return sorted(str(p.relative_to(folder)) for sub in ("blobs", "snapshots") for p in (folder / sub).rglob("*")
+                  if p.is_file() or p.is_symlink()) if folder.is_dir() else []
+
+
+def test_corrupt_cache_is_refused_removed_and_downloaded_again(server, tmp_path, tiny_folder):
     path = hub.fetch_registered(KEY, zw.WEIGHTS[KEY])
     blob = path.resolve()
     blob.chmod(0o644)
     blob.write_bytes(blob.read_bytes()[:-1] + b"\0")
-    with pytest.raises(HubError, match="corrupt"):
+    with pytest.raises(HubError, match="corrupt and was removed from the cache"):
         zoo.load(KEY)
+    assert not blob.exists() and not path.is_symlink() and not path.exists()
+    assert _same(zoo.load(KEY), tiny_folder)  # the next load downloads it again: no --force needed
+    blob.chmod(0o644)
+    blob.write_bytes(blob.read_bytes()[:-1] + b"\0")
     with pytest.raises(HubError, match="corrupt"):  # hf-hub refs are checked against the LFS sha256 (ETag)
         zoo.load("mobilenet_v1", weights=f"hf-hub:{REPO}")
+    assert not blob.exists()
     hub.run_download(argparse.Namespace(name=KEY, force=True))
     assert _same(zoo.load(KEY), tiny_folder)
+
+
+def test_git_stored_config_is_verified_against_the_revision(server, tmp_path, tiny_folder):
+    """config.json is not an LFS file: its cache blob is named by its git blob id, which the revision
+    records; a cached copy whose bytes changed (still valid JSON, another architecture size) is refused
+    and removed, and the next load fetches it again."""
+    ref = f"hf-hub:{REPO}@{server.commit_of(REPO)}"
+    _, config = hub.fetch_hub_ref(ref, "mobilenet_v1")
+    blob = config.resolve()
+    assert len(blob.name) == 40  # a git sha1, not an LFS sha256
+    blob.chmod(0o644)
+    saved = json.loads(blob.read_text())
+    blob.write_text(json.dumps({**saved, "num_classes": saved["num_classes"] + 1}))
+    with pytest.raises(HubError) as e:
+        zoo.load("mobilenet_v1", weights=ref)
+    msg = str(e.value)
+    assert "config.json" in msg and "git blob id of the revision" in msg and "removed from the cache" in msg
+    assert "\n" not in msg and not blob.exists()
+    assert _same(zoo.load("mobilenet_v1", weights=ref), tiny_folder)
+
+
+def test_config_that_is_not_an_object_is_one_line(server, tmp_path):
+    (tmp_path / "hub" / REPO / "config.json").write_text("[1, 2, 3]")
+    server._commits.clear()  # a new commit on the server
+    with pytest.raises(ValueError) as e:
+        zoo.load("mobilenet_v1", weights=f"hf-hub:{REPO}")
+    assert "config.json" in str(e.value) and "holds a JSON list" in str(e.value) and "\n" not in str(e.value)
 
 
 def test_hub_errors_are_one_line_and_name_the_file(server, monkeypatch, no_retry_waits):

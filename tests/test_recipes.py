@@ -273,7 +273,7 @@ def test_killed_run_resumes_to_the_same_result(tmp_path):
     time.sleep(0.3)  # into epoch 2
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert torch.load(state, weights_only=False)["epoch"] == 1, "the run finished before it could be killed"
+    assert torch.load(state, weights_only=True)["epoch"] == 1, "the run finished before it could be killed"
     out = subprocess.run(_cli("tiny_mnist", "--resume", str(tmp_path / "b")), cwd=ROOT, env=env,
                          capture_output=True, text=True)
     assert out.returncode == 0, out.stderr

@@ -6,6 +6,7 @@ Frameworks are imported only inside these functions, so ``import zoo`` stays lig
 from __future__ import annotations
 
 import importlib
+import os
 from typing import Any, Optional
 
 from .registry import ModelConfig, get_config
@@ -55,18 +56,41 @@ def load(name: str, *, framework: str = "torch", weights: Optional[str] = None,
     """
     from . import weights as _weights
 
+    name, weights = _check_names(name, weights)
     if "." in name and weights is None:
         name, weights = name.split(".", 1)
     cfg = get_config(name).replace(num_classes=num_classes, input_size=input_size, **arch)
     state = None
     if weights is not None:
-        state, cfg = _weights.resolve(cfg, weights, explicit_classes=num_classes is not None)
+        state, cfg = _weights.resolve(cfg, weights, explicit_classes=num_classes is not None,
+                                      explicit_size=input_size is not None)
     model = build(cfg, framework)
     if state is not None:
         _load_state(model, state, framework)
     if framework == "torch":
         model.eval()
     return model
+
+
+def _check_names(name: Any, weights: Any) -> tuple[str, Optional[str]]:
+    """One-line errors for a ``name`` / ``weights`` that cannot mean what the caller thinks."""
+    if not isinstance(name, str):
+        raise TypeError(f"name takes a registered model name (a str, zoo.list_models()), not {name!r}")
+    if weights is not None and not isinstance(weights, (str, os.PathLike)):
+        raise TypeError(f"weights takes a tag, 'hf-hub:owner/repo' or a .safetensors path (a str), not {weights!r}")
+    base, dot, tag = name.partition(".")
+    if os.sep in name or (dot and "." in tag) or (dot and tag.lower() in _FILE_SUFFIXES):
+        raise ValueError(f"{name!r} is a file, not a registered model: give NAME or NAME.TAG (zoo.list_models()), "
+                         f"and a .safetensors file as weights= (or --arch NAME on the command line)")
+    if dot and not tag:
+        raise ValueError(f"{name!r} has an empty weights tag: write {base!r} or {base + '.TAG'!r}")
+    if dot and weights is not None:
+        raise ValueError(f"{name!r} names weights already: drop weights={weights!r}, or pass the model as {base!r}")
+    return name, (os.fspath(weights) if weights is not None else None)
+
+
+# Suffixes of files people pass where a model name goes (NAME.TAG is never one of these).
+_FILE_SUFFIXES = ("h5", "keras", "pt", "pth", "onnx", "tflite", "safetensors", "json", "npz", "ckpt", "bin", "pb")
 
 
 def _load_state(model, state, framework: str) -> None:

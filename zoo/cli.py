@@ -28,6 +28,12 @@ COMMANDS = {
     "push": ("zoo.hub", "publish a saved model folder (model card included) to a Hugging Face Hub repo"),
 }
 
+# What an interrupted command left behind: every output is written atomically, so nothing half-written.
+INTERRUPTED = {
+    "train": "; the last finished epoch is saved: continue with bnnzoo train RECIPE --resume [RUN_DIR]",
+    "data": "; the images written so far are complete: the same command resumes",
+}
+
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of the ``bnnzoo`` console script."""
@@ -47,6 +53,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 2
     try:
         return int(getattr(importlib.import_module(COMMANDS[args.command][0]), f"run_{args.command}")(args) or 0)
+    except KeyboardInterrupt:  # Ctrl-C: the exit status of SIGINT, one line, no traceback
+        print(f"bnnzoo {args.command}: interrupted" + INTERRUPTED.get(args.command, ""), file=sys.stderr)
+        return 130
+    except MemoryError:
+        print(f"bnnzoo {args.command}: error: out of memory: use smaller sizes or batches", file=sys.stderr)
+        return 1
     except (KeyError, ValueError, TypeError, OSError, ImportError, RuntimeError) as e:
         if os.environ.get("BNNZOO_DEBUG"):
             raise

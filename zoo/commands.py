@@ -104,14 +104,18 @@ def run_pack(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from . import load
-    from .fileio import sha256_of
+    from .fileio import read_json, sha256_of
     from .weights import binary_weight_names, save
 
     config = Path(args.weights).parent / "config.json"
     if not config.is_file():
         raise FileNotFoundError(f"{config} is missing: pack the model.safetensors of a training run (its "
                                 "config.json names the architecture)")
-    model = load(json.loads(config.read_text())["name"], weights=args.weights)
+    saved = read_json(config, "config", "pack the model.safetensors of a training run")
+    if not isinstance(saved.get("name"), str):
+        raise ValueError(f"config {config} names no architecture (no \"name\"): pack the model.safetensors of a "
+                         "training run")
+    model = load(saved["name"], weights=args.weights)
     # A model.safetensors gets its config.json beside it; other names (zoo/pretrained/<arch>.<tag>.safetensors,
     # many per folder) are described by their WEIGHTS entry instead.
     with_config = Path(args.out).name == "model.safetensors"

@@ -26,7 +26,7 @@ import re
 from pathlib import Path
 from typing import Optional
 
-from .fileio import sha256_of
+from .fileio import read_json, sha256_of
 from .weights import Metric, Weights
 
 __all__ = [
@@ -40,6 +40,7 @@ WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.json"
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+_GIT_SHA1 = re.compile(r"[0-9a-f]{40}")
 _REPO_ID = re.compile(r"[\w.-]+/[\w.-]+")
 
 
@@ -101,7 +102,8 @@ def hub_file(repo_id: str, filename: str, revision: str = "main", *, sha256: Opt
         filename: Path of the file inside the repo.
         revision: Branch, tag or commit hash.
         sha256: Expected hex digest. Without it, an LFS file is still checked against the
-            sha256 the Hub served as its ETag (the name of its blob in the cache).
+            sha256 the Hub served as its ETag (the name of its blob in the cache), a git file
+            against its git blob id (see :func:`_verify`).
         name: What to pass to ``bnnzoo download`` to fetch it again (used in messages).
         force: Download again even when cached.
 
@@ -110,7 +112,7 @@ def hub_file(repo_id: str, filename: str, revision: str = "main", *, sha256: Opt
 
     Raises:
         HubError: Hub or network error, offline with nothing cached, or a file whose
-            sha256 does not match.
+            checksum does not match (it is removed from the cache).
     """
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import (GatedRepoError, HfHubHTTPError, LocalEntryNotFoundError, OfflineModeIsEnabled,
@@ -154,16 +156,51 @@ def hub_file(repo_id: str, filename: str, revision: str = "main", *, sha256: Opt
     return path
 
 
+def _git_blob_sha1(path: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha1(b"blob %d\0" % path.stat().st_size)
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def _verify(path: Path, where: str, sha256: Optional[str], warm: str) -> None:
+    """Refuses a cached file that is not what was asked for, and removes it from the cache.
+
+    LFS files (weights) are checked against ``sha256`` when the registry pins one, else against
+    the sha256 the Hub announced (the name of their blob in the cache). Files stored in git
+    itself (``config.json``) are verified against the revision: the Hub names their blob by
+    its git blob id, sha1 of ``b"blob <size>\\0" + bytes``, the id the commit's tree records,
+    so a pinned commit pins them too. A file that fails is deleted with its snapshot link, so
+    neither a later download nor another Hub tool trusts it.
+    """
     blob = Path(os.path.realpath(path))
     expected = (sha256 or "").lower() or (blob.name if _SHA256.fullmatch(blob.name) else None)
-    if expected is None:
-        return
-    actual = sha256_of(blob)
+    if expected is not None:
+        actual, what = sha256_of(blob), ("the registered sha256" if sha256 else "the sha256 the Hub announced")
+    elif _GIT_SHA1.fullmatch(blob.name):
+        expected, actual, what = blob.name, _git_blob_sha1(blob), "the git blob id of the revision"
+    else:
+        _discard(path, blob)
+        raise HubError(f"{where}: the Hub gave no checksum for this file (cache blob {blob.name}), so it cannot be "
+                       f"verified; it was removed from the cache: check HF_ENDPOINT points at a Hugging Face Hub")
     if actual != expected:
-        what = "the registered sha256" if sha256 else "the sha256 the Hub announced"
-        raise HubError(f"{where}: sha256 {actual[:16]}... does not match {what} {expected[:16]}...: the file is "
-                       f"corrupt; delete the cache entry {blob} and re-download ({warm} --force)")
+        _discard(path, blob)
+        raise HubError(f"{where}: checksum {actual[:16]}... does not match {what} {expected[:16]}...: the file "
+                       f"is corrupt and was removed from the cache; retry {warm}")
+
+
+def _discard(link: Path, blob: Path) -> None:
+    """Removes a refused file from the Hub cache: its snapshot link and the blob it points to."""
+    for p in (link, blob):
+        try:
+            os.remove(p)
+        except FileNotFoundError:
+            pass
+        except OSError:  # a read-only cache: the refusal still stands
+            pass
 
 
 def _root_cause(e: BaseException) -> str:
@@ -231,7 +268,7 @@ def fetch_hub_ref(ref: str, arch: Optional[str] = None, *, force: bool = False) 
             raise HubError(f"{repo_id}@{revision} has no {CONFIG_FILE}, so it was not pushed with `bnnzoo push`: "
                            f"download its weights file and pass the local path as weights=") from None
         raise
-    saved = json.loads(Path(config_path).read_text())
+    saved = read_json(config_path, "config", f"{name} was not written by `bnnzoo push`")
     if arch is not None and saved.get("name") != arch:
         raise WeightMismatchError(f"{name} holds a {saved.get('name')!r} model, not {arch!r}: "
                                   f"load it with zoo.load({saved.get('name')!r}, weights={name!r})")
@@ -266,13 +303,19 @@ def build_repo_folder(folder: str | Path, repo_id: str, metrics: tuple[Metric, .
         if not (folder / f).is_file():
             raise FileNotFoundError(f"{folder / f} does not exist: write the folder with "
                                     f"zoo.weights.save(model.state_dict(), '{folder}/{WEIGHTS_FILE}', cfg)")
-    saved = json.loads((folder / CONFIG_FILE).read_text())
+    saved = read_json(folder / CONFIG_FILE, "config", "write the folder with zoo.weights.save")
     cfg = _check_config(get_config(saved.get("name", "?")), folder / CONFIG_FILE)
     model = api.build(cfg, "torch")
     api._load_state(model, read_safetensors(folder / WEIGHTS_FILE), "torch")
     extra = list(metrics)
     if (folder / METRICS_FILE).is_file():
-        extra += [Metric(**m) for m in json.loads((folder / METRICS_FILE).read_text())]
+        rows = read_json(folder / METRICS_FILE, "metrics", "a list of {\"name\", \"value\", \"dataset\", \"source\"}",
+                         kind=list)
+        try:
+            extra += [Metric(**m) for m in rows]
+        except TypeError:
+            raise ValueError(f"{folder / METRICS_FILE} must be a list of {{\"name\", \"value\", \"dataset\", "
+                             f"\"source\"}} objects") from None
     registered = next((w for w in WEIGHTS.values() if w.hub_repo == repo_id), None)
     if registered is not None:
         extra = list(registered.metrics) + [m for m in extra if m not in registered.metrics]
@@ -364,7 +407,7 @@ def run_push(args: argparse.Namespace) -> int:
     else:
         revision = push_folder(folder, args.repo, revision=args.revision, private=args.private, message=args.message)
         print(f"pushed {folder} to {_endpoint()}/{args.repo} at commit {revision}")
-    cfg = json.loads((folder / CONFIG_FILE).read_text())
+    cfg = read_json(folder / CONFIG_FILE, "config")
     print(f"register it in zoo/weights.py WEIGHTS as {cfg['name']}.<tag>: Weights(arch={cfg['name']!r}, tag=..., "
           f"hub_repo={args.repo!r}, revision={revision!r}, filename={WEIGHTS_FILE!r}, sha256={sha!r}, "
           f"num_classes={cfg['num_classes']}, input_size={cfg['input_size']}, mean=..., std=..., "

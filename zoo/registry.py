@@ -57,7 +57,7 @@ class ModelConfig:
             TypeError: An override names neither a config field nor a builder argument.
         """
         top = {k: overrides.pop(k) for k in ("num_classes", "input_size") if k in overrides}
-        top = {k: v for k, v in top.items() if v is not None}
+        top = {k: _positive_int(k, v) for k, v in top.items() if v is not None}
         unknown = sorted(set(overrides) - set(self.arch))
         if unknown:
             hint = difflib.get_close_matches(unknown[0], list(self.arch) + ["num_classes", "input_size"], n=1)
@@ -76,6 +76,13 @@ class ModelConfig:
             "num_classes": self.num_classes,
             "input_size": self.input_size,
         }
+
+
+def _positive_int(key: str, value: Any) -> int:
+    """``num_classes`` / ``input_size`` checked at the door: a positive integer (``"32"`` is refused too)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{key} takes a positive integer, not {value!r}")
+    return value
 
 
 _REGISTRY: dict[str, Callable[[], ModelConfig]] = {}

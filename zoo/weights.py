@@ -272,7 +272,8 @@ def lookup(cfg: ModelConfig, tag: str) -> tuple[str, Weights]:
     return key, WEIGHTS[key]
 
 
-def resolve(cfg: ModelConfig, weights: str, explicit_classes: bool = False) -> tuple[dict[str, Any], ModelConfig]:
+def resolve(cfg: ModelConfig, weights: str, explicit_classes: bool = False,
+            explicit_size: bool = False) -> tuple[dict[str, Any], ModelConfig]:
     """Turns a ``weights=`` argument into a state dict and the config it fits.
 
     Args:
@@ -281,6 +282,8 @@ def resolve(cfg: ModelConfig, weights: str, explicit_classes: bool = False) -> t
             larq-zoo's Keras file and converts it, see :mod:`zoo.larq_import`), ``"hf-hub:owner/repo[@revision]"``, or
             a path to a ``.safetensors`` file (``config.json`` beside it, if any, is honoured).
         explicit_classes: The caller set ``num_classes``; it must then agree with the weights.
+        explicit_size: The caller set ``input_size``: it wins over the size the weights were
+            trained at (refused for detectors, whose output length depends on it).
 
     Raises:
         WeightMismatchError: Unknown tag, a file saved from another architecture, or an
@@ -291,13 +294,14 @@ def resolve(cfg: ModelConfig, weights: str, explicit_classes: bool = False) -> t
 
     if weights.startswith(hub.HUB_PREFIX):
         weights_path, config_path = hub.fetch_hub_ref(weights, cfg.name)
-        return read_safetensors(weights_path), _classes(cfg, _check_config(cfg, config_path), weights, explicit_classes)
+        return read_safetensors(weights_path), _classes(cfg, _check_config(cfg, config_path), weights, explicit_classes,
+                                                        explicit_size)
     path = Path(weights)
     if path.suffix == ".safetensors" or path.exists():
         if not path.is_file():
             raise FileNotFoundError(f"weights file {path} does not exist")
         return read_safetensors(path), _classes(cfg, _check_config(cfg, path.parent / "config.json"), weights,
-                                                explicit_classes)
+                                                explicit_classes, explicit_size)
     key, w = lookup(cfg, weights)
     if w.arch != cfg.name:
         raise WeightMismatchError(f"WEIGHTS[{key!r}] is registered for {w.arch!r}, not {cfg.name!r}: fix its arch field")
@@ -305,15 +309,22 @@ def resolve(cfg: ModelConfig, weights: str, explicit_classes: bool = False) -> t
         from . import larq_import
 
         fitted = cfg.replace(num_classes=w.num_classes, input_size=w.input_size, **dict(w.arch_overrides))
-        return larq_import.load_registered(key, w, fitted), _classes(cfg, fitted, key, explicit_classes)
+        return larq_import.load_registered(key, w, fitted), _classes(cfg, fitted, key, explicit_classes, explicit_size)
     if w.importer:
         raise WeightMismatchError(f"WEIGHTS[{key!r}] names an unknown importer {w.importer!r}: use '' or 'larq_zoo'")
     state = read_safetensors(hub.fetch_registered(key, w))
     fitted = cfg.replace(num_classes=w.num_classes, input_size=w.input_size, **dict(w.arch_overrides))
-    return state, _classes(cfg, fitted, key, explicit_classes)
+    return state, _classes(cfg, fitted, key, explicit_classes, explicit_size)
 
 
-def _classes(asked: ModelConfig, fitted: ModelConfig, weights: str, explicit: bool) -> ModelConfig:
+def _classes(asked: ModelConfig, fitted: ModelConfig, weights: str, explicit: bool,
+             explicit_size: bool = False) -> ModelConfig:
+    if explicit_size and asked.input_size != fitted.input_size:
+        if fitted.family == "detector":
+            raise WeightMismatchError(
+                f"weights {weights!r} were trained at {fitted.input_size}x{fitted.input_size} and a detector's "
+                f"output depends on its input size: drop input_size={asked.input_size} (or --input-size)")
+        fitted = fitted.replace(input_size=asked.input_size)
     if explicit and asked.num_classes != fitted.num_classes:
         raise WeightMismatchError(
             f"weights {weights!r} have {fitted.num_classes} classes, not num_classes={asked.num_classes}: drop "
@@ -324,11 +335,20 @@ def _classes(asked: ModelConfig, fitted: ModelConfig, weights: str, explicit: bo
 def _check_config(cfg: ModelConfig, config_json: Path) -> ModelConfig:
     if not config_json.is_file():
         return cfg
-    saved = json.loads(config_json.read_text())
+    from .fileio import read_json
+
+    fix = "it should be the config.json zoo.weights.save wrote beside the weights"
+    saved = read_json(config_json, "config", fix)
     if saved.get("name") != cfg.name:
         raise WeightMismatchError(
             f"{config_json} describes a {saved.get('name')!r} model, not {cfg.name!r}: "
             f"load it with zoo.load({saved.get('name')!r}, weights=...)"
         )
-    arch = {k: tuple(v) if isinstance(v, list) else v for k, v in saved.get("arch", {}).items()}
-    return cfg.replace(num_classes=saved.get("num_classes"), input_size=saved.get("input_size"), **arch)
+    arch = saved.get("arch", {})
+    if not isinstance(arch, dict):
+        raise ValueError(f"config {config_json}: 'arch' holds a JSON {type(arch).__name__}, expected an object: {fix}")
+    arch = {k: tuple(v) if isinstance(v, list) else v for k, v in arch.items()}
+    try:
+        return cfg.replace(num_classes=saved.get("num_classes"), input_size=saved.get("input_size"), **arch)
+    except (TypeError, ValueError) as e:
+        raise WeightMismatchError(f"config {config_json}: {e}: {fix}") from None

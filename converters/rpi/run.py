@@ -65,7 +65,9 @@ class Bundle:
         try:
             self.manifest = json.loads(manifest.read_text())
             self.files = self.manifest["files"]
-        except (ValueError, KeyError) as e:
+            if not isinstance(self.files, dict) or not all(isinstance(v, dict) for v in self.files.values()):
+                raise ValueError("'files' is not an object of file entries")
+        except (ValueError, KeyError, TypeError, UnicodeDecodeError) as e:
             raise BundleError(f"{manifest} is not a bundle manifest ({e}); re-run `bnnzoo deploy`") from None
         self.preprocess = json.loads(self.file("preprocess.json").read_text())
         self.labels = json.loads(self.file("labels.json").read_text())
@@ -139,8 +141,11 @@ def load_image(path: Path, pre: dict):
             image = to_rgb(image)
     except UnidentifiedImageError:
         raise BundleError(f"{path} is not an image Pillow can read (JPEG, PNG, BMP, TIFF, WebP, ...)") from None
-    except (OSError, ValueError, SyntaxError) as e:
-        raise BundleError(f"{path} could not be decoded as an image: {e}") from None
+    except Image.DecompressionBombError:
+        raise BundleError(f"{path} is too large to decode safely (more than {2 * Image.MAX_IMAGE_PIXELS} pixels, "
+                          "a possible decompression bomb): resize it first") from None
+    except Exception as e:  # noqa: BLE001  truncated or corrupt files raise many types: one line each
+        raise BundleError(f"{path} could not be decoded as an image ({type(e).__name__}: {e})") from None
     size, resize = int(pre["input_size"]), int(pre["resize"])
     w, h = image.size
     scale = resize / min(w, h)
@@ -259,11 +264,22 @@ def _print_result(name: str, logits, labels, k: int, runtime, ms: float) -> None
     sys.stdout.flush()
 
 
-def classify(bundle: Bundle, runtime, images: Iterable[Path], k: int) -> list:
-    """Classifies ``images`` one at a time; prints top-k and latency; returns the logits rows."""
+def classify(bundle: Bundle, runtime, images: Iterable[Path], k: int, skipped: Optional[list] = None) -> list:
+    """Classifies ``images`` one at a time; prints top-k and latency; returns the logits rows.
+
+    With ``skipped`` (a list), an image that cannot be read is reported on stderr, appended to
+    it and left out; the others are still classified. Without it, the first one raises.
+    """
     rows = []
     for path in images:
-        x = load_image(path, bundle.preprocess)[None]
+        try:
+            x = load_image(path, bundle.preprocess)[None]
+        except BundleError as e:
+            if skipped is None:
+                raise
+            print(f"run.py: skipped: {e}", file=sys.stderr)
+            skipped.append(path)
+            continue
         start = time.perf_counter()
         logits = runtime.predict(x)[0]
         ms = (time.perf_counter() - start) * 1e3
@@ -356,18 +372,39 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             if not image.is_file():
                 raise BundleError(f"image {image} does not exist" if not image.exists() else
                                   f"{image} is a folder: give image files, or use --watch {image}")
+        dump = args.dump_logits
+        if dump is not None and dump.suffix != ".npy":  # as np.save names it
+            dump = dump.with_name(dump.name + ".npy")
+        if dump is not None and (dump.is_dir() or not dump.absolute().parent.is_dir()):
+            raise BundleError(f"--dump-logits {dump}: " + ("that is a folder, give a file name such as logits.npy"
+                                                           if dump.is_dir() else f"folder {dump.absolute().parent} "
+                                                           "does not exist; create it first"))
         runtime = make_runtime(bundle, args.runtime, args.threads)
-        rows = []
+        rows, skipped = [], []
         if args.benchmark is not None:
             benchmark(bundle, runtime, args.benchmark, args.images[0] if args.images else None, args.threads)
         else:
-            rows = classify(bundle, runtime, args.images, args.top)
+            # One image: its error is the error; several: a bad one is reported and skipped (as bnnzoo detect).
+            rows = classify(bundle, runtime, args.images, args.top, skipped if len(args.images) > 1 else None)
         if args.watch is not None:
             rows += watch(bundle, runtime, args.watch, args.top, args.interval, args.once)
         if args.dump_logits is not None:
             import numpy as np
 
-            np.save(args.dump_logits, np.stack(rows).astype(np.float32) if rows else np.zeros((0, 0), np.float32))
+            logits = np.stack(rows).astype(np.float32) if rows else np.zeros((0, 0), np.float32)
+            # Written beside its final name, then renamed: a killed run leaves no half .npy.
+            tmp = dump.with_name(f".{dump.name}.{os.getpid()}.tmp")
+            try:
+                with open(tmp, "wb") as f:
+                    np.save(f, logits)
+                os.replace(tmp, dump)
+            finally:
+                if tmp.exists():
+                    tmp.unlink()
+        if skipped:
+            print(f"run.py: {len(skipped)} of {len(args.images)} image(s) could not be read and were skipped",
+                  file=sys.stderr)
+            return 1
     except BundleError as e:
         print(f"run.py: error: {e}", file=sys.stderr)
         return 1

@@ -107,6 +107,11 @@ def find_font(path: Optional[str] = None) -> str:
     if path:
         if not Path(path).is_file():
             raise FileNotFoundError(f"font {path} does not exist: pass the path of a .ttf with Hangul glyphs")
+        try:
+            ImageFont.truetype(str(path), 16)
+        except (OSError, ValueError) as e:  # "unknown file format" for a file that is not a font
+            raise ValueError(f"font {path} is not a TrueType/OpenType font Pillow can read ({e}): pass a .ttf or "
+                             ".otf with Hangul glyphs, or leave --font out for NanumGothic") from None
         return str(Path(path).resolve())
     try:
         dist = importlib.metadata.distribution("koreanize-matplotlib")
@@ -509,6 +514,8 @@ def generate(out: str | os.PathLike, counts: dict[str, int], *, seed: int = 0, s
     w, h = size
     if w < 32 or h < 32:
         raise ValueError(f"image size {w}x{h} is too small for plates: use at least 32x32")
+    if w > MAX_SIDE or h > MAX_SIDE:
+        raise ValueError(f"image size {w}x{h} is too large: each side at most {MAX_SIDE} pixels")
     cfg = GenConfig(seed=int(seed), width=int(w), height=int(h), image_format=image_format, font=find_font(font))
     out = Path(out)
     params = _manifest_params(cfg)
@@ -571,6 +578,9 @@ def generate(out: str | os.PathLike, counts: dict[str, int], *, seed: int = 0, s
 
 
 # --- command line -----------------------------------------------------------------------------------
+
+
+MAX_SIDE = 4096  # a 4096x4096 RGB image is 48 MiB per rendering process; larger sides only exhaust memory
 
 
 def parse_size(text: str) -> tuple[int, int]:

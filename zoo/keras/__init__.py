@@ -7,10 +7,9 @@ clear message instead of building broken models.
 
 from __future__ import annotations
 
-import os
+from ..tfenv import use_legacy_keras
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+use_legacy_keras()  # sets TF_USE_LEGACY_KERAS=1, or refuses in one line if TensorFlow already has Keras 3
 
 try:
     import tensorflow as tf  # noqa: E402

@@ -1,0 +1,414 @@
+"""Faults and bad input, injected for real: crafted and truncated files, killed processes, Ctrl-C,
+a clean environment. Each test names the item of issue 16 it covers. (Hub downloads: test_hub.py;
+the export cache of bnnzoo detect: test_detect.py; deploy bundles and run.py: test_deploy.py.)"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import zoo
+from recipes import ConfigError, get_recipe, run_recipe
+from recipes.train import RunError, main as train_main
+from zoo import fileio
+from zoo.cli import main as cli_main
+
+ROOT = Path(__file__).resolve().parents[1]
+FAST = [("threads", 1), ("tensorboard", False), ("progress", False), ("max_train_samples", 64),
+        ("max_val_samples", 32)]
+
+
+def _one_line(text: str) -> str:
+    text = text.strip()
+    assert text and "\n" not in text and "Traceback" not in text, text
+    return text
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _crafted_run(tmp_path: Path, name: str = "tiny_mnist", **fields) -> Path:
+    """A run folder holding only the recipe.json a run of ``name`` writes (fields replaced)."""
+    run = tmp_path / "run"
+    run.mkdir()
+    d = get_recipe(name, FAST + [("out", str(run))]).to_dict()
+    d.update(fields)
+    (run / "recipe.json").write_text(json.dumps(d))
+    return run
+
+
+# --- 1. no code runs from a run folder ------------------------------------------------------------
+
+class _Payload:
+    """Pickles as a call of open(marker, "w"): unpickling it creates the marker file."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_crafted_state_pt_is_refused_and_its_payload_never_runs(tmp_path, capsys):
+    run = _crafted_run(tmp_path)
+    marker = tmp_path / "payload-ran"
+    (run / "train").mkdir()
+    torch.save({"model": _Payload(marker), "epoch": 1}, run / "train" / "state.pt")
+    assert train_main(["tiny_mnist", "--resume", str(run)]) == 1
+    err = _one_line(capsys.readouterr().err)
+    assert "cannot be loaded safely" in err and "state.pt" in err
+    assert not marker.exists()
+    # The same file under the unsafe loading the fix replaced does run the payload: the test is real.
+    torch.load(run / "train" / "state.pt", weights_only=False)
+    assert marker.exists()
+
+
+def test_checkpoints_hold_only_what_weights_only_loading_takes(tmp_path):
+    from recipes.train import load_checkpoint
+
+    run_recipe(get_recipe("tiny_mnist", FAST + [("out", str(tmp_path)), ("stages.epochs", "2")]), stop_after=1,
+               log=lambda s: None)
+    state = load_checkpoint(tmp_path / "train" / "state.pt")  # torch.load(weights_only=True) inside
+    assert state["epoch"] == 1 and {"torch", "numpy", "python"} <= set(state["rng"])
+    assert state["optimizer"]["state"] and isinstance(state["rng"]["numpy"][1], torch.Tensor)
+
+
+@pytest.mark.parametrize("content", [b"", os.urandom(64), b"PK\x03\x04 truncated zip"])
+def test_empty_or_random_state_pt_is_one_line(content, tmp_path, capsys):  # item 10
+    run = _crafted_run(tmp_path)
+    (run / "train").mkdir()
+    (run / "train" / "state.pt").write_bytes(content)
+    assert train_main(["tiny_mnist", "--resume", str(run)]) == 1
+    assert "cannot be loaded safely" in _one_line(capsys.readouterr().err)
+
+
+# --- 2. names read from files never leave the output folder -----------------------------------------
+
+@pytest.mark.parametrize("stage", ["../../escaped", "/tmp/abs", ".hidden", "a/b", ""])
+def test_stage_names_that_leave_the_run_folder_are_refused(stage, tmp_path, capsys):
+    run = _crafted_run(tmp_path)
+    d = json.loads((run / "recipe.json").read_text())
+    d["stages"][0]["name"] = stage
+    (run / "recipe.json").write_text(json.dumps(d))
+    before = _snapshot(tmp_path)
+    assert train_main(["tiny_mnist", "--resume", str(run)]) == 1
+    err = _one_line(capsys.readouterr().err)
+    assert "stage name" in err and "cannot be a file name" in err
+    assert _snapshot(tmp_path) == before and not (tmp_path.parent / "escaped").exists()
+    from recipes.config import from_dict
+
+    with pytest.raises(ConfigError, match="cannot be a file name"):
+        from_dict(d)
+
+
+# --- 4. an explicit input size wins ----------------------------------------------------------------
+
+def test_explicit_input_size_wins_over_the_weights_config(tmp_path, capsys):
+    import onnx
+
+    assert zoo.load("meliusnet22.mnist").zoo_config.input_size == 32
+    assert zoo.load("meliusnet22.mnist", input_size=64).zoo_config.input_size == 64
+    out = tmp_path / "m.onnx"
+    assert zoo.load("mobilenet_v1_025.mnist").zoo_config.input_size == 64
+    assert cli_main(["convert", "mobilenet_v1_025.mnist", "--to", "onnx", "--input-size", "32", "-o", str(out)]) == 0
+    dims = [d.dim_value for d in onnx.load(str(out)).graph.input[0].type.tensor_type.shape.dim]
+    assert dims[-2:] == [32, 32]
+    with pytest.raises(ValueError, match="a detector's output depends on its input size"):
+        zoo.load("plates_detector_1bit.plates", input_size=64)
+
+
+# --- 5. sizes and counts are checked at the door ------------------------------------------------------
+
+@pytest.mark.parametrize("kw", [dict(num_classes=0), dict(input_size=0), dict(input_size=-32),
+                                dict(input_size="32"), dict(num_classes=2.5), dict(input_size=True)])
+def test_model_sizes_must_be_positive_integers(kw):
+    with pytest.raises(ValueError, match="takes a positive integer"):
+        zoo.load("meliusnet22", **kw)
+
+
+@pytest.mark.parametrize("override, message", [
+    ("stages.epochs=0", "train.epochs must be >= 1"), ("batch_size=0", "batch_size must be >= 1"),
+    ("input_size=0", "input_size must be >= 1"), ("num_classes=-1", "num_classes must be >= 0"),
+    ("stages.lr=0", "train.lr must be > 0"), ("val_fraction=1", "val_fraction must be < 1"),
+    ("stages.optimizer=adamw", "unknown train.optimizer 'adamw'"), ("framework=jax", "unknown framework 'jax'"),
+])
+def test_recipe_values_are_checked_before_anything_is_written(override, message, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert train_main(["tiny_mnist", override, f"out={out}", "threads=1"]) == 1
+    assert message in _one_line(capsys.readouterr().err)
+    assert not out.exists()
+
+
+# --- 6. no framework switch on resume -----------------------------------------------------------------
+
+@pytest.mark.parametrize("saved, asked, checkpoint", [("keras", "torch", "state.keras.npz"),
+                                                      ("torch", "keras", "state.pt")])
+def test_resume_refuses_a_framework_switch_before_writing(saved, asked, checkpoint, tmp_path, capsys):
+    run = _crafted_run(tmp_path, framework=saved)
+    (run / "train").mkdir()
+    (run / "train" / checkpoint).write_bytes(b"a checkpoint")
+    (run / "train" / "metrics.csv").write_text("epoch\n1\n")
+    before = _snapshot(run)
+    assert train_main(["tiny_mnist", "--resume", str(run), f"framework={asked}"]) == 1
+    err = _one_line(capsys.readouterr().err)
+    assert f"framework={saved} run" in err and f"drop framework={asked}" in err
+    assert _snapshot(run) == before
+    # The API refuses too, from the folder's checkpoints, before recipe.json is rewritten.
+    recipe = get_recipe("tiny_mnist", FAST + [("out", str(run)), ("framework", asked)])
+    with pytest.raises(RunError, match=f"holds a framework={saved} run"):
+        run_recipe(recipe, resume=True, log=lambda s: None)
+    assert _snapshot(run) == before
+
+
+# --- 9. temporaries of killed writers are cleaned, a live writer's are not -------------------------------
+
+_SLOW_WRITER = """
+import sys, time
+from pathlib import Path
+from zoo import fileio
+from zoo.cli import main as cli_main
+def write(tmp):
+    Path(tmp).write_bytes(b"half")
+    time.sleep(600)
+fileio.atomic_write(sys.argv[1], write)
+"""
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
+
+
+def test_stale_temporaries_of_killed_writers_are_removed_by_the_next_write(tmp_path):
+    target = tmp_path / "model.onnx"
+    procs = [subprocess.Popen([sys.executable, "-c", _SLOW_WRITER, str(target)], cwd=ROOT) for _ in range(2)]
+    try:
+        deadline = time.time() + 60
+        while len(list(tmp_path.glob(".model.onnx.*.tmp"))) < 2 and time.time() < deadline:
+            time.sleep(0.05)
+        procs[0].send_signal(signal.SIGKILL)
+        procs[0].wait()
+        temps = {p.name: p for p in tmp_path.glob(".model.onnx.*.tmp")}
+        assert len(temps) == 2  # SIGKILL leaves the dead writer's temporary behind
+        killed = next(p for n, p in temps.items() if f".{procs[0].pid}." in n)
+        live = next(p for n, p in temps.items() if f".{procs[1].pid}." in n)
+        other = tmp_path / f".other.onnx.{_dead_pid()}.abc.tmp"  # any target's, once its writer is gone
+        other.write_text("another target's, dead writer")
+        fileio.write_text(target, "complete")
+        assert target.read_text() == "complete"
+        assert not killed.exists() and not other.exists() and live.exists()
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+
+
+# --- 10. damaged files are one line naming the file ------------------------------------------------
+
+def _checkpoint(tmp_path: Path, config) -> Path:
+    from zoo.weights import save
+
+    folder = tmp_path / "ckpt"
+    folder.mkdir(exist_ok=True)
+    m = zoo.load("meliusnet22", **zoo.get_config("meliusnet22").tiny)
+    save(m.state_dict(), folder / "model.safetensors", m.zoo_config)
+    if config is not None:
+        (folder / "config.json").write_text(config)
+    return folder / "model.safetensors"
+
+
+@pytest.mark.parametrize("config, message", [
+    ("[1, 2]", "holds a JSON list, expected an object"), ('{"name": "meliusnet22",', "is not valid JSON (line 1"),
+    ("\xff\xfe", "is not valid JSON"),
+])
+def test_bad_config_json_is_one_line_naming_the_file(config, message, tmp_path, capsys):
+    path = _checkpoint(tmp_path, None)
+    (path.parent / "config.json").write_bytes(config.encode("latin-1"))
+    with pytest.raises(ValueError) as e:
+        zoo.load("meliusnet22", weights=str(path))
+    assert message in str(e.value) and str(path.parent / "config.json") in str(e.value)
+    for argv in (["convert", str(path), "--arch", "meliusnet22", "--to", "onnx", "-o", str(tmp_path / "x.onnx")],
+                 ["pack", str(path), "-o", str(tmp_path / "p.safetensors")],
+                 ["push", str(path.parent), "--repo", "me/x", "--dry-run"]):
+        assert cli_main(argv) == 1
+        err = _one_line(capsys.readouterr().err)
+        assert message in err and "config.json" in err, argv
+
+
+def test_config_with_a_word_for_a_size_is_one_line(tmp_path):
+    path = _checkpoint(tmp_path, None)
+    cfg = json.loads((path.parent / "config.json").read_text())
+    (path.parent / "config.json").write_text(json.dumps({**cfg, "input_size": "big"}))
+    with pytest.raises(ValueError) as e:
+        zoo.load("meliusnet22", weights=str(path))
+    assert "input_size takes a positive integer, not 'big'" in _one_line(str(e.value))
+    assert str(path.parent / "config.json") in str(e.value)
+
+
+def test_recipe_json_that_is_not_a_recipe_is_one_line(tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    for text, message in (("[]", "holds a JSON list"), ("{", "is not valid JSON"),
+                          ('{"name": "tiny_mnist", "stages": 3}', "'stages' is a list")):
+        (run / "recipe.json").write_text(text)
+        assert train_main(["tiny_mnist", "--resume", str(run)]) == 1
+        err = _one_line(capsys.readouterr().err)
+        assert message in err and "recipe.json" in err
+
+
+def test_truncated_keras_checkpoint_is_one_line(tmp_path, capsys):
+    run = _crafted_run(tmp_path, framework="keras")
+    (run / "train").mkdir()
+    np.savez(run / "train" / "state.keras.npz", meta=np.array("{}"), w0=np.zeros(1000))
+    data = (run / "train" / "state.keras.npz").read_bytes()
+    (run / "train" / "state.keras.npz").write_bytes(data[: len(data) // 2])
+    assert train_main(["tiny_mnist", "--resume", str(run)]) == 1
+    err = _one_line(capsys.readouterr().err)
+    assert "state.keras.npz is damaged" in err and "BadZipFile" in err
+
+
+# --- 12. a decompression bomb in an image folder is skipped and counted --------------------------------
+
+def test_decompression_bomb_in_an_image_folder_is_skipped_and_counted(tmp_path):
+    from PIL import Image
+
+    from eval.harness import _DataCache
+    from recipes.data import ImageFolder
+    from test_deploy import bomb_png
+
+    for split in ("train", "val"):
+        for c in ("a", "b"):
+            (tmp_path / split / c).mkdir(parents=True)
+            Image.new("RGB", (20, 20), (10, 200, 30)).save(tmp_path / split / c / "ok.png")
+    bomb_png(tmp_path / "train" / "a" / "zbomb.png")
+    bomb_png(tmp_path / "val" / "b" / "zbomb.png")
+    train = ImageFolder(tmp_path, "train", 16)
+    assert [train[i] is None for i in range(len(train))] == [False, True, False]
+    x, y, _, what = _DataCache(str(tmp_path), 0).get(16)
+    assert len(y) == 2 and "1 unreadable image(s) skipped" in what
+    from recipes.data import collate_skip
+
+    batch, labels, skipped = collate_skip([train[i] for i in range(len(train))])
+    assert skipped == 1 and len(labels) == 2
+
+
+# --- 13. bad command-line values and Ctrl-C ------------------------------------------------------------
+
+@pytest.mark.parametrize("argv, message", [
+    (["data", "plates", "--size", "100000x100000", "--train", "1", "--val", "0"], "too large"),
+    (["data", "plates", "--font", "{tmp}/font.ttf", "--train", "1", "--val", "0"], "not a TrueType/OpenType font"),
+    (["eval", "meliusnet22", "--batch-size", "0", "--baseline", "none"], "--batch-size must be >= 1"),
+    (["eval", "meliusnet22", "--limit", "-1", "--baseline", "none"], "--limit >= 0"),
+])
+def test_bad_command_line_values_are_one_line(argv, message, tmp_path, capsys):
+    (tmp_path / "font.ttf").write_text("not a font")
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv] + (["--out", str(tmp_path / "d")] if argv[0] == "data"
+                                                                 else ["-o", str(tmp_path / "r")])
+    assert cli_main(argv) == 1
+    assert message in _one_line(capsys.readouterr().err)
+    assert not (tmp_path / "d" / "images").exists() and not (tmp_path / "r").exists()
+
+
+def test_ctrl_c_is_exit_130_and_one_line(tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "zoo.cli", "train", "tiny_mnist", "threads=1", "stages.epochs=50",
+                             "max_train_samples=256", "max_val_samples=32", "progress=false", f"out={tmp_path}"],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    state = tmp_path / "train" / "state.pt"
+    deadline = time.time() + 120
+    while not state.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    line = _one_line(err)
+    assert line.startswith("bnnzoo train: interrupted") and "--resume" in line
+
+
+# --- 14. messages that say what was wrong ------------------------------------------------------------
+
+@pytest.mark.parametrize("name, kw, error, message", [
+    ("x.h5", {}, ValueError, "'x.h5' is a file, not a registered model"),
+    ("/some/folder/x", {}, ValueError, "is a file, not a registered model"),
+    ("meliusnet22.", {}, ValueError, "has an empty weights tag: write 'meliusnet22' or 'meliusnet22.TAG'"),
+    ("meliusnet22", dict(weights=123), TypeError, "weights takes a tag"),
+    ("meliusnet22.mnist", dict(weights="default"), ValueError, "names weights already"),
+])
+def test_misleading_names_get_messages_that_say_what_is_wrong(name, kw, error, message):
+    with pytest.raises(error) as e:
+        zoo.load(name, **kw)
+    assert message in _one_line(str(e.value))
+
+
+# --- 15. the Python API selects Keras 2 itself ------------------------------------------------------------
+
+def _clean_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k not in ("TF_USE_LEGACY_KERAS", "PYTEST_CURRENT_TEST")}
+
+
+def test_python_api_converts_to_tflite_without_tf_use_legacy_keras(tmp_path):
+    script = ("import zoo, converters; r = converters.convert(zoo.load('meliusnet22.mnist'), 'x.tflite', 'tflite'); "
+              "print('LceBconv2d', r.lce_bconv2d)")
+    proc = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=_clean_env(), capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (tmp_path / "x.tflite").is_file() and int(proc.stdout.split("LceBconv2d")[-1]) > 0
+
+
+def test_tensorflow_with_keras_3_first_is_refused_in_one_line(tmp_path):
+    script = ("import tensorflow as tf; tf.keras.layers.Dense\n"  # TensorFlow picks Keras 3 here
+              "import zoo, converters\n"
+              "for f in (lambda: converters.convert(zoo.load('meliusnet22.mnist'), 'x.tflite', 'tflite'),\n"
+              "          lambda: zoo.load('meliusnet22', framework='keras')):\n"
+              "    try:\n        f()\n    except ImportError as e:\n        print('refused:', e)\n")
+    proc = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=_clean_env(), capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("refused:")]
+    assert len(lines) == 2 and all("TF_USE_LEGACY_KERAS=1" in line for line in lines), proc.stdout
+    assert not (tmp_path / "x.tflite").exists()
+
+
+# --- 16. the README's examples work ------------------------------------------------------------------
+
+def test_readme_detect_examples_do_not_overwrite_their_input(tmp_path, monkeypatch):
+    import argparse
+
+    from eval.detect import _outputs, add_detect_arguments
+
+    lines = [line.split("#")[0] for line in (ROOT / "README.md").read_text().splitlines()
+             if line.startswith("bnnzoo detect ")]
+    assert lines
+    monkeypatch.chdir(tmp_path)
+    parser = argparse.ArgumentParser()
+    add_detect_arguments(parser)
+    for line in lines:
+        args = parser.parse_args(shlex.split(line)[2:])
+        for image in args.images:
+            Path(image).touch()
+        _outputs(args.images, args.output)  # raises "would overwrite the input" for a bad example
+
+
+# --- the README states these guarantees ----------------------------------------------------------------
+
+def test_readme_lists_the_guarantees_these_tests_check():
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("## What bad input gets"):]
+    section = section[: section.index("\n## ", 4)]
+    for phrase in ("weights_only", "sha256", "atomic", "--resume", "130"):
+        assert phrase in section.lower(), phrase
+    assert re.search(r"tests/test_reliability\.py", section)
