@@ -861,6 +861,8 @@ static TfLiteStatus prepare_bconv(TfLiteContext* ctx, Kernel* k) {
   if (k->bitpacked_out) {
     if (!thr || thr->type != kTfLiteInt32 || !thr->data.raw || num_elements(thr) != k->out_c)
       return fail(ctx, "LceBconv2d: bit-packed output needs an int32 output_threshold of %d values", k->out_c);
+    if (p->pad_values == 0 && p->padding == PAD_SAME)
+      return fail(ctx, "LceBconv2d: bit-packed output with pad_values=0 and SAME padding is not implemented");
     k->threshold = (int32_t*)aligned(sizeof(int32_t) * k->out_c);
     memcpy(k->threshold, thr->data.i32, sizeof(int32_t) * k->out_c);
   } else {
@@ -869,8 +871,12 @@ static TfLiteStatus prepare_bconv(TfLiteContext* ctx, Kernel* k) {
       return fail(ctx, "LceBconv2d: float output needs constant float32 post_activation_multiplier and bias");
     k->multiplier = (float*)aligned(sizeof(float) * k->out_c);
     k->bias = (float*)aligned(sizeof(float) * k->out_c);
-    memcpy(k->multiplier, mul->data.f, sizeof(float) * k->out_c);
-    memcpy(k->bias, bias->data.f, sizeof(float) * k->out_c);
+    /* y = dot * m + b = pop * (-2 m) + (K m + b): LCE's reference kernel evaluates the
+     * second form, with K m + b in one rounding; so do we, to agree bit for bit. */
+    for (int co = 0; co < k->out_c; co++) {
+      k->multiplier[co] = -2.0f * mul->data.f[co];
+      k->bias[co] = fmaf((float)k->ktot, mul->data.f[co], bias->data.f[co]);
+    }
   }
   k->out_words = (k->out_c + 31) / 32;
   int dims[4] = {k->batch, k->out_h, k->out_w, k->bitpacked_out ? k->out_words : k->out_c};
@@ -947,8 +953,8 @@ static void bconv_rows(void* arg, int begin, int end, int thread) {
           uint32_t* yo = (uint32_t*)j->out + pix * k->out_words;
           for (int c = 0; c < k->cout_g; c++) {
             int co = g * k->cout_g + c;
-            int32_t acc = kvalid - 2 * cnt[c];
-            uint32_t bit = (uint32_t)(acc > k->threshold[co]);
+            /* LCE's thresholds compare the XOR popcount itself (bit 1: more mismatches) */
+            uint32_t bit = (uint32_t)(cnt[c] > k->threshold[co]);
             if ((co & 31) == 0) yo[co >> 5] = 0;
             yo[co >> 5] |= bit << (co & 31);
           }
@@ -958,7 +964,8 @@ static void bconv_rows(void* arg, int begin, int end, int thread) {
             int co = g * k->cout_g + c;
             int32_t acc = kvalid - 2 * cnt[c];
             acc = acc < k->clamp_min ? k->clamp_min : acc > k->clamp_max ? k->clamp_max : acc;
-            yo[co] = (float)acc * k->multiplier[co] + k->bias[co];
+            /* in popcount space, rounded as LCE's reference kernel rounds (bit-exact) */
+            yo[co] = 0.5f * (float)(k->ktot - acc) * k->multiplier[co] + k->bias[co];
           }
         }
       }

@@ -31,7 +31,9 @@ __all__ = ["BuildError", "SOURCES", "CFLAGS", "find_compiler", "cache_dir", "lib
 
 HERE = Path(__file__).resolve().parent
 SOURCES = ("bnn_kernels.c", "tflite_c.h")
-CFLAGS = ("-O3", "-std=gnu11", "-shared", "-fPIC", "-fvisibility=hidden", "-Wall")
+# -ffp-contract=off: no fused multiply-add where the C has two roundings (aarch64 GCC
+# would fuse them by default), so results agree bit for bit with LCE's reference kernel.
+CFLAGS = ("-O3", "-std=gnu11", "-ffp-contract=off", "-shared", "-fPIC", "-fvisibility=hidden", "-Wall")
 LIBS = ("-lpthread", "-lm")
 
 
