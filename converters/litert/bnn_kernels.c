@@ -582,6 +582,7 @@ typedef struct {
   float* multiplier; /* [out_c] */
   float* bias;       /* [out_c] */
   int32_t* threshold;
+  int spatial_transform; /* multiplier and bias per output position */
   int clamp_min, clamp_max;
   int bitpacked_out;
   int scratch_per_thread; /* words */
@@ -866,16 +867,27 @@ static TfLiteStatus prepare_bconv(TfLiteContext* ctx, Kernel* k) {
     k->threshold = (int32_t*)aligned(sizeof(int32_t) * k->out_c);
     memcpy(k->threshold, thr->data.i32, sizeof(int32_t) * k->out_c);
   } else {
+    /* Per channel ([C]) or, where learned spatial scales were folded in (Real-to-Binary's
+     * strong baseline), per output position and channel ([OH, OW, C]). */
+    int64_t per_channel = k->out_c, per_pixel = (int64_t)k->out_h * k->out_w * k->out_c;
     if (!mul || !bias || mul->type != kTfLiteFloat32 || bias->type != kTfLiteFloat32 || !mul->data.raw ||
-        !bias->data.raw || num_elements(mul) != k->out_c || num_elements(bias) != k->out_c)
+        !bias->data.raw)
       return fail(ctx, "LceBconv2d: float output needs constant float32 post_activation_multiplier and bias");
-    k->multiplier = (float*)aligned(sizeof(float) * k->out_c);
-    k->bias = (float*)aligned(sizeof(float) * k->out_c);
+    int64_t nm = num_elements(mul), nb = num_elements(bias);
+    if ((nm != per_channel && nm != per_pixel) || (nb != per_channel && nb != per_pixel))
+      return fail(ctx, "LceBconv2d: post_activation_multiplier/bias of %lld/%lld values for %d channels of %dx%d "
+                  "is not implemented", (long long)nm, (long long)nb, k->out_c, k->out_h, k->out_w);
+    int64_t n = nm > nb ? nm : nb;
+    k->spatial_transform = n == per_pixel && per_pixel != per_channel;
+    k->multiplier = (float*)aligned(sizeof(float) * n);
+    k->bias = (float*)aligned(sizeof(float) * n);
+    if (!k->multiplier || !k->bias) return fail(ctx, "LceBconv2d: out of memory");
     /* y = dot * m + b = pop * (-2 m) + (K m + b): LCE's reference kernel evaluates the
      * second form, with K m + b in one rounding; so do we, to agree bit for bit. */
-    for (int co = 0; co < k->out_c; co++) {
-      k->multiplier[co] = -2.0f * mul->data.f[co];
-      k->bias[co] = fmaf((float)k->ktot, mul->data.f[co], bias->data.f[co]);
+    for (int64_t i = 0; i < n; i++) {
+      float m = mul->data.f[nm == n ? i : i % k->out_c], b = bias->data.f[nb == n ? i : i % k->out_c];
+      k->multiplier[i] = -2.0f * m;
+      k->bias[i] = fmaf((float)k->ktot, m, b);
     }
   }
   k->out_words = (k->out_c + 31) / 32;
@@ -960,12 +972,15 @@ static void bconv_rows(void* arg, int begin, int end, int thread) {
           }
         } else {
           float* yo = (float*)j->out + pix * k->out_c;
+          size_t t0 = k->spatial_transform ? ((size_t)oy * k->out_w + ox) * k->out_c : 0;
+          const float* mul = k->multiplier + t0;
+          const float* bias = k->bias + t0;
           for (int c = 0; c < k->cout_g; c++) {
             int co = g * k->cout_g + c;
             int32_t acc = kvalid - 2 * cnt[c];
             acc = acc < k->clamp_min ? k->clamp_min : acc > k->clamp_max ? k->clamp_max : acc;
             /* in popcount space, rounded as LCE's reference kernel rounds (bit-exact) */
-            yo[co] = 0.5f * (float)(k->ktot - acc) * k->multiplier[co] + k->bias[co];
+            yo[co] = 0.5f * (float)(k->ktot - acc) * mul[co] + bias[co];
           }
         }
       }
