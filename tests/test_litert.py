@@ -272,3 +272,16 @@ def test_the_build_is_cached_and_a_path_the_cpu_lacks_is_refused(private_cache, 
         with pytest.raises(ValueError, match="not available"):
             litert.Interpreter(detector_file, path=path)
     assert litert.code_path() in _paths()
+
+
+def test_every_simd_path_matches_the_portable_one_on_awkward_sizes(tmp_path):
+    """converters/litert/selftest.c (also what runs the NEON path under qemu-aarch64)."""
+    from converters.litert import build
+
+    exe = tmp_path / "selftest"
+    subprocess.run([build.find_compiler(), "-O2", "-o", str(exe), str(build.HERE / "selftest.c"), "-lpthread", "-lm"],
+                   check=True, capture_output=True)
+    done = subprocess.run([str(exe)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout
+    fast = [p for p in _paths() if p != "portable"]
+    assert [line.split()[1] for line in done.stdout.splitlines() if line.startswith("ok ")] == fast

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "tflite_c.h"
 
@@ -1044,7 +1045,38 @@ static TfLiteStatus kernel_prepare(TfLiteContext* ctx, TfLiteNode* node) {
   return kTfLiteError;
 }
 
+/* Wall time spent in each op type since the last bnn_profile(reset), for benchmarks. */
+static double g_seconds[4];
+static long g_calls[4];
+
+EXPORT void bnn_profile(double* seconds, long* calls, int reset) {
+  for (int i = 0; i < 4; i++) {
+    if (seconds) seconds[i] = g_seconds[i];
+    if (calls) calls[i] = g_calls[i];
+    if (reset) g_seconds[i] = 0, g_calls[i] = 0;
+  }
+}
+
+static double now(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static TfLiteStatus kernel_invoke_timed(TfLiteContext* ctx, TfLiteNode* node);
+
 static TfLiteStatus kernel_invoke(TfLiteContext* ctx, TfLiteNode* node) {
+  double t = now();
+  TfLiteStatus s = kernel_invoke_timed(ctx, node);
+  Kernel* k = (Kernel*)node->user_data;
+  if (k) {
+    g_seconds[k->p.op] += now() - t;
+    g_calls[k->p.op]++;
+  }
+  return s;
+}
+
+static TfLiteStatus kernel_invoke_timed(TfLiteContext* ctx, TfLiteNode* node) {
   Kernel* k = (Kernel*)node->user_data;
   TfLiteTensor* in = &ctx->tensors[k->inputs[0]];
   TfLiteTensor* out = &ctx->tensors[k->output];

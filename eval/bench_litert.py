@@ -1,0 +1,164 @@
+"""Benchmark: bnnzoo's LCE kernels in LiteRT (converters.litert) against LCE's interpreter.
+
+Batch 1, 224x224, ``--threads`` threads (default 1), the same LCE TFLite file in each
+runtime, timed side by side in one run: median of ``--runs`` runs after ``--warmup``.
+
+Columns:
+- ``model ms``: the whole inference. LCE's interpreter runs its builtin ops with
+  ``use_xnnpack=False`` (``eval.timing.LCE_FLAGS``) and the default ``use_xnnpack`` flag
+  off as well, LiteRT with its default XNNPACK delegate; so this column also compares the float
+  ops, and ``bconv ms`` isolates the binary kernels.
+- ``bconv ms``: time in ``LceBconv2d`` per inference. Ours from the library's own
+  per-op timers (``bnn_profile``); LCE's from ``eval.bench_convert.op_profile`` (each op
+  timed alone as a one-op graph, default flags), which is the best LCE's interpreter offers.
+- ``GMAC/s``: binary multiply-accumulates of the file's LceBconv2d ops (``OH*OW*Cout*
+  KH*KW*Cin/groups``) per second of ``bconv ms``.
+- ``ceiling``: that rate as a share of this core's popcount ceiling: 512 binary MACs per
+  cycle (one 512-bit VPOPCNTQ per cycle) on AVX-512 VPOPCNTDQ, 256 on AVX2, 128 on NEON,
+  at the clock ``/proc/cpuinfo`` reports (a nominal figure, not a measured turbo clock).
+
+The machine this runs on may be shared: quote its table with that caveat, and prefer
+ratios from one run over absolute times.
+
+Usage::
+
+    python eval/bench_litert.py [--runs 5] [--warmup 2] [--threads 1] [--models realtobinary_resnet18,meliusnet22]
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import os
+import statistics
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+
+from eval.timing import lce_runner, sample_input  # noqa: E402
+
+MODELS = ("realtobinary_resnet18", "meliusnet22")
+SIZE = 224
+POPCOUNT_BITS_PER_CYCLE = {"avx512": 512, "avx2": 256, "popcnt": 64, "portable": 64, "neon": 128}
+
+
+def tflite_file(name: str, folder: Path) -> bytes:
+    """The model's LCE file at 224x224 (random weights; converted once, then cached in ``folder``)."""
+    import converters
+    import zoo
+
+    path = folder / f"{name}-{SIZE}.tflite"
+    if not path.exists():
+        print(f"converting {name} at {SIZE}x{SIZE} (once) ...", flush=True)
+        converters.to_tflite(zoo.load(name), str(path), input_size=SIZE, verify=False)
+    return path.read_bytes()
+
+
+def binary_macs(flatbuffer: bytes) -> int:
+    """Binary MACs of the file's LceBconv2d ops."""
+    from ai_edge_litert import schema_py_generated as schema
+    from flatbuffers import flexbuffers
+
+    model = schema.ModelT.InitFromPackedBuf(flatbuffer, 0)
+    graph = model.subgraphs[0]
+    codes = [c.customCode for c in model.operatorCodes]
+    total = 0
+    for op in graph.operators:
+        if codes[op.opcodeIndex] == b"LceBconv2d":
+            cout, kh, kw, depth = graph.tensors[op.inputs[1]].shape
+            _, oh, ow, _ = graph.tensors[op.outputs[0]].shape
+            cin = flexbuffers.Loads(bytes(op.customOptions))["channels_in"]
+            in_words = graph.tensors[op.inputs[0]].shape[-1]
+            cin_g = cin if depth == in_words else 32 * depth
+            total += oh * ow * cout * kh * kw * cin_g
+    return total
+
+
+def cpu_ghz() -> float:
+    """The clock /proc/cpuinfo reports (GHz), NaN where it reports none."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("cpu mhz"):
+                return float(line.split(":")[1]) / 1e3
+    except OSError:
+        pass
+    return float("nan")
+
+
+def _median_ms(fn, runs: int, warmup: int) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t) * 1e3)
+    return statistics.median(times)
+
+
+def ours(flatbuffer: bytes, threads: int, x: np.ndarray, runs: int, warmup: int) -> tuple[float, float, str]:
+    """(model ms, bconv ms per inference, code path) of our runtime."""
+    from converters import litert
+
+    it = litert.Interpreter(flatbuffer, num_threads=threads)
+    lib = litert.library()
+    lib.bnn_profile.argtypes = [ctypes.POINTER(ctypes.c_double), ctypes.POINTER(ctypes.c_long), ctypes.c_int]
+    for _ in range(warmup):
+        it.predict(x)
+    lib.bnn_profile(None, None, 1)
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        it.predict(x)
+        times.append((time.perf_counter() - t) * 1e3)
+    seconds = (ctypes.c_double * 4)()
+    lib.bnn_profile(seconds, None, 1)
+    return statistics.median(times), seconds[2] * 1e3 / runs, it.path
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--models", default=",".join(MODELS))
+    parser.add_argument("--cache", default=str(Path.home() / ".cache" / "bnnzoo" / "bench_litert"),
+                        help="folder for the converted files")
+    parser.add_argument("--no-lce-profile", action="store_true", help="skip LCE's per-op profile (slow)")
+    args = parser.parse_args(argv)
+    from eval.bench_convert import op_profile
+
+    folder = Path(args.cache)
+    folder.mkdir(parents=True, exist_ok=True)
+    x = sample_input(SIZE, "nhwc")
+    ghz = cpu_ghz()
+    rows = []
+    for name in args.models.split(","):
+        flatbuffer = tflite_file(name, folder)
+        macs = binary_macs(flatbuffer)
+        model_ms, bconv_ms, path = ours(flatbuffer, args.threads, x, args.runs, args.warmup)
+        lce_ind = _median_ms(lce_runner(flatbuffer, args.threads, x, use_indirect_bgemm=True), args.runs, args.warmup)
+        lce_def = _median_ms(lce_runner(flatbuffer, args.threads, x, use_indirect_bgemm=False), args.runs,
+                             args.warmup)
+        lce_bconv = float("nan") if args.no_lce_profile else op_profile(flatbuffer).get("LceBconv2d", float("nan"))
+        ceiling = POPCOUNT_BITS_PER_CYCLE[path] * ghz * 1e9 * args.threads
+        rows.append((name, "bnnzoo litert (" + path + ")", model_ms, bconv_ms, macs, ceiling))
+        rows.append((name, "LCE indirect_bgemm", lce_ind, float("nan"), macs, ceiling))
+        rows.append((name, "LCE default", lce_def, lce_bconv, macs, ceiling))
+        print(f"{name}: ours {model_ms:.1f} ms, LCE indirect {lce_ind:.1f} ms, LCE default {lce_def:.1f} ms "
+              f"-> {lce_ind / model_ms:.2f}x / {lce_def / model_ms:.2f}x", flush=True)
+    print(f"\nbatch 1, {SIZE}x{SIZE}, {args.threads} thread(s), median of {args.runs} runs after {args.warmup}; "
+          f"clock {ghz:.2f} GHz (/proc/cpuinfo)")
+    print(f"{'model':24s} {'runtime':28s} {'model ms':>9s} {'bconv ms':>9s} {'GMAC/s':>8s} {'ceiling':>8s}")
+    for name, runtime, ms, bms, macs, ceiling in rows:
+        rate = macs / (bms * 1e-3) if bms == bms else float("nan")
+        print(f"{name:24s} {runtime:28s} {ms:9.1f} {bms:9.1f} {rate / 1e9:8.0f} {rate / ceiling:8.1%}")
+    print("binary MACs per inference: " + ", ".join(f"{r[0]} {r[4] / 1e9:.2f} G" for r in rows[::3]))
+
+
+if __name__ == "__main__":
+    main()
