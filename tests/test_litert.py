@@ -244,7 +244,7 @@ def test_a_missing_compiler_is_a_one_line_error(tmp_path):
 
 
 def test_a_failing_compiler_leaves_no_library_behind(tmp_path):
-    from converters.litert import build
+    from converters.litert import toolchain as build
 
     fake = tmp_path / "cc"
     fake.write_text("#!/bin/sh\necho 'fake-cc 1.0'\n[ \"$1\" = --version ] && exit 0\necho 'error: broken' >&2\n"
@@ -262,7 +262,7 @@ def test_a_failing_compiler_leaves_no_library_behind(tmp_path):
 
 
 def test_the_build_is_cached_and_a_path_the_cpu_lacks_is_refused(private_cache, detector_file):
-    from converters.litert import build
+    from converters.litert import toolchain as build
 
     first = build.build()
     assert build.build() == first and first.parent == private_cache
@@ -276,7 +276,7 @@ def test_the_build_is_cached_and_a_path_the_cpu_lacks_is_refused(private_cache, 
 
 def test_every_simd_path_matches_the_portable_one_on_awkward_sizes(tmp_path):
     """converters/litert/selftest.c (also what runs the NEON path under qemu-aarch64)."""
-    from converters.litert import build
+    from converters.litert import toolchain as build
 
     exe = tmp_path / "selftest"
     subprocess.run([build.find_compiler(), "-O2", "-o", str(exe), str(build.HERE / "selftest.c"), "-lpthread", "-lm"],

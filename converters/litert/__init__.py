@@ -4,7 +4,7 @@
 LCE TFLite file; LCE's four custom ops (``LceQuantize``, ``LceDequantize``,
 ``LceBconv2d``, ``LceBMaxPool2d``) run in ``bnn_kernels.c``, a C library of this
 project loaded as a TFLite delegate (``load_delegate``): each of those nodes becomes
-one delegate kernel. The library is compiled on first use (see ``build.py``).
+one delegate kernel. The library is compiled on first use (see ``toolchain.py``).
 
 Before any interpreter is built, every custom op of the file and every option of it is
 checked by the library's own option parser: an op or option it does not implement is a
@@ -25,7 +25,7 @@ from typing import Optional, Sequence, Union
 
 import numpy as np
 
-from .build import BuildError, build
+from .toolchain import BuildError, build
 
 __all__ = ["Interpreter", "UnsupportedModelError", "BuildError", "LCE_OPS", "check_model", "custom_ops",
            "library", "code_path", "with_outputs"]

@@ -8,7 +8,7 @@
  * (sign -1), unused bits of the last word 0. A binary convolution accumulates the
  * ±1 dot product  K - 2 * popcount(x ^ w)  over its receptive field.
  *
- * Build: cc -O3 -shared -fPIC bnn_kernels.c -lpthread (see converters/litert/build.py).
+ * Build: cc -O3 -shared -fPIC bnn_kernels.c -lpthread (see converters/litert/toolchain.py).
  * x86-64 code paths for AVX2 and AVX-512 VPOPCNTDQ are compiled with function target
  * attributes and chosen at run time with __builtin_cpu_supports, so the library runs on
  * any x86-64 CPU; aarch64 uses NEON, which every ARMv8-A core has.
