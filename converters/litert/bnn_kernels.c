@@ -660,21 +660,42 @@ static TfLiteStatus ensure_shape(TfLiteContext* ctx, TfLiteTensor* t, const int*
 
 /* --- LceQuantize / LceDequantize --------------------------------------------------- */
 
+/* 32 floats to one word: bit b set where x[b] < 0 (so -0.0 and +0.0 are both +1). */
+static inline uint32_t pack32(const float* x) {
+#if defined(__x86_64__)
+  const __m128 zero = _mm_setzero_ps();
+  uint32_t bits = 0;
+  for (int i = 0; i < 8; i++) bits |= (uint32_t)_mm_movemask_ps(_mm_cmplt_ps(_mm_loadu_ps(x + 4 * i), zero)) << (4 * i);
+  return bits;
+#elif defined(__aarch64__)
+  static const uint32_t weights[4] = {1, 2, 4, 8};
+  const uint32x4_t wv = vld1q_u32(weights);
+  uint32_t bits = 0;
+  for (int i = 0; i < 8; i++)
+    bits |= vaddvq_u32(vandq_u32(vcltq_f32(vld1q_f32(x + 4 * i), vdupq_n_f32(0.0f)), wv)) << (4 * i);
+  return bits;
+#else
+  uint32_t bits = 0;
+  for (int b = 0; b < 32; b++) bits |= (uint32_t)(x[b] < 0.0f) << b;
+  return bits;
+#endif
+}
+
 static void quantize_rows(void* arg, int begin, int end, int thread) {
   (void)thread;
   Job* j = (Job*)arg;
   Kernel* k = j->k;
   const float* x = (const float*)j->in;
   int32_t* y = (int32_t*)j->out;
-  int c = k->out_c, words = k->out_words;
+  int c = k->out_c, words = k->out_words, full = c / 32;
   for (int r = begin; r < end; r++) {
     const float* xr = x + (size_t)r * c;
     int32_t* yr = y + (size_t)r * words;
-    for (int w = 0; w < words; w++) {
+    for (int w = 0; w < full; w++) yr[w] = (int32_t)pack32(xr + 32 * w);
+    if (full < words) {
       uint32_t bits = 0;
-      int n = c - 32 * w < 32 ? c - 32 * w : 32;
-      for (int b = 0; b < n; b++) bits |= (uint32_t)(xr[32 * w + b] < 0.0f) << b;
-      yr[w] = (int32_t)bits;
+      for (int b = 0; b < c - 32 * full; b++) bits |= (uint32_t)(xr[32 * full + b] < 0.0f) << b;
+      yr[full] = (int32_t)bits;
     }
   }
 }
@@ -1002,6 +1023,13 @@ static void bconv_rows(void* arg, int begin, int end, int thread) {
           size_t t0 = k->spatial_transform ? ((size_t)oy * k->out_w + ox) * k->out_c : 0;
           const float* mul = k->multiplier + t0;
           const float* bias = k->bias + t0;
+          if (!border && p->activation == ACT_NONE) { /* kvalid == ktot: y = pop * m' + b' */
+            for (int c = 0; c < k->cout_g; c++) {
+              int co = g * k->cout_g + c;
+              yo[co] = (float)cnt[c] * mul[co] + bias[co];
+            }
+            continue;
+          }
           for (int c = 0; c < k->cout_g; c++) {
             int co = g * k->cout_g + c;
             int32_t acc = kvalid - 2 * cnt[c];

@@ -44,6 +44,21 @@ int main(void) {
     printf("ok %s\n", paths[q]);
     tested++;
   }
+  /* LceQuantize's packing (SSE2 or NEON) against the definition, zeros of both signs included */
+  float x[32];
+  for (int t = 0; t < 1000; t++) {
+    uint32_t expect = 0;
+    for (int b = 0; b < 32; b++) {
+      uint32_t r = next_word();
+      x[b] = (r % 7 == 0) ? ((r & 8) ? -0.0f : 0.0f) : ((float)(int32_t)r / 1e6f);
+      expect |= (uint32_t)(x[b] < 0.0f) << b;
+    }
+    if (pack32(x) != expect) {
+      printf("FAIL pack32: %08x != %08x\n", pack32(x), expect);
+      return 1;
+    }
+  }
+  printf("ok pack32\n");
   printf("%d fast path(s) agree with the portable path\n", tested);
   return 0;
 }
