@@ -4,13 +4,13 @@ Batch 1, 224x224, ``--threads`` threads (default 1), the same LCE TFLite file in
 runtime, timed side by side in one run: median of ``--runs`` runs after ``--warmup``.
 
 Columns:
-- ``model ms``: the whole inference. LCE's interpreter runs its builtin ops with
-  ``use_xnnpack=False`` (``eval.timing.LCE_FLAGS``) and the default ``use_xnnpack`` flag
-  off as well, LiteRT with its default XNNPACK delegate; so this column also compares the float
-  ops, and ``bconv ms`` isolates the binary kernels.
-- ``bconv ms``: time in ``LceBconv2d`` per inference. Ours from the library's own
-  per-op timers (``bnn_profile``); LCE's from ``eval.bench_convert.op_profile`` (each op
-  timed alone as a one-op graph, default flags), which is the best LCE's interpreter offers.
+- ``model ms``: the whole inference. LiteRT runs the builtin (float) ops with its
+  default XNNPACK delegate; LCE's interpreter is timed without XNNPACK (its default, and
+  ``eval.timing.LCE_FLAGS``) and with it, so the float ops are compared fairly too.
+- ``bconv ms``: the file's ``LceBconv2d`` ops only, each run alone as a one-op graph on
+  its real input (the same harness for both runtimes), summed: the binary kernels
+  side by side. (``in-model`` gives ours as its own per-op timers saw them inside the
+  whole inference, ``bnn_profile``.)
 - ``GMAC/s``: binary multiply-accumulates of the file's LceBconv2d ops (``OH*OW*Cout*
   KH*KW*Cin/groups``) per second of ``bconv ms``.
 - ``ceiling``: that rate as a share of this core's popcount ceiling: 512 binary MACs per
@@ -22,7 +22,7 @@ ratios from one run over absolute times.
 
 Usage::
 
-    python eval/bench_litert.py [--runs 5] [--warmup 2] [--threads 1] [--models realtobinary_resnet18,meliusnet22]
+    python -m eval.bench_litert [--runs 5] [--warmup 2] [--threads 1] [--models realtobinary_resnet18,meliusnet22]
 """
 
 from __future__ import annotations
@@ -120,6 +120,45 @@ def ours(flatbuffer: bytes, threads: int, x: np.ndarray, runs: int, warmup: int)
     return statistics.median(times), seconds[2] * 1e3 / runs, it.path
 
 
+def _one_op_graphs(flatbuffer: bytes, op_name: str = "LceBconv2d"):
+    """(flatbuffer of one op, its input) for each ``op_name`` op, inputs from a full run of ours."""
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as schema
+
+    from converters import litert
+
+    probe, _ = litert.with_outputs(flatbuffer, litert.LCE_OPS)
+    it = litert.Interpreter(probe)
+    values = dict(zip(it.output_names, it.predict(sample_input(SIZE, "nhwc"))))
+    model = schema.ModelT.InitFromPackedBuf(flatbuffer, 0)
+    graph = model.subgraphs[0]
+    codes = [c.customCode for c in model.operatorCodes]
+    ops = list(graph.operators)
+    for op in ops:
+        if codes[op.opcodeIndex] != op_name.encode():
+            continue
+        graph.operators, graph.inputs, graph.outputs = [op], [op.inputs[0]], list(op.outputs)
+        b = flatbuffers.Builder(len(flatbuffer) + 1024)
+        b.Finish(model.Pack(b), file_identifier=b"TFL3")
+        yield bytes(b.Output()), values[graph.tensors[op.inputs[0]].name.decode()]
+
+
+def bconv_ms(flatbuffer: bytes, threads: int, runs: int, warmup: int) -> tuple[float, float]:
+    """Summed median ms of the LceBconv2d ops alone: (ours, LCE indirect_bgemm)."""
+    from larq_compute_engine.tflite.python.interpreter import Interpreter as LCE
+
+    from converters import litert
+
+    ours_total = lce_total = 0.0
+    for graph, x in _one_op_graphs(flatbuffer):
+        it = litert.Interpreter(graph, num_threads=threads)
+        ours_total += _median_ms(lambda: it.predict(x), runs, warmup)
+        lce = LCE(graph, num_threads=threads, use_indirect_bgemm=True)
+        feed = [x]
+        lce_total += _median_ms(lambda: lce.interpreter.predict(feed), runs, warmup)
+    return ours_total, lce_total
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=5)
@@ -128,9 +167,7 @@ def main(argv=None) -> None:
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--cache", default=str(Path.home() / ".cache" / "bnnzoo" / "bench_litert"),
                         help="folder for the converted files")
-    parser.add_argument("--no-lce-profile", action="store_true", help="skip LCE's per-op profile (slow)")
     args = parser.parse_args(argv)
-    from eval.bench_convert import op_profile
 
     folder = Path(args.cache)
     folder.mkdir(parents=True, exist_ok=True)
@@ -140,24 +177,33 @@ def main(argv=None) -> None:
     for name in args.models.split(","):
         flatbuffer = tflite_file(name, folder)
         macs = binary_macs(flatbuffer)
-        model_ms, bconv_ms, path = ours(flatbuffer, args.threads, x, args.runs, args.warmup)
-        lce_ind = _median_ms(lce_runner(flatbuffer, args.threads, x, use_indirect_bgemm=True), args.runs, args.warmup)
-        lce_def = _median_ms(lce_runner(flatbuffer, args.threads, x, use_indirect_bgemm=False), args.runs,
-                             args.warmup)
-        lce_bconv = float("nan") if args.no_lce_profile else op_profile(flatbuffer).get("LceBconv2d", float("nan"))
+        model_ms, in_model_ms, path = ours(flatbuffer, args.threads, x, args.runs, args.warmup)
+        timed = {}
+        for label, flags in (("LCE indirect_bgemm", dict(use_indirect_bgemm=True)),
+                             ("LCE indirect_bgemm+xnnpack", dict(use_indirect_bgemm=True, use_xnnpack=True)),
+                             ("LCE default", dict(use_indirect_bgemm=False))):
+            timed[label] = _median_ms(lce_runner(flatbuffer, args.threads, x, **flags), args.runs, args.warmup)
+        ours_bconv, lce_bconv = bconv_ms(flatbuffer, args.threads, args.runs, args.warmup)
         ceiling = POPCOUNT_BITS_PER_CYCLE[path] * ghz * 1e9 * args.threads
-        rows.append((name, "bnnzoo litert (" + path + ")", model_ms, bconv_ms, macs, ceiling))
-        rows.append((name, "LCE indirect_bgemm", lce_ind, float("nan"), macs, ceiling))
-        rows.append((name, "LCE default", lce_def, lce_bconv, macs, ceiling))
-        print(f"{name}: ours {model_ms:.1f} ms, LCE indirect {lce_ind:.1f} ms, LCE default {lce_def:.1f} ms "
-              f"-> {lce_ind / model_ms:.2f}x / {lce_def / model_ms:.2f}x", flush=True)
+        rows.append((name, f"bnnzoo litert ({path})", model_ms, ours_bconv, in_model_ms, macs, ceiling))
+        rows.append((name, "LCE indirect_bgemm", timed["LCE indirect_bgemm"], lce_bconv, float("nan"), macs, ceiling))
+        for label in ("LCE indirect_bgemm+xnnpack", "LCE default"):
+            rows.append((name, label, timed[label], float("nan"), float("nan"), macs, ceiling))
+        print(f"{name}: ours {model_ms:.1f} ms; LCE " + ", ".join(f"{k} {v:.1f} ms ({v / model_ms:.2f}x)"
+                                                               for k, v in timed.items())
+              + f"; bconv alone ours {ours_bconv:.1f} ms, LCE indirect {lce_bconv:.1f} ms "
+              f"({lce_bconv / ours_bconv:.2f}x)", flush=True)
     print(f"\nbatch 1, {SIZE}x{SIZE}, {args.threads} thread(s), median of {args.runs} runs after {args.warmup}; "
           f"clock {ghz:.2f} GHz (/proc/cpuinfo)")
-    print(f"{'model':24s} {'runtime':28s} {'model ms':>9s} {'bconv ms':>9s} {'GMAC/s':>8s} {'ceiling':>8s}")
-    for name, runtime, ms, bms, macs, ceiling in rows:
+    print(f"{'model':22s} {'runtime':28s} {'model ms':>9s} {'x ours':>7s} {'bconv ms':>9s} {'in-model':>9s} "
+          f"{'GMAC/s':>7s} {'ceiling':>8s}")
+    ours_ms = {}
+    for name, runtime, ms, bms, in_model, macs, ceiling in rows:
+        ours_ms.setdefault(name, ms)
         rate = macs / (bms * 1e-3) if bms == bms else float("nan")
-        print(f"{name:24s} {runtime:28s} {ms:9.1f} {bms:9.1f} {rate / 1e9:8.0f} {rate / ceiling:8.1%}")
-    print("binary MACs per inference: " + ", ".join(f"{r[0]} {r[4] / 1e9:.2f} G" for r in rows[::3]))
+        print(f"{name:22s} {runtime:28s} {ms:9.1f} {ms / ours_ms[name]:7.2f} {bms:9.1f} {in_model:9.1f} "
+              f"{rate / 1e9:7.0f} {rate / ceiling:8.1%}")
+    print("binary MACs per inference: " + ", ".join(f"{r[0]} {r[5] / 1e9:.2f} G" for r in rows[::4]))
 
 
 if __name__ == "__main__":

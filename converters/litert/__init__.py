@@ -179,12 +179,13 @@ class Interpreter:
         return [d["name"] for d in self._outputs]
 
     def predict(self, x_nhwc: np.ndarray) -> Union[np.ndarray, list[np.ndarray]]:
-        """Runs a batch (NHWC, float32), one image at a time as the file's batch-1 input takes.
+        """Runs a batch (NHWC, the input's dtype: float32 for a model), one image at a time as
+        the file's batch-1 input takes.
 
         Returns:
             The output for the batch, or a list of them for a model with several outputs.
         """
-        x = np.asarray(x_nhwc, dtype=np.float32)
+        x = np.asarray(x_nhwc, dtype=self._inputs[0]["dtype"])
         shape = tuple(self._inputs[0]["shape"])
         if x.ndim != len(shape) or x.shape[1:] != shape[1:]:
             raise ValueError(f"input of shape {x.shape} does not fit the model's {shape} (NHWC)")
