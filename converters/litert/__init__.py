@@ -28,7 +28,7 @@ import numpy as np
 from .toolchain import BuildError, build
 
 __all__ = ["Interpreter", "UnsupportedModelError", "BuildError", "LCE_OPS", "check_model", "custom_ops",
-           "library", "code_path", "with_outputs"]
+           "library", "library_file", "code_path", "with_outputs"]
 
 LCE_OPS = ("LceQuantize", "LceDequantize", "LceBconv2d", "LceBMaxPool2d")
 
@@ -43,7 +43,7 @@ def library() -> ctypes.CDLL:
     """The kernel library (built on first use), loaded once per process."""
     global _LIB
     if _LIB is None:
-        lib = ctypes.CDLL(str(build()))
+        lib = ctypes.CDLL(str(library_file()))
         lib.bnn_check_op.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_size_t]
         lib.bnn_check_op.restype = ctypes.c_int
         lib.bnn_last_error.restype = ctypes.c_char_p
@@ -51,6 +51,17 @@ def library() -> ctypes.CDLL:
         lib.bnn_select_path.argtypes = [ctypes.c_char_p]
         _LIB = lib
     return _LIB
+
+
+def library_file() -> Path:
+    """``$BNNZOO_LITERT_LIB`` (a prebuilt library, e.g. cross-compiled for a board without a
+    compiler), else the library built from this folder's sources (cached)."""
+    prebuilt = os.environ.get("BNNZOO_LITERT_LIB")
+    if prebuilt:
+        if not Path(prebuilt).is_file():
+            raise BuildError(f"BNNZOO_LITERT_LIB names {prebuilt}, which is not a file: unset it to build the library")
+        return Path(prebuilt)
+    return build()
 
 
 def code_path() -> str:
@@ -162,7 +173,7 @@ class Interpreter:
         options = {"num_threads": str(num_threads)}
         if path is not None:
             options["path"] = path
-        self._delegate = load_delegate(str(build()), options)
+        self._delegate = load_delegate(str(library_file()), options)
         try:
             self._interpreter = LiteRT(model_content=flatbuffer, experimental_delegates=[self._delegate],
                                        num_threads=num_threads)
