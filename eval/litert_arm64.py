@@ -27,9 +27,9 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from eval.arm64 import PYTHON, Arm64Error, _env, build_userland, ensure_qemu
+from eval.arm64 import PYTHON, Arm64Error, _env, _run, build_userland, ensure_qemu
 
-__all__ = ["WHEELS", "cross_compile", "run_files", "main"]
+__all__ = ["WHEELS", "ensure_cross_compiler", "cross_compile", "run_files", "main"]
 
 WHEELS = ("ai-edge-litert==1.4.0", "numpy==1.26.4", "flatbuffers==25.12.19", "backports.strenum==1.2.8",
           "tqdm==4.67.1", "typing-extensions==4.12.2")
@@ -54,13 +54,28 @@ print(json.dumps(out))
 """
 
 
+def ensure_cross_compiler() -> str:
+    """Path of ``aarch64-linux-gnu-gcc``; installs Debian's ``gcc-aarch64-linux-gnu`` when missing (as root)."""
+    found = shutil.which("aarch64-linux-gnu-gcc")
+    if found:
+        return found
+    if shutil.which("apt-get") is None or os.geteuid() != 0:
+        raise Arm64Error("aarch64-linux-gnu-gcc is missing: run `apt-get install gcc-aarch64-linux-gnu` as root")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    _run(["apt-get", "update", "-q"], "apt-get update", env=env, timeout=900)
+    _run(["apt-get", "install", "-y", "-q", "--no-install-recommends", "gcc-aarch64-linux-gnu", "libc6-dev-arm64-cross"],
+         "apt-get install gcc-aarch64-linux-gnu", env=env, timeout=1800)
+    found = shutil.which("aarch64-linux-gnu-gcc")
+    if not found:
+        raise Arm64Error("gcc-aarch64-linux-gnu was installed but aarch64-linux-gnu-gcc is not on PATH")
+    return found
+
+
 def cross_compile(dest: Path) -> Path:
     """The kernel library built for aarch64 with the cross compiler."""
     from converters.litert import toolchain
 
-    cc = shutil.which("aarch64-linux-gnu-gcc")
-    if cc is None:
-        raise Arm64Error("no aarch64-linux-gnu-gcc: apt-get install gcc-aarch64-linux-gnu")
+    cc = ensure_cross_compiler()
     lib = dest / "libbnn_lce-aarch64.so"
     subprocess.run([cc, *toolchain.CFLAGS, "-o", str(lib), str(toolchain.HERE / "bnn_kernels.c"), *toolchain.LIBS],
                    check=True, capture_output=True)

@@ -160,8 +160,10 @@ def test_every_lce_op_equals_lce_reference_kernel(name, tmp_path):
     reference = _lce_reference(probe, x)
     bconvs = list(_bconv_ops(probe))
     assert first.lce_ops == sum(1 for _ in litert.custom_ops(flatbuffer))
-    for path in _paths():
-        ours = litert.Interpreter(probe, path=path)
+    paths = _paths()
+    # every code path on one thread, and the best one on 3 (rows split over a thread pool)
+    for path, threads in [(p, 1) for p in paths] + [(paths[-1], 3)]:
+        ours = litert.Interpreter(probe, path=path, num_threads=threads)
         assert ours.path == path
         got = ours.predict(x)
         got = got if isinstance(got, list) else [got]
@@ -285,3 +287,24 @@ def test_every_simd_path_matches_the_portable_one_on_awkward_sizes(tmp_path):
     assert done.returncode == 0, done.stdout
     fast = [p for p in _paths() if p != "portable"]
     assert [line.split()[1] for line in done.stdout.splitlines() if line.startswith("ok ")] == fast + ["pack32"]
+
+
+# --- aarch64 under emulation: must run, never skip ------------------------------------------------
+
+@pytest.mark.slow
+def test_aarch64_kernels_under_qemu_equal_the_host(tmp_path):
+    """One tiny model with LCE ops per family, cross-compiled kernels in the aarch64 ai-edge-litert
+    wheel under qemu-aarch64-static: every LCE op output equal to this host's (eval.litert_arm64)."""
+    from eval import litert_arm64
+
+    families = {}
+    for name in zoo.list_models():
+        families.setdefault(zoo.get_config(name).family, name)
+    files = []
+    for name in families.values():
+        data = _tflite(name, tmp_path)
+        if litert.custom_ops(data):
+            files.append(str(tmp_path / f"{name}.tflite"))
+    assert files
+    lines = litert_arm64.run_files(files)
+    assert len(lines) == len(files) and all("LCE op outputs equal (aarch64 neon" in line for line in lines), lines
