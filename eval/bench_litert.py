@@ -39,7 +39,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
-from eval.timing import lce_runner, sample_input  # noqa: E402
+from eval.timing import lce_runner, sample_input, time_runs  # noqa: E402
 
 MODELS = ("realtobinary_resnet18", "meliusnet22")
 SIZE = 224
@@ -90,14 +90,7 @@ def cpu_ghz() -> float:
 
 
 def _median_ms(fn, runs: int, warmup: int) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t) * 1e3)
-    return statistics.median(times)
+    return time_runs(fn, runs, warmup)[0]
 
 
 def ours(flatbuffer: bytes, threads: int, x: np.ndarray, runs: int, warmup: int) -> tuple[float, float, str]:
