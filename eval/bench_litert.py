@@ -11,6 +11,8 @@ Columns:
   its real input (the same harness for both runtimes), summed: the binary kernels
   side by side. (``in-model`` gives ours as its own per-op timers saw them inside the
   whole inference, ``bnn_profile``.)
+- Runtimes are timed round-robin, one run of each per round, so a load swing on a shared
+  machine hits all of them alike.
 - ``GMAC/s``: binary multiply-accumulates of the file's LceBconv2d ops (``OH*OW*Cout*
   KH*KW*Cin/groups``) per second of ``bconv ms``.
 - ``ceiling``: that rate as a share of this core's popcount ceiling: 512 binary MACs per
@@ -89,28 +91,42 @@ def cpu_ghz() -> float:
     return float("nan")
 
 
-def _median_ms(fn, runs: int, warmup: int) -> float:
-    return time_runs(fn, runs, warmup)[0]
+def interleaved(runners: dict, runs: int, warmup: int) -> dict:
+    """Median ms of each runner, timed round-robin (one run of each per round), so that a load
+    change on a shared machine slows every runtime alike instead of whichever ran then."""
+    for fn in runners.values():
+        for _ in range(warmup):
+            fn()
+    times: dict = {k: [] for k in runners}
+    for _ in range(runs):
+        for k, fn in runners.items():
+            t = time.perf_counter()
+            fn()
+            times[k].append((time.perf_counter() - t) * 1e3)
+    return {k: statistics.median(v) for k, v in times.items()}
 
 
-def ours(flatbuffer: bytes, threads: int, x: np.ndarray, runs: int, warmup: int) -> tuple[float, float, str]:
-    """(model ms, bconv ms per inference, code path) of our runtime."""
+def ours_runner(flatbuffer: bytes, threads: int, x: np.ndarray):
+    """(one inference of our runtime, its code path)."""
     from converters import litert
 
     it = litert.Interpreter(flatbuffer, num_threads=threads)
+    return (lambda: it.predict(x)), it.path
+
+
+def profile_calls():
+    """A function returning (and resetting) the seconds the library spent in LceBconv2d."""
+    from converters import litert
+
     lib = litert.library()
     lib.bnn_profile.argtypes = [ctypes.POINTER(ctypes.c_double), ctypes.POINTER(ctypes.c_long), ctypes.c_int]
-    for _ in range(warmup):
-        it.predict(x)
-    lib.bnn_profile(None, None, 1)
-    times = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        it.predict(x)
-        times.append((time.perf_counter() - t) * 1e3)
-    seconds = (ctypes.c_double * 4)()
-    lib.bnn_profile(seconds, None, 1)
-    return statistics.median(times), seconds[2] * 1e3 / runs, it.path
+
+    def take() -> float:
+        seconds = (ctypes.c_double * 4)()
+        lib.bnn_profile(seconds, None, 1)
+        return seconds[2]
+
+    return take
 
 
 def _one_op_graphs(flatbuffer: bytes, op_name: str = "LceBconv2d"):
@@ -140,15 +156,12 @@ def bconv_ms(flatbuffer: bytes, threads: int, runs: int, warmup: int) -> tuple[f
     """Summed median ms of the LceBconv2d ops alone: (ours, LCE indirect_bgemm)."""
     from larq_compute_engine.tflite.python.interpreter import Interpreter as LCE
 
-    from converters import litert
-
     ours_total = lce_total = 0.0
     for graph, x in _one_op_graphs(flatbuffer):
-        it = litert.Interpreter(graph, num_threads=threads)
-        ours_total += _median_ms(lambda: it.predict(x), runs, warmup)
-        lce = LCE(graph, num_threads=threads, use_indirect_bgemm=True)
-        feed = [x]
-        lce_total += _median_ms(lambda: lce.interpreter.predict(feed), runs, warmup)
+        mine, _ = ours_runner(graph, threads, x)
+        lce, feed = LCE(graph, num_threads=threads, use_indirect_bgemm=True), [x]
+        t = interleaved({"ours": mine, "lce": lambda: lce.interpreter.predict(feed)}, runs, warmup)
+        ours_total, lce_total = ours_total + t["ours"], lce_total + t["lce"]
     return ours_total, lce_total
 
 
@@ -170,12 +183,17 @@ def main(argv=None) -> None:
     for name in args.models.split(","):
         flatbuffer = tflite_file(name, folder)
         macs = binary_macs(flatbuffer)
-        model_ms, in_model_ms, path = ours(flatbuffer, args.threads, x, args.runs, args.warmup)
-        timed = {}
+        mine, path = ours_runner(flatbuffer, args.threads, x)
+        runners = {"ours": mine}
         for label, flags in (("LCE indirect_bgemm", dict(use_indirect_bgemm=True)),
                              ("LCE indirect_bgemm+xnnpack", dict(use_indirect_bgemm=True, use_xnnpack=True)),
                              ("LCE default", dict(use_indirect_bgemm=False))):
-            timed[label] = _median_ms(lce_runner(flatbuffer, args.threads, x, **flags), args.runs, args.warmup)
+            runners[label] = lce_runner(flatbuffer, args.threads, x, **flags)
+        take = profile_calls()
+        take()  # reset
+        timed = interleaved(runners, args.runs, args.warmup)
+        in_model_ms = take() * 1e3 / (args.runs + args.warmup)
+        model_ms = timed.pop("ours")
         ours_bconv, lce_bconv = bconv_ms(flatbuffer, args.threads, args.runs, args.warmup)
         ceiling = POPCOUNT_BITS_PER_CYCLE[path] * ghz * 1e9 * args.threads
         rows.append((name, f"bnnzoo litert ({path})", model_ms, ours_bconv, in_model_ms, macs, ceiling))
