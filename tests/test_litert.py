@@ -274,6 +274,10 @@ def test_the_build_is_cached_and_a_path_the_cpu_lacks_is_refused(private_cache, 
         with pytest.raises(ValueError, match="not available"):
             litert.Interpreter(detector_file, path=path)
     assert litert.code_path() in _paths()
+    assert litert.Interpreter(detector_file, path="portable").path == "portable"
+    assert litert.Interpreter(detector_file).path == _paths()[-1]  # a forced path does not stick
+    with pytest.raises(ValueError, match="num_threads"):
+        litert.Interpreter(detector_file, num_threads=0)
 
 
 def test_every_simd_path_matches_the_portable_one_on_awkward_sizes(tmp_path):

@@ -1235,7 +1235,7 @@ static TfLiteStatus delegate_prepare(TfLiteContext* ctx, TfLiteDelegate* delegat
 
 EXPORT TfLiteDelegate* tflite_plugin_create_delegate(char** keys, char** values, size_t n,
                                                      void (*report_error)(const char*)) {
-  int threads = 1;
+  int threads = 1, path_given = 0;
   for (size_t i = 0; i < n; i++) {
     if (strcmp(keys[i], "num_threads") == 0) {
       threads = atoi(values[i]);
@@ -1248,12 +1248,13 @@ EXPORT TfLiteDelegate* tflite_plugin_create_delegate(char** keys, char** values,
         if (report_error) report_error("bnnzoo delegate: code path not available on this CPU");
         return NULL;
       }
+      path_given = 1;
     } else {
       if (report_error) report_error("bnnzoo delegate: unknown option (num_threads, path)");
       return NULL;
     }
   }
-  if (!g_bgemm) bnn_select_path(NULL);
+  if (!path_given) bnn_select_path(NULL); /* the best path, whatever an earlier delegate forced */
   TfLiteDelegate* d = (TfLiteDelegate*)calloc(1, sizeof *d);
   DelegateData* data = (DelegateData*)calloc(1, sizeof *data);
   data->threads = threads;
