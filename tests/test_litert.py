@@ -147,22 +147,22 @@ def _lce_reference(flatbuffer: bytes, x: np.ndarray):
     return [np.concatenate([o[k] for o in outs]) for k in range(len(outs[0]))]
 
 
-@pytest.mark.parametrize("name", zoo.list_models())
-def test_every_lce_op_equals_lce_reference_kernel(name, tmp_path):
+def _check_against_references(name: str, flatbuffer: bytes, configs, batch: int, numpy_reference: bool) -> None:
+    """Every LCE op output of ``flatbuffer`` in our runtime, for each ``(path, threads)`` config,
+    equal to LCE's reference kernel (and, with ``numpy_reference``, each LceBconv2d to NumPy)."""
     from flatbuffers import flexbuffers
 
-    flatbuffer = _tflite(name, tmp_path)
-    probe, added = litert.with_outputs(flatbuffer, litert.LCE_OPS + ("LceQuantize",))
+    probe, added = litert.with_outputs(flatbuffer, litert.LCE_OPS)
     first = litert.Interpreter(probe)
     shape = first._inputs[0]["shape"]
-    x = np.random.default_rng(0).standard_normal((2, *shape[1:])).astype(np.float32)
+    x = np.random.default_rng(0).standard_normal((batch, *shape[1:])).astype(np.float32)
     n_model_outputs = len(first.output_names) - len(added)
     reference = _lce_reference(probe, x)
     bconvs = list(_bconv_ops(probe))
     assert first.lce_ops == sum(1 for _ in litert.custom_ops(flatbuffer))
-    paths = _paths()
-    # every code path on one thread, and the best one on 3 (rows split over a thread pool)
-    for path, threads in [(p, 1) for p in paths] + [(paths[-1], 3)]:
+    # LCE's interpreter refuses only per-position multipliers (which it cannot run)
+    assert reference is not None or any(mul is not None and mul.ndim > 1 for *_, mul, _, _ in bconvs), name
+    for path, threads in configs:
         ours = litert.Interpreter(probe, path=path, num_threads=threads)
         assert ours.path == path
         got = ours.predict(x)
@@ -175,6 +175,8 @@ def test_every_lce_op_equals_lce_reference_kernel(name, tmp_path):
                 assert np.array_equal(a, b), f"{name} [{path}]: {out_name} differs from LCE's reference kernel"
             for a, b in zip(got[:n_model_outputs], reference[:n_model_outputs]):
                 np.testing.assert_allclose(a, b, atol=FLOAT_ATOL + FLOAT_RTOL * np.abs(b).max(), rtol=0)
+        if not (numpy_reference or reference is None):
+            continue
         for in_name, out_name, options, filt, mul, bias, thr in bconvs:
             for i in range(len(x)):
                 expected = _bconv_reference(named[in_name][i:i + 1], filt, options, mul, bias, thr,
@@ -185,6 +187,26 @@ def test_every_lce_op_equals_lce_reference_kernel(name, tmp_path):
                     k = filt.shape[1] * filt.shape[2] * flexbuffers.Loads(options)["channels_in"]
                     tol = 1e-6 * (k * np.abs(mul) + np.abs(bias)) + 1e-6
                     assert np.all(np.abs(named[out_name][i:i + 1] - expected) <= tol), f"{name} [{path}]: {out_name}"
+
+
+@pytest.mark.parametrize("name", zoo.list_models())
+def test_every_lce_op_equals_lce_reference_kernel(name, tmp_path):
+    paths = _paths()
+    # every code path on one thread, and the best one on 3 (rows split over a thread pool)
+    configs = [(p, 1) for p in paths] + [(paths[-1], 3)]
+    _check_against_references(name, _tflite(name, tmp_path), configs, batch=2, numpy_reference=True)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", sorted({zoo.get_config(n).family for n in zoo.list_models()}))
+def test_full_size_lce_ops_equal_lce_reference_kernel(family, tmp_path):
+    """The first registered model of each family at its full size (best path, 2 threads)."""
+    import converters
+
+    name = next(n for n in zoo.list_models() if zoo.get_config(n).family == family)
+    path = tmp_path / f"{name}.tflite"
+    converters.to_tflite(randomize(zoo.load(name)), str(path), verify=False)
+    _check_against_references(name, path.read_bytes(), [(_paths()[-1], 2)], batch=1, numpy_reference=False)
 
 
 def _with_options(flatbuffer: bytes, op_name: str, edit) -> bytes:
