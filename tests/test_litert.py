@@ -97,11 +97,8 @@ def _bconv_reference(x_words, filt_words, options, mul, bias, thr, out_channels_
             for kx in range(kw):
                 patch = xg[ky * dh:ky * dh + (oh - 1) * sh + 1:sh, kx * dw:kx * dw + (ow - 1) * sw + 1:sw]
                 dot[..., g * per_group:(g + 1) * per_group] += patch @ wg[:, ky, kx].T
-    act = o["fused_activation_function"]
-    if act in (1, 3):
-        dot = np.maximum(dot, 0)
-    if act == 3:
-        dot = np.minimum(dot, 6)
+    low, high = {0: (-np.inf, np.inf), 1: (0, np.inf), 2: (-1, 1), 3: (0, 6)}[o["fused_activation_function"]]
+    dot = np.clip(dot, low, high)  # in accumulator space, before the multiplier
     if thr is not None:  # bit-packed output: set where the XOR popcount exceeds the threshold
         pop = (kh * kw * cin_g - dot) / 2
         bits = (pop > thr).astype(np.uint64)
@@ -211,16 +208,19 @@ def test_full_size_lce_ops_equal_lce_reference_kernel(family, tmp_path):
 
 def _with_options(flatbuffer: bytes, op_name: str, edit) -> bytes:
     """The flatbuffer with the first ``op_name``'s options replaced by ``edit(options dict)``."""
+    first = next(i for i, name, _ in litert.custom_ops(flatbuffer) if name == op_name)
+    return _with_options_at(flatbuffer, first, edit)
+
+
+def _with_options_at(flatbuffer: bytes, index: int, edit) -> bytes:
+    """The flatbuffer with operator ``index``'s custom options replaced by ``edit(options dict)``."""
     import flatbuffers
     from ai_edge_litert import schema_py_generated as schema
     from flatbuffers import flexbuffers
 
     model = schema.ModelT.InitFromPackedBuf(flatbuffer, 0)
-    codes = [c.customCode for c in model.operatorCodes]
-    for op in model.subgraphs[0].operators:
-        if codes[op.opcodeIndex] == op_name.encode():
-            op.customOptions = list(flexbuffers.Dumps(edit(flexbuffers.Loads(bytes(op.customOptions)))))
-            break
+    op = model.subgraphs[0].operators[index]
+    op.customOptions = list(flexbuffers.Dumps(edit(flexbuffers.Loads(bytes(op.customOptions)))))
     builder = flatbuffers.Builder(len(flatbuffer) + 1024)
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
     return bytes(builder.Output())
@@ -334,3 +334,60 @@ def test_aarch64_kernels_under_qemu_equal_the_host(tmp_path):
     assert files
     lines = litert_arm64.run_files(files)
     assert len(lines) == len(files) and all("LCE op outputs equal (aarch64 neon" in line for line in lines), lines
+
+
+# --- every option the kernels implement, on small larq models ----------------------------------
+
+def _larq_model(conv: dict, pool: bool):
+    """QuantConv2D(conv) -> BN -> [MaxPool] -> QuantConv2D -> BN on an 11x11x64 input, random weights."""
+    import larq as lq
+    import tensorflow as tf
+
+    binary = dict(input_quantizer="ste_sign", kernel_quantizer="ste_sign", kernel_constraint="weight_clip",
+                  use_bias=False)
+    x = tf.keras.Input((11, 11, 64))
+    y = tf.keras.layers.BatchNormalization()(lq.layers.QuantConv2D(64, 3, **binary, **conv)(x))
+    if pool:
+        y = tf.keras.layers.MaxPool2D(2, padding="same")(y)
+    y = tf.keras.layers.BatchNormalization()(lq.layers.QuantConv2D(32, 3, padding="same", pad_values=1.0,
+                                                                   **binary)(y))
+    model = tf.keras.Model(x, y)
+    rng = np.random.default_rng(0)
+    model.set_weights([rng.uniform(0.5, 2, w.shape).astype(np.float32) if "variance" in v.name
+                       else rng.standard_normal(w.shape).astype(np.float32)
+                       for w, v in zip(model.get_weights(), model.weights)])
+    return model
+
+
+@pytest.mark.parametrize("conv, pool", [
+    (dict(padding="same", pad_values=0.0, strides=2), False),  # zero padding, stride 2, bit-packed output
+    (dict(padding="valid", dilation_rate=2), False),
+    (dict(padding="same", pad_values=1.0, groups=2), False),
+    (dict(padding="same", pad_values=1.0, strides=(1, 2)), True),  # LceBMaxPool2d
+])
+def test_options_of_small_larq_models_equal_lce_reference_kernel(conv, pool):
+    from converters.tflite import convert_keras
+
+    flatbuffer = convert_keras(_larq_model(conv, pool))
+    ops = [name for _, name, _ in litert.custom_ops(flatbuffer)]
+    assert ops.count("LceBconv2d") == 2 and ("LceBMaxPool2d" in ops) == pool
+    _check_against_references(str(conv), flatbuffer, [(p, 1) for p in _paths()], batch=2, numpy_reference=True)
+
+
+@pytest.mark.parametrize("activation", [1, 2, 3])  # RELU, RELU_N1_TO_1, RELU6
+def test_fused_activations_equal_lce_reference_kernel(activation):
+    """LCE's converter fuses no activation in the zoo's models: the option is set in the file."""
+    from converters.tflite import convert_keras
+
+    flatbuffer = convert_keras(_larq_model(dict(padding="same", pad_values=1.0), False))
+    last = [i for i, name, _ in litert.custom_ops(flatbuffer) if name == "LceBconv2d"][-1]
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = schema.Model.GetRootAsModel(flatbuffer, 0)
+    codes = [model.OperatorCodes(i).CustomCode() for i in range(model.OperatorCodesLength())]
+    first_bconv = next(j for j in range(model.Subgraphs(0).OperatorsLength())
+                       if codes[model.Subgraphs(0).Operators(j).OpcodeIndex()] == b"LceBconv2d")
+    assert last != first_bconv
+    edited = _with_options_at(flatbuffer, last, lambda o: {**o, "fused_activation_function": activation})
+    _check_against_references(f"activation {activation}", edited, [(_paths()[-1], 1)], batch=2,
+                              numpy_reference=True)
