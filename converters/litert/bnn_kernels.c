@@ -1162,7 +1162,7 @@ static TfLiteStatus check_layout(TfLiteContext* ctx) {
   for (size_t i = 0; i < ctx->tensors_size; i++) {
     const TfLiteTensor* t = &ctx->tensors[i];
     size_t es = type_size(t->type);
-    if (t->type < 0 || t->type > 20) return fail(ctx, "bnnzoo delegate: TfLiteTensor layout mismatch (type)");
+    if ((int)t->type < 0 || (int)t->type > 64) return fail(ctx, "bnnzoo delegate: TfLiteTensor layout mismatch (type)");
     if (!es || !t->dims) continue;
     if (t->dims->size < 0 || t->dims->size > 8)
       return fail(ctx, "bnnzoo delegate: TfLiteTensor layout mismatch (dims of tensor %zu)", i);
