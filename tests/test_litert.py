@@ -391,3 +391,21 @@ def test_fused_activations_equal_lce_reference_kernel(activation):
     edited = _with_options_at(flatbuffer, last, lambda o: {**o, "fused_activation_function": activation})
     _check_against_references(f"activation {activation}", edited, [(_paths()[-1], 1)], batch=2,
                               numpy_reference=True)
+
+
+def test_a_wrong_struct_layout_is_caught_before_any_node_is_claimed(detector_file, tmp_path):
+    """A library whose TfLiteTensor is declared 8 bytes too long must refuse every model."""
+    from converters.litert import toolchain
+
+    lib = tmp_path / "wrong.so"
+    subprocess.run([toolchain.find_compiler(), *toolchain.CFLAGS, "-DBNN_TEST_WRONG_LAYOUT", "-o", str(lib),
+                    str(toolchain.HERE / "bnn_kernels.c"), *toolchain.LIBS], check=True, capture_output=True)
+    model = tmp_path / "m.tflite"
+    model.write_bytes(detector_file)
+    code = ("import sys; from converters import litert\n"
+            f"try:\n    litert.Interpreter({str(model)!r})\n"
+            "except litert.UnsupportedModelError as e:\n    print(e); sys.exit(3)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env={**os.environ, "BNNZOO_LITERT_LIB": str(lib)})
+    assert done.returncode == 3, done.stderr[-2000:]
+    assert "TfLiteTensor layout mismatch" in done.stdout

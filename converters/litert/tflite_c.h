@@ -95,6 +95,9 @@ typedef struct TfLiteTensor {
   TfLiteQuantization quantization;
   void* sparsity;
   const TfLiteIntArray* dims_signature;
+#ifdef BNN_TEST_WRONG_LAYOUT /* tests/test_litert.py: a wrong declaration must be caught at load */
+  char wrong_layout_padding[8];
+#endif
 } TfLiteTensor;
 
 typedef struct TfLiteNode {
