@@ -18,11 +18,11 @@ import sys
 import numpy as np
 import pytest
 
-pytest.importorskip("ai_edge_litert")  # the 'litert' extra (in 'dev')
+import ai_edge_litert  # noqa: F401  (the 'litert' extra, in 'dev': missing it fails, never skips)
 
-import zoo  # noqa: E402
-from converters import litert  # noqa: E402
-from helpers import randomize, tiny  # noqa: E402
+import zoo
+from converters import litert
+from helpers import randomize, tiny
 
 FLOAT_ATOL = 1e-3
 FLOAT_RTOL = 1e-4
