@@ -1,0 +1,138 @@
+"""bnnzoo's LCE kernels on aarch64, under qemu: the same LCE files, the same outputs as on this host.
+
+The library is cross-compiled here (``aarch64-linux-gnu-gcc``, Debian's
+``gcc-aarch64-linux-gnu``) and loaded by the aarch64 ``ai-edge-litert`` wheel in the
+emulated Python 3.11 userland of ``eval.arm64`` (``BNNZOO_LITERT_LIB`` points the
+wrapper at it, since the userland has no compiler). Every output of every LCE op, and
+the model outputs, are compared with this host's run of the same file: LCE ops exactly
+(NEON against AVX-512/AVX2), model outputs within float tolerance (XNNPACK differs by
+architecture).
+
+Usage::
+
+    python -m eval.litert_arm64 a.tflite [b.tflite ...]     # prints one line per file
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+
+from eval.arm64 import PYTHON, Arm64Error, _env, _run, build_userland, ensure_qemu
+
+__all__ = ["WHEELS", "ensure_cross_compiler", "cross_compile", "run_files", "main"]
+
+WHEELS = ("ai-edge-litert==1.4.0", "numpy==1.26.4", "flatbuffers==25.12.19", "backports.strenum==1.2.8",
+          "tqdm==4.67.1", "typing-extensions==4.12.2")
+REPO = Path(__file__).resolve().parent.parent
+
+_RUNNER = r"""
+import json, sys
+import numpy as np
+sys.path.insert(0, {repo!r})
+from converters import litert
+out = {{}}
+for path in {files!r}:
+    probe, _ = litert.with_outputs(open(path, "rb").read(), litert.LCE_OPS)
+    it = litert.Interpreter(probe)
+    shape = it._inputs[0]["shape"]
+    x = np.random.default_rng(0).standard_normal((1, *shape[1:])).astype(np.float32)
+    got = it.predict(x)
+    got = got if isinstance(got, list) else [got]
+    np.savez({dest!r} + "/" + str(len(out)) + ".npz", *got)
+    out[path] = it.path
+print(json.dumps(out))
+"""
+
+
+def ensure_cross_compiler() -> str:
+    """Path of ``aarch64-linux-gnu-gcc``; installs Debian's ``gcc-aarch64-linux-gnu`` when missing (as root)."""
+    found = shutil.which("aarch64-linux-gnu-gcc")
+    if found:
+        return found
+    if shutil.which("apt-get") is None or os.geteuid() != 0:
+        raise Arm64Error("aarch64-linux-gnu-gcc is missing: run `apt-get install gcc-aarch64-linux-gnu` as root")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    _run(["apt-get", "update", "-q"], "apt-get update", env=env, timeout=900)
+    _run(["apt-get", "install", "-y", "-q", "--no-install-recommends", "gcc-aarch64-linux-gnu", "libc6-dev-arm64-cross"],
+         "apt-get install gcc-aarch64-linux-gnu", env=env, timeout=1800)
+    found = shutil.which("aarch64-linux-gnu-gcc")
+    if not found:
+        raise Arm64Error("gcc-aarch64-linux-gnu was installed but aarch64-linux-gnu-gcc is not on PATH")
+    return found
+
+
+def cross_compile(dest: Path) -> Path:
+    """The kernel library built for aarch64 with the cross compiler."""
+    from converters.litert import toolchain
+
+    cc = ensure_cross_compiler()
+    lib = dest / "libbnn_lce-aarch64.so"
+    subprocess.run([cc, *toolchain.CFLAGS, "-o", str(lib), str(toolchain.HERE / "bnn_kernels.c"), *toolchain.LIBS],
+                   check=True, capture_output=True)
+    return lib
+
+
+def run_files(files: Sequence[str], cache: Optional[Path] = None) -> list[str]:
+    """One line per file: its LCE ops' outputs and model outputs, aarch64 (qemu) against this host.
+
+    Raises:
+        Arm64Error: The emulation failed, or an LCE op's output differs.
+    """
+    from converters import litert
+
+    qemu = ensure_qemu()
+    root = build_userland(cache, WHEELS)
+    files = [str(Path(f).resolve()) for f in files]
+    with tempfile.TemporaryDirectory() as tmp:
+        lib = cross_compile(Path(tmp))
+        code = _RUNNER.format(repo=str(REPO), files=files, dest=tmp)
+        env = {**_env(root), "BNNZOO_LITERT_LIB": str(lib)}
+        proc = subprocess.run([qemu, "-L", str(root), str(root / PYTHON), "-I", "-c", code], capture_output=True,
+                              text=True, env=env, timeout=1800)
+        if proc.returncode != 0:
+            raise Arm64Error(f"aarch64 run failed (exit {proc.returncode}): {proc.stderr.strip()[-800:]}")
+        paths = json.loads(proc.stdout.strip().splitlines()[-1])
+        lines = []
+        for i, path in enumerate(files):
+            probe, added = litert.with_outputs(Path(path).read_bytes(), litert.LCE_OPS)
+            it = litert.Interpreter(probe)
+            x = np.random.default_rng(0).standard_normal((1, *it._inputs[0]["shape"][1:])).astype(np.float32)
+            host = it.predict(x)
+            host = host if isinstance(host, list) else [host]
+            with np.load(os.path.join(tmp, f"{i}.npz")) as z:
+                arm = [z[f"arr_{k}"] for k in range(len(z.files))]
+            n_model = len(host) - len(added)
+            for name, a, b in zip(it.output_names[n_model:], arm[n_model:], host[n_model:]):
+                if a.shape != b.shape or not np.array_equal(a, b):
+                    raise Arm64Error(f"{Path(path).name}: {name} differs between aarch64 and this host")
+            diff = max(float(np.abs(a - b).max()) for a, b in zip(arm[:n_model], host[:n_model]))
+            lines.append(f"{Path(path).name}: {len(added)} LCE op outputs equal (aarch64 {paths[path]} vs host "
+                         f"{it.path}), model outputs max |diff| {diff:.3g}")
+        return lines
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("files", nargs="+")
+    args = parser.parse_args(argv)
+    try:
+        for line in run_files(args.files):
+            print(line)
+    except Arm64Error as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
