@@ -73,7 +73,8 @@ def _cache_dir() -> str:
 def _offline() -> bool:
     from huggingface_hub import constants
 
-    return constants.is_offline_mode() or _is_true(os.environ.get("HF_HUB_OFFLINE"))
+    # is_offline_mode() is huggingface-hub >= 1.3; older releases read the variable at import only.
+    return getattr(constants, "is_offline_mode", lambda: False)() or _is_true(os.environ.get("HF_HUB_OFFLINE"))
 
 
 # --------------------------------------------------------------------------- download
@@ -114,7 +115,11 @@ def hub_file(repo_id: str, filename: str, revision: str = "main", *, sha256: Opt
     """
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import (GatedRepoError, HfHubHTTPError, LocalEntryNotFoundError, OfflineModeIsEnabled,
-                                        RemoteEntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError)
+                                        RepositoryNotFoundError, RevisionNotFoundError)
+    try:
+        from huggingface_hub.errors import RemoteEntryNotFoundError
+    except ImportError:  # huggingface-hub < 1.0: EntryNotFoundError (a base of LocalEntryNotFoundError, caught first)
+        from huggingface_hub.errors import EntryNotFoundError as RemoteEntryNotFoundError
 
     where = f"{repo_id}@{revision}/{filename}"
     warm = f"`bnnzoo download {name or HUB_PREFIX + repo_id + '@' + revision}`"
@@ -131,8 +136,6 @@ def hub_file(repo_id: str, filename: str, revision: str = "main", *, sha256: Opt
                        "(`hf auth login` or HF_TOKEN) if it is private") from None
     except RevisionNotFoundError:
         raise HubError(f"{where}: revision {revision!r} not found in {repo_id}: check the branch, tag or commit") from None
-    except RemoteEntryNotFoundError:
-        raise HubError(f"{where}: file {filename!r} not found in {repo_id} at {revision}") from None
     except (LocalEntryNotFoundError, OfflineModeIsEnabled) as e:
         if offline:
             raise HubError(f"{where} is not in the Hub cache ({_cache_dir()}) and HF_HUB_OFFLINE is set: "
@@ -140,6 +143,8 @@ def hub_file(repo_id: str, filename: str, revision: str = "main", *, sha256: Opt
         cause = _root_cause(e)
         raise HubError(f"{where}: cannot reach {endpoint} ({cause}) and the file is not cached: check the "
                        f"connection or HF_ENDPOINT, or warm the cache with {warm} where the Hub is reachable") from None
+    except RemoteEntryNotFoundError:
+        raise HubError(f"{where}: file {filename!r} not found in {repo_id} at {revision}") from None
     except HfHubHTTPError as e:
         status = e.response.status_code if e.response is not None else "?"
         raise HubError(f"{where}: the Hub at {endpoint} answered HTTP {status}: retry later") from None
