@@ -179,7 +179,7 @@ def test_onnx_rejects_old_opset_for_bitpack(binary_model, tmp_path):
 LCE_REFUSES = {"strongbaseline_resnet18": "interpreter refuses the converted file"}
 
 
-@pytest.mark.parametrize("name", zoo.list_models())
+@pytest.mark.parametrize("name", zoo.list_models(include_stages=True))
 def test_every_registered_model_converts_and_verifies(name, tmp_path):
     # Randomized like a trained model: a fresh one feeds exact zeros to its signs, which
     # runtimes that fold BN into the conv break differently (no trained model has them).

@@ -237,4 +237,4 @@ def test_model_cards(tmp_path, monkeypatch):
     card = ModelCard(model_card(zoo.get_config("meliusnet22")))
     assert all("(published)" in r.metric_name for r in card.data.eval_results)
     files = write_model_cards(tmp_path / "cards")
-    assert len(files) == len(zoo.list_models()) + len(zw.WEIGHTS)
+    assert len(files) == len(zoo.list_models(include_stages=True)) + len(zw.WEIGHTS)

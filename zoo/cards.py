@@ -214,7 +214,7 @@ def write_model_cards(out_dir: Union[str, Path] = "MODEL_CARDS") -> list[Path]:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written = []
-    for name in list_models():
+    for name in list_models(include_stages=True):
         written.append(out / f"{name}.md")
         written[-1].write_text(model_card(get_config(name)))
     for key, w in WEIGHTS.items():

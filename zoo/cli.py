@@ -22,10 +22,10 @@ COMMANDS = {
     "train": ("recipes.cli", "train a recipe (the papers' procedures): bnnzoo train RECIPE [key=value ...] [--resume [RUN_DIR]]"),
     "detect": ("eval.detect", "find license plates in images with a plate detector (torch, onnx or tflite), drawn into PNGs"),
     "deploy": ("converters.deploy", "write a self-contained device bundle (--target rpi: LCE .tflite + bit-packed ONNX + run.py), verified"),
-    "download": ("zoo.hub", "download registered or hf-hub: weights into the Hugging Face cache (for offline use)"),
+    "download": ("zoo.commands", "download registered or hf-hub: weights into the Hugging Face cache (for offline use)"),
     "data": ("recipes.plates.generate", "generate a synthetic data set (plates: Korean license plates with YOLO labels)"),
     "pack": ("zoo.commands", "write a trained model.safetensors for inference (binary kernels as int8 signs) + its sha256"),
-    "push": ("zoo.hub", "publish a saved model folder (model card included) to a Hugging Face Hub repo"),
+    "push": ("zoo.commands", "publish a saved model folder (model card included) to a Hugging Face Hub repo"),
 }
 
 

@@ -1,4 +1,4 @@
-"""``bnnzoo list`` and ``bnnzoo demo``."""
+"""``bnnzoo list``, ``demo``, ``pack``, ``download`` and ``push``."""
 
 from __future__ import annotations
 
@@ -120,4 +120,119 @@ def run_pack(args: argparse.Namespace) -> int:
     cfg = model.zoo_config
     print(f"{out}: {out.stat().st_size / 1e6:.2f} MB, sha256 {sha256_of(out)}, {cfg.name} num_classes="
           f"{cfg.num_classes} input_size={cfg.input_size} arch={json.dumps(cfg.arch)}")
+    return 0
+
+
+# --- bnnzoo download / push (the Hub client is zoo.hub) ----------------------------------------
+
+
+def build_repo_folder(folder, repo_id: str, metrics: tuple = ()):
+    """Makes ``folder`` (``model.safetensors`` + ``config.json``) a Hub repo folder: adds ``README.md``.
+
+    The card's metrics are ``metrics``, plus those of ``metrics.json`` in the folder (a list of
+    ``{"name", "value", "dataset", "source"}``), plus those of a registered ``Weights`` entry
+    pointing at ``repo_id``. The weights are loaded into the architecture first, so weights
+    that do not fit never reach the Hub.
+
+    Returns:
+        The path of the README.md written.
+
+    Raises:
+        FileNotFoundError: A file is missing.
+        WeightMismatchError: The weights do not fit the architecture in ``config.json``.
+    """
+    from . import api
+    from .cards import model_card
+    from .fetch import check_config
+    from .fileio import sha256_of
+    from .hub import CONFIG_FILE, METRICS_FILE, WEIGHTS_FILE
+    from .registry import get_config
+    from .weights import WEIGHTS, Metric, read_safetensors
+
+    import json
+    from pathlib import Path
+
+    folder = Path(folder)
+    for f in (WEIGHTS_FILE, CONFIG_FILE):
+        if not (folder / f).is_file():
+            raise FileNotFoundError(f"{folder / f} does not exist: write the folder with "
+                                    f"zoo.weights.save(model.state_dict(), '{folder}/{WEIGHTS_FILE}', cfg)")
+    saved = json.loads((folder / CONFIG_FILE).read_text())
+    cfg = check_config(get_config(saved.get("name", "?")), folder / CONFIG_FILE)
+    model = api.build(cfg, "torch")
+    api._load_state(model, read_safetensors(folder / WEIGHTS_FILE), "torch")
+    extra = list(metrics)
+    if (folder / METRICS_FILE).is_file():
+        extra += [Metric(**m) for m in json.loads((folder / METRICS_FILE).read_text())]
+    registered = next((w for w in WEIGHTS.values() if w.hub_repo == repo_id), None)
+    if registered is not None:
+        extra = list(registered.metrics) + [m for m in extra if m not in registered.metrics]
+    readme = folder / "README.md"
+    readme.write_text(model_card(registered or cfg, tuple(extra), repo_id=repo_id,
+                                 sha256=sha256_of(folder / WEIGHTS_FILE)))
+    return readme
+
+
+def add_download_arguments(parser: argparse.ArgumentParser) -> None:
+    """``bnnzoo download NAME[.TAG] | hf-hub:owner/repo[@revision] [--force]``."""
+    parser.add_argument("name", metavar="NAME[.TAG]",
+                        help="registered weights (arch or arch.tag; see zoo.weights.WEIGHTS) or hf-hub:owner/repo[@rev]")
+    parser.add_argument("--force", action="store_true", help="download again even if cached (replaces a corrupt file)")
+
+
+def run_download(args: argparse.Namespace) -> int:
+    """Warms the Hub cache with one set of weights and prints where the files are."""
+    from .fetch import fetch_registered
+    from .hub import HUB_PREFIX, fetch_hub_ref
+    from .registry import get_config
+    from .weights import lookup
+
+    if args.name.startswith(HUB_PREFIX):
+        weights_path, config_path = fetch_hub_ref(args.name, force=args.force)
+        print(weights_path)
+        print(config_path)
+        return 0
+    arch, _, tag = args.name.partition(".")
+    cfg = get_config(arch)
+    key, w = lookup(cfg, tag or "default")
+    path = fetch_registered(key, w, force=args.force)
+    print(f"{key}: {path} (sha256 ok)")
+    return 0
+
+
+def add_push_arguments(parser: argparse.ArgumentParser) -> None:
+    """``bnnzoo push FOLDER --repo owner/name [--revision REV] [--dry-run] [--private] [--message MSG]``."""
+    parser.add_argument("folder", metavar="FOLDER", help="folder holding model.safetensors and config.json "
+                        "(zoo.weights.save), optionally metrics.json")
+    parser.add_argument("--repo", required=True, metavar="OWNER/NAME", help="Hub model repo to push to")
+    parser.add_argument("--revision", default="main", help="branch to commit to (created if missing)")
+    parser.add_argument("--dry-run", action="store_true", help="write README.md into FOLDER and stop before uploading")
+    parser.add_argument("--private", action="store_true", help="create the repo private")
+    parser.add_argument("--message", help="commit message")
+
+
+def run_push(args: argparse.Namespace) -> int:
+    """Builds the repo folder (model card included) and uploads it, then prints a ``Weights`` entry to register."""
+    import json
+    from pathlib import Path
+
+    from .fileio import sha256_of
+    from .hub import _REPO_ID, CONFIG_FILE, WEIGHTS_FILE, _endpoint, push_folder
+
+    if not _REPO_ID.fullmatch(args.repo):
+        raise ValueError(f"bad repo {args.repo!r}: expected owner/name")
+    folder = Path(args.folder)
+    readme = build_repo_folder(folder, args.repo)
+    sha = sha256_of(folder / WEIGHTS_FILE)
+    if args.dry_run:
+        print(f"dry run: {folder} is ready ({WEIGHTS_FILE}, {CONFIG_FILE}, {readme.name}); nothing uploaded")
+        revision = args.revision
+    else:
+        revision = push_folder(folder, args.repo, revision=args.revision, private=args.private, message=args.message)
+        print(f"pushed {folder} to {_endpoint()}/{args.repo} at commit {revision}")
+    cfg = json.loads((folder / CONFIG_FILE).read_text())
+    print(f"register it in zoo/weights.py WEIGHTS as {cfg['name']}.<tag>: Weights(arch={cfg['name']!r}, tag=..., "
+          f"hub_repo={args.repo!r}, revision={revision!r}, filename={WEIGHTS_FILE!r}, sha256={sha!r}, "
+          f"num_classes={cfg['num_classes']}, input_size={cfg['input_size']}, mean=..., std=..., "
+          f"arch_overrides=...)")
     return 0
