@@ -81,10 +81,16 @@ def require_extra(fmt: Format) -> None:
     Raises:
         MissingExtraError: One is missing; the message says which extra to install.
     """
+    import importlib.util
+
     for module in fmt.modules:
         try:
             importlib.import_module(module)
         except ImportError as e:
+            if importlib.util.find_spec(module) is not None:  # installed, but it does not import
+                raise MissingExtraError(
+                    f"{fmt.name} export needs {module}, which is installed but fails to import ({e}): another "
+                    f"package changed its dependencies; reinstall a working set with {fmt.install_hint()}") from None
             raise MissingExtraError(
                 f"{fmt.name} export needs {module} ({e.name or module} is not importable): "
                 f"{fmt.install_hint()}") from None

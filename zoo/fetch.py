@@ -14,7 +14,8 @@ from . import hub
 from .fileio import sha256_of
 from .hub import HubError
 from .registry import ModelConfig
-from .weights import BUNDLED_DIR, WeightMismatchError, Weights, lookup, read_safetensors
+from . import weights as _weights
+from .weights import WeightMismatchError, Weights, lookup, read_safetensors
 
 __all__ = ["resolve", "fetch_registered", "bundled_file", "check_config"]
 
@@ -36,7 +37,7 @@ def bundled_file(key: str, w: Weights) -> Path:
     Raises:
         HubError: The file is missing or its sha256 differs from the registry's.
     """
-    path = BUNDLED_DIR / w.filename
+    path = _weights.BUNDLED_DIR / w.filename
     if not path.is_file():
         raise HubError(f"weights {key} should ship with bnnzoo as {path} but the file is missing: reinstall "
                        f"bnnzoo (pip install .) or restore it (git checkout -- zoo/pretrained)")

@@ -155,7 +155,7 @@ def read_h5(path: str | Path) -> dict[str, dict[str, np.ndarray]]:
     try:
         import h5py
     except ImportError:
-        raise ImportError("importing larq-zoo weights needs h5py: pip install h5py (or bnnzoo[keras])") from None
+        raise ImportError("importing larq-zoo weights needs h5py (a dependency of bnnzoo): pip install 'h5py>=3.8'") from None
     try:
         f = h5py.File(path, "r")
     except OSError as e:

@@ -116,7 +116,7 @@ def find_font(path: Optional[str] = None) -> str:
     for name in ("NanumGothicBold.ttf", "NanumGothic.ttf"):
         if name in fonts and Path(fonts[name]).is_file():
             return str(Path(fonts[name]).resolve())
-    raise FileNotFoundError("no Hangul font found: pip install koreanize-matplotlib (in bnnzoo[dev]) "
+    raise FileNotFoundError("no Hangul font found: pip install 'bnnzoo[data]' "
                             "or pass --font PATH.ttf")
 
 
