@@ -183,7 +183,7 @@ def test_detect_finds_the_plates_with_the_shipped_detector(runtime, plates_val, 
 
     monkeypatch.setenv("BNNZOO_CACHE", str(tmp_path / "cache"))
     images = sorted((plates_val / "images" / "val").iterdir())[:12]
-    rc = main(["detect", *map(str, images), "--model", "plates_detector_1bit", "--runtime", runtime,
+    rc = main(["detect", "plates_detector_1bit", *map(str, images), "--runtime", runtime,
                "--score-threshold", "0.5", "-o", str(tmp_path / "out")])
     captured = capsys.readouterr()
     assert rc == 0 and "plates_detector_1bit.plates" in captured.err

@@ -158,7 +158,7 @@ def _detect(argv, capsys):
 def test_detect_writes_every_readable_image_and_reports_the_bad_one(detect_files, tmp_path, capsys):
     root, weights, model, images = detect_files
     out = tmp_path / "out"
-    rc, printed, err = _detect([*images, "--model", "plates_detector_1bit", "--weights", weights, "-o", str(out)],
+    rc, printed, err = _detect(["plates_detector_1bit", *images, "--weights", weights, "-o", str(out)],
                                capsys)
     assert rc == 1 and "skipped: cannot read" in err and "broken.jpg" in err
     assert sorted(os.listdir(out)) == ["000000.png", "000001.png", "g16.png", "huge.png", "rgba.png"]

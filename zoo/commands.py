@@ -19,9 +19,11 @@ def figures_table(names: Iterable[str], input_size: int | None = None) -> str:
     """A Markdown table of what each model reports about itself (measured, not hard-coded)."""
     from . import load, measure
 
+    from .console import progress
+
     rows = ["| model | params | binary convs | binary MACs | size (MB, 1-bit binary) | FLOPs | BOPs | OPs |",
             "|---|---:|---:|---:|---:|---:|---:|---:|"]
-    for name in names:
+    for name in progress(names, "bnnzoo list", describe=lambda n: f"measuring {n}"):
         f = measure(load(name, input_size=input_size))
         rows.append(f"| {name} | {f.params / 1e6:.2f} M | {f.binary_convs} | {f.binary_mac_share:.1%} | "
                     f"{f.size_bytes / 2**20:.2f} | {f.flops / 1e6:.0f} M | {f.bops / 1e9:.2f} G | {f.ops / 1e6:.0f} M |")
@@ -31,14 +33,36 @@ def figures_table(names: Iterable[str], input_size: int | None = None) -> str:
 def add_list_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("pattern", nargs="?", default="*", help="shell-style filter, e.g. 'meliusnet*'")
     p.add_argument("--figures", action="store_true", help="build each model and print its measured figures")
+    p.add_argument("--weights", action="store_true",
+                   help="list each model's weights: tag (the default first), source, metrics, file size")
+    p.add_argument("--pretrained", action="store_true", help="only models with registered weights")
+    p.add_argument("--include-stages", action="store_true",
+                   help="also the recipes' training-stage variants (*_teacher, *_stageN)")
+
+
+def weights_table(names: Iterable[str]) -> str:
+    """A Markdown table of the registered weights of ``names`` (the default tag of each first)."""
+    from .weights import BUNDLED_DIR, list_weights
+
+    rows = ["| weights | default | source | metrics | file |", "|---|:-:|---|---|---:|"]
+    for name in names:
+        for w in list_weights(name):
+            metrics = ", ".join(f"{m.name} {m.value:g}% ({m.source.split(':')[0]}, {m.dataset.split(' ')[0]})"
+                                for m in w.metrics)
+            path = BUNDLED_DIR / w.filename
+            size = f"{path.stat().st_size / 1e6:.2f} MB" if not w.hub_repo and path.is_file() else "download"
+            rows.append(f"| {w.key} | {'yes' if w.default else ''} | {w.source} | {metrics} | {size} |")
+    return "\n".join(rows)
 
 
 def run_list(args: argparse.Namespace) -> int:
-    names = list_models(args.pattern)
+    names = list_models(args.pattern, pretrained=args.pretrained or args.weights, include_stages=args.include_stages)
     if not names:
         print(f"no model matches {args.pattern!r}; run `bnnzoo list` for all", file=sys.stderr)
         return 1
-    if args.figures:
+    if args.weights:
+        print(weights_table(names))
+    elif args.figures:
         print(figures_table(names))
     else:
         for name in names:
@@ -49,7 +73,8 @@ def run_list(args: argparse.Namespace) -> int:
 def add_demo_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--models", nargs="+", default=list(DEMO_MODELS),
                    help=f"binary models to export and compare (each needs weights tagged {DEMO_TAG!r})")
-    p.add_argument("--out", default="out/demo", help="folder for the report and the exported files")
+    p.add_argument("-o", "--output", "--out", dest="out", default="out/demo",
+                   help="folder for the report and the exported files")
     p.add_argument("--runs", type=int, default=20, help="timed runs per model and runtime")
     p.add_argument("--limit", type=int, default=0, help="MNIST validation digits for the accuracy column (0: all 1,000)")
     p.add_argument("--plates", type=int, default=4, help="generated images the 1-bit plate detector runs on (0: none)")
@@ -88,13 +113,13 @@ def _demo_plates(out: str, count: int) -> int:
     folder = Path(out) / "plates"
     generate(folder, {"test": count}, seed=0)
     images = sorted(str(p) for p in (folder / "images" / "test").iterdir())
-    return cli_main(["detect", *images, "--model", "plates_detector_1bit", "--runtime", "tflite",
+    return cli_main(["detect", "plates_detector_1bit", *images, "--runtime", "tflite",
                      "--score-threshold", "0.5", "-o", str(folder / "detected")])
 
 
 def add_pack_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("weights", help="a trained model.safetensors (config.json beside it names the architecture)")
-    p.add_argument("-o", "--out", required=True,
+    p.add_argument("-o", "--output", "--out", dest="out", required=True,
                    help="the .safetensors file to write (named model.safetensors: its config.json goes beside it)")
 
 

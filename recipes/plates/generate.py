@@ -585,7 +585,8 @@ def parse_size(text: str) -> tuple[int, int]:
 def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``bnnzoo data plates``."""
     parser.add_argument("dataset", choices=["plates"], help="data set to generate")
-    parser.add_argument("--out", default="data/plates", help="output folder (resumed if it exists)")
+    parser.add_argument("-o", "--output", "--out", dest="out", default="data/plates",
+                        help="output folder (resumed if it exists)")
     parser.add_argument("--train", type=int, default=20000, help="training images")
     parser.add_argument("--val", type=int, default=2000, help="validation images")
     parser.add_argument("--test", type=int, default=0, help="test images")
