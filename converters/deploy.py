@@ -18,6 +18,7 @@ Examples::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import json
 import os
@@ -42,7 +43,6 @@ RUNNER_DIR = Path(__file__).resolve().parent / "rpi"
 RPI_REQUIREMENTS = ("numpy==1.26.4", "Pillow==10.4.0", "onnxruntime==1.19.2")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-CROP_FRACTION = 0.875  # resize the shorter side to input_size / 0.875, then centre-crop (256 -> 224)
 # LCE's own figures (QuickNet family, randomized weights, LCE's benchmark tool), not this zoo's models.
 LCE_PUBLISHED_RPI4 = {
     "source": "published: larq/compute-engine README, 'Performance' section (benchmarked 2020-03-20 with LCE's "
@@ -173,10 +173,12 @@ def deploy(model, output: str | os.PathLike, *, target: str = "rpi", name: Optio
             raise ConversionError(f"{e} (the bundle needs a verified .tflite; nothing was written)") from e
         log("deploy: exporting bit-packed ONNX, verified")
         onnx = to_onnx(model, str(tmp / "model.onnx"), input_size=size, bitpack=True)
-        pre = {"input_size": size, "resize": int(round(size / CROP_FRACTION)), "crop": "center",
-               "interpolation": "bilinear", "color": "RGB", "scale": 1 / 255, "mean": [float(m) for m in mean],
-               "std": [float(s) for s in std], "layout": {"model.tflite": "NHWC", "model.onnx": "NCHW"},
-               "dtype": "float32"}
+        # What the weights expect (zoo.transforms: the same values eval and detect use); mean/std for
+        # weights that are not registered.
+        preprocess = (zoo.transforms(model) if getattr(model, "zoo_weights", None) is not None
+                      else zoo.Preprocess(size, mean=tuple(mean), std=tuple(std)))
+        pre = {**dataclasses.replace(preprocess, input_size=size).to_dict(),
+               "layout": {"model.tflite": "NHWC", "model.onnx": "NCHW"}, "dtype": "float32"}
         (tmp / "preprocess.json").write_text(json.dumps(pre, indent=2) + "\n")
         (tmp / "labels.json").write_text(json.dumps(labels, indent=1, ensure_ascii=False) + "\n")
         (tmp / "requirements.txt").write_text(

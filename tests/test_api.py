@@ -93,3 +93,32 @@ def test_forward_features_and_reset_classifier(name):
     assert model.forward_head(features, pre_logits=True).shape == (2, features.shape[1])
     model.reset_classifier(3)
     assert model(x).shape == (2, 3) and model.zoo_config.num_classes == 3
+
+
+def test_transforms_agree_with_the_device_runner_and_the_readers(tmp_path):
+    """zoo.transforms, the deploy bundle's run.py, the detector's reader and the ImageNet-folder reader
+    compute the same input from the same file."""
+    import importlib.util
+
+    from recipes.data import ImageFolder
+    from recipes.plates.dataset import load_rgb, to_model_input
+
+    spec = importlib.util.spec_from_file_location("bundle_run", zoo.__file__.replace("zoo/__init__.py",
+                                                                                     "converters/rpi/run.py"))
+    run = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(run)
+    path = tmp_path / "img.png"
+    _image(300, 200).save(path)
+    from PIL import Image
+
+    for key in ("meliusnet22.mnist", "meliusnet22.larq_in1k"):
+        pre = zoo.transforms(key)
+        ours = pre.array(Image.open(path))
+        assert np.allclose(run.load_image(path, pre.to_dict()), ours, atol=1e-6), key
+    detector = zoo.transforms("plates_detector_1bit")
+    image, _ = load_rgb(path, detector.input_size)
+    assert np.allclose(to_model_input(image), detector(Image.open(path)).numpy(), atol=1e-6)
+    (tmp_path / "val" / "a").mkdir(parents=True)
+    _image(300, 200).save(tmp_path / "val" / "a" / "x.png")
+    x, _ = ImageFolder(tmp_path, "val", 224)[0]
+    assert torch.allclose(x, zoo.transforms("meliusnet22.larq_in1k")(Image.open(path)), atol=1e-5)
