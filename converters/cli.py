@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from .formats import FORMATS, get_format
+from .formats import FORMATS, get_format, require_extra
 from .verify import ConversionError
 
 __all__ = ["add_convert_arguments", "run_convert"]
@@ -63,6 +63,7 @@ def run_convert(args: argparse.Namespace) -> int:
     fmt = get_format(args.to)
     if args.bitpack and "bitpack" not in fmt.options:
         raise ValueError(f"--bitpack is an onnx option; {fmt.name} takes: {', '.join(fmt.options)}")
+    require_extra(fmt)  # before building anything
     from zoo.console import Progress
 
     with Progress("bnnzoo convert", 2) as bar:

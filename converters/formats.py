@@ -87,7 +87,11 @@ def require_extra(fmt: Format) -> None:
         try:
             importlib.import_module(module)
         except ImportError as e:
-            if importlib.util.find_spec(module) is not None:  # installed, but it does not import
+            try:
+                installed = importlib.util.find_spec(module) is not None
+            except (ImportError, ValueError):
+                installed = False
+            if installed:  # but it does not import: typically a dependency another install replaced
                 raise MissingExtraError(
                     f"{fmt.name} export needs {module}, which is installed but fails to import ({e}): another "
                     f"package changed its dependencies; reinstall a working set with {fmt.install_hint()}") from None
