@@ -2,9 +2,9 @@
 
 Examples::
 
-    bnnzoo detect car.jpg --model plates_detector_1bit --weights run/1bit/model.safetensors -o car_plates.png
-    bnnzoo detect photos/*.jpg --model plates_detector_1bit.tag --runtime tflite -o detections/
-    bnnzoo detect car.jpg --model plates_detector_1bit --weights w.safetensors --runtime onnx --exported m.onnx -o c.png
+    bnnzoo detect plates_detector_1bit car.jpg --weights run/1bit/model.safetensors -o car_plates.png
+    bnnzoo detect plates_detector_1bit.tag photos/*.jpg --runtime tflite -o detections/
+    bnnzoo detect plates_detector_1bit car.jpg --weights w.safetensors --runtime onnx --exported m.onnx -o c.png
 
 Every image goes through the training reader's own preprocessing
 (``recipes.plates.dataset.load_rgb`` then ``to_model_input``: RGB, squashed to the model's
@@ -178,7 +178,7 @@ def _check_exported(path: Path, fmt: str, model) -> None:
                          f"export it with `bnnzoo convert {cfg.name} --to {fmt}`") from None
     if (side, outputs) != (cfg.input_size, cfg.num_classes):
         raise ValueError(f"{path} takes {side}x{side} images and gives {outputs} outputs, but {cfg.name} here takes "
-                         f"{cfg.input_size}x{cfg.input_size} and gives {cfg.num_classes}: pass the --model and "
+                         f"{cfg.input_size}x{cfg.input_size} and gives {cfg.num_classes}: pass the model NAME and "
                          f"--weights it was exported from")
 
 
