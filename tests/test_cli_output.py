@@ -85,3 +85,11 @@ def test_list_weights_and_stages():
     plain = bnnzoo("list").stdout
     staged = bnnzoo("list", "--include-stages").stdout
     assert "_teacher" not in plain and "realtobinary_resnet18_teacher" in staged
+
+
+def test_eval_prints_only_its_own_lines(tmp_path):
+    result = bnnzoo("eval", "mobilenet_v1_025", "--tiny", "--baseline", "none", "--runtimes", "lce,xnnpack,onnx,torch",
+                    "--runs", "1", "--warmup", "0", "--threads", "1", "-o", str(tmp_path / "rep"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert _foreign(result.stderr) == [], "third-party lines on stderr:\n" + "\n".join(_foreign(result.stderr))
+    assert "\r" not in result.stderr and (tmp_path / "rep" / "results.json").is_file()

@@ -17,7 +17,7 @@ import tempfile
 import warnings
 from typing import Iterable, Iterator, Optional, TypeVar
 
-__all__ = ["quiet_startup", "import_tensorflow_quietly", "Progress", "progress"]
+__all__ = ["quiet_startup", "import_tensorflow_quietly", "stderr_discarded", "Progress", "progress", "bar"]
 
 T = TypeVar("T")
 
@@ -27,6 +27,7 @@ _KNOWN_WARNINGS = (
     (DeprecationWarning, r".*"),                            # library internals (tf, larq, onnxscript)
     (UserWarning, r".*is not supported by LCE.*"),
     (UserWarning, r".*TensorFlow Addons.*"),
+    (UserWarning, r"(?s).*tf\.lite\.Interpreter is deprecated"),  # TF 2.19 about TF 2.20; LCE's interpreter is ours
 )
 _KNOWN_LOGGERS = ("torch.onnx", "onnxscript", "absl", "tensorflow", "h5py")
 
@@ -35,6 +36,7 @@ def quiet_startup(verbose: bool = False) -> None:
     """Sets the environment and filters before any framework is imported (``verbose``: leaves all on)."""
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
     if verbose:
+        os.environ["BNNZOO_VERBOSE"] = "1"
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0")
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # C++ INFO, WARNING and ERROR (cuInit on a CPU machine)
@@ -49,8 +51,14 @@ def quiet_startup(verbose: bool = False) -> None:
 
 
 @contextlib.contextmanager
-def _fd2_captured() -> Iterator[None]:
-    """Sends file descriptor 2 to a temporary file; replays it if the body raises."""
+def stderr_discarded() -> Iterator[None]:
+    """Sends file descriptor 2 (C++ logs included) to a temporary file; replays it if the body raises.
+
+    With ``bnnzoo --verbose`` (``BNNZOO_VERBOSE=1``) nothing is discarded.
+    """
+    if os.environ.get("BNNZOO_VERBOSE") == "1":
+        yield
+        return
     sys.stderr.flush()
     saved = os.dup(2)
     with tempfile.TemporaryFile(mode="w+b") as tmp:
@@ -76,7 +84,7 @@ def import_tensorflow_quietly() -> bool:
 
     if importlib.util.find_spec("tensorflow") is None:
         return False
-    with _fd2_captured():
+    with stderr_discarded():
         import tensorflow  # noqa: F401
         # Later C++ messages respect TF_CPP_MIN_LOG_LEVEL; absl's Python logger does not.
         logging.getLogger("absl").setLevel(logging.ERROR)
@@ -142,3 +150,31 @@ def progress(items: Iterable[T], prefix: str, total: Optional[int] = None, descr
             bar.step(describe(item))
             yield item
             bar.advance()
+
+
+class _Lines:
+    """tqdm's interface (the calls the eval harness makes), as one line per step."""
+
+    def __init__(self, total: int, desc: str, unit: str) -> None:
+        self.total, self.n, self.prefix, self.unit = total, 0, desc, unit
+
+    def set_description(self, desc: str) -> None:
+        pass  # the steps name what they work on
+
+    def set_postfix_str(self, text: str, refresh: bool = True) -> None:
+        print(f"{self.prefix}: {text} ({self.unit} {self.n + 1}/{self.total})", file=sys.stderr, flush=True)
+
+    def update(self, n: int = 1) -> None:
+        self.n += n
+
+    def close(self) -> None:
+        pass
+
+
+def bar(total: int, desc: str, unit: str = "it"):
+    """A tqdm bar on a terminal; elsewhere an object with the same calls that prints plain lines."""
+    if _is_terminal():
+        from tqdm import tqdm
+
+        return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr)
+    return _Lines(total, desc, unit)
