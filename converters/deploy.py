@@ -226,6 +226,8 @@ def add_deploy_arguments(parser: argparse.ArgumentParser) -> None:
                         help="a registered model (`bnnzoo list`), NAME.TAG, or a .safetensors file (needs --arch)")
     parser.add_argument("--target", required=True, choices=TARGETS, help="rpi: 64-bit Raspberry Pi OS (aarch64)")
     parser.add_argument("-o", "--output", metavar="DIR", help="bundle folder (default: NAME-TARGET here)")
+    parser.add_argument("--weights", metavar="FILE|hf-hub:REPO",
+                        help="weights for NAME: a .safetensors file or hf-hub:owner/repo[@rev]")
     parser.add_argument("--arch", metavar="NAME", help="architecture of a .safetensors checkpoint")
     parser.add_argument("--input-size", type=int, metavar="N", help="square input side (default: the model's)")
     parser.add_argument("--pad-value", type=float, choices=(0.0, 1.0), metavar="0|1",
@@ -239,7 +241,7 @@ def _weights_meta(source: str):
     import zoo
     from zoo import weights as zw
 
-    if "." not in source or source.endswith(".safetensors"):
+    if "." not in source or source.endswith(".safetensors") or source.startswith("hf-hub:"):
         return None
     base, tag = source.split(".", 1)
     return zw.lookup(zoo.get_config(base), tag)[1]
@@ -251,13 +253,17 @@ def run_deploy(args: argparse.Namespace) -> int:
 
     overrides: dict = {} if args.pad_value is None else {"pad_value": args.pad_value}
     source = args.source
-    if source.endswith(".safetensors"):
+    if getattr(args, "weights", None):  # NAME --weights FILE|hf-hub:REPO: the same as a checkpoint with --arch
+        if "." in source or args.arch:
+            raise ValueError("--weights goes with a bare architecture NAME (no .TAG, no --arch)")
+        source, args.arch = args.weights, source
+    if source.endswith(".safetensors") or source.startswith("hf-hub:"):
         if not args.arch:
             raise ValueError(f"{source} is a checkpoint: name its architecture with --arch")
-        if not os.path.isfile(source):
+        if not source.startswith("hf-hub:") and not os.path.isfile(source):
             raise FileNotFoundError(f"checkpoint {source} does not exist")
         base, weights = args.arch, source
-        name = Path(source).stem
+        name = args.arch if source.startswith("hf-hub:") else Path(source).stem
     else:
         if args.arch:
             raise ValueError("--arch is only for .safetensors checkpoints")
