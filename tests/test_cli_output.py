@@ -93,3 +93,22 @@ def test_eval_prints_only_its_own_lines(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     assert _foreign(result.stderr) == [], "third-party lines on stderr:\n" + "\n".join(_foreign(result.stderr))
     assert "\r" not in result.stderr and (tmp_path / "rep" / "results.json").is_file()
+
+
+@pytest.mark.parametrize("command", ["convert", "deploy", "detect", "download", "eval"])
+def test_commands_take_a_model_as_positional_name_tag(command):
+    import argparse
+    import importlib
+
+    parser = argparse.ArgumentParser()
+    getattr(importlib.import_module(COMMANDS[command][0]), f"add_{command}_arguments")(parser)
+    positional = next(a for a in parser._actions if not a.option_strings)
+    assert "NAME" in str(positional.metavar), f"{command}: first positional is {positional.metavar!r}"
+    if command != "download":
+        weights = next(a for a in parser._actions if "--weights" in a.option_strings)
+        assert weights.help and ("hf-hub" in weights.help or "TAG" in str(weights.metavar))
+
+
+def test_detect_takes_the_detector_first(tmp_path):
+    result = bnnzoo("detect", "meliusnet22", str(tmp_path / "missing.png"), "-o", str(tmp_path / "x.png"))
+    assert result.returncode == 1 and "not a detector" in result.stderr and len(result.stderr.splitlines()) == 1
