@@ -63,7 +63,7 @@ def load(name: str, *, framework: str = "torch", weights: Optional[str] = None, 
     state, meta = None, None
     if weights is not None:
         state, cfg = fetch.resolve(cfg, weights, explicit_classes=num_classes is not None)
-        if not weights.startswith("hf-hub:") and not weights.endswith(".safetensors") and weights in _tags(name):
+        if weights in _tags(name):  # a registered tag: its metadata travels with the model
             meta = _weights.lookup(cfg, weights)[1]
     retarget = num_classes is not None and num_classes != cfg.num_classes
     if retarget and framework != "torch":

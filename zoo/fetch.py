@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from . import hub
+from . import weights as _weights
 from .fileio import sha256_of
 from .hub import HubError
 from .registry import ModelConfig
-from . import weights as _weights
 from .weights import WeightMismatchError, Weights, lookup, read_safetensors
 
 __all__ = ["resolve", "fetch_registered", "bundled_file", "check_config"]
