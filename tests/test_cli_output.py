@@ -112,3 +112,32 @@ def test_commands_take_a_model_as_positional_name_tag(command):
 def test_detect_takes_the_detector_first(tmp_path):
     result = bnnzoo("detect", "meliusnet22", str(tmp_path / "missing.png"), "-o", str(tmp_path / "x.png"))
     assert result.returncode == 1 and "not a detector" in result.stderr and len(result.stderr.splitlines()) == 1
+
+
+def test_progress_is_a_bar_on_a_terminal():
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    main_fd, child_fd = pty.openpty()
+    fcntl.ioctl(child_fd, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # a new pty is 0 columns wide
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TF_", "TORCH_"))}
+    proc = subprocess.Popen([sys.executable, "-m", "zoo.cli", "list", "mobilenet_v1_0*", "--figures"],
+                            stdout=subprocess.PIPE, stderr=child_fd, env={**env, "TERM": "xterm"})
+    os.close(child_fd)
+    chunks = []
+    while True:
+        try:
+            data = os.read(main_fd, 4096)
+        except OSError:  # the child closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    out, _ = proc.communicate(timeout=600)
+    os.close(main_fd)
+    terminal = b"".join(chunks).decode(errors="replace")
+    assert proc.returncode == 0 and out.decode().count("| mobilenet_v1_0") == 3
+    assert "\r" in terminal and "bnnzoo list" in terminal and "measuring mobilenet_v1_025" in terminal
+    assert "(1/3)" not in terminal  # the bar, not the plain lines
