@@ -37,11 +37,11 @@ def test_convert_prints_only_its_own_lines(fmt, tmp_path):
 
 
 def test_verbose_lets_third_party_logs_through(tmp_path):
-    quiet = bnnzoo("convert", "mobilenet_v1_025", "--input-size", "32", "--to", "onnx", "-o", str(tmp_path / "q.onnx"))
+    """What test_convert_prints_only_its_own_lines[onnx] silences is there with --verbose."""
     loud = bnnzoo("--verbose", "convert", "mobilenet_v1_025", "--input-size", "32", "--to", "onnx",
                   "-o", str(tmp_path / "l.onnx"))
-    assert quiet.returncode == loud.returncode == 0, loud.stderr[-2000:]
-    assert _foreign(quiet.stderr) == [] and "torchvision is not installed" in loud.stderr
+    assert loud.returncode == 0, loud.stderr[-2000:]
+    assert "torchvision is not installed" in loud.stderr
 
 
 def test_list_figures_shows_progress_lines_when_not_a_terminal():
