@@ -19,7 +19,7 @@ import os
 import re
 import sys
 
-from .formats import FORMATS, get_format
+from .formats import FORMATS, get_format, require_extra
 from .verify import ConversionError
 
 __all__ = ["add_convert_arguments", "run_convert", "load_module_from_file"]
@@ -35,9 +35,10 @@ def add_convert_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--to", required=True, metavar="FORMAT",
                         help="; ".join(f"{f.name}: {f.description}" for f in FORMATS.values()))
     parser.add_argument("-o", "--output", metavar="PATH", help="output file (default: NAME.SUFFIX here)")
-    parser.add_argument("--arch", metavar="NAME", help="architecture of a .safetensors checkpoint")
-    parser.add_argument("--weights", metavar="PATH",
-                        help="a .safetensors file of weights for FILE.py:CLASS or a registered model")
+    parser.add_argument("--weights", metavar="FILE|hf-hub:REPO",
+                        help="weights for NAME: a .safetensors file (config.json beside it is checked) or "
+                             "hf-hub:owner/repo[@rev]; for FILE.py:CLASS a .safetensors file")
+    parser.add_argument("--arch", metavar="NAME", help="architecture of a .safetensors checkpoint given as source")
     parser.add_argument("--input-size", type=int, metavar="N", help="square input side (default: the model's)")
     parser.add_argument("--bitpack", action="store_true", help="onnx: store binary conv weights at 1 bit")
     parser.add_argument("--pad-value", type=float, choices=(0.0, 1.0), metavar="0|1",
@@ -132,7 +133,11 @@ def _load(args: argparse.Namespace):
         return zoo.load(args.arch, weights=args.source, input_size=args.input_size, **overrides), name
     if args.arch:
         raise ValueError("--arch is only for .safetensors checkpoints")
-    return zoo.load(args.source, weights=args.weights, input_size=args.input_size, **overrides), args.source
+    if getattr(args, "weights", None):
+        if "." in args.source:
+            raise ValueError(f"{args.source} names its weights already: drop --weights, or give the bare architecture")
+        return zoo.load(args.source, weights=args.weights, input_size=args.input_size, **overrides), args.source
+    return zoo.load(args.source, input_size=args.input_size, **overrides), args.source
 
 
 def run_convert(args: argparse.Namespace) -> int:
@@ -142,13 +147,27 @@ def run_convert(args: argparse.Namespace) -> int:
     fmt = get_format(args.to)
     if args.bitpack and "bitpack" not in fmt.options:
         raise ValueError(f"--bitpack is an onnx option; {fmt.name} takes: {', '.join(fmt.options)}")
-    model, name = _load(args)
-    output = args.output or f"{name.replace('.', '_')}{fmt.suffix}"
-    # An explicit --input-size reaches the converter too (zoo.load already builds a registered model at it;
-    # a module from a file takes its size from the command line only).
-    options = {"input_size": args.input_size, **({"bitpack": True} if args.bitpack else {})}
+    require_extra(fmt)  # before building anything
+    from zoo.console import Progress
+
+    with Progress("bnnzoo convert", 2) as bar:
+        bar.step(f"building {args.source}")
+        model, name = _load(args)
+        bar.advance()
+        output = args.output or f"{name.replace('.', '_')}{fmt.suffix}"
+        # An explicit --input-size reaches the converter too (zoo.load already builds a registered model at
+        # it; a module from a file takes its size from the command line only).
+        options = {"input_size": args.input_size, **({"bitpack": True} if args.bitpack else {})}
+        bar.step(f"exporting to {fmt.name}" + ("" if args.no_verify else ", then verifying against the source model"))
+        report = _convert(model, output, fmt, args, options, convert)
+        bar.advance()
+    print(report.summary())
+    return 0
+
+
+def _convert(model, output: str, fmt, args: argparse.Namespace, options: dict, convert):
     try:
-        report = convert(model, output, fmt.name, verify=not args.no_verify, **options)
+        return convert(model, output, fmt.name, verify=not args.no_verify, **options)
     except ConversionError as e:
         trained = _default_weights(args.source)
         if not trained:
@@ -156,8 +175,6 @@ def run_convert(args: argparse.Namespace) -> int:
         # A fresh binary model feeds exact zeros to its signs, which runtimes may round apart.
         raise ConversionError(f"{e} ({args.source} has initialised weights here; trained ones convert: "
                               f"bnnzoo convert {trained} --to {fmt.name})") from None
-    print(report.summary())
-    return 0
 
 
 def _default_weights(source: str) -> str:

@@ -18,6 +18,7 @@ Examples::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import json
 import os
@@ -41,7 +42,6 @@ RUNNER_DIR = Path(__file__).resolve().parent / "rpi"
 RPI_REQUIREMENTS = ("numpy==1.26.4", "Pillow==10.4.0", "onnxruntime==1.19.2")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-CROP_FRACTION = 0.875  # resize the shorter side to input_size / 0.875, then centre-crop (256 -> 224)
 # LCE's own figures (QuickNet family, randomized weights, LCE's benchmark tool), not this zoo's models.
 LCE_PUBLISHED_RPI4 = {
     "source": "published: larq/compute-engine README, 'Performance' section (benchmarked 2020-03-20 with LCE's "
@@ -172,10 +172,12 @@ def deploy(model, output: str | os.PathLike, *, target: str = "rpi", name: Optio
             raise ConversionError(f"{e} (the bundle needs a verified .tflite; nothing was written)") from e
         log("deploy: exporting bit-packed ONNX, verified")
         onnx = to_onnx(model, str(tmp / "model.onnx"), input_size=size, bitpack=True)
-        pre = {"input_size": size, "resize": int(round(size / CROP_FRACTION)), "crop": "center",
-               "interpolation": "bilinear", "color": "RGB", "scale": 1 / 255, "mean": [float(m) for m in mean],
-               "std": [float(s) for s in std], "layout": {"model.tflite": "NHWC", "model.onnx": "NCHW"},
-               "dtype": "float32"}
+        # What the weights expect (zoo.transforms: the same values eval and detect use); mean/std for
+        # weights that are not registered.
+        preprocess = (zoo.transforms(model) if getattr(model, "zoo_weights", None) is not None
+                      else zoo.Preprocess(size, mean=tuple(mean), std=tuple(std)))
+        pre = {**dataclasses.replace(preprocess, input_size=size).to_dict(),
+               "layout": {"model.tflite": "NHWC", "model.onnx": "NCHW"}, "dtype": "float32"}
         (tmp / "preprocess.json").write_text(json.dumps(pre, indent=2) + "\n")
         (tmp / "labels.json").write_text(json.dumps(labels, indent=1, ensure_ascii=False) + "\n")
         (tmp / "requirements.txt").write_text(
@@ -223,6 +225,8 @@ def add_deploy_arguments(parser: argparse.ArgumentParser) -> None:
                         help="a registered model (`bnnzoo list`), NAME.TAG, or a .safetensors file (needs --arch)")
     parser.add_argument("--target", required=True, choices=TARGETS, help="rpi: 64-bit Raspberry Pi OS (aarch64)")
     parser.add_argument("-o", "--output", metavar="DIR", help="bundle folder (default: NAME-TARGET here)")
+    parser.add_argument("--weights", metavar="FILE|hf-hub:REPO",
+                        help="weights for NAME: a .safetensors file or hf-hub:owner/repo[@rev]")
     parser.add_argument("--arch", metavar="NAME", help="architecture of a .safetensors checkpoint")
     parser.add_argument("--input-size", type=int, metavar="N", help="square input side (default: the model's)")
     parser.add_argument("--pad-value", type=float, choices=(0.0, 1.0), metavar="0|1",
@@ -236,7 +240,7 @@ def _weights_meta(source: str):
     import zoo
     from zoo import weights as zw
 
-    if "." not in source or source.endswith(".safetensors"):
+    if "." not in source or source.endswith(".safetensors") or source.startswith("hf-hub:"):
         return None
     base, tag = source.split(".", 1)
     return zw.lookup(zoo.get_config(base), tag)[1]
@@ -248,13 +252,17 @@ def run_deploy(args: argparse.Namespace) -> int:
 
     overrides: dict = {} if args.pad_value is None else {"pad_value": args.pad_value}
     source = args.source
-    if source.endswith(".safetensors"):
+    if getattr(args, "weights", None):  # NAME --weights FILE|hf-hub:REPO: the same as a checkpoint with --arch
+        if "." in source or args.arch:
+            raise ValueError("--weights goes with a bare architecture NAME (no .TAG, no --arch)")
+        source, args.arch = args.weights, source
+    if source.endswith(".safetensors") or source.startswith("hf-hub:"):
         if not args.arch:
             raise ValueError(f"{source} is a checkpoint: name its architecture with --arch")
-        if not os.path.isfile(source):
+        if not source.startswith("hf-hub:") and not os.path.isfile(source):
             raise FileNotFoundError(f"checkpoint {source} does not exist")
         base, weights = args.arch, source
-        name = Path(source).stem
+        name = args.arch if source.startswith("hf-hub:") else Path(source).stem
     else:
         if args.arch:
             raise ValueError("--arch is only for .safetensors checkpoints")

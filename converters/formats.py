@@ -82,6 +82,8 @@ def require_extra(fmt: Format) -> None:
         MissingExtraError: One is missing; the message says which extra to install.
         zoo.tfenv.KerasVersionError: TensorFlow was already imported with Keras 3.
     """
+    import importlib.util
+
     if "larq_compute_engine" in fmt.modules:  # it imports TensorFlow, whose Keras must be Keras 2 (larq)
         from zoo.tfenv import use_legacy_keras
 
@@ -90,6 +92,14 @@ def require_extra(fmt: Format) -> None:
         try:
             importlib.import_module(module)
         except ImportError as e:
+            try:
+                installed = importlib.util.find_spec(module) is not None
+            except (ImportError, ValueError):
+                installed = False
+            if installed:  # but it does not import: typically a dependency another install replaced
+                raise MissingExtraError(
+                    f"{fmt.name} export needs {module}, which is installed but fails to import ({e}): another "
+                    f"package changed its dependencies; reinstall a working set with {fmt.install_hint()}") from None
             raise MissingExtraError(
                 f"{fmt.name} export needs {module} ({e.name or module} is not importable): "
                 f"{fmt.install_hint()}") from None

@@ -3,6 +3,7 @@
 Examples::
 
     bnnzoo eval meliusnet22 realtobinary_resnet18 --baseline mobilenet_v1 --data mnist -o reports/
+    bnnzoo eval meliusnet22.mnist mobilenet_v1_025.mnist --baseline none --data mnist -o reports/mnist
     bnnzoo eval --all --runtimes lce,onnx,torch --threads 1,2 -o reports/
     bnnzoo eval --compare old/results.json new/results.json
 """
@@ -20,7 +21,9 @@ _ARGV: Optional[list[str]] = None  # the arguments main() was given, for the rec
 
 def add_eval_arguments(p: argparse.ArgumentParser) -> None:
     """Arguments of ``bnnzoo eval``."""
-    p.add_argument("models", nargs="*", help="registered models (default: meliusnet22 realtobinary_resnet18)")
+    p.add_argument("models", nargs="*", metavar="NAME[.TAG]",
+                   help="registered models, each optionally with its weights tag (meliusnet22.mnist); "
+                        "none: meliusnet22 realtobinary_resnet18")
     p.add_argument("--all", action="store_true",
                    help="every registered model except detectors and training-stage variants (*_teacher, *_stageN)")
     p.add_argument("--baseline", default="mobilenet_v1",
@@ -39,7 +42,8 @@ def add_eval_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--limit", type=int, default=0, help="evaluate accuracy on at most this many images (0: all)")
     p.add_argument("--batch-size", type=int, default=50, help="batch of the accuracy evaluation")
     p.add_argument("--tiny", action="store_true", help="build each model with its config's tiny overrides (smoke runs)")
-    p.add_argument("-o", "--out", default="reports", help="folder for report.md, results.json and the plots")
+    p.add_argument("-o", "--output", "--out", dest="out", default="reports",
+                   help="folder for report.md, results.json and the plots")
     p.add_argument("--keep-exports", action="store_true", help="keep the exported files in OUT/exports/")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--compare", nargs=2, metavar=("OLD_JSON", "NEW_JSON"),
@@ -60,10 +64,12 @@ def run_eval(args: argparse.Namespace) -> int:
     if args.batch_size < 1 or args.limit < 0:
         raise ValueError(f"--batch-size must be >= 1 and --limit >= 0 (0: all images) (got {args.batch_size}, "
                          f"{args.limit})")
-    models = harness.select_models(args.models, args.all, args.baseline)
+    _require_matplotlib()  # the report's plots: fail before hours of measuring, not after
+    names, tagged = _split_tags(args.models)
+    models = harness.select_models(names, args.all, args.baseline)
     runtimes = harness.parse_runtimes(args.runtimes)
     threads = harness.parse_threads(args.threads)
-    weights = harness.parse_weights(args.weights, models)
+    weights = {**tagged, **harness.parse_weights(args.weights, models)}
     harness.check_data(args.data)
     from pathlib import Path
 
@@ -82,6 +88,25 @@ def run_eval(args: argparse.Namespace) -> int:
               f"(see the Failures section of {paths['report']})", file=sys.stderr)
         return 1
     return 0
+
+
+def _split_tags(models: Sequence[str]) -> tuple[list[str], dict[str, str]]:
+    """``["meliusnet22.mnist", "mobilenet_v1"]`` -> ``(["meliusnet22", "mobilenet_v1"], {"meliusnet22": "mnist"})``."""
+    names, tags = [], {}
+    for item in models:
+        name, _, tag = item.partition(".")
+        names.append(name)
+        if tag:
+            tags[name] = tag
+    return names, tags
+
+
+def _require_matplotlib() -> None:
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise ImportError("bnnzoo eval plots its report with matplotlib, which is not installed: "
+                          "pip install 'bnnzoo[eval]'") from None
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

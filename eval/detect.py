@@ -2,9 +2,9 @@
 
 Examples::
 
-    bnnzoo detect car.jpg --model plates_detector_1bit --weights run/1bit/model.safetensors -o car_plates.png
-    bnnzoo detect photos/*.jpg --model plates_detector_1bit.tag --runtime tflite -o detections/
-    bnnzoo detect car.jpg --model plates_detector_1bit --weights w.safetensors --runtime onnx --exported m.onnx -o c.png
+    bnnzoo detect plates_detector_1bit car.jpg --weights run/1bit/model.safetensors -o car_plates.png
+    bnnzoo detect plates_detector_1bit.tag photos/*.jpg --runtime tflite -o detections/
+    bnnzoo detect plates_detector_1bit car.jpg --weights w.safetensors --runtime onnx --exported m.onnx -o c.png
 
 Every image goes through the training reader's own preprocessing
 (``recipes.plates.dataset.load_rgb`` then ``to_model_input``: RGB, squashed to the model's
@@ -207,7 +207,7 @@ def _check_exported(path: Path, fmt: str, model) -> None:
                          f"export it with `bnnzoo convert {cfg.name} --to {fmt}`") from None
     if (side, outputs) != (cfg.input_size, cfg.num_classes):
         raise ValueError(f"{path} takes {side}x{side} images and gives {outputs} outputs, but {cfg.name} here takes "
-                         f"{cfg.input_size}x{cfg.input_size} and gives {cfg.num_classes}: pass the --model and "
+                         f"{cfg.input_size}x{cfg.input_size} and gives {cfg.num_classes}: pass the model NAME and "
                          f"--weights it was exported from")
 
 
@@ -342,18 +342,19 @@ def save_png(image, path: str | Path) -> int:
 
 def add_detect_arguments(p: argparse.ArgumentParser) -> None:
     """Arguments of ``bnnzoo detect``."""
-    p.add_argument("images", nargs="+", metavar="IMG", help="image files (any format Pillow reads)")
-    p.add_argument("--model", required=True, metavar="NAME[.TAG]",
+    p.add_argument("images", nargs="+", metavar="NAME[.TAG] IMG",
                    help="a registered detector (plates_detector_float, plates_detector_1bit_baseline, "
-                        "plates_detector_1bit), optionally with a registered weights tag")
-    p.add_argument("--weights", metavar="PATH", help="a .safetensors file (config.json beside it is honoured), "
-                                                      "or hf-hub:owner/repo")
+                        "plates_detector_1bit), optionally with a weights tag, then image files (any format "
+                        "Pillow reads)")
+    p.add_argument("--model", metavar="NAME[.TAG]", help=argparse.SUPPRESS)  # the old spelling: all positionals are images
+    p.add_argument("--weights", metavar="FILE|hf-hub:REPO", help="a .safetensors file (config.json beside it is "
+                                                                  "honoured), or hf-hub:owner/repo")
     p.add_argument("--runtime", choices=RUNTIMES, help="what runs the model (default: torch, or what --exported is)")
     p.add_argument("--exported", metavar="FILE", help="an .onnx or .tflite export of the model to run as it is")
     p.add_argument("-o", "--output", required=True, metavar="OUT",
                    help="a .png file for one image; a folder (created if missing) for several")
-    p.add_argument("--score-threshold", type=float, default=0.25, help="minimum objectness kept (default 0.25)")
-    p.add_argument("--iou-threshold", type=float, default=0.45, help="NMS overlap threshold (default 0.45)")
+    p.add_argument("--score-threshold", type=float, default=0.25, help="minimum objectness kept")
+    p.add_argument("--iou-threshold", type=float, default=0.45, help="NMS overlap threshold")
     p.add_argument("--no-cache", action="store_true", help="convert into a temporary folder, not the export cache")
 
 
@@ -397,6 +398,10 @@ def run_detect(args: argparse.Namespace) -> int:
         0, or 1 when an image could not be read (the others are still written).
     """
     _check_thresholds(args.score_threshold, args.iou_threshold)
+    if args.model is None:
+        if len(args.images) < 2:
+            raise ValueError("bnnzoo detect takes a detector then images: bnnzoo detect NAME[.TAG] IMG [IMG ...]")
+        args.model, args.images = args.images[0], args.images[1:]
     runtime = args.runtime or ("torch" if not args.exported else
                                "onnx" if str(args.exported).endswith(".onnx") else "tflite")
     targets = _outputs(args.images, args.output)

@@ -541,10 +541,10 @@ def evaluate(opts: EvalOptions) -> dict[str, Any]:
         workdir = Path(opts.workdir or tmp)
         workdir.mkdir(parents=True, exist_ok=True)
         bar = None
-        if opts.progress:
-            from tqdm.auto import tqdm
+        if opts.progress:  # a bar on a terminal, plain lines in logs
+            from zoo.console import bar as progress_bar
 
-            bar = tqdm(total=len(opts.models), desc="bnnzoo eval", unit="model", file=sys.stderr)
+            bar = progress_bar(len(opts.models), "bnnzoo eval", unit="model")
         try:
             for name in opts.models:
                 if bar is not None:

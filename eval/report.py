@@ -241,7 +241,7 @@ def plot(results: dict, out: Path) -> list[str]:
             ax.set_xlabel(xlabel)
             ax.set_ylabel(ylabel)
             ax.grid(True, which="both", alpha=0.3)
-            if base or others:
+            if ax.get_legend_handles_labels()[0]:  # labeled points are annotated, not in the legend
                 ax.legend(fontsize=8, loc="best")
         axes[1].set_title("measured (chance level with initialised weights)"
                           if any((r.get("accuracy") or {}).get("weights") == "initialised" for r in results["models"])
@@ -270,14 +270,18 @@ def _row(results: dict, name: str) -> dict:
 
 
 def write_report(results: dict, out: str | Path) -> dict[str, Path]:
-    """Writes ``results.json``, the plots and ``report.md`` into ``out`` (each atomically); returns their paths."""
+    """Writes the plots, ``report.md`` and ``results.json`` into ``out`` (each atomically); returns their paths.
+
+    ``results.json`` comes last: a step that fails (e.g. matplotlib missing) leaves no report that
+    looks complete.
+    """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    json_path = out / "results.json"
-    write_text(json_path, json.dumps(results, indent=1, default=float) + "\n")
     plots = plot(results, out)
     md = out / "report.md"
     write_text(md, markdown(results, plots))
+    json_path = out / "results.json"
+    write_text(json_path, json.dumps(results, indent=1, default=float) + "\n")
     return {"report": md, "results": json_path, **{p: out / p for p in plots}}
 
 

@@ -86,8 +86,11 @@ def stock_tflite_runner(flatbuffer: bytes, threads: int, x_nhwc: np.ndarray) -> 
     resolver, which applies the XNNPACK delegate to float models. Fails on LCE custom ops."""
     import tensorflow as tf
 
-    it = tf.lite.Interpreter(model_content=flatbuffer, num_threads=threads)
-    it.allocate_tensors()
+    from zoo.console import stderr_discarded
+
+    with stderr_discarded():  # "INFO: Created TensorFlow Lite XNNPACK delegate for CPU." from its C++ side
+        it = tf.lite.Interpreter(model_content=flatbuffer, num_threads=threads)
+        it.allocate_tensors()
     inp, out = it.get_input_details()[0]["index"], it.get_output_details()[0]["index"]
 
     def run() -> object:

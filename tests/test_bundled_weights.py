@@ -14,7 +14,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import zoo  # noqa: E402
-from zoo import hub  # noqa: E402
+from zoo import fetch, hub  # noqa: E402
 from zoo import weights as zw  # noqa: E402
 
 BUNDLED = sorted(k for k, w in zw.WEIGHTS.items() if not w.hub_repo)
@@ -57,7 +57,7 @@ def test_bundled_file_is_small_and_matches_its_sha256(key):
     w = zw.WEIGHTS[key]
     path = zw.BUNDLED_DIR / w.filename
     assert path.is_file() and path.stat().st_size <= MAX_BYTES
-    assert hub.fetch_registered(key, w) == path  # sha256 checked on the way
+    assert fetch.fetch_registered(key, w) == path  # sha256 checked on the way
 
 
 @pytest.mark.parametrize("key", CLASSIFIERS)
@@ -183,7 +183,7 @@ def test_detect_finds_the_plates_with_the_shipped_detector(runtime, plates_val, 
 
     monkeypatch.setenv("BNNZOO_CACHE", str(tmp_path / "cache"))
     images = sorted((plates_val / "images" / "val").iterdir())[:12]
-    rc = main(["detect", *map(str, images), "--model", "plates_detector_1bit", "--runtime", runtime,
+    rc = main(["detect", "plates_detector_1bit", *map(str, images), "--runtime", runtime,
                "--score-threshold", "0.5", "-o", str(tmp_path / "out")])
     captured = capsys.readouterr()
     assert rc == 0 and "plates_detector_1bit.plates" in captured.err

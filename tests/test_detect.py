@@ -158,7 +158,7 @@ def _detect(argv, capsys):
 def test_detect_writes_every_readable_image_and_reports_the_bad_one(detect_files, tmp_path, capsys):
     root, weights, model, images = detect_files
     out = tmp_path / "out"
-    rc, printed, err = _detect([*images, "--model", "plates_detector_1bit", "--weights", weights, "-o", str(out)],
+    rc, printed, err = _detect(["plates_detector_1bit", *images, "--weights", weights, "-o", str(out)],
                                capsys)
     assert rc == 1 and "skipped: cannot read" in err and "broken.jpg" in err
     assert sorted(os.listdir(out)) == ["000000.png", "000001.png", "g16.png", "huge.png", "rgba.png"]
@@ -179,7 +179,7 @@ def test_detect_writes_every_readable_image_and_reports_the_bad_one(detect_files
 def test_exported_runtimes_give_the_boxes_of_pytorch(runtime, detect_files, tmp_path, capsys, monkeypatch):
     root, weights, _, images = detect_files
     monkeypatch.setenv("BNNZOO_CACHE", str(tmp_path / "cache"))
-    args = [*images[:2], "--model", "plates_detector_1bit", "--weights", weights]
+    args = ["plates_detector_1bit", *images[:2], "--weights", weights]
     rc, torch_out, _ = _detect([*args, "-o", str(tmp_path / "torch")], capsys)
     assert rc == 0
     rc, printed, err = _detect([*args, "--runtime", runtime, "-o", str(tmp_path / runtime)], capsys)
@@ -197,10 +197,11 @@ def test_exported_runtimes_give_the_boxes_of_pytorch(runtime, detect_files, tmp_
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--model", "meliusnet22"], "not a detector"),
-    (["--model", "plates_detector_1bit", "-o", "{tmp}/x.jpg"], "give a .png file name"),
-    (["--model", "plates_detector_1bit", "--runtime", "onnx", "--exported", "{tmp}/m.tflite"], "runs .onnx files"),
-    (["--model", "plates_detector_1bit", "--score-threshold", "2"], "in [0, 1]"),
+    (["meliusnet22"], "not a detector"),
+    (["plates_detector_1bit", "-o", "{tmp}/x.jpg"], "give a .png file name"),
+    (["plates_detector_1bit", "--runtime", "onnx", "--exported", "{tmp}/m.tflite"], "runs .onnx files"),
+    (["plates_detector_1bit", "--score-threshold", "2"], "in [0, 1]"),
+    (["--model", "plates_detector_1bit", "--score-threshold", "2"], "in [0, 1]"),   # the old spelling still works
 ])
 def test_detect_errors_are_one_line(argv, message, detect_files, tmp_path, capsys):
     _, _, _, images = detect_files
@@ -208,7 +209,8 @@ def test_detect_errors_are_one_line(argv, message, detect_files, tmp_path, capsy
     argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
     if "-o" not in argv:
         argv += ["-o", str(tmp_path / "x.png")]
-    rc, _, err = _detect([images[0], *argv], capsys)
+    argv = [*argv[:2], images[0], *argv[2:]] if argv[0] == "--model" else [argv[0], images[0], *argv[1:]]
+    rc, _, err = _detect(argv, capsys)
     assert rc == 1 and message in err and err.strip().count("\n") <= 1, err
 
 
@@ -216,9 +218,9 @@ def test_detect_refuses_an_export_of_another_shape(detect_files, tmp_path, capsy
     _, weights, _, images = detect_files
     onnx_file = tmp_path / "float.onnx"
     converters.to_onnx(randomize(tiny("plates_detector_float", input_size=64)), onnx_file)
-    rc, _, err = _detect([images[0], "--model", "plates_detector_1bit", "--weights", weights, "--exported",
+    rc, _, err = _detect(["plates_detector_1bit", images[0], "--weights", weights, "--exported",
                           str(onnx_file), "-o", str(tmp_path / "x.png")], capsys)
-    assert rc == 1 and "takes 64x64 images" in err and "pass the --model and --weights it was exported from" in err
+    assert rc == 1 and "takes 64x64 images" in err and "pass the model NAME and --weights it was exported from" in err
     assert not (tmp_path / "x.png").exists()
 
 

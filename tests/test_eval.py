@@ -176,7 +176,7 @@ KNOWN_DIFFERENCES = {
 # 0.1-0.6% below the wiki, i.e. 0.2-1.5 M ops): allowed on top of the rounding.
 COUNTER_MARGIN = {"ops": 0.005}
 
-PUBLISHED_OPS = [(n, k) for n in zoo.list_models() for k in ("ops", "bops", "flops") if k in zoo.get_config(n).published]
+PUBLISHED_OPS = [(n, k) for n in zoo.list_models(include_stages=True) for k in ("ops", "bops", "flops") if k in zoo.get_config(n).published]
 
 
 def rounding_tolerance(value: float) -> float:

@@ -4,7 +4,7 @@ import pytest
 
 import zoo
 
-PUBLISHED_SIZE = [n for n in zoo.list_models() if "size_mb" in zoo.get_config(n).published]
+PUBLISHED_SIZE = [n for n in zoo.list_models(include_stages=True) if "size_mb" in zoo.get_config(n).published]
 
 
 def test_mobilenet_v1_matches_keras_applications():
@@ -37,7 +37,7 @@ def test_model_size_matches_the_paper(name):
 def test_every_binary_model_counts_its_binary_convs():
     from zoo.torch.layers import BinaryConv2d
 
-    for name in zoo.list_models():
+    for name in zoo.list_models(include_stages=True):
         model = zoo.load(name, **zoo.get_config(name).tiny)
         expected = sum(isinstance(m, BinaryConv2d) and m.is_binary for m in model.modules())
         figures = zoo.measure(model)

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import zoo
-from zoo import hub, weights as zw
+from zoo import commands, fetch, hub, weights as zw
 from zoo.hub import HubError
 
 from hub_server import HubServer
@@ -109,8 +109,8 @@ def test_offline(server, monkeypatch, tiny_folder):
     with pytest.raises(HubError, match=f"bnnzoo download hf-hub:{REPO}@main"):
         zoo.load("mobilenet_v1", weights=f"hf-hub:{REPO}")
     monkeypatch.delenv("HF_HUB_OFFLINE")
-    hub.run_download(argparse.Namespace(name=KEY, force=False))
-    hub.run_download(argparse.Namespace(name=f"hf-hub:{REPO}", force=False))
+    commands.run_download(argparse.Namespace(name=KEY, force=False))
+    commands.run_download(argparse.Namespace(name=f"hf-hub:{REPO}", force=False))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     n = len(server.requests)
     assert _same(zoo.load(KEY), tiny_folder)
@@ -140,7 +140,7 @@ def _cached_files(tmp_path: Path) -> list[str]:
 
 
 def test_corrupt_cache_is_refused_removed_and_downloaded_again(server, tmp_path, tiny_folder):
-    path = hub.fetch_registered(KEY, zw.WEIGHTS[KEY])
+    path = fetch.fetch_registered(KEY, zw.WEIGHTS[KEY])
     blob = path.resolve()
     blob.chmod(0o644)
     blob.write_bytes(blob.read_bytes()[:-1] + b"\0")
@@ -153,7 +153,7 @@ def test_corrupt_cache_is_refused_removed_and_downloaded_again(server, tmp_path,
     with pytest.raises(HubError, match="corrupt"):  # hf-hub refs are checked against the LFS sha256 (ETag)
         zoo.load("mobilenet_v1", weights=f"hf-hub:{REPO}")
     assert not blob.exists()
-    hub.run_download(argparse.Namespace(name=KEY, force=True))
+    commands.run_download(argparse.Namespace(name=KEY, force=True))
     assert _same(zoo.load(KEY), tiny_folder)
 
 
@@ -217,9 +217,12 @@ def test_hf_hub_ref_of_another_architecture_fails_before_weights(server):
     assert not any(p.startswith("/cdn/") for _, p in server.requests)
 
 
-def test_explicit_num_classes_must_agree(server):
-    with pytest.raises(zoo.WeightMismatchError, match="have 10 classes, not num_classes=7"):
-        zoo.load(KEY, num_classes=7)
+def test_explicit_num_classes_fine_tunes_from_hub_weights(server, tiny_folder, capfd):
+    model = zoo.load(KEY, num_classes=7)
+    assert model.classifier.out_features == 7 and "re-initialised for num_classes=7" in capfd.readouterr().err
+    saved = zw.read_safetensors(tiny_folder / "model.safetensors")
+    assert all(torch.equal(t, torch.as_tensor(saved[k])) for k, t in model.state_dict().items()
+               if k in saved and not k.startswith("classifier."))
 
 
 def test_push_dry_run_then_push_and_load(server, tmp_path, tiny_folder, capsys):
@@ -231,14 +234,14 @@ def test_push_dry_run_then_push_and_load(server, tmp_path, tiny_folder, capsys):
                                                       "source": "measured: python -m eval cifar10"}]))
     args = argparse.Namespace(folder=str(folder), repo="zoo-test/pushed", revision="main", dry_run=True,
                               private=False, message=None)
-    hub.run_push(args)
+    commands.run_push(args)
     assert not any(m == "POST" for m, _ in server.requests)
     card = ModelCard((folder / "README.md").read_text())
     assert card.data.library_name == "bnnzoo" and card.data.license == "apache-2.0"
     assert [(r.metric_value, r.metric_name) for r in card.data.eval_results] == [(31.0, "Top-1 accuracy (measured)")]
 
     args.dry_run = False
-    hub.run_push(args)
+    commands.run_push(args)
     out = capsys.readouterr().out
     pushed = tmp_path / "hub" / "zoo-test" / "pushed"
     assert sorted(p.name for p in pushed.iterdir()) == ["README.md", "config.json", "model.safetensors"]
@@ -263,7 +266,7 @@ def test_push_without_token_says_how_to_log_in(server, tmp_path, tiny_folder, mo
 def test_cli_download(server, monkeypatch, capsys):
     from zoo import cli
 
-    monkeypatch.setitem(cli.COMMANDS, "download", ("zoo.hub", "download weights into the Hub cache"))
+    monkeypatch.setitem(cli.COMMANDS, "download", ("zoo.commands", "download weights into the Hub cache"))
     assert cli.main(["download", KEY]) == 0
     assert "sha256 ok" in capsys.readouterr().out
     assert cli.main(["download", "mobilenet_v1.nope"]) == 1
@@ -278,4 +281,4 @@ def test_model_cards(tmp_path, monkeypatch):
     card = ModelCard(model_card(zoo.get_config("meliusnet22")))
     assert all("(published)" in r.metric_name for r in card.data.eval_results)
     files = write_model_cards(tmp_path / "cards")
-    assert len(files) == len(zoo.list_models()) + len(zw.WEIGHTS)
+    assert len(files) == len(zoo.list_models(include_stages=True)) + len(zw.WEIGHTS)

@@ -8,7 +8,7 @@ import zoo
 from helpers import randomize, tiny
 from zoo.weights import WeightMismatchError
 
-NAMES = zoo.list_models()
+NAMES = zoo.list_models(include_stages=True)
 
 
 def batch(cfg, n: int = 8, seed: int = 0) -> torch.Tensor:

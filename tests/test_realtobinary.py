@@ -14,7 +14,7 @@ import torch
 import zoo
 from helpers import randomize
 
-VARIANTS = zoo.list_models("realtobinary_resnet18*") + ["strongbaseline_resnet18"]
+VARIANTS = zoo.list_models("realtobinary_resnet18*", include_stages=True) + ["strongbaseline_resnet18"]
 
 
 def _torch_logits(model: torch.nn.Module, x: torch.Tensor) -> np.ndarray:

@@ -6,19 +6,38 @@ model of that framework is first built.
 Example:
     >>> import zoo
     >>> zoo.list_models("meliusnet*")
-    >>> model = zoo.load("meliusnet22")               # torch.nn.Module, eval mode
-    >>> twin = zoo.to_keras(model)                     # same weights, same outputs
+    >>> model = zoo.load("meliusnet22", pretrained=True)  # its default weights (zoo.list_weights)
+    >>> x = zoo.transforms(model)(pil_image)[None]        # the preprocessing those weights expect
+    >>> twin = zoo.to_keras(model)                         # same weights, same outputs
 """
 
+from __future__ import annotations
+
 from .api import FRAMEWORKS, build, load, to_keras, to_torch
-from .registry import ModelConfig, UnknownModelError, get_config, list_models, register_model
-from .weights import WeightMismatchError
+from .registry import ModelConfig, UnknownModelError, get_config, is_training_stage, register_model
+from .registry import list_models as _list_models
+from .transforms import Preprocess, transforms
+from .weights import WeightMismatchError, Weights, list_weights
 
 __all__ = [
-    "FRAMEWORKS", "ModelConfig", "UnknownModelError", "WeightMismatchError", "build", "get_config",
-    "list_models", "load", "register_model", "to_keras", "to_torch", "measure",
+    "FRAMEWORKS", "ModelConfig", "Preprocess", "UnknownModelError", "WeightMismatchError", "Weights", "build",
+    "get_config", "is_training_stage", "list_models", "list_weights", "load", "measure", "register_model",
+    "to_keras", "to_torch", "transforms",
 ]
 __version__ = "0.1.0"
+
+
+def list_models(pattern: str = "*", *, pretrained: bool = False, include_stages: bool = False) -> list[str]:
+    """Registered architectures matching a shell-style ``pattern``, sorted.
+
+    Args:
+        pattern: e.g. ``"meliusnet*"``.
+        pretrained: Only those with registered weights (``zoo.list_weights(name)``).
+        include_stages: Also the training-stage variants (``*_teacher``, ``*_stageN``), which are
+            registered for the recipes but are not architectures to deploy.
+    """
+    names = _list_models(pattern, include_stages=include_stages)
+    return [n for n in names if list_weights(n)] if pretrained else names
 
 
 def measure(model, input_size=None):

@@ -33,7 +33,7 @@ def build(cfg: ModelConfig, framework: str = "torch"):
     return model
 
 
-def load(name: str, *, framework: str = "torch", weights: Optional[str] = None,
+def load(name: str, *, framework: str = "torch", weights: Optional[str] = None, pretrained: bool = False,
          num_classes: Optional[int] = None, input_size: Optional[int] = None, **arch: Any):
     """Builds a registered model, optionally with weights.
 
@@ -43,30 +43,52 @@ def load(name: str, *, framework: str = "torch", weights: Optional[str] = None,
         framework: ``"torch"`` (an ``nn.Module`` in eval mode) or ``"keras"``.
         weights: ``None`` for initialised weights, ``"default"``, a weights tag,
             ``"hf-hub:owner/repo[@revision]"`` or a path to a ``.safetensors`` file.
-        num_classes: Overrides the classifier size.
+        pretrained: Load the architecture's default weights (``zoo.list_weights(name)[0]``);
+            same as ``weights="default"``.
+        num_classes: Overrides the classifier size. With weights of another size, every weight
+            but the classifier is loaded and the classifier re-initialised (fine-tuning).
         input_size: Overrides the input side the model is built and measured for.
         **arch: Overrides of the architecture's own options (see ``get_config``).
 
     Returns:
-        The model; ``model.zoo_config`` holds the config it was built from.
+        The model; ``model.zoo_config`` holds the config it was built from, ``model.zoo_weights``
+        the registered :class:`zoo.weights.Weights` it carries (``None``: none registered).
 
     Raises:
         UnknownModelError: ``name`` is not registered.
         ValueError: Unknown framework, or weights that do not fit the architecture.
     """
-    from . import weights as _weights
+    from . import fetch, weights as _weights
 
     name, weights = _check_names(name, weights)
     if "." in name and weights is None:
         name, weights = name.split(".", 1)
+    if pretrained and weights is None:
+        weights = "default"
     cfg = get_config(name).replace(num_classes=num_classes, input_size=input_size, **arch)
-    state = None
+    state, meta = None, None
     if weights is not None:
-        state, cfg = _weights.resolve(cfg, weights, explicit_classes=num_classes is not None,
-                                      explicit_size=input_size is not None)
+        state, cfg = fetch.resolve(cfg, weights, explicit_classes=num_classes is not None,
+                                  explicit_size=input_size is not None)
+        if weights in _tags(name):  # a registered tag: its metadata travels with the model
+            meta = _weights.lookup(cfg, weights)[1]
+    retarget = num_classes is not None and num_classes != cfg.num_classes
+    if retarget and framework != "torch":
+        return to_keras(load(name, weights=weights, num_classes=num_classes, input_size=input_size, **arch))
     model = build(cfg, framework)
+    if retarget and not hasattr(model, "reset_classifier"):
+        raise _weights.WeightMismatchError(
+            f"weights {weights!r} have {cfg.num_classes} outputs, not num_classes={num_classes}, and {name} has no "
+            "classifier to replace: drop num_classes")
     if state is not None:
         _load_state(model, state, framework)
+    model.zoo_weights = meta
+    if retarget:
+        import sys
+
+        print(f"zoo.load: {name}: loaded every weight of {weights!r} but the classifier ({cfg.num_classes} classes), "
+              f"re-initialised for num_classes={num_classes}", file=sys.stderr)
+        model.reset_classifier(num_classes)
     if framework == "torch":
         model.eval()
     return model
@@ -91,6 +113,12 @@ def _check_names(name: Any, weights: Any) -> tuple[str, Optional[str]]:
 
 # Suffixes of files people pass where a model name goes (NAME.TAG is never one of these).
 _FILE_SUFFIXES = ("h5", "keras", "pt", "pth", "onnx", "tflite", "safetensors", "json", "npz", "ckpt", "bin", "pb")
+
+
+def _tags(name: str) -> set[str]:
+    from .weights import list_weights
+
+    return {"default"} | {w.tag for w in list_weights(name)}
 
 
 def _load_state(model, state, framework: str) -> None:

@@ -141,6 +141,23 @@ def _outputs(cfg: ModelConfig) -> str:
 
 
 def _summary(cfg: ModelConfig, w: Optional[Weights], repo_id: Optional[str]) -> str:
+    return _summary_text(cfg, w, repo_id) + _default_note(cfg, w, repo_id)
+
+
+def _default_note(cfg: ModelConfig, w: Optional[Weights], repo_id: Optional[str]) -> str:
+    from .weights import default_tag
+
+    tag = default_tag(cfg.name)
+    if w is not None:
+        return (f" These are the default weights of `{cfg.name}` (`zoo.load({cfg.name!r}, pretrained=True)`)."
+                if w.default else f" Not the default weights of `{cfg.name}` (those are `{cfg.name}.{tag}`): "
+                f"name the tag to load them.")
+    if repo_id is None and tag:
+        return f" Its default weights (`zoo.load({cfg.name!r}, pretrained=True)`) are `{cfg.name}.{tag}`."
+    return ""
+
+
+def _summary_text(cfg: ModelConfig, w: Optional[Weights], repo_id: Optional[str]) -> str:
     if w is not None and w.importer == "larq_zoo":
         return (f"ImageNet weights of larq-zoo (release `{w.revision}`), imported into the `{cfg.name}` binary "
                 f"neural network of the bnnzoo model zoo: `zoo.load` downloads larq-zoo's Keras file, checks its "
@@ -214,7 +231,7 @@ def write_model_cards(out_dir: Union[str, Path] = "MODEL_CARDS") -> list[Path]:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written = []
-    for name in list_models():
+    for name in list_models(include_stages=True):
         written.append(out / f"{name}.md")
         written[-1].write_text(model_card(get_config(name)))
     for key, w in WEIGHTS.items():

@@ -22,10 +22,10 @@ COMMANDS = {
     "train": ("recipes.cli", "train a recipe (the papers' procedures): bnnzoo train RECIPE [key=value ...] [--resume [RUN_DIR]]"),
     "detect": ("eval.detect", "find license plates in images with a plate detector (torch, onnx or tflite), drawn into PNGs"),
     "deploy": ("converters.deploy", "write a self-contained device bundle (--target rpi: LCE .tflite + bit-packed ONNX + run.py), verified"),
-    "download": ("zoo.hub", "download registered or hf-hub: weights into the Hugging Face cache (for offline use)"),
+    "download": ("zoo.commands", "download registered or hf-hub: weights into the Hugging Face cache (for offline use)"),
     "data": ("recipes.plates.generate", "generate a synthetic data set (plates: Korean license plates with YOLO labels)"),
     "pack": ("zoo.commands", "write a trained model.safetensors for inference (binary kernels as int8 signs) + its sha256"),
-    "push": ("zoo.hub", "publish a saved model folder (model card included) to a Hugging Face Hub repo"),
+    "push": ("zoo.commands", "publish a saved model folder (model card included) to a Hugging Face Hub repo"),
 }
 
 # What an interrupted command left behind: every output is written atomically, so nothing half-written.
@@ -35,22 +35,67 @@ INTERRUPTED = {
 }
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each option's default, except where there is none to show (None, a flag's False)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.default in (None, False) or "default" in (action.help or ""):
+            return action.help or ""
+        return super()._get_help_string(action)
+
+
+def _needs_tensorflow(args: argparse.Namespace) -> bool:
+    """Whether the command will import TensorFlow (then imported first, its start-up log discarded)."""
+    if args.command in ("deploy", "demo"):
+        return True
+    if args.command == "convert":
+        return getattr(args, "to", "") == "tflite"
+    if args.command == "eval":
+        return not getattr(args, "compare", None) and any(
+            rt in str(getattr(args, "runtimes", "")) for rt in ("lce", "xnnpack"))
+    if args.command == "detect":
+        return getattr(args, "runtime", None) == "tflite" or str(getattr(args, "exported", "") or "").endswith(".tflite")
+    return False
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    from zoo import __version__
+
+    try:
+        return version("bnnzoo")
+    except PackageNotFoundError:  # run from a source tree that is not installed
+        return __version__
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of the ``bnnzoo`` console script."""
-    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    parser = argparse.ArgumentParser(prog="bnnzoo", description="Binary neural network zoo and export pipeline.")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     argv = list(sys.argv[1:] if argv is None else argv)
-    chosen = next((a for a in argv if not a.startswith("-")), None)
+    chosen = _chosen(argv)
+    # Read before parsing: the environment must be set before anything imports a framework.
+    verbose = any(a in ("-v", "--verbose") for a in (argv[:argv.index(chosen)] if chosen else argv))
+    from .console import quiet_startup
+
+    quiet_startup(verbose)
+    parser = argparse.ArgumentParser(prog="bnnzoo", description="Binary neural network zoo and export pipeline.",
+                                     formatter_class=HelpFormatter)
+    parser.add_argument("--version", action="version", version=f"bnnzoo {_version()}")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="also show third-party start-up logs and warnings (TensorFlow, torch.onnx)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module, help_text) in COMMANDS.items():
-        p = sub.add_parser(name, help=help_text, description=help_text)
+        p = sub.add_parser(name, help=help_text, description=help_text, formatter_class=HelpFormatter)
         if name == chosen:
             getattr(importlib.import_module(module), f"add_{name}_arguments")(p)
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
         return 2
+    if not verbose and _needs_tensorflow(args):
+        from .console import import_tensorflow_quietly
+
+        import_tensorflow_quietly()
     try:
         return int(getattr(importlib.import_module(COMMANDS[args.command][0]), f"run_{args.command}")(args) or 0)
     except KeyboardInterrupt:  # Ctrl-C: the exit status of SIGINT, one line, no traceback
@@ -64,6 +109,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             raise
         print(f"bnnzoo {args.command}: error: {e}", file=sys.stderr)
         return 1
+
+
+def _chosen(argv: Sequence[str]) -> Optional[str]:
+    """The subcommand: the first argument that is not an option."""
+    return next((a for a in argv if not a.startswith("-")), None)
 
 
 if __name__ == "__main__":

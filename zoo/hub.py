@@ -5,7 +5,7 @@ applies: ``HF_HOME`` / ``HF_HUB_CACHE`` (where the cache lives), ``HF_ENDPOINT``
 mirror), ``HF_HUB_OFFLINE=1`` (cache only) and ``HF_TOKEN``. They are read when a file
 is fetched, not when ``huggingface_hub`` is imported, so setting them at run time works.
 
-Three kinds of ``weights=`` reach this module (see :func:`zoo.weights.resolve`):
+Three kinds of ``weights=`` reach this module (see :func:`zoo.fetch.resolve`):
 
 * a registered tag (``WEIGHTS["arch.tag"]``): a pinned repo, revision and file whose
   sha256 is checked before the model is built;
@@ -13,13 +13,12 @@ Three kinds of ``weights=`` reach this module (see :func:`zoo.weights.resolve`):
   pushed with ``bnnzoo push``; the config must name the architecture being built;
 * a local path, which never touches the network.
 
-Command line: ``bnnzoo download NAME[.TAG]`` warms the cache (for offline use) and
-``bnnzoo push FOLDER --repo owner/name`` publishes a folder written by ``zoo.weights.save``.
+The Hub client only: it imports the weights metadata, never the code that loads models.
+``bnnzoo download`` and ``bnnzoo push`` (``zoo.commands``) drive it.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import re
@@ -27,13 +26,9 @@ from pathlib import Path
 from typing import Optional
 
 from .fileio import read_json, sha256_of
-from .weights import Metric, Weights
 
-__all__ = [
-    "HUB_PREFIX", "WEIGHTS_FILE", "CONFIG_FILE", "HubError", "parse_hub_ref", "hub_file", "fetch_registered",
-    "fetch_hub_ref", "sha256_of", "build_repo_folder", "push_folder",
-    "add_download_arguments", "run_download", "add_push_arguments", "run_push",
-]
+__all__ = ["HUB_PREFIX", "WEIGHTS_FILE", "CONFIG_FILE", "HubError", "parse_hub_ref", "hub_file", "fetch_hub_ref",
+           "sha256_of", "push_folder"]
 
 HUB_PREFIX = "hf-hub:"
 WEIGHTS_FILE = "model.safetensors"
@@ -74,7 +69,8 @@ def _cache_dir() -> str:
 def _offline() -> bool:
     from huggingface_hub import constants
 
-    return constants.is_offline_mode() or _is_true(os.environ.get("HF_HUB_OFFLINE"))
+    # is_offline_mode() is huggingface-hub >= 1.3; older releases read the variable at import only.
+    return getattr(constants, "is_offline_mode", lambda: False)() or _is_true(os.environ.get("HF_HUB_OFFLINE"))
 
 
 # --------------------------------------------------------------------------- download
@@ -116,7 +112,11 @@ def hub_file(repo_id: str, filename: str, revision: str = "main", *, sha256: Opt
     """
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import (GatedRepoError, HfHubHTTPError, LocalEntryNotFoundError, OfflineModeIsEnabled,
-                                        RemoteEntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError)
+                                        RepositoryNotFoundError, RevisionNotFoundError)
+    try:
+        from huggingface_hub.errors import RemoteEntryNotFoundError
+    except ImportError:  # huggingface-hub < 1.0: EntryNotFoundError (a base of LocalEntryNotFoundError, caught first)
+        from huggingface_hub.errors import EntryNotFoundError as RemoteEntryNotFoundError
 
     where = f"{repo_id}@{revision}/{filename}"
     warm = f"`bnnzoo download {name or HUB_PREFIX + repo_id + '@' + revision}`"
@@ -133,8 +133,6 @@ def hub_file(repo_id: str, filename: str, revision: str = "main", *, sha256: Opt
                        "(`hf auth login` or HF_TOKEN) if it is private") from None
     except RevisionNotFoundError:
         raise HubError(f"{where}: revision {revision!r} not found in {repo_id}: check the branch, tag or commit") from None
-    except RemoteEntryNotFoundError:
-        raise HubError(f"{where}: file {filename!r} not found in {repo_id} at {revision}") from None
     except (LocalEntryNotFoundError, OfflineModeIsEnabled) as e:
         if offline:
             raise HubError(f"{where} is not in the Hub cache ({_cache_dir()}) and HF_HUB_OFFLINE is set: "
@@ -142,6 +140,8 @@ def hub_file(repo_id: str, filename: str, revision: str = "main", *, sha256: Opt
         cause = _root_cause(e)
         raise HubError(f"{where}: cannot reach {endpoint} ({cause}) and the file is not cached: check the "
                        f"connection or HF_ENDPOINT, or warm the cache with {warm} where the Hub is reachable") from None
+    except RemoteEntryNotFoundError:
+        raise HubError(f"{where}: file {filename!r} not found in {repo_id} at {revision}") from None
     except HfHubHTTPError as e:
         status = e.response.status_code if e.response is not None else "?"
         raise HubError(f"{where}: the Hub at {endpoint} answered HTTP {status}: retry later") from None
@@ -214,36 +214,6 @@ def _one_line(e: BaseException) -> str:
     return text if len(text) <= 200 else text[:197] + "..."
 
 
-def fetch_registered(key: str, w: Weights, *, force: bool = False) -> Path:
-    """Fetches the file of a registered ``WEIGHTS[key]``, pinned and sha256-checked."""
-    if w.importer == "larq_zoo":  # larq-zoo's release files live on GitHub, not on the Hub
-        from .larq_import import fetch
-
-        return fetch(w, force=force)
-    if not w.hub_repo:
-        return bundled_file(key, w)
-    return hub_file(w.hub_repo, w.filename, w.revision, sha256=w.sha256, name=key, force=force)
-
-
-def bundled_file(key: str, w: Weights) -> Path:
-    """The path of weights that ship inside the package (``zoo/pretrained/``), sha256-checked.
-
-    Raises:
-        HubError: The file is missing or its sha256 differs from the registry's.
-    """
-    from .weights import BUNDLED_DIR
-
-    path = BUNDLED_DIR / w.filename
-    if not path.is_file():
-        raise HubError(f"weights {key} should ship with bnnzoo as {path} but the file is missing: reinstall "
-                       f"bnnzoo (pip install .) or restore it (git checkout -- zoo/pretrained)")
-    digest = sha256_of(path)
-    if digest != w.sha256:
-        raise HubError(f"weights {key} at {path} are corrupt (sha256 {digest[:12]}..., expected "
-                       f"{w.sha256[:12]}...): reinstall bnnzoo or git checkout -- zoo/pretrained")
-    return path
-
-
 def fetch_hub_ref(ref: str, arch: Optional[str] = None, *, force: bool = False) -> tuple[Path, Path]:
     """Fetches ``config.json`` then ``model.safetensors`` of ``"hf-hub:owner/repo[@revision]"``.
 
@@ -278,53 +248,6 @@ def fetch_hub_ref(ref: str, arch: Optional[str] = None, *, force: bool = False) 
 # --------------------------------------------------------------------------- push
 
 
-def build_repo_folder(folder: str | Path, repo_id: str, metrics: tuple[Metric, ...] = ()) -> Path:
-    """Makes ``folder`` (``model.safetensors`` + ``config.json``) a Hub repo folder: adds ``README.md``.
-
-    The card's metrics are ``metrics``, plus those of ``metrics.json`` in the folder (a list of
-    ``{"name", "value", "dataset", "source"}``), plus those of a registered ``Weights`` entry
-    pointing at ``repo_id``. The weights are loaded into the architecture first, so weights
-    that do not fit never reach the Hub.
-
-    Returns:
-        The path of the README.md written.
-
-    Raises:
-        FileNotFoundError: A file is missing.
-        WeightMismatchError: The weights do not fit the architecture in ``config.json``.
-    """
-    from . import api
-    from .cards import model_card
-    from .registry import get_config
-    from .weights import WEIGHTS, _check_config, read_safetensors
-
-    folder = Path(folder)
-    for f in (WEIGHTS_FILE, CONFIG_FILE):
-        if not (folder / f).is_file():
-            raise FileNotFoundError(f"{folder / f} does not exist: write the folder with "
-                                    f"zoo.weights.save(model.state_dict(), '{folder}/{WEIGHTS_FILE}', cfg)")
-    saved = read_json(folder / CONFIG_FILE, "config", "write the folder with zoo.weights.save")
-    cfg = _check_config(get_config(saved.get("name", "?")), folder / CONFIG_FILE)
-    model = api.build(cfg, "torch")
-    api._load_state(model, read_safetensors(folder / WEIGHTS_FILE), "torch")
-    extra = list(metrics)
-    if (folder / METRICS_FILE).is_file():
-        rows = read_json(folder / METRICS_FILE, "metrics", "a list of {\"name\", \"value\", \"dataset\", \"source\"}",
-                         kind=list)
-        try:
-            extra += [Metric(**m) for m in rows]
-        except TypeError:
-            raise ValueError(f"{folder / METRICS_FILE} must be a list of {{\"name\", \"value\", \"dataset\", "
-                             f"\"source\"}} objects") from None
-    registered = next((w for w in WEIGHTS.values() if w.hub_repo == repo_id), None)
-    if registered is not None:
-        extra = list(registered.metrics) + [m for m in extra if m not in registered.metrics]
-    readme = folder / "README.md"
-    readme.write_text(model_card(registered or cfg, tuple(extra), repo_id=repo_id,
-                                 sha256=sha256_of(folder / WEIGHTS_FILE)))
-    return readme
-
-
 def push_folder(folder: str | Path, repo_id: str, *, revision: str = "main", private: bool = False,
                 message: Optional[str] = None) -> str:
     """Uploads ``model.safetensors``, ``config.json`` and ``README.md`` of ``folder`` in one commit.
@@ -353,63 +276,3 @@ def push_folder(folder: str | Path, repo_id: str, *, revision: str = "main", pri
         raise HubError(f"push to {repo_id}@{revision} on {_endpoint()} failed with HTTP {status} "
                        f"({_one_line(e).split(' for url')[0]}): check the token's write access and the repo name") from None
     return info.oid
-
-
-# --------------------------------------------------------------------------- command line
-
-
-def add_download_arguments(parser: argparse.ArgumentParser) -> None:
-    """``bnnzoo download NAME[.TAG] | hf-hub:owner/repo[@revision] [--force]``."""
-    parser.add_argument("name", metavar="NAME[.TAG]",
-                        help="registered weights (arch or arch.tag; see zoo.weights.WEIGHTS) or hf-hub:owner/repo[@rev]")
-    parser.add_argument("--force", action="store_true", help="download again even if cached (replaces a corrupt file)")
-
-
-def run_download(args: argparse.Namespace) -> int:
-    """Warms the Hub cache with one set of weights and prints where the files are."""
-    from .registry import get_config
-    from .weights import lookup
-
-    if args.name.startswith(HUB_PREFIX):
-        weights_path, config_path = fetch_hub_ref(args.name, force=args.force)
-        print(weights_path)
-        print(config_path)
-        return 0
-    arch, _, tag = args.name.partition(".")
-    cfg = get_config(arch)
-    key, w = lookup(cfg, tag or "default")
-    path = fetch_registered(key, w, force=args.force)
-    print(f"{key}: {path} (sha256 ok)")
-    return 0
-
-
-def add_push_arguments(parser: argparse.ArgumentParser) -> None:
-    """``bnnzoo push FOLDER --repo owner/name [--revision REV] [--dry-run] [--private] [--message MSG]``."""
-    parser.add_argument("folder", metavar="FOLDER", help="folder holding model.safetensors and config.json "
-                        "(zoo.weights.save), optionally metrics.json")
-    parser.add_argument("--repo", required=True, metavar="OWNER/NAME", help="Hub model repo to push to")
-    parser.add_argument("--revision", default="main", help="branch to commit to (created if missing)")
-    parser.add_argument("--dry-run", action="store_true", help="write README.md into FOLDER and stop before uploading")
-    parser.add_argument("--private", action="store_true", help="create the repo private")
-    parser.add_argument("--message", help="commit message")
-
-
-def run_push(args: argparse.Namespace) -> int:
-    """Builds the repo folder (model card included) and uploads it, then prints a ``Weights`` entry to register."""
-    if not _REPO_ID.fullmatch(args.repo):
-        raise ValueError(f"bad repo {args.repo!r}: expected owner/name")
-    folder = Path(args.folder)
-    readme = build_repo_folder(folder, args.repo)
-    sha = sha256_of(folder / WEIGHTS_FILE)
-    if args.dry_run:
-        print(f"dry run: {folder} is ready ({WEIGHTS_FILE}, {CONFIG_FILE}, {readme.name}); nothing uploaded")
-        revision = args.revision
-    else:
-        revision = push_folder(folder, args.repo, revision=args.revision, private=args.private, message=args.message)
-        print(f"pushed {folder} to {_endpoint()}/{args.repo} at commit {revision}")
-    cfg = read_json(folder / CONFIG_FILE, "config")
-    print(f"register it in zoo/weights.py WEIGHTS as {cfg['name']}.<tag>: Weights(arch={cfg['name']!r}, tag=..., "
-          f"hub_repo={args.repo!r}, revision={revision!r}, filename={WEIGHTS_FILE!r}, sha256={sha!r}, "
-          f"num_classes={cfg['num_classes']}, input_size={cfg['input_size']}, mean=..., std=..., "
-          f"arch_overrides=...)")
-    return 0

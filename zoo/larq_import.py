@@ -155,7 +155,7 @@ def read_h5(path: str | Path) -> dict[str, dict[str, np.ndarray]]:
     try:
         import h5py
     except ImportError:
-        raise ImportError("importing larq-zoo weights needs h5py: pip install h5py (or bnnzoo[keras])") from None
+        raise ImportError("importing larq-zoo weights needs h5py (a dependency of bnnzoo): pip install 'h5py>=3.8'") from None
     try:
         f = h5py.File(path, "r")
     except OSError as e:
@@ -265,12 +265,13 @@ def convert(layers: Mapping[str, Mapping[str, np.ndarray]], cfg: ModelConfig,
         WeightMismatchError: A layer or weight is missing from the file, has the wrong size,
             or a weight layer of the file is left unused.
     """
-    from . import api
+    import importlib
 
     if cfg.family not in _RULES:
         raise WeightMismatchError(f"larq-zoo weights can be imported into {', '.join(_RULES)} models, not "
                                   f"{cfg.name} ({cfg.family})")
-    model = api.build(cfg, "torch")
+    # The family's builder itself, not zoo.api (which loads weights through this module).
+    model = importlib.import_module(f"zoo.torch.{cfg.family}").build(cfg)
     modules = dict(model.named_modules())
     own = {k: tuple(v.shape) for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
     prefix = _r2b_prefix(layers) if cfg.family == "realtobinary" else ""

@@ -11,10 +11,11 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import fnmatch
+import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-__all__ = ["ModelConfig", "register_model", "get_config", "list_models", "UnknownModelError"]
+__all__ = ["ModelConfig", "register_model", "get_config", "list_models", "is_training_stage", "UnknownModelError"]
 
 
 class UnknownModelError(KeyError):
@@ -105,10 +106,25 @@ def _ensure_builtin() -> None:
     from . import models  # noqa: F401  (registers the built-in variant table)
 
 
-def list_models(pattern: str = "*") -> list[str]:
-    """Registered names matching a shell-style ``pattern``, sorted."""
+# Training-stage variants (a recipe's teacher and intermediate stages): registered so recipes can build
+# them, but not architectures to deploy.
+_STAGE = re.compile(r".*_(teacher|stage\d+)")
+
+
+def is_training_stage(name: str) -> bool:
+    """Whether ``name`` is a recipe's teacher or intermediate stage (``*_teacher``, ``*_stageN``)."""
+    return _STAGE.fullmatch(name) is not None
+
+
+def list_models(pattern: str = "*", *, include_stages: bool = False) -> list[str]:
+    """Registered names matching a shell-style ``pattern``, sorted.
+
+    Args:
+        pattern: Shell-style filter, e.g. ``"meliusnet*"``.
+        include_stages: Also list the training-stage variants (``*_teacher``, ``*_stageN``).
+    """
     _ensure_builtin()
-    return sorted(n for n in _REGISTRY if fnmatch.fnmatch(n, pattern))
+    return sorted(n for n in _REGISTRY if fnmatch.fnmatch(n, pattern) and (include_stages or not is_training_stage(n)))
 
 
 def get_config(name: str) -> ModelConfig:

@@ -1,7 +1,9 @@
-"""Weights metadata and resolution of a ``weights=`` argument to a state dict.
+"""Weights metadata: plain data (the ``WEIGHTS`` table) and the safetensors artifact format.
 
 One artifact serves both frameworks: ``model.safetensors`` holding PyTorch-named
-tensors, with ``config.json`` (the ``ModelConfig``) beside it.
+tensors, with ``config.json`` (the ``ModelConfig``) beside it. This module imports nothing
+that fetches or builds models; :mod:`zoo.fetch` (which resolves ``weights=``) and
+:mod:`zoo.hub` sit above it.
 """
 
 from __future__ import annotations
@@ -14,8 +16,8 @@ from typing import Any, Mapping, Optional, Sequence
 
 from .registry import ModelConfig
 
-__all__ = ["Metric", "Weights", "WeightMismatchError", "WEIGHTS", "BUNDLED_DIR", "lookup", "resolve", "save",
-           "read_safetensors", "binary_weight_names"]
+__all__ = ["Metric", "Weights", "WeightMismatchError", "WEIGHTS", "BUNDLED_DIR", "lookup", "default_tag",
+           "list_weights", "save", "read_safetensors", "binary_weight_names"]
 
 BUNDLED_DIR = Path(__file__).resolve().parent / "pretrained"
 
@@ -57,6 +59,10 @@ class Weights:
         importer: ``""`` for a bnnzoo ``model.safetensors`` on the Hub; ``"larq_zoo"`` for a
             larq-zoo release file converted on load (:mod:`zoo.larq_import`).
         notes: Caveats of these weights, shown on their model card.
+        crop_pct: Share of the resized shorter side the centre crop keeps (ImageNet 0.875; 1.0 for
+            weights trained on whole images); see :func:`zoo.transforms`.
+        default: The tag ``zoo.load(arch, pretrained=True)`` (and ``weights="default"``) loads;
+            exactly one per architecture that has weights.
     """
 
     arch: str
@@ -74,6 +80,22 @@ class Weights:
     metrics: tuple[Metric, ...] = ()
     importer: str = ""
     notes: str = ""
+    crop_pct: float = 0.875
+    default: bool = False
+
+    @property
+    def key(self) -> str:
+        """``arch.tag``, the name ``zoo.load`` takes."""
+        return f"{self.arch}.{self.tag}"
+
+    @property
+    def source(self) -> str:
+        """Where the file comes from, in words."""
+        if self.importer == "larq_zoo":
+            return f"larq-zoo release {self.revision} (github.com/{self.hub_repo}), imported"
+        if not self.hub_repo:
+            return "ships with bnnzoo (zoo/pretrained/)"
+        return f"hf-hub:{self.hub_repo}@{self.revision[:12]}"
 
 
 # Filled as trained weights are published (issue: weights on the Hub).
@@ -129,7 +151,7 @@ def _mnist_weights(arch: str, recipe: str, sha256: str, top1: float, input_size:
                    sha256=sha256, num_classes=10, input_size=input_size, mean=MNIST_MEAN, std=MNIST_STD,
                    arch_overrides=arch_overrides, labels=tuple(str(i) for i in range(10)),
                    metrics=(Metric("top1", top1, _MNIST_DATA, f"measured: bnnzoo train {recipe} seed=0 threads=1, "
-                                   "evaluated in PyTorch on the held-out digits"),),
+                                   "evaluated in PyTorch on the held-out digits"),), default=True, crop_pct=1.0,
                    notes=notes or f"Trained by the `{recipe}` recipe on 4,000 MNIST digits: a demonstration of "
                    "the pipeline at a small size, not an ImageNet model.")
 
@@ -173,7 +195,7 @@ def _plates_weights(arch: str, sha256: str, ap50: float, plate_accuracy: float, 
                    sha256=sha256, num_classes=detector_outputs(PLATES_INPUT, get_config(arch).arch),
                    input_size=PLATES_INPUT, mean=(0.5,) * 3, std=(0.5,) * 3, labels=("plate",),
                    metrics=(Metric("ap50", ap50, _PLATES_DATA, _PLATES_SOURCE),
-                            Metric("plate_accuracy", plate_accuracy, _PLATES_DATA, _PLATES_SOURCE)),
+                            Metric("plate_accuracy", plate_accuracy, _PLATES_DATA, _PLATES_SOURCE)), default=True, crop_pct=1.0,
                    notes=notes + " Trained on synthetic images of Korean plates (`bnnzoo data plates`), not on "
                    "photographs: expect lower accuracy on real cameras until fine-tuned on them.")
 
@@ -252,17 +274,28 @@ def save(state: Mapping[str, Any], path: str | Path, cfg: Optional[ModelConfig] 
     return path
 
 
+def list_weights(arch: str) -> list[Weights]:
+    """The registered weights of ``arch``, the default first (empty when it has none)."""
+    found = [w for w in WEIGHTS.values() if w.arch == arch]
+    return sorted(found, key=lambda w: not w.default)
+
+
+def default_tag(arch: str) -> Optional[str]:
+    """The tag marked ``default`` among ``arch``'s weights (``None``: it has no weights)."""
+    return next((w.tag for w in WEIGHTS.values() if w.arch == arch and w.default), None)
+
+
 def lookup(cfg: ModelConfig, tag: str) -> tuple[str, Weights]:
-    """The registered ``WEIGHTS`` entry for ``tag`` of ``cfg.name`` (``"default"``: an entry
-    tagged ``default``, else the first registered for the architecture).
+    """The registered ``WEIGHTS`` entry for ``tag`` of ``cfg.name`` (``"default"``: the entry
+    marked ``default=True``).
 
     Raises:
         WeightMismatchError: No such tag; the message lists the known ones.
     """
     prefix = cfg.name + "."
+    if tag == "default":
+        tag = default_tag(cfg.name) or tag
     key = prefix + tag
-    if tag == "default" and key not in WEIGHTS:
-        key = next((k for k in WEIGHTS if k.startswith(prefix)), key)
     if key not in WEIGHTS:
         tags = [k[len(prefix):] for k in WEIGHTS if k.startswith(prefix)]
         close = difflib.get_close_matches(tag, tags, n=3)
@@ -270,85 +303,3 @@ def lookup(cfg: ModelConfig, tag: str) -> tuple[str, Weights]:
         hint = f"did you mean {', '.join(close)}? " if close else ""
         raise WeightMismatchError(f"no weights {tag!r} for {cfg.name}: {hint}{known}")
     return key, WEIGHTS[key]
-
-
-def resolve(cfg: ModelConfig, weights: str, explicit_classes: bool = False,
-            explicit_size: bool = False) -> tuple[dict[str, Any], ModelConfig]:
-    """Turns a ``weights=`` argument into a state dict and the config it fits.
-
-    Args:
-        cfg: The config asked for (with the caller's overrides).
-        weights: A registered tag (or ``"default"``; a tag with ``importer="larq_zoo"`` fetches
-            larq-zoo's Keras file and converts it, see :mod:`zoo.larq_import`), ``"hf-hub:owner/repo[@revision]"``, or
-            a path to a ``.safetensors`` file (``config.json`` beside it, if any, is honoured).
-        explicit_classes: The caller set ``num_classes``; it must then agree with the weights.
-        explicit_size: The caller set ``input_size``: it wins over the size the weights were
-            trained at (refused for detectors, whose output length depends on it).
-
-    Raises:
-        WeightMismatchError: Unknown tag, a file saved from another architecture, or an
-            explicit ``num_classes`` the weights do not have.
-        zoo.hub.HubError: The weights could not be fetched, or their sha256 does not match.
-    """
-    from . import hub
-
-    if weights.startswith(hub.HUB_PREFIX):
-        weights_path, config_path = hub.fetch_hub_ref(weights, cfg.name)
-        return read_safetensors(weights_path), _classes(cfg, _check_config(cfg, config_path), weights, explicit_classes,
-                                                        explicit_size)
-    path = Path(weights)
-    if path.suffix == ".safetensors" or path.exists():
-        if not path.is_file():
-            raise FileNotFoundError(f"weights file {path} does not exist")
-        return read_safetensors(path), _classes(cfg, _check_config(cfg, path.parent / "config.json"), weights,
-                                                explicit_classes, explicit_size)
-    key, w = lookup(cfg, weights)
-    if w.arch != cfg.name:
-        raise WeightMismatchError(f"WEIGHTS[{key!r}] is registered for {w.arch!r}, not {cfg.name!r}: fix its arch field")
-    if w.importer == "larq_zoo":
-        from . import larq_import
-
-        fitted = cfg.replace(num_classes=w.num_classes, input_size=w.input_size, **dict(w.arch_overrides))
-        return larq_import.load_registered(key, w, fitted), _classes(cfg, fitted, key, explicit_classes, explicit_size)
-    if w.importer:
-        raise WeightMismatchError(f"WEIGHTS[{key!r}] names an unknown importer {w.importer!r}: use '' or 'larq_zoo'")
-    state = read_safetensors(hub.fetch_registered(key, w))
-    fitted = cfg.replace(num_classes=w.num_classes, input_size=w.input_size, **dict(w.arch_overrides))
-    return state, _classes(cfg, fitted, key, explicit_classes, explicit_size)
-
-
-def _classes(asked: ModelConfig, fitted: ModelConfig, weights: str, explicit: bool,
-             explicit_size: bool = False) -> ModelConfig:
-    if explicit_size and asked.input_size != fitted.input_size:
-        if fitted.family == "detector":
-            raise WeightMismatchError(
-                f"weights {weights!r} were trained at {fitted.input_size}x{fitted.input_size} and a detector's "
-                f"output depends on its input size: drop input_size={asked.input_size} (or --input-size)")
-        fitted = fitted.replace(input_size=asked.input_size)
-    if explicit and asked.num_classes != fitted.num_classes:
-        raise WeightMismatchError(
-            f"weights {weights!r} have {fitted.num_classes} classes, not num_classes={asked.num_classes}: drop "
-            f"num_classes, or load them and replace the classifier to fine-tune")
-    return fitted
-
-
-def _check_config(cfg: ModelConfig, config_json: Path) -> ModelConfig:
-    if not config_json.is_file():
-        return cfg
-    from .fileio import read_json
-
-    fix = "it should be the config.json zoo.weights.save wrote beside the weights"
-    saved = read_json(config_json, "config", fix)
-    if saved.get("name") != cfg.name:
-        raise WeightMismatchError(
-            f"{config_json} describes a {saved.get('name')!r} model, not {cfg.name!r}: "
-            f"load it with zoo.load({saved.get('name')!r}, weights=...)"
-        )
-    arch = saved.get("arch", {})
-    if not isinstance(arch, dict):
-        raise ValueError(f"config {config_json}: 'arch' holds a JSON {type(arch).__name__}, expected an object: {fix}")
-    arch = {k: tuple(v) if isinstance(v, list) else v for k, v in arch.items()}
-    try:
-        return cfg.replace(num_classes=saved.get("num_classes"), input_size=saved.get("input_size"), **arch)
-    except (TypeError, ValueError) as e:
-        raise WeightMismatchError(f"config {config_json}: {e}: {fix}") from None

@@ -121,7 +121,7 @@ def find_font(path: Optional[str] = None) -> str:
     for name in ("NanumGothicBold.ttf", "NanumGothic.ttf"):
         if name in fonts and Path(fonts[name]).is_file():
             return str(Path(fonts[name]).resolve())
-    raise FileNotFoundError("no Hangul font found: pip install koreanize-matplotlib (in bnnzoo[dev]) "
+    raise FileNotFoundError("no Hangul font found: pip install 'bnnzoo[data]' "
                             "or pass --font PATH.ttf")
 
 
@@ -595,7 +595,8 @@ def parse_size(text: str) -> tuple[int, int]:
 def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``bnnzoo data plates``."""
     parser.add_argument("dataset", choices=["plates"], help="data set to generate")
-    parser.add_argument("--out", default="data/plates", help="output folder (resumed if it exists)")
+    parser.add_argument("-o", "--output", "--out", dest="out", default="data/plates",
+                        help="output folder (resumed if it exists)")
     parser.add_argument("--train", type=int, default=20000, help="training images")
     parser.add_argument("--val", type=int, default=2000, help="validation images")
     parser.add_argument("--test", type=int, default=0, help="test images")

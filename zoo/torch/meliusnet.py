@@ -19,6 +19,7 @@ from torch import nn
 
 from ..models import MELIUSNET_CLIP as CLIP
 from ..registry import ModelConfig
+from .classifier import ClassifierMixin
 from .layers import BinaryConv2d, Conv2d
 
 __all__ = ["MeliusNet", "DenseBlock", "ImprovementBlock", "Transition", "channel_shuffle", "build"]
@@ -122,7 +123,7 @@ class Stage(nn.Module):
         return x if self.transition is None else self.transition(x)
 
 
-class MeliusNet(nn.Module):
+class MeliusNet(ClassifierMixin, nn.Module):
     """MeliusNet (Bethge et al., 2020).
 
     Args:
@@ -158,11 +159,11 @@ class MeliusNet(nn.Module):
         self.head_bn = nn.BatchNorm2d(ch)
         self.classifier = nn.Linear(ch, num_classes)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.stem(x)
         for stage in self.stages:
             x = stage(x)
-        return self.classifier(F.relu(self.head_bn(x)).mean((2, 3)))
+        return F.relu(self.head_bn(x))
 
 
 def build(cfg: ModelConfig) -> MeliusNet:

@@ -11,6 +11,7 @@ from torch import nn
 
 from ..models import MOBILENET_BLOCKS as BLOCKS
 from ..registry import ModelConfig
+from .classifier import ClassifierMixin
 from .layers import Conv2d
 
 
@@ -30,7 +31,7 @@ class DepthwiseSeparable(nn.Module):
         return self.act(self.pw_bn(self.pw(x)))
 
 
-class MobileNetV1(nn.Module):
+class MobileNetV1(ClassifierMixin, nn.Module):
     """MobileNet-v1 (Howard et al., 2017) with width multiplier ``alpha``.
 
     Args:
@@ -55,9 +56,8 @@ class MobileNetV1(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(in_ch, num_classes)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.blocks(self.stem(x))
-        return self.classifier(self.dropout(x.mean((2, 3))))
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.blocks(self.stem(x))
 
 
 def build(cfg: ModelConfig) -> MobileNetV1:

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..registry import ModelConfig
+from .classifier import ClassifierMixin
 from .layers import BinaryConv2d, Conv2d, same_pad
 
 __all__ = ["RealToBinaryNet", "ScalingGate", "LearnedRescale", "HalfBlock", "max_pool_same", "avg_pool_same",
@@ -154,7 +155,7 @@ class Block(nn.Module):
         return self.b(self.a(x))
 
 
-class RealToBinaryNet(nn.Module):
+class RealToBinaryNet(ClassifierMixin, nn.Module):
     """Real-to-Bin ResNet-18 (Martinez et al., ICLR 2020) and its training-stage variants.
 
     Args:
@@ -193,10 +194,8 @@ class RealToBinaryNet(nn.Module):
         self.blocks = nn.Sequential(*blocks)
         self.classifier = nn.Linear(ch, num_classes)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = max_pool_same(self.stem(x), 3, 2)
-        x = self.blocks(x)
-        return self.classifier(x.mean((2, 3)))
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.blocks(max_pool_same(self.stem(x), 3, 2))
 
 
 def build(cfg: ModelConfig) -> RealToBinaryNet:

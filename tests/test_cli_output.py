@@ -1,0 +1,143 @@
+"""What a user sees: each command prints its own lines only (subprocesses with a user's environment:
+no TF_* variables set), defaults in every --help, --version, and the one NAME[.TAG] grammar."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import zoo
+from zoo.cli import COMMANDS
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def bnnzoo(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TF_", "TORCH_", "GRPC_"))}
+    return subprocess.run([sys.executable, "-m", "zoo.cli", *args], capture_output=True, text=True, env=env,
+                          cwd=cwd, timeout=900)
+
+
+def _foreign(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.strip() and not line.startswith("bnnzoo ")]
+
+
+@pytest.mark.parametrize("fmt", ["tflite", "onnx"])
+def test_convert_prints_only_its_own_lines(fmt, tmp_path):
+    result = bnnzoo("convert", "meliusnet22.mnist", "--to", fmt, "-o", str(tmp_path / f"m.{fmt}"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert _foreign(result.stderr) == [], "third-party lines on stderr:\n" + "\n".join(_foreign(result.stderr))
+    # not a terminal: one plain progress line per step, no tqdm redraws
+    assert len(result.stderr.splitlines()) == 2 and "\r" not in result.stderr
+    assert result.stdout.splitlines()[0].split() == ["format", fmt] and len(result.stdout.splitlines()) == 5
+
+
+def test_verbose_lets_third_party_logs_through(tmp_path):
+    """What test_convert_prints_only_its_own_lines[onnx] silences is there with --verbose."""
+    loud = bnnzoo("--verbose", "convert", "mobilenet_v1_025", "--input-size", "32", "--to", "onnx",
+                  "-o", str(tmp_path / "l.onnx"))
+    assert loud.returncode == 0, loud.stderr[-2000:]
+    assert "torchvision is not installed" in loud.stderr
+
+
+def test_list_figures_shows_progress_lines_when_not_a_terminal():
+    result = bnnzoo("list", "mobilenet_v1_0*", "--figures")
+    assert result.returncode == 0
+    assert result.stderr.splitlines() == [f"bnnzoo list: measuring {n} ({i}/3)"
+                                          for i, n in enumerate(zoo.list_models("mobilenet_v1_0*"), 1)]
+    assert result.stdout.count("| mobilenet_v1_0") == 3
+
+
+def test_version():
+    result = bnnzoo("--version")
+    assert result.returncode == 0 and result.stdout.strip() == f"bnnzoo {zoo.__version__}"
+
+
+@pytest.mark.parametrize("command", list(COMMANDS))
+def test_every_help_shows_defaults(command):
+    import argparse
+    import importlib
+
+    from zoo.cli import HelpFormatter
+
+    parser = argparse.ArgumentParser(prog=f"bnnzoo {command}", formatter_class=HelpFormatter)
+    module = importlib.import_module(COMMANDS[command][0])
+    getattr(module, f"add_{command}_arguments")(parser)
+    text = " ".join(parser.format_help().split())
+    for action in parser._actions:
+        if action.default not in (None, False, argparse.SUPPRESS) and action.help:
+            shown = str(action.default if not isinstance(action.default, list) else action.default)
+            assert "default" in action.help or f"(default: {shown}" in text, f"{command} {action.dest}"
+        outputs = [o for o in action.option_strings if o in ("-o", "--output", "--out")]
+        if outputs:
+            assert "-o" in action.option_strings and "--output" in action.option_strings, f"{command}: {outputs}"
+
+
+def test_list_weights_and_stages():
+    result = bnnzoo("list", "--weights")
+    assert result.returncode == 0
+    for name in zoo.list_models(pretrained=True):
+        assert f"| {name}.{zoo.list_weights(name)[0].tag} | yes |" in result.stdout
+    plain = bnnzoo("list").stdout
+    staged = bnnzoo("list", "--include-stages").stdout
+    assert "_teacher" not in plain and "realtobinary_resnet18_teacher" in staged
+
+
+def test_eval_prints_only_its_own_lines(tmp_path):
+    result = bnnzoo("eval", "mobilenet_v1_025", "--tiny", "--baseline", "none", "--runtimes", "lce,xnnpack,onnx,torch",
+                    "--runs", "1", "--warmup", "0", "--threads", "1", "-o", str(tmp_path / "rep"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert _foreign(result.stderr) == [], "third-party lines on stderr:\n" + "\n".join(_foreign(result.stderr))
+    assert "\r" not in result.stderr and (tmp_path / "rep" / "results.json").is_file()
+
+
+@pytest.mark.parametrize("command", ["convert", "deploy", "detect", "download", "eval"])
+def test_commands_take_a_model_as_positional_name_tag(command):
+    import argparse
+    import importlib
+
+    parser = argparse.ArgumentParser()
+    getattr(importlib.import_module(COMMANDS[command][0]), f"add_{command}_arguments")(parser)
+    positional = next(a for a in parser._actions if not a.option_strings)
+    assert "NAME" in str(positional.metavar), f"{command}: first positional is {positional.metavar!r}"
+    if command != "download":
+        weights = next(a for a in parser._actions if "--weights" in a.option_strings)
+        assert weights.help and ("hf-hub" in weights.help or "TAG" in str(weights.metavar))
+
+
+def test_detect_takes_the_detector_first(tmp_path):
+    result = bnnzoo("detect", "meliusnet22", str(tmp_path / "missing.png"), "-o", str(tmp_path / "x.png"))
+    assert result.returncode == 1 and "not a detector" in result.stderr and len(result.stderr.splitlines()) == 1
+
+
+def test_progress_is_a_bar_on_a_terminal():
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    main_fd, child_fd = pty.openpty()
+    fcntl.ioctl(child_fd, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # a new pty is 0 columns wide
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TF_", "TORCH_"))}
+    proc = subprocess.Popen([sys.executable, "-m", "zoo.cli", "list", "mobilenet_v1_0*", "--figures"],
+                            stdout=subprocess.PIPE, stderr=child_fd, env={**env, "TERM": "xterm"})
+    os.close(child_fd)
+    chunks = []
+    while True:
+        try:
+            data = os.read(main_fd, 4096)
+        except OSError:  # the child closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    out, _ = proc.communicate(timeout=600)
+    os.close(main_fd)
+    terminal = b"".join(chunks).decode(errors="replace")
+    assert proc.returncode == 0 and out.decode().count("| mobilenet_v1_0") == 3
+    assert "\r" in terminal and "bnnzoo list" in terminal and "measuring mobilenet_v1_025" in terminal
+    assert "(1/3)" not in terminal  # the bar, not the plain lines

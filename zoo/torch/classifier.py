@@ -1,0 +1,59 @@
+"""What every zoo image classifier offers, as timm's models do: ``forward_features``,
+``forward_head``, ``get_classifier`` and ``reset_classifier``.
+
+A family's model class inherits :class:`ClassifierMixin` (before ``nn.Module``), names its
+last layer ``classifier`` (an ``nn.Linear``) and implements ``forward_features`` (the feature
+map before pooling); ``forward`` is then ``forward_head(forward_features(x))``. An optional
+``dropout`` module is applied to the pooled features.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+__all__ = ["ClassifierMixin"]
+
+
+class ClassifierMixin:
+    """``forward = forward_head(forward_features(x))`` with a replaceable ``classifier``."""
+
+    classifier: nn.Linear
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """The feature map before global pooling, ``(N, C, H, W)``."""
+        raise NotImplementedError
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """Global average pooling (then dropout, if any) and the classifier.
+
+        Args:
+            x: Output of :meth:`forward_features`.
+            pre_logits: Return the pooled features, before the classifier.
+        """
+        x = x.mean((2, 3))
+        dropout = getattr(self, "dropout", None)
+        if dropout is not None:
+            x = dropout(x)
+        return x if pre_logits else self.classifier(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+    def get_classifier(self) -> nn.Linear:
+        """The last layer (``num_classes`` outputs)."""
+        return self.classifier
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """Replaces the classifier by a freshly initialised one with ``num_classes`` outputs.
+
+        The model's ``zoo_config`` (when it has one) follows, so exports and the Keras twin
+        are built with the new size.
+        """
+        if num_classes < 1:
+            raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+        old = self.classifier
+        self.classifier = nn.Linear(old.in_features, num_classes).to(old.weight.device, old.weight.dtype)
+        cfg = getattr(self, "zoo_config", None)
+        if cfg is not None:
+            self.zoo_config = cfg.replace(num_classes=num_classes)
