@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import torch
 
 import zoo
@@ -33,3 +35,8 @@ def randomize(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
             else:
                 t.copy_(torch.randn(t.shape, generator=g) * 0.5)
     return model.eval()
+
+
+def error_lines(stderr: str) -> list[str]:
+    """stderr without the progress lines (``bnnzoo convert: step (i/n)``) printed before an error."""
+    return [line for line in stderr.strip().splitlines() if not re.search(r"\(\d+/\d+\)$", line)]

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 import zoo
-from helpers import randomize, tiny
+from helpers import error_lines, randomize, tiny
 from zoo.registry import ModelConfig
 
 import converters
@@ -263,13 +263,8 @@ def test_cli_errors_are_one_line(argv, message, capsys):
     from zoo.cli import main
 
     assert main(argv) == 1
-    err = _error_lines(capsys.readouterr().err)
+    err = error_lines(capsys.readouterr().err)
     assert len(err) == 1 and message in err[0]
-
-
-def _error_lines(stderr: str) -> list[str]:
-    """stderr without the progress lines (``bnnzoo convert: step (i/n)``) printed before the error."""
-    return [line for line in stderr.strip().splitlines() if not re.search(r"\(\d+/\d+\)$", line)]
 
 
 def test_cli_points_an_unverifiable_initialised_model_to_its_trained_weights(tmp_path, capsys):
@@ -280,7 +275,7 @@ def test_cli_points_an_unverifiable_initialised_model_to_its_trained_weights(tmp
     out = tmp_path / "d.onnx"
     torch.manual_seed(0)  # the initialised weights (every seed 0-5 tried fails verification)
     assert main(["convert", "plates_detector_1bit", "--to", "onnx", "-o", str(out)]) == 1
-    (err,) = _error_lines(capsys.readouterr().err)
+    (err,) = error_lines(capsys.readouterr().err)
     assert "verification failed" in err and "bnnzoo convert plates_detector_1bit.plates --to onnx" in err
     assert not out.exists()
     assert main(["convert", "plates_detector_1bit.plates", "--to", "onnx", "-o", str(out)]) == 0
