@@ -1,7 +1,7 @@
 """The variant table: every registered architecture as a few constants.
 
-Framework-free: both ``zoo.torch.<family>`` and ``zoo.keras.<family>`` build from
-these configs, which keeps their parameter names and shapes identical.
+Framework-free: ``zoo.torch.<family>`` builds from these configs, and the Keras model
+is translated from that module (``zoo.keras.translate``), with the same parameter names.
 """
 
 from __future__ import annotations

@@ -1,9 +1,8 @@
 """A small strict registry of architectures, free of any deep-learning framework.
 
-Each registered name maps to a :class:`ModelConfig`: the architecture family (one
-module per framework under ``zoo.torch`` and ``zoo.keras``) plus the keyword
-arguments of that family's builder. Both frameworks build from the same config,
-which is what keeps their parameter names and shapes identical.
+Each registered name maps to a :class:`ModelConfig`: the architecture family (a
+module under ``zoo.torch``; its Keras model is translated from it by
+``zoo.keras.translate``) plus the keyword arguments of that family's builder.
 """
 
 from __future__ import annotations
@@ -31,7 +30,7 @@ class ModelConfig:
 
     Attributes:
         name: Registered name, e.g. ``"meliusnet22"``.
-        family: Module name of the builder under ``zoo.torch`` / ``zoo.keras``.
+        family: Module name of the builder under ``zoo.torch``.
         arch: Keyword arguments of the family's builder (the variant table).
         num_classes: Size of the classifier output.
         input_size: Side of the square input image the figures are quoted at.

@@ -1,4 +1,6 @@
-"""Larq/Keras builders of the zoo. Importing this package imports TensorFlow.
+"""The Larq/Keras side of the zoo: the PyTorch -> Keras translator (``translate``), the Keras
+forms of the zoo's layers (``layers``) and weight transfer (``transfer``). Importing this
+package imports TensorFlow.
 
 larq needs Keras 2, so ``TF_USE_LEGACY_KERAS=1`` is set here before TensorFlow is
 first imported; if TensorFlow was already imported with Keras 3 we stop with a

@@ -629,8 +629,9 @@ FUNCTIONS: dict[Callable, Callable] = {
     max_pool_same: _pool_same_fn("max"), avg_pool_same: _pool_same_fn("avg"),
     meliusnet_max_pool: _meliusnet_max_pool, channel_shuffle: _channel_shuffle,
 }
-# The zoo's own helpers (not torch's functions) are the leaves the tracer wraps.
-_LEAF_FUNCTIONS = (max_pool_same, avg_pool_same, meliusnet_max_pool, channel_shuffle)
+# The zoo's own helpers in FUNCTIONS (not torch's or operator's) are the leaves the tracer wraps.
+_LEAF_FUNCTIONS = tuple(f for f in FUNCTIONS if inspect.isfunction(f)
+                        and not f.__module__.startswith(("torch", "_operator", "operator")))
 
 # Tensor method name -> handler(ctx, args, kwargs, out); args[0] is the tensor.
 METHODS: dict[str, Callable] = {

@@ -5,8 +5,8 @@ Accuracy?", arXiv:2001.05936, 2020.
 
 A binary DenseNet in which every DenseBlock (adds 64 channels) is followed by an
 ImprovementBlock (refines those 64 channels residually), with 32-bit transitions
-between the four stages. Module paths are the layer names of the Keras twin
-(``zoo.keras.meliusnet``), which is what weight transfer relies on.
+between the four stages. Module paths are the layer names of the translated Keras
+model (``zoo.keras.translate``), which is what weight transfer relies on.
 """
 
 from __future__ import annotations
