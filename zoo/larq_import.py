@@ -371,7 +371,7 @@ def convert(layers: Mapping[str, Mapping[str, np.ndarray]], cfg: ModelConfig,
             value = take(layer, weight, key)
             if depthwise and value.ndim == 4:
                 value = value.transpose(2, 3, 0, 1)  # depthwise (kh, kw, C, 1) -> (C, 1, kh, kw)
-            elif kind == "conv" and value.size == int(np.prod(shape)):
+            elif kind == "conv" and param == "weight" and value.size == int(np.prod(shape)):
                 # HWIO -> OIHW; a Dense kernel (in, out), or a 1x1 conv over a reshaped map, that our
                 # model computes as a valid conv over the whole (kh, kw, C) map: Keras flattens NHWC.
                 out, cin, kh, kw = shape
