@@ -154,7 +154,10 @@ for _arch, _revision, _file, _sha, _top1, _top5, _doc in _LARQ_ZOO_RELEASES:
         metrics=(Metric("top1", _top1, "imagenet-1k", _source), Metric("top5", _top5, "imagenet-1k", _source)),
         importer="larq_zoo",
         notes=("Imported from larq-zoo's published Keras weights (layers matched by Keras class and build "
-               "order); QuickNet was trained with +1 padding, the zoo's default." if _quicknet else _LARQ_ZOO_NOTES)
+               "order); QuickNet was trained with +1 padding, the zoo's default." if _quicknet else
+               "Imported from larq-zoo's published Keras weights (layers matched by Keras class and build order); "
+               "its 2-bit activations pad with 0, as larq-zoo's, and have no LCE binary kernel (the convolutions "
+               "stay float in TFLite)." if _arch == "dorefanet" else _LARQ_ZOO_NOTES)
         + (" The first fully-connected layer spans the 6x6 map of a 224x224 input: these weights load at "
            "input_size 224 only." if _arch in ("xnornet", "dorefanet", "binary_alexnet") else ""))
 del _arch, _revision, _file, _sha, _top1, _top5, _doc, _source, _quicknet
