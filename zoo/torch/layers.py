@@ -258,6 +258,18 @@ class BinaryConv2d(nn.Conv2d):
         """True when inputs are ±1 and weights ±1 (times a scale): an XNOR-popcount convolution."""
         return self.input_quantizer in BINARY_INPUT_QUANTIZERS and self.weight_quantizer in BINARY_WEIGHT_QUANTIZERS
 
+    def weight_scale(self) -> Optional[torch.Tensor]:
+        """The scale of binary weights (``quantized_weight() == sign(weight) * weight_scale()``),
+        broadcastable to the kernel; ``None`` for plain ±1 weights (or weights that are not binary)."""
+        w = self.weight
+        if self.weight_quantizer == "magnitude_aware_sign":
+            return _out_channel_mean_abs(w)
+        if self.weight_quantizer == "xnor_weight_scale":
+            return _out_channel_mean_abs(torch.clamp(w, -1.0, 1.0))
+        if self.weight_quantizer == "magnitude_aware_sign_unclipped":
+            return w.abs().mean().reshape(1, 1, 1, 1)
+        return None
+
     def quantized_weight(self) -> torch.Tensor:
         w = self.weight
         return w if self.weight_quantizer is None else QUANTIZERS[self.weight_quantizer](w, self.clip)
