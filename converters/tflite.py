@@ -59,11 +59,11 @@ def _keras_layers(model):
 
 
 def binary_convs_of(model) -> int:
-    """Binary convolutions of a zoo model, PyTorch (``zoo.measure``) or Keras (layer flag)."""
-    if hasattr(model, "state_dict") and hasattr(model, "modules"):
-        import zoo
+    """Binary convolutions of a model: a PyTorch module (registered or not) or a zoo Keras model."""
+    if _is_torch(model):
+        from zoo.torch.layers import BinaryConv2d
 
-        return zoo.measure(model).binary_convs
+        return sum(isinstance(m, BinaryConv2d) and m.is_binary for m in model.modules())
     from zoo.keras.layers import BINARY_CONV_ATTR
 
     return sum(bool(getattr(layer, BINARY_CONV_ATTR, False)) for layer in _keras_layers(model))
@@ -82,7 +82,7 @@ def _is_torch(model) -> bool:
 
 
 def _keras_twin(model, input_size: Optional[int]):
-    """The Keras model to convert and the input side it takes."""
+    """The Keras model to convert (a PyTorch module translated by ``zoo.to_keras``) and its input side."""
     import zoo
 
     if not _is_torch(model):
@@ -90,14 +90,8 @@ def _keras_twin(model, input_size: Optional[int]):
             raise ValueError(f"a Keras model takes the input size it was built for ({model.input_shape[1]}); "
                              "build it at the size you want")
         return model, int(model.input_shape[1])
-    cfg = zoo.api._config_of(model)
-    if input_size is None or input_size == cfg.input_size:
-        return zoo.to_keras(model), cfg.input_size
-    from zoo.keras.transfer import load_state_dict
-
-    twin = zoo.build(cfg.replace(input_size=input_size), "keras")
-    load_state_dict(twin, model.state_dict())
-    return twin, input_size
+    keras_model = zoo.to_keras(model, input_size)
+    return keras_model, int(keras_model.input_shape[1])
 
 
 def convert_keras(keras_model, target: str = "arm") -> bytes:
@@ -130,10 +124,11 @@ def to_tflite(model, path: str, *, input_size: Optional[int] = None, verify: boo
     """Converts a zoo model to an LCE TFLite flatbuffer at ``path``, verified first.
 
     Args:
-        model: A zoo PyTorch model (converted through ``zoo.to_keras``) or a zoo
-            Keras model (binary layers carry ``zoo_is_binary``).
+        model: A PyTorch module built from the zoo's layers, registered or not (translated
+            by ``zoo.to_keras``), or a zoo Keras model (binary layers carry ``zoo_is_binary``).
         path: Output file; written atomically, only once every check passed.
-        input_size: Input side of the file (defaults to the model's).
+        input_size: Input side of the file (defaults to the model's; required for a module
+            that carries no ``zoo_config``).
         verify: Compare the file's outputs with the source model's (see
             ``converters.verify`` for the tolerances). The ``LceBconv2d`` count is
             checked either way.
@@ -145,6 +140,8 @@ def to_tflite(model, path: str, *, input_size: Optional[int] = None, verify: boo
     Raises:
         ConversionError: LCE failed, ``LceBconv2d`` count differs from the model's
             binary convolutions, or verification is past tolerance.
+        zoo.keras.translate.UnsupportedOpError: The module uses an op the translator does
+            not know (nothing was written).
         FileNotFoundError: The output folder does not exist.
     """
     start = time.perf_counter()

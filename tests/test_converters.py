@@ -60,22 +60,8 @@ def _torch_build(cfg: ModelConfig):
     return model
 
 
-def _keras_build(cfg: ModelConfig):
-    import tensorflow as tf
-
-    from zoo.keras.layers import batch_norm, binary_conv, conv
-
-    w, groups = cfg.arch["width"], cfg.arch["groups"]
-    inputs = tf.keras.Input((cfg.input_size, cfg.input_size, 3))
-    x = batch_norm(name="stem_bn")(conv(w, 3, 2, name="stem")(inputs))
-    x = x + batch_norm(name="b1_bn")(binary_conv(w, 3, name="b1")(x))
-    x = batch_norm(name="b2_bn")(binary_conv(w, 3, 2, name="b2", groups=groups, pad_value=0.0)(x))
-    x = tf.keras.layers.GlobalAveragePooling2D()(x)
-    return tf.keras.Model(inputs, tf.keras.layers.Dense(cfg.num_classes, name="classifier")(x))
-
-
-for _fw, _fn in (("torch", _torch_build), ("keras", _keras_build)):
-    sys.modules[f"zoo.{_fw}._convtest"] = types.SimpleNamespace(build=_fn)
+# Registered under zoo.torch only: its Keras model is the translation, as for every family.
+sys.modules["zoo.torch._convtest"] = types.SimpleNamespace(build=_torch_build)
 
 
 def _test_model(groups: int = 1):

@@ -15,6 +15,7 @@ import torch
 import zoo
 from helpers import randomize
 from zoo.figures import measure
+from zoo.torch.meliusnet import channel_shuffle
 
 VARIANTS = ["meliusnet22", "meliusnet29", "meliusnet42", "meliusnet59", "meliusneta", "meliusnetb", "meliusnetc"]
 MIB = 2**20
@@ -85,18 +86,32 @@ def test_improvement_block_changes_only_the_last_channels():
     assert torch.equal(y[:, :32], x[:, :32]) and not torch.equal(y[:, 32:], x[:, 32:])
 
 
-def test_channel_shuffle_is_the_same_permutation_in_both_frameworks():
-    tf = pytest.importorskip("tensorflow")
-    from zoo.keras.meliusnet import channel_shuffle as keras_shuffle
-    from zoo.torch.meliusnet import channel_shuffle as torch_shuffle
+class _Shuffle(torch.nn.Module):
+    def __init__(self, groups: int, leaf: bool) -> None:
+        super().__init__()
+        self.groups, self.leaf = groups, leaf
+
+    def forward(self, x):
+        if self.leaf:  # the zoo's helper: one node of the trace, translated as a whole
+            return channel_shuffle(x, self.groups)
+        n, c, h, w = x.shape  # the same written out: traced op by op
+        return x.reshape(n, self.groups, c // self.groups, h, w).transpose(1, 2).reshape(n, c, h, w)
+
+
+@pytest.mark.parametrize("leaf", [True, False])
+def test_channel_shuffle_is_the_same_permutation_in_both_frameworks(leaf):
+    pytest.importorskip("tensorflow")
+    from zoo.keras.translate import translate
 
     c, g = 64, 16
-    x = torch.arange(c, dtype=torch.float32).reshape(1, c, 1, 1).expand(1, c, 2, 3).contiguous()
-    expected = torch_shuffle(x, g)[0, :, 0, 0].numpy()
+    x = torch.arange(c, dtype=torch.float32).reshape(1, c, 1, 1).expand(1, c, 3, 3).contiguous()
+    expected = channel_shuffle(x, g)[0, :, 0, 0].numpy()
     assert sorted(expected) == list(range(c)) and expected[1] == c // g
-    inp = tf.keras.Input((2, 3, c))
-    shuffled = tf.keras.Model(inp, keras_shuffle(inp, g))(x.permute(0, 2, 3, 1).numpy())
-    np.testing.assert_array_equal(shuffled.numpy()[0, 0, 0], expected)
+    keras_model = translate(_Shuffle(g, leaf), 3, in_channels=c)  # returns NCHW, as PyTorch does
+    if leaf:  # on NHWC: the Reshape -> Permute -> Reshape that LCE runs as reshapes and one transpose
+        assert [type(layer).__name__ for layer in keras_model.layers[1:4]] == ["Reshape", "Permute", "Reshape"]
+    shuffled = keras_model(np.ascontiguousarray(x.permute(0, 2, 3, 1).numpy()))
+    np.testing.assert_array_equal(shuffled.numpy()[0, :, 0, 0], expected)
 
 
 @pytest.mark.parametrize("name,extra", [("meliusnet22", {}), ("meliusneta", {}), ("meliusnetc", {"pad_value": 0.0})])

@@ -15,15 +15,19 @@ __all__ = ["load", "build", "to_keras", "to_torch", "FRAMEWORKS"]
 FRAMEWORKS = ("torch", "keras")
 
 
-def _builder(framework: str, family: str):
+def build(cfg: ModelConfig, framework: str = "torch"):
+    """Builds the architecture ``cfg`` describes, with freshly initialised weights.
+
+    Each family is written once, in PyTorch (``zoo/torch/<family>.py``); its Keras model
+    is that module translated by ``zoo.keras.translate`` (Keras' own initial weights).
+    """
     if framework not in FRAMEWORKS:
         raise ValueError(f"unknown framework {framework!r}; expected one of {', '.join(FRAMEWORKS)}")
-    return importlib.import_module(f"zoo.{framework}.{family}").build
+    model = importlib.import_module(f"zoo.torch.{cfg.family}").build(cfg)
+    if framework == "keras":
+        from .keras.translate import translate
 
-
-def build(cfg: ModelConfig, framework: str = "torch"):
-    """Builds the architecture ``cfg`` describes, with freshly initialised weights."""
-    model = _builder(framework, cfg.family)(cfg)
+        model = translate(model, cfg.input_size, copy_weights=False, name=cfg.name or cfg.family)
     model.zoo_config = cfg
     return model
 
@@ -90,11 +94,29 @@ def _load_state(model, state, framework: str) -> None:
     model.load_state_dict(tensors, strict=False)
 
 
-def to_keras(model):
-    """The Keras (larq) twin of a zoo PyTorch model, with the same weights."""
-    cfg = _config_of(model)
-    keras_model = build(cfg, "keras")
-    _load_state(keras_model, model.state_dict(), "keras")
+def to_keras(model, input_size: Optional[int] = None):
+    """The Larq/Keras model of a PyTorch model, with the same weights and outputs.
+
+    Args:
+        model: Any ``nn.Module`` built from the zoo's layers and plain torch ops, registered
+            in the zoo or not (see ``zoo.keras.translate`` for the vocabulary).
+        input_size: Side of the square input; defaults to ``model.zoo_config.input_size``
+            (required for a module that carries no config).
+
+    Returns:
+        A ``tf.keras.Model`` taking NHWC images; weight layers are named after the module
+        paths. It carries ``zoo_config`` when the module does.
+
+    Raises:
+        zoo.keras.translate.UnsupportedOpError: The module uses an op outside the vocabulary.
+        ValueError: No input size is known, or the module does not run at it.
+    """
+    from .keras.translate import translate
+
+    keras_model = translate(model, input_size)
+    cfg = getattr(model, "zoo_config", None)
+    if isinstance(cfg, ModelConfig):
+        keras_model.zoo_config = cfg if input_size in (None, cfg.input_size) else cfg.replace(input_size=input_size)
     return keras_model
 
 

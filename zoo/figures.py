@@ -53,15 +53,21 @@ def measure(model, input_size: Optional[int] = None) -> Figures:
     """Counts parameters and runs one forward pass to count MACs.
 
     Args:
-        model: A zoo PyTorch model.
-        input_size: Square input side; defaults to ``model.zoo_config.input_size``.
+        model: A PyTorch module built from the zoo's layers (registered or not).
+        input_size: Square input side; defaults to ``model.zoo_config.input_size``
+            (required for a module without a config).
+
+    Raises:
+        ValueError: No input size is given or known.
     """
     import torch
     from torch import nn
 
     from .torch.layers import BINARY_WEIGHT_QUANTIZERS, BinaryConv2d
 
-    size = input_size or model.zoo_config.input_size
+    size = input_size or getattr(getattr(model, "zoo_config", None), "input_size", None)
+    if not size:
+        raise ValueError(f"{type(model).__name__} carries no zoo_config: pass input_size to measure it")
     macs = {"flops": 0, "bops": 0}
 
     def hook(module, inputs, output):

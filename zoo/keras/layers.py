@@ -1,4 +1,4 @@
-"""Keras layers shared by every architecture of the zoo, twins of ``zoo.torch.layers``.
+"""The Keras forms of the zoo's layers, used by ``zoo.keras.translate``.
 
 Every layer that holds weights is named after the PyTorch module path that holds
 the same weights (``"stage1.block0.conv"``), which is all weight transfer needs.
@@ -6,41 +6,52 @@ the same weights (``"stage1.block0.conv"``), which is all weight transfer needs.
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Callable, Optional
 
 import larq as lq
 import tensorflow as tf
 
-__all__ = ["quantizer", "binary_conv", "conv", "GroupConv2D", "batch_norm", "BINARY_CONV_ATTR"]
+__all__ = ["QUANTIZERS", "quantizer", "binary_conv", "GroupConv2D", "LearnedRescale", "batch_norm",
+           "BINARY_CONV_ATTR"]
 
 # Set on the Keras layer so the converter can count binary convolutions.
 BINARY_CONV_ATTR = "zoo_is_binary"
 
+# A ``zoo.torch.layers.QUANTIZERS`` name -> the larq quantizer doing the same, given the
+# straight-through estimator's clip. One line per quantizer; a name missing here is an
+# UnsupportedOpError of the translator.
+QUANTIZERS: dict[str, Callable[[float], Any]] = {
+    "ste_sign": lambda clip: lq.quantizers.SteSign(clip_value=clip),
+    "tanh": lambda clip: tf.keras.layers.Activation("tanh"),
+}
+
 
 def quantizer(name: Optional[str], clip: float = 1.0):
-    """The larq quantizer matching a ``zoo.torch.layers.QUANTIZERS`` name."""
+    """The larq quantizer matching a ``zoo.torch.layers.QUANTIZERS`` name (None: no quantizer)."""
     if name is None:
         return None
-    if name == "ste_sign":
-        return lq.quantizers.SteSign(clip_value=clip)
-    if name == "tanh":
-        return tf.keras.layers.Activation("tanh")
-    raise ValueError(f"unknown quantizer {name!r}; expected 'ste_sign', 'tanh' or None")
+    if name not in QUANTIZERS:
+        raise ValueError(f"unknown quantizer {name!r}; expected one of {sorted(QUANTIZERS)} or None")
+    return QUANTIZERS[name](clip)
 
 
-def binary_conv(filters: int, kernel_size: int = 3, strides: int = 1, *, name: str, groups: int = 1,
+def binary_conv(filters: int, kernel_size: Any = 3, strides: Any = 1, *, name: str, groups: int = 1,
                 pad_value: float = 1.0, input_quantizer: Optional[str] = "ste_sign",
-                weight_quantizer: Optional[str] = "ste_sign", clip: float = 1.0) -> tf.keras.layers.Layer:
+                weight_quantizer: Optional[str] = "ste_sign", clip: float = 1.0,
+                binary: Optional[bool] = None) -> tf.keras.layers.Layer:
     """A ``larq.layers.QuantConv2D`` equivalent to ``zoo.torch.layers.BinaryConv2d``.
 
-    Binary weights get larq's ``weight_clip`` constraint, as in training with larq.
+    Quantized weights get larq's ``weight_clip`` constraint, as in training with larq.
+    ``binary`` (default: both quantizers ``ste_sign``) flags an XNOR-popcount conv, one
+    ``LceBconv2d`` in the converted file.
     """
-    binary = input_quantizer == "ste_sign" and weight_quantizer == "ste_sign"
+    if binary is None:
+        binary = input_quantizer == "ste_sign" and weight_quantizer == "ste_sign"
     layer = lq.layers.QuantConv2D(
         filters, kernel_size, strides=strides, padding="same", groups=groups,
         pad_values=float(pad_value) if input_quantizer is not None else 0.0,
         input_quantizer=quantizer(input_quantizer, clip), kernel_quantizer=quantizer(weight_quantizer, clip),
-        kernel_constraint=lq.constraints.WeightClip(clip) if weight_quantizer == "ste_sign" else None,
+        kernel_constraint=lq.constraints.WeightClip(clip) if weight_quantizer not in (None, "tanh") else None,
         use_bias=False, name=name,
     )
     setattr(layer, BINARY_CONV_ATTR, binary)
@@ -56,9 +67,11 @@ class GroupConv2D(tf.keras.layers.Layer):
     ``(kh, kw, in / groups, out)``, so weight transfer treats both alike.
     """
 
-    def __init__(self, filters: int, kernel_size: int, strides: int = 1, groups: int = 2, **kwargs) -> None:
+    def __init__(self, filters: int, kernel_size: int, strides: int = 1, groups: int = 2, padding: str = "same",
+                 **kwargs) -> None:
         super().__init__(**kwargs)
         self.filters, self.kernel_size, self.strides, self.groups = filters, kernel_size, strides, groups
+        self.padding = padding
 
     def build(self, input_shape) -> None:
         in_channels = int(input_shape[-1])
@@ -73,24 +86,35 @@ class GroupConv2D(tf.keras.layers.Layer):
     def call(self, inputs: tf.Tensor) -> tf.Tensor:
         xs = tf.split(inputs, self.groups, axis=-1)
         ws = tf.split(self.kernel, self.groups, axis=-1)
-        ys = [tf.nn.conv2d(x, w, self.strides, "SAME") for x, w in zip(xs, ws)]
+        ys = [tf.nn.conv2d(x, w, self.strides, self.padding.upper()) for x, w in zip(xs, ws)]
         return tf.concat(ys, axis=-1)
 
     def get_config(self) -> dict:
         return {**super().get_config(), "filters": self.filters, "kernel_size": self.kernel_size,
-                "strides": self.strides, "groups": self.groups}
+                "strides": self.strides, "groups": self.groups, "padding": self.padding}
 
 
-def conv(filters: int, kernel_size: int, strides: int = 1, *, name: str, groups: int = 1,
-         use_bias: bool = False) -> tf.keras.layers.Layer:
-    """A float convolution with ``same`` padding (twin of ``zoo.torch.layers.Conv2d``)."""
-    if groups > 1:
-        if use_bias:
-            raise ValueError("grouped convolutions of the zoo carry no bias")
-        return GroupConv2D(filters, kernel_size, strides, groups, name=name)
-    return tf.keras.layers.Conv2D(filters, kernel_size, strides=strides, padding="same", use_bias=use_bias, name=name)
+class LearnedRescale(tf.keras.layers.Layer):
+    """XNOR-Net++-style learned scale factors (Keras form of ``zoo.torch.realtobinary.LearnedRescale``).
+
+    Holds its three factors itself, 1-D and named like the PyTorch parameters, so
+    that weight transfer maps them one to one.
+    """
+
+    def build(self, input_shape) -> None:
+        _, h, w, c = input_shape
+        self.scale_h = self.add_weight(name="scale_h", shape=(h,), initializer="ones", trainable=True)
+        self.scale_w = self.add_weight(name="scale_w", shape=(w,), initializer="ones", trainable=True)
+        self.scale_c = self.add_weight(name="scale_c", shape=(c,), initializer="ones", trainable=True)
+        super().build(input_shape)
+
+    def call(self, inputs: tf.Tensor) -> tf.Tensor:
+        scale = self.scale_h[:, None, None] * self.scale_w[None, :, None] * self.scale_c[None, None, :]
+        return inputs * scale
 
 
-def batch_norm(*, name: str, momentum: float = 0.9, epsilon: float = 1e-5) -> tf.keras.layers.Layer:
-    """``BatchNormalization`` with PyTorch's default epsilon so both frameworks agree."""
-    return tf.keras.layers.BatchNormalization(momentum=momentum, epsilon=epsilon, name=name)
+def batch_norm(*, name: str, momentum: float = 0.9, epsilon: float = 1e-5, axis: int = -1,
+               affine: bool = True) -> tf.keras.layers.Layer:
+    """``BatchNormalization`` with PyTorch's defaults (epsilon 1e-5, momentum 1 - 0.1)."""
+    return tf.keras.layers.BatchNormalization(axis=axis, momentum=momentum, epsilon=epsilon, center=affine,
+                                              scale=affine, name=name)
