@@ -71,9 +71,10 @@ class XNORNet(nn.Module):
         if side < 1:
             raise ValueError(f"input_size {input_size} is too small for XNOR-Net's three 3x3 max-pools (>= 64)")
         self.fc0 = BinaryConv2d(f[4], hidden, side, padding="valid", **binary)
-        # LCE 0.16 leaves an XNOR-scaled binary conv float when its kernel is too large to constant-fold
-        # the scale: measured (/tmp probe of one QuantConv2D with xnor_weight_scale): 6x6x256x512 and
-        # 1x1x4096x4096 (16.8 M weights) convert, 6x6x256x4096 (37.7 M, XNOR-Net's at 224x224) does not.
+        # LCE 0.16 leaves an XNOR-scaled binary conv float when its kernel is large: measured on single
+        # QuantConv2D layers with xnor_weight_scale, 6x6x256x512 and 1x1x4096x4096 (16.8 M weights)
+        # convert, 6x6x256x4096 (37.7 M, XNOR-Net's at 224x224) does not (larq-zoo's own XNORNet too);
+        # tests/test_larq_families_export.py converts the full-size model with this rule.
         self.fc0.lce_bconv = self.fc0.weight.numel() <= LCE_XNOR_MAX_KERNEL
         self.fc0_bn = _bn(hidden, 1e-4)
         self.fc1 = BinaryConv2d(hidden, hidden, 1, padding="valid", **binary)
