@@ -51,18 +51,22 @@ def export_proto(model, input_size: int, opset: int = 18):
     return program.model_proto
 
 
-def _binary_signs(model) -> dict[str, np.ndarray]:
-    """``"<module>.weight"`` -> ±1 float32 weights of every binary convolution."""
+def _binary_signs(model) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """``"<module>.weight"`` -> ±1 float32 weights of every binary convolution, and -> the float scale
+    of those whose binary weights are scaled (magnitude-aware sign, XNOR-Net: per output channel)."""
     import torch
 
     from zoo.torch.layers import BinaryConv2d
 
-    signs = {}
+    signs, scales = {}, {}
     with torch.no_grad():
         for name, module in model.named_modules():
             if isinstance(module, BinaryConv2d) and module.is_binary:
                 signs[f"{name}.weight"] = np.where(module.weight.numpy() >= 0, 1.0, -1.0).astype(np.float32)
-    return signs
+                scale = module.weight_scale()
+                if scale is not None:
+                    scales[f"{name}.weight"] = scale.numpy().astype(np.float32)
+    return signs, scales
 
 
 def _shared_constants(graph) -> None:
@@ -121,14 +125,30 @@ def _constant_sources(graph, tensor: str, producers: dict, initializers: set) ->
     return sources
 
 
-def _folded_match(initializer, signs: dict[str, np.ndarray], done: set) -> list[str]:
-    """Binary convs whose ±1 weights the exporter folded into ``initializer`` (small layers)."""
+def _folded_match(initializer, signs: dict[str, np.ndarray], done: set, scales: dict[str, np.ndarray]) -> list[str]:
+    """Binary convs whose weights the exporter folded into ``initializer`` (small layers).
+
+    The folded kernel is the signs times one factor per output channel: 1, a scaled binary
+    quantizer's scale, or a following BatchNorm the exporter fused in (its gamma / std). That factor
+    is recorded in ``scales`` (the packed kernel is signs * factor, exactly the folded one).
+    """
     from onnx import numpy_helper
 
     value = numpy_helper.to_array(initializer)
-    if value.dtype != np.float32 or not np.isin(value, (-1.0, 1.0)).all():
+    if value.dtype != np.float32 or value.ndim < 2:
         return []
-    return [k for k, v in signs.items() if k not in done and v.shape == value.shape and np.array_equal(v, value)][:1]
+    for k, v in signs.items():
+        if k in done or v.shape != value.shape:
+            continue
+        factor = (value.reshape(len(value), -1)[:, :1] / v.reshape(len(v), -1)[:, :1]).reshape(
+            (-1,) + (1,) * (value.ndim - 1))
+        if np.all(factor != 0) and np.array_equal(v * factor, value):
+            if np.all(factor == 1.0):
+                scales.pop(k, None)
+            else:
+                scales[k] = factor.astype(np.float32)
+            return [k]
+    return []
 
 
 def _prune(graph) -> None:
@@ -172,7 +192,7 @@ def bitpack_binary_convs(proto, model) -> int:
         ConversionError: A binary convolution's weights could not be found in the graph.
     """
     graph = proto.graph
-    signs = _binary_signs(model)
+    signs, scales = _binary_signs(model)
     initializers = {i.name for i in graph.initializer}
     producers = {o: node for node in graph.node for o in node.output}
     by_name = {i.name: i for i in graph.initializer}
@@ -186,12 +206,18 @@ def bitpack_binary_convs(proto, model) -> int:
         sources = _constant_sources(graph, node.input[1], producers, initializers)
         hit = [s for s in (sources or ()) if s in signs and s not in done]
         if not hit and node.input[1] in initializers:
-            hit = _folded_match(by_name[node.input[1]], signs, done)
+            hit = _folded_match(by_name[node.input[1]], signs, done, scales)
         if len(hit) != 1:
             continue
         done.add(hit[0])
         prefix = f"{hit[0]}_unpacked"
         inits, nodes = _unpack_nodes(prefix, signs[hit[0]])
+        if hit[0] in scales:  # sign * scale, the scale stored float (one number per output channel)
+            from onnx import helper, numpy_helper
+
+            inits.append(numpy_helper.from_array(scales[hit[0]], f"{prefix}_scale"))
+            nodes[-1].output[0] = f"{prefix}_signs"
+            nodes.append(helper.make_node("Mul", [f"{prefix}_signs", f"{prefix}_scale"], [prefix]))
         graph.initializer.extend(inits)
         new_nodes += nodes
         node.input[1] = prefix

@@ -190,10 +190,12 @@ def has_sign_inputs(model) -> bool:
     if hasattr(model, "named_modules"):
         from zoo.torch.layers import BinaryConv2d
 
-        return any(isinstance(m, BinaryConv2d) and m.input_quantizer == "ste_sign" for m in model.modules())
+        # Every input quantizer but tanh is a step function (sign, approx_sign, DoReFa's k-bit rounding).
+        return any(isinstance(m, BinaryConv2d) and m.input_quantizer not in (None, "tanh") for m in model.modules())
     import larq as lq
 
-    return any(isinstance(getattr(layer, "input_quantizer", None), lq.quantizers.SteSign) for layer in model.layers)
+    steps = (lq.quantizers.SteSign, lq.quantizers.ApproxSign, lq.quantizers.DoReFa)
+    return any(isinstance(getattr(layer, "input_quantizer", None), steps) for layer in model.layers)
 
 
 def check_tolerance(fmt: str, binary: bool, diff: float, agreement: float, reference: np.ndarray) -> None:

@@ -43,3 +43,30 @@ def test_every_binary_model_counts_its_binary_convs():
         figures = zoo.measure(model)
         assert figures.binary_convs == expected
         assert (figures.bops > 0) == (expected > 0)
+
+
+def _larq_twins() -> list[str]:
+    from zoo.larq_import import LARQ_ZOO_TWINS
+
+    return [n for n in zoo.list_models() if n in LARQ_ZOO_TWINS]
+
+
+def test_larq_zoo_twin_table_names_registered_models():
+    from zoo.larq_import import LARQ_ZOO_TWINS
+
+    assert set(LARQ_ZOO_TWINS) <= set(zoo.list_models())
+
+
+@pytest.mark.slow  # full-size Keras builds: a few seconds each
+@pytest.mark.parametrize("name", _larq_twins())
+def test_params_equal_larq_zoo_count_params(name):
+    """Exactly larq-zoo's count_params() of the same architecture, recomputed from larq-zoo's builder."""
+    import larq_zoo
+    import tensorflow as tf
+
+    from zoo.larq_import import LARQ_ZOO_TWINS
+
+    module, builder = LARQ_ZOO_TWINS[name].split(".")
+    reference = getattr(getattr(larq_zoo, module), builder)(weights=None).count_params()
+    tf.keras.backend.clear_session()
+    assert zoo.measure(zoo.load(name)).params == reference

@@ -63,7 +63,7 @@ def measure(model, input_size: Optional[int] = None) -> Figures:
     import torch
     from torch import nn
 
-    from .torch.layers import BinaryConv2d
+    from .torch.layers import BINARY_WEIGHT_QUANTIZERS, BinaryConv2d
 
     size = input_size or getattr(getattr(model, "zoo_config", None), "input_size", None)
     if not size:
@@ -96,7 +96,7 @@ def measure(model, input_size: Optional[int] = None) -> Figures:
     return Figures(
         params=trainable + stats,
         trainable_params=trainable,
-        binary_params=sum(m.weight.numel() for m in binary_convs if m.weight_quantizer == "ste_sign"),
+        binary_params=sum(m.weight.numel() for m in binary_convs if m.weight_quantizer in BINARY_WEIGHT_QUANTIZERS),
         binary_convs=sum(m.is_binary for m in binary_convs),
         flops=macs["flops"],
         bops=macs["bops"],

@@ -44,14 +44,15 @@ from .weights import Weights, WeightMismatchError
 
 __all__ = [
     "LARQ_ZOO_RELEASES", "URL_ENV", "CACHE_ENV", "LARQ_BN_EPSILON", "release_url", "cache_path", "fetch",
-    "read_h5", "convert", "load_registered",
+    "read_h5", "convert", "load_registered", "LARQ_ZOO_TWINS",
 ]
 
 LARQ_ZOO_RELEASES = "https://github.com/larq/zoo/releases/download"
 URL_ENV = "BNNZOO_LARQ_ZOO_URL"
 CACHE_ENV = "BNNZOO_CACHE"
 # BatchNormalization epsilon larq-zoo 2.4 builds each family with (MeliusNet sets 1e-5;
-# Real-to-Bin nets leave Keras' default 1e-3).
+# Real-to-Bin nets leave Keras' default 1e-3). The other families' BatchNorm2d layers carry
+# larq-zoo's epsilon (and momentum) themselves: nothing to reconcile.
 LARQ_BN_EPSILON = {"meliusnet": 1e-5, "realtobinary": 1e-3}
 _TIMEOUT_S = 60.0
 
@@ -209,9 +210,70 @@ _R2B_RULES = (
 )
 _RULES = {"meliusnet": _MELIUSNET_RULES, "realtobinary": _R2B_RULES}
 
+# The other families' larq-zoo builders leave Keras' automatic layer names (``quant_conv2d_7``,
+# ``batch_normalization_12``): one counter per layer class, counting creations. So each of our
+# modules maps to the Keras class it was built as (first matching rule; the default by module type:
+# BinaryConv2d -> quant_conv2d, Conv2d -> conv2d, BatchNorm -> batch_normalization, Linear -> dense),
+# and within a class to the n-th created layer: sorting a file's layers by their numeric suffix gives
+# the build order, whatever order the file lists them in. Our modules are registered in larq-zoo's
+# build order for this.
+_AUTO_NAMED: dict[str, tuple[tuple[str, str], ...]] = {
+    "quicknet": ((r"stem\.dwconv", "quant_depthwise_conv2d"), (r".*\.blurpool", "depthwise_conv2d"),
+                 (r".*conv\d?", "quant_conv2d"), (r"classifier", "quant_dense")),
+    "birealnet": (),
+    "resnet_e": (),
+    "densenet": (),
+    "xnornet": (),
+    "dorefanet": ((r"fc\d\.conv", "quant_dense"),),
+    "binary_alexnet": (),
+}
+# Registered model -> its larq-zoo builder (``larq_zoo.<module>.<function>``), for the figures and
+# import tests: larq-zoo's count_params() and outputs are the reference.
+LARQ_ZOO_TWINS = {
+    "meliusnet22": "literature.MeliusNet22", "realtobinary_resnet18": "literature.RealToBinaryNet",
+    "quicknet_small": "sota.QuickNetSmall", "quicknet": "sota.QuickNet", "quicknet_large": "sota.QuickNetLarge",
+    "birealnet18": "literature.BiRealNet", "binary_resnet_e18": "literature.BinaryResNetE18",
+    "binary_densenet28": "literature.BinaryDenseNet28", "binary_densenet37": "literature.BinaryDenseNet37",
+    "binary_densenet37_dilated": "literature.BinaryDenseNet37Dilated",
+    "binary_densenet45": "literature.BinaryDenseNet45", "xnornet": "literature.XNORNet",
+    "dorefanet": "literature.DoReFaNet", "binary_alexnet": "literature.BinaryAlexNet",
+}
+
+
+def _keras_class(family: str, path: str, module: Any) -> str:
+    for pattern, cls in _AUTO_NAMED[family]:
+        if re.fullmatch(pattern, path):
+            return cls
+    from .torch.layers import BinaryConv2d
+
+    kind = _kind(module)
+    if kind == "conv":
+        return "quant_conv2d" if isinstance(module, BinaryConv2d) else "conv2d"
+    return {"bn": "batch_normalization", "dense": "dense"}.get(kind, kind)
+
+
+def _auto_named_layers(family: str, model: Any, layers: Mapping[str, Any], source: str) -> dict[str, str]:
+    """Our module path -> the larq-zoo layer of the file holding its weights (``_AUTO_NAMED`` families)."""
+    created: dict[str, list[tuple[int, str]]] = {}
+    for name in layers:
+        m = re.fullmatch(r"(.+?)(?:_(\d+))?", name)
+        created.setdefault(m.group(1), []).append((int(m.group(2) or 0), name))
+    queues = {cls: [n for _, n in sorted(found)] for cls, found in created.items()}
+    names: dict[str, str] = {}
+    for path, module in model.named_modules():
+        if not any(True for _ in module.parameters(recurse=False)) and _kind(module) != "bn":
+            continue
+        cls = _keras_class(family, path, module)
+        queue = queues.get(cls, [])
+        if not queue:
+            raise WeightMismatchError(f"{source} has too few {cls} layers: none left for {path}; is it larq-zoo's "
+                                      f"include_top weights file for this model?")
+        names[path] = queue.pop(0)
+    return names
+
 # Our parameter name -> larq-zoo weight name, per kind of layer.
 _BN = {"weight": "gamma", "bias": "beta", "running_mean": "moving_mean", "running_var": "moving_variance"}
-_PARAMS = {"bn": _BN, "conv": {"weight": "kernel"}, "dense": {"weight": "kernel", "bias": "bias"},
+_PARAMS = {"bn": _BN, "conv": {"weight": "kernel", "bias": "bias"}, "dense": {"weight": "kernel", "bias": "bias"},
            "prelu": {"weight": "alpha"}, "rescale": {"scale_h": "scale_h", "scale_w": "scale_w", "scale_c": "scale_c"}}
 
 
@@ -267,15 +329,15 @@ def convert(layers: Mapping[str, Mapping[str, np.ndarray]], cfg: ModelConfig,
     """
     import importlib
 
-    if cfg.family not in _RULES:
-        raise WeightMismatchError(f"larq-zoo weights can be imported into {', '.join(_RULES)} models, not "
-                                  f"{cfg.name} ({cfg.family})")
+    if cfg.family not in _RULES and cfg.family not in _AUTO_NAMED:
+        raise WeightMismatchError(f"larq-zoo weights can be imported into {', '.join([*_RULES, *_AUTO_NAMED])} "
+                                  f"models, not {cfg.name} ({cfg.family})")
     # The family's builder itself, not zoo.api (which loads weights through this module).
     model = importlib.import_module(f"zoo.torch.{cfg.family}").build(cfg)
     modules = dict(model.named_modules())
     own = {k: tuple(v.shape) for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
     prefix = _r2b_prefix(layers) if cfg.family == "realtobinary" else ""
-    larq_eps = LARQ_BN_EPSILON[cfg.family]
+    auto = _auto_named_layers(cfg.family, model, layers, source) if cfg.family in _AUTO_NAMED else {}
     used: set[str] = set()
     state: dict[str, np.ndarray] = {}
 
@@ -293,20 +355,28 @@ def convert(layers: Mapping[str, Mapping[str, np.ndarray]], cfg: ModelConfig,
         path, param = key.rsplit(".", 1)
         module = modules[path]
         kind = _kind(module)
-        layer = _larq_layer(cfg.family, path, prefix)
+        layer = auto[path] if auto else _larq_layer(cfg.family, path, prefix)
         weight = _PARAMS[kind].get(param)
         if weight is None:
             raise WeightMismatchError(f"no larq-zoo weight is known for {key} ({kind}): add it to "
                                       f"zoo.larq_import._PARAMS")
         groups = getattr(module, "groups", 1) if kind == "conv" else 1
-        if groups > 1:  # larq-zoo splits a grouped conv into one Conv2D per group
+        depthwise = groups > 1 and groups == module.in_channels == module.out_channels  # one Keras DepthwiseConv2D
+        if depthwise:
+            weight = "depthwise_kernel"
+        if groups > 1 and not depthwise:  # larq-zoo splits a grouped conv into one Conv2D per group
             parts = [take(f"{layer}_conv{g}", weight, key) for g in range(groups)]
             value: np.ndarray = np.concatenate([p.transpose(3, 2, 0, 1) for p in parts], axis=0)
             layer = f"{layer}_conv*"
         else:
             value = take(layer, weight, key)
-            if kind == "conv":
-                value = value.transpose(3, 2, 0, 1) if value.ndim == 4 else value
+            if depthwise and value.ndim == 4:
+                value = value.transpose(2, 3, 0, 1)  # depthwise (kh, kw, C, 1) -> (C, 1, kh, kw)
+            elif kind == "conv" and param == "weight" and value.size == int(np.prod(shape)):
+                # HWIO -> OIHW; a Dense kernel (in, out), or a 1x1 conv over a reshaped map, that our
+                # model computes as a valid conv over the whole (kh, kw, C) map: Keras flattens NHWC.
+                out, cin, kh, kw = shape
+                value = value.reshape(kh, kw, cin, out).transpose(3, 2, 0, 1)
             elif kind == "dense" and param == "weight":
                 value = value.T if value.ndim == 2 else value
             elif value.ndim != len(shape) and value.size == int(np.prod(shape)):
@@ -314,8 +384,8 @@ def convert(layers: Mapping[str, Mapping[str, np.ndarray]], cfg: ModelConfig,
         if tuple(value.shape) != shape:
             raise WeightMismatchError(f"{layer}/{weight} of {source} has shape {tuple(value.shape)} after layout "
                                       f"conversion, {key} needs {shape}: the file is for another architecture or size")
-        if kind == "bn" and param == "running_var":
-            value = value + np.float32(larq_eps - module.eps)  # same 1/sqrt(var + eps) as larq-zoo's BN
+        if kind == "bn" and param == "running_var" and cfg.family in LARQ_BN_EPSILON:
+            value = value + np.float32(LARQ_BN_EPSILON[cfg.family] - module.eps)  # same 1/sqrt(var + eps) as larq-zoo's BN
         state[key] = np.ascontiguousarray(value, dtype=np.float32)
     unused = sorted(set(layers) - used)
     if unused:

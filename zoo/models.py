@@ -291,3 +291,163 @@ def plates_detector_1bit_baseline() -> ModelConfig:
 def plates_detector_1bit() -> ModelConfig:
     """Im & Lee's improved recipe (96.1%): first, second and last layers 32-bit, no activation after binary convs."""
     return _plates(binary_from=2, binary_activation=False, accuracy=96.1)
+
+
+# --- larq-zoo's other ImageNet models (issue 14) ----------------------------------------------
+# Architecture facts from larq-zoo 2.4's source (larq_zoo/sota/quicknet.py, larq_zoo/literature/*.py).
+# As for MeliusNet and Real-to-Bin, binary convs pad with +1 by default (exact in LCE at every map
+# size); larq-zoo trained all but QuickNet with zero padding, which its weight tags set (pad_value=0.0).
+# Each published row is larq-zoo's own docs table of that model (its docstring): ImageNet top-1/top-5
+# of larq-zoo's released weights, its count_params() and its memory figure (binary weights at 1 bit,
+# everything else at 32 bits, BN statistics included).
+_LARQ_ZOO_DOCS = "larq-zoo 2.4 documentation of {} (ImageNet metrics table: top-1, top-5, parameters, memory)"
+
+
+def _larq_published(doc: str, top1: float, top5: float, params: int, memory_mb: float) -> dict:
+    return dict(top1=top1, top5=top5, params=params, larq_zoo_memory_mb=memory_mb, source=_LARQ_ZOO_DOCS.format(doc))
+
+
+# QuickNet (Bannink et al., MLSys 2021): binary convs clip gradients (and weights) at 1.25 and pad with +1.
+QUICKNET_PAPER = ("Bannink et al., Larq Compute Engine: Design, Benchmark, and Deploy State-of-the-Art "
+                  "Binarized Neural Networks, MLSys 2021 (arXiv:2011.09398)")
+QUICKNET_CLIP = 1.25
+# Two blocks per section at a quarter of the width: every kind of layer (stem, 3 transitions with
+# blur pools, 8 binary convs), milliseconds to build.
+_QUICKNET_TINY = dict(section_blocks=(2, 2, 2, 2), section_filters=(16, 32, 64, 128), input_size=32, num_classes=10)
+
+
+def _quicknet(blocks: tuple, filters: tuple, published: dict) -> ModelConfig:
+    return ModelConfig("", "quicknet", dict(section_blocks=blocks, section_filters=filters, pad_value=1.0),
+                       paper=QUICKNET_PAPER, tiny=_QUICKNET_TINY, published=published)
+
+
+@register_model
+def quicknet_small() -> ModelConfig:
+    """QuickNetSmall: 4 blocks per section, 32/64/256/512 channels."""
+    return _quicknet((4, 4, 4, 4), (32, 64, 256, 512),
+                     _larq_published("sota.QuickNetSmall", 59.4, 81.8, 12_655_688, 4.00))
+
+
+@register_model
+def quicknet() -> ModelConfig:
+    """QuickNet: 4 blocks per section, 64/128/256/512 channels."""
+    return _quicknet((4, 4, 4, 4), (64, 128, 256, 512), _larq_published("sota.QuickNet", 63.3, 84.6, 13_234_088, 4.17))
+
+
+@register_model
+def quicknet_large() -> ModelConfig:
+    """QuickNetLarge: 6/8/12/6 blocks, 64/128/256/512 channels."""
+    return _quicknet((6, 8, 12, 6), (64, 128, 256, 512),
+                     _larq_published("sota.QuickNetLarge", 66.9, 87.0, 23_342_248, 5.40))
+
+
+BIREALNET_PAPER = ("Liu et al., Bi-Real Net: Enhancing the Performance of 1-bit CNNs With Improved Representational "
+                   "Capability and Advanced Training Algorithm, ECCV 2018 (arXiv:1808.00278)")
+
+
+@register_model
+def birealnet18() -> ModelConfig:
+    """Bi-Real Net 18: approx_sign activations, magnitude-aware sign weights, a shortcut per binary conv."""
+    return ModelConfig("", "birealnet", dict(filters=64, pad_value=1.0), paper=BIREALNET_PAPER,
+                       tiny=dict(filters=16, input_size=32, num_classes=10),
+                       published=_larq_published("literature.BiRealNet", 57.47, 79.84, 11_699_112, 4.03))
+
+
+BACK_TO_SIMPLICITY_PAPER = ("Bethge et al., Back to Simplicity: How to Train Accurate BNNs from Scratch?, "
+                            "arXiv:1906.08637 (2019)")
+RESNET_E_CLIP = 1.25
+
+
+@register_model
+def binary_resnet_e18() -> ModelConfig:
+    """Binary ResNet-E 18: ste_sign (clip 1.25), a shortcut per binary conv."""
+    return ModelConfig("", "resnet_e", dict(section_blocks=(2, 2, 2, 2), section_filters=(64, 128, 256, 512),
+                                            initial_filters=64, pad_value=1.0),
+                       paper=BACK_TO_SIMPLICITY_PAPER,
+                       tiny=dict(section_filters=(16, 32, 48, 64), initial_filters=16, input_size=32, num_classes=10),
+                       published=_larq_published("literature.BinaryResNetE18", 58.32, 80.79, 11_699_368, 4.03))
+
+
+DENSENET_CLIP = 1.3
+# (layers per stage, reductions of the 3 transitions, dilation per stage) of larq-zoo's four variants.
+BINARY_DENSENETS = {
+    "28": ((6, 6, 6, 5), (2.7, 2.7, 2.2), (1, 1, 1, 1)),
+    "37": ((6, 8, 12, 6), (3.3, 3.3, 4), (1, 1, 1, 1)),
+    "37_dilated": ((6, 8, 12, 6), (3.3, 3.3, 4), (1, 1, 2, 4)),
+    "45": ((6, 12, 14, 8), (2.7, 3.3, 4), (1, 1, 1, 1)),
+}
+BINARY_DENSENET_PUBLISHED = {
+    "28": (60.91, 82.83, 5_150_504, 4.12),
+    "37": (62.89, 84.19, 8_734_120, 5.25),
+    "37_dilated": (64.34, 85.15, 8_734_120, 5.25),
+    "45": (64.59, 85.21, 13_939_240, 7.54),
+}
+
+
+def _densenet(variant: str) -> ModelConfig:
+    layers, reduction, dilation = BINARY_DENSENETS[variant]
+    # Tiny: one layer per stage, same reductions and dilations (so the dilated variant still skips two
+    # pools and dilates its convs); growth 64 keeps every rounded transition width at 32, not 0.
+    tiny = dict(layers=(1, 1, 1, 1), input_size=32, num_classes=10)
+    doc = "literature.BinaryDenseNet" + variant.replace("_dilated", "Dilated")
+    return ModelConfig("", "densenet", dict(layers=layers, reduction=reduction, dilation_rate=dilation,
+                                            initial_filters=64, growth_rate=64, pad_value=1.0),
+                       paper=BACK_TO_SIMPLICITY_PAPER, tiny=tiny,
+                       published=_larq_published(doc, *BINARY_DENSENET_PUBLISHED[variant]))
+
+
+@register_model
+def binary_densenet28() -> ModelConfig:
+    """Binary DenseNet28: 6/6/6/5 dense layers, reductions 2.7/2.7/2.2."""
+    return _densenet("28")
+
+
+@register_model
+def binary_densenet37() -> ModelConfig:
+    """Binary DenseNet37: 6/8/12/6 dense layers, reductions 3.3/3.3/4."""
+    return _densenet("37")
+
+
+@register_model
+def binary_densenet37_dilated() -> ModelConfig:
+    """Binary DenseNet37 dilated: as DenseNet37, the last two stages dilated (2, 4) instead of pooled."""
+    return _densenet("37_dilated")
+
+
+@register_model
+def binary_densenet45() -> ModelConfig:
+    """Binary DenseNet45: 6/12/14/8 dense layers, reductions 2.7/3.3/4."""
+    return _densenet("45")
+
+
+# The AlexNet-like three need >= 64 pixels for their three 3x3 stride-2 max-pools.
+_ALEXNET_TINY = dict(features=(16, 32, 32, 32, 32), hidden=64, input_size=64, num_classes=10)
+
+
+@register_model
+def xnornet() -> ModelConfig:
+    """XNOR-Net (AlexNet): ste_sign activations, per-channel scaled sign weights."""
+    return ModelConfig("", "xnornet", dict(features=(96, 256, 384, 384, 256), hidden=4096, pad_value=1.0),
+                       paper="Rastegari et al., XNOR-Net: ImageNet Classification Using Binary Convolutional "
+                             "Neural Networks, ECCV 2016 (arXiv:1603.05279)",
+                       tiny=_ALEXNET_TINY,
+                       published=_larq_published("literature.XNORNet", 44.96, 69.18, 62_396_768, 22.81))
+
+
+@register_model
+def dorefanet() -> ModelConfig:
+    """DoReFa-Net (AlexNet): 2-bit activations, sign weights with one scale per layer."""
+    return ModelConfig("", "dorefanet", dict(features=(96, 256, 384, 384, 256), hidden=4096),
+                       paper="Zhou et al., DoReFa-Net: Training Low Bitwidth Convolutional Neural Networks with Low "
+                             "Bitwidth Gradients, arXiv:1606.06160 (2016)",
+                       tiny=_ALEXNET_TINY,
+                       published=_larq_published("literature.DoReFaNet", 53.39, 76.50, 62_403_912, 22.84))
+
+
+@register_model
+def binary_alexnet() -> ModelConfig:
+    """Binary AlexNet (BNN): ±1 weights everywhere, ±1 activations after the first layer."""
+    return ModelConfig("", "binary_alexnet", dict(features=(64, 192, 384, 384, 256), hidden=4096, pad_value=1.0),
+                       paper="Hubara et al., Binarized Neural Networks, NeurIPS 2016",
+                       tiny=_ALEXNET_TINY,
+                       published=_larq_published("literature.BinaryAlexNet", 36.30, 61.53, 61_859_192, 7.49))

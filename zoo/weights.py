@@ -135,6 +135,55 @@ WEIGHTS["meliusnet22.larq_in1k"] = Weights(
     notes=_LARQ_ZOO_NOTES + " larq-zoo's MeliusNet trains with a BatchNorm epsilon of 1e-5, as ours: no "
     "statistics are changed; its grouped stem convolutions (one Keras Conv2D per group) are concatenated.")
 
+# The other larq-zoo ImageNet models (issue 14): (arch, larq-zoo model and version, file, sha256,
+# top-1, top-5, larq-zoo builder documented). All take the same ImageNet mean/std inputs. QuickNet
+# was trained with +1 padding (our default); the others with zero padding.
+_LARQ_ZOO_RELEASES = (
+    ("quicknet_small", "quicknet-v1.0", "quicknet_small_weights.h5",
+     "1ac3b07df7f5a911dd0b49febb2486428ddf1ca130297c403815dfae5a1c71a2", 59.4, 81.8, "sota.QuickNetSmall"),
+    ("quicknet", "quicknet-v1.0", "quicknet_weights.h5",
+     "8aba9e4e5f8d342faef04a0b2ae8e562da57dbb7d15162e8b3e091c951ba756c", 63.3, 84.6, "sota.QuickNet"),
+    ("quicknet_large", "quicknet-v1.0", "quicknet_large_weights.h5",
+     "c5158e8a59147b31370becd937825f4db8a5cdf308314874f678f596629be45c", 66.9, 87.0, "sota.QuickNetLarge"),
+    ("birealnet18", "birealnet-v0.3.0", "birealnet_weights.h5",
+     "6e6efac1584fcd60dd024198c87f42eb53b5ec719a5ca1f527e1fe7e8b997117", 57.47, 79.84, "literature.BiRealNet"),
+    ("binary_resnet_e18", "resnet_e-v0.1.0", "resnet_e_18_weights.h5",
+     "bde4a64d42c164a7b10a28debbe1ad5b287c499bc0247ecb00449e6e89f3bf5b", 58.32, 80.79, "literature.BinaryResNetE18"),
+    ("binary_densenet28", "binary_densenet-v0.1.0", "binary_densenet_28_weights.h5",
+     "21fe3ca03eed244df9c41a2219876fcf03e73800932ec96a3e2a76af4747ac53", 60.91, 82.83, "literature.BinaryDenseNet28"),
+    ("binary_densenet37", "binary_densenet-v0.1.0", "binary_densenet_37_weights.h5",
+     "8056a5d52c3ed86a934893987d09a06f59a5166aa9bddcaedb050f111d0a7d76", 62.89, 84.19, "literature.BinaryDenseNet37"),
+    ("binary_densenet37_dilated", "binary_densenet-v0.1.0", "binary_densenet_37_dilated_weights.h5",
+     "15c1bcd79b8dc22971382fbf79acf364a3f51049d0e584a11533e6fdbb7363d3", 64.34, 85.15,
+     "literature.BinaryDenseNet37Dilated"),
+    ("binary_densenet45", "binary_densenet-v0.1.0", "binary_densenet_45_weights.h5",
+     "d00a0d26fbd2dba1bfba8c0306c770f3aeea5c370e99f963bb239bd916f72c37", 64.59, 85.21, "literature.BinaryDenseNet45"),
+    ("xnornet", "xnornet-v0.2.0", "xnornet_weights.h5",
+     "e6ba24f785655260ae76a2ef1fab520e3528243d9c8fac430299cd81dbeabe10", 44.96, 69.18, "literature.XNORNet"),
+    ("dorefanet", "dorefanet-v0.1.0", "dorefanet_weights.h5",
+     "645d7839d574faa3eeeca28f3115773d75da3ab67ff6876b4de12d10245ecf6a", 53.39, 76.50, "literature.DoReFaNet"),
+    ("binary_alexnet", "binary_alexnet-v0.3.0", "binary_alexnet_weights.h5",
+     "7fc065c47c5c1d92389e0bb988ce6df6a4fa09d803b866e2ba648069d6652d63", 36.30, 61.53, "literature.BinaryAlexNet"),
+)
+for _arch, _revision, _file, _sha, _top1, _top5, _doc in _LARQ_ZOO_RELEASES:
+    _source = f"published: larq-zoo 2.4 docs, {_doc} (ImageNet metrics table) for release {_revision}"
+    _quicknet = _arch.startswith("quicknet")
+    WEIGHTS[f"{_arch}.larq_in1k"] = Weights(
+        arch=_arch, tag="larq_in1k", hub_repo="larq/zoo", revision=_revision, filename=_file, sha256=_sha,
+        num_classes=1000, input_size=224, mean=_IMAGENET_MEAN, std=_IMAGENET_STD,
+        # DoReFa-Net's 2-bit inputs always pad with 0 (no pad_value option).
+        arch_overrides={} if _quicknet or _arch == "dorefanet" else {"pad_value": 0.0},
+        metrics=(Metric("top1", _top1, "imagenet-1k", _source), Metric("top5", _top5, "imagenet-1k", _source)),
+        importer="larq_zoo",
+        notes=("Imported from larq-zoo's published Keras weights (layers matched by Keras class and build "
+               "order); QuickNet was trained with +1 padding, the zoo's default." if _quicknet else
+               "Imported from larq-zoo's published Keras weights (layers matched by Keras class and build order); "
+               "its 2-bit activations pad with 0, as larq-zoo's, and have no LCE binary kernel (the convolutions "
+               "stay float in TFLite)." if _arch == "dorefanet" else _LARQ_ZOO_NOTES)
+        + (" The first fully-connected layer spans the 6x6 map of a 224x224 input: these weights load at "
+           "input_size 224 only." if _arch in ("xnornet", "dorefanet", "binary_alexnet") else ""))
+del _arch, _revision, _file, _sha, _top1, _top5, _doc, _source, _quicknet
+
 
 # --- trained on the embedded MNIST digits, shipped in zoo/pretrained/ ------------------------------
 # Each file is the last stage of `bnnzoo train <recipe> seed=0 threads=1` packed with `bnnzoo pack`

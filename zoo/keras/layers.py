@@ -20,10 +20,42 @@ BINARY_CONV_ATTR = "zoo_is_binary"
 # A ``zoo.torch.layers.QUANTIZERS`` name -> the larq quantizer doing the same, given the
 # straight-through estimator's clip. One line per quantizer; a name missing here is an
 # UnsupportedOpError of the translator.
+@lq.utils.set_precision(1)
+@lq.utils.register_keras_custom_object
+def xnor_weight_scale(x: tf.Tensor) -> tf.Tensor:
+    """XNOR-Net's kernel quantizer as larq-zoo writes it: weights clipped to [-1, 1], then the
+    mean magnitude of each output channel (gradient through it) times ``ste_sign``."""
+    x = tf.clip_by_value(x, -1, 1)
+    return tf.reduce_mean(tf.abs(x), axis=[0, 1, 2], keepdims=True) * lq.quantizers.ste_sign(x)
+
+
+@lq.utils.set_precision(1)
+@lq.utils.register_keras_custom_object
+def magnitude_aware_sign_unclipped(x: tf.Tensor) -> tf.Tensor:
+    """DoReFa-Net's kernel quantizer as larq-zoo writes it: sign times the layer's mean magnitude
+    (no gradient through it), identity gradient."""
+    scale = tf.stop_gradient(tf.reduce_mean(tf.abs(x)))
+
+    @tf.custom_gradient
+    def _sign(x):
+        return lq.math.sign(x) * scale, lambda dy: dy
+
+    return _sign(x)
+
+
 QUANTIZERS: dict[str, Callable[[float], Any]] = {
     "ste_sign": lambda clip: lq.quantizers.SteSign(clip_value=clip),
     "tanh": lambda clip: tf.keras.layers.Activation("tanh"),
+    "approx_sign": lambda clip: lq.quantizers.ApproxSign(),
+    "magnitude_aware_sign": lambda clip: lq.quantizers.MagnitudeAwareSign(clip_value=clip),
+    "xnor_weight_scale": lambda clip: xnor_weight_scale,
+    "magnitude_aware_sign_unclipped": lambda clip: magnitude_aware_sign_unclipped,
+    "dorefa_2bit": lambda clip: lq.quantizers.DoReFa(k_bit=2, mode="activations"),
 }
+# Weight quantizers trained without larq's WeightClip constraint (larq-zoo's DoReFa-Net); XNOR's
+# clips at 1 whatever the straight-through clip.
+_NO_WEIGHT_CLIP = {None, "tanh", "magnitude_aware_sign_unclipped"}
+_WEIGHT_CLIP = {"xnor_weight_scale": 1.0}
 
 
 def quantizer(name: Optional[str], clip: float = 1.0):
@@ -38,7 +70,7 @@ def quantizer(name: Optional[str], clip: float = 1.0):
 def binary_conv(filters: int, kernel_size: Any = 3, strides: Any = 1, *, name: str, groups: int = 1,
                 pad_value: float = 1.0, input_quantizer: Optional[str] = "ste_sign",
                 weight_quantizer: Optional[str] = "ste_sign", clip: float = 1.0,
-                binary: Optional[bool] = None) -> tf.keras.layers.Layer:
+                binary: Optional[bool] = None, dilation: Any = 1, padding: str = "same") -> tf.keras.layers.Layer:
     """A ``larq.layers.QuantConv2D`` equivalent to ``zoo.torch.layers.BinaryConv2d``.
 
     Quantized weights get larq's ``weight_clip`` constraint, as in training with larq.
@@ -48,10 +80,11 @@ def binary_conv(filters: int, kernel_size: Any = 3, strides: Any = 1, *, name: s
     if binary is None:
         binary = input_quantizer == "ste_sign" and weight_quantizer == "ste_sign"
     layer = lq.layers.QuantConv2D(
-        filters, kernel_size, strides=strides, padding="same", groups=groups,
+        filters, kernel_size, strides=strides, padding=padding, groups=groups, dilation_rate=dilation,
         pad_values=float(pad_value) if input_quantizer is not None else 0.0,
         input_quantizer=quantizer(input_quantizer, clip), kernel_quantizer=quantizer(weight_quantizer, clip),
-        kernel_constraint=lq.constraints.WeightClip(clip) if weight_quantizer not in (None, "tanh") else None,
+        kernel_constraint=(None if weight_quantizer in _NO_WEIGHT_CLIP else
+                           lq.constraints.WeightClip(_WEIGHT_CLIP.get(weight_quantizer, clip))),
         use_bias=False, name=name,
     )
     setattr(layer, BINARY_CONV_ATTR, binary)
@@ -114,7 +147,9 @@ class LearnedRescale(tf.keras.layers.Layer):
 
 
 def batch_norm(*, name: str, momentum: float = 0.9, epsilon: float = 1e-5, axis: int = -1,
-               affine: bool = True) -> tf.keras.layers.Layer:
-    """``BatchNormalization`` with PyTorch's defaults (epsilon 1e-5, momentum 1 - 0.1)."""
-    return tf.keras.layers.BatchNormalization(axis=axis, momentum=momentum, epsilon=epsilon, center=affine,
-                                              scale=affine, name=name)
+               affine: bool = True, scale: Optional[bool] = None, center: Optional[bool] = None) -> tf.keras.layers.Layer:
+    """``BatchNormalization`` with PyTorch's defaults (epsilon 1e-5, momentum 1 - 0.1); ``scale`` /
+    ``center`` (default: ``affine``) drop gamma / beta, as ``zoo.torch.layers.BatchNorm2d`` may."""
+    return tf.keras.layers.BatchNormalization(axis=axis, momentum=momentum, epsilon=epsilon,
+                                              center=affine if center is None else center,
+                                              scale=affine if scale is None else scale, name=name)

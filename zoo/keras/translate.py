@@ -187,14 +187,14 @@ def _conv(ctx: _Ctx, m: nn.Conv2d, x: _T) -> _T:
     """Any 2-D convolution of the zoo: binary (larq), float, depthwise or grouped."""
     if x.ndim != 4:
         raise ctx.fail(f"{type(m).__name__} on a {x.ndim}-D input")
-    if _pair(m.dilation) != (1, 1):
+    if _pair(m.dilation) != (1, 1) and not isinstance(m, tl.BinaryConv2d):
         raise ctx.fail(f"{type(m).__name__} with dilation {m.dilation}")
     if m.padding_mode != "zeros":
         raise ctx.fail(f"{type(m).__name__} with padding_mode={m.padding_mode!r}")
     k = x.k if x.perm == NHWC else _to_perm(x, NHWC)
     path, kernel, stride = ctx.path, _pair(m.kernel_size), _pair(m.stride)
     pads = (0, 0) if isinstance(m, (tl.Conv2d, tl.BinaryConv2d)) else m.padding
-    padding = "same"  # the zoo's convs pad like TensorFlow
+    padding = "same" if getattr(m, "same", True) else "valid"  # the zoo's convs pad like TensorFlow
     if not isinstance(m, (tl.Conv2d, tl.BinaryConv2d)):
         if pads == "same" and stride == (1, 1):
             padding = "same"
@@ -214,7 +214,7 @@ def _conv(ctx: _Ctx, m: nn.Conv2d, x: _T) -> _T:
         layer = ctx.module_layer(lambda: kl.binary_conv(
             m.out_channels, kernel, stride, name=path, groups=m.groups, pad_value=m.pad_value,
             input_quantizer=m.input_quantizer, weight_quantizer=m.weight_quantizer, clip=m.clip,
-            binary=m.is_binary))
+            binary=m.is_binary and getattr(m, "lce_bconv", True), dilation=_pair(m.dilation), padding=padding))
         return _T(layer(k), NHWC, x.t)
     bias = m.bias is not None
     if m.groups == 1:
@@ -231,6 +231,7 @@ def _conv(ctx: _Ctx, m: nn.Conv2d, x: _T) -> _T:
             raise ctx.fail(f"a grouped convolution with a non-square kernel {kernel} or stride {stride}")
         layer = ctx.module_layer(lambda: kl.GroupConv2D(m.out_channels, kernel[0], stride[0], m.groups,
                                                         padding=padding, name=path))
+    layer.trainable = m.weight.requires_grad  # QuickNet's frozen blur-pool filters
     return _T(layer(k), NHWC, x.t)
 
 
@@ -239,7 +240,8 @@ def _batch_norm(ctx: _Ctx, m: nn.modules.batchnorm._BatchNorm, x: _T) -> Any:
         raise ctx.fail(f"{type(m).__name__} without running statistics or with momentum=None")
     axis = _keras_axis_arg(x.perm.index(1), x.ndim)
     layer = ctx.module_layer(lambda: kl.batch_norm(name=ctx.path, momentum=1.0 - m.momentum, epsilon=m.eps,
-                                                   axis=axis, affine=m.affine))
+                                                   axis=axis, affine=m.affine, scale=m.weight is not None,
+                                                   center=m.bias is not None))
     return layer(x.k)
 
 
@@ -351,6 +353,7 @@ MODULES: dict[type, Callable] = {
     tl.Conv2d: _conv,
     nn.Conv2d: _conv,
     nn.BatchNorm2d: _batch_norm,
+    tl.BatchNorm2d: _batch_norm,
     nn.BatchNorm1d: _batch_norm,
     nn.Linear: _linear,
     nn.PReLU: _prelu,
@@ -543,6 +546,13 @@ def _hardtanh_fn(ctx: _Ctx, args: tuple, kwargs: dict) -> Any:
     return _hardtanh(b["min_val"], b["max_val"], args[0].k)
 
 
+def _clamp_fn(ctx: _Ctx, args: tuple, kwargs: dict) -> Any:
+    b = _bind(args, kwargs, ("input", "min", "max"), {"min": None, "max": None})
+    if not all(isinstance(b[k], (int, float)) for k in ("min", "max")):
+        raise ctx.fail("clamp without both numeric bounds")
+    return _hardtanh(float(b["min"]), float(b["max"]), args[0].k)
+
+
 def _dropout(ctx: _Ctx, args: tuple, kwargs: dict) -> Any:
     b = _bind(args, kwargs, ("input", "p"), {"p": 0.5})
     return K.Dropout(b["p"], name=ctx.name)(args[0].k)
@@ -622,6 +632,7 @@ FUNCTIONS: dict[Callable, Callable] = {
     torch.permute: _permute, torch.transpose: _transpose,
     F.relu: _RELU, torch.relu: _RELU, F.relu6: _RELU6,
     F.leaky_relu: _activation(_leaky), F.hardtanh: _activation(_hardtanh_fn),
+    torch.clamp: _activation(_clamp_fn), torch.clip: _activation(_clamp_fn),
     torch.tanh: _TANH, F.tanh: _TANH, torch.sigmoid: _SIGMOID, F.sigmoid: _SIGMOID,
     F.dropout: _activation(_dropout),
     F.max_pool2d: _max_pool_fn, F.avg_pool2d: _avg_pool_fn,
@@ -640,6 +651,7 @@ METHODS: dict[str, Callable] = {
     "flatten": _reshape_fn, "view": _reshape_fn, "reshape": _reshape_fn, "squeeze": _reshape_fn,
     "unsqueeze": _reshape_fn,
     "permute": _permute, "transpose": _transpose, "split": _split, "chunk": _chunk,
+    "clamp": _activation(_clamp_fn), "clip": _activation(_clamp_fn),
     "relu": _RELU, "relu_": _RELU, "tanh": _TANH, "sigmoid": _SIGMOID,
     "contiguous": _same, "clone": _same,
 }

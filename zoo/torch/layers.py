@@ -14,7 +14,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["SignSTE", "ste_sign", "same_pad", "Conv2d", "BinaryConv2d", "QUANTIZERS"]
+__all__ = ["SignSTE", "ste_sign", "approx_sign", "magnitude_aware_sign", "xnor_weight_scale",
+           "magnitude_aware_sign_unclipped", "dorefa", "same_pad", "Conv2d", "BinaryConv2d", "BatchNorm2d",
+           "QUANTIZERS", "BINARY_INPUT_QUANTIZERS", "BINARY_WEIGHT_QUANTIZERS"]
+
+
+def _sign(x: torch.Tensor) -> torch.Tensor:
+    # larq's sign: 0 -> +1. Built from a comparison so exporters see plain ops (Sign maps 0 to 0).
+    return torch.where(x >= 0, 1.0, -1.0).to(x.dtype)
+
+
+def _plain(x: torch.Tensor) -> bool:
+    """True when no gradient is needed or an exporter traces: use plain ops, no autograd.Function."""
+    return torch.jit.is_tracing() or torch.compiler.is_compiling() or not x.requires_grad
 
 
 class SignSTE(torch.autograd.Function):
@@ -33,17 +45,101 @@ class SignSTE(torch.autograd.Function):
 
 
 def ste_sign(x: torch.Tensor, clip: float = 1.0) -> torch.Tensor:
-    """Binarizes to ±1 (0 -> +1) with the straight-through estimator."""
-    if torch.jit.is_tracing() or torch.compiler.is_compiling() or not x.requires_grad:
-        # Exporters see plain ops: Sign would map 0 to 0, so build it from a comparison.
-        return torch.where(x >= 0, 1.0, -1.0).to(x.dtype)
+    """Binarizes to ±1 (0 -> +1) with the straight-through estimator (larq's ``ste_sign``)."""
+    if _plain(x):
+        return _sign(x)
     return SignSTE.apply(x, clip)
+
+
+class ApproxSignFn(torch.autograd.Function):
+    """sign(x) with Bi-Real Net's piecewise-polynomial gradient 2 - 2|x| on |x| <= 1."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        ctx.save_for_backward(x)
+        return _sign(x)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
+        (x,) = ctx.saved_tensors
+        a = x.abs()
+        return torch.where(a <= 1.0, (1 - a) * 2 * grad, torch.zeros_like(grad))
+
+
+def approx_sign(x: torch.Tensor, clip: float = 1.0) -> torch.Tensor:
+    """larq's ``approx_sign`` (Bi-Real Net activations); ``clip`` is unused (larq fixes it at 1)."""
+    if _plain(x):
+        return _sign(x)
+    return ApproxSignFn.apply(x)
+
+
+def _out_channel_mean_abs(w: torch.Tensor) -> torch.Tensor:
+    # Keras reduces over every axis but the last (output) one; PyTorch puts outputs first.
+    return w.abs().mean(dim=tuple(range(1, w.dim())), keepdim=True)
+
+
+def magnitude_aware_sign(w: torch.Tensor, clip: float = 1.0) -> torch.Tensor:
+    """larq's ``MagnitudeAwareSign`` (Bi-Real Net weights): mean|w| per output channel (no
+    gradient through it) times ``ste_sign(w, clip)``."""
+    return _out_channel_mean_abs(w).detach() * ste_sign(w, clip)
+
+
+def xnor_weight_scale(w: torch.Tensor, clip: float = 1.0) -> torch.Tensor:
+    """larq-zoo's XNOR-Net kernel quantizer: w clipped to [-1, 1], then mean|w| per output
+    channel (gradient flows through it) times ``ste_sign`` (clip 1, larq's default)."""
+    w = torch.clamp(w, -1.0, 1.0)
+    return _out_channel_mean_abs(w) * ste_sign(w, 1.0)
+
+
+class _IdentityGrad(torch.autograd.Function):
+    """Forward ``fn(x)``, backward the identity (larq's ``lambda dy: dy`` custom gradients)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, fn: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:  # type: ignore[override]
+        return fn(x)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
+        return grad, None
+
+
+def magnitude_aware_sign_unclipped(w: torch.Tensor, clip: float = 1.0) -> torch.Tensor:
+    """larq-zoo's DoReFa-Net kernel quantizer: sign(w) times mean|w| of the whole layer (one
+    scale), identity gradient; ``clip`` is unused."""
+    def fn(v: torch.Tensor) -> torch.Tensor:
+        return _sign(v) * v.abs().mean().detach()
+
+    return fn(w) if _plain(w) else _IdentityGrad.apply(w, fn)
+
+
+def dorefa(k_bit: int) -> Callable[[torch.Tensor, float], torch.Tensor]:
+    """larq's ``DoReFa(k_bit, mode="activations")``: clip to [0, 1] (gradient zero outside),
+    round to ``2**k_bit - 1`` levels with an identity gradient."""
+    n = 2 ** k_bit - 1
+
+    def quantize(x: torch.Tensor, clip: float = 1.0) -> torch.Tensor:
+        x = torch.clamp(x, 0.0, 1.0)
+        fn = lambda v: torch.round(v * n) / n  # noqa: E731  (round half to even, as tf.round)
+        return fn(x) if _plain(x) else _IdentityGrad.apply(x, fn)
+
+    quantize.__name__ = f"dorefa_{k_bit}bit"
+    return quantize
 
 
 QUANTIZERS: dict[str, Callable[[torch.Tensor, float], torch.Tensor]] = {
     "ste_sign": ste_sign,
     "tanh": lambda x, clip: torch.tanh(x),
+    "approx_sign": approx_sign,
+    "magnitude_aware_sign": magnitude_aware_sign,
+    "xnor_weight_scale": xnor_weight_scale,
+    "magnitude_aware_sign_unclipped": magnitude_aware_sign_unclipped,
+    "dorefa_2bit": dorefa(2),
 }
+# Quantizers whose output is ±1 (inputs) or ±1 times a per-channel / per-layer scale (weights):
+# a convolution between the two is an XNOR-popcount one (the scale folds into the output).
+BINARY_INPUT_QUANTIZERS = frozenset({"ste_sign", "approx_sign"})
+BINARY_WEIGHT_QUANTIZERS = frozenset({"ste_sign", "magnitude_aware_sign", "xnor_weight_scale",
+                                      "magnitude_aware_sign_unclipped"})
 
 
 def same_pad(x: torch.Tensor, kernel_size: int, stride: int, dilation: int = 1, value: float = 0.0) -> torch.Tensor:
@@ -60,22 +156,67 @@ def same_pad(x: torch.Tensor, kernel_size: int, stride: int, dilation: int = 1, 
 
 
 class Conv2d(nn.Conv2d):
-    """A float convolution with TensorFlow-style ``same`` padding."""
+    """A float convolution with TensorFlow-style ``same`` (or ``valid``) padding.
+
+    ``trainable=False`` freezes the kernel (``requires_grad=False``; it still counts as a
+    parameter, as Keras counts non-trainable weights): QuickNet's fixed blur-pool filters.
+    """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
-                 groups: int = 1, bias: bool = False) -> None:
+                 groups: int = 1, bias: bool = False, padding: str = "same", trainable: bool = True) -> None:
         super().__init__(in_channels, out_channels, kernel_size, stride, padding=0, groups=groups, bias=bias)
+        if padding not in ("same", "valid"):
+            raise ValueError(f"unknown padding {padding!r}; expected 'same' or 'valid'")
+        self.same = padding == "same"
+        if not trainable:
+            self.weight.requires_grad_(False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = same_pad(x, self.kernel_size[0], self.stride[0])
+        if self.same:
+            x = same_pad(x, self.kernel_size[0], self.stride[0])
         return F.conv2d(x, self.weight, self.bias, self.stride, 0, 1, self.groups)
+
+
+class BatchNorm2d(nn.BatchNorm2d):
+    """``BatchNorm2d`` that, like Keras' ``BatchNormalization(scale=..., center=...)``, may
+    drop its learned scale (gamma fixed at 1) and/or offset (beta fixed at 0).
+
+    Args:
+        num_features: Channels.
+        eps: Added to the variance (Keras' default is 1e-3, PyTorch's 1e-5).
+        momentum: PyTorch's convention: ``1 - `` Keras' momentum.
+        scale: Learn gamma.
+        center: Learn beta.
+    """
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1, scale: bool = True,
+                 center: bool = True) -> None:
+        super().__init__(num_features, eps=eps, momentum=momentum, affine=True)
+        self.scale, self.center = scale, center
+        if not scale:
+            del self.weight
+            self.register_parameter("weight", None)
+        if not center:
+            del self.bias
+            self.register_parameter("bias", None)
+
+    def reset_parameters(self) -> None:
+        self.reset_running_stats()
+        if getattr(self, "weight", None) is not None:
+            nn.init.ones_(self.weight)
+        if getattr(self, "bias", None) is not None:
+            nn.init.zeros_(self.bias)
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + f", scale={self.scale}, center={self.center}"
 
 
 class BinaryConv2d(nn.Conv2d):
     """The zoo's one quantized convolution (a twin of ``larq.layers.QuantConv2D``).
 
-    Inputs and weights pass through a quantizer (``"ste_sign"``: ±1 with sign(0)=+1
-    and the straight-through estimator; ``"tanh"``; or ``None`` for real values).
+    Inputs and weights pass through a quantizer of :data:`QUANTIZERS` (``"ste_sign"``:
+    ±1 with sign(0)=+1 and the straight-through estimator; ``"approx_sign"``;
+    ``"magnitude_aware_sign"``; ``"tanh"``; ... or ``None`` for real values).
     The quantized input is padded with ``pad_value`` (real inputs always with 0):
     +1 lets LCE's bit-packed kernels skip a correction (our default), 0 matches
     larq-zoo's trained weights.
@@ -87,27 +228,50 @@ class BinaryConv2d(nn.Conv2d):
         stride: Stride.
         groups: Convolution groups.
         pad_value: Value of the padded border of the quantized input.
-        input_quantizer: ``"ste_sign"``, ``"tanh"`` or ``None``.
-        weight_quantizer: ``"ste_sign"`` or ``None``.
-        clip: Where the straight-through estimator stops passing gradients.
+        input_quantizer: A :data:`QUANTIZERS` name or ``None``.
+        weight_quantizer: A :data:`QUANTIZERS` name or ``None``.
+        clip: Where the straight-through estimator stops passing gradients (larq's
+            ``clip_value``; also the ``WeightClip`` of the Keras twin).
+        dilation: Dilation rate.
+        padding: ``"same"`` (TensorFlow's) or ``"valid"``.
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1,
                  groups: int = 1, pad_value: float = 1.0, input_quantizer: Optional[str] = "ste_sign",
-                 weight_quantizer: Optional[str] = "ste_sign", clip: float = 1.0) -> None:
-        super().__init__(in_channels, out_channels, kernel_size, stride, padding=0, groups=groups, bias=False)
+                 weight_quantizer: Optional[str] = "ste_sign", clip: float = 1.0, dilation: int = 1,
+                 padding: str = "same") -> None:
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding=0, dilation=dilation, groups=groups,
+                         bias=False)
         for q in (input_quantizer, weight_quantizer):
             if q is not None and q not in QUANTIZERS:
                 raise ValueError(f"unknown quantizer {q!r}; expected one of {sorted(QUANTIZERS)} or None")
+        if padding not in ("same", "valid"):
+            raise ValueError(f"unknown padding {padding!r}; expected 'same' or 'valid'")
         self.pad_value = float(pad_value)
         self.input_quantizer = input_quantizer
         self.weight_quantizer = weight_quantizer
         self.clip = clip
+        self.same = padding == "same"
+        # False where LCE 0.16 is measured to leave this binary conv float (the converter then expects
+        # one LceBconv2d fewer); set by the family that builds it, with the reason.
+        self.lce_bconv = True
 
     @property
     def is_binary(self) -> bool:
-        """True when both inputs and weights are ±1: an XNOR-popcount convolution."""
-        return self.input_quantizer == "ste_sign" and self.weight_quantizer == "ste_sign"
+        """True when inputs are ±1 and weights ±1 (times a scale): an XNOR-popcount convolution."""
+        return self.input_quantizer in BINARY_INPUT_QUANTIZERS and self.weight_quantizer in BINARY_WEIGHT_QUANTIZERS
+
+    def weight_scale(self) -> Optional[torch.Tensor]:
+        """The scale of binary weights (``quantized_weight() == sign(weight) * weight_scale()``),
+        broadcastable to the kernel; ``None`` for plain ±1 weights (or weights that are not binary)."""
+        w = self.weight
+        if self.weight_quantizer == "magnitude_aware_sign":
+            return _out_channel_mean_abs(w)
+        if self.weight_quantizer == "xnor_weight_scale":
+            return _out_channel_mean_abs(torch.clamp(w, -1.0, 1.0))
+        if self.weight_quantizer == "magnitude_aware_sign_unclipped":
+            return w.abs().mean().reshape(1, 1, 1, 1)
+        return None
 
     def quantized_weight(self) -> torch.Tensor:
         w = self.weight
@@ -116,10 +280,12 @@ class BinaryConv2d(nn.Conv2d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.input_quantizer is not None:
             x = QUANTIZERS[self.input_quantizer](x, self.clip)
-        pad_value = self.pad_value if self.input_quantizer is not None else 0.0
-        x = same_pad(x, self.kernel_size[0], self.stride[0], value=pad_value)
-        return F.conv2d(x, self.quantized_weight(), None, self.stride, 0, 1, self.groups)
+        if self.same:
+            pad_value = self.pad_value if self.input_quantizer is not None else 0.0
+            x = same_pad(x, self.kernel_size[0], self.stride[0], self.dilation[0], value=pad_value)
+        return F.conv2d(x, self.quantized_weight(), None, self.stride, 0, self.dilation, self.groups)
 
     def extra_repr(self) -> str:
         return (super().extra_repr() + f", pad_value={self.pad_value}, input_quantizer={self.input_quantizer}"
-                f", weight_quantizer={self.weight_quantizer}")
+                f", weight_quantizer={self.weight_quantizer}, clip={self.clip}"
+                + ("" if self.same else ", valid"))

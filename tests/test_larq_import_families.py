@@ -1,0 +1,121 @@
+"""Import fidelity of the larq-zoo families whose layers carry Keras' automatic names (QuickNet,
+Bi-Real Net, ResNet-E, the binary DenseNets, XNOR-Net, DoReFa-Net, Binary AlexNet).
+
+As in test_larq_import: larq-zoo's own model is built with random weights (BN statistics included),
+saved with ``save_weights`` as the release asset, served from 127.0.0.1 and loaded through
+``zoo.load("<name>.larq_in1k")``; our PyTorch logits must equal larq-zoo's (the layer before its
+softmax). Registry-driven: every ``larq_zoo`` tag of an auto-named family.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import threading
+from http.server import ThreadingHTTPServer
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np
+import pytest
+import torch
+
+import zoo
+import zoo.weights as zw
+from test_larq_import import _QuietHandler, _randomize
+from zoo import larq_import
+
+KEYS = [k for k, w in sorted(zw.WEIGHTS.items())
+        if w.importer == "larq_zoo" and zoo.get_config(w.arch).family in larq_import._AUTO_NAMED]
+# XNOR-Net's first fully-connected layer is a fixed 6x6 conv in larq-zoo: 224 pixels. The others
+# are size-independent; 64 keeps their ImageNet stems (ResNet-E and DenseNet switch below 50).
+SIZES = {"xnornet": 224}
+
+
+def _size(arch: str) -> int:
+    return SIZES.get(arch, 64)
+
+
+@pytest.fixture(scope="module")
+def releases(tmp_path_factory):
+    import larq_zoo
+    import tensorflow as tf
+
+    root = tmp_path_factory.mktemp("releases")
+    out = {}
+    for i, key in enumerate(KEYS):
+        w = zw.WEIGHTS[key]
+        size = _size(w.arch)
+        module, builder = larq_import.LARQ_ZOO_TWINS[w.arch].split(".")
+        model = getattr(getattr(larq_zoo, module), builder)(weights=None, input_shape=(size, size, 3))
+        _randomize(model, np.random.default_rng(i + 1))
+        x = np.random.default_rng(i).normal(size=(2, size, size, 3)).astype(np.float32)
+        assert model.layers[-1].get_config().get("activation") == "softmax"
+        logits = tf.keras.Model(model.input, model.layers[-2].output)(x, training=False).numpy()
+        path = root / w.revision / w.filename
+        path.parent.mkdir(parents=True, exist_ok=True)
+        model.save_weights(str(path))
+        out[key] = (x, logits)
+        tf.keras.backend.clear_session()
+    return root, out
+
+
+@pytest.fixture
+def served(releases, tmp_path, monkeypatch):
+    root, out = releases
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(root)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    monkeypatch.setenv(larq_import.URL_ENV, f"http://127.0.0.1:{server.server_address[1]}/")
+    monkeypatch.setenv(larq_import.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("BNNZOO_OFFLINE", raising=False)
+    for key in KEYS:
+        w = zw.WEIGHTS[key]
+        sha = hashlib.sha256((root / w.revision / w.filename).read_bytes()).hexdigest()
+        monkeypatch.setitem(zw.WEIGHTS, key, zw.Weights(**{**w.__dict__, "sha256": sha, "input_size": _size(w.arch)}))
+    yield out
+    server.shutdown()
+    server.server_close()
+
+
+def test_every_auto_named_family_has_a_tag():
+    families = {zoo.get_config(zw.WEIGHTS[k].arch).family for k in KEYS}
+    assert families == set(larq_import._AUTO_NAMED)
+
+
+@pytest.mark.slow  # larq-zoo's full-width models
+def test_torch_and_keras_logits_equal_larq_zoo(served):
+    """Float drift only (relative to the largest logit of a random BNN) and the same top-1, in
+    PyTorch and in the translated Keras twin."""
+    import tensorflow as tf
+
+    for key in KEYS:
+        x, expected = served[key]
+        scale = float(np.abs(expected).max())
+        assert expected.std() > 0.1 * scale, key  # logits that vary: agreement proves something
+        model = zoo.load(key)
+        with torch.no_grad():
+            ours = model(torch.tensor(x.transpose(0, 3, 1, 2))).numpy()
+        np.testing.assert_allclose(ours, expected, atol=2e-6 * scale + 1e-5, err_msg=f"{key} (PyTorch)")
+        assert np.array_equal(ours.argmax(1), expected.argmax(1)), key
+        twin = zoo.load(key, framework="keras")  # from the cache this time
+        got = twin(x, training=False).numpy()
+        np.testing.assert_allclose(got, expected, atol=2e-6 * scale + 1e-5, err_msg=f"{key} (Keras twin)")
+        assert np.array_equal(got.argmax(1), expected.argmax(1)), key
+        tf.keras.backend.clear_session()
+
+
+@pytest.mark.slow
+def test_release_of_another_family_is_refused(served):
+    """QuickNet's release file loaded as Bi-Real Net: a one-line error naming a layer, nothing cached."""
+    from zoo.weights import WeightMismatchError
+
+    qn, br = zw.WEIGHTS["quicknet.larq_in1k"], zw.WEIGHTS["birealnet18.larq_in1k"]
+    wrong = zw.Weights(**{**br.__dict__, "revision": qn.revision, "filename": qn.filename, "sha256": qn.sha256})
+    with pytest.raises(WeightMismatchError) as e:
+        larq_import.convert(larq_import.read_h5(larq_import.fetch(wrong)), zoo.get_config("birealnet18").replace(
+            input_size=64, pad_value=0.0), source="quicknet_weights.h5")
+    assert "\n" not in str(e.value) and "quicknet_weights.h5" in str(e.value)
