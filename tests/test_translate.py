@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import zoo
-from helpers import randomize
+from helpers import error_lines, randomize
 from zoo.torch import layers as zl
 from zoo.torch.layers import BinaryConv2d, Conv2d
 from zoo.torch.meliusnet import channel_shuffle
@@ -292,6 +292,6 @@ def test_cli_file_class_errors_are_one_line(tmp_path, capsys):
              ([f"{tmp_path}/nope.py:Fine", "--input-size", "32"], "nope.py does not exist")]
     for args, message in cases:
         assert main(["convert", *args, "--to", "tflite", "-o", str(out)]) == 1
-        err = capsys.readouterr().err
-        assert message in err and err.strip().count("\n") == 0, err
+        err = error_lines(capsys.readouterr().err)  # progress lines may come first
+        assert len(err) == 1 and message in err[0], err
     assert not out.exists()

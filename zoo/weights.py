@@ -174,7 +174,7 @@ for _arch, _revision, _file, _sha, _top1, _top5, _doc in _LARQ_ZOO_RELEASES:
         # DoReFa-Net's 2-bit inputs always pad with 0 (no pad_value option).
         arch_overrides={} if _quicknet or _arch == "dorefanet" else {"pad_value": 0.0},
         metrics=(Metric("top1", _top1, "imagenet-1k", _source), Metric("top5", _top5, "imagenet-1k", _source)),
-        importer="larq_zoo",
+        importer="larq_zoo", default=True,  # the only weights of these architectures
         notes=("Imported from larq-zoo's published Keras weights (layers matched by Keras class and build "
                "order); QuickNet was trained with +1 padding, the zoo's default." if _quicknet else
                "Imported from larq-zoo's published Keras weights (layers matched by Keras class and build order); "

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from ..registry import ModelConfig
+from .classifier import ClassifierMixin
 from .layers import BatchNorm2d, BinaryConv2d, Conv2d
 from .realtobinary import avg_pool_same, max_pool_same
 
@@ -54,7 +55,7 @@ class ResidualBlock(nn.Module):
         return self.bn(self.conv(x)) + shortcut
 
 
-class BiRealNet(nn.Module):
+class BiRealNet(ClassifierMixin, nn.Module):
     """Bi-Real Net 18 (Liu et al., 2018).
 
     Args:
@@ -81,8 +82,7 @@ class BiRealNet(nn.Module):
         """The feature map before global pooling and the classifier."""
         return self.blocks(max_pool_same(self.stem(x), 3, 2))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.forward_features(x).mean((2, 3)))
+
 
 
 def build(cfg: ModelConfig) -> BiRealNet:

@@ -3,8 +3,10 @@
 
 A family's model class inherits :class:`ClassifierMixin` (before ``nn.Module``), names its
 last layer ``classifier`` (an ``nn.Linear``) and implements ``forward_features`` (the feature
-map before pooling); ``forward`` is then ``forward_head(forward_features(x))``. An optional
-``dropout`` module is applied to the pooled features.
+map before pooling); ``forward`` is then ``forward_head(forward_features(x))``. The head is
+``classifier(pre_logits(x))``: by default global average pooling then an optional ``dropout``
+module; families with another head (a BN and ReLU before pooling, fully-connected layers)
+override ``pre_logits``.
 """
 
 from __future__ import annotations
@@ -25,17 +27,20 @@ class ClassifierMixin:
         raise NotImplementedError
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        """Global average pooling (then dropout, if any) and the classifier.
+        """:meth:`pre_logits` (global average pooling, then dropout, if any) and the classifier.
 
         Args:
             x: Output of :meth:`forward_features`.
             pre_logits: Return the pooled features, before the classifier.
         """
+        x = self.pre_logits(x)
+        return x if pre_logits else self.classifier(x)
+
+    def pre_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """What the classifier reads: the pooled features ``(N, classifier.in_features)``."""
         x = x.mean((2, 3))
         dropout = getattr(self, "dropout", None)
-        if dropout is not None:
-            x = dropout(x)
-        return x if pre_logits else self.classifier(x)
+        return x if dropout is None else dropout(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))

@@ -20,6 +20,7 @@ from torch import nn
 
 from ..models import DENSENET_CLIP as CLIP
 from ..registry import ModelConfig
+from .classifier import ClassifierMixin
 from .layers import BatchNorm2d, BinaryConv2d, Conv2d
 from .realtobinary import max_pool_same
 
@@ -77,7 +78,7 @@ class Stage(nn.Module):
         return x if self.transition is None else self.transition(x)
 
 
-class BinaryDenseNet(nn.Module):
+class BinaryDenseNet(ClassifierMixin, nn.Module):
     """Binary DenseNet (Bethge et al., 2019).
 
     Args:
@@ -117,8 +118,8 @@ class BinaryDenseNet(nn.Module):
         """The feature map before the final BN, ReLU, global pooling and classifier."""
         return self.stages(max_pool_same(F.relu(self.stem(x)), 3, 2))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(F.relu(self.head_bn(self.forward_features(x))).mean((2, 3)))
+    def pre_logits(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(self.head_bn(x)).mean((2, 3))
 
 
 def build(cfg: ModelConfig) -> BinaryDenseNet:

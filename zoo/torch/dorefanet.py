@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..registry import ModelConfig
+from .classifier import ClassifierMixin
 from .layers import BatchNorm2d, BinaryConv2d, Conv2d
 from .realtobinary import max_pool_same
 
@@ -45,7 +46,7 @@ class ConvBlock(nn.Module):
         return F.max_pool2d(x, 3, 2) if self.pool == "valid" else x
 
 
-class DoReFaNet(nn.Module):
+class DoReFaNet(ClassifierMixin, nn.Module):
     """DoReFa-Net (Zhou et al., 2016).
 
     Args:
@@ -79,9 +80,10 @@ class DoReFaNet(nn.Module):
         """The convolutional feature map, before the fully-connected layers."""
         return self.blocks(self.conv0(x))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.fc1(self.fc0(self.forward_features(x)))
-        return self.classifier(torch.flatten(torch.clamp(x, 0.0, 1.0), 1))
+    def pre_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """The two fully-connected layers (1x1 maps), clipped and flattened."""
+        x = self.fc1(self.fc0(x))
+        return torch.flatten(torch.clamp(x, 0.0, 1.0), 1)
 
 
 def build(cfg: ModelConfig) -> DoReFaNet:

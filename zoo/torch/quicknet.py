@@ -20,6 +20,7 @@ from torch import nn
 
 from ..models import QUICKNET_CLIP as CLIP
 from ..registry import ModelConfig
+from .classifier import ClassifierMixin
 from .layers import BatchNorm2d, BinaryConv2d, Conv2d
 
 __all__ = ["QuickNet", "ResidualBlock", "Transition", "blurpool_kernel", "build"]
@@ -108,7 +109,7 @@ class Section(nn.Module):
         return self.blocks(x)
 
 
-class QuickNet(nn.Module):
+class QuickNet(ClassifierMixin, nn.Module):
     """QuickNet (Bannink et al., 2021).
 
     Args:
@@ -136,8 +137,8 @@ class QuickNet(nn.Module):
         """The feature map before the final ReLU, global pooling and classifier."""
         return self.sections(self.stem(x))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(F.relu(self.forward_features(x)).mean((2, 3)))
+    def pre_logits(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(x).mean((2, 3))
 
 
 def build(cfg: ModelConfig) -> QuickNet:

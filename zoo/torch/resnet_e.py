@@ -19,6 +19,7 @@ from torch import nn
 
 from ..models import RESNET_E_CLIP as CLIP
 from ..registry import ModelConfig
+from .classifier import ClassifierMixin
 from .layers import BatchNorm2d, BinaryConv2d, Conv2d
 from .realtobinary import max_pool_same
 
@@ -53,7 +54,7 @@ class ResidualBlock(nn.Module):
         return self.bn(self.conv(x)) + shortcut
 
 
-class BinaryResNetE(nn.Module):
+class BinaryResNetE(ClassifierMixin, nn.Module):
     """Binary ResNet-E (Bethge et al., 2019).
 
     Args:
@@ -86,8 +87,8 @@ class BinaryResNetE(nn.Module):
         x = self.pool_bn(max_pool_same(F.relu(self.stem(x)), 3, 2))
         return self.blocks(x)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(F.relu(self.forward_features(x)).mean((2, 3)))
+    def pre_logits(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(x).mean((2, 3))
 
 
 def build(cfg: ModelConfig) -> BinaryResNetE:

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..registry import ModelConfig
+from .classifier import ClassifierMixin
 from .layers import BatchNorm2d, BinaryConv2d, Conv2d
 
 __all__ = ["XNORNet", "build"]
@@ -38,7 +39,7 @@ def _pool(x: torch.Tensor) -> torch.Tensor:
     return F.max_pool2d(x, 3, 2)  # Keras MaxPool2D(3, 2), valid padding
 
 
-class XNORNet(nn.Module):
+class XNORNet(ClassifierMixin, nn.Module):
     """XNOR-Net (Rastegari et al., 2016).
 
     Args:
@@ -89,10 +90,11 @@ class XNORNet(nn.Module):
         x = self.bn4(self.conv3(x))
         return self.bn5(_pool(self.conv4(x)))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.fc0_bn(self.fc0(self.forward_features(x)))
+    def pre_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """The two binary fully-connected layers (1x1 maps), flattened."""
+        x = self.fc0_bn(self.fc0(x))
         x = F.relu(self.fc1_bn(self.fc1(x)))
-        return self.classifier(torch.flatten(x, 1))
+        return torch.flatten(x, 1)
 
 
 def build(cfg: ModelConfig) -> XNORNet:
