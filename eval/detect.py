@@ -2,6 +2,7 @@
 
 Examples::
 
+    bnnzoo detect car.jpg -o car_plates.png            # DEFAULT_DETECTOR with the weights that ship with bnnzoo
     bnnzoo detect car.jpg --model plates_detector_1bit --weights run/1bit/model.safetensors -o car_plates.png
     bnnzoo detect photos/*.jpg --model plates_detector_1bit.tag --runtime tflite -o detections/
     bnnzoo detect car.jpg --model plates_detector_1bit --weights w.safetensors --runtime onnx --exported m.onnx -o c.png
@@ -34,13 +35,16 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
-__all__ = ["RUNTIMES", "DRAW_MAX_SIDE", "ImageDetections", "default_weights", "load_detector", "export_cached",
+__all__ = ["RUNTIMES", "DEFAULT_DETECTOR", "DRAW_MAX_SIDE", "ImageDetections", "default_weights", "load_detector", "export_cached",
            "predictor", "detect", "read_display", "draw_boxes", "save_png", "add_detect_arguments", "run_detect"]
 
 RUNTIMES = ("torch", "onnx", "tflite")
 SUFFIXES = {"onnx": ".onnx", "tflite": ".tflite"}
 BATCH = 16  # images per inference call (bounds memory for long image lists)
 DRAW_MAX_SIDE = 4096  # larger images are drawn downscaled; printed boxes stay in the image's own pixels
+# What `bnnzoo detect` (and the demo) runs without --model: the 1-bit detector with the most AP@0.5 per 32-bit
+# MAC in the plates report's Pareto table (reports/plates/report.md; README, "License-plate detection").
+DEFAULT_DETECTOR = "plates_detector_1bit_light"
 
 
 @dataclass
@@ -314,9 +318,10 @@ def save_png(image, path: str | Path) -> int:
 def add_detect_arguments(p: argparse.ArgumentParser) -> None:
     """Arguments of ``bnnzoo detect``."""
     p.add_argument("images", nargs="+", metavar="IMG", help="image files (any format Pillow reads)")
-    p.add_argument("--model", required=True, metavar="NAME[.TAG]",
+    p.add_argument("--model", default=DEFAULT_DETECTOR, metavar="NAME[.TAG]",
                    help="a registered detector (plates_detector_float, plates_detector_1bit_baseline, "
-                        "plates_detector_1bit), optionally with a registered weights tag")
+                        "plates_detector_1bit, plates_detector_1bit_light), optionally with a registered weights "
+                        f"tag (default: {DEFAULT_DETECTOR}, the 1-bit detector with the most AP@0.5 per 32-bit MAC)")
     p.add_argument("--weights", metavar="PATH", help="a .safetensors file (config.json beside it is honoured), "
                                                       "or hf-hub:owner/repo")
     p.add_argument("--runtime", choices=RUNTIMES, help="what runs the model (default: torch, or what --exported is)")

@@ -28,13 +28,14 @@ def build(cfg: ModelConfig) -> tf.keras.Model:
     layers = tf.keras.layers
     inputs = tf.keras.Input((cfg.input_size, cfg.input_size, 3))
     x = inputs
-    for i, (width, pool) in enumerate(zip(arch["widths"], arch["pools"])):
+    strides = tuple(arch.get("strides") or ()) or (1,) * len(arch["widths"])
+    for i, (width, pool, stride) in enumerate(zip(arch["widths"], arch["pools"], strides)):
         p = f"layers.{i}."
         binary = i >= binary_from
         if binary:
-            layer = binary_conv(width, 3, name=p + "conv", pad_value=arch.get("pad_value", 1.0))
+            layer = binary_conv(width, 3, stride, name=p + "conv", pad_value=arch.get("pad_value", 1.0))
         else:
-            layer = conv(width, 3, name=p + "conv")
+            layer = conv(width, 3, stride, name=p + "conv")
         x = batch_norm(name=p + "bn")(layer(x))
         if not binary or arch.get("binary_activation", False):
             x = layers.LeakyReLU(alpha=slope)(x)
