@@ -208,3 +208,14 @@ def test_prior_is_checked_and_only_fills_what_is_not_measured(tmp_path):
     res["models"][0]["training"]["seed"] = 1  # seed 1 measured here: the recorded seed 1 is dropped
     plates_report._adopt_prior(res, prior)
     assert res["prior"]["repeats"] == [] and plates_report.seed_table(res)[1][v[1]]["ap50"] == 0.9
+
+
+def test_the_deploy_default_is_the_committed_reports_best_1bit_detector_per_32bit_mac():
+    """`bnnzoo detect` without --model runs what reports/plates/ measured as most AP@0.5 per 32-bit MAC."""
+    from pathlib import Path
+
+    from eval.detect import DEFAULT_DETECTOR
+
+    res = json.loads((Path(__file__).resolve().parents[1] / "reports" / "plates" / "results.json").read_text())
+    assert set(plates_report.VARIANTS) == {r["model"] for r in res["models"]}
+    assert plates_report.best_1bit_per_mac(plates_report.pareto(res)) == DEFAULT_DETECTOR

@@ -190,7 +190,7 @@ for _w in (
                     "nonlinearity after binarized layers): stage `improved` of `plates_compare`, initialised "
                     "from the float stage."),
     _plates_weights("plates_detector_1bit_light", "a690d92a7faf4aaeac519dc9daa20c16faf0b446a5f5bea1d7ae4348a0796a15",
-                    88.48, 83.46, "Im & Lee's improved detector with the first conv strided 2 (a tenth of the float "
+                    88.62, 83.46, "Im & Lee's improved detector with the first conv strided 2 (a tenth of the float "
                     "detector's 32-bit MACs): stage `light` of `plates_compare` (seed 0), initialised from "
                     "`plates_detector_float.plates`."),
 ):
