@@ -2,6 +2,7 @@
 
 Examples::
 
+    bnnzoo detect car.jpg -o car_plates.png            # DEFAULT_DETECTOR with the weights that ship with bnnzoo
     bnnzoo detect plates_detector_1bit car.jpg --weights run/1bit/model.safetensors -o car_plates.png
     bnnzoo detect plates_detector_1bit.tag photos/*.jpg --runtime tflite -o detections/
     bnnzoo detect plates_detector_1bit car.jpg --weights w.safetensors --runtime onnx --exported m.onnx -o c.png
@@ -35,13 +36,16 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
-__all__ = ["RUNTIMES", "DRAW_MAX_SIDE", "ImageDetections", "default_weights", "load_detector", "export_cached",
+__all__ = ["RUNTIMES", "DEFAULT_DETECTOR", "DRAW_MAX_SIDE", "ImageDetections", "default_weights", "load_detector", "export_cached",
            "predictor", "detect", "read_display", "draw_boxes", "save_png", "add_detect_arguments", "run_detect"]
 
 RUNTIMES = ("torch", "onnx", "tflite")
 SUFFIXES = {"onnx": ".onnx", "tflite": ".tflite"}
 BATCH = 16  # images per inference call (bounds memory for long image lists)
 DRAW_MAX_SIDE = 4096  # larger images are drawn downscaled; printed boxes stay in the image's own pixels
+# What `bnnzoo detect` (and the demo) runs without --model: the 1-bit detector with the most AP@0.5 per 32-bit
+# MAC in the plates report's Pareto table (reports/plates/report.md; README, "License-plate detection").
+DEFAULT_DETECTOR = "plates_detector_1bit_light"
 
 
 @dataclass
@@ -342,10 +346,11 @@ def save_png(image, path: str | Path) -> int:
 
 def add_detect_arguments(p: argparse.ArgumentParser) -> None:
     """Arguments of ``bnnzoo detect``."""
-    p.add_argument("images", nargs="+", metavar="NAME[.TAG] IMG",
-                   help="a registered detector (plates_detector_float, plates_detector_1bit_baseline, "
-                        "plates_detector_1bit), optionally with a weights tag, then image files (any format "
-                        "Pillow reads)")
+    p.add_argument("images", nargs="+", metavar="[NAME[.TAG]] IMG",
+                   help="optionally a registered detector (plates_detector_float, plates_detector_1bit_baseline, "
+                        "plates_detector_1bit, plates_detector_1bit_light) with an optional weights tag (default: "
+                        f"{DEFAULT_DETECTOR}, the 1-bit detector with the most AP@0.5 per 32-bit MAC), then image "
+                        "files (any format Pillow reads)")
     p.add_argument("--model", metavar="NAME[.TAG]", help=argparse.SUPPRESS)  # the old spelling: all positionals are images
     p.add_argument("--weights", metavar="FILE|hf-hub:REPO", help="a .safetensors file (config.json beside it is "
                                                                   "honoured), or hf-hub:owner/repo")
@@ -391,6 +396,15 @@ def _check_thresholds(score: float, iou: float) -> None:
         raise ValueError(f"--score-threshold and --iou-threshold are in [0, 1] (got {score}, {iou})")
 
 
+def _names_a_detector(arg: str) -> bool:
+    """``NAME`` or ``NAME.TAG`` of a registered detector, and not a file of that name."""
+    from zoo import get_config, list_models
+
+    base = arg.partition(".")[0]
+    return (not os.path.exists(arg) and base in list_models(include_stages=True)
+            and get_config(base).family == "detector")
+
+
 def run_detect(args: argparse.Namespace) -> int:
     """Runs ``bnnzoo detect``: prints one line per box, writes one PNG per image.
 
@@ -399,9 +413,11 @@ def run_detect(args: argparse.Namespace) -> int:
     """
     _check_thresholds(args.score_threshold, args.iou_threshold)
     if args.model is None:
-        if len(args.images) < 2:
-            raise ValueError("bnnzoo detect takes a detector then images: bnnzoo detect NAME[.TAG] IMG [IMG ...]")
-        args.model, args.images = args.images[0], args.images[1:]
+        args.model = DEFAULT_DETECTOR
+        if _names_a_detector(args.images[0]):
+            args.model, args.images = args.images[0], args.images[1:]
+        if not args.images:
+            raise ValueError("no image given: bnnzoo detect [NAME[.TAG]] IMG [IMG ...]")
     runtime = args.runtime or ("torch" if not args.exported else
                                "onnx" if str(args.exported).endswith(".onnx") else "tflite")
     targets = _outputs(args.images, args.output)

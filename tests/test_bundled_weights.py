@@ -38,7 +38,7 @@ def _val(key: str):
 def test_some_weights_are_bundled():
     archs = {zw.WEIGHTS[k].arch for k in BUNDLED}
     assert {"realtobinary_resnet18", "meliusnet22", "mobilenet_v1_025", "plates_detector_float",
-            "plates_detector_1bit_baseline", "plates_detector_1bit"} <= archs
+            "plates_detector_1bit_baseline", "plates_detector_1bit", "plates_detector_1bit_light"} <= archs
 
 
 @pytest.fixture(scope="module")
@@ -154,11 +154,17 @@ def test_bundled_detectors_reach_their_recorded_ap(key, plates_val):
 
 
 def test_bundled_detectors_keep_the_papers_order():
-    """Issue #6's target, on the recorded (and above, re-measured) AP@0.5 of one training run."""
+    """Issue #6's target, on the recorded (and above, re-measured) AP@0.5 of one training run; for the light
+    detector the parts of issue #18's it meets: >= 90% of the float AP@0.5 at <= 1/10 of its 32-bit MACs (it is
+    below the baseline's AP@0.5, reports/plates/report.md)."""
     ap, found = ({zw.WEIGHTS[k].arch: zw.WEIGHTS[k].metrics[i].value for k in DETECTORS} for i in (0, 1))
     assert ap["plates_detector_1bit"] >= 0.9 * ap["plates_detector_float"]
     assert ap["plates_detector_1bit"] > ap["plates_detector_1bit_baseline"]
     assert found["plates_detector_1bit"] > found["plates_detector_1bit_baseline"]
+    light = "plates_detector_1bit_light"
+    assert ap[light] >= 0.9 * ap["plates_detector_float"]
+    macs = {k: zoo.measure(zoo.load(k)).flops for k in (light, "plates_detector_float")}
+    assert macs[light] <= macs["plates_detector_float"] / 10
 
 
 @pytest.mark.parametrize("key", DETECTORS)
@@ -177,16 +183,17 @@ def test_bundled_detectors_give_the_same_outputs_in_keras(key, plates_val):
 
 @pytest.mark.parametrize("runtime", ["tflite", "onnx"])
 def test_detect_finds_the_plates_with_the_shipped_detector(runtime, plates_val, tmp_path, capsys, monkeypatch):
-    """`bnnzoo detect --model plates_detector_1bit` (no --weights: the bundled ones) through an export."""
+    """`bnnzoo detect` without --model or --weights: the default detector, bundled weights, through an export."""
+    from eval.detect import DEFAULT_DETECTOR
     from zoo import detection as det
     from zoo.cli import main
 
     monkeypatch.setenv("BNNZOO_CACHE", str(tmp_path / "cache"))
     images = sorted((plates_val / "images" / "val").iterdir())[:12]
-    rc = main(["detect", "plates_detector_1bit", *map(str, images), "--runtime", runtime,
-               "--score-threshold", "0.5", "-o", str(tmp_path / "out")])
+    rc = main(["detect", *map(str, images), "--runtime", runtime, "--score-threshold", "0.5",
+               "-o", str(tmp_path / "out")])
     captured = capsys.readouterr()
-    assert rc == 0 and "plates_detector_1bit.plates" in captured.err
+    assert rc == 0 and f"{DEFAULT_DETECTOR}.plates" in captured.err and f"{DEFAULT_DETECTOR}.plates" in DETECTORS
     assert len(list((tmp_path / "out").glob("*.png"))) == len(images)
     found = total = 0
     for image in images:

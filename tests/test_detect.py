@@ -20,7 +20,7 @@ from helpers import randomize, tiny
 from recipes.plates import dataset as ds
 from zoo import detection as det
 
-DETECTORS = ("plates_detector_float", "plates_detector_1bit_baseline", "plates_detector_1bit")
+DETECTORS = tuple(n for n in zoo.list_models() if zoo.get_config(n).family == "detector")
 
 
 # --- the one preprocessing --------------------------------------------------------------------

@@ -168,3 +168,33 @@ def test_output_distillation_is_zero_when_student_and_teacher_agree():
         output_distillation(s, teacher).backward()
         opt.step()
     assert float(output_distillation(s, teacher)) < 0.5 * float(kd)
+
+
+def test_the_light_variant_moves_a_stride_not_a_weight():
+    """plates_detector_1bit_light: Im & Lee's layers with the first conv strided, so the float weights fit it."""
+    light, improved, flt = (zoo.load(n) for n in ("plates_detector_1bit_light", "plates_detector_1bit",
+                                                   "plates_detector_float"))
+    assert {k: v.shape for k, v in light.state_dict().items()} == {k: v.shape for k, v in flt.state_dict().items()}
+    assert [layer.conv.stride[0] for layer in light.layers] == [2, 1, 1, 1, 1, 1]
+    assert [isinstance(layer.conv, BinaryConv2d) for layer in light.layers] == \
+        [isinstance(layer.conv, BinaryConv2d) for layer in improved.layers]
+    assert light.zoo_config.num_classes == improved.zoo_config.num_classes == 10 * 10 * 3 * 5  # same grid
+    assert light(torch.zeros(1, 3, 160, 160)).shape == (1, 1500)
+    f_light, f_imp, f_float = (zoo.measure(m) for m in (light, improved, flt))
+    assert f_light.bops == f_imp.bops  # the binary layers see the same maps
+    assert f_light.flops <= f_float.flops / 10 < f_imp.flops  # the 32-bit MACs are the ones that moved
+    with pytest.raises(ValueError, match="one stride >= 1 per layer"):
+        zoo.load("plates_detector_1bit_light", strides=(2, 1))
+
+
+def test_strided_detector_is_the_same_in_keras():
+    """The strided first conv pads like TensorFlow's `same` in both frameworks (odd and even map sides)."""
+    from helpers import randomize
+
+    for size in (32, 35):
+        model = randomize(tiny("plates_detector_1bit_light", input_size=size), seed=3)
+        x = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(0))
+        with torch.no_grad():
+            ref = model(x).numpy()
+        out = zoo.to_keras(model)(np.ascontiguousarray(x.permute(0, 2, 3, 1).numpy()), training=False).numpy()
+        assert out.shape == ref.shape and np.isclose(out, ref, atol=1e-3, rtol=1e-3).mean() >= 0.99

@@ -1,4 +1,4 @@
-"""``python -m eval.plates_report`` end to end: three tiny untrained detectors on a tiny generated data set."""
+"""``python -m eval.plates_report`` end to end: the tiny untrained detectors on a tiny generated data set."""
 
 from __future__ import annotations
 
@@ -30,24 +30,33 @@ def made(tmp_path_factory):
     float_weights = str(run / "float" / "model.safetensors")
     run_recipe(get_recipe("plates_compare", [("tiny", "true"), ("data", str(root / "data")), ("out", str(root / "s1")),
                                              ("threads", 1), ("tensorboard", False), ("seed", 1),
-                                             ("only", "baseline,improved"), ("baseline.init_weights", float_weights),
-                                             ("improved.init_weights", float_weights)]), log=lambda s: None)
+                                             ("only", "baseline,improved,light"),
+                                             ("baseline.init_weights", float_weights),
+                                             ("improved.init_weights", float_weights),
+                                             ("light.init_weights", float_weights)]), log=lambda s: None)
     stages = {"float": "plates_detector_float", "baseline": "plates_detector_1bit_baseline",
-              "improved": "plates_detector_1bit"}
+              "improved": "plates_detector_1bit", "light": "plates_detector_1bit_light"}
     for stage, name in stages.items():
         # Randomized weights, not the tiny run's: one tiny epoch leaves binary models feeding exact
         # zeros to their signs, which runtimes fold differently, so their exports cannot be verified
         # (see helpers.randomize).
         model = randomize(tiny(name), seed=len(stage))
         save(model.state_dict(), run / stage / "model.safetensors", model.zoo_config)
+    # An earlier report's seed figures: seed 1 is measured again here (so the recorded row is dropped), seed 2 not.
+    prior = root / "prior.json"
+    prior.write_text(json.dumps({"schema": plates_report.SCHEMA, "created": "then", "command": "python -m old",
+                                 "models": [], "repeats": [
+        {"model": "plates_detector_1bit_baseline", "seed": s, "run": "gone", "weights": "gone", "ap50": 0.25,
+         "plate_accuracy": 0.5} for s in (1, 2)]}))
     out = root / "report"
-    rc = plates_report.main(["--runs", str(run), "--repeats", str(root / "s1"), "--data", str(root / "data"),
+    rc = plates_report.main(["--runs", str(run), "--repeats", str(root / "s1"), "--prior", str(prior),
+                             "--data", str(root / "data"),
                              "-o", str(out), "--tiny", "--timed-runs", "2", "--warmup", "1", "--examples", "3",
                              "--no-progress"])
     return rc, run, out
 
 
-def test_report_holds_the_three_detectors_with_numbers_in_range(made):
+def test_report_holds_every_detector_with_numbers_in_range(made):
     rc, run, out = made
     assert rc == 0
     for name in plates_report.FILES:
@@ -83,25 +92,39 @@ def test_report_holds_the_three_detectors_with_numbers_in_range(made):
     assert "96.1" not in table and "published" not in table.lower()  # measured and published never share a table
     training = md.split("## Training (measured)")[1].split("##")[0]
     for stage, name in (("float", "plates_detector_float"), ("baseline", "plates_detector_1bit_baseline"),
-                        ("improved", "plates_detector_1bit")):
+                        ("improved", "plates_detector_1bit"), ("light", "plates_detector_1bit_light")):
         t = next(r for r in res["models"] if r["model"] == name)["training"]
         assert t["recipe"] == "plates_compare" and t["stage"] == stage and t["seed"] == 0 and t["finished"]
         assert t["init_from"] == ("" if stage == "float" else "float") and t["seconds"] > 0
         assert re.search(rf"^\| {name} \| plates_compare / {stage} \| 0 \| 32 \|", training, re.M), training
-    assert "for the three together" in training
+    assert "for the 4 together" in training
     target = res["target"]
     assert [target[k] for k in ("float_ap50", "baseline_ap50", "improved_ap50")] == \
-        [r["detection"]["ap50"] for r in res["models"]]
+        [r["detection"]["ap50"] for r in res["models"][:3]]
     # Untrained detectors may score 0 AP: the ratio to float (and the target line) then has no meaning.
     assert ("Target (issue #6)" in table) == ("improved_of_float" in target) == (target["float_ap50"] > 0)
     seeds = md.split("## Seeds (measured)")[1].split("##")[0]
     assert [(r["seed"], r["model"]) for r in res["repeats"]] == [(1, "plates_detector_1bit_baseline"),
-                                                                 (1, "plates_detector_1bit")]
-    assert re.search(r"^\| 0 \| [\d.]+ / [\d.]+ \| [\d.]+ / [\d.]+ \| [\d.]+ / [\d.]+ \| [+-][\d.]+ \|$", seeds, re.M)
-    assert re.search(r"^\| 1 \| – \| [\d.]+ / [\d.]+ \| [\d.]+ / [\d.]+ \| [+-][\d.]+ \|$", seeds, re.M), seeds
-    assert re.search(r"above the baseline on [012] of 2 seeds", seeds)
+                                                                 (1, "plates_detector_1bit"),
+                                                                 (1, "plates_detector_1bit_light")]
+    cell = r"[\d.]+ / [\d.]+"
+    assert re.search(rf"^\| 0 \| {cell} \| {cell} \| {cell} \| {cell} \| [+-][\d.]+ \| [+-][\d.]+ \|$", seeds, re.M)
+    assert re.search(rf"^\| 1 \| – \| {cell} \| {cell} \| {cell} \| [+-][\d.]+ \| [+-][\d.]+ \|$", seeds, re.M), seeds
+    # The prior's seed 2 is shown, marked and sourced; its seed 1 is not (measured here).
+    assert re.search(r"^\| 2 \| – \| 25.0 / 50.0 † \| – \| – \| – \| – \|$", seeds, re.M), seeds
+    assert "recorded by the earlier report" in seeds and "python -m old" in seeds and "25.0" not in \
+        seeds.split("| 2 |")[0]
+    assert re.search(r"plates_detector_1bit_light is above the baseline on [012] of 2 seeds", seeds)
+    pareto = md.split("## Accuracy against compute")[1].split("\n## ")[0]
+    points = {p["model"]: p for p in plates_report.pareto(res)}
+    assert len(points["plates_detector_1bit_baseline"]["ap50_seeds"]) == 3  # seeds 0, 1 and the recorded 2
+    assert points["plates_detector_1bit_baseline"]["seeds_recorded"] == 1
+    for name in plates_report.VARIANTS:
+        assert re.search(rf"^\| {name} \| [\d.]+ \| [\d.]+ \|", pareto, re.M), (name, pareto)
+    assert "Most AP@0.5 per 32-bit MAC among the 1-bit detectors: **" in pareto
+    assert "light_of_float_min" in res["light_target"] or not res["light_target"]["float_ap50"]
     grid = Image.open(out / "plates_examples.png")
-    assert grid.size[0] == 3 * 256 and grid.size[1] > 3 * 256
+    assert grid.size[0] == len(plates_report.VARIANTS) * 256 and grid.size[1] > 3 * 256
 
 
 def test_run_folders_and_weights_arguments(made, tmp_path):
@@ -132,3 +155,67 @@ def test_target_check():
     assert "met" not in plates_report.target_check({"models": [{"model": "plates_detector_float"}]})
     assert plates_report.training_info(None) is None
     assert plates_report.training_info("/nowhere/model.safetensors") is None
+
+
+def _points(rows):
+    """Results with one seed-0 run per detector: (model, 32-bit MACs, LCE ms, AP@0.5)."""
+    return {"settings": {"threads": [1]}, "models": [
+        {"model": m, "figures": {"flops": macs, "bops": 1}, "latency_ms": {"lce": {"1": {"median": ms}}},
+         "detection": {"ap50": ap, "plate_accuracy": ap}, "training": {"seed": 0}} for m, macs, ms, ap in rows]}
+
+
+def test_pareto_front_and_the_light_target():
+    v = plates_report.VARIANTS
+    res = _points([(v[0], 100e6, 4.0, 0.96), (v[1], 10e6, 2.0, 0.89), (v[2], 35e6, 3.0, 0.91), (v[3], 9e6, 2.5, 0.90)])
+    points = {p["model"]: p for p in plates_report.pareto(res)}
+    assert [points[n]["dominated_macs"] for n in v] == [False, True, False, False]  # the light one beats the baseline
+    assert [points[n]["dominated_lce"] for n in v] == [False, False, False, False]
+    assert plates_report.best_1bit_per_mac(list(points.values())) == v[3]
+    tc = plates_report.light_target_check(res)
+    assert tc["met"] and tc["macs_of_float"] == pytest.approx(0.09) and tc["above_baseline"] == "1 of 1"
+    res["repeats"] = [{"model": v[3], "seed": 1, "ap50": 0.88, "plate_accuracy": 0.8},
+                      {"model": v[1], "seed": 1, "ap50": 0.885, "plate_accuracy": 0.8}]
+    assert not plates_report.light_target_check(res)["met"]  # below the baseline on seed 1
+    res = _points([(v[0], 100e6, 4.0, 0.96), (v[1], 10e6, 2.0, 0.89), (v[3], 11e6, 2.5, 0.95)])
+    assert not plates_report.light_target_check(res)["met"]  # more than a tenth of the float MACs
+
+
+def test_prior_is_checked_and_only_fills_what_is_not_measured(tmp_path):
+    with pytest.raises(FileNotFoundError, match="--prior .* does not exist"):
+        plates_report.load_prior(tmp_path / "nope.json")
+    (tmp_path / "x.json").write_text("{}")
+    with pytest.raises(ValueError, match="not a plates report's results.json"):
+        plates_report.load_prior(tmp_path / "x.json")
+    v = plates_report.VARIANTS
+    old = {"schema": plates_report.SCHEMA, "created": "c", "command": "cmd", "models": [
+        {"model": v[1], "weights": "runs/a/baseline/model.safetensors", "detection": {"ap50": 0.8, "plate_accuracy": 0.7},
+         "training": {"seed": 0, "recipe": "plates_compare", "stage": "baseline"}}],
+        "repeats": [{"model": v[1], "seed": 1, "ap50": 0.7, "plate_accuracy": 0.6}]}
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    prior = plates_report.load_prior(tmp_path / "old.json")
+    # Tag weights that reproduce the prior's main-run AP@0.5 take its seed and training; others do not.
+    res = _points([(v[1], 10e6, 2.0, 0.801), (v[2], 30e6, 3.0, 0.5)])
+    for r in res["models"]:
+        del r["training"]
+    plates_report._adopt_prior(res, prior)
+    assert res["models"][0]["training"]["recorded_in"] == str(tmp_path / "old.json")
+    assert res["models"][0]["same_as_prior"]["weights"] == "runs/a/baseline/model.safetensors"
+    assert "training" not in res["models"][1]
+    table = plates_report.seed_table(res)
+    assert table[0][v[1]]["recorded"] is False and table[1][v[1]]["recorded"] is True \
+        and table[1][v[1]]["ap50"] == 0.7
+    res = _points([(v[1], 10e6, 2.0, 0.9)])
+    res["models"][0]["training"]["seed"] = 1  # seed 1 measured here: the recorded seed 1 is dropped
+    plates_report._adopt_prior(res, prior)
+    assert res["prior"]["repeats"] == [] and plates_report.seed_table(res)[1][v[1]]["ap50"] == 0.9
+
+
+def test_the_deploy_default_is_the_committed_reports_best_1bit_detector_per_32bit_mac():
+    """`bnnzoo detect` without --model runs what reports/plates/ measured as most AP@0.5 per 32-bit MAC."""
+    from pathlib import Path
+
+    from eval.detect import DEFAULT_DETECTOR
+
+    res = json.loads((Path(__file__).resolve().parents[1] / "reports" / "plates" / "results.json").read_text())
+    assert set(plates_report.VARIANTS) == {r["model"] for r in res["models"]}
+    assert plates_report.best_1bit_per_mac(plates_report.pareto(res)) == DEFAULT_DETECTOR

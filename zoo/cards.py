@@ -135,7 +135,8 @@ def _outputs(cfg: ModelConfig) -> str:
         return f"classes: {cfg.num_classes}"
     from .models import detector_grid
 
-    g, a = detector_grid(cfg.input_size, tuple(cfg.arch["pools"])), len(cfg.arch["anchors"])
+    g = detector_grid(cfg.input_size, tuple(cfg.arch["pools"]), tuple(cfg.arch.get("strides") or ()))
+    a = len(cfg.arch["anchors"])
     return (f"outputs: {cfg.num_classes} numbers ({g}x{g} grid x {a} anchors x (objectness, x, y, w, h)), "
             "decoded by `zoo.detection.decode`")
 

@@ -113,7 +113,8 @@ def _demo_plates(out: str, count: int) -> int:
     folder = Path(out) / "plates"
     generate(folder, {"test": count}, seed=0)
     images = sorted(str(p) for p in (folder / "images" / "test").iterdir())
-    return cli_main(["detect", "plates_detector_1bit", *images, "--runtime", "tflite",
+    # No --model: detect's default detector (eval.detect.DEFAULT_DETECTOR) with its shipped weights.
+    return cli_main(["detect", *images, "--runtime", "tflite",
                      "--score-threshold", "0.5", "-o", str(folder / "detected")])
 
 

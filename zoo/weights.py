@@ -225,7 +225,8 @@ for _w in (
 
 
 # --- trained on the synthetic plates, shipped in zoo/pretrained/ -----------------------------------
-# The three stages of one `bnnzoo train plates_compare` run (seed 0) on `bnnzoo data plates --seed 0`
+# The float, baseline and improved stages of one `bnnzoo train plates_compare` run (seed 0), and its light
+# stage trained later from the shipped float weights (seed 0), on `bnnzoo data plates --seed 0`
 # (20,000 training images), packed with `bnnzoo pack`. AP@0.5 and plate accuracy are measured in PyTorch
 # by `python -m eval.plates_report` on the validation split that PLATES_EVAL regenerates
 # (tests/test_bundled_weights.py re-measures them).
@@ -259,6 +260,10 @@ for _w in (
                     90.63, 86.28, "Im & Lee's improved 1-bit detector (first, second and last layers 32-bit, no "
                     "nonlinearity after binarized layers): stage `improved` of `plates_compare`, initialised "
                     "from the float stage."),
+    _plates_weights("plates_detector_1bit_light", "a690d92a7faf4aaeac519dc9daa20c16faf0b446a5f5bea1d7ae4348a0796a15",
+                    88.62, 83.46, "Im & Lee's improved detector with the first conv strided 2 (a tenth of the float "
+                    "detector's 32-bit MACs): stage `light` of `plates_compare` (seed 0), initialised from "
+                    "`plates_detector_float.plates`."),
 ):
     WEIGHTS[f"{_w.arch}.{_w.tag}"] = _w
 

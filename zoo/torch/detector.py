@@ -5,7 +5,8 @@ which keeps only the first and last layers 32-bit, reached 74% of the plates; ke
 the *second* layer 32-bit as well and removing the nonlinearity after the binarized
 layers reached 96.1%. Both recipes, and the float reference, are configurations of
 :class:`PlateDetector` (see ``zoo.models``: ``plates_detector_float``,
-``plates_detector_1bit_baseline``, ``plates_detector_1bit``).
+``plates_detector_1bit_baseline``, ``plates_detector_1bit``, and ``plates_detector_1bit_light``,
+the improved recipe with a strided first conv so that its 32-bit second layer is cheap).
 
 Output layout: the 1x1 head gives an ``(N, A*5, G, G)`` map that is permuted to NHWC and
 flattened, so ``raw[n, ((gy * G + gx) * A + a) * 5 + k]`` holds, for grid row ``gy``,
@@ -41,13 +42,14 @@ class DetectorLayer(nn.Module):
         pool: End with a 2x2 max-pool (stride 2).
         pad_value: Padding value of the binarized input.
         negative_slope: LeakyReLU slope (YOLO's 0.1).
+        stride: Stride of the conv (``same`` padding, TensorFlow-style).
     """
 
     def __init__(self, in_channels: int, out_channels: int, binary: bool, activation: bool, pool: bool,
-                 pad_value: float = 1.0, negative_slope: float = 0.1) -> None:
+                 pad_value: float = 1.0, negative_slope: float = 0.1, stride: int = 1) -> None:
         super().__init__()
-        self.conv = (BinaryConv2d(in_channels, out_channels, 3, pad_value=pad_value) if binary
-                     else Conv2d(in_channels, out_channels, 3))
+        self.conv = (BinaryConv2d(in_channels, out_channels, 3, stride, pad_value=pad_value) if binary
+                     else Conv2d(in_channels, out_channels, 3, stride))
         self.bn = nn.BatchNorm2d(out_channels)
         self.act = nn.LeakyReLU(negative_slope) if activation else nn.Identity()
         self.pool = nn.MaxPool2d(2) if pool else nn.Identity()
@@ -69,20 +71,24 @@ class PlateDetector(nn.Module):
         binary_activation: Keep the LeakyReLU after binary layers (float layers always have it).
         pad_value: Padding value of the binarized inputs (+1: LCE's fast path).
         negative_slope: LeakyReLU slope.
+        strides: Stride of each body layer's conv (empty: all 1). A stride changes no weight
+            shape, so weights move between configurations that differ only in strides and pools.
     """
 
     def __init__(self, widths: Sequence[int], pools: Sequence[bool], anchors: Sequence[Sequence[float]],
                  binary_from: int = 2, binary_activation: bool = False, pad_value: float = 1.0,
-                 negative_slope: float = 0.1) -> None:
+                 negative_slope: float = 0.1, strides: Sequence[int] = ()) -> None:
         super().__init__()
-        if len(widths) != len(pools):
-            raise ValueError(f"widths ({len(widths)}) and pools ({len(pools)}) must have the same length")
+        strides = tuple(strides) or (1,) * len(widths)
+        if not len(widths) == len(pools) == len(strides):
+            raise ValueError(f"widths ({len(widths)}), pools ({len(pools)}) and strides ({len(strides)}) must have "
+                             "the same length")
         self.anchors = tuple((float(w), float(h)) for w, h in anchors)
         layers, cin = [], 3
-        for i, (width, pool) in enumerate(zip(widths, pools)):
+        for i, (width, pool, stride) in enumerate(zip(widths, pools, strides)):
             binary = i >= binary_from
             layers.append(DetectorLayer(cin, width, binary, (not binary) or binary_activation, bool(pool),
-                                        pad_value, negative_slope))
+                                        pad_value, negative_slope, int(stride)))
             cin = width
         self.layers = nn.Sequential(*layers)
         self.head = Conv2d(cin, len(self.anchors) * 5, 1, bias=True)
