@@ -396,13 +396,11 @@ def _check_thresholds(score: float, iou: float) -> None:
         raise ValueError(f"--score-threshold and --iou-threshold are in [0, 1] (got {score}, {iou})")
 
 
-def _names_a_detector(arg: str) -> bool:
-    """``NAME`` or ``NAME.TAG`` of a registered detector, and not a file of that name."""
-    from zoo import get_config, list_models
+def _names_a_model(arg: str) -> bool:
+    """``NAME`` or ``NAME.TAG`` of a registered model (a detector or not: load_detector says), not a file."""
+    from zoo import list_models
 
-    base = arg.partition(".")[0]
-    return (not os.path.exists(arg) and base in list_models(include_stages=True)
-            and get_config(base).family == "detector")
+    return not os.path.exists(arg) and arg.partition(".")[0] in list_models(include_stages=True)
 
 
 def run_detect(args: argparse.Namespace) -> int:
@@ -414,7 +412,7 @@ def run_detect(args: argparse.Namespace) -> int:
     _check_thresholds(args.score_threshold, args.iou_threshold)
     if args.model is None:
         args.model = DEFAULT_DETECTOR
-        if _names_a_detector(args.images[0]):
+        if _names_a_model(args.images[0]):
             args.model, args.images = args.images[0], args.images[1:]
         if not args.images:
             raise ValueError("no image given: bnnzoo detect [NAME[.TAG]] IMG [IMG ...]")
