@@ -23,10 +23,12 @@ import numpy as np
 
 from zoo.fileio import atomic_write
 
+from .layerwise import FileOp, LayerwiseResult, check_layerwise
 from .verify import (ConversionError, ConversionReport, check_target, reference_outputs, verification_batch,
                      verify_outputs)
 
-__all__ = ["to_onnx", "export_proto", "strip_metadata", "bitpack_binary_convs", "onnx_predict"]
+__all__ = ["to_onnx", "export_proto", "strip_metadata", "bitpack_binary_convs", "onnx_predict",
+           "verify_onnx_layerwise"]
 
 _SHARED = "bitpack_"  # prefix of the constants every unpacking shares
 
@@ -158,6 +160,35 @@ def strip_metadata(proto) -> None:
         item.doc_string = ""
 
 
+def _binary_conv_nodes(graph, signs: dict[str, np.ndarray]) -> list[tuple]:
+    """``(Conv node, "<module>.weight")`` of each binary convolution whose weights the graph computes.
+
+    A Conv is binary when its weight derives from exactly one binary module's weight
+    initializer (through the exporter's sign nodes, or the unpacking of ``bitpack``),
+    or, for small layers the exporter folded, holds exactly that module's ±1 values.
+    """
+    initializers = {i.name for i in graph.initializer}
+    producers = {o: node for node in graph.node for o in node.output}
+    by_name = {i.name: i for i in graph.initializer}
+    done: set = set()
+    found = []
+    for node in graph.node:
+        if node.op_type != "Conv":
+            continue
+        unpacked = node.input[1][:-len("_unpacked")] if node.input[1].endswith("_unpacked") else None
+        if unpacked in signs and unpacked not in done:
+            hit = [unpacked]
+        else:
+            sources = _constant_sources(graph, node.input[1], producers, initializers)
+            hit = [s for s in (sources or ()) if s in signs and s not in done]
+            if not hit and node.input[1] in initializers:
+                hit = _folded_match(by_name[node.input[1]], signs, done)
+        if len(hit) == 1:
+            done.add(hit[0])
+            found.append((node, hit[0]))
+    return found
+
+
 def bitpack_binary_convs(proto, model) -> int:
     """Replaces each binary conv's float weights in ``proto`` by packed bits; in place.
 
@@ -173,25 +204,12 @@ def bitpack_binary_convs(proto, model) -> int:
     """
     graph = proto.graph
     signs = _binary_signs(model)
-    initializers = {i.name for i in graph.initializer}
-    producers = {o: node for node in graph.node for o in node.output}
-    by_name = {i.name: i for i in graph.initializer}
-    done: set = set()
-    packed = 0
     _shared_constants(graph)
     new_nodes = []
-    for node in graph.node:
-        if node.op_type != "Conv":
-            continue
-        sources = _constant_sources(graph, node.input[1], producers, initializers)
-        hit = [s for s in (sources or ()) if s in signs and s not in done]
-        if not hit and node.input[1] in initializers:
-            hit = _folded_match(by_name[node.input[1]], signs, done)
-        if len(hit) != 1:
-            continue
-        done.add(hit[0])
-        prefix = f"{hit[0]}_unpacked"
-        inits, nodes = _unpack_nodes(prefix, signs[hit[0]])
+    packed = 0
+    for node, weight in _binary_conv_nodes(graph, signs):
+        prefix = f"{weight}_unpacked"
+        inits, nodes = _unpack_nodes(prefix, signs[weight])
         graph.initializer.extend(inits)
         new_nodes += nodes
         node.input[1] = prefix
@@ -205,6 +223,55 @@ def bitpack_binary_convs(proto, model) -> int:
     graph.node.extend(nodes)
     _prune(graph)
     return packed
+
+
+def _exposed(proto, model) -> tuple[bytes, list[tuple[str, str, str]]]:
+    """A copy of ``proto`` whose outputs add each binary Conv's input signs (before padding) and its output.
+
+    Returns:
+        The serialized copy and ``(module, signs tensor, conv output)`` per binary convolution.
+    """
+    import onnx
+    from onnx import TensorProto, helper
+
+    copy = onnx.ModelProto()
+    copy.CopyFrom(proto)
+    graph = copy.graph
+    producers = {o: node for node in graph.node for o in node.output}
+    exposed = []
+    for node, weight in _binary_conv_nodes(graph, _binary_signs(model)):
+        signs = node.input[0]
+        pad = producers.get(signs)
+        if pad is not None and pad.op_type == "Pad":  # the module's padding, applied to its signs
+            signs = pad.input[0]
+        exposed.append((weight[:-len(".weight")], signs, node.output[0]))
+    names = {o.name for o in graph.output}
+    for _, signs, out in exposed:
+        for name in (signs, out):
+            if name not in names:
+                graph.output.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, None))
+                names.add(name)
+    return copy.SerializeToString(), exposed
+
+
+def verify_onnx_layerwise(model, proto, x_nchw: np.ndarray, threads: int = 1) -> LayerwiseResult:
+    """Checks an ONNX graph layer by layer against its PyTorch source in onnxruntime (``converters.layerwise``).
+
+    Raises:
+        ConversionError: A binary convolution of the model has no binary Conv in the graph.
+    """
+    import onnxruntime as ort
+
+    data, exposed = _exposed(proto, model)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.log_severity_level = 3
+    session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+    wanted = [session.get_outputs()[0].name] + [n for _, s, o in exposed for n in (s, o)]
+    values = dict(zip(wanted, session.run(wanted, {session.get_inputs()[0].name: x_nchw})))
+    modules = dict(model.named_modules())
+    ops = {m: FileOp(m, "Conv", values[s], values[o], modules[m].pad_value) for m, s, o in exposed}
+    return check_layerwise(model, x_nchw, ops, values[wanted[0]], "onnxruntime (CPU)")
 
 
 def onnx_predict(path: str, x_nchw: np.ndarray, threads: int = 1) -> np.ndarray:
@@ -256,7 +323,7 @@ def to_onnx(model, path: str, *, input_size: Optional[int] = None, bitpack: bool
     packed = bitpack_binary_convs(proto, model) if bitpack else 0
     batch, data = verification_batch(model, size) if verify else (np.zeros((0,)), "")
     reference = reference_outputs(model, batch) if verify else None
-    result: dict = {"diff": float("nan"), "agreement": float("nan"), "boxes": float("nan")}
+    result: dict = {"diff": float("nan"), "agreement": float("nan"), "boxes": float("nan"), "layers": ()}
 
     def write(tmp: str) -> None:
         onnx.save_model(proto, tmp)
@@ -268,9 +335,14 @@ def to_onnx(model, path: str, *, input_size: Optional[int] = None, bitpack: bool
             raise ConversionError(f"the exported ONNX graph is invalid: {str(e).strip().splitlines()[0]}") from e
         if not verify:
             return
+        layers = verify_onnx_layerwise(model, onnx.load(tmp), batch)
+        if not layers.ok:
+            raise ConversionError(layers.error("onnx"))
+        result["layers"] = (layers,)
         result["diff"], result["agreement"], result["boxes"] = verify_outputs(
             "onnx", model, reference, onnx_predict(tmp, batch))
 
     nbytes = atomic_write(path, write, check)
     return ConversionReport("onnx", path, nbytes, expected, packed, 0, time.perf_counter() - start,
-                            result["diff"], result["agreement"], len(batch), size, result["boxes"], data)
+                            result["diff"], result["agreement"], len(batch), size, result["boxes"], data,
+                            layers=result["layers"])
