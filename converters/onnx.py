@@ -27,7 +27,7 @@ from .layerwise import FileOp, LayerwiseResult, check_layerwise
 from .verify import (ConversionError, ConversionReport, check_target, reference_outputs, verification_batch,
                      verify_outputs)
 
-__all__ = ["to_onnx", "export_proto", "strip_metadata", "bitpack_binary_convs", "onnx_predict",
+__all__ = ["to_onnx", "export_proto", "strip_metadata", "unfold_outer_scales", "bitpack_binary_convs", "onnx_predict",
            "verify_onnx_layerwise"]
 
 _SHARED = "bitpack_"  # prefix of the constants every unpacking shares
@@ -131,6 +131,54 @@ def _folded_match(initializer, signs: dict[str, np.ndarray], done: set) -> list[
     if value.dtype != np.float32 or not np.isin(value, (-1.0, 1.0)).all():
         return []
     return [k for k, v in signs.items() if k not in done and v.shape == value.shape and np.array_equal(v, value)][:1]
+
+
+def unfold_outer_scales(proto, model) -> int:
+    """Computes each learned (C, H, W) scale from its three 1-D factors in the graph; in place.
+
+    The exporter folds ``LearnedRescale``'s outer product ``scale_c x scale_h x scale_w``
+    (the strong baseline's XNOR-Net++ factors) into one constant per layer: 6 MB of the
+    full-size strong baseline's file, more than its bit-packed binary weights. Storing the
+    factors and two ``Mul`` nodes instead keeps the file at the size of its parameters;
+    runtimes fold the product once, at session creation.
+
+    Returns:
+        How many constants were unfolded.
+    """
+    import torch
+    from onnx import helper, numpy_helper
+
+    from zoo.torch.realtobinary import LearnedRescale
+
+    graph = proto.graph
+    by_value = {}
+    with torch.no_grad():
+        for name, m in model.named_modules():
+            if isinstance(m, LearnedRescale):
+                c, h, w = (getattr(m, f"scale_{k}").numpy().astype(np.float32) for k in "chw")
+                by_value[name] = (c, h, w, c[:, None, None] * h[None, :, None] * w[None, None, :])
+    new_nodes, done = [], 0
+    for init in list(graph.initializer):
+        if init.data_type != 1 or len(init.dims) != 3 or not by_value:
+            continue
+        value = numpy_helper.to_array(init)
+        hit = next((k for k, v in by_value.items() if v[3].shape == value.shape
+                    and np.allclose(v[3], value, rtol=1e-6, atol=0)), None)
+        if hit is None:
+            continue
+        c, h, w, _ = by_value.pop(hit)
+        names = [f"{hit}.scale_{k}" for k in "chw"]
+        graph.initializer.remove(init)
+        graph.initializer.extend([numpy_helper.from_array(c.reshape(-1, 1, 1), names[0]),
+                                  numpy_helper.from_array(h.reshape(1, -1, 1), names[1]),
+                                  numpy_helper.from_array(w.reshape(1, 1, -1), names[2])])
+        new_nodes += [helper.make_node("Mul", names[:2], [f"{hit}.scale_ch"]),
+                      helper.make_node("Mul", [f"{hit}.scale_ch", names[2]], [init.name])]
+        done += 1
+    nodes = new_nodes + list(graph.node)  # they read initializers only: the graph stays sorted
+    del graph.node[:]
+    graph.node.extend(nodes)
+    return done
 
 
 def _prune(graph) -> None:
@@ -320,6 +368,7 @@ def to_onnx(model, path: str, *, input_size: Optional[int] = None, bitpack: bool
     expected = zoo.measure(model, size).binary_convs
     proto = export_proto(model, size, opset)
     strip_metadata(proto)
+    unfold_outer_scales(proto, model)
     packed = bitpack_binary_convs(proto, model) if bitpack else 0
     batch, data = verification_batch(model, size) if verify else (np.zeros((0,)), "")
     reference = reference_outputs(model, batch) if verify else None

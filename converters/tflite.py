@@ -205,8 +205,8 @@ def verify_tflite_layerwise(model, flatbuffer: bytes, x_nchw: np.ndarray,
         try:
             values = Interpreter(exposed, **{**INTERPRETER_FLAGS, **flags}).predict(nhwc)
         except RuntimeError as e:
-            raise ConversionError(f"LCE's interpreter ({runtime}) refuses the file ({' '.join(str(e).split())}); "
-                                  "nothing was written") from e
+            raise ConversionError(f"LCE's interpreter refuses the converted file on {runtime} "
+                                  f"({' '.join(str(e).split())}); nothing was written") from e
         values = values if isinstance(values, list) else [values]
         results.append(check_layerwise(model, x_nchw, _file_ops(bconvs, values[1:]), values[0], runtime))
     return results
