@@ -6,7 +6,8 @@ For each model (randomised weights, as a trained one): the conversion without an
 (``verify=False``), then the layer-wise check of the same file alone (``check_tflite``:
 LCE's optimized, indirect-bgemm and reference kernels; ``verify_onnx_layerwise``), and the
 end-to-end comparison, each on the ``VERIFY_BATCH`` images every conversion uses. Prints
-one table (seconds, one run each: conversions take tens of seconds).
+one table: wall seconds and CPU seconds of this process (``time.process_time``, all its threads;
+on a shared machine the wall time grows with the load, the CPU time much less), one run each.
 """
 
 from __future__ import annotations
@@ -57,37 +58,31 @@ def main() -> None:
     from converters.verify import reference_outputs, verification_batch
 
     rows = []
+
+    def timed(fn):
+        wall, cpu = time.perf_counter(), time.process_time()
+        out = fn()
+        return out, (time.perf_counter() - wall, time.process_time() - cpu)
+
     for name in args.names:
         model = _randomize(zoo.load(name, input_size=args.size, pad_value=args.pad_value))
         batch, _ = verification_batch(model, args.size)
         with tempfile.TemporaryDirectory() as folder:
-            t = time.perf_counter()
-            tfl = converters.to_tflite(model, os.path.join(folder, "m.tflite"), verify=False)
-            convert_s = time.perf_counter() - t
+            tfl, convert = timed(lambda: converters.to_tflite(model, os.path.join(folder, "m.tflite"), verify=False))
             flatbuffer = open(tfl.path, "rb").read()
-            t = time.perf_counter()
-            check_tflite(model, flatbuffer, batch)
-            layers_s = time.perf_counter() - t
-            t = time.perf_counter()
-            reference_outputs(model, batch), tflite_predict(flatbuffer, batch)
-            end_s = time.perf_counter() - t
-            rows.append((name, "tflite", convert_s, layers_s, end_s))
-            t = time.perf_counter()
-            onx = converters.to_onnx(model, os.path.join(folder, "m.onnx"), bitpack=True, verify=False)
-            convert_s = time.perf_counter() - t
-            t = time.perf_counter()
-            result = verify_onnx_layerwise(model, onnx.load(onx.path), batch)
-            layers_s = time.perf_counter() - t
+            _, layers = timed(lambda: check_tflite(model, flatbuffer, batch))
+            _, end = timed(lambda: (reference_outputs(model, batch), tflite_predict(flatbuffer, batch)))
+            rows.append((name, "tflite", convert, layers, end))
+            onx, convert = timed(lambda: converters.to_onnx(model, os.path.join(folder, "m.onnx"), bitpack=True,
+                                                           verify=False))
+            result, layers = timed(lambda: verify_onnx_layerwise(model, onnx.load(onx.path), batch))
             assert result.ok, result.error("onnx")
-            t = time.perf_counter()
-            reference_outputs(model, batch), onnx_predict(onx.path, batch)
-            end_s = time.perf_counter() - t
-            rows.append((name, "onnx", convert_s, layers_s, end_s))
-    print(f"{len(batch)} images of {args.size}x{args.size}, pad_value={args.pad_value}, seconds (one run each)")
-    print(f"{'model':<24} {'format':<7} {'convert':>8} {'layer-wise':>11} {'end-to-end':>11}")
-    for name, fmt, c, lw, e in rows:
-        print(f"{name:<24} {fmt:<7} {c:8.1f} {lw:11.1f} {e:11.1f}")
-
+            _, end = timed(lambda: (reference_outputs(model, batch), onnx_predict(onx.path, batch)))
+            rows.append((name, "onnx", convert, layers, end))
+    print(f"{len(batch)} images of {args.size}x{args.size}, pad_value={args.pad_value}; seconds, wall / CPU, one run each")
+    print(f"{'model':<16} {'format':<7} {'convert':>13} {'layer-wise':>13} {'end-to-end':>13}")
+    for name, fmt, *times in rows:
+        print(f"{name:<16} {fmt:<7} " + " ".join(f"{w:6.1f} /{c:6.1f}" for w, c in times))
 
 if __name__ == "__main__":
     main()

@@ -59,23 +59,23 @@ class ZeroPadCorrectedConv2D(lq.layers.QuantConv2D):
     zero-padded (``pad_values=0``) binary convolutions wrong when the input map is
     smaller than the kernel (1x1 or 2x2 under 3x3); +1 padding is exact at every size
     (measured by tests/test_layerwise.py, whose plain zero-padded LCE file fails on
-    exactly those layers). On such a map this layer pads with +1
-    and subtracts the exact constant the padded taps added::
+    exactly those layers). On such a map this layer pads with +1 and subtracts the exact
+    constant the padded taps added::
 
         out_pad0 = out_pad1 - conv(padding mask, sign(kernel))    # (1, H, W, filters)
 
     (the mask is 1 on the padded border, 0 inside). The constant depends on the kernel
     only, so LCE's converter folds it: the file holds an ``LceBconv2d`` with +1 padding
     followed by one ``SUB`` of a constant (between two ``RESHAPE``; on a 1x1 map the
-    constant is per channel and LCE folds it into the op's bias). Maps at least as large as the kernel keep
-    plain zero padding (exact in LCE, no extra op). Weights, their names and the
+    constant is per channel and LCE folds it into the op's bias). Maps at least as large
+    as the kernel keep plain zero padding (exact in LCE, no extra op). Weights, their names and the
     outputs are those of ``QuantConv2D(pad_values=0)``, gradients included.
 
     Build it through :func:`binary_conv` (``pad_value=0.0``) on an input of known side.
 
     Raises:
-        ValueError: At build time, for grouped or dilated convolutions on a small map
-            (the correction is written for plain convolutions), naming the layer.
+        ValueError: At build time, for an input of unknown side, or grouped or dilated
+            convolutions on a small map (the correction is written for plain ones), naming the layer.
     """
 
     def __init__(self, *args, pad_values: float = 0.0, **kwargs) -> None:
@@ -85,8 +85,11 @@ class ZeroPadCorrectedConv2D(lq.layers.QuantConv2D):
         self.corrected = False
 
     def build(self, input_shape) -> None:
-        sides = [d for d in tf.TensorShape(input_shape)[1:3]]
-        small = self.padding == "same" and any(d is None or d < k for d, k in zip(sides, self.kernel_size))
+        sides = list(tf.TensorShape(input_shape)[1:3])
+        if None in sides:
+            raise ValueError(f"{self.name}: a zero-padded binary convolution needs an input of known side "
+                             "(LCE 0.16 computes it wrong on maps smaller than the kernel)")
+        small = self.padding == "same" and any(d < k for d, k in zip(sides, self.kernel_size))
         if small:
             if self.groups != 1 or tuple(self.dilation_rate) != (1, 1):
                 raise ValueError(f"{self.name}: a grouped or dilated zero-padded binary convolution on a "
