@@ -92,12 +92,13 @@ def add_verify_arguments(parser: argparse.ArgumentParser) -> None:
     """Adds the arguments of ``bnnzoo verify`` to ``parser``."""
     parser.add_argument("file", metavar="FILE", help="an exported .tflite or .onnx file")
     parser.add_argument("--model", metavar="NAME[.TAG]",
-                        help="its source: a registered model, NAME.TAG for registered weights; with --weights, the "
-                             "architecture of a checkpoint that has no config.json beside it")
+                        help="its source: NAME.TAG (registered weights; NAME alone: its default weights); with "
+                             "--weights, the architecture of a checkpoint that has no config.json beside it")
     parser.add_argument("--weights", metavar="W", help="its source's weights: a .safetensors file or hf-hub:owner/repo")
 
 
 def _verify_source(args: argparse.Namespace, input_size: int):
+    """The source model of ``bnnzoo verify``: trained weights only (initialised ones differ on every run)."""
     import json
 
     import zoo
@@ -112,7 +113,11 @@ def _verify_source(args: argparse.Namespace, input_size: int):
         return zoo.load(name, weights=args.weights, input_size=input_size)
     if not args.model:
         raise ValueError("name the file's source with --model NAME[.TAG] or --weights W")
-    return zoo.load(args.model, input_size=None if "." in args.model else input_size)
+    name = args.model if "." in args.model else _default_weights(args.model)
+    if not name:  # initialised weights differ on every run: nothing to compare a file with
+        raise ValueError(f"{args.model} has no default weights: name the file's weights with --model "
+                         f"{args.model}.TAG or --weights W")
+    return zoo.load(name)
 
 
 def _input_side(path: str, fmt: str) -> int:
