@@ -133,10 +133,12 @@ def _bconvs(model_t, modules: set) -> list[dict]:
             continue
         options = flex.Loads(bytes(bytearray(op.customOptions)))
         out = sg.tensors[op.outputs[0]]
-        names = [out.name.decode(), sg.tensors[op.inputs[0]].name.decode()]
+        # The input signs are named after the layer whose input quantizer made them: the conv itself
+        # (its output may carry the names of the ops LCE fused after it, the next conv's included).
+        names = [sg.tensors[op.inputs[0]].name.decode(), out.name.decode()]
         module = _module_of(names, modules)
         if module is None:
-            raise ConversionError(f"cannot tell which module the LceBconv2d writing {names[0]!r} computes "
+            raise ConversionError(f"cannot tell which module the LceBconv2d writing {names[1]!r} computes "
                                   "(its tensor names carry no layer name of the model)")
         if any(b["module"] == module for b in found):
             raise ConversionError(f"two LceBconv2d ops name the module {module}; cannot verify them apart")
