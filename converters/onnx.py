@@ -343,8 +343,8 @@ def to_onnx(model, path: str, *, input_size: Optional[int] = None, bitpack: bool
         input_size: Input side the graph is exported for (defaults to the model's).
         bitpack: Store binary convolutions' weights at 1 bit (see module docs).
         opset: ONNX opset, 17 or newer (``BitwiseAnd`` for ``bitpack`` needs 18).
-        verify: Compare onnxruntime's outputs with the PyTorch model's (tolerances
-            in ``converters.verify``).
+        verify: Check the file layer by layer in onnxruntime against the PyTorch
+            model (``converters.layerwise``), then compare its outputs end to end.
 
     Returns:
         The report of the conversion.

@@ -1,4 +1,4 @@
-"""Export to a TFLite flatbuffer for Larq Compute Engine, checked op by op.
+"""Export to a TFLite flatbuffer for Larq Compute Engine, checked layer by layer.
 
 The PyTorch model goes through its Keras (larq) twin and LCE's converter. The
 flatbuffer is then parsed and must hold exactly one ``LceBconv2d`` per binary
@@ -296,9 +296,10 @@ def to_tflite(model, path: str, *, input_size: Optional[int] = None, verify: boo
             Keras model (binary layers carry ``zoo_is_binary``).
         path: Output file; written atomically, only once every check passed.
         input_size: Input side of the file (defaults to the model's).
-        verify: Compare the file's outputs with the source model's (see
-            ``converters.verify`` for the tolerances). The ``LceBconv2d`` count is
-            checked either way.
+        verify: Check the file layer by layer against the source model on LCE's
+            optimized, indirect-bgemm and reference kernels (``converters.layerwise``),
+            then compare its outputs end to end (``converters.verify``). The
+            ``LceBconv2d`` count is checked either way.
         target: LCE target, ``"arm"`` or ``"xcore"``.
 
     Returns:
@@ -306,7 +307,7 @@ def to_tflite(model, path: str, *, input_size: Optional[int] = None, verify: boo
 
     Raises:
         ConversionError: LCE failed, ``LceBconv2d`` count differs from the model's
-            binary convolutions, or verification is past tolerance.
+            binary convolutions, or verification failed (the first divergent layer named).
         FileNotFoundError: The output folder does not exist.
     """
     import zoo
