@@ -194,6 +194,16 @@ def _payload_bytes(path) -> int:
     return sum(m.Buffers(i).DataLength() for i in range(m.BuffersLength()))
 
 
+def _float_output_bconvs(path, model) -> int:
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    from converters.layerwise import binary_modules
+    from converters.tflite import _bconvs
+
+    model_t = flatbuffer_utils.read_model_from_bytearray(bytearray(open(path, "rb").read()))
+    return sum(not b["packed_output"] for b in _bconvs(model_t, set(binary_modules(model))))
+
+
 def _bn_unfused_bytes(model) -> int:
     """ONNX keeps each BatchNorm's 4 floats per channel where TFLite folds them to 2 (a multiplier and a bias)."""
     return sum(8 * m.num_features for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d))
@@ -218,7 +228,10 @@ def test_every_registered_model_converts_and_verifies(name, tmp_path):
         return
     tfl = converters.to_tflite(model, tmp_path / f"{name}.tflite")
     assert tfl.lce_bconv2d == binary and len(tfl.layers) == 3 and all(r.ok for r in tfl.layers)
-    assert sum(c.op == "LceBconv2d" for c in tfl.layers[0].checks) == binary
+    # Every binary conv's input signs are checked; its outputs too, unless LCE writes them bit-packed
+    # straight into the next conv (they are then that conv's input signs).
+    assert sum(c.op.startswith("input signs") for c in tfl.layers[0].checks) == binary
+    assert sum(c.op == "LceBconv2d" for c in tfl.layers[0].checks) == _float_output_bconvs(tfl.path, model)
     assert _payload_bytes(onx.path) <= 1.1 * (_payload_bytes(tfl.path) + _bn_unfused_bytes(model)), name
     size = model.zoo_config.input_size
     x = np.random.default_rng(1).standard_normal((2, 3, size, size)).astype(np.float32)
