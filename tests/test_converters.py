@@ -1,7 +1,7 @@
 """Tests of the export pipeline (``converters``): formats, TFLite/ONNX conversion,
 the LceBconv2d check, bit-packing, verification, atomic output and the CLI.
 
-Tiny models keep the file fast; the one full-size check is marked ``slow``.
+Tiny models keep the file fast; the full-size checks are marked ``slow``.
 """
 
 from __future__ import annotations
