@@ -1,4 +1,5 @@
-"""``bnnzoo convert``: export a registered model or a checkpoint, verified.
+"""``bnnzoo convert``: export a registered model or a checkpoint, verified; ``bnnzoo verify``:
+re-check an existing export against its source, layer by layer.
 
 Examples::
 
@@ -6,6 +7,8 @@ Examples::
     bnnzoo convert realtobinary_resnet18 --to onnx --bitpack -o r2b.onnx
     bnnzoo convert run/best.safetensors --arch meliusnet22 --to tflite --pad-value 0
     bnnzoo convert my_models.py:MyBNN --weights run7/model.safetensors --input-size 96 --to tflite
+    bnnzoo verify meliusnet22.tflite --model meliusnet22.larq_in1k
+    bnnzoo verify r2b.onnx --weights run/model.safetensors
 
 ``FILE.py:CLASS`` imports the Python file you name (it runs as any import does) and builds
 ``CLASS()``: any PyTorch module made of the zoo's layers and plain torch ops converts,
@@ -22,7 +25,7 @@ import sys
 from .formats import FORMATS, get_format, require_extra
 from .verify import ConversionError
 
-__all__ = ["add_convert_arguments", "run_convert", "load_module_from_file"]
+__all__ = ["add_convert_arguments", "run_convert", "load_module_from_file", "add_verify_arguments", "run_verify"]
 
 _FILE_CLASS = re.compile(r"(?P<file>.+\.py):(?P<cls>[A-Za-z_]\w*)")
 
@@ -188,3 +191,89 @@ def _default_weights(source: str) -> str:
         return lookup(get_config(source), "default")[0]
     except WeightMismatchError:
         return ""
+
+
+def add_verify_arguments(parser: argparse.ArgumentParser) -> None:
+    """Adds the arguments of ``bnnzoo verify`` to ``parser``."""
+    parser.add_argument("file", metavar="FILE", help="an exported .tflite or .onnx file")
+    parser.add_argument("--model", metavar="NAME[.TAG]",
+                        help="its source: NAME.TAG (registered weights; NAME alone: its default weights); with "
+                             "--weights, the architecture of a checkpoint that has no config.json beside it")
+    parser.add_argument("--weights", metavar="W", help="its source's weights: a .safetensors file or hf-hub:owner/repo")
+
+
+def _verify_source(args: argparse.Namespace, input_size: int):
+    """The source model of ``bnnzoo verify``: trained weights only (initialised ones differ on every run)."""
+    import zoo
+    from zoo.fileio import read_json
+
+    if args.weights:
+        name = args.model
+        config = os.path.join(os.path.dirname(os.path.abspath(args.weights)), "config.json")
+        if name is None and os.path.isfile(config):
+            name = read_json(config, "config").get("name")
+        if name is None:
+            raise ValueError(f"{args.weights} has no config.json beside it: name its architecture with --model")
+        return zoo.load(name, weights=args.weights, input_size=input_size)
+    if not args.model:
+        raise ValueError("name the file's source with --model NAME[.TAG] or --weights W")
+    name = args.model if "." in args.model else _default_weights(args.model)
+    if not name:  # initialised weights differ on every run: nothing to compare a file with
+        raise ValueError(f"{args.model} has no default weights: name the file's weights with --model "
+                         f"{args.model}.TAG or --weights W")
+    return zoo.load(name)
+
+
+def _input_side(path: str, fmt: str) -> int:
+    if fmt == "tflite":
+        import tflite
+
+        with open(path, "rb") as f:
+            model = tflite.Model.GetRootAsModel(f.read(), 0)
+        sg = model.Subgraphs(0)
+        return int(sg.Tensors(sg.Inputs(0)).ShapeAsNumpy()[1])
+    import onnx
+
+    dims = onnx.load(path, load_external_data=False).graph.input[0].type.tensor_type.shape.dim
+    return int(dims[2].dim_value)
+
+
+def run_verify(args: argparse.Namespace) -> int:
+    """Runs ``bnnzoo verify``: prints the layer-wise table of every runtime. Exit status 1 on a mismatch."""
+    import numpy as np
+
+    from .layerwise import raise_first
+    from .verify import compare, reference_outputs, verification_batch
+
+    fmt = os.path.splitext(args.file)[1].lstrip(".").lower()
+    if fmt not in ("tflite", "onnx"):
+        raise ValueError(f"{args.file} is neither a .tflite nor an .onnx file")
+    if not os.path.isfile(args.file):
+        raise FileNotFoundError(f"{args.file} does not exist")
+    model = _verify_source(args, _input_side(args.file, fmt))
+    batch, data = verification_batch(model, _input_side(args.file, fmt))
+    if fmt == "tflite":
+        from .tflite import tflite_predict, verify_tflite_layerwise
+
+        with open(args.file, "rb") as f:
+            flatbuffer = f.read()
+        results = verify_tflite_layerwise(model, flatbuffer, batch)
+        exported = tflite_predict(flatbuffer, batch)
+    else:
+        import onnx
+
+        from .onnx import onnx_predict, verify_onnx_layerwise
+
+        results = [verify_onnx_layerwise(model, onnx.load(args.file), batch)]
+        exported = onnx_predict(args.file, batch)
+    for r in results:
+        print(f"{args.file} on {r.runtime}:\n{r.table()}\n")
+    diff, agreement = compare(reference_outputs(model, batch), np.asarray(exported))
+    print(f"end to end: max |diff| {diff:.3g}, top-1 agreement {agreement:.2f} on {len(batch)} images ({data})")
+    try:
+        raise_first(results, fmt)
+    except ConversionError as e:
+        print(f"bnnzoo verify: mismatch: {str(e).replace('; nothing was written', '')}")
+        return 1
+    print(f"{args.file} matches its source layer by layer on {', '.join(r.runtime for r in results)}")
+    return 0

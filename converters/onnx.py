@@ -23,10 +23,12 @@ import numpy as np
 
 from zoo.fileio import atomic_write
 
+from .layerwise import FileOp, LayerwiseResult, check_layerwise
 from .verify import (ConversionError, ConversionReport, check_target, reference_outputs, verification_batch,
                      verify_outputs)
 
-__all__ = ["to_onnx", "export_proto", "strip_metadata", "bitpack_binary_convs", "onnx_predict"]
+__all__ = ["to_onnx", "export_proto", "strip_metadata", "unfold_outer_scales", "bitpack_binary_convs", "onnx_predict",
+           "verify_onnx_layerwise"]
 
 _SHARED = "bitpack_"  # prefix of the constants every unpacking shares
 
@@ -151,6 +153,54 @@ def _folded_match(initializer, signs: dict[str, np.ndarray], done: set, scales: 
     return []
 
 
+def unfold_outer_scales(proto, model) -> int:
+    """Computes each learned (C, H, W) scale from its three 1-D factors in the graph; in place.
+
+    The exporter folds ``LearnedRescale``'s outer product ``scale_c x scale_h x scale_w``
+    (the strong baseline's XNOR-Net++ factors) into one constant per layer: 6 MB of the
+    full-size strong baseline's file, more than its bit-packed binary weights. Storing the
+    factors and two ``Mul`` nodes instead keeps the file at the size of its parameters;
+    runtimes fold the product once, at session creation.
+
+    Returns:
+        How many constants were unfolded.
+    """
+    import torch
+    from onnx import helper, numpy_helper
+
+    from zoo.torch.realtobinary import LearnedRescale
+
+    graph = proto.graph
+    by_value = {}
+    with torch.no_grad():
+        for name, m in model.named_modules():
+            if isinstance(m, LearnedRescale):
+                c, h, w = (getattr(m, f"scale_{k}").numpy().astype(np.float32) for k in "chw")
+                by_value[name] = (c, h, w, c[:, None, None] * h[None, :, None] * w[None, None, :])
+    new_nodes, done = [], 0
+    for init in list(graph.initializer):
+        if init.data_type != 1 or len(init.dims) != 3 or not by_value:
+            continue
+        value = numpy_helper.to_array(init)
+        hit = next((k for k, v in by_value.items() if v[3].shape == value.shape
+                    and np.allclose(v[3], value, rtol=1e-6, atol=0)), None)
+        if hit is None:
+            continue
+        c, h, w, _ = by_value.pop(hit)
+        names = [f"{hit}.scale_{k}" for k in "chw"]
+        graph.initializer.remove(init)
+        graph.initializer.extend([numpy_helper.from_array(c.reshape(-1, 1, 1), names[0]),
+                                  numpy_helper.from_array(h.reshape(1, -1, 1), names[1]),
+                                  numpy_helper.from_array(w.reshape(1, 1, -1), names[2])])
+        new_nodes += [helper.make_node("Mul", names[:2], [f"{hit}.scale_ch"]),
+                      helper.make_node("Mul", [f"{hit}.scale_ch", names[2]], [init.name])]
+        done += 1
+    nodes = new_nodes + list(graph.node)  # they read initializers only: the graph stays sorted
+    del graph.node[:]
+    graph.node.extend(nodes)
+    return done
+
+
 def _prune(graph) -> None:
     """Removes nodes whose outputs nothing uses, then unused initializers and value infos."""
     needed = {o.name for o in graph.output}
@@ -178,6 +228,37 @@ def strip_metadata(proto) -> None:
         item.doc_string = ""
 
 
+def _binary_conv_nodes(graph, signs: dict[str, np.ndarray], scales: Optional[dict] = None) -> list[tuple]:
+    """``(Conv node, "<module>.weight")`` of each binary convolution whose weights the graph computes.
+
+    A Conv is binary when its weight derives from exactly one binary module's weight
+    initializer (through the exporter's sign nodes, or the unpacking of ``bitpack``),
+    or, for small layers the exporter folded, holds that module's ±1 values times one
+    factor per output channel (recorded in ``scales``, see :func:`_folded_match`).
+    """
+    scales = {} if scales is None else scales
+    initializers = {i.name for i in graph.initializer}
+    producers = {o: node for node in graph.node for o in node.output}
+    by_name = {i.name: i for i in graph.initializer}
+    done: set = set()
+    found = []
+    for node in graph.node:
+        if node.op_type != "Conv":
+            continue
+        unpacked = node.input[1][:-len("_unpacked")] if node.input[1].endswith("_unpacked") else None
+        if unpacked in signs and unpacked not in done:
+            hit = [unpacked]
+        else:
+            sources = _constant_sources(graph, node.input[1], producers, initializers)
+            hit = [s for s in (sources or ()) if s in signs and s not in done]
+            if not hit and node.input[1] in initializers:
+                hit = _folded_match(by_name[node.input[1]], signs, done, scales)
+        if len(hit) == 1:
+            done.add(hit[0])
+            found.append((node, hit[0]))
+    return found
+
+
 def bitpack_binary_convs(proto, model) -> int:
     """Replaces each binary conv's float weights in ``proto`` by packed bits; in place.
 
@@ -193,29 +274,16 @@ def bitpack_binary_convs(proto, model) -> int:
     """
     graph = proto.graph
     signs, scales = _binary_signs(model)
-    initializers = {i.name for i in graph.initializer}
-    producers = {o: node for node in graph.node for o in node.output}
-    by_name = {i.name: i for i in graph.initializer}
-    done: set = set()
-    packed = 0
     _shared_constants(graph)
     new_nodes = []
-    for node in graph.node:
-        if node.op_type != "Conv":
-            continue
-        sources = _constant_sources(graph, node.input[1], producers, initializers)
-        hit = [s for s in (sources or ()) if s in signs and s not in done]
-        if not hit and node.input[1] in initializers:
-            hit = _folded_match(by_name[node.input[1]], signs, done, scales)
-        if len(hit) != 1:
-            continue
-        done.add(hit[0])
-        prefix = f"{hit[0]}_unpacked"
-        inits, nodes = _unpack_nodes(prefix, signs[hit[0]])
-        if hit[0] in scales:  # sign * scale, the scale stored float (one number per output channel)
+    packed = 0
+    for node, weight in _binary_conv_nodes(graph, signs, scales):
+        prefix = f"{weight}_unpacked"
+        inits, nodes = _unpack_nodes(prefix, signs[weight])
+        if weight in scales:  # sign * scale, the scale stored float (one number per output channel)
             from onnx import helper, numpy_helper
 
-            inits.append(numpy_helper.from_array(scales[hit[0]], f"{prefix}_scale"))
+            inits.append(numpy_helper.from_array(scales[weight], f"{prefix}_scale"))
             nodes[-1].output[0] = f"{prefix}_signs"
             nodes.append(helper.make_node("Mul", [f"{prefix}_signs", f"{prefix}_scale"], [prefix]))
         graph.initializer.extend(inits)
@@ -231,6 +299,74 @@ def bitpack_binary_convs(proto, model) -> int:
     graph.node.extend(nodes)
     _prune(graph)
     return packed
+
+
+def _exposed(proto, model) -> tuple[bytes, list[tuple[str, str, str]]]:
+    """A copy of ``proto`` whose outputs add each binary Conv's input signs (before padding), its output and
+    its kernel (unless an initializer).
+
+    Returns:
+        The serialized copy and ``(module, signs tensor, conv output, kernel)`` per binary convolution.
+    """
+    import onnx
+    from onnx import TensorProto, helper
+
+    copy = onnx.ModelProto()
+    copy.CopyFrom(proto)
+    graph = copy.graph
+    producers = {o: node for node in graph.node for o in node.output}
+    exposed = []
+    for node, weight in _binary_conv_nodes(graph, *_binary_signs(model)):
+        signs = node.input[0]
+        pad = producers.get(signs)
+        if pad is not None and pad.op_type == "Pad":  # the module's padding, applied to its signs
+            signs = pad.input[0]
+        exposed.append((weight[:-len(".weight")], signs, node.output[0], node.input[1]))
+    names = {o.name for o in graph.output} | {i.name for i in graph.initializer}
+    for _, signs, out, kernel in exposed:
+        for name in (signs, out, kernel):
+            if name not in names:
+                graph.output.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, None))
+                names.add(name)
+    return copy.SerializeToString(), exposed
+
+
+def _channel_factor(kernel: np.ndarray, module) -> np.ndarray:
+    """``(1, C, 1, 1)``: the file's ``kernel`` over the module's weight signs, per output channel."""
+    own = np.where(module.weight.detach().numpy() >= 0, 1.0, -1.0)
+    kernel = np.asarray(kernel, np.float64).reshape(len(own), -1)
+    own = own.reshape(len(own), -1)
+    return (kernel[:, 0] / own[:, 0]).reshape(1, -1, 1, 1)
+
+
+def verify_onnx_layerwise(model, proto, x_nchw: np.ndarray, threads: int = 1) -> LayerwiseResult:
+    """Checks an ONNX graph layer by layer against its PyTorch source in onnxruntime (``converters.layerwise``).
+
+    Raises:
+        ConversionError: A binary convolution of the model has no binary Conv in the graph.
+    """
+    import onnxruntime as ort
+
+    data, exposed = _exposed(proto, model)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.log_severity_level = 3
+    session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+    from onnx import numpy_helper
+
+    stored = {i.name: i for i in proto.graph.initializer}
+    wanted = [session.get_outputs()[0].name] + [n for _, s, o, k in exposed for n in (s, o, k) if n not in stored]
+    values = dict(zip(wanted, session.run(wanted, {session.get_inputs()[0].name: x_nchw})))
+    values.update({k: numpy_helper.to_array(stored[k]) for _, _, _, k in exposed if k in stored})
+    modules = dict(model.named_modules())
+    ops = {}
+    for m, s, o, k in exposed:
+        # The file's kernel is the module's signs times one factor per output channel: its quantizer's
+        # scale, and a BatchNorm the exporter may have folded in; the sums are compared through it.
+        factor = _channel_factor(values[k], modules[m])
+        ops[m] = FileOp(m, "Conv", values[s], values[o], modules[m].pad_value,
+                        post=lambda sums, f=factor: sums * f, scale=np.abs(factor))
+    return check_layerwise(model, x_nchw, ops, values[wanted[0]], "onnxruntime (CPU)")
 
 
 def onnx_predict(path: str, x_nchw: np.ndarray, threads: int = 1) -> np.ndarray:
@@ -254,8 +390,8 @@ def to_onnx(model, path: str, *, input_size: Optional[int] = None, bitpack: bool
         input_size: Input side the graph is exported for (defaults to the model's).
         bitpack: Store binary convolutions' weights at 1 bit (see module docs).
         opset: ONNX opset, 17 or newer (``BitwiseAnd`` for ``bitpack`` needs 18).
-        verify: Compare onnxruntime's outputs with the PyTorch model's (tolerances
-            in ``converters.verify``).
+        verify: Check the file layer by layer in onnxruntime against the PyTorch
+            model (``converters.layerwise``), then compare its outputs end to end.
 
     Returns:
         The report of the conversion.
@@ -279,10 +415,11 @@ def to_onnx(model, path: str, *, input_size: Optional[int] = None, bitpack: bool
     expected = zoo.measure(model, size).binary_convs
     proto = export_proto(model, size, opset)
     strip_metadata(proto)
+    unfold_outer_scales(proto, model)
     packed = bitpack_binary_convs(proto, model) if bitpack else 0
     batch, data = verification_batch(model, size) if verify else (np.zeros((0,)), "")
     reference = reference_outputs(model, batch) if verify else None
-    result: dict = {"diff": float("nan"), "agreement": float("nan"), "boxes": float("nan")}
+    result: dict = {"diff": float("nan"), "agreement": float("nan"), "boxes": float("nan"), "layers": ()}
 
     def write(tmp: str) -> None:
         onnx.save_model(proto, tmp)
@@ -294,9 +431,14 @@ def to_onnx(model, path: str, *, input_size: Optional[int] = None, bitpack: bool
             raise ConversionError(f"the exported ONNX graph is invalid: {str(e).strip().splitlines()[0]}") from e
         if not verify:
             return
+        layers = verify_onnx_layerwise(model, onnx.load(tmp), batch)
+        if not layers.ok:
+            raise ConversionError(layers.error("onnx"))
+        result["layers"] = (layers,)
         result["diff"], result["agreement"], result["boxes"] = verify_outputs(
             "onnx", model, reference, onnx_predict(tmp, batch))
 
     nbytes = atomic_write(path, write, check)
     return ConversionReport("onnx", path, nbytes, expected, packed, 0, time.perf_counter() - start,
-                            result["diff"], result["agreement"], len(batch), size, result["boxes"], data)
+                            result["diff"], result["agreement"], len(batch), size, result["boxes"], data,
+                            layers=result["layers"])

@@ -1,4 +1,4 @@
-"""Export to a TFLite flatbuffer for Larq Compute Engine, checked op by op.
+"""Export to a TFLite flatbuffer for Larq Compute Engine, checked layer by layer.
 
 The PyTorch model goes through its Keras (larq) twin and LCE's converter. The
 flatbuffer is then parsed and must hold exactly one ``LceBconv2d`` per binary
@@ -11,19 +11,32 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from typing import Optional
+from typing import Optional, Sequence
 
 import numpy as np
 
 from zoo.fileio import atomic_write
 
+from .layerwise import FileOp, LayerwiseResult, binary_modules, check_layerwise, raise_first
 from .verify import (ConversionError, ConversionReport, check_target, reference_outputs, verification_batch,
                      verify_outputs)
 
-__all__ = ["to_tflite", "op_counts", "binary_convs_of", "tflite_predict", "INTERPRETER_FLAGS"]
+__all__ = ["to_tflite", "op_counts", "binary_convs_of", "tflite_predict", "INTERPRETER_FLAGS", "LCE_RUNTIMES",
+           "verify_tflite_layerwise"]
 
 # Flags of LCE's interpreter used for verification (the defaults).
 INTERPRETER_FLAGS = dict(num_threads=1, use_reference_bconv=False, use_indirect_bgemm=False, use_xnnpack=False)
+# Every file is checked layer by layer on each of these; the reference kernel last (see raise_first).
+LCE_RUNTIMES = {
+    "LCE's optimized kernels": {},
+    "LCE's optimized kernels (indirect bgemm)": {"use_indirect_bgemm": True},
+    "LCE's reference kernel": {"use_reference_bconv": True},
+}
+# Images of the verification batch the reference kernel runs (it is several times slower than the others).
+REFERENCE_IMAGES = 2
+# LCE 0.16 measured: zero-padded binary convs on maps smaller than the kernel are wrong on the optimized kernels.
+_SMALL_MAP_HINT = ("LCE 0.16's optimized kernels compute zero-padded binary convolutions on maps smaller than "
+                   "the kernel wrong; zoo.keras.layers.binary_conv corrects them (+1 padding and a constant)")
 
 
 def op_counts(flatbuffer: bytes) -> Counter:
@@ -82,6 +95,155 @@ def tflite_predict(flatbuffer: bytes, x_nchw: np.ndarray, **flags) -> np.ndarray
     return np.asarray(interpreter.predict(np.ascontiguousarray(x_nchw.transpose(0, 2, 3, 1))))
 
 
+def _unpack_signs(words: np.ndarray, channels: int) -> np.ndarray:
+    """LCE's bit-packed NHWC int32 words (bit 1 = -1, channel 32 w + j in bit j of word w) as NCHW ±1."""
+    bits = np.unpackbits(np.ascontiguousarray(words).view(np.uint8).reshape(*words.shape[:-1], -1), axis=-1,
+                         bitorder="little")[..., :channels]
+    return (1.0 - 2.0 * bits).astype(np.float32).transpose(0, 3, 1, 2)
+
+
+def _module_of(names: Sequence[str], modules: set) -> Optional[str]:
+    """The first module path among the '/'-parts of TFLite tensor names (Keras layer names = module paths)."""
+    for name in names:
+        for part in name.split(";"):
+            for piece in part.split("/"):
+                if piece in modules:
+                    return piece
+    return None
+
+
+def _constant(model_t, tensor: int) -> Optional[np.ndarray]:
+    if tensor < 0:
+        return None
+    t = model_t.subgraphs[0].tensors[tensor]
+    data = model_t.buffers[t.buffer].data
+    if data is None or not len(data):
+        return None
+    return np.frombuffer(bytes(bytearray(data)), np.float32).reshape(t.shape)
+
+
+# TFLite's fused activations (ActivationFunctionType) as the clamps they are.
+_ACTIVATIONS = {0: (-np.inf, np.inf), 1: (0.0, np.inf), 2: (-1.0, 1.0), 3: (0.0, 6.0)}
+
+
+def _bconvs(model_t, modules: set) -> list[dict]:
+    """The ``LceBconv2d`` ops of a parsed flatbuffer: tensors, fused post-ops and source module."""
+    import flatbuffers.flexbuffers as flex
+
+    sg = model_t.subgraphs[0]
+    found = []
+    for op in sg.operators:
+        code = model_t.operatorCodes[op.opcodeIndex].customCode
+        if code is None or code.decode() != "LceBconv2d":
+            continue
+        options = flex.Loads(bytes(bytearray(op.customOptions)))
+        out = sg.tensors[op.outputs[0]]
+        # The input signs are named after the layer whose input quantizer made them: the conv itself
+        # (its output may carry the names of the ops LCE fused after it, the next conv's included).
+        names = [sg.tensors[op.inputs[0]].name.decode(), out.name.decode()]
+        module = _module_of(names, modules)
+        if module is None:
+            raise ConversionError(f"cannot tell which module the LceBconv2d writing {names[1]!r} computes "
+                                  "(its tensor names carry no layer name of the model)")
+        if any(b["module"] == module for b in found):
+            raise ConversionError(f"two LceBconv2d ops name the module {module}; cannot verify them apart")
+        low, high = _ACTIVATIONS.get(options.get("fused_activation_function", 0), (None, None))
+        if low is None:
+            raise ConversionError(f"LceBconv2d of {module} has an unknown fused activation; cannot verify it")
+        found.append(dict(module=module, input=op.inputs[0], output=op.outputs[0], packed_output=out.type != 0,
+                          multiplier=_constant(model_t, op.inputs[2]), bias=_constant(model_t, op.inputs[3]),
+                          pad_value=float(options.get("pad_values", 0)), clamp=(low, high),
+                          channels=int(options["channels_in"])))
+    return found
+
+
+def _exposed(flatbuffer: bytes, modules: set) -> tuple[bytes, list[dict]]:
+    """The flatbuffer with every ``LceBconv2d``'s input and output added to the subgraph's outputs."""
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model_t = flatbuffer_utils.read_model_from_bytearray(bytearray(flatbuffer))
+    bconvs = _bconvs(model_t, modules)
+    sg = model_t.subgraphs[0]
+    outputs = list(sg.outputs)
+    for b in bconvs:
+        outputs += [b["input"], b["output"]]
+    sg.outputs = outputs
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model_t)), bconvs
+
+
+def _file_ops(bconvs: list[dict], values: list[np.ndarray]) -> dict[str, FileOp]:
+    ops = {}
+    for b, (inputs, outputs) in zip(bconvs, zip(values[0::2], values[1::2])):
+        mult = np.ones(()) if b["multiplier"] is None else b["multiplier"].astype(np.float64)
+        bias = np.zeros(()) if b["bias"] is None else b["bias"].astype(np.float64)
+        low, high = b["clamp"]
+        m, c = mult.reshape(-1, 1, 1) if mult.ndim else mult, bias.reshape(-1, 1, 1) if bias.ndim else bias
+
+        def post(s, m=m, c=c, low=low, high=high):
+            return np.clip(s * m + c, low, high)
+
+        ops[b["module"]] = FileOp(
+            b["module"], "LceBconv2d", _unpack_signs(inputs, b["channels"]),
+            None if b["packed_output"] else np.asarray(outputs, np.float32).transpose(0, 3, 1, 2),
+            b["pad_value"], post, m)
+    return ops
+
+
+def verify_tflite_layerwise(model, flatbuffer: bytes, x_nchw: np.ndarray,
+                            runtimes: Optional[dict] = None) -> list[LayerwiseResult]:
+    """Checks a flatbuffer layer by layer against its PyTorch source on every LCE runtime.
+
+    The reference kernel, slow and there to tell LCE's bugs from the file's, runs on the
+    first :data:`REFERENCE_IMAGES` images; a runtime whose exposed tensors equal the
+    previous one's bit for bit reuses its checks (no second PyTorch pass).
+
+    Args:
+        model: The zoo PyTorch model the file was converted from.
+        flatbuffer: The file's bytes.
+        x_nchw: The batch to check on.
+        runtimes: Names -> interpreter flags (default :data:`LCE_RUNTIMES`, reference last).
+
+    Returns:
+        One :class:`converters.layerwise.LayerwiseResult` per runtime.
+
+    Raises:
+        ConversionError: The interpreter refuses the file, or an op cannot be mapped to the model.
+    """
+    from larq_compute_engine.tflite.python.interpreter import Interpreter
+
+    exposed, bconvs = _exposed(flatbuffer, set(binary_modules(model)))
+    results: list[LayerwiseResult] = []
+    previous: tuple = (None, None, None)
+    for runtime, flags in (runtimes or LCE_RUNTIMES).items():
+        x = x_nchw[:REFERENCE_IMAGES] if flags.get("use_reference_bconv") else x_nchw
+        try:
+            values = Interpreter(exposed, **{**INTERPRETER_FLAGS, **flags}).predict(
+                np.ascontiguousarray(x.transpose(0, 2, 3, 1)))
+        except RuntimeError as e:
+            raise ConversionError(f"LCE's interpreter refuses the converted file on {runtime} "
+                                  f"({' '.join(str(e).split())}); nothing was written") from e
+        values = values if isinstance(values, list) else [values]
+        if previous[0] is not None and len(x) == len(previous[0]) and all(
+                np.array_equal(a, b) for a, b in zip(values, previous[1])):
+            results.append(LayerwiseResult(runtime, previous[2].checks))
+            continue
+        results.append(check_layerwise(model, x, _file_ops(bconvs, values[1:]), values[0], runtime))
+        previous = (x, values, results[-1])
+    return results
+
+
+def check_tflite(model, flatbuffer: bytes, x_nchw: np.ndarray) -> list[LayerwiseResult]:
+    """:func:`verify_tflite_layerwise`, raising ConversionError for the first divergent layer."""
+    results = verify_tflite_layerwise(model, flatbuffer, x_nchw)
+    try:
+        raise_first(results, "tflite")
+    except ConversionError as e:
+        if "right on" in str(e):
+            raise ConversionError(f"{e} ({_SMALL_MAP_HINT})") from None
+        raise
+    return results
+
+
 def _is_torch(model) -> bool:
     return hasattr(model, "state_dict") and hasattr(model, "modules")
 
@@ -137,9 +299,10 @@ def to_tflite(model, path: str, *, input_size: Optional[int] = None, verify: boo
         path: Output file; written atomically, only once every check passed.
         input_size: Input side of the file (defaults to the model's; required for a module
             that carries no ``zoo_config``).
-        verify: Compare the file's outputs with the source model's (see
-            ``converters.verify`` for the tolerances). The ``LceBconv2d`` count is
-            checked either way.
+        verify: Check the file layer by layer against the source model on LCE's
+            optimized, indirect-bgemm and reference kernels (``converters.layerwise``),
+            then compare its outputs end to end (``converters.verify``). The
+            ``LceBconv2d`` count is checked either way.
         target: LCE target, ``"arm"`` or ``"xcore"``.
 
     Returns:
@@ -147,11 +310,13 @@ def to_tflite(model, path: str, *, input_size: Optional[int] = None, verify: boo
 
     Raises:
         ConversionError: LCE failed, ``LceBconv2d`` count differs from the model's
-            binary convolutions, or verification is past tolerance.
+            binary convolutions, or verification failed (the first divergent layer named).
         zoo.keras.translate.UnsupportedOpError: The module uses an op the translator does
             not know (nothing was written).
         FileNotFoundError: The output folder does not exist.
     """
+    import zoo
+
     start = time.perf_counter()
     path = check_target(path)
     expected = binary_convs_of(model)
@@ -168,7 +333,10 @@ def to_tflite(model, path: str, *, input_size: Optional[int] = None, verify: boo
             f"weights and, for grouped convs, input channels per group a multiple of 32); nothing was written")
     diff = agreement = boxes = float("nan")
     batch, data = verification_batch(model, size) if verify else (np.zeros((0,)), "")
+    layers = None
     if verify:
+        source = model if _is_torch(model) else zoo.to_torch(model)
+        layers = check_tflite(source, flatbuffer, batch)
         reference = reference_outputs(model, batch)
         try:
             exported = tflite_predict(flatbuffer, batch)
@@ -188,4 +356,5 @@ def to_tflite(model, path: str, *, input_size: Optional[int] = None, verify: boo
 
     nbytes = atomic_write(path, write, reread)
     return ConversionReport("tflite", path, nbytes, expected, counts["LceBconv2d"], counts["LceQuantize"],
-                            time.perf_counter() - start, diff, agreement, len(batch), size, boxes, data)
+                            time.perf_counter() - start, diff, agreement, len(batch), size, boxes, data,
+                            layers=tuple(layers or ()))

@@ -18,6 +18,7 @@ COMMANDS = {
     "list": ("zoo.commands", "list the registered models and their figures"),
     "demo": ("zoo.commands", "build, convert and compare the default models (what `make demo` runs)"),
     "convert": ("converters.cli", "export a model to TFLite (LCE) or ONNX, verified against the source"),
+    "verify": ("converters.cli", "re-check an exported .tflite/.onnx against its source model, layer by layer"),
     "eval": ("eval.cli", "accuracy, size, ops and latency against MobileNet-v1, as a report with plots"),
     "train": ("recipes.cli", "train a recipe (the papers' procedures): bnnzoo train RECIPE [key=value ...] [--resume [RUN_DIR]]"),
     "detect": ("eval.detect", "find license plates in images with a plate detector (torch, onnx or tflite), drawn into PNGs"),

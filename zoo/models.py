@@ -150,8 +150,9 @@ def meliusnetc() -> ModelConfig:
 # --- Real-to-Binary ResNet-18 (Martinez et al., ICLR 2020) -------------------------------------
 # larq-zoo's layout (larq_zoo.literature.real_to_bin_nets), which issue 4 imports ImageNet weights
 # from: a PReLU stem (larq-zoo gives every Real-to-Bin variant the strong baseline's PReLU stem),
-# the scaling gate fed by the BN'd conv input. Quantized convs pad with +1 (LCE's fast path, and
-# LCE 0.16 mis-converts the 0-padded ones); larq-zoo's weights need pad_value=0.0.
+# the scaling gate fed by the BN'd conv input. Quantized convs pad with +1 (LCE's fast path); larq-zoo's
+# weights need pad_value=0.0, which converts to LCE too: zoo.keras.layers.binary_conv corrects LCE 0.16's
+# zero padding on maps smaller than the kernel (tests/test_layerwise.py measures both).
 REAL2BIN_ARCH = dict(width=64, input_quantizer="ste_sign", weight_quantizer="ste_sign",
                      scaling="gate", scaling_r=8, stem_activation="prelu", pad_value=1.0)
 # Tiny keeps all 8 blocks (so all 16 quantized convs) at a quarter of the width.

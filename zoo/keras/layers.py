@@ -9,9 +9,10 @@ from __future__ import annotations
 from typing import Any, Callable, Optional
 
 import larq as lq
+import numpy as np
 import tensorflow as tf
 
-__all__ = ["QUANTIZERS", "quantizer", "binary_conv", "GroupConv2D", "LearnedRescale", "batch_norm",
+__all__ = ["QUANTIZERS", "quantizer", "binary_conv", "ZeroPadCorrectedConv2D", "GroupConv2D", "LearnedRescale", "batch_norm",
            "BINARY_CONV_ATTR"]
 
 # Set on the Keras layer so the converter can count binary convolutions.
@@ -75,11 +76,14 @@ def binary_conv(filters: int, kernel_size: Any = 3, strides: Any = 1, *, name: s
 
     Quantized weights get larq's ``weight_clip`` constraint, as in training with larq.
     ``binary`` (default: both quantizers ``ste_sign``) flags an XNOR-popcount conv, one
-    ``LceBconv2d`` in the converted file.
+    ``LceBconv2d`` in the converted file. A binary convolution with ``pad_value=0`` is a
+    :class:`ZeroPadCorrectedConv2D`, which LCE computes right on maps smaller than the
+    kernel too (same weights, same outputs).
     """
     if binary is None:
         binary = input_quantizer == "ste_sign" and weight_quantizer == "ste_sign"
-    layer = lq.layers.QuantConv2D(
+    cls = ZeroPadCorrectedConv2D if binary and float(pad_value) == 0.0 else lq.layers.QuantConv2D
+    layer = cls(
         filters, kernel_size, strides=strides, padding=padding, groups=groups, dilation_rate=dilation,
         pad_values=float(pad_value) if input_quantizer is not None else 0.0,
         input_quantizer=quantizer(input_quantizer, clip), kernel_quantizer=quantizer(weight_quantizer, clip),
@@ -89,6 +93,72 @@ def binary_conv(filters: int, kernel_size: Any = 3, strides: Any = 1, *, name: s
     )
     setattr(layer, BINARY_CONV_ATTR, binary)
     return layer
+
+
+class ZeroPadCorrectedConv2D(lq.layers.QuantConv2D):
+    """A zero-padded binary convolution that LCE 0.16 computes right on every map size.
+
+    LCE 0.16's optimized kernels (x86 and ARM, default and indirect-bgemm) compute
+    zero-padded (``pad_values=0``) binary convolutions wrong when the input map is
+    smaller than the kernel (1x1 or 2x2 under 3x3); +1 padding is exact at every size
+    (measured by tests/test_layerwise.py, whose plain zero-padded LCE file fails on
+    exactly those layers). On such a map this layer pads with +1 and subtracts the exact
+    constant the padded taps added::
+
+        out_pad0 = out_pad1 - conv(padding mask, sign(kernel))    # (1, H, W, filters)
+
+    (the mask is 1 on the padded border, 0 inside). The constant depends on the kernel
+    only, so LCE's converter folds it: the file holds an ``LceBconv2d`` with +1 padding
+    followed by one ``SUB`` of a constant (between two ``RESHAPE``; on a 1x1 map the
+    constant is per channel and LCE folds it into the op's bias). Maps at least as large
+    as the kernel keep plain zero padding (exact in LCE, no extra op). Weights, their names and the
+    outputs are those of ``QuantConv2D(pad_values=0)``, gradients included.
+
+    Build it through :func:`binary_conv` (``pad_value=0.0``) on an input of known side.
+
+    Raises:
+        ValueError: At build time, for an input of unknown side, or grouped or dilated
+            convolutions on a small map (the correction is written for plain ones), naming the layer.
+    """
+
+    def __init__(self, *args, pad_values: float = 0.0, **kwargs) -> None:
+        if pad_values != 0.0:
+            raise ValueError(f"{type(self).__name__} is zero-padded; use QuantConv2D for pad_values={pad_values}")
+        super().__init__(*args, pad_values=0.0, **kwargs)
+        self.corrected = False
+
+    def build(self, input_shape) -> None:
+        sides = list(tf.TensorShape(input_shape)[1:3])
+        if None in sides:
+            raise ValueError(f"{self.name}: a zero-padded binary convolution needs an input of known side "
+                             "(LCE 0.16 computes it wrong on maps smaller than the kernel)")
+        small = self.padding == "same" and any(d < k for d, k in zip(sides, self.kernel_size))
+        if small:
+            if self.groups != 1 or tuple(self.dilation_rate) != (1, 1):
+                raise ValueError(f"{self.name}: a grouped or dilated zero-padded binary convolution on a "
+                                 f"{sides[0]}x{sides[1]} map is not supported by LCE 0.16 (wrong on its optimized "
+                                 "kernels) and cannot be corrected; use pad_value=1.0")
+            self.corrected, self.pad_values, self._is_native_padding = True, 1.0, False
+        super().build(input_shape)
+
+    def call(self, inputs: tf.Tensor) -> tf.Tensor:
+        outputs = super().call(inputs)
+        if not self.corrected:
+            return outputs
+        h, w, c = inputs.shape[1:]
+        mask = tf.pad(tf.zeros((1, h, w, c)), self._get_padding_same(inputs), constant_values=1.0)
+        kernel = self.kernel_quantizer(tf.convert_to_tensor(self.kernel))
+        taps = tf.nn.conv2d(mask, kernel, self.strides, "VALID")
+        if outputs.shape[1] * outputs.shape[2] == 1:  # a 1x1 map: the correction is a per-channel bias
+            return outputs - tf.reshape(taps, (-1,))
+        # Subtracted on the flattened map: LCE 0.16 folds an (H, W, C) constant added right after an
+        # LceBconv2d into its per-channel bias, which its interpreter then refuses.
+        size = int(np.prod(outputs.shape[1:]))
+        flat = tf.reshape(outputs, (-1, size)) - tf.reshape(taps, (1, size))
+        return tf.reshape(flat, (-1, *outputs.shape[1:]))
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "pad_values": 0.0}
 
 
 class GroupConv2D(tf.keras.layers.Layer):
