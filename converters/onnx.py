@@ -303,10 +303,11 @@ def bitpack_binary_convs(proto, model) -> int:
 
 def _exposed(proto, model) -> tuple[bytes, list[tuple[str, str, str]]]:
     """A copy of ``proto`` whose outputs add each binary Conv's input signs (before padding), its output and
-    its kernel (unless an initializer).
+    its kernel and bias (unless initializers).
 
     Returns:
-        The serialized copy and ``(module, signs tensor, conv output, kernel)`` per binary convolution.
+        The serialized copy and ``(module, signs tensor, conv output, kernel, bias or "")`` per binary
+        convolution.
     """
     import onnx
     from onnx import TensorProto, helper
@@ -321,10 +322,11 @@ def _exposed(proto, model) -> tuple[bytes, list[tuple[str, str, str]]]:
         pad = producers.get(signs)
         if pad is not None and pad.op_type == "Pad":  # the module's padding, applied to its signs
             signs = pad.input[0]
-        exposed.append((weight[:-len(".weight")], signs, node.output[0], node.input[1]))
-    names = {o.name for o in graph.output} | {i.name for i in graph.initializer}
-    for _, signs, out, kernel in exposed:
-        for name in (signs, out, kernel):
+        bias = node.input[2] if len(node.input) > 2 and node.input[2] else ""
+        exposed.append((weight[:-len(".weight")], signs, node.output[0], node.input[1], bias))
+    names = {o.name for o in graph.output} | {i.name for i in graph.initializer} | {""}
+    for _, signs, out, kernel, bias in exposed:
+        for name in (signs, out, kernel, bias):
             if name not in names:
                 graph.output.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, None))
                 names.add(name)
@@ -355,17 +357,20 @@ def verify_onnx_layerwise(model, proto, x_nchw: np.ndarray, threads: int = 1) ->
     from onnx import numpy_helper
 
     stored = {i.name: i for i in proto.graph.initializer}
-    wanted = [session.get_outputs()[0].name] + [n for _, s, o, k in exposed for n in (s, o, k) if n not in stored]
+    wanted = [session.get_outputs()[0].name] + [n for _, s, o, k, b in exposed for n in (s, o, k, b)
+                                                if n and n not in stored]
     values = dict(zip(wanted, session.run(wanted, {session.get_inputs()[0].name: x_nchw})))
-    values.update({k: numpy_helper.to_array(stored[k]) for _, _, _, k in exposed if k in stored})
+    values.update({n: numpy_helper.to_array(stored[n]) for e in exposed for n in e[3:] if n in stored})
     modules = dict(model.named_modules())
     ops = {}
-    for m, s, o, k in exposed:
-        # The file's kernel is the module's signs times one factor per output channel: its quantizer's
-        # scale, and a BatchNorm the exporter may have folded in; the sums are compared through it.
+    for m, s, o, k, b in exposed:
+        # The file's kernel is the module's signs times one factor per output channel (its quantizer's
+        # scale, a BatchNorm the exporter folded in, whose shift is then the conv's bias): the integer
+        # sums are compared through them.
         factor = _channel_factor(values[k], modules[m])
+        shift = np.asarray(values[b], np.float64).reshape(1, -1, 1, 1) if b else 0.0
         ops[m] = FileOp(m, "Conv", values[s], values[o], modules[m].pad_value,
-                        post=lambda sums, f=factor: sums * f, scale=np.abs(factor))
+                        post=lambda sums, f=factor, c=shift: sums * f + c, scale=np.abs(factor))
     return check_layerwise(model, x_nchw, ops, values[wanted[0]], "onnxruntime (CPU)")
 
 

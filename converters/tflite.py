@@ -180,7 +180,9 @@ def _file_ops(bconvs: list[dict], values: list[np.ndarray]) -> dict[str, FileOp]
         m, c = mult.reshape(-1, 1, 1) if mult.ndim else mult, bias.reshape(-1, 1, 1) if bias.ndim else bias
 
         def post(s, m=m, c=c, low=low, high=high):
-            return np.clip(s * m + c, low, high)
+            # LCE clamps the accumulator (the fused activation comes before a BatchNorm it folds),
+            # then applies the per-channel multiplier and bias.
+            return np.clip(s, low, high) * m + c
 
         ops[b["module"]] = FileOp(
             b["module"], "LceBconv2d", _unpack_signs(inputs, b["channels"]),

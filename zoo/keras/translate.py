@@ -29,6 +29,7 @@ from __future__ import annotations
 import inspect
 import math
 import operator
+import sys
 from dataclasses import dataclass
 from typing import Any, Callable, Optional, Sequence
 
@@ -670,6 +671,17 @@ class _Tracer(fx.Tracer):
         # Also wrap them where they are defined, so `meliusnet.channel_shuffle(...)` is a leaf too.
         self._autowrap_search = [*self._autowrap_search,
                                  *{inspect.getmodule(f) for f in _LEAF_FUNCTIONS if inspect.getmodule(f)}]
+
+    def trace(self, root, concrete_args=None):  # type: ignore[override]
+        # fx looks for leaf functions in the globals of the root's forward only; a forward inherited
+        # from a mixin (ClassifierMixin) calls methods defined in the family's file: search the files
+        # of every class of the model too.
+        if isinstance(root, nn.Module):
+            files = {sys.modules.get(c.__module__) for m in root.modules() for c in type(m).__mro__
+                     if not c.__module__.startswith(("torch", "builtins"))}
+            self._autowrap_search = [*self._autowrap_search,
+                                     *(f for f in files if f is not None and f not in self._autowrap_search)]
+        return super().trace(root, concrete_args)
 
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
         return type(m) in MODULES or super().is_leaf_module(m, qualname)
