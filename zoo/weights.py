@@ -113,9 +113,10 @@ _LARQ_ZOO_NOTES = (
     "(`bnnzoo convert NAME.larq_in1k --to tflite`), verified layer by layer on LCE's optimized and reference "
     "kernels. LCE 0.16 computes zero-padded binary convolutions exactly on maps at least as large as the "
     "kernel (every one at 224x224) and wrong, on its optimized kernels only, on smaller maps; there "
-    "zoo.keras.layers.binary_conv pads with +1 and subtracts the padded taps' exact constant. Measured on "
-    "this architecture with randomised weights at 224x224 and at 32x32: "
-    "pytest tests/test_layerwise.py -m 'slow or not slow' -k zero_padded.")
+    "zoo.keras.layers.binary_conv pads with +1 and subtracts the padded taps' exact constant. Measured with "
+    "randomised weights at 224x224 and at 32x32 on meliusnet22 and realtobinary_resnet18 (pytest "
+    "tests/test_layerwise.py -m 'slow or not slow' -k zero_padded); the other families' binary convolutions "
+    "go through the same layer.")
 WEIGHTS["realtobinary_resnet18.larq_in1k"] = Weights(
     arch="realtobinary_resnet18", tag="larq_in1k", hub_repo="larq/zoo", revision="r2b-v0.1.0",
     filename="r2b_weights.h5", sha256="e8fd16ca1ab9810ac3835f24f5c62758a57bc32a615f73aaa50d382d2b9617e1",
