@@ -32,7 +32,7 @@ _FILE_CLASS = re.compile(r"(?P<file>.+\.py):(?P<cls>[A-Za-z_]\w*)")
 
 def add_convert_arguments(parser: argparse.ArgumentParser) -> None:
     """Adds the arguments of ``bnnzoo convert`` to ``parser``."""
-    parser.add_argument("source", metavar="SOURCE",
+    parser.add_argument("source", metavar="NAME[.TAG]|SOURCE",
                         help="a registered model (`bnnzoo list`), NAME.TAG, a .safetensors file (needs --arch), or "
                              "FILE.py:CLASS, a PyTorch module of yours built from the zoo's layers (needs --input-size)")
     parser.add_argument("--to", required=True, metavar="FORMAT",

@@ -33,7 +33,11 @@ def test_convert_prints_only_its_own_lines(fmt, tmp_path):
     assert _foreign(result.stderr) == [], "third-party lines on stderr:\n" + "\n".join(_foreign(result.stderr))
     # not a terminal: one plain progress line per step, no tqdm redraws
     assert len(result.stderr.splitlines()) == 2 and "\r" not in result.stderr
-    assert result.stdout.splitlines()[0].split() == ["format", fmt] and len(result.stdout.splitlines()) == 5
+    lines = result.stdout.splitlines()
+    # the report: 5 lines, then one layer-wise line per runtime (LCE: optimized, indirect-bgemm, reference)
+    layerwise = 3 if fmt == "tflite" else 1
+    assert lines[0].split() == ["format", fmt] and len(lines) == 5 + layerwise
+    assert all("checks passed on" in line for line in lines[-layerwise:])
 
 
 def test_verbose_lets_third_party_logs_through(tmp_path):
