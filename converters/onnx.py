@@ -338,7 +338,13 @@ def _channel_factor(kernel: np.ndarray, module) -> np.ndarray:
     own = np.where(module.weight.detach().numpy() >= 0, 1.0, -1.0)
     kernel = np.asarray(kernel, np.float64).reshape(len(own), -1)
     own = own.reshape(len(own), -1)
-    return (kernel[:, 0] / own[:, 0]).reshape(1, -1, 1, 1)
+    factor = kernel[:, 0] / own[:, 0]
+    # A channel whose signs all flipped would look like a factor of -1: only positive factors (weight
+    # scales, folded BatchNorms with gamma > 0) are divided out; otherwise the kernel is compared as it
+    # is, and the check names this layer (a folded BatchNorm with a negative gamma is refused too).
+    if not np.all(factor > 0):
+        factor = np.ones_like(factor)
+    return factor.reshape(1, -1, 1, 1)
 
 
 def verify_onnx_layerwise(model, proto, x_nchw: np.ndarray, threads: int = 1) -> LayerwiseResult:
