@@ -61,6 +61,8 @@ class HubServer:
         self._blobs: dict[str, Path] = {}
         self._commits: dict[str, str] = {}
         self._connections: set[socket.socket] = set()
+        self._stopping = threading.Lock()
+        self.dead = False  # set when drop_after fires: every later request is hung up on
         self._server: Optional[ThreadingHTTPServer] = None
         self._thread: Optional[threading.Thread] = None
         self.port = 0
@@ -71,6 +73,7 @@ class HubServer:
 
     def start(self) -> "HubServer":
         hub = self
+        self.dead = False
 
         class Handler(_Handler):
             server_hub = hub
@@ -84,10 +87,11 @@ class HubServer:
 
     def stop(self) -> None:
         """Stops serving and closes the listening socket (connections are then refused)."""
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
+        with self._stopping:  # the dying handler's thread and the fixture's teardown may both stop it
+            if self._server is not None:
+                self._server.shutdown()
+                self._server.server_close()
+                self._server = None
         for conn in list(self._connections):  # kept-alive connections die with the server too
             try:
                 conn.shutdown(socket.SHUT_RDWR)
@@ -164,6 +168,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _get(self, head: bool) -> None:
         hub = self.server_hub
+        if hub.dead:  # a client retrying before the listening socket is closed: it is dead already
+            self.close_connection = True
+            return
         path = unquote(urlsplit(self.path).path)
         hub.requests.append((self.command, path))
         parts = path.strip("/").split("/")
@@ -211,7 +218,7 @@ class _Handler(BaseHTTPRequestHandler):
         if head or hub.drop_after is None:
             return self._reply(status, body, headers, head=head)
         # Die mid-transfer: announce the whole body, send part of it, hang up, stop listening.
-        cut, hub.drop_after = hub.drop_after, None
+        cut, hub.drop_after, hub.dead = hub.drop_after, None, True
         self.send_response(status)
         for k, v in headers.items():
             self.send_header(k, v)
