@@ -115,11 +115,17 @@ class LayerwiseResult:
                 f"nothing was written")
 
 
-def binary_modules(model) -> list[str]:
-    """Paths of the model's binary (XNOR-popcount) convolutions, in definition order."""
+def binary_modules(model, lce: bool = False) -> list[str]:
+    """Paths of the model's binary (XNOR-popcount) convolutions, in definition order.
+
+    Args:
+        lce: Only those LCE converts to an ``LceBconv2d`` (not the ones a family records as
+            ``lce_bconv = False``, which LCE leaves float: they are checked with the float ops).
+    """
     from zoo.torch.layers import BinaryConv2d
 
-    return [name for name, m in model.named_modules() if isinstance(m, BinaryConv2d) and m.is_binary]
+    return [name for name, m in model.named_modules() if isinstance(m, BinaryConv2d) and m.is_binary
+            and not (lce and getattr(m, "lce_bconv", True) is False)]
 
 
 def _unexposed_signs(model) -> bool:
@@ -161,7 +167,9 @@ def check_layerwise(model, x_nchw: np.ndarray, ops: dict[str, FileOp], outputs: 
     """
     import torch
 
-    names = binary_modules(model)
+    # A conv LCE is recorded to leave float (lce_bconv = False) may have no binary op: it is checked
+    # with the float ops around it.
+    names = [n for n in binary_modules(model) if n in ops or n in binary_modules(model, lce=True)]
     missing = [n for n in names if n not in ops]
     if missing:
         raise ConversionError(f"binary convolution {missing[0]} of the model has no binary op in the file "

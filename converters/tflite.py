@@ -213,7 +213,7 @@ def verify_tflite_layerwise(model, flatbuffer: bytes, x_nchw: np.ndarray,
     """
     from larq_compute_engine.tflite.python.interpreter import Interpreter
 
-    exposed, bconvs = _exposed(flatbuffer, set(binary_modules(model)))
+    exposed, bconvs = _exposed(flatbuffer, set(binary_modules(model, lce=True)))
     results: list[LayerwiseResult] = []
     previous: tuple = (None, None, None)
     for runtime, flags in (runtimes or LCE_RUNTIMES).items():
