@@ -195,10 +195,15 @@ def test_every_lce_op_equals_lce_reference_kernel(name, tmp_path):
     _check_against_references(name, _tflite(name, tmp_path), configs, batch=2, numpy_reference=True)
 
 
+# DoReFa-Net has no LCE op (2-bit activations): its file is all builtin float ops, which LiteRT's
+# XNNPACK and LCE's interpreter round apart (0.096 of logit at 224x224, measured 2026-12-01).
+_NO_LCE_OPS = {"dorefanet"}
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("family", sorted({zoo.get_config(n).family for n in zoo.list_models()}))
+@pytest.mark.parametrize("family", sorted({zoo.get_config(n).family for n in zoo.list_models()} - _NO_LCE_OPS))
 def test_full_size_lce_ops_equal_lce_reference_kernel(family, tmp_path):
-    """The first registered model of each family at its full size (best path, 2 threads)."""
+    """The first registered model of each family with LCE ops, at its full size (best path, 2 threads)."""
     import converters
 
     name = next(n for n in zoo.list_models() if zoo.get_config(n).family == family)

@@ -39,9 +39,9 @@ class ResidualBNN(nn.Module):
     """Binary ResNet-style: plain nn.Conv2d stem, residual adds, a strided binary block with an
     average-pooled 1x1 shortcut, nn.MaxPool2d, adaptive pooling, flatten."""
 
-    def __init__(self, width: int = 32, num_classes: int = 10) -> None:
+    def __init__(self, width: int = 32, num_classes: int = 10, stem_stride: int = 1) -> None:
         super().__init__()
-        self.stem = nn.Conv2d(3, width, 3, stride=2, padding=1, bias=True)
+        self.stem = nn.Conv2d(3, width, 3, stride=stem_stride, padding=1, bias=True)
         self.stem_bn = nn.BatchNorm2d(width)
         self.pool = nn.MaxPool2d(2)
         self.bn1 = nn.BatchNorm2d(width)
@@ -156,6 +156,21 @@ def test_user_network_converts_to_lce_with_one_bconv_per_binary_conv(kind, tmp_p
     assert counts["LceBconv2d"] == report.binary_convs == NETS[kind][1]
     assert report.top1_agreement >= 0.75 and report.input_size == SIZE
     assert counts["TRANSPOSE"] == NETS[kind][2]
+
+
+def test_symmetric_padding_of_a_strided_conv_that_the_tflite_converter_breaks_is_refused(tmp_path):
+    """PyTorch's padding=1 on a stride-2 conv of an even map pads (1, 1); the translation pads so too
+    (ZeroPadding2D + VALID, equal to PyTorch in Keras), but the TFLite converter fuses the two into a
+    SAME conv, which pads (0, 1) (measured 2026-12-01: the file's CONV_2D has padding SAME, stride 2).
+    The layer-wise check finds the first layer fed wrong values and nothing is written."""
+    model = randomize(ResidualBNN(stem_stride=2)).eval()
+    x = torch.randn(2, 3, SIZE, SIZE)
+    keras_model = zoo.to_keras(model, input_size=SIZE)
+    np.testing.assert_allclose(keras_model(x.permute(0, 2, 3, 1).numpy()).numpy(), model(x).detach().numpy(),
+                               atol=1e-3)
+    with pytest.raises(converters.ConversionError, match=r"first divergent layer conv1 \(input signs"):
+        converters.to_tflite(model, tmp_path / "m.tflite", input_size=SIZE)
+    assert not (tmp_path / "m.tflite").exists()
 
 
 def test_translation_follows_the_torch_layout_through_permute_and_flatten():
