@@ -327,7 +327,7 @@ def test_bad_command_line_values_are_one_line(argv, message, tmp_path, capsys):
 
 def test_ctrl_c_is_exit_130_and_one_line(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "zoo.cli", "train", "tiny_mnist", "threads=1", "stages.epochs=50",
+    proc = subprocess.Popen([sys.executable, "-m", "zoo.cli", "train", "tiny_mnist", "threads=1", "stages.epochs=100000",
                              "max_train_samples=256", "max_val_samples=32", "progress=false", f"out={tmp_path}"],
                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     state = tmp_path / "train" / "state.pt"
