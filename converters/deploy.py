@@ -2,16 +2,17 @@
 
 The bundle folder holds the verified LCE ``.tflite`` and the bit-packed ONNX of the same
 weights, ``labels.json``, ``preprocess.json`` (input size, mean/std, layout),
-``run.py`` (numpy + Pillow + LCE's interpreter or onnxruntime; no PyTorch, no
-TensorFlow), ``requirements.txt`` (pins with aarch64 wheels), a README for 64-bit
-Raspberry Pi OS, a synthetic ``sample.png`` and ``manifest.json`` (sha256 of every
-file). It is written in a temporary sibling folder and renamed into place, so an
+``run.py`` (numpy + Pillow + one of: ai-edge-litert with bnnzoo's kernels, LCE's
+interpreter, onnxruntime; no PyTorch, no TensorFlow), ``bnn_litert/`` (the C sources of
+bnnzoo's LCE kernels and their loader, ``converters/litert``, built on the Pi with its own
+``cc``), ``requirements.txt`` (pins with aarch64 wheels), a README for 64-bit Raspberry Pi
+OS, a synthetic ``sample.png`` and ``manifest.json`` (sha256 of every file). It is written in a temporary sibling folder and renamed into place, so an
 interrupted or failed deploy leaves no half bundle.
 
 Examples::
 
     bnnzoo deploy meliusnet22 --target rpi -o meliusnet22-rpi/
-    python3 meliusnet22-rpi/run.py meliusnet22-rpi/sample.png
+    python3 meliusnet22-rpi/run.py --runtime litert meliusnet22-rpi/sample.png
     python -m eval.arm64 meliusnet22-rpi/          # the same on ARM64, under qemu
 """
 
@@ -37,9 +38,14 @@ __all__ = ["TARGETS", "RPI_REQUIREMENTS", "IMAGENET_MEAN", "IMAGENET_STD", "LCE_
 
 TARGETS = ("rpi",)
 RUNNER_DIR = Path(__file__).resolve().parent / "rpi"
+KERNELS_DIR = Path(__file__).resolve().parent / "litert"
+# converters/litert files a bundle carries as bnn_litert/ (what run.py --runtime litert imports and builds).
+KERNEL_FILES = ("__init__.py", "toolchain.py", "bnn_kernels.c", "tflite_c.h")
 # Versions with cp311 aarch64 wheels that import under Debian 12's qemu-user 7.2 (onnxruntime 1.32's
-# aarch64 wheel crashes there at import); the Pi needs nothing else from PyPI.
-RPI_REQUIREMENTS = ("numpy==1.26.4", "Pillow==10.4.0", "onnxruntime==1.19.2")
+# aarch64 wheel crashes there at import); the Pi needs nothing else from PyPI. ai-edge-litert's own
+# dependencies are pinned too, so that every wheel is named (eval.arm64 installs exactly these).
+RPI_REQUIREMENTS = ("numpy==1.26.4", "Pillow==10.4.0", "onnxruntime==1.19.2", "ai-edge-litert==1.4.0",
+                    "flatbuffers==25.12.19", "backports.strenum==1.2.8", "tqdm==4.67.1", "typing-extensions==4.12.2")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 # LCE's own figures (QuickNet family, randomized weights, LCE's benchmark tool), not this zoo's models.
@@ -72,7 +78,7 @@ class DeployReport:
         lines = [f"bundle        {self.folder}"]
         for name, digest in sorted(self.files.items()):
             size = os.path.getsize(os.path.join(self.folder, name))
-            lines.append(f"  {name:<17} {size:>10} bytes  sha256 {digest[:16]}...")
+            lines.append(f"  {name:<24} {size:>10} bytes  sha256 {digest[:16]}...")
         lines.append(f"tflite        {self.tflite.lce_bconv2d} LceBconv2d ops, top-1 agreement "
                      f"{self.tflite.top1_agreement:.2f}, max |diff| {self.tflite.max_abs_diff:.3g}")
         lines.append(f"onnx          {self.onnx.lce_bconv2d} bit-packed binary convs, top-1 agreement "
@@ -181,9 +187,13 @@ def deploy(model, output: str | os.PathLike, *, target: str = "rpi", name: Optio
         (tmp / "preprocess.json").write_text(json.dumps(pre, indent=2) + "\n")
         (tmp / "labels.json").write_text(json.dumps(labels, indent=1, ensure_ascii=False) + "\n")
         (tmp / "requirements.txt").write_text(
-            "# aarch64 (64-bit Raspberry Pi OS) wheels exist for all of these; LCE is built from source (README.md)\n"
+            "# aarch64 (64-bit Raspberry Pi OS) wheels exist for all of these; bnnzoo's kernels (bnn_litert/)\n"
+            "# are compiled on first use with the system C compiler; LCE is built from source (README.md)\n"
             + "\n".join(RPI_REQUIREMENTS) + "\n")
         shutil.copyfile(RUNNER_DIR / "run.py", tmp / "run.py")
+        (tmp / "bnn_litert").mkdir()
+        for kernel_file in KERNEL_FILES:
+            shutil.copyfile(KERNELS_DIR / kernel_file, tmp / "bnn_litert" / kernel_file)
         os.chmod(tmp / "run.py", 0o755)
         _sample_image(tmp / "sample.png", size)
         lce_version = _version("larq-compute-engine")
@@ -195,11 +205,12 @@ def deploy(model, output: str | os.PathLike, *, target: str = "rpi", name: Optio
             "NUM_CLASSES": len(labels), "LABELS_SOURCE": labels_source or "placeholder names: no labels recorded",
             "INPUT_SIZE": size, "RESIZE": pre["resize"], "MEAN": pre["mean"], "STD": pre["std"],
             "PUBLISHED": _published_table()}))
-        files = {p.name: sha256_of(p) for p in sorted(tmp.iterdir()) if p.is_file()}
+        files = {p.relative_to(tmp).as_posix(): sha256_of(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
         manifest = {
             "format": "bnnzoo-bundle/1", "target": target, "model": name, "config": cfg.to_dict(),
             "created": created, "bnnzoo_version": zoo.__version__, "lce_version": lce_version,
-            "onnxruntime_version": _version("onnxruntime"), "requirements": list(RPI_REQUIREMENTS),
+            "onnxruntime_version": _version("onnxruntime"), "litert_version": _version("ai-edge-litert"),
+            "requirements": list(RPI_REQUIREMENTS),
             "conversion": {"tflite": {**tflite.as_dict(), "path": "model.tflite"},
                            "onnx": {**onnx.as_dict(), "path": "model.onnx"}},
             "files": {n: {"sha256": d, "bytes": (tmp / n).stat().st_size} for n, d in files.items()},

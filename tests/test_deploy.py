@@ -1,10 +1,12 @@
-"""``bnnzoo deploy --target rpi``: bundle contents, run.py on x86 (both runtimes), bad inputs, and
-the bundle on ARM64 under qemu (``eval.arm64``), which must equal x86."""
+"""``bnnzoo deploy --target rpi``: bundle contents, run.py on x86 (all three runtimes: litert from a
+fresh copy of the bundle, its kernels compiled from the bundle's sources), bad inputs, and the bundle
+on ARM64 under qemu (``eval.arm64``, ``eval.litert_arm64``), which must equal x86."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -97,9 +99,13 @@ def load_runner(bundle: Path):
 # --- the bundle --------------------------------------------------------------------------------
 
 def test_bundle_files_and_manifest(bundle):
-    names = {p.name for p in bundle.iterdir()}
+    names = {p.relative_to(bundle).as_posix() for p in bundle.rglob("*") if p.is_file()}
+    kernels = {f"bnn_litert/{n}" for n in dep.KERNEL_FILES}
     assert names == {"model.tflite", "model.onnx", "labels.json", "preprocess.json", "manifest.json", "run.py",
-                     "requirements.txt", "README.md", "sample.png"}
+                     "requirements.txt", "README.md", "sample.png"} | kernels
+    for name in kernels:  # the kernels run.py builds are the ones tests/test_litert.py checks
+        assert (bundle / name).read_bytes() == (dep.KERNELS_DIR / name.split("/")[1]).read_bytes()
+    assert load_runner(bundle).KERNEL_FILES == dep.KERNEL_FILES
     assert not list(bundle.parent.glob(".meliusnet22-rpi.*")), "temporary folders left behind"
     manifest = json.loads((bundle / "manifest.json").read_text())
     assert set(manifest["files"]) == names - {"manifest.json"}
@@ -118,21 +124,27 @@ def test_bundle_files_and_manifest(bundle):
     assert pre["layout"] == {"model.tflite": "NHWC", "model.onnx": "NCHW"}
     assert json.loads((bundle / "labels.json").read_text())[3] == "thing 3"
     reqs = (bundle / "requirements.txt").read_text()
-    for pin in ("onnxruntime==1.19.2", "numpy==1.26.4", "Pillow=="):
+    for pin in ("onnxruntime==1.19.2", "numpy==1.26.4", "Pillow==", "ai-edge-litert==1.4.0", "flatbuffers=="):
         assert pin in reqs
+    from importlib import metadata
+
+    for dist in ("ai-edge-litert", "flatbuffers"):  # the pins are what the tests ran with
+        assert f"{dist}=={metadata.version(dist)}" in reqs
     assert "torch" not in reqs and "tensorflow" not in reqs
     readme = (bundle / "README.md").read_text()
     assert "{{" not in readme and manifest["lce_version"] in readme and "64-bit" in readme
     assert "published" in readme and "--watch" in readme and "--benchmark" in readme
+    assert "--runtime litert" in readme and "--build-kernels" in readme and dep.LCE_PUBLISHED_RPI4["source"] in readme
 
 
 def test_run_py_imports_neither_torch_nor_tensorflow(bundle, tmp_path):
     code = ("import runpy, sys; sys.argv = ['run.py', '--runtime', RT, '--dump-logits', OUT, SAMPLE]\n"
             "try:\n    runpy.run_path(RUN, run_name='__main__')\n"
             "except SystemExit as e:\n    assert not e.code, e.code\n"
-            "bad = [m for m in ('torch', 'tensorflow', 'keras', 'larq_compute_engine.mlir') if m in sys.modules]\n"
+            "bad = [m for m in ('torch', 'tensorflow', 'keras', 'larq_compute_engine.mlir', 'zoo', 'converters')\n"
+            "       if m in sys.modules]\n"
             "assert not bad, bad\n")
-    for rt in ("onnx", "lce"):
+    for rt in ("onnx", "lce", "litert"):
         script = (f"RT, OUT, SAMPLE, RUN = {rt!r}, {str(tmp_path / (rt + '.npy'))!r}, "
                   f"{str(bundle / 'sample.png')!r}, {str(bundle / 'run.py')!r}\n" + code)
         proc = subprocess.run([PY, "-c", script], capture_output=True, text=True, timeout=300)
@@ -156,6 +168,49 @@ def test_runtimes_agree_with_torch(bundle, model, images, tmp_path):
         assert np.abs(got - ref).max() < 1e-3
         assert (top5(got) == top5(ref)).all()
     assert "(lce," in run_py(bundle, bundle / "sample.png").stdout
+
+
+def test_litert_from_a_fresh_copy_equals_lce_reference_kernel(bundle, model, images, tmp_path):
+    """As a user on a Pi would: a copy of the bundle folder, its kernels compiled from the bundle's own
+    sources into an empty cache (--build-kernels), run.py --runtime litert run from another folder in
+    isolated mode (no bnnzoo importable). Logits equal LCE's reference kernel on the same input."""
+    from larq_compute_engine.tflite.python.interpreter import Interpreter as LCE
+    import torch
+
+    fresh = Path(shutil.copytree(bundle, tmp_path / "copied" / "bundle"))
+    cache, elsewhere = tmp_path / "cache", tmp_path / "cwd"
+    elsewhere.mkdir()
+    env = {**{k: v for k, v in os.environ.items() if k != "BNNZOO_LITERT_LIB"}, "BNNZOO_LITERT_CACHE": str(cache)}
+
+    def user(*args) -> subprocess.CompletedProcess:
+        return subprocess.run([PY, "-I", str(fresh / "run.py"), *map(str, args)], capture_output=True, text=True,
+                              timeout=300, cwd=elsewhere, env=env)
+
+    built = user("--build-kernels")
+    assert built.returncode == 0, built.stderr
+    assert "bnnzoo kernels:" in built.stdout and len(list(cache.glob("libbnn_lce-*.so"))) == 1
+    files = [fresh / "sample.png", images["rgb.png"], images["cmyk.jpg"]]
+    proc = user("--runtime", "litert", "--dump-logits", tmp_path / "litert.npy", *files)
+    assert proc.returncode == 0, proc.stderr
+    assert "(litert," in proc.stdout and "compiling" not in proc.stderr  # built once, then cached
+    got = np.load(tmp_path / "litert.npy")
+    assert not (fresh / "bnn_litert" / "__pycache__").exists()  # the bundle stays as deployed
+
+    runner = load_runner(fresh)
+    pre = json.loads((fresh / "preprocess.json").read_text())
+    x = np.stack([runner.load_image(f, pre) for f in files])
+    lce = LCE((fresh / "model.tflite").read_bytes(), num_threads=1, use_reference_bconv=True)
+    ref = np.concatenate([lce.predict(x[i:i + 1]) for i in range(len(x))])
+    with torch.no_grad():
+        torch_ref = model(torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))).numpy()
+    assert got.shape == ref.shape == (3, 10)
+    # LiteRT's XNNPACK rounds the float ops apart from LCE's; every binary op is bit-exact (test_litert)
+    np.testing.assert_allclose(got, ref, atol=1e-4, rtol=0)
+    assert (top5(got) == top5(ref)).all() and np.abs(got - torch_ref).max() < 1e-3
+
+    bench = user("--runtime", "litert", "--benchmark", "3", "--threads", "2")
+    assert bench.returncode == 0, bench.stderr
+    assert "on litert 1.4.0 + bnnzoo kernels (" in bench.stdout and "2 thread(s), 3 runs" in bench.stdout
 
 
 def test_printed_top5_and_benchmark(bundle):
@@ -225,6 +280,25 @@ def test_model_from_another_bundle(copy, tmp_path):
     _one_line_error(run_py(copy, "--runtime", "onnx", copy / "sample.png"), "model.onnx does not match", "manifest")
     (copy / "model.tflite").write_bytes((copy / "model.tflite").read_bytes()[:-8] + b"\0" * 8)
     _one_line_error(run_py(copy, "--runtime", "lce", copy / "sample.png"), "model.tflite does not match")
+    _one_line_error(run_py(copy, "--runtime", "litert", copy / "sample.png"), "model.tflite does not match")
+
+
+def test_edited_kernel_sources_are_refused_before_compiling(copy, tmp_path):
+    source = copy / "bnn_litert" / "bnn_kernels.c"
+    source.write_text(source.read_text() + "\n/* edited */\n")
+    env = {**os.environ, "BNNZOO_LITERT_CACHE": str(tmp_path / "cache")}
+    proc = subprocess.run([PY, str(copy / "run.py"), "--runtime", "litert", copy / "sample.png"], capture_output=True,
+                          text=True, timeout=300, env=env)
+    _one_line_error(proc, "bnn_litert/bnn_kernels.c does not match")
+    assert not (tmp_path / "cache").exists()  # nothing was compiled
+
+
+def test_litert_without_a_compiler_is_one_line(copy, tmp_path):
+    env = {**os.environ, "CC": str(tmp_path / "no-cc"), "BNNZOO_LITERT_CACHE": str(tmp_path / "cache")}
+    env.pop("BNNZOO_LITERT_LIB", None)
+    proc = subprocess.run([PY, str(copy / "run.py"), "--runtime", "litert", copy / "sample.png"], capture_output=True,
+                          text=True, timeout=300, env=env)
+    _one_line_error(proc, "no C compiler found", "apt-get install gcc")
 
 
 # --- deploy's own errors and atomicity ----------------------------------------------------------------

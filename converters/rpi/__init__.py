@@ -1,2 +1,3 @@
 """Files copied into a Raspberry Pi bundle by ``converters.deploy``: ``run.py`` (the runner,
-numpy + Pillow + LCE or onnxruntime) and ``README.md`` (a template filled per bundle)."""
+numpy + Pillow + ai-edge-litert with bnnzoo's kernels, LCE or onnxruntime) and ``README.md``
+(a template filled per bundle). The kernels themselves come from ``converters/litert``."""

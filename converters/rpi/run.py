@@ -1,14 +1,23 @@
 #!/usr/bin/env python3
 """Classify images with this bundle's binary neural network (written by ``bnnzoo deploy``).
 
-Needs only numpy and Pillow, plus one runtime: Larq Compute Engine's interpreter
-(``model.tflite``, bit-packed kernels optimized for 64-bit ARM) when it is importable,
-else onnxruntime (``model.onnx``). Neither PyTorch nor TensorFlow is used.
+Needs only numpy and Pillow, plus one runtime:
+
+- ``litert``: ``model.tflite`` in the pip-installable LiteRT interpreter (``ai-edge-litert``),
+  LCE's four ops run by bnnzoo's bit-packed kernels, compiled once from ``bnn_litert/`` with
+  this machine's C compiler (``cc``);
+- ``lce``: ``model.tflite`` in Larq Compute Engine's interpreter (built from LCE's source on
+  a Pi);
+- ``onnx``: ``model.onnx`` in onnxruntime (float kernels, no build at all).
+
+``auto`` takes the first of lce, litert, onnx that is importable. Neither PyTorch nor
+TensorFlow is used.
 
 Examples::
 
     python3 run.py cat.jpg dog.png                  # top-5 labels and latency per image
-    python3 run.py --runtime onnx cat.jpg           # force a runtime (lce | onnx)
+    python3 run.py --runtime litert cat.jpg         # force a runtime (litert | lce | onnx)
+    python3 run.py --build-kernels                  # compile bnnzoo's kernels now (once), then exit
     python3 run.py --benchmark 50 --threads 4       # median/min/max latency over 50 runs
     python3 run.py --watch frames/                  # classify images as they appear (camera loop)
     python3 run.py --dump-logits out.npy cat.jpg    # raw logits, one row per image
@@ -209,6 +218,81 @@ class LceRuntime:
         return np.concatenate([np.asarray(self.interpreter.predict([x[None]])[0]) for x in x_nhwc])
 
 
+KERNELS = "bnn_litert"  # bnnzoo's converters/litert, copied into the bundle
+KERNEL_FILES = ("__init__.py", "toolchain.py", "bnn_kernels.c", "tflite_c.h")
+
+
+def litert_available() -> bool:
+    """Whether the LiteRT interpreter (``ai-edge-litert``) can be imported here."""
+    return importlib.util.find_spec("ai_edge_litert") is not None
+
+
+def load_kernels(bundle: Bundle):
+    """The bundle's ``bnn_litert`` package, after checking each of its files against the manifest.
+
+    Imported from the bundle folder by path (not from ``sys.path``), without writing
+    ``__pycache__`` into the bundle.
+    """
+    module = sys.modules.get(KERNELS)
+    if module is not None:
+        return module
+    for name in KERNEL_FILES:
+        bundle.file(f"{KERNELS}/{name}")
+    folder = bundle.folder / KERNELS
+    spec = importlib.util.spec_from_file_location(KERNELS, folder / "__init__.py",
+                                                  submodule_search_locations=[str(folder)])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[KERNELS] = module
+    dont_write = sys.dont_write_bytecode
+    sys.dont_write_bytecode = True
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[KERNELS]
+        raise
+    finally:
+        sys.dont_write_bytecode = dont_write
+    return module
+
+
+def build_kernels(bundle: Bundle) -> str:
+    """Compiles the kernel library (or finds it in the cache); returns a line saying where it is."""
+    kernels = load_kernels(bundle)
+    start = time.perf_counter()
+    try:
+        path = kernels.library_file()
+        kernels.library()
+    except kernels.BuildError as e:
+        raise BundleError(str(e)) from None
+    return f"bnnzoo kernels: {path} ({kernels.code_path()} path, ready in {time.perf_counter() - start:.1f} s)"
+
+
+class LiteRtRuntime:
+    """``model.tflite`` in ``ai-edge-litert``, LCE's ops run by the bundle's bnnzoo kernels (NHWC input)."""
+
+    name = "litert"
+
+    def __init__(self, bundle: Bundle, threads: int) -> None:
+        if not litert_available():
+            raise BundleError("ai-edge-litert is not installed: pip install -r requirements.txt "
+                              "(or use --runtime onnx)")
+        from importlib import metadata
+
+        kernels = load_kernels(bundle)
+        flatbuffer = bundle.file("model.tflite").read_bytes()
+        try:
+            if not os.environ.get("BNNZOO_LITERT_LIB") and not kernels.toolchain.library_path().exists():
+                print("run.py: compiling bnnzoo's kernels (bnn_litert/) with this machine's C compiler, once",
+                      file=sys.stderr, flush=True)
+            self.interpreter = kernels.Interpreter(flatbuffer, num_threads=threads)
+        except (kernels.BuildError, kernels.UnsupportedModelError) as e:
+            raise BundleError(str(e)) from None
+        self.version = f"{metadata.version('ai-edge-litert')} + bnnzoo kernels ({self.interpreter.path})"
+
+    def predict(self, x_nhwc):
+        return self.interpreter.predict(x_nhwc)
+
+
 class OnnxRuntime:
     """``model.onnx`` (bit-packed binary weights) in onnxruntime (NCHW input)."""
 
@@ -236,11 +320,16 @@ class OnnxRuntime:
 
 
 def make_runtime(bundle: Bundle, choice: str, threads: int):
-    """The runtime ``choice`` (``auto``: LCE when importable and the bundle has a .tflite, else onnx)."""
+    """The runtime ``choice`` (``auto``: the first of lce, litert, onnx that is importable)."""
     if choice == "auto":
-        choice = "lce" if "model.tflite" in bundle.files and lce_available() else "onnx"
+        has_tflite = "model.tflite" in bundle.files
+        choice = ("lce" if has_tflite and lce_available() else
+                  "litert" if has_tflite and f"{KERNELS}/__init__.py" in bundle.files and litert_available()
+                  else "onnx")
     if choice == "lce":
         return LceRuntime(bundle, threads)
+    if choice == "litert":
+        return LiteRtRuntime(bundle, threads)
     return OnnxRuntime(bundle, threads)
 
 
@@ -348,9 +437,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """Command line of the bundle; returns the exit status (1 with a one-line error)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("images", nargs="*", type=Path, help="image files to classify")
-    parser.add_argument("--runtime", choices=("auto", "lce", "onnx"), default="auto",
-                        help="lce: model.tflite in LCE's interpreter; onnx: model.onnx in onnxruntime; "
-                             "auto (default): lce when importable")
+    parser.add_argument("--runtime", choices=("auto", "litert", "lce", "onnx"), default="auto",
+                        help="litert: model.tflite in ai-edge-litert with bnnzoo's kernels (built once with cc); "
+                             "lce: model.tflite in LCE's interpreter; onnx: model.onnx in onnxruntime; "
+                             "auto (default): the first of lce, litert, onnx that is importable")
+    parser.add_argument("--build-kernels", action="store_true",
+                        help="compile bnnzoo's kernels for --runtime litert now (once, cached), then exit")
     parser.add_argument("--threads", type=int, default=1, metavar="N", help="inference threads (default 1)")
     parser.add_argument("--top", type=int, default=5, metavar="K", help="labels shown per image (default 5)")
     parser.add_argument("--benchmark", type=int, nargs="?", const=50, metavar="RUNS",
@@ -364,6 +456,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         if args.threads < 1 or args.top < 1 or (args.benchmark is not None and args.benchmark < 1):
             raise BundleError("--threads, --top and --benchmark take positive numbers")
+        if args.build_kernels:
+            print(build_kernels(Bundle(args.bundle)))
+            return 0
         if not args.images and args.watch is None and args.benchmark is None:
             parser.print_usage(sys.stderr)
             raise BundleError("give image files, --watch DIR, or --benchmark")
