@@ -214,8 +214,9 @@ def bundle_wheels(bundle: Path) -> tuple[str, ...]:
 
 
 def run_arm64(bundle: Path, args: Sequence[str], cache: Optional[Path] = None, timeout: float = 1200,
-              log=print) -> subprocess.CompletedProcess:
-    """Runs ``bundle/run.py args...`` under ``qemu-aarch64-static`` in the cached userland.
+              log=print, env: Optional[dict] = None) -> subprocess.CompletedProcess:
+    """Runs ``bundle/run.py args...`` under ``qemu-aarch64-static`` in the cached userland
+    (``env``: extra environment variables, e.g. ``BNNZOO_LITERT_LIB``).
 
     Raises:
         Arm64Error: qemu or the userland could not be set up.
@@ -223,7 +224,7 @@ def run_arm64(bundle: Path, args: Sequence[str], cache: Optional[Path] = None, t
     qemu = ensure_qemu()
     root = build_userland(cache, bundle_wheels(Path(bundle)), log=log)
     cmd = [qemu, "-L", str(root), str(root / PYTHON), "-I", str(Path(bundle) / "run.py"), *args]
-    return subprocess.run(cmd, capture_output=True, text=True, env=_env(root), timeout=timeout)
+    return subprocess.run(cmd, capture_output=True, text=True, env={**_env(root), **(env or {})}, timeout=timeout)
 
 
 def _env(root: Path) -> dict:
@@ -252,8 +253,9 @@ def _top5(logits: np.ndarray) -> np.ndarray:
 
 
 def compare_with_host(bundle: Path, images: Sequence[str], cache: Optional[Path] = None,
-                      runtime: str = "onnx", log=print) -> dict:
-    """Runs the bundle on ARM64 (emulated) and on this machine, and compares the logits.
+                      runtime: str = "onnx", log=print, env: Optional[dict] = None) -> dict:
+    """Runs the bundle on ARM64 (emulated, with extra environment ``env``) and on this machine,
+    and compares the logits.
 
     Returns:
         ``{"max_abs_diff", "top5_identical", "arm64_seconds", "host_seconds"}``.
@@ -268,7 +270,8 @@ def compare_with_host(bundle: Path, images: Sequence[str], cache: Optional[Path]
     with tempfile.TemporaryDirectory() as tmp:
         arm_npy, host_npy = Path(tmp) / "arm64.npy", Path(tmp) / "host.npy"
         start = time.perf_counter()
-        arm = run_arm64(bundle, ["--runtime", runtime, "--dump-logits", str(arm_npy), *images], cache, log=log)
+        arm = run_arm64(bundle, ["--runtime", runtime, "--dump-logits", str(arm_npy), *images], cache, log=log,
+                        env=env)
         arm_s = time.perf_counter() - start
         if arm.returncode != 0:
             raise Arm64Error(f"run.py failed under emulation (exit {arm.returncode}): "

@@ -28,9 +28,11 @@ def add_eval_arguments(p: argparse.ArgumentParser) -> None:
                    help="every registered model except detectors and training-stage variants (*_teacher, *_stageN)")
     p.add_argument("--baseline", default="mobilenet_v1",
                    help="mobilenet_v1 adds MobileNet-v1 at widths 0.25/0.5/0.75/1.0; 'none' adds nothing")
-    p.add_argument("--runtimes", default="lce,onnx,torch",
+    p.add_argument("--runtimes", default="lce,litert,onnx,torch",
                    help="comma-separated: lce (LCE interpreter; float models also through TensorFlow's "
-                        "tf.lite.Interpreter with XNNPACK), xnnpack, onnx, torch")
+                        "tf.lite.Interpreter with XNNPACK), litert (the LCE file in ai-edge-litert with bnnzoo's "
+                        "kernels, the 'litert' extra), xnnpack, onnx, torch; by default litert is left out, with "
+                        "a note, where ai-edge-litert is not installed")
     p.add_argument("--threads", default="1,2", help="comma-separated thread counts, e.g. 1,2")
     p.add_argument("--runs", type=int, default=20, help="timed runs per model, runtime and thread count (>= 20 for a report)")
     p.add_argument("--warmup", type=int, default=3, help="untimed runs before them")
@@ -67,7 +69,10 @@ def run_eval(args: argparse.Namespace) -> int:
     _require_matplotlib()  # the report's plots: fail before hours of measuring, not after
     names, tagged = _split_tags(args.models)
     models = harness.select_models(names, args.all, args.baseline)
-    runtimes = harness.parse_runtimes(args.runtimes)
+    if args.runtimes == harness.DEFAULT_RUNTIMES:
+        runtimes, skipped = harness.default_runtimes()
+    else:
+        runtimes, skipped = harness.parse_runtimes(args.runtimes), {}
     threads = harness.parse_threads(args.threads)
     weights = {**tagged, **harness.parse_weights(args.weights, models)}
     harness.check_data(args.data)
@@ -77,7 +82,9 @@ def run_eval(args: argparse.Namespace) -> int:
         models=models, runtimes=runtimes, threads=threads, runs=args.runs, warmup=args.warmup, data=args.data,
         weights=weights, tiny=args.tiny, limit=args.limit, batch_size=args.batch_size,
         workdir=str(Path(args.out) / "exports") if args.keep_exports else "", progress=not args.no_progress,
-        command=harness.command_line(_ARGV if _ARGV is not None else sys.argv[2:]))
+        command=harness.command_line(_ARGV if _ARGV is not None else sys.argv[2:]), skipped_runtimes=skipped)
+    for rt_name, why in skipped.items():  # after every check of the arguments: an error stays one line
+        print(f"bnnzoo eval: note: runtime {rt_name} left out: {why}", file=sys.stderr)
     results = harness.evaluate(opts)
     paths = report.write_report(results, args.out)
     print(report.summary_table(results))

@@ -83,6 +83,10 @@ class Runtime:
 RUNTIMES: dict[str, Runtime] = {
     "lce": Runtime("lce", "LCE", "tflite", ("larq_compute_engine",), "lce", True,
                    "LCE TFLite file in larq_compute_engine's Interpreter, flags {flags}"),
+    "litert": Runtime("litert", "bnnzoo LiteRT", "tflite", ("ai_edge_litert",), "litert", True,
+                      "the same LCE TFLite file in ai-edge-litert's interpreter, LCE's ops run by bnnzoo's own "
+                      "kernels (converters.litert, a TFLite delegate; code path {litert_path}), float ops by "
+                      "LiteRT's XNNPACK"),
     "xnnpack": Runtime("xnnpack", "TFLite+XNNPACK", "tflite", ("tensorflow",), "keras", False,
                        "the same TFLite file in TensorFlow's tf.lite.Interpreter (default resolver: XNNPACK "
                        "delegate), float models only; runs whenever lce does"),
@@ -92,6 +96,29 @@ RUNTIMES: dict[str, Runtime] = {
     "torch": Runtime("torch", "PyTorch", "", ("torch",), "", True,
                      "the PyTorch model, eager, torch.no_grad(), torch.set_num_threads(threads)"),
 }
+
+
+# What `bnnzoo eval` times without --runtimes; the optional ones are left out, with a note, where
+# their extra is not installed (an explicit --runtimes naming them fails instead).
+DEFAULT_RUNTIMES = "lce,litert,onnx,torch"
+OPTIONAL_RUNTIMES = ("litert",)
+
+
+def default_runtimes(text: str = DEFAULT_RUNTIMES) -> tuple[list[str], dict[str, str]]:
+    """:func:`parse_runtimes` of ``text``, the :data:`OPTIONAL_RUNTIMES` that are not installed left out.
+
+    Returns:
+        The runtime names and ``{left-out runtime: why}``.
+    """
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    skipped = {}
+    for n in [n for n in names if n in OPTIONAL_RUNTIMES]:
+        try:
+            check_runtime(RUNTIMES[n])
+        except MissingRuntimeError as e:
+            skipped[n] = str(e)
+            names.remove(n)
+    return parse_runtimes(",".join(names)), skipped
 
 
 def check_runtime(rt: Runtime) -> None:
@@ -219,6 +246,7 @@ class EvalOptions:
         workdir: Folder for the exported files.
         progress: Show tqdm progress bars.
         command: The command line, recorded in the results.
+        skipped_runtimes: Default runtimes left out (not installed) -> why, recorded in the report.
     """
 
     models: list[str]
@@ -234,6 +262,7 @@ class EvalOptions:
     workdir: str = ""
     progress: bool = True
     command: str = ""
+    skipped_runtimes: dict[str, str] = field(default_factory=dict)
 
 
 # --- data ---------------------------------------------------------------------------------------
@@ -449,6 +478,10 @@ def evaluate_model(name: str, opts: EvalOptions, data: Optional[_DataCache], wor
             def make(rt_name: str = rt_name, threads: int = threads) -> Callable[[], object]:
                 if rt_name == "lce":
                     return timing.lce_runner(Path(files["tflite"]).read_bytes(), threads, x_nhwc)
+                if rt_name == "litert":
+                    from .bench_litert import ours_runner
+
+                    return ours_runner(Path(files["tflite"]).read_bytes(), threads, x_nhwc)[0]
                 if rt_name == "xnnpack":
                     return timing.stock_tflite_runner(Path(files["tflite"]).read_bytes(), threads, x_nhwc)
                 if rt_name == "onnx":
@@ -512,13 +545,23 @@ def machine_info() -> dict[str, Any]:
     except AttributeError:
         usable = os.cpu_count()
     libs = {d: _version(d) for d in ("bnnzoo", "torch", "tensorflow", "tf-keras", "larq", "larq-compute-engine",
-                                     "onnx", "onnxruntime", "numpy")}
+                                     "ai-edge-litert", "onnx", "onnxruntime", "numpy")}
     try:
         load = [round(v, 2) for v in os.getloadavg()]
     except (AttributeError, OSError):
         load = None
     return {"cpu": cpu, "cores": os.cpu_count(), "usable_cores": usable, "load_average": load, "os": platform.platform(),
             "python": platform.python_version(), "libraries": libs}
+
+
+def _litert_path() -> str:
+    """The binary GEMM path bnnzoo's LiteRT kernels run on this CPU (or why there is none)."""
+    try:
+        from converters import litert
+
+        return litert.code_path()
+    except Exception as e:  # noqa: BLE001  a failed build is already each model's recorded litert error
+        return f"unavailable: {_error(e)}"
 
 
 def evaluate(opts: EvalOptions) -> dict[str, Any]:
@@ -560,7 +603,8 @@ def evaluate(opts: EvalOptions) -> dict[str, Any]:
             if bar is not None:
                 bar.close()
     flags = {**__import__("eval.timing", fromlist=["LCE_FLAGS"]).LCE_FLAGS}
-    runtimes = {r: RUNTIMES[r].description.format(flags=flags) for r in opts.runtimes}
+    runtimes = {r: RUNTIMES[r].description.format(flags=flags, litert_path=_litert_path() if r == "litert" else "")
+                for r in opts.runtimes}
     return {
         "schema": SCHEMA,
         "schema_version": SCHEMA_VERSION,
@@ -571,7 +615,7 @@ def evaluate(opts: EvalOptions) -> dict[str, Any]:
         "settings": {
             "runtimes": runtimes, "lce_flags": flags, "threads": opts.threads, "runs": opts.runs,
             "warmup": opts.warmup, "batch": 1, "data": opts.data or None, "limit": opts.limit or None,
-            "tiny": opts.tiny, "weights": opts.weights,
+            "tiny": opts.tiny, "weights": opts.weights, "skipped_runtimes": opts.skipped_runtimes,
         },
         "models": rows,
     }

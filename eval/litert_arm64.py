@@ -8,9 +8,15 @@ the model outputs, are compared with this host's run of the same file: LCE ops e
 (NEON against AVX-512/AVX2), model outputs within float tolerance (XNNPACK differs by
 architecture).
 
+``--bundle`` runs a deploy bundle's ``run.py --runtime litert`` the same way (through
+``eval.arm64``, in the userland of the bundle's ``requirements.txt``), with the kernels
+cross-compiled from the bundle's own ``bnn_litert/`` sources, and compares its logits with
+this host's run of the same bundle.
+
 Usage::
 
     python -m eval.litert_arm64 a.tflite [b.tflite ...]     # prints one line per file
+    python -m eval.litert_arm64 --bundle meliusnet22-rpi/ [IMAGE ...]
 """
 
 from __future__ import annotations
@@ -27,9 +33,9 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from eval.arm64 import PYTHON, Arm64Error, _env, _run, build_userland, ensure_qemu
+from eval.arm64 import PYTHON, Arm64Error, _env, _run, build_userland, compare_with_host, ensure_qemu
 
-__all__ = ["WHEELS", "ensure_cross_compiler", "cross_compile", "run_files", "main"]
+__all__ = ["WHEELS", "ensure_cross_compiler", "cross_compile", "run_files", "run_bundle", "main"]
 
 WHEELS = ("ai-edge-litert==1.4.0", "numpy==1.26.4", "flatbuffers==25.12.19", "backports.strenum==1.2.8",
           "tqdm==4.67.1", "typing-extensions==4.12.2")
@@ -71,14 +77,18 @@ def ensure_cross_compiler() -> str:
     return found
 
 
-def cross_compile(dest: Path) -> Path:
-    """The kernel library built for aarch64 with the cross compiler."""
+def cross_compile(dest: Path, source: Optional[Path] = None) -> Path:
+    """The kernel library built for aarch64 with the cross compiler (from ``source``, default
+    ``converters/litert/bnn_kernels.c``), with the flags of a native build."""
     from converters.litert import toolchain
 
     cc = ensure_cross_compiler()
     lib = dest / "libbnn_lce-aarch64.so"
-    subprocess.run([cc, *toolchain.CFLAGS, "-o", str(lib), str(toolchain.HERE / "bnn_kernels.c"), *toolchain.LIBS],
-                   check=True, capture_output=True)
+    source = source or toolchain.HERE / "bnn_kernels.c"
+    done = subprocess.run([cc, *toolchain.CFLAGS, "-o", str(lib), str(source), *toolchain.LIBS], capture_output=True,
+                          text=True)
+    if done.returncode != 0:
+        raise Arm64Error(f"cross-compiling {source} failed: {done.stderr.strip()[-500:]}")
     return lib
 
 
@@ -121,11 +131,37 @@ def run_files(files: Sequence[str], cache: Optional[Path] = None) -> list[str]:
         return lines
 
 
+def run_bundle(bundle: Path, images: Sequence[str], cache: Optional[Path] = None, log=print) -> dict:
+    """A bundle's ``run.py --runtime litert`` on aarch64 (qemu) and on this host: the logits compared.
+
+    Returns:
+        ``eval.arm64.compare_with_host``'s result.
+
+    Raises:
+        Arm64Error: The cross compilation or either run failed.
+    """
+    bundle = Path(bundle)
+    source = bundle / "bnn_litert" / "bnn_kernels.c"
+    if not source.is_file():
+        raise Arm64Error(f"{bundle} has no bnn_litert/bnn_kernels.c: re-run `bnnzoo deploy` to get a bundle with it")
+    with tempfile.TemporaryDirectory() as tmp:
+        lib = cross_compile(Path(tmp), source)
+        return compare_with_host(bundle, images, cache, runtime="litert", log=log, env={"BNNZOO_LITERT_LIB": str(lib)})
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("files", nargs="+")
+    parser.add_argument("files", nargs="*", help="TFLite files; with --bundle: images (default its sample.png)")
+    parser.add_argument("--bundle", type=Path, help="a folder written by `bnnzoo deploy NAME --target rpi`")
     args = parser.parse_args(argv)
+    if args.bundle is None and not args.files:
+        parser.error("give TFLite files, or --bundle DIR")
     try:
+        if args.bundle is not None:
+            result = run_bundle(args.bundle, args.files or [str(args.bundle / "sample.png")])
+            print(f"litert_arm64: {args.bundle}: top-5 identical {result['top5_identical']}, max |aarch64 - host| "
+                  f"{result['max_abs_diff']:.3g}")
+            return 0 if result["top5_identical"] and result["max_abs_diff"] < 1e-4 else 1
         for line in run_files(args.files):
             print(line)
     except Arm64Error as e:

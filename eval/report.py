@@ -128,7 +128,9 @@ def header(results: dict) -> list[str]:
     """The command and machine paragraphs, and how latency was measured (the top of every report)."""
     m, s = results["machine"], results["settings"]
     libs = ", ".join(f"{k} {v}" for k, v in m["libraries"].items() if v)
-    rt_lines = "\n".join(f"- **{RUNTIMES[k].label}** (`{k}`): {v}" for k, v in s["runtimes"].items())
+    rt_lines = "\n".join([f"- **{RUNTIMES[k].label}** (`{k}`): {v}" for k, v in s["runtimes"].items()]
+                         + [f"- **{RUNTIMES[k].label}** (`{k}`): not measured, left out: {v}"
+                            for k, v in (s.get("skipped_runtimes") or {}).items() if k in RUNTIMES])
     busy = (" With as many threads as usable cores, timings also compete with any other load on the machine."
             if max(s["threads"]) >= (m.get("usable_cores") or 1) else "")
     return [

@@ -350,6 +350,20 @@ def test_bundle_on_arm64_equals_x86(bundle, images):
     assert result["max_abs_diff"] < 1e-4
 
 
+@pytest.mark.slow
+def test_bundle_litert_on_arm64_equals_x86(bundle, images):
+    """run.py --runtime litert under qemu-aarch64-static, in the userland of the bundle's own
+    requirements.txt (ai-edge-litert's aarch64 wheel), the kernels cross-compiled from the bundle's
+    bnn_litert/ (the userland has no compiler): logits equal this host's run of the same bundle."""
+    from eval import litert_arm64
+
+    files = [str(bundle / "sample.png"), str(images["rgb.png"]), str(images["grey16.png"])]
+    result = litert_arm64.run_bundle(bundle, files, log=lambda line: None)
+    assert "(litert," in result["arm64_stdout"] and "(litert," in result["host_stdout"]
+    assert result["top5_identical"], (result["arm64_stdout"], result["host_stdout"])
+    assert result["max_abs_diff"] < 1e-4
+
+
 # --- faults: decompression bombs, bad outputs, one bad image among many, killed deploys ------------
 
 def bomb_png(path: Path, side: int = 20000) -> Path:

@@ -12,8 +12,11 @@ refuses a file it converted (per-position multipliers).
 from __future__ import annotations
 
 import os
+import platform
+import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -321,6 +324,52 @@ def test_every_simd_path_matches_the_portable_one_on_awkward_sizes(tmp_path):
     assert [line.split()[1] for line in done.stdout.splitlines() if line.startswith("ok ")] == fast + ["pack32"]
 
 
+# A CPU model of qemu-x86_64 (TCG emulates no AVX-512 at all), the path the library must pick there and
+# the fast paths it must offer.
+_EMULATED_CPUS = [("Conroe", "portable", []), ("Nehalem", "popcnt", ["popcnt"]),
+                  ("Haswell", "avx2", ["popcnt", "avx2"])]
+
+
+@pytest.fixture(scope="module")
+def selftest_program(tmp_path_factory):
+    """selftest.c (which includes the whole library) built with the library's own flags, no -march."""
+    from converters.litert import toolchain as build
+
+    exe = tmp_path_factory.mktemp("selftest") / "selftest"
+    flags = [f for f in build.CFLAGS if f not in ("-shared", "-fPIC")]
+    subprocess.run([build.find_compiler(), *flags, "-o", str(exe), str(build.HERE / "selftest.c"), *build.LIBS],
+                   check=True, capture_output=True)
+    return exe
+
+
+@pytest.mark.skipif(platform.machine() != "x86_64", reason="emulates older x86-64 CPUs: an x86-64 host's test")
+@pytest.mark.parametrize("cpu, best, offered", _EMULATED_CPUS)
+def test_a_cpu_without_the_instructions_falls_back_and_never_faults(selftest_program, cpu, best, offered):
+    """Under ``qemu-x86_64-static -cpu CPU``: the library picks the best path that CPU has, every path
+    it offers agrees with the portable one, and nothing executes an instruction the CPU lacks."""
+    from eval.arm64 import ensure_qemu
+
+    qemu = str(Path(ensure_qemu()).with_name("qemu-x86_64-static"))
+    done = subprocess.run([qemu, "-cpu", cpu, str(selftest_program)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, (done.returncode, done.stdout, done.stderr[-500:])  # SIGILL: -4 / 132
+    assert f"best {best}" in done.stdout.splitlines()
+    assert [line.split()[1] for line in done.stdout.splitlines() if line.startswith("ok ")] == offered + ["pack32"]
+
+
+@pytest.mark.skipif(platform.machine() != "x86_64", reason="emulates older x86-64 CPUs: an x86-64 host's test")
+def test_the_emulated_old_cpu_really_faults_on_avx512(tmp_path):
+    """The control of the test above: the same program built for AVX-512 dies of SIGILL there."""
+    from converters.litert import toolchain as build
+    from eval.arm64 import ensure_qemu
+
+    exe = tmp_path / "selftest-avx512"
+    subprocess.run([build.find_compiler(), "-O3", "-march=icelake-server", "-o", str(exe),
+                    str(build.HERE / "selftest.c"), *build.LIBS], check=True, capture_output=True)
+    qemu = str(Path(ensure_qemu()).with_name("qemu-x86_64-static"))
+    done = subprocess.run([qemu, "-cpu", "Conroe", str(exe)], capture_output=True, text=True, timeout=300)
+    assert done.returncode in (-signal.SIGILL, 128 + signal.SIGILL), (done.returncode, done.stdout)
+
+
 # --- aarch64 under emulation: must run, never skip ------------------------------------------------
 
 @pytest.mark.slow
@@ -415,3 +464,40 @@ def test_a_wrong_struct_layout_is_caught_before_any_node_is_claimed(detector_fil
                           env={**os.environ, "BNNZOO_LITERT_LIB": str(lib)})
     assert done.returncode == 3, done.stderr[-2000:]
     assert "TfLiteTensor layout mismatch" in done.stdout
+
+
+# --- bnnzoo eval: our runtime as a column next to LCE's --------------------------------------------
+
+def test_eval_times_litert_next_to_lce(tmp_path):
+    import json
+
+    from eval import cli, report
+
+    rc = cli.main(["--tiny", "meliusnet22", "--baseline", "none", "--threads", "1", "--runs", "2", "--warmup", "0",
+                   "--no-progress", "-o", str(tmp_path)])  # the default runtimes
+    assert rc == 0
+    res = json.loads((tmp_path / "results.json").read_text())
+    (row,) = res["models"]
+    assert {"lce", "litert"} <= set(row["latency_ms"]) and row["latency_ms"]["litert"]["1"]["median"] > 0
+    assert f"code path {litert.code_path()}" in res["settings"]["runtimes"]["litert"]
+    assert res["settings"]["skipped_runtimes"] == {}
+    text = (tmp_path / "report.md").read_text()
+    assert "bnnzoo LiteRT, 1 thr" in text and "LCE, 1 thr" in text
+    res["settings"]["skipped_runtimes"] = {"litert": "why"}
+    assert "- **bnnzoo LiteRT** (`litert`): not measured, left out: why" in "\n".join(report.header(res))
+
+
+def test_eval_without_ai_edge_litert_leaves_litert_out_with_a_note():
+    """ai_edge_litert made unimportable (``sys.modules[name] = None``, Python's own way to block an import)."""
+    code = ("import sys; sys.modules['ai_edge_litert'] = None\n"
+            "from eval import harness\n"
+            "names, skipped = harness.default_runtimes()\n"
+            "print(','.join(names)); print(skipped['litert'])\n"
+            "try:\n    harness.parse_runtimes('lce,litert')\n"
+            "except harness.MissingRuntimeError as e:\n    print('explicit:', e)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    names, note, explicit = done.stdout.strip().splitlines()[-3:]
+    assert names.split(",") == ["lce", "xnnpack", "onnx", "torch"]
+    assert "ai_edge_litert" in note and "pip install 'bnnzoo[litert]'" in note
+    assert explicit.startswith("explicit: runtime 'litert' needs ai_edge_litert")

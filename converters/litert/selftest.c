@@ -59,6 +59,9 @@ int main(void) {
     }
   }
   printf("ok pack32\n");
+  /* what the library picks on this CPU by itself (never a path the CPU lacks: no SIGILL) */
+  bnn_select_path(NULL);
+  printf("best %s\n", g_bgemm_name);
   printf("%d fast path(s) agree with the portable path\n", tested);
   return 0;
 }
