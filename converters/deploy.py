@@ -229,7 +229,7 @@ def deploy(model, output: str | os.PathLike, *, target: str = "rpi", name: Optio
 
 def add_deploy_arguments(parser: argparse.ArgumentParser) -> None:
     """Adds the arguments of ``bnnzoo deploy`` to ``parser``."""
-    parser.add_argument("source", metavar="NAME_OR_CHECKPOINT",
+    parser.add_argument("source", metavar="NAME[.TAG]|SOURCE",
                         help="a registered model (`bnnzoo list`), NAME.TAG, or a .safetensors file (needs --arch)")
     parser.add_argument("--target", required=True, choices=TARGETS, help="rpi: 64-bit Raspberry Pi OS (aarch64)")
     parser.add_argument("-o", "--output", metavar="DIR", help="bundle folder (default: NAME-TARGET here)")

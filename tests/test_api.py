@@ -11,9 +11,7 @@ import zoo
 from zoo import weights as zw
 
 ARCHS_WITH_WEIGHTS = sorted({w.arch for w in zw.WEIGHTS.values()})
-# Binary AlexNet's classifier is a binary 1x1 convolution (larq-zoo's layout), not a Linear to replace.
-CLASSIFIERS = [n for n in zoo.list_models(include_stages=True)
-               if zoo.get_config(n).family not in ("detector", "binary_alexnet")]
+CLASSIFIERS = [n for n in zoo.list_models(include_stages=True) if zoo.get_config(n).family != "detector"]
 
 
 def _image(w: int = 50, h: int = 40):
@@ -92,7 +90,9 @@ def test_forward_features_and_reset_classifier(name):
     features = model.forward_features(x)
     assert features.dim() == 4
     assert torch.equal(model(x), model.forward_head(features))
-    assert model.forward_head(features, pre_logits=True).shape == (2, model.get_classifier().in_features)
+    pre = model.forward_head(features, pre_logits=True)
+    assert pre.shape[:2] == (2, getattr(model.get_classifier(), "in_features", pre.shape[1]))
+    assert torch.allclose(model.get_classifier()(pre).flatten(1), model(x), atol=1e-5)
     model.reset_classifier(3)
     assert model(x).shape == (2, 3) and model.zoo_config.num_classes == 3
 

@@ -113,6 +113,8 @@ def test_exports_and_runtimes_on_one_model(tmp_path):
     (["meliusnet22", "--threads", "0"], "--threads"),
     (["meliusnet22", "--weights", "meliusnet29=x.safetensors"], "not evaluated"),
     (["meliusnet22", "--baseline", "mobilenet"], "did you mean 'mobilenet_v1'"),
+    (["meliusnet22.mnist", "--weights", "x.safetensors"], "meliusnet22.mnist names its weights already"),
+    (["meliusnet22", "mobilenet_v1", "--weights", "x.safetensors"], "--weights MODEL=x.safetensors"),
 ])
 def test_bad_input_is_one_line(argv, message, capsys, tmp_path):
     assert cli.main([*argv, "-o", str(tmp_path)]) == 1
@@ -234,9 +236,11 @@ def test_image_folder_is_read_with_the_weights_preprocessing(tmp_path):
         folder.mkdir(parents=True, exist_ok=True)
         Image.fromarray(np.asarray(x[i], np.uint8).reshape(28, 28), "L").save(folder / f"{i:04d}.png")
     top1 = {}
-    for data in ("mnist", str(tmp_path / "digits")):
+    # the one grammar: NAME.TAG, or NAME with --weights (MODEL= left out for a single model)
+    for data, model in (("mnist", ["meliusnet22.mnist"]), (str(tmp_path / "digits"), ["meliusnet22", "--weights",
+                                                                                       "mnist"])):
         out = tmp_path / ("o" + str(len(top1)))
-        assert cli.main(["meliusnet22.mnist", "--baseline", "none", "--runtimes", "torch", "--threads", "1",
+        assert cli.main([*model, "--baseline", "none", "--runtimes", "torch", "--threads", "1",
                          "--runs", "1", "--warmup", "0", "--data", data, "--limit", "200", "--no-progress",
                          "-o", str(out)]) == 0
         acc = json.loads((out / "results.json").read_text())["models"][0]["accuracy"]
