@@ -38,6 +38,10 @@ def test_convert_prints_only_its_own_lines(fmt, tmp_path):
     layerwise = 3 if fmt == "tflite" else 1
     assert lines[0].split() == ["format", fmt] and len(lines) == 5 + layerwise
     assert all("checks passed on" in line for line in lines[-layerwise:])
+    if fmt == "tflite":  # verify imports TensorFlow too (for LCE's interpreter): as quiet
+        checked = bnnzoo("verify", "meliusnet22.mnist", str(tmp_path / f"m.{fmt}"), cwd=tmp_path)
+        assert checked.returncode == 0 and "matches its source layer by layer" in checked.stdout, checked.stderr[-2000:]
+        assert checked.stderr == "", "third-party lines on stderr:\n" + checked.stderr
 
 
 def test_verbose_lets_third_party_logs_through(tmp_path):

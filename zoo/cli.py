@@ -59,6 +59,10 @@ def _needs_tensorflow(args: argparse.Namespace) -> bool:
             rt in str(getattr(args, "runtimes", "")) for rt in ("lce", "xnnpack"))
     if args.command == "detect":
         return getattr(args, "runtime", None) == "tflite" or str(getattr(args, "exported", "") or "").endswith(".tflite")
+    if args.command == "verify":
+        return str(getattr(args, "file", "")).lower().endswith(".tflite")
+    if args.command == "train":
+        return "framework=keras" in (getattr(args, "overrides", None) or [])
     return False
 
 
