@@ -63,3 +63,12 @@ def test_verify_errors_are_one_line(argv, message, tmp_path, capsys, monkeypatch
     assert main([a.replace("EXISTING", "existing.onnx") for a in argv]) == 1
     err = capsys.readouterr().err.strip()
     assert message.replace("EXISTING", "existing.onnx") in err and "\n" not in err, err
+
+
+def test_train_takes_its_run_folder_as_output(tmp_path, capsys):
+    import json
+
+    assert main(["train", "real2bin_mnist", "-o", str(tmp_path / "run"), "--show"]) == 0
+    assert json.loads(capsys.readouterr().out)["out"] == str(tmp_path / "run")
+    assert main(["train", "real2bin_mnist", "-o", str(tmp_path / "a"), "--resume", str(tmp_path / "b")]) == 1
+    assert "names the run folder already: drop -o" in capsys.readouterr().err
