@@ -141,3 +141,13 @@ def test_lowest_declared_huggingface_hub_loads_hub_weights(tmp_path):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(target), str(ROOT)])}
     result = _run([sys.executable, "-c", HUB_CHECK, str(ROOT / "tests"), str(tmp_path), floor], env=env)
     assert result.stdout.split() == ["ok", floor]
+
+
+def test_license_is_an_spdx_expression():
+    """setuptools deprecates ``project.license`` as a table; the SPDX string is the metadata's License-Expression."""
+    import tomllib
+
+    license_ = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["license"]
+    import re
+
+    assert isinstance(license_, str) and re.fullmatch(r"[A-Za-z0-9.+-]+( (AND|OR|WITH) [A-Za-z0-9.+-]+)*", license_)
