@@ -366,9 +366,11 @@ def save_png(image, path: str | Path) -> int:
 
 def add_detect_arguments(p: argparse.ArgumentParser) -> None:
     """Arguments of ``bnnzoo detect``."""
+    import zoo
+
+    detectors = ", ".join(n for n in zoo.list_models() if zoo.get_config(n).family == "detector")
     p.add_argument("images", nargs="+", metavar="[NAME[.TAG]] IMG",
-                   help="optionally a registered detector (plates_detector_float, plates_detector_1bit_baseline, "
-                        "plates_detector_1bit, plates_detector_1bit_light) with an optional weights tag (default: "
+                   help=f"optionally a registered detector ({detectors}) with an optional weights tag (default: "
                         f"{DEFAULT_DETECTOR}, the 1-bit detector with the most AP@0.5 per 32-bit MAC), then image "
                         "files (any format Pillow reads)")
     p.add_argument("--model", metavar="NAME[.TAG]", help=argparse.SUPPRESS)  # the old spelling: all positionals are images
