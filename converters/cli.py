@@ -7,8 +7,9 @@ Examples::
     bnnzoo convert realtobinary_resnet18 --to onnx --bitpack -o r2b.onnx
     bnnzoo convert run/best.safetensors --arch meliusnet22 --to tflite --pad-value 0
     bnnzoo convert my_models.py:MyBNN --weights run7/model.safetensors --input-size 96 --to tflite
-    bnnzoo verify meliusnet22.tflite --model meliusnet22.larq_in1k
-    bnnzoo verify r2b.onnx --weights run/model.safetensors
+    bnnzoo verify meliusnet22.larq_in1k meliusnet22.tflite
+    bnnzoo verify realtobinary_resnet18 r2b.onnx --weights run/model.safetensors
+    bnnzoo verify r2b.onnx --weights run/model.safetensors      # the architecture from config.json beside it
 
 ``FILE.py:CLASS`` imports the Python file you name (it runs as any import does) and builds
 ``CLASS()``: any PyTorch module made of the zoo's layers and plain torch ops converts,
@@ -194,12 +195,15 @@ def _default_weights(source: str) -> str:
 
 
 def add_verify_arguments(parser: argparse.ArgumentParser) -> None:
-    """Adds the arguments of ``bnnzoo verify`` to ``parser``."""
-    parser.add_argument("file", metavar="FILE", help="an exported .tflite or .onnx file")
-    parser.add_argument("--model", metavar="NAME[.TAG]",
-                        help="its source: NAME.TAG (registered weights; NAME alone: its default weights); with "
-                             "--weights, the architecture of a checkpoint that has no config.json beside it")
-    parser.add_argument("--weights", metavar="W", help="its source's weights: a .safetensors file or hf-hub:owner/repo")
+    """Adds the arguments of ``bnnzoo verify`` to ``parser``: ``[NAME[.TAG]] FILE [--weights W]``."""
+    parser.add_argument("model", nargs="?", metavar="NAME[.TAG]",
+                        help="the file's source: NAME.TAG (registered weights; NAME alone: its default weights); with "
+                             "--weights, the architecture (optional when config.json lies beside the weights)")
+    parser.add_argument("file", metavar="FILE", help="the exported .tflite or .onnx file to check")
+    parser.add_argument("--weights", metavar="FILE|hf-hub:REPO",
+                        help="the source's weights: a .safetensors file (config.json beside it names the "
+                             "architecture) or hf-hub:owner/repo[@rev]")
+    parser.add_argument("--model", dest="model_option", metavar="NAME[.TAG]", help=argparse.SUPPRESS)  # old spelling
 
 
 def _verify_source(args: argparse.Namespace, input_size: int):
@@ -207,24 +211,48 @@ def _verify_source(args: argparse.Namespace, input_size: int):
     import zoo
     from zoo.fileio import read_json
 
+    model = _verify_model(args)
     if args.weights:
-        name = args.model
+        name = model
         config = os.path.join(os.path.dirname(os.path.abspath(args.weights)), "config.json")
-        if name is None and os.path.isfile(config):
+        if name is None and not args.weights.startswith("hf-hub:") and os.path.isfile(config):
             name = read_json(config, "config").get("name")
         if name is None:
-            raise ValueError(f"{args.weights} has no config.json beside it: name its architecture with --model")
+            raise ValueError(f"{args.weights} has no config.json beside it: name its architecture first, "
+                             f"bnnzoo verify NAME {args.file} --weights {args.weights}")
         return zoo.load(name, weights=args.weights, input_size=input_size)
-    if not args.model:
-        raise ValueError("name the file's source with --model NAME[.TAG] or --weights W")
-    name = args.model if "." in args.model else _default_weights(args.model)
+    if not model:
+        raise ValueError(f"name the file's source: bnnzoo verify NAME[.TAG] {args.file} (or --weights W)")
+    name = model if "." in model else _default_weights(model)
     if not name:  # initialised weights differ on every run: nothing to compare a file with
-        raise ValueError(f"{args.model} has no default weights: name the file's weights with --model "
-                         f"{args.model}.TAG or --weights W")
+        raise ValueError(f"{model} has no default weights: name the file's weights, bnnzoo verify {model}.TAG "
+                         f"{args.file} (or --weights W)")
     return zoo.load(name)
 
 
+def _verify_model(args: argparse.Namespace) -> "str | None":
+    """The NAME[.TAG] of ``bnnzoo verify`` (positional, or the old ``--model``); one-line errors for a
+    source given twice."""
+    model = args.model or getattr(args, "model_option", None)
+    if args.model and getattr(args, "model_option", None):
+        raise ValueError(f"two sources given ({args.model} and --model {args.model_option}): give NAME[.TAG] once")
+    if args.weights and model is not None and "." in model:
+        raise ValueError(f"{model} names its weights already: drop --weights, or give the bare architecture")
+    if not args.weights and not model:
+        raise ValueError(f"name the file's source: bnnzoo verify NAME[.TAG] {args.file} (or --weights W)")
+    return model
+
+
 def _input_side(path: str, fmt: str) -> int:
+    """The square input side an export takes (one-line error for a file its format cannot read)."""
+    try:
+        return _read_input_side(path, fmt)
+    except Exception as e:  # noqa: BLE001  a truncated or foreign file fails in many ways inside the parsers
+        raise ValueError(f"{path} is not a readable .{fmt} export ({type(e).__name__}): export it again with "
+                         f"bnnzoo convert NAME[.TAG] --to {fmt}") from None
+
+
+def _read_input_side(path: str, fmt: str) -> int:
     if fmt == "tflite":
         import tflite
 
@@ -247,11 +275,15 @@ def run_verify(args: argparse.Namespace) -> int:
 
     fmt = os.path.splitext(args.file)[1].lstrip(".").lower()
     if fmt not in ("tflite", "onnx"):
+        if args.model and os.path.splitext(args.model)[1].lower() in (".tflite", ".onnx"):
+            raise ValueError(f"the model comes first, then the file: bnnzoo verify {args.file} {args.model}")
         raise ValueError(f"{args.file} is neither a .tflite nor an .onnx file")
     if not os.path.isfile(args.file):
         raise FileNotFoundError(f"{args.file} does not exist")
-    model = _verify_source(args, _input_side(args.file, fmt))
-    batch, data = verification_batch(model, _input_side(args.file, fmt))
+    _verify_model(args)  # the command's own errors before the file is read
+    side = _input_side(args.file, fmt)
+    model = _verify_source(args, side)
+    batch, data = verification_batch(model, side)
     if fmt == "tflite":
         from .tflite import tflite_predict, verify_tflite_layerwise
 

@@ -34,7 +34,7 @@ from zoo.fileio import sha256_of, temp_dir
 from .verify import ConversionError
 
 __all__ = ["TARGETS", "RPI_REQUIREMENTS", "IMAGENET_MEAN", "IMAGENET_STD", "LCE_PUBLISHED_RPI4", "DeployReport",
-           "deploy", "sha256_of", "add_deploy_arguments", "run_deploy"]
+           "bundle_preprocess", "deploy", "sha256_of", "add_deploy_arguments", "run_deploy"]
 
 TARGETS = ("rpi",)
 RUNNER_DIR = Path(__file__).resolve().parent / "rpi"
@@ -120,6 +120,19 @@ def _readme(values: dict) -> str:
     return text
 
 
+def bundle_preprocess(model, size: int, mean: Sequence[float] = IMAGENET_MEAN,
+                      std: Sequence[float] = IMAGENET_STD) -> dict:
+    """The bundle's ``preprocess.json``: ``zoo.transforms(model)`` (what ``bnnzoo eval`` and ``detect``
+    apply) at side ``size``; ``mean``/``std`` only for weights that are not registered."""
+    import zoo
+
+    preprocess = zoo.transforms(model)
+    if getattr(model, "zoo_weights", None) is None:
+        preprocess = dataclasses.replace(preprocess, mean=tuple(mean), std=tuple(std))
+    return {**dataclasses.replace(preprocess, input_size=size).to_dict(),
+            "layout": {"model.tflite": "NHWC", "model.onnx": "NCHW"}, "dtype": "float32"}
+
+
 def deploy(model, output: str | os.PathLike, *, target: str = "rpi", name: Optional[str] = None,
            labels: Optional[Sequence[str]] = None, labels_source: str = "",
            mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD,
@@ -178,12 +191,7 @@ def deploy(model, output: str | os.PathLike, *, target: str = "rpi", name: Optio
             raise ConversionError(f"{e} (the bundle needs a verified .tflite; nothing was written)") from e
         log("deploy: exporting bit-packed ONNX, verified")
         onnx = to_onnx(model, str(tmp / "model.onnx"), input_size=size, bitpack=True)
-        # What the weights expect (zoo.transforms: the same values eval and detect use); mean/std for
-        # weights that are not registered.
-        preprocess = (zoo.transforms(model) if getattr(model, "zoo_weights", None) is not None
-                      else zoo.Preprocess(size, mean=tuple(mean), std=tuple(std)))
-        pre = {**dataclasses.replace(preprocess, input_size=size).to_dict(),
-               "layout": {"model.tflite": "NHWC", "model.onnx": "NCHW"}, "dtype": "float32"}
+        pre = bundle_preprocess(model, size, mean, std)
         (tmp / "preprocess.json").write_text(json.dumps(pre, indent=2) + "\n")
         (tmp / "labels.json").write_text(json.dumps(labels, indent=1, ensure_ascii=False) + "\n")
         (tmp / "requirements.txt").write_text(
@@ -232,7 +240,7 @@ def deploy(model, output: str | os.PathLike, *, target: str = "rpi", name: Optio
 
 def add_deploy_arguments(parser: argparse.ArgumentParser) -> None:
     """Adds the arguments of ``bnnzoo deploy`` to ``parser``."""
-    parser.add_argument("source", metavar="NAME_OR_CHECKPOINT",
+    parser.add_argument("source", metavar="NAME[.TAG]|SOURCE",
                         help="a registered model (`bnnzoo list`), NAME.TAG, or a .safetensors file (needs --arch)")
     parser.add_argument("--target", required=True, choices=TARGETS, help="rpi: 64-bit Raspberry Pi OS (aarch64)")
     parser.add_argument("-o", "--output", metavar="DIR", help="bundle folder (default: NAME-TARGET here)")

@@ -38,9 +38,10 @@ def add_eval_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--warmup", type=int, default=3, help="untimed runs before them")
     p.add_argument("--data", default="", help="'mnist' (embedded digits) or an ImageNet-style folder "
                                               "(<class>/*.jpg, or holding val/<class>/*.jpg); none: no accuracy")
-    p.add_argument("--weights", action="append", default=[], metavar="MODEL=PATH_OR_TAG",
-                   help="weights of one model (repeatable): a .safetensors path, a tag or hf-hub:owner/repo; "
-                        "other models are evaluated with initialised weights")
+    p.add_argument("--weights", action="append", default=[], metavar="[MODEL=]FILE|hf-hub:REPO",
+                   help="weights of one model (repeatable; MODEL= may be left out when one model is named): a "
+                        ".safetensors file, hf-hub:owner/repo[@rev] or a tag; other models are evaluated with "
+                        "initialised weights")
     p.add_argument("--limit", type=int, default=0, help="evaluate accuracy on at most this many images (0: all)")
     p.add_argument("--batch-size", type=int, default=50, help="batch of the accuracy evaluation")
     p.add_argument("--tiny", action="store_true", help="build each model with its config's tiny overrides (smoke runs)")
@@ -74,7 +75,17 @@ def run_eval(args: argparse.Namespace) -> int:
     else:
         runtimes, skipped = harness.parse_runtimes(args.runtimes), {}
     threads = harness.parse_threads(args.threads)
-    weights = {**tagged, **harness.parse_weights(args.weights, models)}
+    bare = next((w for w in args.weights if "=" not in w), None)
+    if bare is not None and len(names) != 1:
+        raise ValueError(f"--weights {bare}: name its model, --weights MODEL={bare} (MODEL= may be left out only "
+                         "when one model is named)")
+    items = [w if "=" in w else f"{names[0]}={w}" for w in args.weights]
+    given = harness.parse_weights(items, models)
+    twice = sorted(set(given) & set(tagged))
+    if twice:
+        raise ValueError(f"{twice[0]}.{tagged[twice[0]]} names its weights already: drop --weights for it, or "
+                         f"give the bare architecture")
+    weights = {**tagged, **given}
     harness.check_data(args.data)
     from pathlib import Path
 

@@ -7,11 +7,12 @@ Examples::
     bnnzoo detect plates_detector_1bit.tag photos/*.jpg --runtime tflite -o detections/
     bnnzoo detect plates_detector_1bit car.jpg --weights w.safetensors --runtime onnx --exported m.onnx -o c.png
 
-Every image goes through the training reader's own preprocessing
-(``recipes.plates.dataset.load_rgb`` then ``to_model_input``: RGB, squashed to the model's
-input, scaled to ``[-1, 1]``), every runtime's raw outputs through the one decoding
-(``zoo.detection.decode``), and the boxes are scaled back to the image's own pixels (the
-reader squashes the whole image, so a normalised box scales by width and height).
+Every image goes through the preprocessing its weights record, ``zoo.transforms(model)``
+(the one ``bnnzoo eval`` and a deploy bundle's run.py apply: upright RGB, squashed to the
+model's input, normalised with the weights' mean and std; for the plate detectors the
+training reader's ``[-1, 1]``), every runtime's raw outputs through the one decoding
+(``zoo.detection.decode``), and the boxes are scaled back to the image's own (upright) pixels
+(the whole image is squashed, so a normalised box scales by width and height).
 
 Runtimes: ``torch`` runs the PyTorch model; ``onnx`` and ``tflite`` run an export of it,
 converted (and verified, boxes included) by ``converters`` into a cache keyed by the
@@ -36,8 +37,10 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
+from zoo.transforms import UnreadableImageError
+
 __all__ = ["RUNTIMES", "DEFAULT_DETECTOR", "DRAW_MAX_SIDE", "ImageDetections", "default_weights", "load_detector", "export_cached",
-           "predictor", "detect", "read_display", "draw_boxes", "save_png", "add_detect_arguments", "run_detect"]
+           "predictor", "detect", "model_input", "read_display", "draw_boxes", "save_png", "add_detect_arguments", "run_detect"]
 
 RUNTIMES = ("torch", "onnx", "tflite")
 SUFFIXES = {"onnx": ".onnx", "tflite": ".tflite"}
@@ -262,9 +265,8 @@ def detect(paths: Sequence[str | Path], model, predict: Callable[[np.ndarray], n
 
     Returns:
         Per path, in order, its :class:`ImageDetections`, or the
-        ``recipes.plates.dataset.UnreadableImageError`` that stopped it being read.
+        ``zoo.transforms.UnreadableImageError`` that stopped it being read.
     """
-    from recipes.plates.dataset import UnreadableImageError, load_rgb, to_model_input
     from zoo.detection import decode
 
     cfg = model.zoo_config
@@ -272,37 +274,55 @@ def detect(paths: Sequence[str | Path], model, predict: Callable[[np.ndarray], n
     readable: list[tuple[int, np.ndarray, tuple[int, int]]] = []
     for i, path in enumerate(paths):
         try:
-            image, size = load_rgb(path, cfg.input_size)
-            readable.append((i, image, size))
+            x, size = model_input(path, model)
+            readable.append((i, x, size))
         except UnreadableImageError as e:
             results[i] = e
     for start in range(0, len(readable), BATCH):
         chunk = readable[start:start + BATCH]
-        raw = predict(to_model_input(np.stack([image for _, image, _ in chunk])))
+        raw = predict(np.stack([x for _, x, _ in chunk]))
         for (i, _, (w, h)), d in zip(chunk, decode(raw, cfg, score_threshold, iou_threshold)):
             results[i] = ImageDetections(str(paths[i]), (w, h), d.boxes * [w, h, w, h], d.scores)
     return results
 
 
-def read_display(path: str | Path, max_side: int = DRAW_MAX_SIDE) -> tuple:
-    """The image to draw on: 8-bit RGB (``to_rgb``), at most ``max_side`` pixels on its long side.
+def model_input(path: str | Path, model) -> tuple[np.ndarray, tuple[int, int]]:
+    """The ``(3, S, S)`` float32 input of ``model`` for image file ``path`` (``zoo.transforms(model)``).
 
     Returns:
-        ``(image, scale)``: a Pillow image and its size over the file's own.
+        The input and the upright image's own ``(width, height)``.
 
     Raises:
-        recipes.plates.dataset.UnreadableImageError: The file cannot be read.
+        zoo.transforms.UnreadableImageError: The file cannot be read.
+    """
+    import zoo
+
+    x, size = zoo.transforms(model).read(path)
+    return np.ascontiguousarray(x.transpose(2, 0, 1)), size
+
+
+def read_display(path: str | Path, max_side: int = DRAW_MAX_SIDE) -> tuple:
+    """The image to draw on: upright 8-bit RGB (``zoo.transforms.to_rgb``), at most ``max_side`` pixels
+    on its long side.
+
+    Returns:
+        ``(image, scale)``: a Pillow image and its size over the upright file's own.
+
+    Raises:
+        zoo.transforms.UnreadableImageError: The file cannot be read.
     """
     from PIL import Image
 
-    from recipes.plates.dataset import UnreadableImageError, to_rgb
+    from zoo.transforms import to_rgb
 
     try:
         with Image.open(path) as img:
             full = img.size
+            if img.getexif().get(0x0112) in (5, 6, 7, 8):  # EXIF orientations that swap width and height
+                full = full[::-1]
             scale = min(1.0, max_side / max(full))
             if scale < 1:
-                img.draft("RGB", (max(1, round(full[0] * scale)), max(1, round(full[1] * scale))))
+                img.draft("RGB", (max(1, round(img.size[0] * scale)), max(1, round(img.size[1] * scale))))
             rgb = to_rgb(img)
             if scale < 1:
                 rgb = rgb.resize((max(1, round(full[0] * scale)), max(1, round(full[1] * scale))),
@@ -310,7 +330,7 @@ def read_display(path: str | Path, max_side: int = DRAW_MAX_SIDE) -> tuple:
             else:
                 rgb = rgb.copy()
             return rgb, rgb.size[0] / full[0]
-    except Exception as e:  # noqa: BLE001  same causes as load_rgb
+    except Exception as e:  # noqa: BLE001  same causes as open_image
         raise UnreadableImageError(f"cannot read {path} as an image ({type(e).__name__})") from None
 
 
@@ -346,9 +366,11 @@ def save_png(image, path: str | Path) -> int:
 
 def add_detect_arguments(p: argparse.ArgumentParser) -> None:
     """Arguments of ``bnnzoo detect``."""
+    import zoo
+
+    detectors = ", ".join(n for n in zoo.list_models() if zoo.get_config(n).family == "detector")
     p.add_argument("images", nargs="+", metavar="[NAME[.TAG]] IMG",
-                   help="optionally a registered detector (plates_detector_float, plates_detector_1bit_baseline, "
-                        "plates_detector_1bit, plates_detector_1bit_light) with an optional weights tag (default: "
+                   help=f"optionally a registered detector ({detectors}) with an optional weights tag (default: "
                         f"{DEFAULT_DETECTOR}, the 1-bit detector with the most AP@0.5 per 32-bit MAC), then image "
                         "files (any format Pillow reads)")
     p.add_argument("--model", metavar="NAME[.TAG]", help=argparse.SUPPRESS)  # the old spelling: all positionals are images
@@ -435,8 +457,6 @@ def run_detect(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="bnnzoo-detect-") as tmp:
         predict = predictor(model, runtime, args.exported, tmp if args.no_cache else None)
         results = detect(args.images, model, predict, args.score_threshold, args.iou_threshold)
-    from recipes.plates.dataset import UnreadableImageError
-
     failed = 0
     print("# image score x0 y0 x1 y1 (pixels of the image)")
     for result, target in zip(results, targets):

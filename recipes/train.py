@@ -728,6 +728,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "options as batch_size=128 data=/data/imagenet, model options as model.width=32")
     p.add_argument("--resume", nargs="*", action=_ResumeAction, default=None, metavar="RUN_DIR",
                    help="continue the run in RUN_DIR (default: the recipe's out folder) from its last checkpoint")
+    p.add_argument("-o", "--output", metavar="DIR", help="the run folder (default: the recipe's out, "
+                                                        "`--show` prints it); same as out=DIR")
     p.add_argument("--stop-after", type=int, default=0, metavar="N",
                    help="stop each stage after N epochs of this invocation (continue later with --resume)")
     p.add_argument("--list", action="store_true", help="list the recipes and exit")
@@ -738,6 +740,10 @@ def resolve(args: argparse.Namespace) -> tuple[Recipe, bool]:
     """The recipe the arguments describe, and whether to resume."""
     overrides = list(args.overrides) + list(getattr(args, "late_overrides", []))
     resume = args.resume
+    if getattr(args, "output", None):
+        if resume:
+            raise ConfigError(f"--resume {resume} names the run folder already: drop -o {args.output}")
+        overrides.append(f"out={args.output}")
     if not args.recipe:
         raise ConfigError("name a recipe: bnnzoo train RECIPE [key=value ...] (bnnzoo train --list shows them)")
     pairs = parse_overrides(overrides)

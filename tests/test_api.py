@@ -11,9 +11,7 @@ import zoo
 from zoo import weights as zw
 
 ARCHS_WITH_WEIGHTS = sorted({w.arch for w in zw.WEIGHTS.values()})
-# Binary AlexNet's classifier is a binary 1x1 convolution (larq-zoo's layout), not a Linear to replace.
-CLASSIFIERS = [n for n in zoo.list_models(include_stages=True)
-               if zoo.get_config(n).family not in ("detector", "binary_alexnet")]
+CLASSIFIERS = [n for n in zoo.list_models(include_stages=True) if zoo.get_config(n).family != "detector"]
 
 
 def _image(w: int = 50, h: int = 40):
@@ -92,35 +90,106 @@ def test_forward_features_and_reset_classifier(name):
     features = model.forward_features(x)
     assert features.dim() == 4
     assert torch.equal(model(x), model.forward_head(features))
-    assert model.forward_head(features, pre_logits=True).shape == (2, model.get_classifier().in_features)
+    pre = model.forward_head(features, pre_logits=True)
+    assert pre.shape[:2] == (2, getattr(model.get_classifier(), "in_features", pre.shape[1]))
+    assert torch.allclose(model.get_classifier()(pre).flatten(1), model(x), atol=1e-5)
     model.reset_classifier(3)
     assert model(x).shape == (2, 3) and model.zoo_config.num_classes == 3
 
 
-def test_transforms_agree_with_the_device_runner_and_the_readers(tmp_path):
-    """zoo.transforms, the deploy bundle's run.py, the detector's reader and the ImageNet-folder reader
-    compute the same input from the same file."""
-    import importlib.util
+def _awkward_images(folder):
+    """Files that take every branch of the decoding: RGB, alpha, 16-bit, palette with transparency,
+    an EXIF-rotated JPEG, CMYK, greyscale, a non-square portrait, a JPEG large enough to decode reduced."""
+    from PIL import Image
 
-    from recipes.data import ImageFolder
-    from recipes.plates.dataset import load_rgb, to_model_input
+    folder.mkdir(parents=True)
+    rgb = _image(300, 200)
+    rgb.save(folder / "rgb.png")
+    alpha = np.dstack([np.asarray(rgb), np.tile(np.linspace(0, 255, 300, dtype=np.uint8), (200, 1))])
+    Image.fromarray(alpha, "RGBA").save(folder / "alpha.png")
+    Image.fromarray(np.linspace(0, 65535, 120 * 90).reshape(90, 120).astype(np.uint16)).save(folder / "g16.png")
+    palette = rgb.convert("P", palette=Image.Palette.ADAPTIVE, colors=16)
+    palette.info["transparency"] = 3
+    palette.save(folder / "palette.png", transparency=3)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees to be upright
+    _image(160, 90).save(folder / "rotated.jpg", exif=exif.tobytes(), quality=95)
+    rgb.convert("CMYK").save(folder / "cmyk.jpg", quality=95)
+    rgb.convert("L").save(folder / "grey.png")
+    _image(70, 130).save(folder / "portrait.png")
+    _image(900, 700).resize((1800, 1400)).save(folder / "large.jpg", quality=90)  # decoded reduced (jpeg_draft)
+    return sorted(folder.iterdir())
+
+
+# One set of weights per distinct preprocessing in the registry (classifiers and detectors).
+_PREPROCESSING = {}
+for _w in zw.WEIGHTS.values():
+    _PREPROCESSING.setdefault(zoo.transforms(_w), _w.key)
+
+
+@pytest.mark.parametrize("key", sorted(_PREPROCESSING.values()))
+def test_eval_detect_and_the_deploy_bundle_preprocess_alike(key, tmp_path):
+    """bnnzoo eval's image-folder reader, bnnzoo detect's model input and the deploy bundle's run.py
+    (given the preprocess.json deploy writes) compute the same tensor from the same file and weights."""
+    import importlib.util
+    import types
+
+    from converters.deploy import bundle_preprocess
+    from eval.detect import model_input
+    from eval.harness import _DataCache
 
     spec = importlib.util.spec_from_file_location("bundle_run", zoo.__file__.replace("zoo/__init__.py",
                                                                                      "converters/rpi/run.py"))
     run = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(run)
-    path = tmp_path / "img.png"
-    _image(300, 200).save(path)
+    w = zw.WEIGHTS[key]
+    # What zoo.load(key) returns, as far as preprocessing goes (no download of full-size weights here).
+    model = types.SimpleNamespace(zoo_config=zoo.get_config(w.arch).replace(input_size=w.input_size), zoo_weights=w)
+    files = _awkward_images(tmp_path / "val" / "any")
+    x, _, _, description = _DataCache(str(tmp_path), 0).get(model)
+    assert x.shape == (len(files), 3, w.input_size, w.input_size) and "zoo.transforms" in description
+    pre = bundle_preprocess(model, w.input_size)
+    for row, path in zip(x, files):
+        detected, size = model_input(path, model)
+        bundled = run.load_image(path, pre).transpose(2, 0, 1)
+        np.testing.assert_allclose(detected, row.numpy(), atol=1e-6, err_msg=f"{key} {path.name}: detect vs eval")
+        np.testing.assert_allclose(bundled, detected, atol=1e-6, err_msg=f"{key} {path.name}: run.py vs detect")
+    assert model_input(tmp_path / "val" / "any" / "rotated.jpg", model)[1] == (90, 160)  # upright
+
+
+def test_transforms_agree_with_the_training_readers(tmp_path):
+    """The training readers (recipes.data's ImageNet folder, the plate detectors' reader) compute the
+    input zoo.transforms computes, on the RGB files they were trained on."""
     from PIL import Image
 
-    for key in ("meliusnet22.mnist", "meliusnet22.larq_in1k"):
-        pre = zoo.transforms(key)
-        ours = pre.array(Image.open(path))
-        assert np.allclose(run.load_image(path, pre.to_dict()), ours, atol=1e-6), key
+    from recipes.data import ImageFolder
+    from recipes.plates.dataset import load_rgb, to_model_input
+
+    import dataclasses
+
+    path = tmp_path / "img.png"
+    _image(300, 200).save(path)
     detector = zoo.transforms("plates_detector_1bit")
-    image, _ = load_rgb(path, detector.input_size)
-    assert np.allclose(to_model_input(image), detector(Image.open(path)).numpy(), atol=1e-6)
+    for name, (w, h) in (("img.png", (300, 200)), ("large.jpg", (1800, 1400))):  # a JPEG decoded reduced
+        _image(w, h).save(tmp_path / name)
+        image, size = load_rgb(tmp_path / name, detector.input_size)
+        x, read_size = detector.read(tmp_path / name)
+        assert size == read_size == (w, h)
+        np.testing.assert_allclose(to_model_input(image), x.transpose(2, 0, 1), atol=1e-6, err_msg=name)
+    # A detector from a training run's model.safetensors (no registered weights) is read as it was trained.
+    trained_here = zoo.transforms(zoo.load("plates_detector_1bit", **zoo.get_config("plates_detector_1bit").tiny))
+    assert trained_here == dataclasses.replace(detector, input_size=trained_here.input_size)
     (tmp_path / "val" / "a").mkdir(parents=True)
     _image(300, 200).save(tmp_path / "val" / "a" / "x.png")
     x, _ = ImageFolder(tmp_path, "val", 224)[0]
     assert torch.allclose(x, zoo.transforms("meliusnet22.larq_in1k")(Image.open(path)), atol=1e-5)
+
+
+def test_unreadable_image_is_one_line(tmp_path):
+    from zoo.transforms import UnreadableImageError, open_image
+
+    (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8\xff not a jpeg")
+    for bad in ("broken.jpg", "missing.png"):
+        with pytest.raises(UnreadableImageError, match="cannot read") as info:
+            open_image(tmp_path / bad)
+        assert "\n" not in str(info.value)

@@ -38,6 +38,10 @@ def test_convert_prints_only_its_own_lines(fmt, tmp_path):
     layerwise = 3 if fmt == "tflite" else 1
     assert lines[0].split() == ["format", fmt] and len(lines) == 5 + layerwise
     assert all("checks passed on" in line for line in lines[-layerwise:])
+    if fmt == "tflite":  # verify imports TensorFlow too (for LCE's interpreter): as quiet
+        checked = bnnzoo("verify", "meliusnet22.mnist", str(tmp_path / f"m.{fmt}"), cwd=tmp_path)
+        assert checked.returncode == 0 and "matches its source layer by layer" in checked.stdout, checked.stderr[-2000:]
+        assert checked.stderr == "", "third-party lines on stderr:\n" + checked.stderr
 
 
 def test_verbose_lets_third_party_logs_through(tmp_path):
@@ -73,9 +77,9 @@ def test_every_help_shows_defaults(command):
     getattr(module, f"add_{command}_arguments")(parser)
     text = " ".join(parser.format_help().split())
     for action in parser._actions:
-        if action.default not in (None, False, argparse.SUPPRESS) and action.help:
-            shown = str(action.default if not isinstance(action.default, list) else action.default)
-            assert "default" in action.help or f"(default: {shown}" in text, f"{command} {action.dest}"
+        default = action.default
+        if not (default is None or default is False or default in ("", [], argparse.SUPPRESS)) and action.help:
+            assert "default" in action.help or f"(default: {default}" in text, f"{command} {action.dest}"
         outputs = [o for o in action.option_strings if o in ("-o", "--output", "--out")]
         if outputs:
             assert "-o" in action.option_strings and "--output" in action.option_strings, f"{command}: {outputs}"
@@ -99,18 +103,46 @@ def test_eval_prints_only_its_own_lines(tmp_path):
     assert "\r" not in result.stderr and (tmp_path / "rep" / "results.json").is_file()
 
 
-@pytest.mark.parametrize("command", ["convert", "deploy", "detect", "download", "eval"])
-def test_commands_take_a_model_as_positional_name_tag(command):
+def _parser(command: str):
     import argparse
     import importlib
 
-    parser = argparse.ArgumentParser()
+    from zoo.cli import HelpFormatter
+
+    parser = argparse.ArgumentParser(prog=f"bnnzoo {command}", formatter_class=HelpFormatter)
     getattr(importlib.import_module(COMMANDS[command][0]), f"add_{command}_arguments")(parser)
-    positional = next(a for a in parser._actions if not a.option_strings)
-    assert "NAME" in str(positional.metavar), f"{command}: first positional is {positional.metavar!r}"
-    if command != "download":
-        weights = next(a for a in parser._actions if "--weights" in a.option_strings)
-        assert weights.help and ("hf-hub" in weights.help or "TAG" in str(weights.metavar))
+    return parser
+
+
+def _takes_a_model(action) -> bool:
+    """A registered model's NAME (not a Hub repo's OWNER/NAME)."""
+    import re
+
+    return bool(re.search(r"(?<!/)\bNAME\b", str(action.metavar))) or action.dest in ("model", "models", "source")
+
+
+@pytest.mark.parametrize("command", list(COMMANDS))
+def test_every_command_takes_a_model_as_positional_name_tag(command):
+    """A model is a positional NAME[.TAG] wherever a command takes one; weights are --weights FILE|hf-hub:REPO."""
+    import argparse
+
+    parser = _parser(command)
+    shown = [a for a in parser._actions if a.help is not argparse.SUPPRESS]  # hidden: old spellings
+    for action in shown:
+        if _takes_a_model(action) and action.option_strings and action.option_strings != ["--arch"]:
+            pytest.fail(f"bnnzoo {command} takes a model as {action.option_strings[0]}, not as a positional")
+    for action in shown:
+        if "--weights" in action.option_strings and action.nargs != 0:  # `list --weights` is a flag
+            assert "FILE|hf-hub:REPO" in str(action.metavar), f"bnnzoo {command} --weights {action.metavar}"
+
+
+def test_the_commands_that_take_a_model_are_found():
+    """The rule above is not vacuous: these commands take a model."""
+    import argparse
+
+    takes = {c for c in COMMANDS if any(_takes_a_model(a) and not a.option_strings and a.help is not argparse.SUPPRESS
+                                        for a in _parser(c)._actions)}
+    assert {"convert", "verify", "eval", "detect", "deploy", "download", "demo"} <= takes, takes
 
 
 def test_detect_takes_the_detector_first(tmp_path):

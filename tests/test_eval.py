@@ -113,6 +113,8 @@ def test_exports_and_runtimes_on_one_model(tmp_path):
     (["meliusnet22", "--threads", "0"], "--threads"),
     (["meliusnet22", "--weights", "meliusnet29=x.safetensors"], "not evaluated"),
     (["meliusnet22", "--baseline", "mobilenet"], "did you mean 'mobilenet_v1'"),
+    (["meliusnet22.mnist", "--weights", "x.safetensors"], "meliusnet22.mnist names its weights already"),
+    (["meliusnet22", "mobilenet_v1", "--weights", "x.safetensors"], "--weights MODEL=x.safetensors"),
 ])
 def test_bad_input_is_one_line(argv, message, capsys, tmp_path):
     assert cli.main([*argv, "-o", str(tmp_path)]) == 1
@@ -217,3 +219,32 @@ def test_mobilenet_v1_macs():
     f = zoo.measure(zoo.load("mobilenet_v1"))
     assert abs(f.flops - 569e6) <= rounding_tolerance(569e6) + 0.005 * 569e6
     assert f.bops == 0
+
+
+def test_image_folder_is_read_with_the_weights_preprocessing(tmp_path):
+    """An image folder is preprocessed as the weights expect (zoo.transforms): the MNIST-trained weights
+    score the same held-out digits saved as PNG files as they score them from recipes.data's tensors."""
+    import numpy as np
+    from PIL import Image
+
+    from recipes.data import _mnist_arrays
+
+    x, y = _mnist_arrays()
+    held_out = np.random.default_rng(0).permutation(len(y))[:200]  # recipes.data's validation digits, in order
+    for i in held_out:
+        folder = tmp_path / "digits" / str(int(y[i]))
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.asarray(x[i], np.uint8).reshape(28, 28), "L").save(folder / f"{i:04d}.png")
+    top1 = {}
+    # the one grammar: NAME.TAG, or NAME with --weights (MODEL= left out for a single model)
+    for data, model in (("mnist", ["meliusnet22.mnist"]), (str(tmp_path / "digits"), ["meliusnet22", "--weights",
+                                                                                       "mnist"])):
+        out = tmp_path / ("o" + str(len(top1)))
+        assert cli.main([*model, "--baseline", "none", "--runtimes", "torch", "--threads", "1",
+                         "--runs", "1", "--warmup", "0", "--data", data, "--limit", "200", "--no-progress",
+                         "-o", str(out)]) == 0
+        acc = json.loads((out / "results.json").read_text())["models"][0]["accuracy"]
+        top1[data] = acc["top1"]
+    assert top1["mnist"] > 90 and abs(top1[str(tmp_path / "digits")] - top1["mnist"]) <= 2.0, top1
+    mnist = next(w for w in zoo.list_weights("meliusnet22") if w.tag == "mnist")
+    assert f"mean ({mnist.mean[0]:.3g}" in acc["dataset"] and "zoo.transforms" in acc["dataset"]

@@ -28,10 +28,35 @@ def _run(cmd: list[str], timeout: float = 1800, **kwargs) -> subprocess.Complete
 
 @pytest.fixture(scope="session")
 def wheel(tmp_path_factory) -> Path:
+    """The wheel of the checked-out files, built from a copy of them: pip builds in the source tree, and a
+    ``build/`` folder left there by an earlier build would add modules deleted since."""
     out = tmp_path_factory.mktemp("wheel")
-    _run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(out), str(ROOT)])
+    _run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(out), str(_source_copy(tmp_path_factory))])
     (built,) = out.glob("bnnzoo-*.whl")
     return built
+
+
+def _source_copy(tmp_path_factory) -> Path:
+    """The files git tracks (or would: untracked, not ignored), copied; ROOT itself outside a git checkout."""
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
+                            capture_output=True)
+    if listed.returncode != 0:
+        return ROOT
+    copy = tmp_path_factory.mktemp("source")
+    for name in filter(None, listed.stdout.decode().split("\0")):
+        if (ROOT / name).is_file():
+            (copy / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, copy / name)
+    return copy
+
+
+def test_the_wheel_holds_only_the_source_modules(wheel):
+    """Every module in the wheel is one of the source tree's (nothing stale from an earlier build)."""
+    import zipfile
+
+    packages = ("zoo/", "converters/", "recipes/", "eval/")
+    shipped = {n for n in zipfile.ZipFile(wheel).namelist() if n.startswith(packages) and n.endswith(".py")}
+    assert shipped and all((ROOT / n).is_file() for n in shipped), sorted(n for n in shipped if not (ROOT / n).is_file())
 
 
 def _fresh_venv(path: Path) -> Path:
@@ -141,3 +166,13 @@ def test_lowest_declared_huggingface_hub_loads_hub_weights(tmp_path):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(target), str(ROOT)])}
     result = _run([sys.executable, "-c", HUB_CHECK, str(ROOT / "tests"), str(tmp_path), floor], env=env)
     assert result.stdout.split() == ["ok", floor]
+
+
+def test_license_is_an_spdx_expression():
+    """setuptools deprecates ``project.license`` as a table; the SPDX string is the metadata's License-Expression."""
+    import tomllib
+
+    license_ = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["license"]
+    import re
+
+    assert isinstance(license_, str) and re.fullmatch(r"[A-Za-z0-9.+-]+( (AND|OR|WITH) [A-Za-z0-9.+-]+)*", license_)

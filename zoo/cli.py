@@ -37,10 +37,13 @@ INTERRUPTED = {
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Shows each option's default, except where there is none to show (None, a flag's False)."""
+    """Shows each option's default (0 included), except where there is none to show: None, a flag's
+    False, an empty value (``--data ""``: the help says what none means), or a help that names it."""
 
     def _get_help_string(self, action: argparse.Action) -> str:
-        if action.default in (None, False) or "default" in (action.help or ""):
+        default = action.default
+        if (default is None or default is False or default == "" or default == [] or default is argparse.SUPPRESS
+                or "default" in (action.help or "")):
             return action.help or ""
         return super()._get_help_string(action)
 
@@ -56,6 +59,10 @@ def _needs_tensorflow(args: argparse.Namespace) -> bool:
             rt in str(getattr(args, "runtimes", "")) for rt in ("lce", "xnnpack"))
     if args.command == "detect":
         return getattr(args, "runtime", None) == "tflite" or str(getattr(args, "exported", "") or "").endswith(".tflite")
+    if args.command == "verify":
+        return str(getattr(args, "file", "")).lower().endswith(".tflite")
+    if args.command == "train":
+        return "framework=keras" in (getattr(args, "overrides", None) or [])
     return False
 
 

@@ -71,8 +71,9 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def add_demo_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--models", nargs="+", default=list(DEMO_MODELS),
+    p.add_argument("models", nargs="*", metavar="NAME", default=list(DEMO_MODELS),
                    help=f"binary models to export and compare (each needs weights tagged {DEMO_TAG!r})")
+    p.add_argument("--models", nargs="+", dest="models_option", help=argparse.SUPPRESS)  # the old spelling
     p.add_argument("-o", "--output", "--out", dest="out", default="out/demo",
                    help="folder for the report and the exported files")
     p.add_argument("--runs", type=int, default=20, help="timed runs per model and runtime")
@@ -86,6 +87,8 @@ def run_demo(args: argparse.Namespace) -> int:
 
     print("Figures of every registered model, measured from the PyTorch model at its input size:\n")
     print(figures_table(list_models()), flush=True)
+    if args.models_option:
+        args.models = args.models_option
     models = [*args.models, DEMO_BASELINE]
     print(f"\nExporting {', '.join(models)} with their MNIST-trained weights (shipped with bnnzoo, tag "
           f"{DEMO_TAG!r}) to LCE TFLite and bit-packed ONNX, verifying each export against PyTorch, measuring "

@@ -4,7 +4,10 @@ One :class:`Preprocess` value describes it (input side, resize, crop, mean, std)
 turns a PIL image into the ``(3, H, W)`` float tensor the model takes, and
 :meth:`Preprocess.to_dict` is what a deploy bundle's ``preprocess.json`` records for the
 device runner (``converters/rpi/run.py`` applies the same steps with numpy). ``bnnzoo eval``,
-``bnnzoo detect`` and ``bnnzoo deploy`` all take their preprocessing from here.
+``bnnzoo detect`` and ``bnnzoo deploy`` all take their preprocessing from here, files
+included: :func:`open_image` is the one decoder of ``eval``'s image folders and ``detect``'s
+images, and run.py's ``load_image`` mirrors it step for step (``tests/test_api.py`` checks the
+three give the same tensor for the same file and weights).
 """
 
 from __future__ import annotations
@@ -15,11 +18,75 @@ from typing import Any, Union
 from .registry import get_config
 from .weights import WeightMismatchError, Weights
 
-__all__ = ["Preprocess", "transforms", "IMAGENET_MEAN", "IMAGENET_STD", "CROP_PCT"]
+__all__ = ["Preprocess", "transforms", "to_rgb", "open_image", "UnreadableImageError", "IMAGENET_MEAN",
+           "IMAGENET_STD", "CROP_PCT"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 CROP_PCT = 0.875  # ImageNet's 256 -> 224: resize the shorter side to input_size / 0.875, centre-crop
+
+
+class UnreadableImageError(ValueError):
+    """A file that cannot be decoded as an image (missing, truncated, corrupt, too large, not an image)."""
+
+
+def to_rgb(image):
+    """An 8-bit RGB copy of any Pillow image, upright.
+
+    EXIF rotation is applied; 16-bit and float greyscale are rescaled to 8 bits (Pillow's own
+    conversion clips them, which turns a 16-bit image white); transparent pixels are composited
+    over black (what the plate detectors were trained on); CMYK, greyscale and palette images
+    are converted.
+    """
+    import numpy as np
+    from PIL import Image, ImageOps
+
+    try:
+        image = ImageOps.exif_transpose(image)
+    except Exception:  # noqa: BLE001  a broken EXIF block is no reason to refuse the pixels
+        pass
+    mode = image.mode
+    if mode.startswith("I;16") or mode in ("I", "F"):
+        a = np.asarray(image, dtype=np.float64)
+        if mode == "F":
+            top = 1.0 if a.size and float(np.nanmax(a)) <= 1.0 else 255.0
+        else:
+            top = 65535.0 if mode.startswith("I;16") or (a.size and a.max() > 255) else 255.0
+        image = Image.fromarray(np.clip(np.nan_to_num(a) / top * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        return Image.alpha_composite(Image.new("RGBA", rgba.size, (0, 0, 0, 255)), rgba).convert("RGB")
+    return image.convert("RGB")
+
+
+def open_image(path) -> "Any":
+    """The image in file ``path`` as an upright 8-bit RGB Pillow image (:func:`to_rgb`).
+
+    Raises:
+        UnreadableImageError: The file is missing, not an image, corrupt, truncated or a
+            possible decompression bomb (one line, naming the file).
+    """
+    return _decode(path)[0]
+
+
+def _decode(path, draft: "tuple[int, int] | None" = None) -> "tuple[Any, tuple[int, int]]":
+    """:func:`open_image`, optionally decoded at a reduced JPEG scale; also the upright full size."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            size = image.size
+            if image.getexif().get(0x0112) in (5, 6, 7, 8):  # EXIF orientations that swap width and height
+                size = size[::-1]
+            if draft is not None:
+                image.draft("RGB", draft)
+            image.load()
+            return to_rgb(image), size
+    except Exception as e:  # noqa: BLE001  truncated or corrupt files raise many types: one line each
+        detail = " ".join(str(e).split())[:160]
+        if isinstance(e, Image.DecompressionBombError):
+            detail += "; downscale it first"
+        raise UnreadableImageError(f"cannot read {path} as an image ({type(e).__name__}: {detail})") from None
 
 
 @dataclass(frozen=True)
@@ -34,6 +101,9 @@ class Preprocess:
         crop_pct: Share of the resized shorter side kept by the crop (1.0: no margin).
         mean: Per-channel RGB mean subtracted from pixels scaled to [0, 1].
         std: Per-channel RGB std the centred pixels are divided by.
+        jpeg_draft: A JPEG file is decoded at the smallest DCT scale still at least
+            ``input_size`` on both sides (Pillow's ``draft``) before resizing: what the plate
+            detectors' training reader does, so their inputs match training (:meth:`read`).
     """
 
     input_size: int
@@ -41,6 +111,7 @@ class Preprocess:
     crop_pct: float = CROP_PCT
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
+    jpeg_draft: bool = False
 
     def __call__(self, image) -> "Any":
         import numpy as np
@@ -53,7 +124,7 @@ class Preprocess:
         import numpy as np
         from PIL import Image
 
-        image = image.convert("RGB")
+        image = to_rgb(image)
         size = self.input_size
         if self.resize == "squash":
             image = image.resize((size, size), Image.BILINEAR)
@@ -68,19 +139,42 @@ class Preprocess:
         x = np.asarray(image, dtype=np.float32) * np.float32(1 / 255)
         return ((x - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)).astype(np.float32)
 
+    def read(self, path) -> "tuple[Any, tuple[int, int]]":
+        """The preprocessed image of file ``path`` (HWC float32) and the upright file's ``(width, height)``.
+
+        Raises:
+            UnreadableImageError: The file cannot be decoded.
+        """
+        image, size = _decode(path, (self.input_size, self.input_size) if self.jpeg_draft else None)
+        return self.array(image), size
+
     def to_dict(self) -> dict[str, Any]:
         """The ``preprocess.json`` of a deploy bundle (read by ``converters/rpi/run.py``)."""
         d = asdict(self)
         return {"input_size": self.input_size, "resize": int(round(self.input_size / self.crop_pct)),
                 "crop": "center" if self.resize == "shorter" else "none", "mode": d["resize"],
                 "interpolation": "bilinear", "color": "RGB", "scale": 1 / 255,
-                "mean": [float(m) for m in self.mean], "std": [float(s) for s in self.std]}
+                "mean": [float(m) for m in self.mean], "std": [float(s) for s in self.std],
+                "jpeg_draft": self.jpeg_draft}
 
 
 def _of_weights(w: Weights, input_size: int | None = None) -> Preprocess:
     family = get_config(w.arch).family
-    return Preprocess(input_size=input_size or w.input_size, resize="squash" if family == "detector" else "shorter",
-                      crop_pct=w.crop_pct, mean=tuple(w.mean), std=tuple(w.std))
+    detector = family == "detector"
+    return Preprocess(input_size=input_size or w.input_size, resize="squash" if detector else "shorter",
+                      crop_pct=w.crop_pct, mean=tuple(w.mean), std=tuple(w.std), jpeg_draft=detector)
+
+
+# What recipes/plates trains every detector on (recipes.plates.dataset.MEAN/STD: pixels in [-1, 1]),
+# so a detector from a training run's model.safetensors (no registered weights) is read as trained.
+DETECTOR_MEAN = DETECTOR_STD = (0.5, 0.5, 0.5)
+
+
+def _of_family(cfg) -> Preprocess:
+    """The preprocessing of weights that are not registered: the family's training reader's."""
+    if cfg.family == "detector":
+        return Preprocess(cfg.input_size, "squash", 1.0, DETECTOR_MEAN, DETECTOR_STD, jpeg_draft=True)
+    return Preprocess(cfg.input_size)
 
 
 def transforms(model_or_tag: Union[str, Weights, Any]) -> Preprocess:
@@ -88,7 +182,8 @@ def transforms(model_or_tag: Union[str, Weights, Any]) -> Preprocess:
 
     Args:
         model_or_tag: A model from ``zoo.load`` (its ``zoo_weights``; without registered weights,
-            ImageNet's preprocessing at its ``zoo_config.input_size``), ``"arch.tag"``, a bare
+            at its ``zoo_config.input_size``, ImageNet's preprocessing for a classifier, the
+            training reader's for a detector), ``"arch.tag"``, a bare
             ``"arch"`` (its default weights), or a :class:`zoo.weights.Weights`.
 
     Returns:
@@ -110,7 +205,7 @@ def transforms(model_or_tag: Union[str, Weights, Any]) -> Preprocess:
         except WeightMismatchError:
             if tag:
                 raise
-            return Preprocess(cfg.input_size, "squash" if cfg.family == "detector" else "shorter")
+            return _of_family(cfg)
     cfg = getattr(model_or_tag, "zoo_config", None)
     if cfg is None:
         raise TypeError("transforms() takes a model from zoo.load, 'arch.tag' or a zoo.weights.Weights, "
@@ -118,4 +213,4 @@ def transforms(model_or_tag: Union[str, Weights, Any]) -> Preprocess:
     w = getattr(model_or_tag, "zoo_weights", None)
     if w is not None:
         return _of_weights(w, cfg.input_size)
-    return Preprocess(cfg.input_size, "squash" if cfg.family == "detector" else "shorter")
+    return _of_family(cfg)

@@ -106,7 +106,8 @@ class Bundle:
 
 def to_rgb(image):
     """An 8-bit RGB copy of any Pillow image: 16-bit and float greyscale are rescaled, transparent
-    pixels composited over white, CMYK/greyscale/palette converted, EXIF rotation applied."""
+    pixels composited over black, CMYK/greyscale/palette converted, EXIF rotation applied (the steps
+    of bnnzoo's zoo.transforms.to_rgb, which bnnzoo eval and detect use)."""
     import numpy as np
     from PIL import Image, ImageOps
 
@@ -125,13 +126,14 @@ def to_rgb(image):
         image = Image.fromarray(a, "L")
     if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (image.mode == "P" and "transparency" in image.info):
         rgba = image.convert("RGBA")
-        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        image = Image.alpha_composite(white, rgba)
+        black = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
+        image = Image.alpha_composite(black, rgba)
     return image.convert("RGB")
 
 
 def load_image(path: Path, pre: dict):
-    """One preprocessed image, HWC float32: resize the shorter side, centre-crop, scale, normalise.
+    """One preprocessed image, HWC float32: resize the shorter side and centre-crop (or squash, for
+    a detector), scale, normalise: bnnzoo's zoo.transforms step for step, as preprocess.json says.
 
     Raises:
         BundleError: The file is missing or not an image Pillow can decode.
@@ -146,6 +148,8 @@ def load_image(path: Path, pre: dict):
         raise BundleError(f"{path} is a folder: give image files, or use --watch {path}")
     try:
         with Image.open(path) as image:
+            if pre.get("jpeg_draft"):  # a JPEG decoded at a reduced DCT scale, as the model's training reader did
+                image.draft("RGB", (int(pre["input_size"]), int(pre["input_size"])))
             image.load()
             image = to_rgb(image)
     except UnidentifiedImageError:
@@ -156,12 +160,15 @@ def load_image(path: Path, pre: dict):
     except Exception as e:  # noqa: BLE001  truncated or corrupt files raise many types: one line each
         raise BundleError(f"{path} could not be decoded as an image ({type(e).__name__}: {e})") from None
     size, resize = int(pre["input_size"]), int(pre["resize"])
-    w, h = image.size
-    scale = resize / min(w, h)
-    image = image.resize((max(size, round(w * scale)), max(size, round(h * scale))), Image.BILINEAR)
-    w, h = image.size
-    left, top = (w - size) // 2, (h - size) // 2
-    image = image.crop((left, top, left + size, top + size))
+    if pre.get("mode") == "squash":  # the whole image scaled to the square (detectors)
+        image = image.resize((size, size), Image.BILINEAR)
+    else:
+        w, h = image.size
+        scale = resize / min(w, h)
+        image = image.resize((max(size, round(w * scale)), max(size, round(h * scale))), Image.BILINEAR)
+        w, h = image.size
+        left, top = (w - size) // 2, (h - size) // 2
+        image = image.crop((left, top, left + size, top + size))
     x = np.asarray(image, dtype=np.float32) * np.float32(pre["scale"])
     return ((x - np.asarray(pre["mean"], np.float32)) / np.asarray(pre["std"], np.float32)).astype(np.float32)
 

@@ -76,8 +76,32 @@ class BinaryAlexNet(nn.Module):
         """The convolutional feature map, before the fully-connected layers."""
         return self.blocks(x)
 
+    def pre_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """What the classifier reads: the hidden fully-connected layers' ``(N, hidden, 1, 1)`` output."""
+        return self.fc1(self.fc0(x))
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """The fully-connected layers on :meth:`forward_features`' map (``pre_logits``: before the last)."""
+        x = self.pre_logits(x)
+        return x if pre_logits else torch.flatten(self.fc2(x), 1)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.flatten(self.fc2(self.fc1(self.fc0(self.forward_features(x)))), 1)
+        return self.forward_head(self.forward_features(x))
+
+    def get_classifier(self) -> ConvBlock:
+        """The last layer, a binary 1x1 convolution (larq-zoo's layout), ``num_classes`` outputs."""
+        return self.fc2
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """Replaces the classifier by a freshly initialised one with ``num_classes`` outputs
+        (``zoo_config`` follows, as :class:`zoo.torch.classifier.ClassifierMixin` does)."""
+        if num_classes < 1:
+            raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+        old = self.fc2.conv.weight
+        self.fc2 = ConvBlock(self.fc1.conv.out_channels, num_classes, 1, padding="valid").to(old.device, old.dtype)
+        cfg = getattr(self, "zoo_config", None)
+        if cfg is not None:
+            self.zoo_config = cfg.replace(num_classes=num_classes)
 
 
 def build(cfg: ModelConfig) -> BinaryAlexNet:
