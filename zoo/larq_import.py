@@ -148,7 +148,8 @@ def fetch(w: Weights, *, force: bool = False) -> Path:
 
 
 def _known_as(sha256: str, w: Weights) -> str:
-    """`` (it is <file> of <tag>, renamed)`` when ``sha256`` is another registered release file, else ``""``.
+    """`` (it is <file>, the release file of <tag>, under another name)`` when ``sha256`` is another
+    registered release file's, else ``""``.
 
     The binary DenseNet37 and its dilated twin have the same layers and shapes: only the sha256 tells
     their files apart, so a renamed file is named rather than refused as merely corrupt.
