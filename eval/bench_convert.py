@@ -10,9 +10,11 @@ alternate (ours, larq-zoo's, ours, ...), so a change of machine load hits both a
 ratio ours / larq-zoo compares medians of the same stretch of time. Op counts of both files are
 printed too (``LceBconv2d``, ``TRANSPOSE``, ...), and where they differ, by op type.
 
-Each architecture's result is written to ``OUT/<name>.json`` (atomically) once it is done; a run
-skips those already there with the same settings (``--force`` measures again), so an interrupted
-run resumes where it stopped. The table (markdown, with date, command and load average) is printed
+Each conversion runs in a child process (LCE 0.16's converter crashes on larq-zoo's DoReFaNet: the
+row then says so and the run goes on) and its file is kept as ``OUT/<name>.<side>.tflite``. Each
+architecture's result is written to ``OUT/<name>.json`` (atomically) once it is done; a run skips
+those already there with the same settings (``--force`` measures again, from the kept files), so an
+interrupted run resumes where it stopped. The table (markdown, with date, command and load average) is printed
 and written to ``OUT/table.md`` from every result in ``OUT`` for the models asked.
 
 Usage::
@@ -136,38 +138,71 @@ def op_profile(flatbuffer: bytes, runs: int = 5) -> dict[str, float]:
     return dict(sorted(per_type.items(), key=lambda kv: -kv[1]))
 
 
-def measure(name: str, settings: dict[str, Any], profile: bool) -> dict[str, Any]:
-    """Converts both models of ``name`` and times them side by side; the result as a JSON-able dict."""
-    import tensorflow as tf
+def convert(name: str, side: str, out: str) -> bytes:
+    """The TFLite file of one side (``ours`` or ``larq_zoo``) of ``name``, converted in a child process.
 
-    from converters.tflite import convert_keras, op_counts
+    LCE 0.16's converter crashes (SIGSEGV) on some models, larq-zoo's DoReFaNet among them: in a child
+    the crash is reported and the run goes on. The file is kept as ``OUT/<name>.<side>.tflite``
+    (written atomically) and reused by a later run.
+
+    Raises:
+        RuntimeError: The conversion failed or crashed (the message says how).
+    """
+    import subprocess
+
+    path = os.path.join(out, f"{name}.{side}.tflite")
+    if not os.path.exists(path):
+        child = subprocess.run([sys.executable, os.path.abspath(__file__), "--convert-only", name, side, path],
+                               capture_output=True, text=True)
+        if child.returncode != 0:
+            how = (f"crashed (signal {-child.returncode})" if child.returncode < 0
+                   else f"failed: {(child.stderr.strip().splitlines() or ['?'])[-1][:200]}")
+            raise RuntimeError(f"LCE's converter {how}")
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def _convert_only(name: str, side: str, path: str) -> None:
+    from converters.tflite import convert_keras
+
+    flatbuffer = convert_keras((build_ours if side == "ours" else build_larq_zoo)(name), target="arm")
+    _write(path, flatbuffer)
+
+
+def measure(name: str, settings: dict[str, Any], profile: bool, out: str) -> dict[str, Any]:
+    """Converts both models of ``name`` and times them side by side; the result as a JSON-able dict."""
+    from converters.tflite import op_counts
 
     files, result = {}, {"model": name, "settings": settings}
-    for side, build in (("ours", build_ours), ("larq_zoo", build_larq_zoo)):
+    for side in ("ours", "larq_zoo"):
         t = time.perf_counter()
-        files[side] = convert_keras(build(name), target="arm")
-        tf.keras.backend.clear_session()
+        try:
+            files[side] = convert(name, side, out)
+        except RuntimeError as e:
+            result[side] = {"error": str(e)}
+            print(f"  {name} ({side}): {e}", flush=True)
+            continue
         result[side] = {"convert_s": round(time.perf_counter() - t, 1), "tflite_mb": len(files[side]) / 1e6,
                         "ops": dict(sorted(op_counts(files[side]).items()))}
     x = sample_input(SIZE, "nhwc")
+    sides = list(files)
     for threads in settings["threads"]:
         for flag_name, flags in FLAG_SETS.items():
-            runners = [lce_runner(files[side], threads, x, **flags) for side in ("ours", "larq_zoo")]
-            ours, theirs = interleaved(runners, settings["runs"], settings["warmup"])
-            result["ours"][f"{flag_name}_t{threads}"] = ours
-            result["larq_zoo"][f"{flag_name}_t{threads}"] = theirs
+            runners = [lce_runner(files[side], threads, x, **flags) for side in sides]
+            for side, timed in zip(sides, interleaved(runners, settings["runs"], settings["warmup"])):
+                result[side][f"{flag_name}_t{threads}"] = timed
     if profile:
-        for side in ("ours", "larq_zoo"):
+        for side in sides:
             result[side]["profile_ms"] = op_profile(files[side])
     return result
 
 
-def _write(path: str, text: str) -> None:
+def _write(path: str, data: str | bytes) -> None:
     from pathlib import Path
 
     from zoo.fileio import atomic_write
 
-    atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+    atomic_write(path, lambda tmp: Path(tmp).write_bytes(data if isinstance(data, bytes) else data.encode()))
 
 
 def op_difference(a: dict[str, int], b: dict[str, int]) -> str:
@@ -187,15 +222,25 @@ def table(results: list[dict], command: str, load: tuple[float, float], date: st
              "| model | TFLite MB ours / larq-zoo | LceBconv2d ours / larq-zoo | "
              + " | ".join(f"{label} ours | larq-zoo | x" for _, label in cols) + " | op counts, ours - larq-zoo |",
              "|---|---:|---:|" + "---:|---:|---:|" * len(cols) + "---|"]
+    def fig(side: dict, fmt: str, key: str) -> str:
+        return side["error"] if "error" in side else fmt.format(side[key]) if key in side else "-"
+
     for r in results:
         o, z = r["ours"], r["larq_zoo"]
-        cells = [r["model"], f"{o['tflite_mb']:.2f} / {z['tflite_mb']:.2f}",
-                 f"{o['ops'].get('LceBconv2d', 0)} / {z['ops'].get('LceBconv2d', 0)}"]
+        bconv = {k: str(v["ops"].get("LceBconv2d", 0)) if "ops" in v else "-" for k, v in (("o", o), ("z", z))}
+        cells = [r["model"], f"{fig(o, '{:.2f}', 'tflite_mb')} / {fig(z, '{:.2f}', 'tflite_mb')}",
+                 f"{bconv['o']} / {bconv['z']}"]
         for key, _ in cols:
-            (om, olo, ohi), (zm, zlo, zhi) = o[key], z[key]
-            flag = " **" if om / zm > RATIO_LIMIT else ""
-            cells += [f"{om:.1f} [{olo:.1f}-{ohi:.1f}]", f"{zm:.1f} [{zlo:.1f}-{zhi:.1f}]", f"{flag}{om / zm:.2f}{flag.strip()}"]
-        cells.append(op_difference(o["ops"], z["ops"]))
+            timed = [side.get(key) for side in (o, z)]
+            cells += [f"{t[0]:.1f} [{t[1]:.1f}-{t[2]:.1f}]" if t else "-" for t in timed]
+            if all(timed):
+                ratio = timed[0][0] / timed[1][0]
+                cells.append(f"**{ratio:.2f}**" if ratio > RATIO_LIMIT else f"{ratio:.2f}")
+            else:
+                cells.append("-")
+        cells.append(op_difference(o["ops"], z["ops"]) if "ops" in o and "ops" in z else
+                     "; ".join(f"{who}: {side['error']}" for who, side in (("ours", o), ("larq-zoo", z))
+                               if "error" in side))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -209,7 +254,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="/tmp/bench_convert", help="folder of the per-model results and table.md")
     parser.add_argument("--force", action="store_true", help="measure again models already in --out")
     parser.add_argument("--profile", action="store_true", help="also time every op of each file (slow)")
+    parser.add_argument("--convert-only", nargs=3, metavar=("NAME", "SIDE", "PATH"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.convert_only:  # the child process of convert()
+        _convert_only(*args.convert_only)
+        return 0
     known = architectures()
     names = [n for n in args.models.split(",") if n] or known
     unknown = [n for n in names if n not in known]
@@ -237,12 +286,14 @@ def main(argv: list[str] | None = None) -> int:
                 continue
         t = time.perf_counter()
         print(f"[{i}/{len(names)}] {name}: converting and timing ...", flush=True)
-        result = measure(name, settings, args.profile)
+        result = measure(name, settings, args.profile, args.out)
         _write(path, json.dumps(result, indent=1) + "\n")
         results.append(result)
         first = f"default_t{settings['threads'][0]}"
-        print(f"[{i}/{len(names)}] {name}: {time.perf_counter() - t:.0f} s, ours {result['ours'][first][0]:.1f} ms, "
-              f"larq-zoo {result['larq_zoo'][first][0]:.1f} ms ({first})", flush=True)
+        ms = {side: f"{result[side][first][0]:.1f} ms" if first in result[side] else result[side].get("error")
+              for side in ("ours", "larq_zoo")}
+        print(f"[{i}/{len(names)}] {name}: {time.perf_counter() - t:.0f} s, ours {ms['ours']}, larq-zoo "
+              f"{ms['larq_zoo']} ({first})", flush=True)
     text = table(results, command, (load_start, os.getloadavg()[0]), time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
     print("\n" + text)
     _write(os.path.join(args.out, "table.md"), text)
