@@ -216,7 +216,11 @@ def table(results: list[dict], command: str, load: tuple[float, float], date: st
     s = results[0]["settings"]
     cols = [(f"{f}_t{t}", f"{t} thread{'s' if t > 1 else ''}{', indirect bgemm' if f == 'indirect_bgemm' else ''}")
             for t in s["threads"] for f in FLAG_SETS]
-    lines = [f"Run of {date}: `{command}`; load average (1 min) {load[0]:.2f} at start, {load[1]:.2f} at end. "
+    measured = [r["measured"] for r in results if "measured" in r]
+    loads = [x for m in measured for x in m["load_average_1min"]]
+    when = (f"measured {min(m['utc'] for m in measured)} to {max(m['utc'] for m in measured)} UTC, load average "
+            f"(1 min) {min(loads):.2f} to {max(loads):.2f} while measuring; " if measured else "")
+    lines = [f"Table of {date}: `{command}`; {when}load average (1 min) {load[0]:.2f} at start, {load[1]:.2f} at end. "
              f"LCE interpreter, batch 1, {SIZE}x{SIZE}, median [min-max] of {s['runs']} runs after {s['warmup']} "
              "warm-up, ms, ours and larq-zoo's runs alternating; x = ours / larq-zoo.", "",
              "| model | TFLite MB ours / larq-zoo | LceBconv2d ours / larq-zoo | "
@@ -286,7 +290,10 @@ def main(argv: list[str] | None = None) -> int:
                 continue
         t = time.perf_counter()
         print(f"[{i}/{len(names)}] {name}: converting and timing ...", flush=True)
+        load = os.getloadavg()[0]
         result = measure(name, settings, args.profile, args.out)
+        result["measured"] = {"utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
+                              "load_average_1min": [round(load, 2), round(os.getloadavg()[0], 2)]}
         _write(path, json.dumps(result, indent=1) + "\n")
         results.append(result)
         first = f"default_t{settings['threads'][0]}"
