@@ -36,3 +36,20 @@ def test_eval_all_and_its_report_cover_every_larq_zoo_model():
     dorefa, xnor = table.splitlines()[2:]
     assert dorefa.startswith("| dorefanet") and "0 (0): 1-bit weights, wider inputs; no LCE op" in dorefa
     assert xnor.startswith("| xnornet") and "| 6 (6) |" in xnor
+
+
+def test_bench_convert_covers_every_architecture_larq_zoo_has_and_marks_slow_ratios():
+    from eval import bench_convert
+    from zoo.larq_import import LARQ_ZOO_TWINS
+
+    assert sorted(bench_convert.architectures()) == sorted(LARQ_ZOO_TWINS)
+    settings = {"runs": 3, "warmup": 1, "threads": [1]}
+    side = {"tflite_mb": 4.0, "ops": {"LceBconv2d": 16, "MEAN": 1}, "default_t1": (10.6, 10.0, 11.0),
+            "indirect_bgemm_t1": (2.0, 1.9, 2.1)}
+    lqz = {**side, "ops": {"LceBconv2d": 16, "AVERAGE_POOL_2D": 1}, "default_t1": (10.0, 9.0, 11.0)}
+    rows = [{"model": "quicknet", "settings": settings, "ours": side, "larq_zoo": lqz},
+            {"model": "dorefanet", "settings": settings, "ours": side, "larq_zoo": {"error": "LCE's converter crashed"}}]
+    text = bench_convert.table(rows, "python eval/bench_convert.py", (1.0, 2.0), "today")
+    quick, dorefa = text.splitlines()[-2:]
+    assert "| **1.06** |" in quick and "| 1.00 |" in quick and "AVERAGE_POOL_2D -1, MEAN +1" in quick
+    assert "LCE's converter crashed" in dorefa and "| - |" in dorefa
