@@ -4,7 +4,8 @@ Bi-Real Net, ResNet-E, the binary DenseNets, XNOR-Net, DoReFa-Net, Binary AlexNe
 As in test_larq_import: larq-zoo's own model is built with random weights (BN statistics included),
 saved with ``save_weights`` as the release asset, served from 127.0.0.1 and loaded through
 ``zoo.load("<name>.larq_in1k")``; our PyTorch logits must equal larq-zoo's (the layer before its
-softmax). Registry-driven: every ``larq_zoo`` tag of an auto-named family.
+softmax). Registry-driven: every ``larq_zoo`` tag of an auto-named family. The same files give the
+per-family bad-input cases: each tag fed the next tag's file, each file with a layer removed.
 """
 
 from __future__ import annotations
