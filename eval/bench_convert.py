@@ -1,76 +1,99 @@
-"""Benchmark: our LCE/ONNX exports against larq-zoo's models through the same converter.
+"""Benchmark: our LCE exports against larq-zoo's own Keras models, through the same converter.
 
-For each model: convert with LCE's converter (``converters.tflite.convert_keras``, target "arm"),
-time batch-1 224x224 inference in LCE's interpreter (threads 1 and 2; default flags
-and ``use_indirect_bgemm=True``; median and spread of ``--runs`` runs after
-``--warmup``), time our ONNX exports (bit-packed) in onnxruntime, print a table with
-ratios to the larq-zoo counterpart, and a per-op-type profile of each TFLite file.
+Every architecture larq-zoo also has (``zoo.larq_import.LARQ_ZOO_TWINS``: the 14 ImageNet models)
+is built twice at 224x224 with initialised weights: ours (the PyTorch module with the config of its
+``<name>.larq_in1k`` tag, translated to Keras by ``zoo.to_keras``) and larq-zoo's builder. Both are
+converted by LCE's converter (``converters.tflite.convert_keras``, target "arm") and timed in LCE's
+interpreter, batch 1, at each ``--threads`` count with default flags and with
+``use_indirect_bgemm=True``. The two files of an architecture are timed side by side: their runs
+alternate (ours, larq-zoo's, ours, ...), so a change of machine load hits both alike, and the
+ratio ours / larq-zoo compares medians of the same stretch of time. Op counts of both files are
+printed too (``LceBconv2d``, ``TRANSPOSE``, ...), and where they differ, by op type.
 
-The profile times every operator alone: the file is re-packed once with every
-intermediate tensor as an output (giving real inputs), then once per operator as
-a one-op sub-graph, timed in the same interpreter. Sums of op times are close to,
-not equal to, the whole-model time (no fusion across ops changes, but caches do).
+Each conversion runs in a child process (LCE 0.16's converter crashes on larq-zoo's DoReFaNet: the
+row then says so and the run goes on) and its file is kept as ``OUT/<name>.<side>.tflite``. Each
+architecture's result is written to ``OUT/<name>.json`` (atomically) once it is done; a run skips
+those already there with the same settings (``--force`` measures again, from the kept files), so an
+interrupted run resumes where it stopped. The table (markdown, with date, command and load average) is printed
+and written to ``OUT/table.md`` from every result in ``OUT`` for the models asked.
 
 Usage::
 
-    python eval/bench_convert.py [--runs 20] [--warmup 3] [--models ours_r2b,lqz_r2b,...]
+    python eval/bench_convert.py [--models quicknet,birealnet18] [--runs 20] [--warmup 3] [--threads 1]
+                                 [--out /tmp/bench_convert] [--force] [--profile]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import statistics
+import sys
 import time
 from collections import defaultdict
-from typing import Callable
+from typing import Any, Callable
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
-from eval.timing import lce_runner, onnx_runner, sample_input, time_runs  # noqa: E402
+from eval.timing import lce_runner, sample_input, time_runs  # noqa: E402
 
 FLAG_SETS = {"default": dict(use_indirect_bgemm=False), "indirect_bgemm": dict(use_indirect_bgemm=True)}
+SIZE = 224
+RATIO_LIMIT = 1.05  # the issue's target: ours / larq-zoo at most this
 
 
-def _lqz(*names: str):
-    import larq_zoo as lqz
-
-    for module in (lqz.sota, lqz.literature):
-        for name in names:
-            if hasattr(module, name):
-                return getattr(module, name)(weights=None, input_shape=(224, 224, 3))
-    raise AttributeError(f"larq-zoo has none of {names}")
-
-
-def _ours(name: str):
+def architectures() -> list[str]:
+    """Every registered architecture larq-zoo also has, in registry order."""
     import zoo
+    from zoo.larq_import import LARQ_ZOO_TWINS
 
-    return zoo.load(name)
-
-
-MODELS: dict[str, tuple[str, Callable]] = {
-    "ours_r2b": ("realtobinary_resnet18", lambda: _ours("realtobinary_resnet18")),
-    "lqz_r2b": ("larq_zoo RealToBinaryNet", lambda: _lqz("RealToBinaryNet")),
-    "ours_melius22": ("meliusnet22", lambda: _ours("meliusnet22")),
-    "lqz_melius22": ("larq_zoo MeliusNet22", lambda: _lqz("MeliusNet22")),
-}
-PAIRS = {"ours_r2b": "lqz_r2b", "ours_melius22": "lqz_melius22"}
+    return [n for n in zoo.list_models() if n in LARQ_ZOO_TWINS]
 
 
-def time_tflite(flatbuffer: bytes, threads: int, flags: dict, runs: int, warmup: int):
-    """Median, min and max ms of LCE's interpreter on a 224x224 input (``flags`` override ``LCE_FLAGS``)."""
-    return time_runs(lce_runner(flatbuffer, threads, sample_input(224, "nhwc"), **flags), runs, warmup)
+def build_ours(name: str):
+    """Our Keras model of ``name`` (initialised weights) with the builder arguments of its larq-zoo tag."""
+    import zoo
+    import zoo.weights as zw
+
+    w = zw.WEIGHTS[f"{name}.larq_in1k"]
+    return zoo.to_keras(zoo.load(name, input_size=SIZE, **dict(w.arch_overrides)))
 
 
-def time_onnx(path: str, threads: int, runs: int, warmup: int):
-    """Median, min and max ms of onnxruntime on a 224x224 input."""
-    return time_runs(onnx_runner(path, threads, sample_input(224)), runs, warmup)
+def build_larq_zoo(name: str):
+    """larq-zoo's own Keras model of ``name`` (``weights=None``)."""
+    import larq_zoo
+
+    from zoo.larq_import import LARQ_ZOO_TWINS
+
+    module, builder = LARQ_ZOO_TWINS[name].split(".")
+    return getattr(getattr(larq_zoo, module), builder)(weights=None, input_shape=(SIZE, SIZE, 3))
+
+
+def interleaved(fns: list[Callable[[], object]], runs: int, warmup: int) -> list[tuple[float, float, float]]:
+    """Median, min and max ms of each of ``fns``, their runs alternating (one of each per round)."""
+    for _ in range(warmup):
+        for fn in fns:
+            fn()
+    times: list[list[float]] = [[] for _ in fns]
+    for _ in range(runs):
+        for fn, out in zip(fns, times):
+            t = time.perf_counter()
+            fn()
+            out.append((time.perf_counter() - t) * 1e3)
+    return [(statistics.median(t), min(t), max(t)) for t in times]
 
 
 def op_profile(flatbuffer: bytes, runs: int = 5) -> dict[str, float]:
-    """Milliseconds per op type (threads 1, default flags), each op timed as a one-op sub-graph."""
+    """Milliseconds per op type (threads 1, default flags), each op timed as a one-op sub-graph.
+
+    The file is re-packed once with every intermediate tensor as an output (giving real inputs),
+    then once per operator as a one-op sub-graph, timed in the same interpreter. Sums of op times
+    are close to, not equal to, the whole-model time.
+    """
     import flatbuffers
     from larq_compute_engine.mlir.python import tflite_schema as schema
     from larq_compute_engine.tflite.python.interpreter import Interpreter
@@ -115,73 +138,182 @@ def op_profile(flatbuffer: bytes, runs: int = 5) -> dict[str, float]:
     return dict(sorted(per_type.items(), key=lambda kv: -kv[1]))
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=20)
-    parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--models", default=",".join(MODELS))
-    parser.add_argument("--out", default="/tmp/bench_convert")
-    parser.add_argument("--no-profile", action="store_true")
-    args = parser.parse_args()
-    import zoo
+def convert(name: str, side: str, out: str) -> bytes:
+    """The TFLite file of one side (``ours`` or ``larq_zoo``) of ``name``, converted in a child process.
 
-    from converters.onnx import bitpack_binary_convs, export_proto, strip_metadata
-    from converters.tflite import convert_keras, op_counts
+    LCE 0.16's converter crashes (SIGSEGV) on some models, larq-zoo's DoReFaNet among them: in a child
+    the crash is reported and the run goes on. The file is kept as ``OUT/<name>.<side>.tflite``
+    (written atomically) and reused by a later run.
 
-    os.makedirs(args.out, exist_ok=True)
-    rows, profiles = {}, {}
-    for key in args.models.split(","):
-        label, make = MODELS[key]
-        model = make()
+    Raises:
+        RuntimeError: The conversion failed or crashed (the message says how).
+    """
+    import subprocess
+
+    path = os.path.join(out, f"{name}.{side}.tflite")
+    if not os.path.exists(path):
+        child = subprocess.run([sys.executable, os.path.abspath(__file__), "--convert-only", name, side, path],
+                               capture_output=True, text=True)
+        if child.returncode != 0:
+            how = (f"crashed (signal {-child.returncode})" if child.returncode < 0
+                   else f"failed: {(child.stderr.strip().splitlines() or ['?'])[-1][:200]}")
+            raise RuntimeError(f"LCE's converter {how}")
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def _convert_only(name: str, side: str, path: str) -> None:
+    from converters.tflite import convert_keras
+
+    flatbuffer = convert_keras((build_ours if side == "ours" else build_larq_zoo)(name), target="arm")
+    _write(path, flatbuffer)
+
+
+def measure(name: str, settings: dict[str, Any], profile: bool, out: str) -> dict[str, Any]:
+    """Converts both models of ``name`` and times them side by side; the result as a JSON-able dict."""
+    from converters.tflite import op_counts
+
+    files, result = {}, {"model": name, "settings": settings}
+    for side in ("ours", "larq_zoo"):
         t = time.perf_counter()
-        keras_model = zoo.to_keras(model) if key.startswith("ours") else model
-        flatbuffer = convert_keras(keras_model, target="arm")
-        row = {"label": label, "convert_s": time.perf_counter() - t, "tflite_mb": len(flatbuffer) / 1e6,
-               "bconv": op_counts(flatbuffer)["LceBconv2d"]}
-        for threads in (1, 2):
-            for flag_name, flags in FLAG_SETS.items():
-                row[f"tfl_{flag_name}_t{threads}"] = time_tflite(flatbuffer, threads, flags, args.runs, args.warmup)
-        if key.startswith("ours"):
-            import onnx
+        try:
+            files[side] = convert(name, side, out)
+        except RuntimeError as e:
+            result[side] = {"error": str(e)}
+            print(f"  {name} ({side}): {e}", flush=True)
+            continue
+        result[side] = {"convert_s": round(time.perf_counter() - t, 1), "tflite_mb": len(files[side]) / 1e6,
+                        "ops": dict(sorted(op_counts(files[side]).items()))}
+    x = sample_input(SIZE, "nhwc")
+    sides = list(files)
+    for threads in settings["threads"]:
+        for flag_name, flags in FLAG_SETS.items():
+            runners = [lce_runner(files[side], threads, x, **flags) for side in sides]
+            for side, timed in zip(sides, interleaved(runners, settings["runs"], settings["warmup"])):
+                result[side][f"{flag_name}_t{threads}"] = timed
+    if profile:
+        for side in sides:
+            result[side]["profile_ms"] = op_profile(files[side])
+    return result
 
-            proto = export_proto(model, 224)
-            strip_metadata(proto)
-            bitpack_binary_convs(proto, model)
-            path = os.path.join(args.out, f"{key}.onnx")
-            onnx.save_model(proto, path)
-            row["onnx_mb"] = os.path.getsize(path) / 1e6
-            for threads in (1, 2):
-                row[f"onnx_t{threads}"] = time_onnx(path, threads, args.runs, args.warmup)
-        rows[key] = row
-        if not args.no_profile:
-            profiles[key] = op_profile(flatbuffer)
-        print(f"# done {key}: {row}", flush=True)
 
-    cols = [c for c in next(iter(rows.values())) if c.startswith(("tfl_", "onnx_t"))]
-    print("\nLCE interpreter / onnxruntime, batch 1, 224x224, ms: median [min-max]; "
-          f"{args.runs} runs after {args.warmup} warm-up; flags: {FLAG_SETS}")
-    print(f"{'model':28s} {'conv s':>6s} {'tflite MB':>9s} {'bconv':>5s} " + " ".join(f"{c:>24s}" for c in cols))
-    for key, row in rows.items():
-        cells = []
-        for c in cols:
-            if c in row:
-                med, lo, hi = row[c]
-                ratio = ""
-                if key in PAIRS and PAIRS[key] in rows and c in rows[PAIRS[key]]:
-                    ratio = f" x{med / rows[PAIRS[key]][c][0]:.2f}"
-                cells.append(f"{med:.1f} [{lo:.1f}-{hi:.1f}]{ratio}".rjust(24))
+def _write(path: str, data: str | bytes) -> None:
+    from pathlib import Path
+
+    from zoo.fileio import atomic_write
+
+    atomic_write(path, lambda tmp: Path(tmp).write_bytes(data if isinstance(data, bytes) else data.encode()))
+
+
+def op_difference(a: dict[str, int], b: dict[str, int]) -> str:
+    """``"TRANSPOSE +2, SOFTMAX -1"``: op types whose counts differ, ours minus larq-zoo's."""
+    diff = {k: a.get(k, 0) - b.get(k, 0) for k in sorted(a.keys() | b.keys()) if a.get(k, 0) != b.get(k, 0)}
+    return ", ".join(f"{k} {v:+d}" for k, v in diff.items()) or "none"
+
+
+def table(results: list[dict], command: str, load: tuple[float, float], date: str) -> str:
+    """The markdown table of ``results`` (one row per architecture)."""
+    s = results[0]["settings"]
+    cols = [(f"{f}_t{t}", f"{t} thread{'s' if t > 1 else ''}{', indirect bgemm' if f == 'indirect_bgemm' else ''}")
+            for t in s["threads"] for f in FLAG_SETS]
+    measured = [r["measured"] for r in results if "measured" in r]
+    loads = [x for m in measured for x in m["load_average_1min"]]
+    when = (f"measured {min(m['utc'] for m in measured)} to {max(m['utc'] for m in measured)} UTC, load average "
+            f"(1 min) {min(loads):.2f} to {max(loads):.2f} while measuring; " if measured else "")
+    lines = [f"Table of {date}: `{command}`; {when}load average (1 min) {load[0]:.2f} at start, {load[1]:.2f} at end. "
+             f"LCE interpreter, batch 1, {SIZE}x{SIZE}, median [min-max] of {s['runs']} runs after {s['warmup']} "
+             "warm-up, ms, ours and larq-zoo's runs alternating; x = ours / larq-zoo.", "",
+             "| model | TFLite MB ours / larq-zoo | LceBconv2d ours / larq-zoo | "
+             + " | ".join(f"{label} ours | larq-zoo | x" for _, label in cols) + " | op counts, ours - larq-zoo |",
+             "|---|---:|---:|" + "---:|---:|---:|" * len(cols) + "---|"]
+    def fig(side: dict, fmt: str, key: str) -> str:
+        return side["error"] if "error" in side else fmt.format(side[key]) if key in side else "-"
+
+    for r in results:
+        o, z = r["ours"], r["larq_zoo"]
+        bconv = {k: str(v["ops"].get("LceBconv2d", 0)) if "ops" in v else "-" for k, v in (("o", o), ("z", z))}
+        cells = [r["model"], f"{fig(o, '{:.2f}', 'tflite_mb')} / {fig(z, '{:.2f}', 'tflite_mb')}",
+                 f"{bconv['o']} / {bconv['z']}"]
+        for key, _ in cols:
+            timed = [side.get(key) for side in (o, z)]
+            cells += [f"{t[0]:.1f} [{t[1]:.1f}-{t[2]:.1f}]" if t else "-" for t in timed]
+            if all(timed):
+                ratio = timed[0][0] / timed[1][0]
+                cells.append(f"**{ratio:.2f}**" if ratio > RATIO_LIMIT else f"{ratio:.2f}")
             else:
-                cells.append("-".rjust(24))
-        print(f"{row['label']:28s} {row['convert_s']:6.1f} {row['tflite_mb']:9.2f} {row['bconv']:5d} " + " ".join(cells))
-    for key, row in rows.items():
-        if "onnx_mb" in row:
-            print(f"{row['label']}: bit-packed ONNX {row['onnx_mb']:.2f} MB = {row['onnx_mb'] / row['tflite_mb']:.2f}x TFLite")
-    for key, prof in profiles.items():
-        total = sum(prof.values())
-        print(f"\nper-op-type time, {MODELS[key][0]} (threads 1, default flags; sum {total:.1f} ms):")
-        for op, ms in prof.items():
-            print(f"  {op:24s} {ms:8.2f} ms {100 * ms / total:5.1f}%")
+                cells.append("-")
+        cells.append(op_difference(o["ops"], z["ops"]) if "ops" in o and "ops" in z else
+                     "; ".join(f"{who}: {side['error']}" for who, side in (("ours", o), ("larq-zoo", z))
+                               if "error" in side))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", default="", help="comma-separated architectures (default: all larq-zoo has)")
+    parser.add_argument("--runs", type=int, default=20, help="timed runs per file and flag set")
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--threads", default="1", help="comma-separated thread counts")
+    parser.add_argument("--out", default="/tmp/bench_convert", help="folder of the per-model results and table.md")
+    parser.add_argument("--force", action="store_true", help="measure again models already in --out")
+    parser.add_argument("--profile", action="store_true", help="also time every op of each file (slow)")
+    parser.add_argument("--convert-only", nargs=3, metavar=("NAME", "SIDE", "PATH"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.convert_only:  # the child process of convert()
+        _convert_only(*args.convert_only)
+        return 0
+    known = architectures()
+    names = [n for n in args.models.split(",") if n] or known
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        print(f"bench_convert: {unknown[0]!r} is not an architecture larq-zoo also has; choose from "
+              f"{', '.join(known)}", file=sys.stderr)
+        return 2
+    if args.runs < 1 or args.warmup < 0:
+        print(f"bench_convert: --runs must be >= 1 and --warmup >= 0 (got {args.runs}, {args.warmup})", file=sys.stderr)
+        return 2
+    settings = {"runs": args.runs, "warmup": args.warmup, "threads": [int(t) for t in args.threads.split(",")],
+                "size": SIZE, "flags": FLAG_SETS}
+    os.makedirs(args.out, exist_ok=True)
+    command = "python eval/bench_convert.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    load_start = os.getloadavg()[0]
+    results = []
+    for i, name in enumerate(names, 1):
+        path = os.path.join(args.out, f"{name}.json")
+        if os.path.exists(path) and not args.force:
+            with open(path) as f:
+                done = json.load(f)
+            if done.get("settings") == json.loads(json.dumps(settings)):
+                print(f"[{i}/{len(names)}] {name}: measured before, {path} (--force measures again)", flush=True)
+                results.append(done)
+                continue
+        t = time.perf_counter()
+        print(f"[{i}/{len(names)}] {name}: converting and timing ...", flush=True)
+        load = os.getloadavg()[0]
+        result = measure(name, settings, args.profile, args.out)
+        result["measured"] = {"utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
+                              "load_average_1min": [round(load, 2), round(os.getloadavg()[0], 2)]}
+        _write(path, json.dumps(result, indent=1) + "\n")
+        results.append(result)
+        first = f"default_t{settings['threads'][0]}"
+        ms = {side: f"{result[side][first][0]:.1f} ms" if first in result[side] else result[side].get("error")
+              for side in ("ours", "larq_zoo")}
+        print(f"[{i}/{len(names)}] {name}: {time.perf_counter() - t:.0f} s, ours {ms['ours']}, larq-zoo "
+              f"{ms['larq_zoo']} ({first})", flush=True)
+    text = table(results, command, (load_start, os.getloadavg()[0]), time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
+    print("\n" + text)
+    _write(os.path.join(args.out, "table.md"), text)
+    for r in results:
+        for side in ("ours", "larq_zoo"):
+            prof = r[side].get("profile_ms")
+            if prof:
+                total = sum(prof.values())
+                print(f"per-op-type time, {r['model']} {side} (threads 1, default flags; sum {total:.1f} ms):")
+                for op, ms in prof.items():
+                    print(f"  {op:24s} {ms:8.2f} ms {100 * ms / total:5.1f}%")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -61,9 +61,21 @@ def figures_table(results: dict) -> str:
                      _num(f.get("flops"), ".1f", 1e6), _num(f.get("bops"), ".3f", 1e9), _num(f.get("ops"), ".1f", 1e6),
                      _num(s.get("ideal_bytes"), ".2f", MB),
                      _num(s.get("tflite_bytes"), ".2f", MB) if s.get("tflite_bytes") or "export tflite" not in r["errors"] else "failed",
-                     _num(s.get("onnx_bytes"), ".2f", MB) if s.get("onnx_bytes") or "export onnx" not in r["errors"] else "failed"])
+                     _num(s.get("onnx_bytes"), ".2f", MB) if s.get("onnx_bytes") or "export onnx" not in r["errors"] else "failed",
+                     _lce_cell(f, s)])
     return _table(["model", "params (M)", "binary MACs", "FLOPs (M)", "BOPs (G)", "OPs (M)",
-                   "ideal size (MiB)", "TFLite (MiB)", "ONNX (MiB)"], rows)
+                   "ideal size (MiB)", "TFLite (MiB)", "ONNX (MiB)", "binary convs (LceBconv2d)"], rows)
+
+
+def _lce_cell(f: dict, s: dict) -> str:
+    """Binary convolutions and the LceBconv2d ops of the TFLite file; names a model whose 1-bit weights
+    meet wider inputs (DoReFa-Net's 2-bit activations), which LCE has no op for."""
+    if f.get("binary_convs") is None:
+        return "–"
+    cell = f"{f['binary_convs']} ({s['lce_bconv2d']})" if s.get("lce_bconv2d") is not None else f"{f['binary_convs']}"
+    if not f["binary_convs"] and f.get("binary_params"):
+        cell += ": 1-bit weights, wider inputs; no LCE op, float convs in TFLite, float32 weights in ONNX"
+    return cell
 
 
 def latency_table(results: dict) -> str:
@@ -158,7 +170,10 @@ def markdown(results: dict, plots: list[str]) -> str:
         "## Figures and sizes (measured)\n\nParameters count BatchNorm statistics; a MAC of a binary convolution "
         "is a BOP, any other a FLOP; OPs = FLOPs + BOPs / 64; ideal size = 1 bit per binary weight and 32 bits "
         "per other weight (`zoo.measure(...).size_bytes`); TFLite (LCE) and ONNX (binary conv weights "
-        "bit-packed) are the files' sizes on disk.\n\n" + figures_table(results),
+        "bit-packed) are the files' sizes on disk. A binary convolution has 1-bit inputs and weights; LCE "
+        "runs each as one `LceBconv2d`. Convolutions with 1-bit weights but wider inputs (DoReFa-Net's 2-bit "
+        "activations) have no LCE op: they run as float convolutions and their ONNX weights stay float32."
+        "\n\n" + figures_table(results),
         "## Latency (measured)\n\n`n/a`: the runtime cannot run binary models (no LCE ops); `failed`: see "
         "Failures.\n\n" + latency_table(results),
         "## Accuracy\n\nMeasured accuracy is on " + (datasets or "the data given")

@@ -4,7 +4,8 @@ Bi-Real Net, ResNet-E, the binary DenseNets, XNOR-Net, DoReFa-Net, Binary AlexNe
 As in test_larq_import: larq-zoo's own model is built with random weights (BN statistics included),
 saved with ``save_weights`` as the release asset, served from 127.0.0.1 and loaded through
 ``zoo.load("<name>.larq_in1k")``; our PyTorch logits must equal larq-zoo's (the layer before its
-softmax). Registry-driven: every ``larq_zoo`` tag of an auto-named family.
+softmax). Registry-driven: every ``larq_zoo`` tag of an auto-named family. The same files give the
+per-family bad-input cases: each tag fed the next tag's file, each file with a layer removed.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import zoo
 import zoo.weights as zw
 from test_larq_import import _QuietHandler, _randomize
 from zoo import larq_import
+from zoo.hub import HubError
 
 KEYS = [k for k, w in sorted(zw.WEIGHTS.items())
         if w.importer == "larq_zoo" and zoo.get_config(w.arch).family in larq_import._AUTO_NAMED]
@@ -108,14 +110,56 @@ def test_torch_and_keras_logits_equal_larq_zoo(served):
         tf.keras.backend.clear_session()
 
 
+def _cfg(key: str):
+    w = zw.WEIGHTS[key]
+    return zoo.get_config(w.arch).replace(input_size=_size(w.arch), **w.arch_overrides)
+
+
 @pytest.mark.slow
-def test_release_of_another_family_is_refused(served):
-    """QuickNet's release file loaded as Bi-Real Net: a one-line error naming a layer, nothing cached."""
+def test_release_of_another_architecture_is_refused(served, tmp_path):
+    """Each tag given the next tag's release file: a one-line error naming the file. Where the two
+    architectures have the same weight shapes (DenseNet37 and its dilated twin), the import cannot
+    tell them apart: the sha256 does, and names the file (test_larq_import_bad_input covers the
+    served and cached paths at tiny size)."""
     from zoo.weights import WeightMismatchError
 
-    qn, br = zw.WEIGHTS["quicknet.larq_in1k"], zw.WEIGHTS["birealnet18.larq_in1k"]
-    wrong = zw.Weights(**{**br.__dict__, "revision": qn.revision, "filename": qn.filename, "sha256": qn.sha256})
-    with pytest.raises(WeightMismatchError) as e:
-        larq_import.convert(larq_import.read_h5(larq_import.fetch(wrong)), zoo.get_config("birealnet18").replace(
-            input_size=64, pad_value=0.0), source="quicknet_weights.h5")
-    assert "\n" not in str(e.value) and "quicknet_weights.h5" in str(e.value)
+    twins = []
+    for key, other in zip(KEYS, KEYS[1:] + KEYS[:1]):
+        o = zw.WEIGHTS[other]
+        layers = larq_import.read_h5(larq_import.fetch(o))
+        try:
+            larq_import.convert(layers, _cfg(key), source=o.filename)
+        except WeightMismatchError as e:
+            assert "\n" not in str(e) and o.filename in str(e), (key, str(e))
+            continue
+        twins.append((key, other))
+        assert zoo.get_config(zw.WEIGHTS[key].arch).published["params"] == zoo.get_config(o.arch).published["params"]
+        w = zw.WEIGHTS[key]
+        dest = larq_import.cache_path(w)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_bytes(larq_import.fetch(o).read_bytes())  # the twin's file, renamed
+        with pytest.raises(HubError, match=f"it is {o.filename}, the release file of {other}, under"):
+            zoo.load(key)
+    print("same weight shapes, told apart by sha256 only:", twins)
+    assert len(twins) < len(KEYS) // 2
+
+
+@pytest.mark.slow
+def test_missing_layer_is_named_in_every_family(served):
+    """The middle layer of each file's most numerous Keras class removed: the error names it (matching
+    by build order would otherwise blame a later layer, or none where shapes repeat)."""
+    from zoo.weights import WeightMismatchError
+
+    for key in KEYS:
+        w = zw.WEIGHTS[key]
+        layers = larq_import.read_h5(larq_import.fetch(w))
+        by_class: dict[str, list[str]] = {}
+        for name in layers:
+            by_class.setdefault(name.rsplit("_", 1)[0] if name[-1].isdigit() else name, []).append(name)
+        cls, names = max(by_class.items(), key=lambda kv: len(kv[1]))
+        names.sort(key=lambda n: int(n.rsplit("_", 1)[1]) if n[-1].isdigit() else 0)
+        gone = names[len(names) // 2]
+        with pytest.raises(WeightMismatchError) as e:
+            larq_import.convert({k: v for k, v in layers.items() if k != gone}, _cfg(key), source=w.filename)
+        msg = str(e.value)
+        assert "\n" not in msg and w.filename in msg and f"missing {gone!r}" in msg, (key, msg)

@@ -52,3 +52,35 @@ def test_check_reports_a_stale_card(tmp_path, capsys):
     assert cards.main([str(tmp_path), "--check"]) == 1
     out = capsys.readouterr().out
     assert "meliusnet22.larq_in1k.md: stale" in out and "gone.md: orphan" in out
+
+
+@pytest.mark.parametrize("key", [k for k, w in sorted(zw.WEIGHTS.items()) if w.importer == "larq_zoo"])
+def test_larq_zoo_cards_say_how_layers_are_matched(key):
+    """"By layer name" only where zoo.larq_import matches names; elsewhere by class and build order."""
+    from zoo import larq_import
+
+    family = zoo.get_config(zw.WEIGHTS[key].arch).family
+    text = (CARDS / f"{key}.md").read_text()
+    by_name = "maps it onto the model by layer name" in text
+    assert by_name == (family in larq_import._RULES), key
+    assert by_name or ("by Keras layer class and build order" in text and family in larq_import._AUTO_NAMED), key
+
+
+@pytest.mark.parametrize("name", zoo.list_models(include_stages=True))
+def test_cards_name_the_1bit_weight_convs_lce_and_onnx_leave_float(name):
+    """An ``## Export`` section exactly where a model has convolutions with 1-bit weights and wider inputs
+    (DoReFa-Net's 2-bit activations), naming each; the binary count it quotes is zoo.measure's."""
+    from helpers import tiny
+    from zoo.torch.layers import BINARY_WEIGHT_QUANTIZERS, BinaryConv2d
+
+    model = tiny(name)
+    wider = [n for n, m in model.named_modules() if isinstance(m, BinaryConv2d) and not m.is_binary
+             and m.weight_quantizer in BINARY_WEIGHT_QUANTIZERS]
+    text = (CARDS / f"{name}.md").read_text()
+    assert ("## Export" in text) == bool(wider), name
+    if wider:
+        binary = zoo.measure(model).binary_convs
+        assert all(f"`{n}`" in text for n in wider) and "LCE 0.16 has no kernel for them" in text
+        assert (f"The other {binary} are binary" if binary else "None is binary") in text
+    if name == "dorefanet":
+        assert len(wider) == 6 and "dorefa_2bit inputs" in text and "no `LceBconv2d`" in text

@@ -8,6 +8,7 @@ to these weights.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Optional, Sequence, Union
 
@@ -125,7 +126,7 @@ def model_card(weights: Union[Weights, ModelConfig], metrics: Sequence[Metric] =
         outputs=_outputs(cfg), input_size=cfg.input_size,
         norm=f", normalised with mean {w.mean} and std {w.std}" if w is not None else "",
         paper=cfg.paper or "-",
-        notes=f"\n## Notes\n\n{w.notes}\n" if w is not None and w.notes else "",
+        notes=(f"\n## Notes\n\n{w.notes}\n" if w is not None and w.notes else "") + _export_note(cfg),
         provenance=_provenance(w, repo_id, sha256),
     )
 
@@ -162,13 +163,64 @@ def _summary_text(cfg: ModelConfig, w: Optional[Weights], repo_id: Optional[str]
     if w is not None and w.importer == "larq_zoo":
         return (f"ImageNet weights of larq-zoo (release `{w.revision}`), imported into the `{cfg.name}` binary "
                 f"neural network of the bnnzoo model zoo: `zoo.load` downloads larq-zoo's Keras file, checks its "
-                f"sha256 and maps it onto the model by layer name.")
+                f"sha256 and maps it onto the model {_matching(cfg.family)}.")
     if w is not None and not w.hub_repo:
         return (f"Weights for the `{cfg.name}` network of the bnnzoo model zoo, trained with bnnzoo and shipped "
                 f"inside the package (`zoo/pretrained/{w.filename}`): `zoo.load` needs no download.")
     if w is not None or repo_id:
         return f"Trained weights for the `{cfg.name}` binary neural network of the bnnzoo model zoo."
     return f"The `{cfg.name}` binary neural network of the bnnzoo model zoo."
+
+
+def _matching(family: str) -> str:
+    """How ``zoo.larq_import`` matches the layers of a larq-zoo file to this family's modules."""
+    from .larq_import import _AUTO_NAMED
+
+    if family in _AUTO_NAMED:
+        return ("by Keras layer class and build order (larq-zoo leaves this model's layers Keras' automatic "
+                "names, `quant_conv2d_7`: the n-th layer of a class in the file fills the n-th module of that "
+                "class); a file with a layer missing is refused, naming the layer")
+    return "by layer name (larq-zoo names every layer of this model)"
+
+
+@functools.lru_cache(maxsize=None)
+def _wider_inputs(name: str) -> tuple[tuple[tuple[str, str], ...], int]:
+    """The 1-bit-weight convolutions of ``name``'s tiny model whose inputs are not 1-bit, as (module,
+    input kind), and how many convolutions are binary (1-bit inputs and weights)."""
+    import importlib
+
+    from .torch.layers import BINARY_WEIGHT_QUANTIZERS, BinaryConv2d
+
+    cfg = get_config(name)
+    model = importlib.import_module(f"zoo.torch.{cfg.family}").build(cfg.replace(**cfg.tiny))
+    convs = [(n, m) for n, m in model.named_modules() if isinstance(m, BinaryConv2d)]
+    return (tuple((n, m.input_quantizer or "float") for n, m in convs
+                  if not m.is_binary and m.weight_quantizer in BINARY_WEIGHT_QUANTIZERS),
+            sum(m.is_binary for _, m in convs))
+
+
+def _export_note(cfg: ModelConfig) -> str:
+    """An ``## Export`` section for architectures with 1-bit-weight convolutions LCE cannot run as binary.
+
+    Read from the modules of the tiny model (the same layer kinds as every size): a ``BinaryConv2d``
+    with 1-bit weights but wider inputs (DoReFa-Net's 2-bit activations, a first layer's float image).
+    """
+    wider, binary = _wider_inputs(cfg.name)
+    if not wider:
+        return ""
+    kinds = " or ".join(sorted({k for _, k in wider}))
+    names = ", ".join(f"`{n}`" for n, _ in wider)
+    return ("\n## Export\n\n"
+            f"Of its {len(wider) + binary} convolutions with 1-bit weights, {len(wider)} ({names}) "
+            f"take{'s' if len(wider) == 1 else ''} {kinds} "
+            f"inputs, not 1-bit ones: LCE 0.16 has no kernel for them (`LceBconv2d` takes 1-bit inputs), so "
+            "`bnnzoo convert --to tflite` writes them as float convolutions, without LCE's speed-up, and verifies "
+            "the file so; the ONNX export (`--bitpack` included) stores their weights as float32, 32x what 1 bit "
+            "would take, as `converters.onnx` packs only convolutions with 1-bit inputs and weights. "
+            + (f"The other {binary} are binary: one `LceBconv2d` and one packed ONNX kernel each. " if binary else
+               "None is binary: the TFLite file holds no `LceBconv2d`, the ONNX file no packed kernel. ")
+            + "Checked at the "
+            f"tiny size: `pytest tests/test_converters.py -k 'every_registered and {cfg.name}'`.\n")
 
 
 def _kind(m: Metric) -> str:

@@ -10,9 +10,13 @@ Registered as ``WEIGHTS`` entries with ``importer="larq_zoo"`` (``zoo.load("meli
    written to a temporary name, its sha256 checked, then renamed: a failed or corrupt
    download never leaves a file under the final name. With ``HF_HUB_OFFLINE=1`` nothing is
    downloaded. A file placed there by hand is used once its sha256 matches;
-2. reads the Keras weights with ``h5py`` (no TensorFlow needed) and maps them, by layer
-   name, onto the PyTorch state dict of the model built from the tag's config (which sets
-   ``pad_value=0.0``: larq-zoo's binary convolutions pad with zeros). Layouts are converted
+2. reads the Keras weights with ``h5py`` (no TensorFlow needed) and maps them onto the PyTorch
+   state dict of the model built from the tag's config (which sets ``pad_value=0.0`` where
+   larq-zoo's binary convolutions pad with zeros). MeliusNet's and Real-to-Bin's layers carry
+   explicit names, matched by rules (``_RULES``); the other families' larq-zoo builders leave
+   Keras' automatic names (``quant_conv2d_7``), matched by Keras class and build order
+   (``_AUTO_NAMED``: the n-th layer of a class in the file, by its numeric suffix, fills the
+   n-th module of that class in our model). Layouts are converted
    (kernels HWIO -> OIHW, Dense transposed, PReLU alphas and learned scales flattened, each
    grouped Keras convolution of MeliusNet's stem concatenated along the output channels), and
    BatchNorm epsilons reconciled: where larq-zoo used a different epsilon than the zoo's
@@ -21,7 +25,10 @@ Registered as ``WEIGHTS`` entries with ``importer="larq_zoo"`` (``zoo.load("meli
 
 Every weight of the model must come from the file and every weight layer of the file must
 be used, with the right size; otherwise :class:`zoo.weights.WeightMismatchError` names the
-layer.
+layer (for auto-named files: the class whose count is short, and the missing number where the
+numbering has a gap). A file whose sha256 is that of another registered release is named as
+such: the binary DenseNet37 and its dilated twin have the same shapes, so only the sha256
+tells their files apart.
 """
 
 from __future__ import annotations
@@ -100,9 +107,9 @@ def fetch(w: Weights, *, force: bool = False) -> Path:
     manual = f"or download {url} yourself and save it as {dest} (sha256 {w.sha256})"
     if dest.is_file() and not force:
         actual = sha256_of(dest)
-        if actual != w.sha256:
-            raise HubError(f"cached {dest} has sha256 {actual[:16]}..., not the registered {w.sha256[:16]}...: "
-                           f"delete it and load again, {manual}")
+        if actual != w.sha256:  # refused on every load until replaced: never trusted later
+            raise HubError(f"cached {dest} has sha256 {actual[:16]}..., not the registered {w.sha256[:16]}..."
+                           f"{_known_as(actual, w)}: delete it and load again, {manual}")
         return dest
     if _offline():
         raise HubError(f"{w.filename} is not cached at {dest} and HF_HUB_OFFLINE is set: unset it to download "
@@ -130,13 +137,29 @@ def fetch(w: Weights, *, force: bool = False) -> Path:
                            f"retry, {manual}")
         actual = h.hexdigest()
         if actual != w.sha256:
-            raise HubError(f"{url} has sha256 {actual[:16]}..., not the registered {w.sha256[:16]}...; nothing was "
-                           f"cached: check {URL_ENV} points at larq-zoo's releases, {manual}")
+            raise HubError(f"{url} has sha256 {actual[:16]}..., not the registered {w.sha256[:16]}..."
+                           f"{_known_as(actual, w)}; nothing was cached: check {URL_ENV} points at larq-zoo's "
+                           f"releases, {manual}")
         os.replace(tmp, dest)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
     return dest
+
+
+def _known_as(sha256: str, w: Weights) -> str:
+    """`` (it is <file>, the release file of <tag>, under another name)`` when ``sha256`` is another
+    registered release file's, else ``""``.
+
+    The binary DenseNet37 and its dilated twin have the same layers and shapes: only the sha256 tells
+    their files apart, so a renamed file is named rather than refused as merely corrupt.
+    """
+    from .weights import WEIGHTS
+
+    for key, other in WEIGHTS.items():
+        if other.importer == "larq_zoo" and other.sha256 == sha256 and other is not w:
+            return f" (it is {other.filename}, the release file of {key}, under another name)"
+    return ""
 
 
 # --------------------------------------------------------------------------- reading
@@ -160,23 +183,33 @@ def read_h5(path: str | Path) -> dict[str, dict[str, np.ndarray]]:
     try:
         f = h5py.File(path, "r")
     except OSError as e:
-        raise WeightMismatchError(f"cannot read {path} as HDF5 ({e}): delete it and load again") from None
+        raise WeightMismatchError(f"cannot read {path} as HDF5 ({_one_line(e)}): it is truncated or not an .h5 "
+                                  "file; delete it and load again") from None
     with f:
         group = f["model_weights"] if "model_weights" in f else f
         if "layer_names" not in group.attrs:
             raise WeightMismatchError(f"{path} is HDF5 but not a Keras weights file (no layer_names): is it the "
                                       "right release asset?")
         layers: dict[str, dict[str, np.ndarray]] = {}
-        for raw in group.attrs["layer_names"]:
-            name = raw.decode() if isinstance(raw, bytes) else str(raw)
-            lg = group[name]
-            weights = {}
-            for wraw in lg.attrs.get("weight_names", []):
-                wname = wraw.decode() if isinstance(wraw, bytes) else str(wraw)
-                weights[wname.split("/")[-1].split(":")[0]] = np.asarray(lg[wname])
-            if weights:
-                layers[name] = weights
+        name = ""
+        try:
+            for raw in group.attrs["layer_names"]:
+                name = raw.decode() if isinstance(raw, bytes) else str(raw)
+                lg = group[name]
+                weights = {}
+                for wraw in lg.attrs.get("weight_names", []):
+                    wname = wraw.decode() if isinstance(wraw, bytes) else str(wraw)
+                    weights[wname.split("/")[-1].split(":")[0]] = np.asarray(lg[wname])
+                if weights:
+                    layers[name] = weights
+        except (KeyError, OSError, ValueError, TypeError) as e:  # a listed layer or weight absent or unreadable
+            raise WeightMismatchError(f"layer {name!r} of {path} cannot be read ({_one_line(e)}): the file is "
+                                      "damaged; delete it and load again") from None
     return layers
+
+
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).split())
 
 
 # --------------------------------------------------------------------------- name maps
@@ -253,23 +286,41 @@ def _keras_class(family: str, path: str, module: Any) -> str:
 
 
 def _auto_named_layers(family: str, model: Any, layers: Mapping[str, Any], source: str) -> dict[str, str]:
-    """Our module path -> the larq-zoo layer of the file holding its weights (``_AUTO_NAMED`` families)."""
+    """Our module path -> the larq-zoo layer of the file holding its weights (``_AUTO_NAMED`` families).
+
+    The counts per Keras class are checked first: with one layer missing, matching by build order
+    would shift every later layer of its class by one and blame the wrong layer (or none, where
+    shapes repeat); a gap in the file's numbering names the missing one instead.
+    """
     created: dict[str, list[tuple[int, str]]] = {}
     for name in layers:
         m = re.fullmatch(r"(.+?)(?:_(\d+))?", name)
         created.setdefault(m.group(1), []).append((int(m.group(2) or 0), name))
     queues = {cls: [n for _, n in sorted(found)] for cls, found in created.items()}
-    names: dict[str, str] = {}
-    for path, module in model.named_modules():
-        if not any(True for _ in module.parameters(recurse=False)) and _kind(module) != "bn":
-            continue
-        cls = _keras_class(family, path, module)
-        queue = queues.get(cls, [])
-        if not queue:
-            raise WeightMismatchError(f"{source} has too few {cls} layers: none left for {path}; is it larq-zoo's "
-                                      f"include_top weights file for this model?")
-        names[path] = queue.pop(0)
-    return names
+    wanted = [(path, _keras_class(family, path, module)) for path, module in model.named_modules()
+              if any(True for _ in module.parameters(recurse=False)) or _kind(module) == "bn"]
+    for cls in dict.fromkeys(c for _, c in wanted):
+        need, found = [p for p, c in wanted if c == cls], sorted(created.get(cls, []))
+        if len(found) < len(need):
+            raise WeightMismatchError(f"{source} has {len(found)} {cls} layers, {_missing(cls, found)}; the model "
+                                      f"needs {len(need)}: is it larq-zoo's complete include_top weights file for "
+                                      f"this model?")
+    return {path: queues[cls].pop(0) for path, cls in wanted}
+
+
+def _missing(cls: str, found: list[tuple[int, str]]) -> str:
+    """Which auto-named layers of class ``cls`` a file lacks, from the gaps in its numbering."""
+    def name(i: int) -> str:
+        return cls if i == 0 else f"{cls}_{i}"
+
+    if not found:
+        return "none at all"
+    numbers = [i for i, _ in found]
+    gaps = [name(i) for i in range(numbers[0], numbers[-1] + 1) if i not in set(numbers)]
+    if gaps:
+        return f"missing {', '.join(repr(g) for g in gaps[:3])}{' ...' if len(gaps) > 3 else ''}"
+    return f"{name(numbers[0])!r} to {name(numbers[-1])!r} with none missing between: one before or after is missing"
+
 
 # Our parameter name -> larq-zoo weight name, per kind of layer.
 _BN = {"weight": "gamma", "bias": "beta", "running_mean": "moving_mean", "running_var": "moving_variance"}
@@ -316,8 +367,8 @@ def convert(layers: Mapping[str, Mapping[str, np.ndarray]], cfg: ModelConfig,
 
     Args:
         layers: As returned by :func:`read_h5`.
-        cfg: The config to build (``pad_value=0.0`` for larq-zoo's weights); its family must
-            be ``meliusnet`` or ``realtobinary``.
+        cfg: The config to build (``pad_value=0.0`` where larq-zoo's weights need it); its family
+            must be one of ``_RULES`` (layers by name) or ``_AUTO_NAMED`` (by class and build order).
         source: How to name the file in error messages.
 
     Returns:

@@ -22,7 +22,22 @@ from torch import nn
 from ..registry import ModelConfig
 from .layers import BatchNorm2d, BinaryConv2d
 
-__all__ = ["BinaryAlexNet", "ConvBlock", "build"]
+__all__ = ["BinaryAlexNet", "ConvBlock", "final_map_side", "build"]
+
+
+def final_map_side(input_size: int, model: str) -> int:
+    """Side of the last map of an AlexNet stem (11x11 stride-4 "same" conv, then three 3x3 stride-2
+    "valid" max-pools): the kernel size of the first fully-connected layer (Binary AlexNet, XNOR-Net).
+
+    Raises:
+        ValueError: The input is too small for the three pools.
+    """
+    side = math.ceil(input_size / 4)
+    for _ in range(3):
+        side = (side - 3) // 2 + 1
+    if side < 1:
+        raise ValueError(f"input_size {input_size} is too small for {model}'s three 3x3 max-pools (>= 64)")
+    return side
 
 
 class ConvBlock(nn.Module):
@@ -63,11 +78,7 @@ class BinaryAlexNet(nn.Module):
             ConvBlock(f[2], f[3], 3, pad_value=pad_value),
             ConvBlock(f[3], f[4], 3, pool=True, pad_value=pad_value),
         )
-        side = math.ceil(input_size / 4)
-        for _ in range(3):
-            side = (side - 3) // 2 + 1
-        if side < 1:
-            raise ValueError(f"input_size {input_size} is too small for Binary AlexNet's three max-pools (>= 64)")
+        side = final_map_side(input_size, "Binary AlexNet")
         self.fc0 = ConvBlock(f[4], hidden, side, padding="valid")
         self.fc1 = ConvBlock(hidden, hidden, 1, padding="valid")
         self.fc2 = ConvBlock(hidden, num_classes, 1, padding="valid")

@@ -12,7 +12,6 @@ layer. The fully-connected layers are convolutions, as in larq-zoo's
 
 from __future__ import annotations
 
-import math
 from typing import Sequence
 
 import torch
@@ -20,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..registry import ModelConfig
+from .binary_alexnet import final_map_side
 from .classifier import ClassifierMixin
 from .layers import BatchNorm2d, BinaryConv2d, Conv2d
 
@@ -66,11 +66,7 @@ class XNORNet(ClassifierMixin, nn.Module):
         self.bn4 = _bn(f[3], 1e-4)
         self.conv4 = BinaryConv2d(f[3], f[4], 3, **binary)
         self.bn5 = _bn(f[4], 1e-4)
-        side = math.ceil(input_size / 4)
-        for _ in range(3):
-            side = (side - 3) // 2 + 1
-        if side < 1:
-            raise ValueError(f"input_size {input_size} is too small for XNOR-Net's three 3x3 max-pools (>= 64)")
+        side = final_map_side(input_size, "XNOR-Net")
         self.fc0 = BinaryConv2d(f[4], hidden, side, padding="valid", **binary)
         # LCE 0.16 leaves an XNOR-scaled binary conv float when its kernel is large: measured on single
         # QuantConv2D layers with xnor_weight_scale, 6x6x256x512 and 1x1x4096x4096 (16.8 M weights)
