@@ -20,8 +20,12 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/bnnzoo demo
 
+# Two pytest-xdist workers, one test file each at a time (module fixtures are built once); most of a
+# test's time is one busy thread (conversions, exports), so two share 2 cores. JOBS=0 runs in one process.
+JOBS ?= 2
+
 test: $(STAMP)
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+	$(PY) -m pytest -q -n $(JOBS) --dist loadfile $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -23,25 +23,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def _randomize(model, seed: int = 0):
-    import torch
-
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, t in list(model.named_parameters()) + list(model.named_buffers()):
-            if name.endswith("num_batches_tracked"):
-                continue
-            if name.endswith("running_var"):
-                t.copy_(torch.rand(t.shape, generator=g) * 1.5 + 0.5)
-            elif t.ndim == 1 and name.endswith(("weight", "scale_h", "scale_w", "scale_c")):
-                t.copy_(torch.rand(t.shape, generator=g) + 0.5)
-            elif t.ndim >= 2:
-                t.copy_(torch.randn(t.shape, generator=g) / t[0].numel() ** 0.5)
-            else:
-                t.copy_(torch.randn(t.shape, generator=g) * 0.5)
-    return model.eval()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("names", nargs="*", default=["meliusnet22"])
@@ -56,6 +37,7 @@ def main() -> None:
     from converters.onnx import onnx_predict, verify_onnx_layerwise
     from converters.tflite import check_tflite, tflite_predict
     from converters.verify import reference_outputs, verification_batch
+    from zoo.torch.random_weights import randomize
 
     rows = []
 
@@ -65,7 +47,7 @@ def main() -> None:
         return out, (time.perf_counter() - wall, time.process_time() - cpu)
 
     for name in args.names:
-        model = _randomize(zoo.load(name, input_size=args.size, pad_value=args.pad_value))
+        model = randomize(zoo.load(name, input_size=args.size, pad_value=args.pad_value))
         batch, _ = verification_batch(model, args.size)
         with tempfile.TemporaryDirectory() as folder:
             tfl, convert = timed(lambda: converters.to_tflite(model, os.path.join(folder, "m.tflite"), verify=False))

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import os
 import re
-
-import torch
+import shutil
+import tempfile
+from pathlib import Path
 
 import zoo
+from zoo.torch.random_weights import randomize  # noqa: F401  (the tests' import of it)
 
 
 def tiny(name: str, framework: str = "torch", **overrides):
@@ -14,29 +19,55 @@ def tiny(name: str, framework: str = "torch", **overrides):
     return zoo.load(name, framework=framework, **{**zoo.get_config(name).tiny, **overrides})
 
 
-def randomize(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
-    """Gives every weight and BN statistic a non-default value, as training would.
-
-    A wrongly mapped weight then shows in the outputs, and no binary conv sees the
-    exact zeros of a fresh model (even-integer sums through identity BNs), which
-    runtimes fold differently and which no trained model has.
-    """
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, t in list(model.named_parameters()) + list(model.named_buffers()):
-            if name.endswith("num_batches_tracked"):
-                continue
-            if name.endswith("running_var"):
-                t.copy_(torch.rand(t.shape, generator=g) * 1.5 + 0.5)
-            elif name.endswith(("scale_h", "scale_w", "scale_c")) or (name.endswith("weight") and t.ndim == 1):
-                t.copy_(torch.rand(t.shape, generator=g) + 0.5)  # BN gammas, PReLU slopes, learned scales
-            elif t.ndim >= 2:  # fan-in scaled, so real-valued variants keep every layer's effect visible
-                t.copy_(torch.randn(t.shape, generator=g) / t[0].numel() ** 0.5)
-            else:
-                t.copy_(torch.randn(t.shape, generator=g) * 0.5)
-    return model.eval()
-
-
 def error_lines(stderr: str) -> list[str]:
     """stderr without the progress lines (``bnnzoo convert: step (i/n)``) printed before an error."""
     return [line for line in stderr.strip().splitlines() if not re.search(r"\(\d+/\d+\)$", line)]
+
+
+# --- one TFLite file per registered model, shared by the test modules and xdist workers -----------
+
+# Set by conftest.py for the whole session (the workers inherit it); a process of its own otherwise.
+EXPORTS_ENV = "BNNZOO_TEST_EXPORTS"
+
+
+def _exports_folder() -> Path:
+    folder = os.environ.get(EXPORTS_ENV)
+    if not folder:
+        folder = os.environ[EXPORTS_ENV] = tempfile.mkdtemp(prefix="bnnzoo-test-exports-")
+    return Path(folder)
+
+
+@contextlib.contextmanager
+def _locked(name: str):
+    """Holds the session's lock on one model's file (another worker converting it waits)."""
+    with open(_exports_folder() / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield _exports_folder() / f"{name}.tflite"
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def tiny_tflite(name: str) -> Path:
+    """The LCE TFLite file of ``randomize(tiny(name))``, converted once per test session.
+
+    The first test that needs it converts it (``verify=False``: the tests that read it check it
+    themselves), unless test_converters.py's verified conversion of the same model came first
+    (:func:`share_tiny_tflite`). Read-only: copy it before editing.
+    """
+    import converters
+
+    with _locked(name) as path:
+        if not path.exists():
+            tmp = path.with_suffix(".part.tflite")
+            converters.to_tflite(randomize(tiny(name)), str(tmp), verify=False)
+            os.replace(tmp, path)
+        return path
+
+
+def share_tiny_tflite(name: str, converted: str) -> None:
+    """Offers a file converted from ``randomize(tiny(name))`` as the session's (kept if there is one)."""
+    with _locked(name) as path:
+        if not path.exists():
+            shutil.copyfile(converted, path.with_suffix(".part.tflite"))
+            os.replace(path.with_suffix(".part.tflite"), path)

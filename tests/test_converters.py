@@ -16,7 +16,7 @@ import pytest
 import torch
 
 import zoo
-from helpers import error_lines, randomize, tiny
+from helpers import error_lines, randomize, share_tiny_tflite, tiny
 from zoo.registry import ModelConfig
 from zoo.weights import WEIGHTS
 
@@ -215,6 +215,7 @@ def test_every_registered_model_converts_and_verifies(name, tmp_path):
         return
     tfl = converters.to_tflite(model, tmp_path / f"{name}.tflite")
     assert tfl.lce_bconv2d == binary and len(tfl.layers) == 3 and all(r.ok for r in tfl.layers)
+    share_tiny_tflite(name, tfl.path)  # test_litert.py runs the same file (no second conversion)
     # Every binary conv's input signs are checked; its outputs too, unless LCE writes them bit-packed
     # straight into the next conv (they are then that conv's input signs).
     assert sum(c.op.startswith("input signs") for c in tfl.layers[0].checks) == binary

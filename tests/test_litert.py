@@ -25,7 +25,7 @@ import ai_edge_litert  # noqa: F401  (the 'litert' extra, in 'dev': missing it f
 
 import zoo
 from converters import litert
-from helpers import randomize, tiny
+from helpers import randomize, tiny_tflite
 
 FLOAT_ATOL = 1e-3
 FLOAT_RTOL = 1e-4
@@ -55,11 +55,10 @@ def _paths() -> list[str]:
 
 
 def _tflite(name: str, folder) -> bytes:
-    path = folder / f"{name}.tflite"
-    import converters
-
-    converters.to_tflite(randomize(tiny(name)), str(path), verify=False)
-    return path.read_bytes()
+    """The tiny model's file (converted once per session, helpers.tiny_tflite), copied into ``folder``."""
+    data = tiny_tflite(name).read_bytes()
+    (folder / f"{name}.tflite").write_bytes(data)
+    return data
 
 
 def _unpack(words: np.ndarray, channels: int) -> np.ndarray:

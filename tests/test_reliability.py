@@ -87,7 +87,9 @@ def test_checkpoints_hold_only_what_weights_only_loading_takes(tmp_path):
     assert state["optimizer"]["state"] and isinstance(state["rng"]["numpy"][1], torch.Tensor)
 
 
-@pytest.mark.parametrize("content", [b"", os.urandom(64), b"PK\x03\x04 truncated zip"])
+# ids: pytest-xdist workers must collect the same test names (each draws its own random bytes).
+@pytest.mark.parametrize("content", [b"", os.urandom(64), b"PK\x03\x04 truncated zip"],
+                         ids=["empty", "random", "truncated zip"])
 def test_empty_or_random_state_pt_is_one_line(content, tmp_path, capsys):  # item 10
     run = _crafted_run(tmp_path)
     (run / "train").mkdir()

@@ -158,16 +158,55 @@ def test_user_network_converts_to_lce_with_one_bconv_per_binary_conv(kind, tmp_p
     assert counts["TRANSPOSE"] == NETS[kind][2]
 
 
-def test_symmetric_padding_of_a_strided_conv_that_the_tflite_converter_breaks_is_refused(tmp_path):
-    """PyTorch's padding=1 on a stride-2 conv of an even map pads (1, 1); the translation pads so too
-    (ZeroPadding2D + VALID, equal to PyTorch in Keras), but the TFLite converter fuses the two into a
-    SAME conv, which pads (0, 1) (measured 2026-12-01: the file's CONV_2D has padding SAME, stride 2).
-    The layer-wise check finds the first layer fed wrong values and nothing is written."""
+def _conv_paddings(flatbuffer: bytes) -> list[tuple[str, int]]:
+    """(padding, stride) of each CONV_2D of a flatbuffer, in op order."""
+    import tflite
+
+    m = tflite.Model.GetRootAsModel(flatbuffer, 0)
+    sg, found = m.Subgraphs(0), []
+    for j in range(sg.OperatorsLength()):
+        op = sg.Operators(j)
+        code = m.OperatorCodes(op.OpcodeIndex())
+        if max(code.BuiltinCode(), code.DeprecatedBuiltinCode()) == tflite.BuiltinOperator.CONV_2D:
+            options, table = tflite.Conv2DOptions(), op.BuiltinOptions()
+            options.Init(table.Bytes, table.Pos)
+            found.append(({tflite.Padding.SAME: "SAME", tflite.Padding.VALID: "VALID"}[options.Padding()],
+                          options.StrideH()))
+    return found
+
+
+# PyTorch's padding=1 on a stride-2 3x3 conv reads (1, 0) of its padding on an even side, (1, 1) on an odd
+# one, where TensorFlow's SAME pads (0, 1) and (1, 1): the file keeps a PAD where they differ.
+@pytest.mark.parametrize("size, pads", [(32, 1), (31, 0)])
+def test_symmetric_padding_of_a_strided_conv_exports_exactly(size, pads, tmp_path):
+    model = randomize(ResidualBNN(stem_stride=2)).eval()
+    report = converters.to_tflite(model, tmp_path / "m.tflite", input_size=size)
+    assert [r.runtime for r in report.layers] == list(converters.tflite.LCE_RUNTIMES)
+    assert all(r.ok for r in report.layers)
+    flatbuffer = open(report.path, "rb").read()
+    assert op_counts(flatbuffer)["PAD"] == pads
+    assert _conv_paddings(flatbuffer)[0] == ("VALID" if pads else "SAME", 2)  # the stem
+    x = torch.randn(4, 3, size, size, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        expected = model(x).numpy()
+    np.testing.assert_allclose(converters.tflite.tflite_predict(flatbuffer, x.numpy()), expected,
+                               atol=1e-4 * (1 + np.abs(expected).max()))
+
+
+def test_a_symmetric_pad_the_tflite_converter_folds_into_same_is_refused(monkeypatch, tmp_path):
+    """Padded (1, 1) as PyTorch writes it (right in Keras), the stride-2 stem on an even side is folded by
+    LCE's converter into a SAME conv, which pads (0, 1) (measured 2026-12-01: CONV_2D SAME, stride 2): the
+    layer-wise check finds the first layer fed wrong values and nothing is written."""
+    import zoo.keras.translate as translate_module
+
+    monkeypatch.setattr(translate_module, "_used_pads", lambda size, kernel, stride, pads: tuple(
+        (p, p) for p in pads))
     model = randomize(ResidualBNN(stem_stride=2)).eval()
     x = torch.randn(2, 3, SIZE, SIZE)
     keras_model = zoo.to_keras(model, input_size=SIZE)
     np.testing.assert_allclose(keras_model(x.permute(0, 2, 3, 1).numpy()).numpy(), model(x).detach().numpy(),
                                atol=1e-3)
+    assert _conv_paddings(converters.tflite.convert_keras(keras_model))[0] == ("SAME", 2)
     with pytest.raises(converters.ConversionError, match=r"first divergent layer conv1 \(input signs"):
         converters.to_tflite(model, tmp_path / "m.tflite", input_size=SIZE)
     assert not (tmp_path / "m.tflite").exists()

@@ -184,6 +184,23 @@ def _pair(v: Any) -> tuple:
     return tuple(v) if isinstance(v, (tuple, list)) else (v, v)
 
 
+def _used_pads(size: Sequence[int], kernel: tuple, stride: tuple, pads: tuple) -> tuple:
+    """PyTorch's symmetric conv padding as ``((top, bottom), (left, right))``, less the rows no window reads.
+
+    A strided conv may leave its last padded rows unread (padding=1, stride 2 on an even side
+    reads (1, 0)). Padded (1, 1), LCE 0.16's converter folds the pad into a SAME conv, which
+    pads (0, 1): its fuse-padding pass checks only that before = total // 2, after =
+    (total + 1) // 2 and the output side is ceil(side / stride), not that SAME pads this total.
+    Trimmed, the total is SAME's whenever the output side is, so a fold happens only where exact
+    (tests/test_translate.py converts both cases).
+    """
+    out = []
+    for n, k, s, p in zip(size, kernel, stride, pads):
+        reach = ((n + 2 * p - k) // s) * s + k  # the padded rows the last window reaches
+        out.append((p, max(min(p, reach - n - p), 0)))
+    return tuple(out)
+
+
 def _conv(ctx: _Ctx, m: nn.Conv2d, x: _T) -> _T:
     """Any 2-D convolution of the zoo: binary (larq), float, depthwise or grouped."""
     if x.ndim != 4:
@@ -204,8 +221,7 @@ def _conv(ctx: _Ctx, m: nn.Conv2d, x: _T) -> _T:
         elif isinstance(pads, str):
             raise ctx.fail(f"nn.Conv2d with padding={pads!r} and stride {stride}")
         else:
-            ph, pw = _pair(pads)
-            k = K.ZeroPadding2D(((ph, ph), (pw, pw)), name=ctx.name + "_pad")(k)
+            k = K.ZeroPadding2D(_used_pads(x.t.shape[-2:], kernel, stride, _pair(pads)), name=ctx.name + "_pad")(k)
             padding = "valid"
     if isinstance(m, tl.BinaryConv2d):
         for q in (m.input_quantizer, m.weight_quantizer):
