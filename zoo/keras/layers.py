@@ -146,7 +146,7 @@ class ZeroPadCorrectedConv2D(lq.layers.QuantConv2D):
         if not self.corrected:
             return outputs
         h, w, c = inputs.shape[1:]
-        mask = tf.pad(tf.zeros((1, h, w, c)), self._get_padding_same(inputs), constant_values=1.0)
+        mask = tf.pad(tf.zeros((1, h, w, c), inputs.dtype), self._get_padding_same(inputs), constant_values=1.0)
         kernel = self.kernel_quantizer(tf.convert_to_tensor(self.kernel))
         taps = tf.nn.conv2d(mask, kernel, self.strides, "VALID")
         if outputs.shape[1] * outputs.shape[2] == 1:  # a 1x1 map: the correction is a per-channel bias
