@@ -75,6 +75,9 @@ def files(tmp_path_factory):
     x = np.random.default_rng(0).normal(size=(2, SIZE, SIZE, 3)).astype(np.float32)
     out = {}
     for i, key in enumerate((BIREAL, QUICK)):
+        # Keras numbers auto-named layers per session: the names the tests cut ("quant_conv2d_3")
+        # hold only from a cleared session (under xdist other test files built models first).
+        tf.keras.backend.clear_session()
         model = _build_larq(key)
         _randomize(model, np.random.default_rng(i + 1))
         path = folder / zw.WEIGHTS[key].filename
