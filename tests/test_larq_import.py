@@ -9,6 +9,7 @@ must then reproduce larq-zoo's logits (the layer before its softmax).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import os
@@ -35,15 +36,11 @@ KEYS = {"realtobinary_resnet18.larq_in1k": "r2b_bnn_block_10_logits", "meliusnet
 def _build_larq(arch: str):
     """larq-zoo's model in float64 (Keras' floatx), so that its logits carry no float32 drift."""
     import larq_zoo
-    import tensorflow as tf
 
-    tf.keras.backend.set_floatx("float64")
-    try:
+    with keras_float64():
         if arch == "realtobinary_resnet18":
             return larq_zoo.literature.RealToBinaryNet(weights=None, input_shape=(SIZE, SIZE, 3))
         return larq_zoo.literature.MeliusNet22(weights=None, input_shape=(SIZE, SIZE, 3))
-    finally:
-        tf.keras.backend.set_floatx("float32")
 
 
 def _randomize(model, rng: np.random.Generator) -> None:
@@ -65,6 +62,19 @@ def _randomize(model, rng: np.random.Generator) -> None:
             else:
                 continue
             var.assign(value.astype(np.float32))
+
+
+@contextlib.contextmanager
+def keras_float64():
+    """Keras' float type is float64 inside the block (restored after): larq-zoo's models and our
+    Keras twins built there compute without float32 drift, which can flip a binary activation."""
+    import tensorflow as tf
+
+    tf.keras.backend.set_floatx("float64")
+    try:
+        yield
+    finally:
+        tf.keras.backend.set_floatx("float32")
 
 
 @pytest.fixture(scope="module")
@@ -157,13 +167,8 @@ def test_import_matches_larq_zoo(served, key):
     assert np.array_equal(got.argmax(1), expected[key].argmax(1))
     assert expected[key].std() > 1.0  # logits that vary: agreement proves something
 
-    import tensorflow as tf
-
-    tf.keras.backend.set_floatx("float64")
-    try:
+    with keras_float64():
         keras_model = zoo.load(key, framework="keras")  # from the cache this time
-    finally:
-        tf.keras.backend.set_floatx("float32")
     got_keras = keras_model(x.astype(np.float64), training=False).numpy()
     assert got_keras.dtype == np.float64
     diff_keras = float(np.abs(got_keras - expected[key]).max())

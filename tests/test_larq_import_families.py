@@ -25,7 +25,7 @@ import torch
 
 import zoo
 import zoo.weights as zw
-from test_larq_import import _QuietHandler, _randomize
+from test_larq_import import _QuietHandler, _randomize, keras_float64
 from zoo import larq_import
 from zoo.hub import HubError
 
@@ -59,11 +59,8 @@ def releases(tmp_path_factory):
         w = zw.WEIGHTS[key]
         size = _size(w.arch)
         module, builder = larq_import.LARQ_ZOO_TWINS[w.arch].split(".")
-        tf.keras.backend.set_floatx("float64")
-        try:
+        with keras_float64():
             model = getattr(getattr(larq_zoo, module), builder)(weights=None, input_shape=(size, size, 3))
-        finally:
-            tf.keras.backend.set_floatx("float32")
         assert {v.dtype for v in model.get_weights()} == {np.dtype(np.float64)}, key
         _randomize(model, np.random.default_rng(i + 1))
         model.set_weights([v.astype(np.float32) for v in model.get_weights()])  # kernels: Keras' float64 draws
@@ -120,11 +117,8 @@ def test_torch_and_keras_logits_equal_larq_zoo(served):
         assert ours.dtype == np.float64, key
         np.testing.assert_allclose(ours, expected, rtol=0, atol=1e-9 * scale, err_msg=f"{key} (PyTorch)")
         assert np.array_equal(ours.argmax(1), expected.argmax(1)), key
-        tf.keras.backend.set_floatx("float64")
-        try:
+        with keras_float64():
             twin = zoo.load(key, framework="keras")  # from the cache this time
-        finally:
-            tf.keras.backend.set_floatx("float32")
         got = twin(x.astype(np.float64), training=False).numpy()
         assert got.dtype == np.float64, key
         np.testing.assert_allclose(got, expected, rtol=0, atol=1e-9 * scale, err_msg=f"{key} (Keras twin)")

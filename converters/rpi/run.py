@@ -133,7 +133,8 @@ def to_rgb(image):
 
 def load_image(path: Path, pre: dict):
     """One preprocessed image, HWC float32: resize the shorter side and centre-crop (or squash, for
-    a detector), scale, normalise: bnnzoo's zoo.transforms step for step, as preprocess.json says.
+    a detector), scale, normalise: bnnzoo's zoo.transforms step for step, as preprocess.json says
+    (a copy on purpose: a bundle runs without bnnzoo; tests/test_api.py checks the two agree).
 
     Raises:
         BundleError: The file is missing or not an image Pillow can decode.
