@@ -3,8 +3,9 @@
 Layout: ``images/<split>/*.{jpg,png,...}`` with ``labels/<split>/<same stem>.txt``
 holding one ``class cx cy w h`` line per plate (normalised). Each image is resized
 (squashed, so normalised labels stay valid) to ``input_size x input_size``, converted
-to RGB and scaled to ``[-1, 1]``: :func:`load_rgb` then :func:`to_model_input`, the one
-preprocessing that evaluation and ``bnnzoo detect`` use too.
+to RGB and scaled to ``[-1, 1]``: :func:`load_rgb` then :func:`to_model_input`. Evaluation and
+``bnnzoo detect`` read files with ``zoo.transforms`` instead, which gives the same tensor on the
+files this reader trains on (``tests/test_api.py``) and also turns EXIF-rotated photos upright.
 
 Bad input never stops a batch half-way: an unreadable image is skipped (its item is
 ``None`` and :func:`collate` drops it), grayscale/RGBA/palette images are converted,
@@ -26,6 +27,10 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
+# One exception for an unreadable image file, whichever reader met it (this one, zoo.transforms's
+# decoder for eval and detect): callers catch one class.
+from zoo.transforms import UnreadableImageError
+
 __all__ = ["PlatesDataset", "collate", "DataError", "UnreadableImageError", "IMAGE_SUFFIXES", "MEAN", "STD",
            "to_rgb", "load_rgb", "to_model_input"]
 
@@ -39,11 +44,7 @@ class DataError(ValueError):
     """Data that cannot be used: a missing or empty folder."""
 
 
-class UnreadableImageError(ValueError):
-    """A file that cannot be read as an image (missing, truncated, corrupt, not an image)."""
-
-
-# --- the preprocessing every consumer of the detector shares (training, eval, bnnzoo detect) ---------
+# --- the training reader's preprocessing (eval and bnnzoo detect: zoo.transforms, the same tensor) -
 
 
 def to_rgb(img: Image.Image) -> Image.Image:
