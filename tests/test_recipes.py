@@ -259,21 +259,35 @@ def _cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "recipes.train", *args]
 
 
+# Run in a child process that SIGKILLs itself after a given number of optimizer steps: the kill lands
+# at a known point (mid-epoch 2, after epoch 1's state was saved), however fast the machine is.
+_KILLED_AT_STEP = """
+import os, signal, sys
+from torch.optim.optimizer import register_optimizer_step_post_hook
+steps = 0
+def kill_at(optimizer, args, kwargs):
+    global steps
+    steps += 1
+    if steps == int(sys.argv[1]):
+        os.kill(os.getpid(), signal.SIGKILL)
+register_optimizer_step_post_hook(kill_at)
+from recipes.train import main
+sys.exit(main(sys.argv[2:]))
+"""
+
+
 def test_killed_run_resumes_to_the_same_result(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     args = ["tiny_mnist", "threads=1", "max_train_samples=384", "max_val_samples=32"]
     unbroken = [tuple(a.split("=")) for a in args[1:]] + [("out", str(tmp_path / "a"))]
     run_recipe(get_recipe("tiny_mnist", unbroken), log=lambda s: None)  # in-process: one start-up less
-    proc = subprocess.Popen(_cli(*args, f"out={tmp_path / 'b'}"), cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    steps_per_epoch = 384 // get_recipe("tiny_mnist").batch_size
+    killed = subprocess.run([sys.executable, "-c", _KILLED_AT_STEP, str(steps_per_epoch + 3), *args,
+                             f"out={tmp_path / 'b'}"], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
     state = tmp_path / "b" / "train" / "state.pt"
-    deadline = time.time() + 120
-    while not state.exists() and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.05)
-    time.sleep(0.3)  # into epoch 2
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert torch.load(state, weights_only=True)["epoch"] == 1, "the run finished before it could be killed"
+    assert torch.load(state, weights_only=True)["epoch"] == 1
+    assert not (tmp_path / "b" / "train" / "final.json").exists()
     out = subprocess.run(_cli("tiny_mnist", "--resume", str(tmp_path / "b")), cwd=ROOT, env=env,
                          capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
