@@ -456,8 +456,9 @@ def _hot_lines(counts: Counts, top: int = 8) -> list[str]:
         c = cycles.get((b.path, b.offset))
         where = b.function or Path(b.path).name
         share = f"{c * b.executions / total:6.1%}" if c else "     -"
-        out.append(f"    {b.owner:7s} {where[:34]:34s} +{b.offset:#08x} {b.insns:4d} insns x {b.executions // counts.runs:>9d}"
-                   f"  {c if c else float('nan'):7.2f} cycles/exec  {share} of modelled cycles")
+        out.append(f"    {b.owner:7s} {where[:34]:34s} +{b.offset:#08x} {b.insns:4d} insns x "
+                   f"{b.executions // counts.runs:>9d}  {c if c else float('nan'):7.2f} cycles/exec  {share} of "
+                   "modelled cycles")
     return out
 
 

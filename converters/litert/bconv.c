@@ -36,12 +36,14 @@ void free_conv(Kernel* k) {
   k->fast = 0;
 }
 
-/* Sets up the fast path when the code path has one and the op fits it; 0: use the general path. */
-static int setup_fast(Kernel* k) {
+/* Sets up the fast path when the code path has one and the op fits it (its tile kernels write
+ * float32 or bit-packed outputs); 0: use the general path, -1: out of memory. */
+static int setup_fast(Kernel* k, TfLiteType out_type) {
   const OpParams* p = &k->p;
   const CodePath* path = k->path;
   const int kh = p->filter_h, kw = p->filter_w;
   if (!path || !path->tile || k->groups != 1 || k->ktot > path->max_k_bits) return 0;
+  if (out_type != kTfLiteFloat32 && !(out_type == kTfLiteInt32 && k->bitpacked_out)) return 0;
   int rows_read = (k->out_h - 1) * p->stride_h + (kh - 1) * p->dil_h + 1;
   int cols_read = (k->out_w - 1) * p->stride_w + (kw - 1) * p->dil_w + 1;
   int padded = k->pad_top > 0 || k->pad_left > 0 || rows_read > k->in_h + k->pad_top ||
@@ -63,10 +65,10 @@ static int setup_fast(Kernel* k) {
     k->seg_off[s] = (int32_t)(((size_t)ky * p->dil_h * k->wp + (size_t)kx * p->dil_w) * k->in_words);
   }
   int rest = k->seg_words % path->step_words;
-  k->im2col = path->contiguous || (rest != 0 && rest != path->tail_words);
+  k->im2col = rest != 0 && rest != path->tail_words;
   if (k->im2col) { /* one kernel segment: the copied row, padded to whole steps */
     int words = k->nseg * k->seg_words;
-    k->kpad = path->row_words ? path->row_words(words) : (words + path->step_words - 1) / path->step_words * path->step_words;
+    k->kpad = (words + path->step_words - 1) / path->step_words * path->step_words;
     k->knseg = 1;
     k->kseg_words = k->kpad;
     k->kseg_off = (int32_t*)calloc(1, sizeof(int32_t));
@@ -208,7 +210,7 @@ TfLiteStatus prepare_bconv(TfLiteContext* ctx, Kernel* k) {
   int dims[4] = {k->batch, k->out_h, k->out_w, k->bitpacked_out ? k->out_words : k->out_c};
   if (ensure_shape(ctx, out, dims, 4) != kTfLiteOk) return kTfLiteError;
 
-  int fast = setup_fast(k);
+  int fast = setup_fast(k, out->type);
   if (fast < 0) return fail(ctx, "LceBconv2d: out of memory");
   if (fast) return kTfLiteOk;
 

@@ -51,10 +51,10 @@ __attribute__((target("popcnt"))) void bgemm_popcnt(const uint32_t* a, int m, co
 }
 #endif
 
-static const CodePath PATH_PORTABLE = {"portable", bgemm_portable};
+static const CodePath PATH_PORTABLE = {.name = "portable", .bgemm = bgemm_portable};
 #if defined(__x86_64__)
-static const CodePath PATH_POPCNT = {"popcnt", bgemm_popcnt};
-static const CodePath PATH_AVX2 = {"avx2", bgemm_avx2};
+static const CodePath PATH_POPCNT = {.name = "popcnt", .bgemm = bgemm_popcnt};
+static const CodePath PATH_AVX2 = {.name = "avx2", .bgemm = bgemm_avx2};
 #endif
 
 const CodePath* g_path = NULL;

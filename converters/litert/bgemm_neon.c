@@ -200,7 +200,9 @@ static void bconv_tile_neon(const Kernel* k, const Job* j, const uint32_t* const
   }
 }
 
-const CodePath PATH_NEON = {"neon", bgemm_neon, bconv_tile_neon, bconv_pack_neon, NEON_ROWS, NEON_COLS, 4, 2, 0, NULL, 65535};
+const CodePath PATH_NEON = {.name = "neon", .bgemm = bgemm_neon, .tile = bconv_tile_neon, .pack = bconv_pack_neon,
+                            .tile_rows = NEON_ROWS, .tile_cols = NEON_COLS, .step_words = 4, .tail_words = 2,
+                            .max_k_bits = 65535};
 
 /* --- General path ------------------------------------------------------------------------------ */
 

@@ -6,7 +6,6 @@
 
 #if defined(__x86_64__)
 #include <immintrin.h>
-#include <string.h>
 
 __attribute__((target("avx2"))) static inline __m256i popcnt256(__m256i v) {
   const __m256i lut = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4, 0, 1, 1, 2, 1, 2, 2, 3, 1,
@@ -110,132 +109,96 @@ __attribute__((target("avx512f,avx512vpopcntdq"))) void bgemm_avx512(const uint3
   }
 }
 
-/* --- LceBconv2d's fast path on AVX-512 VPOPCNTDQ: 3 pixels x 8 channels per tile -------------
+/* --- LceBconv2d's fast path on AVX-512 VPOPCNTDQ: 8 pixels x 32 channels per tile ------------
  *
- * Each pixel's receptive field is one contiguous row (im2col): VPOPCNTQ issues once per
- * cycle whatever its width (one port on Intel cores), so the fewest, widest steps win, and
- * a row cut into segments would round each segment up. The row is whole 512-bit steps (24
- * accumulators of 64-bit lanes, 3 activation registers and one filter register) and a tail
- * of 2 or 4 words (64 or 128 bits: 64 and 128 channels x 3 taps leave one), which would
- * waste most of a step per output: instead one pixel's tail is broadcast to every lane and
- * XORed with the 8 channels' tails side by side, so one or two VPOPCNTQ give all 8 tail
- * counts of a pixel, already in channel order. The filter of channels [c0, c0 + 8) is
- * stored per step as 8 x 64 bytes, then its tails (one or two registers). */
+ * Lanes are channels: each 32-bit word of a pixel's receptive field is broadcast to the 16
+ * lanes of a register and XORed with that word of 16 channels side by side, and VPOPCNTD
+ * adds 16 channels' counts at once. An accumulator is then 16 finished counts in channel
+ * order, one float conversion away from the output transform: no horizontal sums, no
+ * narrowing (VPMOVQD would compete with VPOPCNT for its port), and no padding at all (a
+ * 64-channel 3x3 row, 576 bits, is 18 words; in 512-bit steps per output it would be two
+ * steps, one mostly empty). Per word: 8 broadcast loads, 2 filter loads and 16 x (XOR,
+ * VPOPCNTD, ADD) for 8 pixels x 32 channels. Receptive fields are read in place, one
+ * segment per filter row. The filter of channels [c0, c0 + 32) is stored per word as 32
+ * lanes. */
 
-#define X86_ROWS 3
-#define X86_COLS 8
-
-static int bconv_tail_avx512(int words) { return words % 16 == 0 ? 0 : words % 16 <= 2 ? 2 : words % 16 <= 4 ? 4 : 16; }
-
-static int bconv_row_words_avx512(int words) { return words / 16 * 16 + bconv_tail_avx512(words); }
+#define X86_ROWS 8
+#define X86_REGS 2 /* registers of 16 channels */
+#define X86_COLS (16 * X86_REGS)
 
 static void bconv_pack_avx512(Kernel* k) {
-  const int steps = k->kpad / 16, tail = k->kpad % 16, tiles = (k->out_c + X86_COLS - 1) / X86_COLS;
-  const int filter_words = k->taps * k->words_g;
-  k->packed_tile_words = (size_t)steps * X86_COLS * 16 + (size_t)tail * X86_COLS;
+  const int tiles = (k->out_c + X86_COLS - 1) / X86_COLS, filter_words = k->taps * k->words_g;
+  k->packed_tile_words = (size_t)k->knseg * k->kseg_words * X86_COLS;
   k->packed = (uint32_t*)aligned(sizeof(uint32_t) * k->packed_tile_words * tiles);
   if (!k->packed) return;
-  for (int t = 0; t < tiles; t++) {
-    uint32_t* dst = k->packed + (size_t)t * k->packed_tile_words;
-    for (int q = 0; q < steps; q++)
-      for (int c = 0; c < X86_COLS; c++)
-        for (int w = 0; w < 16; w++) {
-          int co = t * X86_COLS + c, kw = 16 * q + w;
-          *dst++ = co < k->out_c && kw < filter_words ? k->filter[(size_t)co * k->row_words + kw] : 0;
-        }
-    for (int c = 0; c < X86_COLS; c++) /* the tails, channel after channel */
-      for (int w = 0; w < tail; w++) {
-        int co = t * X86_COLS + c, kw = 16 * steps + w;
+  uint32_t* dst = k->packed;
+  for (int t = 0; t < tiles; t++)
+    for (int kw = 0; kw < k->knseg * k->kseg_words; kw++)
+      for (int c = 0; c < X86_COLS; c++) {
+        int co = t * X86_COLS + c;
         *dst++ = co < k->out_c && kw < filter_words ? k->filter[(size_t)co * k->row_words + kw] : 0;
       }
-  }
-}
-
-/* 8 accumulators (one pixel, 8 channels) to their 8 sums, int32. */
-__attribute__((target("avx512f,avx512vl"))) static inline __m256i bconv_sum8_avx512(const __m512i* acc) {
-  __m128i lo = reduce4_512(acc[0], acc[1], acc[2], acc[3]), hi = reduce4_512(acc[4], acc[5], acc[6], acc[7]);
-  return _mm256_inserti128_si256(_mm256_castsi128_si256(lo), hi, 1);
-}
-
-/* The 8 tail counts of one pixel (tail words at x; the channels' tails at w), int32. */
-__attribute__((target("avx512f,avx512vl,avx512vpopcntdq"))) static inline __m256i bconv_tail8_avx512(
-    const uint32_t* x, const uint32_t* w, int tail) {
-  if (tail == 2) { /* lane c: channel c */
-    uint64_t bits;
-    memcpy(&bits, x, 8);
-    __m512i p = _mm512_popcnt_epi64(_mm512_xor_si512(_mm512_set1_epi64((long long)bits), _mm512_load_si512(w)));
-    return _mm512_cvtepi64_epi32(p);
-  }
-  /* tail 4: lanes 2c and 2c + 1 of two registers: channels 0-3, then 4-7 */
-  __m512i xb = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i*)x));
-  __m512i p0 = _mm512_popcnt_epi64(_mm512_xor_si512(xb, _mm512_load_si512(w)));
-  __m512i p1 = _mm512_popcnt_epi64(_mm512_xor_si512(xb, _mm512_load_si512(w + 16)));
-  /* per 128-bit lane: [c, c + 4] low halves + high halves, then in channel order */
-  __m512i s = _mm512_add_epi64(_mm512_unpacklo_epi64(p0, p1), _mm512_unpackhi_epi64(p0, p1));
-  s = _mm512_permutexvar_epi64(_mm512_setr_epi64(0, 2, 4, 6, 1, 3, 5, 7), s);
-  return _mm512_cvtepi64_epi32(s);
 }
 
 __attribute__((target("avx512f,avx512vl,avx512vpopcntdq"))) static void bconv_tile_avx512(
     const Kernel* k, const Job* j, const uint32_t* const* a, const size_t* pix, int rows) {
-  const int out_c = k->out_c, steps = k->kpad / 16, tail = k->kpad % 16, act = k->p.activation != ACT_NONE;
+  const int out_c = k->out_c, ksw = k->kseg_words, act = k->p.activation != ACT_NONE;
   const size_t ohw = (size_t)k->out_h * k->out_w, words = k->out_words;
-  const __m256 hmin = _mm256_set1_ps(0.5f * (float)(k->ktot - k->clamp_max));
-  const __m256 hmax = _mm256_set1_ps(0.5f * (float)(k->ktot - k->clamp_min));
+  const __m512 hmin = _mm512_set1_ps(0.5f * (float)(k->ktot - k->clamp_max));
+  const __m512 hmax = _mm512_set1_ps(0.5f * (float)(k->ktot - k->clamp_min));
   size_t out_at[X86_ROWS], t_at[X86_ROWS];
   for (int r = 0; r < X86_ROWS; r++) {
     out_at[r] = pix[r] * (k->bitpacked_out ? 4 * words : (size_t)out_c);
     t_at[r] = k->spatial_transform ? pix[r] % ohw * out_c : 0;
   }
   for (int c0 = 0; c0 < out_c; c0 += X86_COLS) {
-    const uint32_t* w = k->packed + (size_t)(c0 / X86_COLS) * k->packed_tile_words;
-    __m512i acc[X86_ROWS][X86_COLS];
+    const int* w = (const int*)(k->packed + (size_t)(c0 / X86_COLS) * k->packed_tile_words);
+    __m512i acc[X86_ROWS][X86_REGS];
     for (int r = 0; r < X86_ROWS; r++)
-      for (int c = 0; c < X86_COLS; c++) acc[r][c] = _mm512_setzero_si512();
-    for (int q = 0; q < steps; q++, w += X86_COLS * 16) {
-      __m512i x0 = _mm512_loadu_si512(a[0] + 16 * q), x1 = _mm512_loadu_si512(a[1] + 16 * q);
-      __m512i x2 = _mm512_loadu_si512(a[2] + 16 * q);
-      for (int c = 0; c < X86_COLS; c++) {
-        __m512i wc = _mm512_load_si512(w + 16 * c);
-        acc[0][c] = _mm512_add_epi64(acc[0][c], _mm512_popcnt_epi64(_mm512_xor_si512(x0, wc)));
-        acc[1][c] = _mm512_add_epi64(acc[1][c], _mm512_popcnt_epi64(_mm512_xor_si512(x1, wc)));
-        acc[2][c] = _mm512_add_epi64(acc[2][c], _mm512_popcnt_epi64(_mm512_xor_si512(x2, wc)));
+      for (int z = 0; z < X86_REGS; z++) acc[r][z] = _mm512_setzero_si512();
+    for (int s = 0; s < k->knseg; s++) {
+      const int* x[X86_ROWS];
+      for (int r = 0; r < X86_ROWS; r++) x[r] = (const int*)(a[r] + k->kseg_off[s]);
+      for (int q = 0; q < ksw; q++, w += X86_COLS) {
+        __m512i w0 = _mm512_load_si512(w), w1 = _mm512_load_si512(w + 16);
+        for (int r = 0; r < X86_ROWS; r++) {
+          __m512i xb = _mm512_set1_epi32(x[r][q]);
+          acc[r][0] = _mm512_add_epi32(acc[r][0], _mm512_popcnt_epi32(_mm512_xor_si512(xb, w0)));
+          acc[r][1] = _mm512_add_epi32(acc[r][1], _mm512_popcnt_epi32(_mm512_xor_si512(xb, w1)));
+        }
       }
     }
-    __m256i cnt[X86_ROWS];
-    for (int r = 0; r < X86_ROWS; r++) {
-      cnt[r] = bconv_sum8_avx512(acc[r]);
-      if (tail) cnt[r] = _mm256_add_epi32(cnt[r], bconv_tail8_avx512(a[r] + 16 * steps, w, tail));
-    }
-    const int n = out_c - c0 < X86_COLS ? out_c - c0 : X86_COLS;
-    if (k->bitpacked_out) { /* bit c: the count exceeds the channel's threshold; 8 channels a byte */
-      const __m256i thr = _mm256_loadu_si256((const __m256i*)(k->threshold + c0));
-      uint8_t* y = (uint8_t*)j->out + c0 / 8;
+    for (int z = 0; z < X86_REGS; z++) {
+      const int cz = c0 + 16 * z, n = out_c - cz < 16 ? out_c - cz : 16;
+      if (n <= 0) break;
+      const __mmask16 valid = (__mmask16)(n == 16 ? 0xffff : (1u << n) - 1);
+      if (k->bitpacked_out) { /* bit c: the count exceeds the channel's threshold; 8 channels a byte */
+        const __m512i thr = _mm512_loadu_si512(k->threshold + cz);
+        uint8_t* y = (uint8_t*)j->out + cz / 8;
+        for (int r = 0; r < rows; r++) {
+          __mmask16 bits = _mm512_cmpgt_epi32_mask(acc[r][z], thr);
+          y[out_at[r]] = (uint8_t)bits;
+          if (n > 8) y[out_at[r] + 1] = (uint8_t)(bits >> 8);
+          if (cz + 16 >= out_c) /* the unused bytes of the pixel's last word are 0 */
+            for (size_t byte = (cz + n + 7) / 8; byte < 4 * words; byte++) y[out_at[r] + byte - cz / 8] = 0;
+        }
+        continue;
+      }
+      /* h = pop, or clamp(pop, (K - hi) / 2, (K - lo) / 2) with a fused activation (the same
+       * float as LCE's 0.5 (K - clamp(K - 2 pop))), then y = h m' + b' in two roundings */
       for (int r = 0; r < rows; r++) {
-        y[out_at[r]] = (uint8_t)_mm256_cmpgt_epi32_mask(cnt[r], thr);
-        if (c0 + X86_COLS >= out_c) /* the unused bytes of the pixel's last word are 0 */
-          for (size_t byte = c0 / 8 + 1; byte < 4 * words; byte++) y[out_at[r] + byte - c0 / 8] = 0;
-      }
-      continue;
-    }
-    /* h = pop, or clamp(pop, (K - hi) / 2, (K - lo) / 2) with a fused activation (the same
-     * float as LCE's 0.5 (K - clamp(K - 2 pop))), then y = h m' + b' in two roundings */
-    for (int r = 0; r < rows; r++) {
-      __m256 h = _mm256_cvtepi32_ps(cnt[r]);
-      if (act) h = _mm256_min_ps(_mm256_max_ps(h, hmin), hmax);
-      const float* m = k->multiplier + t_at[r] + c0;
-      const float* b = k->bias + t_at[r] + c0;
-      __m256 y = _mm256_add_ps(_mm256_mul_ps(h, _mm256_loadu_ps(m)), _mm256_loadu_ps(b));
-      float* yo = (float*)j->out + out_at[r] + c0;
-      if (n == X86_COLS) {
-        _mm256_storeu_ps(yo, y);
-      } else {
-        _mm256_mask_storeu_ps(yo, (__mmask8)((1u << n) - 1), y);
+        __m512 h = _mm512_cvtepi32_ps(acc[r][z]);
+        if (act) h = _mm512_min_ps(_mm512_max_ps(h, hmin), hmax);
+        const float* m = k->multiplier + t_at[r] + cz;
+        const float* b = k->bias + t_at[r] + cz;
+        __m512 y = _mm512_add_ps(_mm512_mul_ps(h, _mm512_loadu_ps(m)), _mm512_loadu_ps(b));
+        _mm512_mask_storeu_ps((float*)j->out + out_at[r] + cz, valid, y);
       }
     }
   }
 }
 
-const CodePath PATH_AVX512 = {"avx512", bgemm_avx512, bconv_tile_avx512, bconv_pack_avx512, X86_ROWS, X86_COLS,
-                              16, 0, 1, bconv_row_words_avx512, 1 << 30};
+const CodePath PATH_AVX512 = {.name = "avx512", .bgemm = bgemm_avx512, .tile = bconv_tile_avx512,
+                              .pack = bconv_pack_avx512, .tile_rows = X86_ROWS, .tile_cols = X86_COLS,
+                              .step_words = 1, .tail_words = 0, .max_k_bits = 1 << 30};
 #endif

@@ -121,13 +121,11 @@ typedef struct {
   int tile_rows, tile_cols;     /* pixels and channels per tile */
   int step_words;               /* words per K step; im2col rows are padded to it */
   int tail_words;               /* a segment may end in a tail of this many words (0: none) */
-  int contiguous;               /* always im2col: one padded row per pixel, never segments */
-  int (*row_words)(int words);  /* an im2col row's padded length (NULL: whole steps) */
   int max_k_bits;               /* longest receptive field the kernel's counters hold */
 } CodePath;
 
 #define MAX_TILE_ROWS 8
-#define MAX_TILE_COLS 16
+#define MAX_TILE_COLS 32
 
 #if defined(__x86_64__)
 extern const CodePath PATH_AVX512;
