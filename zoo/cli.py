@@ -147,11 +147,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    _show_warnings(args.command)
     if not verbose and _needs_tensorflow(args):
         from .console import import_tensorflow_quietly
 
         import_tensorflow_quietly()
+    previous = _show_warnings(args.command)
     try:
         return int(getattr(importlib.import_module(COMMANDS[args.command][0]), f"run_{args.command}")(args) or 0)
     except KeyboardInterrupt:  # Ctrl-C: the exit status of SIGINT, one line, no traceback
@@ -165,6 +165,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             raise
         print(f"bnnzoo {args.command}: error: {e}", file=sys.stderr)
         return 1
+    finally:
+        _show_warnings(previous)  # a command run by another (demo runs detect) gives the line back
 
 
 class _Warnings(logging.Handler):
@@ -178,12 +180,17 @@ _HANDLER = _Warnings(logging.WARNING)
 PACKAGES = ("zoo", "converters", "recipes", "eval")
 
 
-def _show_warnings(command: str) -> None:
+def _show_warnings(command: Optional[str]) -> Optional[str]:
+    """Prints the library's warnings while ``command`` runs (``None``: no longer); returns the previous command."""
+    previous, _HANDLER.command = getattr(_HANDLER, "command", None), command
     _HANDLER.setFormatter(logging.Formatter(f"bnnzoo {command}: warning: %(message)s"))
     for name in PACKAGES:
         logger = logging.getLogger(name)
-        if _HANDLER not in logger.handlers:
+        if command is None:
+            logger.removeHandler(_HANDLER)
+        elif _HANDLER not in logger.handlers:
             logger.addHandler(_HANDLER)
+    return previous
 
 
 def _chosen(argv: Sequence[str]) -> Optional[str]:
