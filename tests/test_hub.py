@@ -15,7 +15,7 @@ import zoo
 from zoo import commands, hub, refs, weights as zw
 from zoo.hub import HubError
 
-from hub_server import HubServer
+from helpers import serve_hub
 
 REPO = "zoo-test/mobilenet-tiny"
 KEY = "mobilenet_v1.tiny_test"
@@ -39,17 +39,8 @@ def tiny_folder(tmp_path_factory) -> Path:
 @pytest.fixture
 def server(tmp_path, monkeypatch, tiny_folder):
     """A fake Hub holding REPO, the client pointed at it, an empty cache, and WEIGHTS[KEY] registered."""
-    from huggingface_hub import constants
-
     shutil.copytree(tiny_folder, tmp_path / "hub" / REPO)
-    srv = HubServer(tmp_path / "hub").start()
-    monkeypatch.setenv("HF_ENDPOINT", srv.url)
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
-    monkeypatch.setenv("HF_TOKEN", "hf_test_token")
-    monkeypatch.setenv("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    srv = serve_hub(tmp_path, monkeypatch)
     cfg = zoo.get_config("mobilenet_v1").replace(**zoo.get_config("mobilenet_v1").tiny)
     monkeypatch.setitem(zw.WEIGHTS, KEY, zw.Weights(
         arch="mobilenet_v1", tag="tiny_test", hub_repo=REPO, revision=srv.commit_of(REPO),

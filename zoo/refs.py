@@ -145,8 +145,8 @@ def resolve(reference: Any, *, weights: Any = None, pretrained: bool = False, nu
             logger.warning("%s has no %s beside it: %s carries no preprocessing (give input_size, mean and std where "
                            "they are needed, or save with zoo.save to record them)", source.where, CONFIG_FILE,
                            module_class.__name__)
-        else:
-            record = assumed_record(cfg)
+        else:  # the architecture as the caller builds it is all there is to go on
+            record = assumed_record(cfg.replace(num_classes=num_classes, input_size=input_size, **arch))
             logger.warning("%s has no %s beside it: assumed %s (save with zoo.save to record the weights' "
                            "preprocessing)", source.where, CONFIG_FILE, describe_preprocessing(record))
     if record is not None:
