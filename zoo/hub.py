@@ -19,7 +19,6 @@ The Hub client only: it imports the weights metadata, never the code that loads 
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from pathlib import Path
@@ -232,8 +231,8 @@ def _one_line(e: BaseException) -> str:
     return text if len(text) <= 200 else text[:197] + "..."
 
 
-def fetch_config(ref: str, *, force: bool = False) -> Path:
-    """Fetches ``config.json`` (the weights' record) of ``"hf-hub:owner/repo[@revision]"``.
+def fetch_config(repo_id: str, revision: str = "main", *, force: bool = False) -> Path:
+    """Fetches ``config.json`` (the weights' record) of a repo pushed by bnnzoo.
 
     Fetched before the weights, so that a repo of another architecture fails before the
     (larger) weights are downloaded.
@@ -241,7 +240,6 @@ def fetch_config(ref: str, *, force: bool = False) -> Path:
     Raises:
         HubError: As :func:`hub_file`; also a repo without ``config.json``.
     """
-    repo_id, revision = parse_hub_ref(ref)
     try:
         return hub_file(repo_id, CONFIG_FILE, revision, name=f"{HUB_PREFIX}{repo_id}@{revision}", force=force)
     except HubError as e:
@@ -260,8 +258,8 @@ def fetch_hub_ref(ref: str, *, force: bool = False) -> tuple[Path, Path]:
     Raises:
         HubError: As :func:`hub_file`; also a repo without ``config.json``.
     """
-    config_path = fetch_config(ref, force=force)
     repo_id, revision = parse_hub_ref(ref)
+    config_path = fetch_config(repo_id, revision, force=force)
     return hub_file(repo_id, WEIGHTS_FILE, revision, name=f"{HUB_PREFIX}{repo_id}@{revision}", force=force), config_path
 
 

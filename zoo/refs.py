@@ -35,7 +35,7 @@ from . import hub
 from . import weights as _weights
 from .fileio import sha256_of
 from .hub import HubError
-from .registry import ModelConfig, UnknownModelError, get_config, list_models
+from .registry import ModelConfig, UnknownModelError, get_config
 from .weights import (CONFIG_FILE, WEIGHTS_FILE, WeightMismatchError, Weights, assumed_record, describe_preprocessing,
                       lookup, read_record, read_safetensors)
 
@@ -114,7 +114,7 @@ def resolve(reference: Any, *, weights: Any = None, pretrained: bool = False, nu
         ValueError / TypeError: A reference that is none of the above, a bad ``config.json``.
     """
     reference = _as_text(reference, "model reference")
-    kind, body = _parse(reference)
+    kind, body, cfg = _parse(reference)
     if weights is not None:
         weights = _as_text(weights, "weights")
         if kind in ("path", "hub") or (kind == "registered" and "." in body):
@@ -123,14 +123,11 @@ def resolve(reference: Any, *, weights: Any = None, pretrained: bool = False, nu
                                          else ""))
     elif pretrained and kind == "registered" and "." not in body:
         weights = "default"
-    module_class, cfg, name = None, None, _short_name(kind, body)
+    module_class, name = None, _short_name(kind, body)
     if kind == "class":
         module_class = import_class(body)
-    elif kind == "registered":
-        base, _, tag = body.partition(".")
-        cfg = get_config(base)
-        if tag:
-            weights = tag
+    elif kind == "registered" and "." in body:
+        weights = body.partition(".")[2]
     source = None
     if kind in ("path", "hub"):
         source = _locate(kind, body)
@@ -163,12 +160,9 @@ def locate(reference: Any, *, weights: Any = None, force: bool = False) -> list[
         As :func:`resolve`; WeightMismatchError also for a reference without weights.
     """
     reference = _as_text(reference, "model reference")
-    kind, body = _parse(reference)
-    cfg = None
+    kind, body, cfg = _parse(reference)
     if kind == "registered":
-        base, _, tag = body.partition(".")
-        cfg = get_config(base)
-        weights = tag or weights or "default"
+        weights = body.partition(".")[2] or weights or "default"
         kind, body = _parse_weights(_as_text(weights, "weights"), cfg)
     elif kind == "class":
         if weights is None:
@@ -188,7 +182,7 @@ def split(reference: Any) -> tuple[str, Optional[str]]:
         As :func:`resolve`; ValueError for ``FILE.py:CLASS`` (no registered architecture).
     """
     reference = _as_text(reference, "model reference")
-    kind, body = _parse(reference)
+    kind, body, _ = _parse(reference)
     if kind == "class":
         raise ValueError(f"{reference} is a class of yours, not a registered architecture: give NAME[.TAG], a "
                          "folder or hf-hub:REPO")
@@ -196,7 +190,8 @@ def split(reference: Any) -> tuple[str, Optional[str]]:
         base, _, tag = body.partition(".")
         return base, tag or None
     return _architecture(_locate(kind, body, read=False) if kind == "path" else
-                         _Source(body, read_record(hub.fetch_config(body)), lambda c: {})).name, reference
+                         _Source(body, read_record(hub.fetch_config(*hub.parse_hub_ref(body))), lambda c: {})).name, \
+        reference
 
 
 # --------------------------------------------------------------------------- parsing
@@ -218,33 +213,35 @@ def _looks_like_path(text: str) -> bool:
             or (os.altsep is not None and os.altsep in text))
 
 
-def _parse(reference: str) -> tuple[str, str]:
-    """``(kind, body)``: kind is ``"hub"``, ``"class"``, ``"path"`` or ``"registered"``."""
-    if hub.is_hub_ref(reference):
-        return "hub", reference
+def _parse(reference: str) -> tuple[str, str, Optional[ModelConfig]]:
+    """``(kind, body, config)``: kind is ``"hub"``, ``"class"``, ``"path"`` or ``"registered"`` (with its
+    registered config)."""
+    if reference.startswith(hub.HUB_PREFIXES):
+        return "hub", reference, None
     if _FILE_CLASS.fullmatch(reference):
-        return "class", reference
+        return "class", reference, None
     if _looks_like_path(reference):
-        return "path", reference
+        return "path", reference, None
     base, dot, tag = reference.partition(".")
     if dot and Path(reference).suffix.lower() in _FOREIGN_SUFFIXES:
         raise ValueError(f"{reference!r} is a {Path(reference).suffix} file: bnnzoo reads weights from a folder or "
                          f"a .safetensors file saved with zoo.save (models: NAME[.TAG], see zoo.list_models())")
-    if base in list_models(include_stages=True):
-        if dot and not tag:
-            raise ValueError(f"{reference!r} has an empty weights tag: write {base!r} or {base + '.TAG'!r}")
-        if "." in tag:
-            raise ValueError(f"{reference!r} is not NAME.TAG: a tag has no dot (zoo.list_weights({base!r}))")
-        return "registered", reference
-    if os.path.exists(reference):  # a folder or file here whose name is no registered model
-        return "path", reference
-    get_config(base)  # UnknownModelError, with close names
-    raise AssertionError("unreachable")
+    try:
+        cfg = get_config(base)
+    except UnknownModelError:
+        if os.path.exists(reference):  # a folder or file here whose name is no registered model
+            return "path", reference, None
+        raise
+    if dot and not tag:
+        raise ValueError(f"{reference!r} has an empty weights tag: write {base!r} or {base + '.TAG'!r}")
+    if "." in tag:
+        raise ValueError(f"{reference!r} is not NAME.TAG: a tag has no dot (zoo.list_weights({base!r}))")
+    return "registered", reference, cfg
 
 
 def _parse_weights(weights: str, cfg: Optional[ModelConfig]) -> tuple[str, str]:
     """The kind of a ``weights=`` value: ``"hub"``, ``"path"`` or ``"tag"``."""
-    if hub.is_hub_ref(weights):
+    if weights.startswith(hub.HUB_PREFIXES):
         return "hub", weights
     if _looks_like_path(weights) or os.path.exists(weights) or cfg is None:
         return "path", weights
@@ -256,7 +253,7 @@ def _parse_weights(weights: str, cfg: Optional[ModelConfig]) -> tuple[str, str]:
 
 def short_name(reference: str) -> str:
     """A short name for files made from a reference: ``meliusnet22_mnist``, ``run7``, ``my-bnn``, ``TinyBNN``."""
-    return _short_name(*_parse(_as_text(reference, "model reference")))
+    return _short_name(*_parse(_as_text(reference, "model reference"))[:2])
 
 
 def _short_name(kind: str, body: str) -> str:
@@ -264,8 +261,8 @@ def _short_name(kind: str, body: str) -> str:
         return body.replace(".", "_")
     if kind == "class":
         return _FILE_CLASS.fullmatch(body)["cls"]
-    if kind == "hub":
-        return hub.parse_hub_ref(body)[0].split("/")[-1]
+    if kind == "hub":  # hf-hub:owner/name[@revision] -> name
+        return body.partition(":")[2].partition("@")[0].rpartition("/")[2]
     path = Path(os.path.expanduser(body))
     return (path.parent.name if path.is_file() and path.stem == "model" else path.stem if path.suffix else
             path.resolve().name) or "model"
@@ -279,10 +276,9 @@ def _locate(kind: str, body: str, cfg: Optional[ModelConfig] = None, *, force: b
     """Where the weights of a ``hub``, ``path`` or ``tag`` reference are (fetched unless ``read`` is False
     and there is nothing to fetch)."""
     if kind == "hub":
-        config_path = hub.fetch_config(body, force=force)
-        record = read_record(config_path)
         repo_id, revision = hub.parse_hub_ref(body)
-        record = record.replace(hub_repo=repo_id, revision=revision)
+        config_path = hub.fetch_config(repo_id, revision, force=force)
+        record = read_record(config_path).replace(hub_repo=repo_id, revision=revision)
         where = f"{hub.HUB_PREFIX}{repo_id}@{revision}"
 
         def fetch_weights(force: bool = force) -> Path:
@@ -402,8 +398,8 @@ def _fit(reference: str, name: str, cfg: Optional[ModelConfig], module_class: Op
     if record is None:  # initialised weights
         return Resolved(reference, name, cfg.replace(num_classes=num_classes, input_size=input_size, **arch),
                         None, None, None)
-    fitted = get_config(cfg.name).replace(num_classes=record.num_classes, input_size=record.input_size,
-                                          **{**dict(record.arch_overrides), **arch})
+    fitted = cfg.replace(num_classes=record.num_classes, input_size=record.input_size,
+                         **{**dict(record.arch_overrides), **arch})
     if input_size is not None and input_size != record.input_size:
         if fitted.family == "detector":
             raise WeightMismatchError(
