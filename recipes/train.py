@@ -42,7 +42,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from zoo import fileio
 
-from .config import (ConfigError, Recipe, Stage, _tuples, apply_overrides, check_recipe, from_dict, get_recipe,
+from .config import (ConfigError, Recipe, Stage, apply_overrides, check_recipe, from_dict, get_recipe,
                      parse_overrides, resolve_stages)
 from .data import DataError, build_datasets, collate_skip
 from .losses import FeatureHooks, attention_loss, distillation_loss
@@ -197,15 +197,18 @@ def _check_teacher_config(path: Path, cfg, stage: Stage, teacher: Stage) -> None
     config_json = path.parent / "config.json"
     if not config_json.is_file():
         return
-    saved = fileio.read_json(config_json, "teacher config", f"pass {stage.name}.teacher_weights=PATH to a model "
-                             "saved by bnnzoo train")
-    arch = saved.get("arch", {})
-    arch = {k: _tuples(v) for k, v in arch.items()} if isinstance(arch, dict) else {}
+    from zoo.weights import read_record
+
+    try:
+        saved = read_record(config_json)
+    except ValueError as e:
+        raise ConfigError(f"teacher {e}; pass {stage.name}.teacher_weights=PATH to a model saved by bnnzoo train") from None
+    arch = dict(saved.arch_overrides)
     diff = [k for k in sorted(set(arch) | set(cfg.arch)) if arch.get(k) != cfg.arch.get(k)]
-    if saved.get("name") != cfg.name or diff or saved.get("num_classes") != cfg.num_classes:
-        what = (f"a {saved.get('name')!r}" if saved.get("name") != cfg.name else
+    if saved.arch != cfg.name or diff or saved.num_classes != cfg.num_classes:
+        what = (f"a {saved.arch or saved.module_class!r}" if saved.arch != cfg.name else
                 f"{cfg.name} with {diff[0]}={arch.get(diff[0])!r} (expected {cfg.arch.get(diff[0])!r})" if diff else
-                f"{cfg.name} with {saved.get('num_classes')} classes (expected {cfg.num_classes})")
+                f"{cfg.name} with {saved.num_classes} classes (expected {cfg.num_classes})")
         raise ConfigError(f"teacher checkpoint {path} is {what}, but stage {stage.name} is taught by "
                           f"{teacher.name}, a {cfg.name} as the recipe resolves it: pass "
                           f"{stage.name}.teacher_weights=PATH to that stage's model.safetensors")

@@ -338,7 +338,7 @@ def describe_preprocessing(w: Weights) -> str:
     """The preprocessing of a record in words (what a warning says was assumed)."""
     resize = ("the whole image squashed to the square" if w.resize == "squash" else
               f"shorter side to {w.input_size}/{w.crop_pct:g} then centre crop")
-    labels = f"{len(w.labels)} labels" if w.labels else "no labels"
+    labels = f"{len(w.labels)} label{'s' if len(w.labels) > 1 else ''}" if w.labels else "no labels"
     return f"{w.input_size}x{w.input_size}, {resize}, mean {list(w.mean)}, std {list(w.std)}, {labels}"
 
 
