@@ -6,7 +6,8 @@ Usage:
 
 Each stage writes ``<out>/<stage>/``: ``model.safetensors`` + ``config.json`` (the weights'
 record: architecture, the preprocessing of the recipe's data, class names and the epoch's
-validation figures; ``zoo.load("<out>/<stage>")`` needs nothing else), ``state.pt`` (model, optimizer, scheduler, RNG and epoch for
+validation figures; ``zoo.load("<out>/<stage>")`` needs nothing else),
+``state.pt`` (model, optimizer, scheduler, RNG and epoch for
 ``--resume``; tensors and plain values only, loaded with
 ``torch.load(weights_only=True)`` so a crafted file cannot run code), ``metrics.csv``, ``stage.json`` (the resolved stage, with the teacher and
 initial weights it used) and, once finished, ``final.json``. ``<out>/recipe.json`` holds
@@ -202,7 +203,8 @@ def _check_teacher_config(path: Path, cfg, stage: Stage, teacher: Stage) -> None
     try:
         saved = read_record(config_json)
     except ValueError as e:
-        raise ConfigError(f"teacher {e}; pass {stage.name}.teacher_weights=PATH to a model saved by bnnzoo train") from None
+        raise ConfigError(f"teacher {e}; pass {stage.name}.teacher_weights=PATH to a model saved by bnnzoo "
+                          "train") from None
     arch = dict(saved.arch_overrides)
     diff = [k for k in sorted(set(arch) | set(cfg.arch)) if arch.get(k) != cfg.arch.get(k)]
     if saved.arch != cfg.name or diff or saved.num_classes != cfg.num_classes:

@@ -56,7 +56,8 @@ def _torch_top1(model, paths) -> np.ndarray:
     """PyTorch's classes for the files, each read with the weights' own preprocessing (zoo.transforms)."""
     pre = zoo.transforms(model)
     with torch.no_grad():
-        return model(torch.stack([torch.from_numpy(pre.read(p)[0].transpose(2, 0, 1)) for p in paths])).argmax(1).numpy()
+        x = torch.stack([torch.from_numpy(pre.read(p)[0].transpose(2, 0, 1)) for p in paths])
+        return model(x).argmax(1).numpy()
 
 
 def _bundle_top1(bundle: Path, paths, tmp_path: Path) -> np.ndarray:

@@ -48,7 +48,8 @@ def test_saved_folder_holds_the_record_and_loads_by_reference_alone(saved, monke
     for reference in ("run7", "run7/", "run7/model.safetensors", str(saved)):
         model = zoo.load(reference)
         assert torch.equal(model(x), shipped(x)), reference
-        assert zoo.transforms(model) == zoo.transforms(shipped) and model.zoo_weights.labels == shipped.zoo_weights.labels
+        assert zoo.transforms(model) == zoo.transforms(shipped)
+        assert model.zoo_weights.labels == shipped.zoo_weights.labels
         assert zoo.load("meliusnet22", weights=reference).zoo_weights == model.zoo_weights
     assert zoo.resolve("run7").name == "run7" and zoo.resolve("meliusnet22.mnist").name == "meliusnet22_mnist"
 
@@ -160,7 +161,8 @@ def test_convert_takes_its_format_from_the_output_name(tmp_path, capsys):
     err = error_lines(capsys.readouterr().err)
     assert len(err) == 1 and "ends in .onnx but --to is tflite" in err[0] and not out.exists()
     assert main(["convert", "mobilenet_v1_025.mnist", "-o", str(tmp_path / "m.txt")]) == 1
-    assert "give --to FORMAT (tflite, onnx), or -o a file ending in .tflite or .onnx, not .txt" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "give --to FORMAT (tflite, onnx), or -o a file ending in .tflite or .onnx, not .txt" in err
     assert main(["convert", "mobilenet_v1_025.mnist", "-o", str(out), "--no-verify"]) == 0
     printed = capsys.readouterr().out
     assert "format        onnx" in printed and "not verified" in printed
@@ -189,3 +191,26 @@ def test_tiny_models_save_and_load_through_the_registry(tmp_path):
     assert back.zoo_config == model.zoo_config and back.zoo_weights.mean == (0.2,) * 3
     x = torch.randn(1, 3, 32, 32)
     assert torch.equal(back(x), model(x))
+
+
+def test_every_command_splits_a_reference_into_an_architecture_and_its_weights(saved):
+    """What bnnzoo eval takes: the architecture a reference builds and the weights that go with it."""
+    from zoo.refs import split
+
+    assert split("meliusnet22.mnist") == ("meliusnet22", "mnist") and split("mobilenet_v1") == ("mobilenet_v1", None)
+    assert split(str(saved)) == ("meliusnet22", str(saved))
+    with pytest.raises(ValueError, match="a class of yours, not a registered architecture"):
+        split("my_models.py:MyBNN")
+
+
+def test_deploy_needs_the_preprocessing_of_a_module_of_your_own(tmp_path):
+    """Before anything is converted: a module with no record and no input size/mean/std is one line."""
+    from converters.deploy import deploy
+
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten())
+    with pytest.raises(ValueError, match="pass input_size= .* a deploy bundle needs the preprocessing"):
+        deploy(net, tmp_path / "bundle")
+    headless = zoo.load("meliusnet22.mnist", num_classes=0)
+    with pytest.raises(ValueError, match="headless"):
+        deploy(headless, tmp_path / "bundle")
+    assert not (tmp_path / "bundle").exists()

@@ -259,8 +259,8 @@ def _preprocessing(w: Optional[Weights]) -> str:
     resize = ("the whole image resized to the square" if w.resize == "squash" else
               f"shorter side resized to {round(w.input_size / w.crop_pct)}, centre crop" if w.crop_pct < 1 else
               "shorter side resized to the input, centre crop")
-    labels = (f"\n- labels: {len(w.labels)} class names, in output order (`model.zoo_weights.labels`; `zoo.decode` names the top classes)"
-              if w.labels else "")
+    labels = (f"\n- labels: {len(w.labels)} class names, in output order (`model.zoo_weights.labels`; `zoo.decode` "
+              "names the top classes)" if w.labels else "")
     return f", normalised with mean {w.mean} and std {w.std}; {resize} ({w.interpolation}){labels}"
 
 

@@ -85,7 +85,8 @@ def add_model_arguments(parser: argparse.ArgumentParser, dest: str = "source", *
                         "config.json beside it (older files)")
 
 
-def model_reference(source: str, weights: Optional[str] = None, arch: Optional[str] = None) -> tuple[str, Optional[str]]:
+def model_reference(source: str, weights: Optional[str] = None,
+                    arch: Optional[str] = None) -> tuple[str, Optional[str]]:
     """``(reference, weights)`` for :func:`zoo.load`: ``FILE --arch NAME`` is ``NAME`` with the weights ``FILE``.
 
     Raises:

@@ -308,7 +308,8 @@ def _locate(kind: str, body: str, cfg: Optional[ModelConfig] = None, *, force: b
                        (file,) + ((config_path,) if record else ()))
     key, w = lookup(cfg, body)
     if w.arch != cfg.name:
-        raise WeightMismatchError(f"WEIGHTS[{key!r}] is registered for {w.arch!r}, not {cfg.name!r}: fix its arch field")
+        raise WeightMismatchError(f"WEIGHTS[{key!r}] is registered for {w.arch!r}, not {cfg.name!r}: fix its arch "
+                                  "field")
     if w.importer == "larq_zoo":
         from . import larq_import
 
