@@ -208,7 +208,7 @@ def test_deploy_needs_the_preprocessing_of_a_module_of_your_own(tmp_path):
     from converters.deploy import deploy
 
     net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten())
-    with pytest.raises(ValueError, match="pass input_size= .* a deploy bundle needs the preprocessing"):
+    with pytest.raises(ValueError, match="pass input_size=.*a deploy bundle needs the preprocessing"):
         deploy(net, tmp_path / "bundle")
     headless = zoo.load("meliusnet22.mnist", num_classes=0)
     with pytest.raises(ValueError, match="headless"):
