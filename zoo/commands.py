@@ -167,9 +167,12 @@ def run_download(args: argparse.Namespace) -> int:
     from .cli import model_reference
     from .refs import locate
 
+    import os
+
     reference, weights = model_reference(args.name, getattr(args, "weights", None), getattr(args, "arch", None))
+    local = os.path.exists(os.path.expanduser(weights or reference))  # nothing to fetch or check
     for path in locate(reference, weights=weights, force=args.force):
-        print(f"{path} (sha256 ok)" if path.suffix != ".json" else str(path))
+        print(f"{path} (sha256 ok)" if path.suffix != ".json" and not local else str(path))
     return 0
 
 
