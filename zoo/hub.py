@@ -231,17 +231,22 @@ def _one_line(e: BaseException) -> str:
     return text if len(text) <= 200 else text[:197] + "..."
 
 
-def fetch_config(repo_id: str, revision: str = "main", *, force: bool = False) -> Path:
-    """Fetches ``config.json`` (the weights' record) of a repo pushed by bnnzoo.
+def fetch_config(ref: str, *, force: bool = False) -> tuple[str, str, Path]:
+    """Fetches ``config.json`` (the weights' record) of ``"hf-hub:owner/repo[@revision]"``, a repo pushed by bnnzoo.
 
     Fetched before the weights, so that a repo of another architecture fails before the
     (larger) weights are downloaded.
 
+    Returns:
+        ``(repo_id, revision, path in the Hub cache)``.
+
     Raises:
         HubError: As :func:`hub_file`; also a repo without ``config.json``.
     """
+    repo_id, revision = parse_hub_ref(ref)
     try:
-        return hub_file(repo_id, CONFIG_FILE, revision, name=f"{HUB_PREFIX}{repo_id}@{revision}", force=force)
+        return repo_id, revision, hub_file(repo_id, CONFIG_FILE, revision, name=f"{HUB_PREFIX}{repo_id}@{revision}",
+                                           force=force)
     except HubError as e:
         if f"file {CONFIG_FILE!r} not found" in str(e):
             raise HubError(f"{repo_id}@{revision} has no {CONFIG_FILE}, so it was not pushed with bnnzoo: "
@@ -258,8 +263,7 @@ def fetch_hub_ref(ref: str, *, force: bool = False) -> tuple[Path, Path]:
     Raises:
         HubError: As :func:`hub_file`; also a repo without ``config.json``.
     """
-    repo_id, revision = parse_hub_ref(ref)
-    config_path = fetch_config(repo_id, revision, force=force)
+    repo_id, revision, config_path = fetch_config(ref, force=force)
     return hub_file(repo_id, WEIGHTS_FILE, revision, name=f"{HUB_PREFIX}{repo_id}@{revision}", force=force), config_path
 
 

@@ -190,8 +190,7 @@ def split(reference: Any) -> tuple[str, Optional[str]]:
         base, _, tag = body.partition(".")
         return base, tag or None
     return _architecture(_locate(kind, body, read=False) if kind == "path" else
-                         _Source(body, read_record(hub.fetch_config(*hub.parse_hub_ref(body))), lambda c: {})).name, \
-        reference
+                         _Source(body, read_record(hub.fetch_config(body)[2]), lambda c: {})).name, reference
 
 
 # --------------------------------------------------------------------------- parsing
@@ -276,9 +275,8 @@ def _locate(kind: str, body: str, cfg: Optional[ModelConfig] = None, *, force: b
     """Where the weights of a ``hub``, ``path`` or ``tag`` reference are (fetched unless ``read`` is False
     and there is nothing to fetch)."""
     if kind == "hub":
-        repo_id, revision = hub.parse_hub_ref(body)
-        config_path = hub.fetch_config(repo_id, revision, force=force)
-        record = read_record(config_path).replace(hub_repo=repo_id, revision=revision)
+        repo_id, revision, config_path = hub.fetch_config(body, force=force)
+        record = read_record(config_path, hub_repo=repo_id, revision=revision)
         where = f"{hub.HUB_PREFIX}{repo_id}@{revision}"
 
         def fetch_weights(force: bool = force) -> Path:
@@ -419,7 +417,9 @@ def _fit(reference: str, name: str, cfg: Optional[ModelConfig], module_class: Op
     if retarget is not None and retarget != 0 and record.num_classes == 0:
         raise WeightMismatchError(f"weights {source.where!r} are headless (num_classes=0): a classifier of "
                                   f"{retarget} classes would be initialised from nothing; load them with num_classes=0")
-    record = record.for_model(fitted.num_classes if retarget is None else retarget, fitted.input_size)
+    if (fitted.num_classes if retarget is None else retarget, fitted.input_size) != (record.num_classes,
+                                                                                      record.input_size):
+        record = record.for_model(fitted.num_classes if retarget is None else retarget, fitted.input_size)
     return Resolved(reference, name, fitted, None, record, state, retarget)
 
 

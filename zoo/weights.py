@@ -342,8 +342,9 @@ def describe_preprocessing(w: Weights) -> str:
     return f"{w.input_size}x{w.input_size}, {resize}, mean {list(w.mean)}, std {list(w.std)}, {labels}"
 
 
-def read_record(config_json: Union[str, Path]) -> Weights:
-    """The record in a ``config.json`` beside weights, read as data.
+def read_record(config_json: Union[str, Path], **location: str) -> Weights:
+    """The record in a ``config.json`` beside weights, read as data; ``location`` (``hub_repo``, ``revision``)
+    says where the file was read from.
 
     A file written before records existed (``{"name", "family", "arch", "num_classes",
     "input_size"}``: the architecture only) gives :func:`assumed_record` of that architecture,
@@ -361,7 +362,7 @@ def read_record(config_json: Union[str, Path]) -> Weights:
     where = f"config {path}: "
     if "format" in saved or not {"name", "family"} <= set(saved):
         try:
-            return Weights.from_dict(saved, where)
+            return Weights.from_dict({**saved, **location}, where)
         except ValueError as e:
             raise ValueError(f"{e}: {fix}") from None
     # The architecture-only config.json of bnnzoo before records.
@@ -375,7 +376,7 @@ def read_record(config_json: Union[str, Path]) -> Weights:
                                                 input_size=saved.get("input_size"), **_overrides("arch", arch))
     except (TypeError, ValueError) as e:
         raise WeightMismatchError(f"{where}{e}: {fix}") from None
-    record = assumed_record(cfg)
+    record = assumed_record(cfg).replace(**location)
     logger.warning("%s records no preprocessing (written by an older bnnzoo): assumed %s; save the model again with "
                    "zoo.save(model, folder, mean=..., std=..., labels=...) to record what it was trained with",
                    path, describe_preprocessing(record))
