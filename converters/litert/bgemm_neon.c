@@ -70,28 +70,29 @@ static void bconv_pack_neon(Kernel* k) {
   BNN_HALF(COL, "v16", "v17", "v18", "v19", "v24", "v25", "v26", "v27")        \
   BNN_HALF(COL, "v20", "v21", "v22", "v23", "v28", "v29", "v30", "v31")
 
-/* Accumulators of pixels (0, 1) in v16-v23 (pixel pair P, columns 0-7) to two rows of 8
- * int32 counts at byte offset OFF of %[out]. */
-#define BNN_REDUCE(A0, A1, A2, A3, A4, A5, A6, A7, OFF)                                     \
+/* The accumulators of a pixel pair (A0-A7: columns 0-7) to the pair's two rows of 8 int32
+ * counts, channels 0-3 then 4-7 of the first pixel in D0, D1, of the second in D2, D3. */
+#define BNN_REDUCE(A0, A1, A2, A3, A4, A5, A6, A7, D0, D1, D2, D3)                          \
   "addp v0.8h, " A0 ".8h, " A1 ".8h\n addp v1.8h, " A2 ".8h, " A3 ".8h\n"                   \
   "addp v2.8h, " A4 ".8h, " A5 ".8h\n addp v3.8h, " A6 ".8h, " A7 ".8h\n"                   \
   "addp v0.8h, v0.8h, v1.8h\n addp v1.8h, v2.8h, v3.8h\n"                                  \
   "uzp1 v2.8h, v0.8h, v1.8h\n uzp2 v3.8h, v0.8h, v1.8h\n"                                  \
-  "uxtl v4.4s, v2.4h\n uxtl2 v5.4s, v2.8h\n uxtl v6.4s, v3.4h\n uxtl2 v7.4s, v3.8h\n"       \
-  "stp q4, q5, [%[out], #" OFF "]\n stp q6, q7, [%[out], #" OFF "+32]\n"
+  "uxtl " D0 ".4s, v2.4h\n uxtl2 " D1 ".4s, v2.8h\n uxtl " D2 ".4s, v3.4h\n uxtl2 " D3 ".4s, v3.8h\n"
 
 /* The counts of one tile, 4 pixels (rows at a[r] + kseg_off[s]) x the 8 channels whose
- * packed filter starts at w, into cnt[pixel][channel]. One assembly block from the zeroed
- * accumulators to the stored counts: compiled from intrinsics, GCC 12 spilled
- * accumulators inside the K loop and used register-offset loads (two micro-ops each on
- * the A72); here the 16 accumulators live in v16-v31 throughout and every load
- * post-increments its pointer. */
+ * packed filter starts at w, as cnt[pixel][channels 0-3, 4-7], in registers. One assembly
+ * block from the zeroed accumulators to the reduced counts: compiled from intrinsics, GCC 12
+ * spilled accumulators inside the K loop and used register-offset loads (two micro-ops each
+ * on the A72); here the 16 accumulators live in v16-v31 throughout, every load
+ * post-increments its pointer, and the counts come out in v16-v23. */
 static inline void bconv_counts_neon(const Kernel* k, const uint32_t* const* a, const uint8_t* w,
-                                     int32_t cnt[NEON_ROWS][NEON_COLS]) {
+                                     int32x4_t cnt[NEON_ROWS][2]) {
   const long nq = k->kseg_words / 4, tail = k->kseg_words % 4 != 0;
   const int32_t* offs = k->kseg_off;
   long segs = k->knseg, n, t;
   const uint8_t *p0, *p1, *p2, *p3;
+  register int32x4_t c00 __asm__("v16"), c01 __asm__("v17"), c10 __asm__("v18"), c11 __asm__("v19");
+  register int32x4_t c20 __asm__("v20"), c21 __asm__("v21"), c30 __asm__("v22"), c31 __asm__("v23");
   __asm__ volatile(
       "movi v16.16b, #0\n movi v17.16b, #0\n movi v18.16b, #0\n movi v19.16b, #0\n"
       "movi v20.16b, #0\n movi v21.16b, #0\n movi v22.16b, #0\n movi v23.16b, #0\n"
@@ -115,23 +116,25 @@ static inline void bconv_counts_neon(const Kernel* k, const uint32_t* const* a, 
       "3:\n"
       "subs %[segs], %[segs], #1\n"
       "b.ne 0b\n"
-      BNN_REDUCE("v16", "v17", "v18", "v19", "v20", "v21", "v22", "v23", "0")
-      BNN_REDUCE("v24", "v25", "v26", "v27", "v28", "v29", "v30", "v31", "64")
-      : [w] "+r"(w), [offs] "+r"(offs), [segs] "+r"(segs), [n] "=&r"(n), [t] "=&r"(t), [p0] "=&r"(p0),
+      BNN_REDUCE("v16", "v17", "v18", "v19", "v20", "v21", "v22", "v23", "v16", "v17", "v18", "v19")
+      BNN_REDUCE("v24", "v25", "v26", "v27", "v28", "v29", "v30", "v31", "v20", "v21", "v22", "v23")
+      : "=&w"(c00), "=&w"(c01), "=&w"(c10), "=&w"(c11), "=&w"(c20), "=&w"(c21), "=&w"(c30), "=&w"(c31),
+        [w] "+r"(w), [offs] "+r"(offs), [segs] "+r"(segs), [n] "=&r"(n), [t] "=&r"(t), [p0] "=&r"(p0),
         [p1] "=&r"(p1), [p2] "=&r"(p2), [p3] "=&r"(p3)
-      : [a0] "r"(a[0]), [a1] "r"(a[1]), [a2] "r"(a[2]), [a3] "r"(a[3]), [nq] "r"(nq), [tail] "r"(tail),
-        [out] "r"(cnt)
-      : "v0", "v1", "v2", "v3", "v4", "v5", "v6", "v7", "v8", "v9", "v10", "v11", "v16", "v17", "v18", "v19",
-        "v20", "v21", "v22", "v23", "v24", "v25", "v26", "v27", "v28", "v29", "v30", "v31", "cc", "memory");
+      : [a0] "r"(a[0]), [a1] "r"(a[1]), [a2] "r"(a[2]), [a3] "r"(a[3]), [nq] "r"(nq), [tail] "r"(tail)
+      : "v0", "v1", "v2", "v3", "v4", "v5", "v6", "v7", "v8", "v9", "v10", "v11", "v24", "v25", "v26", "v27",
+        "v28", "v29", "v30", "v31", "cc", "memory");
+  cnt[0][0] = c00, cnt[0][1] = c01, cnt[1][0] = c10, cnt[1][1] = c11;
+  cnt[2][0] = c20, cnt[2][1] = c21, cnt[3][0] = c30, cnt[3][1] = c31;
 }
 
 /* The float transform of 8 channels, h = pop, or with a fused activation h = 0.5 (K -
  * clamp(K - 2 pop, lo, hi)) = clamp(pop, (K - hi) / 2, (K - lo) / 2), the same float exactly
  * (an integer or half-integer); then y = h m' + b' in two roundings, as LCE's reference
  * kernel computes it. */
-static inline void bconv_float8_neon(const int32_t* cnt, int act, float32x4_t hmin, float32x4_t hmax,
+static inline __attribute__((always_inline)) void bconv_float8_neon(const int32x4_t* cnt, int act, float32x4_t hmin, float32x4_t hmax,
                                      const float* m, const float* b, float32x4_t* y0, float32x4_t* y1) {
-  float32x4_t h0 = vcvtq_f32_s32(vld1q_s32(cnt)), h1 = vcvtq_f32_s32(vld1q_s32(cnt + 4));
+  float32x4_t h0 = vcvtq_f32_s32(cnt[0]), h1 = vcvtq_f32_s32(cnt[1]);
   if (act) {
     h0 = vminq_f32(vmaxq_f32(h0, hmin), hmax);
     h1 = vminq_f32(vmaxq_f32(h1, hmin), hmax);
@@ -141,7 +144,7 @@ static inline void bconv_float8_neon(const int32_t* cnt, int act, float32x4_t hm
 }
 
 /* A channel tile with fewer than 8 channels (the last one of out_c % 8 != 0). */
-__attribute__((noinline)) static void bconv_float_part_neon(const int32_t* cnt, int act, float32x4_t hmin,
+__attribute__((noinline)) static void bconv_float_part_neon(const int32x4_t* cnt, int act, float32x4_t hmin,
                                                             float32x4_t hmax, const float* m, const float* b,
                                                             float* yo, int n) {
   float32x4_t y[2];
@@ -150,6 +153,20 @@ __attribute__((noinline)) static void bconv_float_part_neon(const int32_t* cnt, 
   vst1q_f32(tmp, y[0]);
   vst1q_f32(tmp + 4, y[1]);
   for (int c = 0; c < n; c++) yo[c] = tmp[c];
+}
+
+/* The float outputs of a tile's rows, 8 channels each (act a constant where it is inlined). */
+static inline __attribute__((always_inline)) void bconv_float_rows_neon(
+    const int32x4_t cnt[NEON_ROWS][2], int rows, int act, float32x4_t hmin, float32x4_t hmax, const float* m,
+    const float* b, float* y, const size_t* t_at, const size_t* out_at) {
+#pragma GCC unroll 4
+  for (int r = 0; r < NEON_ROWS; r++) {
+    if (r >= rows) break;
+    float32x4_t y0, y1;
+    bconv_float8_neon(cnt[r], act, hmin, hmax, m + t_at[r], b + t_at[r], &y0, &y1);
+    vst1q_f32(y + out_at[r], y0);
+    vst1q_f32(y + out_at[r] + 4, y1);
+  }
 }
 
 static void bconv_tile_neon(const Kernel* k, const Job* j, const uint32_t* const* a, const size_t* pix, int rows) {
@@ -163,8 +180,8 @@ static void bconv_tile_neon(const Kernel* k, const Job* j, const uint32_t* const
     out_at[r] = pix[r] * (k->bitpacked_out ? 4 * words : (size_t)out_c);
     t_at[r] = spatial ? pix[r] % ohw * out_c : 0;
   }
-  int32_t cnt[NEON_ROWS][NEON_COLS] __attribute__((aligned(16)));
   for (int c0 = 0; c0 < out_c; c0 += NEON_COLS) {
+    int32x4_t cnt[NEON_ROWS][2];
     bconv_counts_neon(k, a, (const uint8_t*)(k->packed + (size_t)(c0 / NEON_COLS) * k->packed_tile_words), cnt);
     if (k->bitpacked_out) {
       /* bit c: the count exceeds the channel's threshold; 8 channels are one output byte */
@@ -173,8 +190,7 @@ static void bconv_tile_neon(const Kernel* k, const Job* j, const uint32_t* const
 #pragma GCC unroll 4
       for (int r = 0; r < NEON_ROWS; r++) {
         if (r >= rows) break;
-        uint16x8_t m = vcombine_u16(vmovn_u32(vcgtq_s32(vld1q_s32(cnt[r]), t0)),
-                                    vmovn_u32(vcgtq_s32(vld1q_s32(cnt[r] + 4), t1)));
+        uint16x8_t m = vcombine_u16(vmovn_u32(vcgtq_s32(cnt[r][0], t0)), vmovn_u32(vcgtq_s32(cnt[r][1], t1)));
         y[out_at[r]] = vaddv_u8(vand_u8(vmovn_u16(m), bit));
       }
       if (c0 + NEON_COLS >= out_c) /* the unused bytes of each pixel's last word are 0 */
@@ -189,14 +205,10 @@ static void bconv_tile_neon(const Kernel* k, const Job* j, const uint32_t* const
         bconv_float_part_neon(cnt[r], act, hmin, hmax, m + t_at[r], b + t_at[r], y + out_at[r], out_c - c0);
       continue;
     }
-#pragma GCC unroll 4
-    for (int r = 0; r < NEON_ROWS; r++) {
-      if (r >= rows) break;
-      float32x4_t y0, y1;
-      bconv_float8_neon(cnt[r], act, hmin, hmax, m + t_at[r], b + t_at[r], &y0, &y1);
-      vst1q_f32(y + out_at[r], y0);
-      vst1q_f32(y + out_at[r] + 4, y1);
-    }
+    if (act)
+      bconv_float_rows_neon(cnt, rows, 1, hmin, hmax, m, b, y, t_at, out_at);
+    else
+      bconv_float_rows_neon(cnt, rows, 0, hmin, hmax, m, b, y, t_at, out_at);
   }
 }
 
