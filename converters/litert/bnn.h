@@ -11,14 +11,16 @@
  * This header holds what the library's files share; each .c file is one concern:
  *   options.c      errors, the FlexBuffers option reader, op parameters, bnn_check_op
  *   pool.c         the thread pool
- *   bgemm.c        the portable binary GEMM and the run-time choice of code path
- *   bgemm_x86.c    POPCNT, AVX2 and AVX-512 VPOPCNTDQ binary GEMMs (x86-64)
- *   bgemm_neon.c   the NEON tile kernel of LceBconv2d's fast path (aarch64)
+ *   bgemm.c        the portable and POPCNT binary GEMMs, the run-time choice of code path
+ *   bgemm_x86.c    AVX2 and AVX-512 VPOPCNTDQ binary GEMMs and the AVX-512 tile kernel of
+ *                  LceBconv2d's fast path (x86-64)
+ *   bgemm_neon.c   the NEON tile kernel of LceBconv2d's fast path and binary GEMM (aarch64)
  *   quantize.c     LceQuantize, LceDequantize
  *   maxpool.c      LceBMaxPool2d
  *   bconv.c        LceBconv2d: prepare, the general path (im2col rows, binary GEMM)
  *                  and the fast path's driver (direct addressing, tile kernels)
- *   transform.c    LceBconv2d's output transform
+ *   transform.c    LceBconv2d's output transform on the general path (the tile kernels
+ *                  have their own, vectorised)
  *   delegate.c     tensor helpers, the delegate kernels and the TFLite delegate
  *
  * Build: cc -O3 -shared -fPIC *.c -lpthread -lm (see converters/litert/toolchain.py).
