@@ -18,7 +18,10 @@ It speaks what ``huggingface_hub`` 2.4 uses (see its ``file_download.py``, ``_co
 Repos live at ``root/owner/name/``; the commit hash of a repo is derived from its files,
 and ``main`` or that hash are the only revisions (see ``HubServer.commit_of``). ``drop_after`` makes the server send
 the headers of a file (full ``Content-Length``) then only the first N bytes of it, close
-the connection and stop listening: a server dying mid-transfer.
+the connection and stop listening: a server dying mid-transfer. ``any_revision`` answers every
+revision as ``main`` (a mirror that does not check them), ``stall`` makes every request hang
+until the server stops (nothing is ever sent), and ``drip`` sends file bodies ``drip[0]``
+bytes at a time every ``drip[1]`` seconds.
 """
 
 from __future__ import annotations
@@ -57,6 +60,10 @@ class HubServer:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
         self.drop_after: Optional[int] = None
+        self.any_revision = False
+        self.stall = threading.Event()  # set: every request hangs, unanswered, until stop()
+        self.drip: Optional[tuple[int, float]] = None
+        self._stopped = threading.Event()
         self.requests: list[tuple[str, str]] = []
         self._blobs: dict[str, Path] = {}
         self._commits: dict[str, str] = {}
@@ -74,6 +81,7 @@ class HubServer:
     def start(self) -> "HubServer":
         hub = self
         self.dead = False
+        self._stopped.clear()
 
         class Handler(_Handler):
             server_hub = hub
@@ -87,6 +95,7 @@ class HubServer:
 
     def stop(self) -> None:
         """Stops serving and closes the listening socket (connections are then refused)."""
+        self._stopped.set()  # stalled handlers return
         with self._stopping:  # the dying handler's thread and the fixture's teardown may both stop it
             if self._server is not None:
                 self._server.shutdown()
@@ -171,9 +180,14 @@ class _Handler(BaseHTTPRequestHandler):
         if hub.dead:  # a client retrying before the listening socket is closed: it is dead already
             self.close_connection = True
             return
-        path = unquote(urlsplit(self.path).path)
+        raw = urlsplit(self.path).path
+        path = unquote(raw)
         hub.requests.append((self.command, path))
-        parts = path.strip("/").split("/")
+        if hub.stall.is_set():  # accept the request, never answer it
+            hub._stopped.wait()
+            self.close_connection = True
+            return
+        parts = [unquote(p) for p in raw.strip("/").split("/")]  # a quoted "/" inside a revision stays in it
         if parts[0] == "cdn" and len(parts) == 2:
             return self._send_blob(parts[1], head)
         if len(parts) < 5 or parts[2] != "resolve":
@@ -183,7 +197,7 @@ class _Handler(BaseHTTPRequestHandler):
         if not repo.is_dir():
             return self._error(404, "RepoNotFound", "Repository not found", head)
         commit = hub.commit_of(repo_id)
-        if revision not in ("main", commit):
+        if revision not in ("main", commit) and not hub.any_revision:
             return self._error(404, "RevisionNotFound", "Invalid rev id", head)
         file = repo / filename
         if not file.is_file():
@@ -215,6 +229,22 @@ class _Handler(BaseHTTPRequestHandler):
             status = 206
             headers = {**headers, "Content-Range": f"bytes {start}-{len(data) - 1}/{len(data)}"}
         body = data[start:]
+        if not head and hub.drip is not None:  # a slow link: small pieces, long pauses, never a stall
+            size, pause = hub.drip
+            self.send_response(status)
+            for k, v in {**headers, "Content-Length": str(len(body))}.items():
+                self.send_header(k, v)
+            self.end_headers()
+            for i in range(0, len(body), size):
+                if hub._stopped.wait(pause):
+                    break
+                try:
+                    self.wfile.write(body[i:i + size])
+                    self.wfile.flush()
+                except OSError:  # the client gave up
+                    break
+            self.close_connection = True
+            return
         if head or hub.drop_after is None:
             return self._reply(status, body, headers, head=head)
         # Die mid-transfer: announce the whole body, send part of it, hang up, stop listening.

@@ -282,3 +282,62 @@ def test_model_cards(tmp_path, monkeypatch):
     assert all("(published)" in r.metric_name for r in card.data.eval_results)
     files = write_model_cards(tmp_path / "cards")
     assert len(files) == len(zoo.list_models(include_stages=True)) + len(zw.WEIGHTS)
+
+
+# --- files outside the cache are never touched ------------------------------------------------------
+
+def _snapshot_link(tmp_path: Path, name: str) -> Path:
+    folder = tmp_path / "hf" / "hub" / f"models--{REPO.replace('/', '--')}" / "snapshots"
+    (link,) = folder.glob(f"*/{name}")
+    return link
+
+
+@pytest.mark.parametrize("name", ["config.json", "model.safetensors"])
+def test_a_snapshot_link_out_of_the_cache_is_refused_and_its_target_survives(name, server, tmp_path, monkeypatch,
+                                                                             capsys):
+    """A shared or copied cache whose snapshot link points at another file: bnnzoo refuses the entry in one
+    line, removes the link (inside the cache), and never reads, trusts or deletes what it points to."""
+    from zoo.cli import main as cli_main
+
+    commands.run_download(argparse.Namespace(name=f"hf-hub:{REPO}", force=False))
+    victim = tmp_path / "victim" / "important.txt"
+    victim.parent.mkdir()
+    victim.write_text("keep me")
+    link = _snapshot_link(tmp_path, name)
+    link.unlink()
+    link.symlink_to(victim)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert cli_main(["download", f"hf-hub:{REPO}"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "outside the Hub cache" in err and str(victim) in err, err
+    assert victim.read_text() == "keep me"
+    assert not link.is_symlink()  # the planted link is gone: the next download online fetches the file again
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    assert _same(zoo.load("mobilenet_v1", weights=f"hf-hub:{REPO}"), tiny_folder_of(tmp_path))
+
+
+def tiny_folder_of(tmp_path: Path) -> Path:
+    return tmp_path / "hub" / REPO
+
+
+@pytest.mark.parametrize("revision", ["../../../../escaped", "..", "a/../../b", "/abs", "a//b", ".hidden",
+                                      "v1/", "x.lock", "a b", "rev~1", "a\\b", "@{1}"])
+def test_a_revision_that_is_not_a_branch_tag_or_commit_is_refused(revision, server, tmp_path, capsys):
+    """A revision becomes a path in the Hub cache (refs/REVISION): one that climbs out of it is refused
+    in one line before any request, even against a server that answers every revision."""
+    from zoo.cli import main as cli_main
+
+    server.any_revision = True
+    assert cli_main(["download", f"hf-hub:{REPO}@{revision}"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "revision" in err and "Traceback" not in err, err
+    assert server.requests == []
+    outside = [p for p in tmp_path.rglob("*") if "escaped" in p.name or p.name == "b"]
+    assert outside == []
+    with pytest.raises(ValueError, match="revision"):
+        hub.parse_hub_ref(f"hf-hub:{REPO}@{revision}")
+
+
+@pytest.mark.parametrize("revision", ["main", "v1.0", "refs/pr/1", "release-2024_01", "a" * 40])
+def test_branch_tag_and_commit_revisions_are_accepted(revision):
+    assert hub.parse_hub_ref(f"hf-hub:{REPO}@{revision}") == (REPO, revision)

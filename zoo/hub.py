@@ -25,7 +25,7 @@ import re
 from pathlib import Path
 from typing import Optional
 
-from .fileio import read_json, sha256_of
+from .fileio import UnsafePathError, check_name, read_json, remove, resolve_inside, sha256_of
 
 __all__ = ["HUB_PREFIX", "WEIGHTS_FILE", "CONFIG_FILE", "HubError", "parse_hub_ref", "hub_file", "fetch_hub_ref",
            "sha256_of", "push_folder"]
@@ -76,17 +76,39 @@ def _offline() -> bool:
 # --------------------------------------------------------------------------- download
 
 
+def check_revision(revision: str) -> str:
+    """``revision`` if it is a branch or tag name (``main``, ``v1.0``, ``refs/pr/1``) or a commit hash.
+
+    The Hub cache stores a branch or tag as the file ``refs/<revision>``, so a revision must
+    never climb out of it: each ``/``-separated part is a plain name (letters, digits, ``_ . + -``,
+    not starting with a dot, not ending in ``.lock`` or ``.``; no ``..``, no empty part).
+
+    Raises:
+        ValueError: One line naming the revision.
+    """
+    parts = revision.split("/") if isinstance(revision, str) else [None]
+    try:
+        for part in parts:
+            check_name(part, "part")
+            if part.endswith((".lock", ".")) or ".." in part:
+                raise ValueError(part)
+    except ValueError:
+        raise ValueError(f"bad Hub revision {revision!r}: expected a branch or tag name (letters, digits, "
+                         f"'_', '-', '.', '+', parts separated by single '/', no '..') or a 40-hex commit") from None
+    return revision
+
+
 def parse_hub_ref(ref: str) -> tuple[str, str]:
     """Splits ``"hf-hub:owner/repo[@revision]"`` into ``(repo_id, revision)``.
 
     Raises:
-        ValueError: Not of that form.
+        ValueError: Not of that form, or a revision :func:`check_revision` refuses.
     """
     body = ref[len(HUB_PREFIX):] if ref.startswith(HUB_PREFIX) else ref
     repo_id, _, revision = body.partition("@")
     if not _REPO_ID.fullmatch(repo_id) or (_ and not revision):
         raise ValueError(f"bad Hub reference {ref!r}: expected 'hf-hub:owner/repo' or 'hf-hub:owner/repo@revision'")
-    return repo_id, revision or "main"
+    return repo_id, check_revision(revision or "main")
 
 
 def hub_file(repo_id: str, filename: str, revision: str = "main", *, sha256: Optional[str] = None,
@@ -118,6 +140,7 @@ def hub_file(repo_id: str, filename: str, revision: str = "main", *, sha256: Opt
     except ImportError:  # huggingface-hub < 1.0: EntryNotFoundError (a base of LocalEntryNotFoundError, caught first)
         from huggingface_hub.errors import EntryNotFoundError as RemoteEntryNotFoundError
 
+    check_revision(revision)
     where = f"{repo_id}@{revision}/{filename}"
     warm = f"`bnnzoo download {name or HUB_PREFIX + repo_id + '@' + revision}`"
     offline = _offline()
@@ -152,8 +175,34 @@ def hub_file(repo_id: str, filename: str, revision: str = "main", *, sha256: Opt
             raise
         raise HubError(f"{where}: download interrupted ({type(e).__name__}: {_one_line(e)}); nothing was cached: "
                        f"retry {warm}") from None
+    _check_in_cache(path, repo_id, where)
     _verify(path, where, sha256, warm)
     return path
+
+
+def _repo_cache(repo_id: str) -> Path:
+    """The folder of ``repo_id`` in the Hub cache (``models--owner--name``)."""
+    return Path(_cache_dir()) / f"models--{repo_id.replace('/', '--')}"
+
+
+def _check_in_cache(link: Path, repo_id: str, where: str) -> None:
+    """Refuses a snapshot entry whose real file is not a blob of the repo's cache folder.
+
+    A shared or copied cache can hold a snapshot link to any file: that file is never read,
+    trusted or deleted; only the link, which lies inside the cache, is removed.
+    """
+    repo = _repo_cache(repo_id)
+    try:
+        resolve_inside(link, repo / "blobs", f"cached {where}", follow=True)
+    except UnsafePathError:
+        target = os.path.realpath(link)
+        try:
+            remove(link, repo / "snapshots", "snapshot link")
+            done = "the link was removed"
+        except (UnsafePathError, OSError):
+            done = "it was left as it is"
+        raise HubError(f"{where}: the cached file is a link to {target}, outside the Hub cache's blobs "
+                       f"({repo / 'blobs'}): refused and {done}; that file was not read or touched") from None
 
 
 def _git_blob_sha1(path: Path) -> str:
@@ -193,13 +242,12 @@ def _verify(path: Path, where: str, sha256: Optional[str], warm: str) -> None:
 
 
 def _discard(link: Path, blob: Path) -> None:
-    """Removes a refused file from the Hub cache: its snapshot link and the blob it points to."""
+    """Removes a refused file from the Hub cache: its snapshot link and the blob it points to (never
+    a file outside the cache's folder, see :func:`_check_in_cache`)."""
     for p in (link, blob):
         try:
-            os.remove(p)
-        except FileNotFoundError:
-            pass
-        except OSError:  # a read-only cache: the refusal still stands
+            remove(p, Path(_cache_dir()), "cached file")
+        except (UnsafePathError, OSError):  # a read-only cache: the refusal still stands
             pass
 
 
