@@ -29,7 +29,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
-from zoo.fileio import sha256_of, temp_dir
+from zoo.fileio import lock, remove, sha256_of, temp_dir
 
 from .verify import ConversionError
 
@@ -160,10 +160,9 @@ def deploy(model, output: str | os.PathLike, *, target: str = "rpi", name: Optio
         ValueError: Unknown target, bad labels/mean/std, or ``output`` exists.
         FileNotFoundError: The parent folder of ``output`` does not exist.
         converters.ConversionError: A conversion or its verification failed (nothing written).
+        zoo.fileio.LockedError: Another deploy is writing this bundle.
     """
     import zoo
-
-    from . import to_onnx, to_tflite
 
     if target not in TARGETS:
         raise ValueError(f"unknown deploy target {target!r}; targets: {', '.join(TARGETS)}")
@@ -178,6 +177,17 @@ def deploy(model, output: str | os.PathLike, *, target: str = "rpi", name: Optio
     out = Path(output).expanduser().absolute()
     if not out.parent.is_dir():
         raise FileNotFoundError(f"folder {out.parent} does not exist; create it first")
+    # Held from the checks to the final rename: a second deploy of this bundle is refused before it writes.
+    with lock(out.parent / f".{out.name}.lock", f"bundle folder {out}"):
+        return _deploy(model, out, cfg, target, name, labels, labels_source, mean, std, size, overwrite, log)
+
+
+def _deploy(model, out: Path, cfg, target: str, name: str, labels: list, labels_source: str, mean: Sequence[float],
+            std: Sequence[float], size: int, overwrite: bool, log: Callable[[str], None]) -> DeployReport:
+    import zoo
+
+    from . import to_onnx, to_tflite
+
     if out.exists() and not overwrite:
         raise ValueError(f"{out} already exists: remove it or pass --force to replace it")
     if out.exists() and not (out / "manifest.json").is_file():
@@ -227,14 +237,14 @@ def deploy(model, output: str | os.PathLike, *, target: str = "rpi", name: Optio
         os.chmod(tmp, 0o755)
         if out.exists():  # overwrite: swap the old bundle out, then remove it
             old = temp_dir(out)
-            os.replace(out, old / "bundle")
+            os.replace(out, old / "bundle")  # a link at out moves itself: its target is never removed
             os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
+            remove(old, out.parent)
         else:
             os.replace(tmp, out)
     finally:
         if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+            remove(tmp, out.parent)
     return DeployReport(str(out), files, tflite, onnx)
 
 
@@ -286,6 +296,9 @@ def run_deploy(args: argparse.Namespace) -> int:
         if args.arch:
             raise ValueError("--arch is only for .safetensors checkpoints")
         base, _, tag = source.partition(".")
+        if not base or "/" in source or os.sep in source:  # a path, not NAME[.TAG]
+            raise ValueError(f"{source!r} is neither a registered model (NAME[.TAG], `bnnzoo list` shows them) nor a "
+                             ".safetensors checkpoint (give one with --arch NAME)")
         weights, name = (tag or None), source.replace(".", "_")
     if args.tiny:
         overrides = {**zoo.get_config(base).tiny, **overrides}
