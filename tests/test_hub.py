@@ -5,7 +5,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -341,3 +346,69 @@ def test_a_revision_that_is_not_a_branch_tag_or_commit_is_refused(revision, serv
 @pytest.mark.parametrize("revision", ["main", "v1.0", "refs/pr/1", "release-2024_01", "a" * 40])
 def test_branch_tag_and_commit_revisions_are_accepted(revision):
     assert hub.parse_hub_ref(f"hf-hub:{REPO}@{revision}") == (REPO, revision)
+
+
+# --- downloads end, and leave no partial file -----------------------------------------------------------
+
+def _download_cli(env: dict, *args: str, timeout: float = 60) -> tuple[subprocess.CompletedProcess, float]:
+    start = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "zoo.cli", "download", *args], capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, **env}, cwd=Path(__file__).resolve().parents[1])
+    return proc, time.monotonic() - start
+
+
+def test_a_hub_that_never_answers_ends_at_the_stall_timeout(server, tmp_path):
+    """The server accepts the connection and sends nothing: huggingface_hub alone waits its read timeout and
+    retries (past 60 s here); bnnzoo gives up after BNNZOO_DOWNLOAD_STALL seconds, in one line."""
+    server.stall.set()
+    proc, seconds = _download_cli({"BNNZOO_DOWNLOAD_STALL": "1", "BNNZOO_DOWNLOAD_DEADLINE": "30"}, f"hf-hub:{REPO}")
+    err = proc.stderr.strip()
+    assert proc.returncode == 1 and len(err.splitlines()) == 1, err
+    assert "no data for 1 s" in err and "BNNZOO_DOWNLOAD_STALL" in err and "nothing was cached" in err, err
+    assert seconds < 20, seconds
+
+
+def test_a_hub_that_drips_ends_at_the_deadline_and_a_rerun_leaves_no_partial_file(server, tmp_path, tiny_folder):
+    """A link that sends a little every 0.3 s never trips a read timeout; the deadline ends it in one line,
+    and the next download (a normal link) leaves no partial file behind."""
+    server.drip = (2048, 0.3)
+    proc, seconds = _download_cli({"BNNZOO_DOWNLOAD_STALL": "5", "BNNZOO_DOWNLOAD_DEADLINE": "2"}, f"hf-hub:{REPO}")
+    err = proc.stderr.strip()
+    assert proc.returncode == 1 and len(err.splitlines()) == 1, err
+    assert "not finished after 2 s" in err and "BNNZOO_DOWNLOAD_DEADLINE" in err, err
+    assert seconds < 20, seconds
+    server.drip = None
+    commands.run_download(argparse.Namespace(name=f"hf-hub:{REPO}", force=False))
+    assert not [p for p in _cache_files(tmp_path) if p.name.endswith(".incomplete")]
+    assert _same(zoo.load("mobilenet_v1", weights=f"hf-hub:{REPO}"), tiny_folder)
+
+
+def test_bad_download_limits_are_one_line(server):
+    proc, _ = _download_cli({"BNNZOO_DOWNLOAD_DEADLINE": "soon"}, f"hf-hub:{REPO}")
+    assert proc.returncode == 1 and "BNNZOO_DOWNLOAD_DEADLINE='soon'" in proc.stderr.strip().splitlines()[-1]
+
+
+def test_sigkill_mid_download_leaves_no_partial_file_after_a_rerun(server, tmp_path, tiny_folder):
+    """SIGKILL while the weights arrive leaves huggingface_hub's partial file (its name is unique to the
+    process, so nothing ever resumes or removes it); the next download removes it."""
+    server.drip = (2048, 0.05)
+    proc = subprocess.Popen([sys.executable, "-m", "zoo.cli", "download", f"hf-hub:{REPO}"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, cwd=Path(__file__).resolve().parents[1])
+    try:
+        deadline = time.monotonic() + 120
+        partial = []
+        while not partial and time.monotonic() < deadline and proc.poll() is None:
+            partial = [p for p in _cache_files(tmp_path) if p.name.endswith(".incomplete") and p.stat().st_size > 4096]
+            time.sleep(0.02)
+        assert partial, proc.communicate()
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert [p for p in _cache_files(tmp_path) if p.name.endswith(".incomplete")]  # left by the killed process
+    server.drip = None
+    commands.run_download(argparse.Namespace(name=f"hf-hub:{REPO}", force=False))
+    assert not [p for p in _cache_files(tmp_path) if p.name.endswith(".incomplete")]
+    assert _same(zoo.load("mobilenet_v1", weights=f"hf-hub:{REPO}"), tiny_folder)

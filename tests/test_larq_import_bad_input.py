@@ -94,12 +94,35 @@ class _Releases:
     def __init__(self, root: Path, cache: Path, monkeypatch) -> None:
         self.root, self.cache, self._mp = root, cache, monkeypatch
         self.drop: dict[str, int] = {}  # URL path -> bytes sent before the connection is closed
+        self.drip: tuple[int, float] | None = None  # (bytes, seconds): a slow link that never stalls
+        self.stall = threading.Event()  # set: requests are accepted and never answered
+        self.stopped = threading.Event()
         self.gets: list[str] = []
         releases = self
 
         class Handler(_QuietHandler):
             def do_GET(self) -> None:
                 releases.gets.append(self.path)
+                if releases.stall.is_set():
+                    releases.stopped.wait()
+                    self.close_connection = True
+                    return
+                if releases.drip is not None:
+                    data = (root / self.path.lstrip("/")).read_bytes()
+                    self.send_response(200)
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    size, pause = releases.drip
+                    for i in range(0, len(data), size):
+                        if releases.stopped.wait(pause):
+                            break
+                        try:
+                            self.wfile.write(data[i:i + size])
+                            self.wfile.flush()
+                        except OSError:  # the client gave up
+                            break
+                    self.close_connection = True
+                    return
                 if self.path in releases.drop:
                     data = (root / self.path.lstrip("/")).read_bytes()
                     self.send_response(200)
@@ -139,6 +162,7 @@ class _Releases:
 def releases(tmp_path, monkeypatch):
     r = _Releases(tmp_path / "releases", tmp_path / "cache", monkeypatch)
     yield r
+    r.stopped.set()
     r.server.shutdown()
     r.server.server_close()
 
@@ -250,3 +274,74 @@ def test_damaged_layer_is_named(files, tmp_path):
     with pytest.raises(zw.WeightMismatchError) as info:
         larq_import.read_h5(cut)
     assert "\n" not in str(info.value) and f"layer 'quant_conv2d_3' of {cut} cannot be read" in str(info.value)
+
+
+# --- downloads end, and leave no partial file (round two) -----------------------------------------------
+
+def test_a_release_server_that_never_answers_ends_at_the_stall_timeout(releases, monkeypatch):
+    import time
+
+    w = releases.serve(BIREAL, os.urandom(1 << 16))
+    releases.stall.set()
+    monkeypatch.setenv("BNNZOO_DOWNLOAD_STALL", "1")
+    start = time.monotonic()
+    with pytest.raises(HubError) as e:
+        larq_import.fetch(w)
+    assert time.monotonic() - start < 15
+    msg = str(e.value)
+    assert "\n" not in msg and "no data for 1 s" in msg and "BNNZOO_DOWNLOAD_STALL" in msg, msg
+    assert releases.cached() == []
+
+
+def test_a_release_server_that_drips_ends_at_the_deadline(releases, monkeypatch, capfd):
+    """16 KiB every 0.2 s: no read ever times out (before, only a per-read timeout existed: this ran for
+    as long as the server kept sending); the deadline ends it, with progress shown until then."""
+    import time
+
+    w = releases.serve(BIREAL, os.urandom(1 << 20))
+    releases.drip = (1 << 14, 0.2)
+    monkeypatch.setenv("BNNZOO_DOWNLOAD_DEADLINE", "2")
+    start = time.monotonic()
+    with pytest.raises(HubError) as e:
+        larq_import.fetch(w)
+    assert time.monotonic() - start < 15
+    msg = str(e.value)
+    assert "\n" not in msg and "not finished after 2 s" in msg and "BNNZOO_DOWNLOAD_DEADLINE" in msg, msg
+    assert "downloading " in capfd.readouterr().err
+    releases.drip = None
+    assert larq_import.fetch(w).read_bytes() == (releases.root / w.revision / w.filename).read_bytes()
+    assert releases.cached() == [f"larq_zoo/{w.revision}/{w.filename}"]
+
+
+def test_sigkill_mid_download_leaves_no_partial_file_after_a_rerun(releases, tmp_path):
+    """SIGKILL while the release file arrives leaves its partial file; the next download removes it
+    (before, `.<name>.*.part` files stayed in the cache for good)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    data = os.urandom(3 << 20)  # read 1 MiB at a time before: the partial file had to pass 1 MiB first
+    w = releases.serve(BIREAL, data)
+    releases.drip = (1 << 14, 0.05)
+    script = ("import sys, zoo.weights as zw; from zoo import larq_import; "
+              "w = zw.Weights(**{**zw.WEIGHTS[sys.argv[1]].__dict__, 'sha256': sys.argv[2]}); larq_import.fetch(w)")
+    proc = subprocess.Popen([sys.executable, "-c", script, BIREAL, w.sha256], env=dict(os.environ),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=Path(__file__).resolve().parents[1])
+    try:
+        deadline = time.monotonic() + 120
+        partial = []
+        while not partial and time.monotonic() < deadline and proc.poll() is None:
+            partial = [p for p in releases.cache.rglob(".*") if p.is_file() and p.stat().st_size >= 1 << 15]
+            time.sleep(0.02)
+        assert partial, proc.communicate()
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert len(releases.cached()) == 1 and releases.cached()[0] != f"larq_zoo/{w.revision}/{w.filename}"
+    releases.drip = None
+    assert larq_import.fetch(w).read_bytes() == data
+    assert releases.cached() == [f"larq_zoo/{w.revision}/{w.filename}"]

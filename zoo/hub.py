@@ -25,6 +25,8 @@ import re
 from pathlib import Path
 from typing import Optional
 
+from .download import DownloadTimeout, Watch
+from .download import run as run_watched
 from .fileio import UnsafePathError, check_name, read_json, remove, resolve_inside, sha256_of
 
 __all__ = ["HUB_PREFIX", "WEIGHTS_FILE", "CONFIG_FILE", "HubError", "parse_hub_ref", "hub_file", "fetch_hub_ref",
@@ -37,6 +39,7 @@ METRICS_FILE = "metrics.json"
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _GIT_SHA1 = re.compile(r"[0-9a-f]{40}")
 _REPO_ID = re.compile(r"[\w.-]+/[\w.-]+")
+_CHUNK = 1 << 16
 
 
 class HubError(RuntimeError):
@@ -145,9 +148,14 @@ def hub_file(repo_id: str, filename: str, revision: str = "main", *, sha256: Opt
     warm = f"`bnnzoo download {name or HUB_PREFIX + repo_id + '@' + revision}`"
     offline = _offline()
     endpoint = _endpoint()
+    clean_partial_downloads(repo_id)
+    watch = Watch(where)
     try:
-        path = Path(hf_hub_download(repo_id, filename, revision=revision, cache_dir=_cache_dir(), endpoint=endpoint,
-                                    local_files_only=offline, force_download=force and not offline))
+        path = Path(run_watched(lambda: hf_hub_download(
+            repo_id, filename, revision=revision, cache_dir=_cache_dir(), endpoint=endpoint, local_files_only=offline,
+            force_download=force and not offline, tqdm_class=_watched_tqdm(watch)), watch))
+    except DownloadTimeout as e:
+        raise HubError(f"{e}; nothing was cached: retry {warm} (or raise the limit)") from None
     except GatedRepoError:
         raise HubError(f"{where}: the repo {repo_id} is gated: accept its terms on the Hub and log in "
                        "(`hf auth login` or HF_TOKEN)") from None
@@ -178,6 +186,65 @@ def hub_file(repo_id: str, filename: str, revision: str = "main", *, sha256: Opt
     _check_in_cache(path, repo_id, where)
     _verify(path, where, sha256, warm)
     return path
+
+
+def _watched_tqdm(watch: Watch) -> type:
+    """huggingface_hub's progress bar, reporting every chunk to ``watch`` (which stops the transfer once
+    its caller has given up: the partial file is then removed by huggingface_hub itself)."""
+    from huggingface_hub import constants
+    from huggingface_hub.utils import tqdm as hf_tqdm
+
+    # huggingface_hub reads the body in chunks of DOWNLOAD_CHUNK_SIZE (10 MiB) and reports (and writes) nothing
+    # in between: on a slow link the stall timeout would see no progress for minutes. 64 KiB chunks report
+    # about every second down to 64 kB/s and cost nothing measurable in Python calls.
+    constants.DOWNLOAD_CHUNK_SIZE = min(constants.DOWNLOAD_CHUNK_SIZE, _CHUNK)
+
+    class Watched(hf_tqdm):
+        def update(self, n=1):
+            watch.progress(max(int(n or 0), 0))
+            return super().update(n)
+
+    return Watched
+
+
+def clean_partial_downloads(repo_id: str) -> list[Path]:
+    """Removes the partial files (``blobs/*.incomplete``) of ``repo_id`` in the Hub cache that no live
+    download is writing.
+
+    huggingface_hub names each process's partial file uniquely and removes it when its download fails,
+    but a killed process (SIGKILL, power loss) leaves it for good. A live download holds the flock of
+    ``.locks/<repo>/<etag>.lock`` while it writes; a partial file whose lock can be taken is a dead one.
+
+    Returns:
+        The files removed.
+    """
+    import fcntl
+
+    repo = _repo_cache(repo_id)
+    blobs, locks = repo / "blobs", Path(_cache_dir()) / ".locks" / repo.name
+    try:
+        names = sorted(n for n in os.listdir(blobs) if n.endswith(".incomplete"))
+    except OSError:
+        return []
+    removed = []
+    for name in names:
+        try:
+            fd = os.open(locks / f"{name.split('.', 1)[0]}.lock", os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        except FileNotFoundError:
+            fd = None  # never locked: no live download
+        except OSError:
+            continue
+        try:
+            if fd is not None:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if remove(blobs / name, blobs, "partial download"):
+                removed.append(blobs / name)
+        except (UnsafePathError, OSError):  # a live download holds the lock, or a read-only cache
+            pass
+        finally:
+            if fd is not None:
+                os.close(fd)
+    return removed
 
 
 def _repo_cache(repo_id: str) -> Path:
