@@ -470,3 +470,22 @@ def test_two_deploys_started_together_into_one_folder_one_is_refused(tmp_path):
     manifest = json.loads((out / "manifest.json").read_text())
     assert all(dep.sha256_of(out / name) == entry["sha256"] for name, entry in manifest["files"].items())
     assert sorted(p.name for p in tmp_path.iterdir()) == ["b"]
+
+
+def test_a_corrupt_cached_kernel_library_is_rebuilt(copy, tmp_path):
+    """A cut or edited library in the kernel cache (disk full mid-copy, a bit flipped) fails its recorded
+    sha256 and is built again before anything loads it (before: OSError traceback, on every run)."""
+    env = {**os.environ, "BNNZOO_LITERT_CACHE": str(tmp_path / "cache")}
+    env.pop("BNNZOO_LITERT_LIB", None)
+    built = subprocess.run([PY, str(copy / "run.py"), "--build-kernels"], capture_output=True, text=True, timeout=300,
+                           env=env)
+    assert built.returncode == 0, built.stderr
+    (library,) = (tmp_path / "cache").glob("*.so")
+    good = library.read_bytes()
+    for damaged in (good[:100], good[:-64] + bytes(64)):
+        library.write_bytes(damaged)
+        proc = subprocess.run([PY, str(copy / "run.py"), "--runtime", "litert", copy / "sample.png"],
+                              capture_output=True, text=True, timeout=300, env=env)
+        assert proc.returncode == 0 and "(litert," in proc.stdout, proc.stderr
+        assert "does not match its recorded sha256: rebuilding it" in proc.stderr, proc.stderr
+        assert library.read_bytes() != damaged
