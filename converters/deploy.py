@@ -41,7 +41,7 @@ TARGETS = ("rpi",)
 RUNNER_DIR = Path(__file__).resolve().parent / "rpi"
 KERNELS_DIR = Path(__file__).resolve().parent / "litert"
 # converters/litert files a bundle carries as bnn_litert/ (what run.py --runtime litert imports and builds).
-KERNEL_FILES = ("__init__.py", "toolchain.py", *KERNEL_SOURCES)
+KERNEL_FILES = ("__init__.py", "toolchain.py", "flatbuffer.py", "tflite_schema.py", *KERNEL_SOURCES)
 # Versions with cp311 aarch64 wheels that import under Debian 12's qemu-user 7.2 (onnxruntime 1.32's
 # aarch64 wheel crashes there at import); the Pi needs nothing else from PyPI. ai-edge-litert's own
 # dependencies are pinned too, so that every wheel is named (eval.arm64 installs exactly these).

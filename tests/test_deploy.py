@@ -489,3 +489,42 @@ def test_a_corrupt_cached_kernel_library_is_rebuilt(copy, tmp_path):
         assert proc.returncode == 0 and "(litert," in proc.stdout, proc.stderr
         assert "does not match its recorded sha256: rebuilding it" in proc.stderr, proc.stderr
         assert library.read_bytes() != damaged
+
+
+def _edit_manifest(copy: Path, edit) -> None:
+    manifest = json.loads((copy / "manifest.json").read_text())
+    (copy / "manifest.json").write_text(json.dumps(edit(manifest)))
+
+
+@pytest.mark.parametrize("case, edit, message", [
+    ("entry without sha256", lambda m: {**m, "files": {**m["files"], "model.onnx": {"bytes": 1}}},
+     "the entry of model.onnx has no sha256"),
+    ("a list", lambda m: [m], "holds a JSON list, not an object"),
+    ("a name out of the bundle", lambda m: {**m, "files": {**m["files"], "../../outside.txt": m["files"]["run.py"]}},
+     "'../../outside.txt' is not a path inside the bundle"),
+    ("preprocess without a size", None, "preprocess.json: input_size and resize must be integers"),
+])
+def test_a_bad_manifest_is_one_line(case, edit, message, copy):
+    """The manifest is checked as a whole before anything it lists is used (before: KeyError and
+    'list indices must be integers' tracebacks)."""
+    if edit is None:  # preprocess.json rewritten with its manifest entry to match: still refused
+        pre = {**json.loads((copy / "preprocess.json").read_text()), "input_size": "big"}
+        (copy / "preprocess.json").write_text(json.dumps(pre))
+        edit = lambda m: {**m, "files": {**m["files"], "preprocess.json": {  # noqa: E731
+            "sha256": dep.sha256_of(copy / "preprocess.json"), "bytes": (copy / "preprocess.json").stat().st_size}}}
+    _edit_manifest(copy, edit)
+    _one_line_error(run_py(copy, "--runtime", "onnx", copy / "sample.png"), message)
+
+
+@pytest.mark.parametrize("runtime", ["lce", "litert"])
+def test_a_damaged_model_tflite_is_refused_even_with_a_matching_manifest(runtime, copy, tmp_path):
+    """A bundle whose model.tflite was damaged before its manifest was written (or whose manifest was
+    rewritten to match): the structure is checked before LCE's or LiteRT's interpreter reads it."""
+    data = (copy / "model.tflite").read_bytes()
+    (copy / "model.tflite").write_bytes(data[: len(data) // 2])
+    _edit_manifest(copy, lambda m: {**m, "files": {**m["files"], "model.tflite": {
+        "sha256": dep.sha256_of(copy / "model.tflite"), "bytes": len(data) // 2}}})
+    env = {**os.environ, "BNNZOO_LITERT_CACHE": str(tmp_path / "cache")}
+    proc = subprocess.run([PY, str(copy / "run.py"), "--runtime", runtime, copy / "sample.png"], capture_output=True,
+                          text=True, timeout=300, env=env)
+    _one_line_error(proc, "model.tflite is not a TFLite flatbuffer")

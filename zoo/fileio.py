@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
 
 __all__ = ["atomic_write", "write_bytes", "write_text", "sha256_of", "temp_dir", "clean_stale", "read_json",
-           "check_name", "UnsafePathError", "resolve_inside", "remove", "lock", "LockedError"]
+           "check_name", "UnsafePathError", "resolve_inside", "remove", "lock", "LockedError", "record_path",
+           "write_record", "recorded"]
 
 
 class UnsafePathError(ValueError):
@@ -279,6 +280,40 @@ def sha256_of(path: str | os.PathLike) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def record_path(path: str | os.PathLike) -> Path:
+    """Where the size and sha256 of ``path`` are recorded: ``NAME.sha256.json`` beside it."""
+    path = Path(path)
+    return path.with_name(path.name + ".sha256.json")
+
+
+def write_record(path: str | os.PathLike) -> Path:
+    """Records the size and sha256 of a file just written and verified (atomically, beside it).
+
+    Write the file first, then its record: a kill in between leaves a file without a record,
+    which :func:`recorded` does not vouch for.
+    """
+    path = Path(path)
+    record = record_path(path)
+    write_text(record, json.dumps({"file": path.name, "bytes": path.stat().st_size, "sha256": sha256_of(path)}) + "\n")
+    return record
+
+
+def recorded(path: str | os.PathLike) -> Optional[bool]:
+    """Whether ``path`` is the file whose size and sha256 were recorded beside it (:func:`write_record`).
+
+    Returns:
+        True: it is; False: it differs, or the record is unreadable; None: there is no record.
+    """
+    record = record_path(path)
+    if not record.exists():
+        return None
+    try:
+        rec = read_json(record, "record")
+        return rec.get("bytes") == os.path.getsize(path) and rec.get("sha256") == sha256_of(path)
+    except (OSError, ValueError):
+        return False
 
 
 def read_json(path: str | os.PathLike, what: str = "file", fix: str = "", kind: type = dict) -> Any:
