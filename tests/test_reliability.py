@@ -519,3 +519,72 @@ def test_two_trainings_started_together_into_one_folder_one_is_refused(tmp_path)
     assert re.search(r"in use by another process|already holds a run", _one_line(loser[2])), loser[2]
     winner = results.index(next(r for r in results if r[0] == 0))
     assert json.loads((out / "recipe.json").read_text())["seed"] == winner  # the folder holds one run, whole
+
+
+# --- round two: every value is checked at the door, one line naming it ----------------------------------
+
+@pytest.mark.parametrize("override, message", [
+    ("model.width=big", "option 'width' takes an integer >= 1, not 'big'"),
+    ("model.width=-1", "option 'width' takes an integer >= 1, not -1"),
+    ("model.width=2.5", "option 'width' takes an integer >= 1, not 2.5"),
+    ("model.pad_value=high", "option 'pad_value' takes a number, not 'high'"),
+    ("model.scaling=3", "option 'scaling' takes a name (a string) or None, not 3"),
+])
+def test_model_overrides_of_the_wrong_type_are_one_line_naming_the_option(override, message, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert train_main(["tiny_mnist", override, *[f"{k}={v}" for k, v in FAST], f"out={out}"]) == 1
+    assert message in _one_line(capsys.readouterr().err)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("kw, message", [
+    (dict(num_blocks=(4, 5)), "option 'num_blocks' takes 4 values"),
+    (dict(num_blocks=(4, 5, "x", 4)), "option 'num_blocks[2]' takes an integer >= 1, not 'x'"),
+    (dict(input_size=100_000), "input_size takes a positive integer up to 8192"),
+])
+def test_architecture_options_are_checked_by_zoo_load(kw, message):
+    with pytest.raises(ValueError) as e:
+        zoo.load("meliusnet22", **kw)
+    assert message in _one_line(str(e.value))
+
+
+def test_a_config_json_asking_for_a_billion_classes_is_one_line(tmp_path):
+    """Before: a one-terabyte allocation error (or, on a machine that overcommits, the OOM killer)."""
+    path = _checkpoint(tmp_path, None)
+    cfg = json.loads((path.parent / "config.json").read_text())
+    (path.parent / "config.json").write_text(json.dumps({**cfg, "num_classes": 10 ** 9}))
+    with pytest.raises(ValueError) as e:
+        zoo.load("meliusnet22", weights=str(path))
+    line = _one_line(str(e.value))
+    assert "num_classes=1000000000" in line and "parameters" in line and "config.json" in line, line
+
+
+def test_deploy_of_a_path_that_is_no_model_says_so(capsys):
+    assert cli_main(["deploy", "../../x", "--target", "rpi"]) == 1
+    line = _one_line(capsys.readouterr().err)
+    assert "'../../x' is neither a registered model" in line and "unknown model ''" not in line
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"\xff\xfe not utf-8", "is not valid JSON (not UTF-8)"),
+    (b"[1, 2]", "holds a JSON list"),
+    (b'{"schema": "bnnzoo-eval", "schema_version": 1, "machine": {"cpu": "x"}, "models": {"a": 1}}',
+     "'models' is not a list"),
+    (b'{"schema": "bnnzoo-eval", "schema_version": 1, "machine": {"cpu": "x"}, "models": [1, 2]}',
+     "models[0] is not an object with a 'model' name"),
+    (b'{"schema": "bnnzoo-eval", "schema_version": 1, "machine": {"cpu": "x"}, '
+     b'"models": [{"model": "m", "latency_ms": {"lce": [1]}}]}', "models[0].latency_ms.lce is not an object"),
+    (b'{"schema": "bnnzoo-eval", "schema_version": 1, "machine": {"cpu": "x"}, '
+     b'"models": [{"model": "m", "size": {"tflite_bytes": "big"}}]}', "models[0].size.tflite_bytes is not a number"),
+    (b'{"schema": "bnnzoo-eval", "schema_version": 1, "machine": [], "models": []}', "'machine' is not an object"),
+], ids=["not utf-8", "a list", "models an object", "models of numbers", "latency a list", "size a word",
+        "machine a list"])
+def test_eval_compare_of_a_results_file_of_the_wrong_shape_is_one_line(content, message, tmp_path, capsys):
+    good = {"schema": "bnnzoo-eval", "schema_version": 1, "machine": {"cpu": "x"}, "models": [{"model": "m"}]}
+    (tmp_path / "good.json").write_text(json.dumps(good))
+    (tmp_path / "bad.json").write_bytes(content)
+    for pair in (["good.json", "bad.json"], ["bad.json", "good.json"]):
+        assert cli_main(["eval", "--compare", *[str(tmp_path / p) for p in pair]]) == 1
+        line = _one_line(capsys.readouterr().err)
+        assert message in line and str(tmp_path / "bad.json") in line, line
+    assert cli_main(["eval", "--compare", str(tmp_path / "good.json"), str(tmp_path / "good.json")]) == 0
