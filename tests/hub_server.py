@@ -47,6 +47,26 @@ def _git_blob_sha1(data: bytes) -> str:
     return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
 
 
+def send_dripping(handler: BaseHTTPRequestHandler, status: int, headers: dict[str, str], body: bytes,
+                  drip: tuple[int, float], stopped: threading.Event) -> None:
+    """A slow link: ``body`` in pieces of ``drip[0]`` bytes every ``drip[1]`` seconds (never a stall), the
+    connection closed after it; stops early when ``stopped`` is set or the client hangs up."""
+    size, pause = drip
+    handler.send_response(status)
+    for k, v in {**headers, "Content-Length": str(len(body))}.items():
+        handler.send_header(k, v)
+    handler.end_headers()
+    for i in range(0, len(body), size):
+        if stopped.wait(pause):
+            break
+        try:
+            handler.wfile.write(body[i:i + size])
+            handler.wfile.flush()
+        except OSError:  # the client gave up
+            break
+    handler.close_connection = True
+
+
 class HubServer:
     """A threaded fake Hub. Use as a context manager, or ``start()`` / ``stop()``.
 
@@ -229,22 +249,8 @@ class _Handler(BaseHTTPRequestHandler):
             status = 206
             headers = {**headers, "Content-Range": f"bytes {start}-{len(data) - 1}/{len(data)}"}
         body = data[start:]
-        if not head and hub.drip is not None:  # a slow link: small pieces, long pauses, never a stall
-            size, pause = hub.drip
-            self.send_response(status)
-            for k, v in {**headers, "Content-Length": str(len(body))}.items():
-                self.send_header(k, v)
-            self.end_headers()
-            for i in range(0, len(body), size):
-                if hub._stopped.wait(pause):
-                    break
-                try:
-                    self.wfile.write(body[i:i + size])
-                    self.wfile.flush()
-                except OSError:  # the client gave up
-                    break
-            self.close_connection = True
-            return
+        if not head and hub.drip is not None:
+            return send_dripping(self, status, headers, body, hub.drip, hub._stopped)
         if head or hub.drop_after is None:
             return self._reply(status, body, headers, head=head)
         # Die mid-transfer: announce the whole body, send part of it, hang up, stop listening.

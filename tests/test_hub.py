@@ -7,7 +7,6 @@ import argparse
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ import zoo
 from zoo import commands, fetch, hub, weights as zw
 from zoo.hub import HubError
 
+from helpers import killed_when
 from hub_server import HubServer
 
 REPO = "zoo-test/mobilenet-tiny"
@@ -392,21 +392,8 @@ def test_sigkill_mid_download_leaves_no_partial_file_after_a_rerun(server, tmp_p
     """SIGKILL while the weights arrive leaves huggingface_hub's partial file (its name is unique to the
     process, so nothing ever resumes or removes it); the next download removes it."""
     server.drip = (2048, 0.05)
-    proc = subprocess.Popen([sys.executable, "-m", "zoo.cli", "download", f"hf-hub:{REPO}"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, cwd=Path(__file__).resolve().parents[1])
-    try:
-        deadline = time.monotonic() + 120
-        partial = []
-        while not partial and time.monotonic() < deadline and proc.poll() is None:
-            partial = [p for p in _cache_files(tmp_path) if p.name.endswith(".incomplete") and p.stat().st_size > 4096]
-            time.sleep(0.02)
-        assert partial, proc.communicate()
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    killed_when([sys.executable, "-m", "zoo.cli", "download", f"hf-hub:{REPO}"],
+                lambda: any(p.name.endswith(".incomplete") and p.stat().st_size > 4096 for p in _cache_files(tmp_path)))
     assert [p for p in _cache_files(tmp_path) if p.name.endswith(".incomplete")]  # left by the killed process
     server.drip = None
     commands.run_download(argparse.Namespace(name=f"hf-hub:{REPO}", force=False))

@@ -30,6 +30,8 @@ import torch
 
 import zoo
 import zoo.weights as zw
+from hub_server import send_dripping
+from helpers import killed_when
 from test_larq_import import _QuietHandler, _randomize
 from zoo import larq_import
 from zoo.hub import HubError
@@ -109,20 +111,7 @@ class _Releases:
                     return
                 if releases.drip is not None:
                     data = (root / self.path.lstrip("/")).read_bytes()
-                    self.send_response(200)
-                    self.send_header("Content-Length", str(len(data)))
-                    self.end_headers()
-                    size, pause = releases.drip
-                    for i in range(0, len(data), size):
-                        if releases.stopped.wait(pause):
-                            break
-                        try:
-                            self.wfile.write(data[i:i + size])
-                            self.wfile.flush()
-                        except OSError:  # the client gave up
-                            break
-                    self.close_connection = True
-                    return
+                    return send_dripping(self, 200, {}, data, releases.drip, releases.stopped)
                 if self.path in releases.drop:
                     data = (root / self.path.lstrip("/")).read_bytes()
                     self.send_response(200)
@@ -316,31 +305,15 @@ def test_a_release_server_that_drips_ends_at_the_deadline(releases, monkeypatch,
 def test_sigkill_mid_download_leaves_no_partial_file_after_a_rerun(releases, tmp_path):
     """SIGKILL while the release file arrives leaves its partial file; the next download removes it
     (before, `.<name>.*.part` files stayed in the cache for good)."""
-    import signal
-    import subprocess
     import sys
-    import time
 
     data = os.urandom(3 << 20)  # read 1 MiB at a time before: the partial file had to pass 1 MiB first
     w = releases.serve(BIREAL, data)
     releases.drip = (1 << 14, 0.05)
     script = ("import sys, zoo.weights as zw; from zoo import larq_import; "
               "w = zw.Weights(**{**zw.WEIGHTS[sys.argv[1]].__dict__, 'sha256': sys.argv[2]}); larq_import.fetch(w)")
-    proc = subprocess.Popen([sys.executable, "-c", script, BIREAL, w.sha256], env=dict(os.environ),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=Path(__file__).resolve().parents[1])
-    try:
-        deadline = time.monotonic() + 120
-        partial = []
-        while not partial and time.monotonic() < deadline and proc.poll() is None:
-            partial = [p for p in releases.cache.rglob(".*") if p.is_file() and p.stat().st_size >= 1 << 15]
-            time.sleep(0.02)
-        assert partial, proc.communicate()
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    killed_when([sys.executable, "-c", script, BIREAL, w.sha256],
+                lambda: any(p.is_file() and p.stat().st_size >= 1 << 15 for p in releases.cache.rglob(".*")))
     assert len(releases.cached()) == 1 and releases.cached()[0] != f"larq_zoo/{w.revision}/{w.filename}"
     releases.drip = None
     assert larq_import.fetch(w).read_bytes() == data

@@ -147,6 +147,8 @@ def test_model_sizes_must_be_positive_integers(kw):
     ("input_size=0", "input_size must be >= 1"), ("num_classes=-1", "num_classes must be >= 0"),
     ("stages.lr=0", "train.lr must be > 0"), ("val_fraction=1", "val_fraction must be < 1"),
     ("stages.optimizer=adamw", "unknown train.optimizer 'adamw'"), ("framework=jax", "unknown framework 'jax'"),
+    ("seed=-1", "seed must be >= 0"), ("stages.decay_epochs=x", "train.decay_epochs[0] must be >= 0.0, not 'x'"),
+    ("stages.attention_blocks=(", "train.attention_blocks must be a regular expression"),
 ])
 def test_recipe_values_are_checked_before_anything_is_written(override, message, tmp_path, capsys):
     out = tmp_path / "run"

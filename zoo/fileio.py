@@ -183,14 +183,8 @@ def clean_stale(path: str | os.PathLike, every_target: bool = False) -> list[str
         if not m or (m["name"] != name and not every_target) or _alive(int(m["pid"])):
             continue
         stale = os.path.join(folder, entry)
-        try:
-            if os.path.isdir(stale) and not os.path.islink(stale):
-                shutil.rmtree(stale)
-            else:
-                os.remove(stale)
+        if remove(stale, folder, "stale temporary"):  # False: another process cleaned it first
             removed.append(stale)
-        except FileNotFoundError:
-            pass  # another process cleaned it first
     return removed
 
 

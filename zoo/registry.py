@@ -122,8 +122,15 @@ def _option(model: str, key: str, value: Any, current: Any) -> Any:
     elif isinstance(current, tuple):
         if not isinstance(value, (tuple, list)) or len(value) != len(current):
             refuse(f"{len(current)} values, like {current!r}")
-        return tuple(_option(model, f"{key}[{i}]", v, c) for i, (v, c) in enumerate(zip(value, current)))
+        # (2.7, 3.3, 4): a tuple holding a float holds numbers, its integers included
+        floats = any(isinstance(c, float) for c in current)
+        return tuple(_option(model, f"{key}[{i}]", v, float(c) if floats and _is_int(c) else c)
+                     for i, (v, c) in enumerate(zip(value, current)))
     return value
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 _REGISTRY: dict[str, Callable[[], ModelConfig]] = {}
