@@ -134,8 +134,8 @@ def probe(flatbuffer: bytes, what: str, runtimes: Sequence[dict] = ({},)) -> Non
     import sys
 
     try:
-        done = subprocess.run([sys.executable, "-c", _PROBE, json.dumps([dict(f) for f in runtimes])], input=flatbuffer,
-                              capture_output=True, timeout=600)
+        done = subprocess.run([sys.executable, "-c", _PROBE, json.dumps([dict(f) for f in runtimes])],
+                              input=flatbuffer, capture_output=True, timeout=600)
     except subprocess.TimeoutExpired:
         raise ValueError(f"{what} did not finish one inference in 10 minutes in LCE's interpreter: it is damaged "
                          f"or not this project's file; export it again") from None

@@ -560,8 +560,9 @@ def train_stage(recipe: Recipe, stage: Stage, run_dir: Path, datasets: tuple, en
             log(f"{stage.name} epoch {epoch + 1}/{stage.epochs}: {task.describe(row)} | "
                 f"{row['images_per_s']:.0f} img/s, {row['seconds']:.1f} s"
                 + (f" | {row['skipped_images']} corrupt images skipped" if row["skipped_images"] else "")
-                + (f" | {alone} image{'s' * (alone > 1)} left alone in {'their batches' if alone > 1 else 'its batch'}"
-                   f" by unreadable ones, not trained on" if alone else ""))
+                + (f" | {alone} image{'s' * (alone > 1)} left alone in "
+                   f"{'their batches' if alone > 1 else 'its batch'} by unreadable ones, not trained on"
+                   if alone else ""))
         env.barrier()
     task.close()
     if writer is not None:
@@ -621,7 +622,8 @@ def check_progress(path: Path, epoch: Any, history: list, stage: Stage) -> tuple
             or len(history) != epoch:
         raise RunError(f"checkpoint {path} says {epoch!r} epochs were done ({len(history)} in its history), but "
                        f"stage {stage.name} has {stage.epochs}: it belongs to another recipe or is damaged; resume "
-                       f"with {stage.name}.epochs >= {epoch!r} if that is the run, or start a new one (out=OTHER_FOLDER)")
+                       f"with {stage.name}.epochs >= {epoch!r} if that is the run, or start a new one "
+                       "(out=OTHER_FOLDER)")
     return epoch, history
 
 

@@ -139,7 +139,8 @@ def _tensor_index_edit(data: bytes) -> bytes:
 
     model = schema.Model.GetRootAs(data, 0)
     graph = model.Subgraphs(0)
-    constants = sorted((model.Buffers(graph.Tensors(t).Buffer()).DataLength(), t) for t in range(graph.TensorsLength()))
+    constants = sorted((model.Buffers(graph.Tensors(t).Buffer()).DataLength(), t)
+                       for t in range(graph.TensorsLength()))
     small = next(t for size, t in constants if size >= 32)
     for j in range(graph.OperatorsLength()):
         op = graph.Operators(j)

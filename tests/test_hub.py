@@ -393,7 +393,8 @@ def test_sigkill_mid_download_leaves_no_partial_file_after_a_rerun(server, tmp_p
     process, so nothing ever resumes or removes it); the next download removes it."""
     server.drip = (2048, 0.05)
     killed_when([sys.executable, "-m", "zoo.cli", "download", f"hf-hub:{REPO}"],
-                lambda: any(p.name.endswith(".incomplete") and p.stat().st_size > 4096 for p in _cache_files(tmp_path)))
+                lambda: any(p.name.endswith(".incomplete") and p.stat().st_size > 4096
+                            for p in _cache_files(tmp_path)))
     assert [p for p in _cache_files(tmp_path) if p.name.endswith(".incomplete")]  # left by the killed process
     server.drip = None
     commands.run_download(argparse.Namespace(name=f"hf-hub:{REPO}", force=False))

@@ -59,7 +59,8 @@ def resolve_inside(path: str | os.PathLike, root: str | os.PathLike, what: str =
         real = os.path.realpath(absolute)
     else:
         folder, name = os.path.split(absolute)
-        real = os.path.join(os.path.realpath(folder), name) if name not in ("", ".", "..") else os.path.realpath(absolute)
+        real = os.path.join(os.path.realpath(folder), name) if name not in ("", ".", "..") else \
+            os.path.realpath(absolute)
     if real != base and os.path.commonpath([real, base]) != base:
         raise UnsafePathError(f"{what} {path} leads to {real}, outside {base} (a symlink?): refusing to touch "
                               f"it; remove the link, or use another folder")

@@ -53,7 +53,8 @@ class _Reader:
 
     def fail(self, where: str, why: str) -> None:
         raise FlatbufferError(f"{self.what} is not a TFLite flatbuffer an interpreter can read safely ({where}: "
-                              f"{why}): it is damaged or cut short; export it again (bnnzoo convert) or copy it again")
+                              f"{why}): it is damaged or cut short; export it again (bnnzoo convert) or copy it "
+                              "again")
 
     def u8(self, pos: int) -> int:
         return self.data[pos]
