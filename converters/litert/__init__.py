@@ -25,6 +25,7 @@ from typing import Optional, Sequence, Union
 
 import numpy as np
 
+from .flatbuffer import FlatbufferError, verify
 from .toolchain import BuildError, build
 
 __all__ = ["Interpreter", "UnsupportedModelError", "BuildError", "LCE_OPS", "check_model", "custom_ops",
@@ -156,7 +157,8 @@ class Interpreter:
             ``"avx512"``, ``"neon"``); default: the best this CPU has.
 
     Raises:
-        UnsupportedModelError: An op or option the kernels do not implement.
+        UnsupportedModelError: An op or option the kernels do not implement, or a file that is not a
+            well-formed flatbuffer (:func:`converters.litert.flatbuffer.verify`).
         BuildError: The library could not be built (e.g. no C compiler).
     """
 
@@ -166,6 +168,10 @@ class Interpreter:
         if not isinstance(num_threads, int) or not 1 <= num_threads <= 256:
             raise ValueError(f"num_threads must be an integer from 1 to 256, not {num_threads!r}")
         flatbuffer = _read(model)
+        try:  # LiteRT follows the file's offsets unchecked: a damaged file would crash it
+            verify(flatbuffer, "the model" if isinstance(model, (bytes, bytearray)) else str(model))
+        except FlatbufferError as e:
+            raise UnsupportedModelError(str(e)) from None
         self.lce_ops = check_model(flatbuffer)
         lib = library()
         if path is not None and not lib.bnn_select_path(path.encode()):
