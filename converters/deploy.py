@@ -195,11 +195,11 @@ def deploy(model, output: str | os.PathLike, *, target: str = "rpi", name: Optio
         raise FileNotFoundError(f"folder {out.parent} does not exist; create it first")
     # Held from the checks to the final rename: a second deploy of this bundle is refused before it writes.
     with lock(out.parent / f".{out.name}.lock", f"bundle folder {out}"):
-        return _deploy(model, out, cfg, target, name, labels, labels_source, mean, std, size, overwrite, log)
+        return _deploy(model, out, cfg, target, name, labels, labels_source, record, size, overwrite, log)
 
 
-def _deploy(model, out: Path, cfg, target: str, name: str, labels: list, labels_source: str, mean: Sequence[float],
-            std: Sequence[float], size: int, overwrite: bool, log: Callable[[str], None]) -> DeployReport:
+def _deploy(model, out: Path, cfg, target: str, name: str, labels: list, labels_source: str, record, size: int,
+            overwrite: bool, log: Callable[[str], None]) -> DeployReport:
     import zoo
 
     from . import to_onnx, to_tflite
