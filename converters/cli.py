@@ -51,7 +51,7 @@ def add_convert_arguments(parser: argparse.ArgumentParser) -> None:
                              "--int8-range (a file for speed measurements: its outputs are not the model's)")
     parser.add_argument("--int8-range", type=_int8_range, metavar="MIN,MAX",
                         help="tflite --int8: the range every float tensor is quantized over (LCE's "
-                             "experimental_default_int8_range; default -6,6)")
+                             "experimental_default_int8_range; default --int8-range=-6,6)")
     parser.add_argument("--pad-value", type=float, choices=(0.0, 1.0), metavar="0|1",
                         help="padding value of binary convs' inputs (an architecture option)")
     parser.add_argument("--no-verify", action="store_true", help="skip comparing the file with the source model")

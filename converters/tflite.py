@@ -361,7 +361,7 @@ def frozen_kernels(keras_model):
     return copy
 
 
-def convert_keras(keras_model, target: str = "arm", int8_range: Optional[tuple[float, float]] = None) -> bytes:
+def convert_keras(keras_model, target: str = "arm", **options) -> bytes:
     """LCE's converter on a Keras model (its quantized kernels frozen, :func:`frozen_kernels`),
     through a lean SavedModel.
 
@@ -374,9 +374,8 @@ def convert_keras(keras_model, target: str = "arm", int8_range: Optional[tuple[f
     Args:
         keras_model: The model to convert.
         target: LCE target, ``"arm"`` or ``"xcore"``.
-        int8_range: ``(min, max)``: an int8 file (:data:`INT8_HELP`): LCE's
-            ``experimental_default_int8_range`` with ``inference_input_type`` and
-            ``inference_output_type`` ``tf.int8``.
+        **options: LCE's ``convert_saved_model`` options (``inference_input_type``,
+            ``inference_output_type``, ``experimental_default_int8_range``).
     """
     import tempfile
 
@@ -396,12 +395,9 @@ def convert_keras(keras_model, target: str = "arm", int8_range: Optional[tuple[f
     module.serve = tf.function(lambda x: keras_model(x, training=False), input_signature=[spec])
     with tempfile.TemporaryDirectory() as folder:
         tf.saved_model.save(module, folder, signatures=module.serve.get_concrete_function())
-        if int8_range is None:
-            return convert_saved_model(folder, target=target)
-        with warnings.catch_warnings():  # LCE warns that the range is for latency tests: to_tflite says so
+        with warnings.catch_warnings():  # LCE warns that a default range is for latency tests: to_tflite says so
             warnings.filterwarnings("ignore", "Using `experimental_default_int8_range`", UserWarning)
-            return convert_saved_model(folder, target=target, inference_input_type=tf.int8,
-                                       inference_output_type=tf.int8, experimental_default_int8_range=int8_range)
+            return convert_saved_model(folder, target=target, **options)
 
 
 def to_tflite(model, path: str, *, input_size: Optional[int] = None, verify: bool = True,
@@ -447,9 +443,14 @@ def to_tflite(model, path: str, *, input_size: Optional[int] = None, verify: boo
     keras_model, size = _keras_twin(model, input_size)
     if int8 and not (len(int8_range) == 2 and float(int8_range[0]) < 0.0 < float(int8_range[1])):
         raise ValueError(f"int8_range must be (min, max) with min < 0 < max, not {int8_range!r}")
+    options = {}
+    if int8:
+        import tensorflow as tf
+
+        options = dict(inference_input_type=tf.int8, inference_output_type=tf.int8,
+                       experimental_default_int8_range=(float(int8_range[0]), float(int8_range[1])))
     try:
-        flatbuffer = convert_keras(keras_model, target=target,
-                                   int8_range=(float(int8_range[0]), float(int8_range[1])) if int8 else None)
+        flatbuffer = convert_keras(keras_model, target=target, **options)
     except Exception as e:  # the MLIR converter raises plain exceptions
         raise ConversionError(f"LCE could not convert the model: {str(e).strip().splitlines()[-1]}") from e
     counts = op_counts(flatbuffer)

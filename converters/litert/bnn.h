@@ -14,10 +14,10 @@
  *   bgemm.c        the portable binary GEMM and the run-time choice of code path
  *   bgemm_x86.c    POPCNT, AVX2 and AVX-512 VPOPCNTDQ binary GEMMs (x86-64)
  *   bgemm_neon.c   the NEON binary GEMM (aarch64)
- *   quantize.c     LceQuantize, LceDequantize
+ *   quantize.c     LceQuantize, LceDequantize (float32, int8 and bool values)
  *   maxpool.c      LceBMaxPool2d
  *   bconv.c        LceBconv2d: prepare and the per-row loop
- *   transform.c    LceBconv2d's output transform
+ *   transform.c    LceBconv2d's output transform (float, int8 and bit-packed outputs)
  *   delegate.c     tensor helpers, the delegate kernels and the TFLite delegate
  *
  * Build: cc -O3 -shared -fPIC *.c -lpthread -lm (see converters/litert/toolchain.py).
@@ -116,17 +116,24 @@ typedef struct {
   int output;
   Pool* pool; /* the delegate's */
   BgemmFn bgemm;
+  /* LceQuantize input / LceDequantize output, set in prepare: float32, int8 or bool values. An int8
+   * sign is x < zero_point; int8 +1 and -1 are LCE's zero point +- round(1 / scale), saturated. */
+  TfLiteType value_type;
+  int32_t zero_point;
+  int8_t plus_one, minus_one;
   /* LceBconv2d, set in prepare */
   int batch, in_h, in_w, in_words, out_h, out_w, out_c, out_words;
   int groups, cin_g, words_g, cout_g, taps, row_words, pad_top, pad_left, ktot;
   uint32_t* filter;  /* [out_c][row_words] */
   int32_t* tap_pop;  /* [out_c][taps]: popcount of each tap's filter words (zero padding) */
-  float* multiplier; /* [out_c] */
-  float* bias;       /* [out_c] */
+  float* multiplier; /* [out_c] (int8 output: with the output scale folded in) */
+  float* bias;       /* [out_c] (int8 output: with the output scale and zero point folded in) */
   int32_t* threshold;
   int spatial_transform; /* multiplier and bias per output position */
   int clamp_min, clamp_max;
   int bitpacked_out;
+  int int8_out;          /* int8 output: the transform works on x = 2 * popcount, clamped to [x_min, x_max] */
+  int32_t x_min, x_max;
   int scratch_per_thread; /* words */
   uint32_t* scratch;
   int32_t* counts;
@@ -165,5 +172,7 @@ void free_conv(Kernel* k);
 TfLiteStatus prepare_bconv(TfLiteContext* ctx, Kernel* k);
 void bconv_rows(void* arg, int begin, int end, int thread);
 void bconv_transform(const Kernel* k, const Job* j, int b, int oy, int g, int32_t* counts);
+void bconv_int8_pixel(const Kernel* k, const int32_t* counts, int g, int padded_taps, const float* multiplier,
+                      const float* bias, int8_t* out);
 
 #endif /* BNN_H_ */
