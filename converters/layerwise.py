@@ -20,6 +20,11 @@ model on the same batch with each binary convolution fed the file's own input si
 Because every binary convolution is fed the file's signs, float drift cannot be
 amplified by a flipped sign: what remains is float rounding, so a difference past
 the tolerances is a wrong layer, named by its module path.
+
+An int8 file (``converters.to_tflite(..., int8=True)``) computes its float segments in int8
+over ranges that are not the model's: its binary convolutions are checked the same way (an
+int8 output within half a quantization step of the post-ops' value, saturated), its float
+segments are not.
 """
 
 from __future__ import annotations

@@ -448,7 +448,11 @@ def _larq_model(conv: dict, pool: bool):
         y = tf.keras.layers.MaxPool2D(2, padding="same")(y)
     y = tf.keras.layers.BatchNormalization()(lq.layers.QuantConv2D(32, 3, padding="same", pad_values=1.0,
                                                                    **binary)(y))
-    model = tf.keras.Model(x, y)
+    return _random_weights(tf.keras.Model(x, y))
+
+
+def _random_weights(model):
+    """The Keras model with seeded random weights (BatchNorm variances in [0.5, 2])."""
     rng = np.random.default_rng(0)
     model.set_weights([rng.uniform(0.5, 2, w.shape).astype(np.float32) if "variance" in v.name
                        else rng.standard_normal(w.shape).astype(np.float32)
@@ -528,6 +532,18 @@ def test_eval_times_litert_next_to_lce(tmp_path):
     assert "bnnzoo LiteRT, 1 thr" in text and "LCE, 1 thr" in text
     res["settings"]["skipped_runtimes"] = {"litert": "why"}
     assert "- **bnnzoo LiteRT** (`litert`): not measured, left out: why" in "\n".join(report.header(res))
+
+
+def test_bench_litert_times_a_file_without_binary_convs(tmp_path, capsys):
+    """A file without LceBconv2d (the MobileNets, DoReFa-Net) is timed whole; its binary columns are '-'."""
+    from eval import bench_litert
+
+    bench_litert.main(["--models", "mobilenet_v1_025", "--size", "32", "--runs", "1", "--warmup", "0",
+                       "--cache", str(tmp_path)])
+    out = capsys.readouterr().out
+    rows = [line.split() for line in out.splitlines() if line.startswith("mobilenet_v1_025 ")]
+    assert len(rows) == 4 and all(row[-4:] == ["-"] * 4 for row in rows[:2]), out
+    assert "no LceBconv2d in the file" in out and [p.suffix for p in tmp_path.iterdir()] == [".tflite"]
 
 
 def test_eval_without_ai_edge_litert_leaves_litert_out_with_a_note():
@@ -745,12 +761,7 @@ def _lce_test_model(name: str):
         x = quant(img) if name.endswith("int8_sign") else img
         x = lq.quantizers.SteSign()(lq.layers.QuantConv2D(256, 3, padding="same", pad_values=1, **binary)(x))
         x = quant(x) if name.endswith("int8_sign") else x
-    model = tf.keras.Model(img, x)
-    rng = np.random.default_rng(0)
-    model.set_weights([rng.uniform(0.5, 2, w.shape).astype(np.float32) if "variance" in v.name
-                       else rng.standard_normal(w.shape).astype(np.float32)
-                       for w, v in zip(model.get_weights(), model.weights)])
-    return model
+    return _random_weights(tf.keras.Model(img, x))
 
 
 @pytest.mark.parametrize("model_name, io, strip", [
