@@ -23,7 +23,8 @@ from .verify import (ConversionError, ConversionReport, check_target, compare, r
                      verification_batch, verify_outputs)
 
 __all__ = ["to_tflite", "op_counts", "binary_convs_of", "tflite_predict", "INTERPRETER_FLAGS", "LCE_RUNTIMES",
-           "INT8_RANGE", "io_quantization", "verify_tflite_layerwise", "frozen_kernels", "convert_keras"]
+           "INT8_RANGE", "io_quantization", "quantize", "dequantize", "verify_tflite_layerwise", "frozen_kernels",
+           "convert_keras"]
 
 # Flags of LCE's interpreter used for verification (the defaults).
 INTERPRETER_FLAGS = dict(num_threads=1, use_reference_bconv=False, use_indirect_bgemm=False, use_xnnpack=False)
@@ -104,7 +105,7 @@ def io_quantization(flatbuffer: bytes) -> tuple[Optional[tuple[float, int]], lis
 
 
 def quantize(x: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
-    """Float values as int8 of ``scale`` and ``zero_point`` (rounded half away from zero, saturated)."""
+    """Float values as int8 of ``scale`` and ``zero_point`` (rounded to nearest, ties to even; saturated)."""
     q = np.round(np.asarray(x, np.float64) / scale) + zero_point
     return np.clip(q, -128, 127).astype(np.int8)
 
