@@ -121,7 +121,7 @@ def test_bundle_files_and_manifest(bundle):
     assert conv["tflite"]["lce_bconv2d"] == conv["tflite"]["binary_convs"] > 0
     assert conv["onnx"]["lce_bconv2d"] == conv["onnx"]["binary_convs"]  # all bit-packed
     pre = json.loads((bundle / "preprocess.json").read_text())
-    assert pre["input_size"] == 32 and pre["mean"] == list(dep.IMAGENET_MEAN)
+    assert pre["input_size"] == 32 and pre["mean"] == list(zoo.weights.IMAGENET_MEAN)  # initialised: assumed
     assert pre["layout"] == {"model.tflite": "NHWC", "model.onnx": "NCHW"}
     assert json.loads((bundle / "labels.json").read_text())[3] == "thing 3"
     reqs = (bundle / "requirements.txt").read_text()
@@ -326,11 +326,12 @@ def test_deploy_refuses_and_leaves_nothing(model, bundle, tmp_path, monkeypatch)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notabundle"]
 
 
-def test_cli_arguments():
+def test_cli_arguments(model, tmp_path):
     parser = argparse.ArgumentParser()
     dep.add_deploy_arguments(parser)
-    with pytest.raises(ValueError, match="--arch"):
-        dep.run_deploy(parser.parse_args(["run/best.safetensors", "--target", "rpi"]))
+    bare = zoo.weights.save(model.state_dict(), tmp_path / "best.safetensors")  # no config.json beside it
+    with pytest.raises(ValueError, match=r"nothing names its architecture.*--arch NAME"):
+        dep.run_deploy(parser.parse_args([str(bare), "--target", "rpi"]))
     with pytest.raises(SystemExit):
         parser.parse_args(["meliusnet22", "--target", "jetson"])
 

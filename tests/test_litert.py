@@ -181,7 +181,8 @@ def _check_against_references(name: str, flatbuffer: bytes, configs, batch: int,
     # LCE's interpreter refuses only per-position multipliers (which it cannot run)
     assert reference is not None or any(mul is not None and mul.ndim > 1 for *_, mul, _, _ in bconvs), name
     for n_config, (path, threads) in enumerate(configs):
-        ours = litert.Interpreter(probe, path=path, num_threads=threads, builtin_kernels="builtin" if int8 else "xnnpack")
+        ours = litert.Interpreter(probe, path=path, num_threads=threads,
+                                  builtin_kernels="builtin" if int8 else "xnnpack")
         assert ours.path == path
         got = ours.predict(x)
         got = got if isinstance(got, list) else [got]
@@ -414,22 +415,31 @@ def test_the_emulated_old_cpu_really_faults_on_avx512(tmp_path):
 
 @pytest.mark.slow
 def test_aarch64_kernels_under_qemu_equal_the_host(tmp_path):
-    """One tiny model with LCE ops per family, its float and its int8 file, cross-compiled kernels in
-    the aarch64 ai-edge-litert wheel under qemu-aarch64-static: every LCE op output equal to this
-    host's (eval.litert_arm64)."""
+    """One tiny model with LCE ops per family, its float and its int8 file (and the per-position
+    multipliers of strongbaseline_resnet18), the option models below and every fused activation,
+    cross-compiled kernels in the aarch64 ai-edge-litert wheel under qemu-aarch64-static: every LCE
+    op output equal to this host's (eval.litert_arm64), which equals LCE's reference kernel (the
+    tests below). The tiny models' layers take every way the NEON kernel reads a receptive field
+    (in place with and without a 64-bit tail, copied) and every output type (float, int8, bit-packed)."""
+    from converters.tflite import convert_keras
     from eval import litert_arm64
 
     families = {}
     for name in zoo.list_models():
         families.setdefault(zoo.get_config(name).family, name)
     files = []
-    for name in families.values():
+    for name in {*families.values(), "strongbaseline_resnet18"}:
         for int8 in (False, True):
             data = _tflite(name, tmp_path, int8)
             if litert.custom_ops(data):
                 files.append(str(tmp_path / f"{name}{'.int8' if int8 else ''}.tflite"))
-    assert files
-    lines = litert_arm64.run_files(files)
+    for i, (conv, pool) in enumerate(_OPTION_CASES):
+        (tmp_path / f"options{i}.tflite").write_bytes(convert_keras(_larq_model(conv, pool)))
+        files.append(str(tmp_path / f"options{i}.tflite"))
+    for activation in _ACTIVATIONS:
+        (tmp_path / f"activation{activation}.tflite").write_bytes(_with_activation(activation))
+        files.append(str(tmp_path / f"activation{activation}.tflite"))
+    lines = litert_arm64.run_files(sorted(files))
     assert len(lines) == len(files) and all("LCE op outputs equal (aarch64 neon" in line for line in lines), lines
 
 
@@ -460,12 +470,16 @@ def _random_weights(model):
     return model
 
 
-@pytest.mark.parametrize("conv, pool", [
+_OPTION_CASES = [
     (dict(padding="same", pad_values=0.0, strides=2), False),  # zero padding, stride 2, bit-packed output
     (dict(padding="valid", dilation_rate=2), False),
     (dict(padding="same", pad_values=1.0, groups=2), False),
     (dict(padding="same", pad_values=1.0, strides=(1, 2)), True),  # LceBMaxPool2d
-])
+]
+_ACTIVATIONS = [1, 2, 3]  # RELU, RELU_N1_TO_1, RELU6
+
+
+@pytest.mark.parametrize("conv, pool", _OPTION_CASES)
 def test_options_of_small_larq_models_equal_lce_reference_kernel(conv, pool):
     from converters.tflite import convert_keras
 
@@ -475,23 +489,27 @@ def test_options_of_small_larq_models_equal_lce_reference_kernel(conv, pool):
     _check_against_references(str(conv), flatbuffer, [(p, 1) for p in _paths()], batch=2, numpy_reference=True)
 
 
-@pytest.mark.parametrize("activation", [1, 2, 3])  # RELU, RELU_N1_TO_1, RELU6
-def test_fused_activations_equal_lce_reference_kernel(activation):
-    """LCE's converter fuses no activation in the zoo's models: the option is set in the file."""
+def _with_activation(activation: int) -> bytes:
+    """A small larq model's file with its last LceBconv2d's fused activation set to ``activation``
+    (LCE's converter fuses none in the zoo's models)."""
+    from ai_edge_litert import schema_py_generated as schema
+
     from converters.tflite import convert_keras
 
     flatbuffer = convert_keras(_larq_model(dict(padding="same", pad_values=1.0), False))
     last = [i for i, name, _ in litert.custom_ops(flatbuffer) if name == "LceBconv2d"][-1]
-    from ai_edge_litert import schema_py_generated as schema
-
     model = schema.Model.GetRootAsModel(flatbuffer, 0)
     codes = [model.OperatorCodes(i).CustomCode() for i in range(model.OperatorCodesLength())]
     first_bconv = next(j for j in range(model.Subgraphs(0).OperatorsLength())
                        if codes[model.Subgraphs(0).Operators(j).OpcodeIndex()] == b"LceBconv2d")
     assert last != first_bconv
-    edited = _with_options_at(flatbuffer, last, lambda o: {**o, "fused_activation_function": activation})
-    _check_against_references(f"activation {activation}", edited, [(_paths()[-1], 1)], batch=2,
-                              numpy_reference=True)
+    return _with_options_at(flatbuffer, last, lambda o: {**o, "fused_activation_function": activation})
+
+
+@pytest.mark.parametrize("activation", _ACTIVATIONS)
+def test_fused_activations_equal_lce_reference_kernel(activation):
+    _check_against_references(f"activation {activation}", _with_activation(activation), [(_paths()[-1], 1)],
+                              batch=2, numpy_reference=True)
 
 
 def test_a_wrong_struct_layout_is_caught_before_any_node_is_claimed(detector_file, tmp_path):
@@ -617,7 +635,8 @@ def _rng(case: str) -> np.random.Generator:
 
 
 def _packed(rng, shape, channels: int, groups: int = 1) -> np.ndarray:
-    """Random bit-packed words of ``channels`` per group along the last axis (unused bits 0, as bitpacking leaves them)."""
+    """Random bit-packed words of ``channels`` per group along the last axis (unused bits 0, as bitpacking
+    leaves them)."""
     per_group = channels // groups
     words_g = -(-per_group // 32)
     bits = rng.integers(0, 2, (*shape, groups, words_g * 32), dtype=np.uint8)
@@ -794,8 +813,9 @@ def test_lce_test_models_equal_lce_reference_kernel(model_name, io, strip):
     want = [_TYPES[io[0]][0], _TYPES["int32" if strip else io[1]][0]]
     assert [graph.Tensors(graph.Inputs(0)).Type(), graph.Tensors(graph.Outputs(0)).Type()] == want
     ops = [name for _, name, _ in litert.custom_ops(flatbuffer)]
-    written = {name: graph.Tensors(graph.Operators(i).Outputs(0)).Type() for i, name, _ in litert.custom_ops(flatbuffer)}
-    read = {name: graph.Tensors(graph.Operators(i).Inputs(0)).Type() for i, name, _ in litert.custom_ops(flatbuffer)}
+    lce_ops = litert.custom_ops(flatbuffer)
+    written = {name: graph.Tensors(graph.Operators(i).Outputs(0)).Type() for i, name, _ in lce_ops}
+    read = {name: graph.Tensors(graph.Operators(i).Inputs(0)).Type() for i, name, _ in lce_ops}
     if model_name == "toy_model_int8":  # the int8 cases of LCE's ops: int8 in, int8 bconv outputs
         assert read["LceQuantize"] == written["LceBconv2d"] == _TYPES["int8"][0]
     if model_name == "toy_model_int8_sign" and not strip:
