@@ -25,6 +25,8 @@ from __future__ import annotations
 import argparse
 import os
 
+from zoo import fileio
+
 from .formats import FORMATS, get_format, require_extra
 from .verify import ConversionError
 
@@ -121,7 +123,11 @@ def run_convert(args: argparse.Namespace) -> int:
         options = {"input_size": args.input_size, **({"bitpack": True} if args.bitpack else {}),
                    **({"int8": True, "int8_range": args.int8_range} if args.int8 else {})}
         bar.step(f"exporting to {fmt.name}" + ("" if args.no_verify else ", then verifying against the source model"))
+        # The file's size and sha256 go beside it (NAME.sha256.json), checked by every command that reads it
+        # (converters.verify.read_export); an old record goes first, so a kill never pairs it with a new file.
+        fileio.remove(fileio.record_path(output), os.path.dirname(os.path.abspath(output)), "export record")
         report = _convert(model, output, fmt, args, options, convert)
+        fileio.write_record(output)
         bar.advance()
     print(report.summary())
     return 0
@@ -230,7 +236,7 @@ def run_verify(args: argparse.Namespace) -> int:
     import numpy as np
 
     from .layerwise import raise_first
-    from .verify import compare, reference_outputs, verification_batch
+    from .verify import compare, read_export, reference_outputs, verification_batch
 
     fmt = os.path.splitext(args.file)[1].lstrip(".").lower()
     if fmt not in ("tflite", "onnx"):
@@ -240,14 +246,18 @@ def run_verify(args: argparse.Namespace) -> int:
     if not os.path.isfile(args.file):
         raise FileNotFoundError(f"{args.file} does not exist")
     _verify_model(args)  # the command's own errors before the file is read
+    # A damaged file (or one that differs from its record) is one line, never a crash; a .tflite without a
+    # record is run first, in a child process, on each kernel the layer-wise check uses.
+    from .tflite import LCE_RUNTIMES
+
+    content, _ = read_export(args.file, list(LCE_RUNTIMES.values()) if fmt == "tflite" else ({},))
     side = _input_side(args.file, fmt)
     model = _verify_source(args, side)
     batch, data = verification_batch(model, side)
     if fmt == "tflite":
         from .tflite import tflite_predict, verify_tflite_layerwise
 
-        with open(args.file, "rb") as f:
-            flatbuffer = f.read()
+        flatbuffer = content
         results = verify_tflite_layerwise(model, flatbuffer, batch)
         exported = tflite_predict(flatbuffer, batch)
     else:

@@ -42,7 +42,7 @@ from __future__ import annotations
 import os
 import tempfile
 from dataclasses import asdict, dataclass
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 
@@ -305,3 +305,43 @@ def check_target(path: str) -> str:
     return path
 
 
+
+
+def read_export(path: str | os.PathLike, runtimes: Sequence[dict] = ({},)) -> tuple[bytes, str]:
+    """An export's bytes, checked before any runtime reads them.
+
+    A file with a size and sha256 recorded beside it (``NAME.sha256.json``: ``bnnzoo convert``
+    and the export caches write one) must match them; a ``.tflite`` must also be a well-formed
+    flatbuffer (:func:`converters.litert.flatbuffer.verify`: LiteRT's and LCE's interpreters
+    check neither and crash on a damaged file), and one without a record runs once in a child
+    process first (:func:`converters.tflite.probe`, with each set of LCE flags in ``runtimes``).
+
+    Returns:
+        The bytes, and a note when nothing vouches for them (no record: only the structure of a
+        ``.tflite`` could be checked), else ``""``.
+
+    Raises:
+        FileNotFoundError: No such file.
+        ValueError: One line: the file differs from its record, or is not a valid flatbuffer.
+    """
+    from zoo import fileio
+
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"exported file {path} does not exist")
+    with open(path, "rb") as f:
+        data = f.read()
+    match = fileio.recorded(path)
+    if match is False:
+        raise ValueError(f"{path} does not match the size and sha256 recorded beside it when it was written "
+                         f"({fileio.record_path(path).name}): it was modified or damaged; export it again")
+    if path.endswith(".tflite"):
+        from .litert.flatbuffer import verify
+        from .tflite import probe
+
+        verify(data, path)
+        if not match:
+            probe(data, path, runtimes)
+    note = "" if match else (f"{path} has no sha256 record beside it ({fileio.record_path(path).name}, which "
+                             "`bnnzoo convert` writes): a damaged file could give wrong results unnoticed")
+    return data, note

@@ -153,35 +153,26 @@ def export_cached(model, fmt: str, folder: Optional[str | Path] = None) -> Path:
     folder = Path(folder) if folder is not None else _cache_root()
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{model.zoo_config.name}-{_export_key(model, fmt)}{SUFFIXES[fmt]}"
-    record = path.with_name(path.name + ".sha256.json")
-    if path.is_file() and _cached_ok(path, record):
+    record = fileio.record_path(path)
+    if path.is_file() and fileio.recorded(path):
         return path
     if path.exists() or record.exists():
         print(f"bnnzoo detect: the cached export {path} does not match its recorded size and sha256: rebuilding it",
               file=sys.stderr, flush=True)
         for stale in (record, path):  # the record first: a kill in between leaves an unrecorded file, rebuilt
-            stale.unlink(missing_ok=True)
+            fileio.remove(stale, folder, "cached export")
     print(f"bnnzoo detect: converting {model.zoo_config.name} to {fmt} (verified; cached as {path})",
           file=sys.stderr, flush=True)
     converters.convert(model, str(path), fmt, **({"bitpack": True} if fmt == "onnx" else {}))
-    fileio.write_text(record, json.dumps({"file": path.name, "bytes": path.stat().st_size,
-                                          "sha256": fileio.sha256_of(path)}) + "\n")
+    fileio.write_record(path)
     return path
 
 
-def _cached_ok(path: Path, record: Path) -> bool:
-    """Whether a cached export is the file that was verified when it was written (size + sha256)."""
-    from zoo import fileio
-
-    try:
-        rec = fileio.read_json(record, "export record")
-        return rec.get("bytes") == path.stat().st_size and rec.get("sha256") == fileio.sha256_of(path)
-    except (OSError, ValueError):
-        return False
-
-
 def _check_exported(path: Path, fmt: str, model) -> None:
-    """One-line errors for a given export that is not a file of ``fmt`` or not of this model's shape."""
+    """One-line errors for a given export that is not a file of ``fmt``, not of this model's shape, or damaged
+    (see ``converters.verify.read_export``); a note on stderr when no recorded sha256 vouches for it."""
+    from converters.verify import read_export
+
     cfg = model.zoo_config
     if not path.is_file():
         raise FileNotFoundError(f"exported file {path} does not exist")
@@ -192,6 +183,7 @@ def _check_exported(path: Path, fmt: str, model) -> None:
         other = next(k for k, v in SUFFIXES.items() if v == path.suffix)
         raise ValueError(f"--runtime {fmt} runs {SUFFIXES[fmt]} files, not {path.name}: pass --runtime {other} "
                          f"or a {SUFFIXES[fmt]} file")
+    _, note = read_export(path)
     if fmt == "onnx":
         import onnxruntime as ort
 
@@ -216,6 +208,8 @@ def _check_exported(path: Path, fmt: str, model) -> None:
         raise ValueError(f"{path} takes {side}x{side} images and gives {outputs} outputs, but {cfg.name} here takes "
                          f"{cfg.input_size}x{cfg.input_size} and gives {cfg.num_classes}: pass the model NAME and "
                          f"--weights it was exported from")
+    if note:
+        print(f"bnnzoo detect: note: {note}", file=sys.stderr, flush=True)
 
 
 def predictor(model, runtime: str, exported: Optional[str | Path] = None,

@@ -7,8 +7,12 @@ import fcntl
 import os
 import re
 import shutil
+import signal
+import subprocess
 import tempfile
+import time
 from pathlib import Path
+from typing import Callable, Sequence
 
 import zoo
 from zoo.torch.random_weights import randomize  # noqa: F401  (the tests' import of it)
@@ -17,6 +21,24 @@ from zoo.torch.random_weights import randomize  # noqa: F401  (the tests' import
 def tiny(name: str, framework: str = "torch", **overrides):
     """The registered model at its fast ``tiny`` size (overrides win)."""
     return zoo.load(name, framework=framework, **{**zoo.get_config(name).tiny, **overrides})
+
+
+def killed_when(argv: Sequence[str], ready: Callable[[], bool], timeout: float = 120) -> None:
+    """Runs ``argv`` (from the repository root) and SIGKILLs it as soon as ``ready()`` holds, polled on the files
+    it writes (no sleep racing the process); fails if it ends or ``timeout`` passes first."""
+    proc = subprocess.Popen(list(argv), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            cwd=Path(__file__).resolve().parents[1])
+    try:
+        deadline = time.monotonic() + timeout
+        while not ready():
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 def error_lines(stderr: str) -> list[str]:

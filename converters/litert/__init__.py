@@ -25,6 +25,7 @@ from typing import Optional, Sequence, Union
 
 import numpy as np
 
+from .flatbuffer import FlatbufferError, verify
 from .toolchain import BuildError, build
 
 __all__ = ["Interpreter", "UnsupportedModelError", "BuildError", "LCE_OPS", "check_model", "custom_ops",
@@ -172,7 +173,8 @@ class Interpreter:
             check of one architecture against another compares).
 
     Raises:
-        UnsupportedModelError: An op or option the kernels do not implement.
+        UnsupportedModelError: An op or option the kernels do not implement, or a file that is not a
+            well-formed flatbuffer (:func:`converters.litert.flatbuffer.verify`).
         BuildError: The library could not be built (e.g. no C compiler).
     """
 
@@ -187,6 +189,10 @@ class Interpreter:
         if builtin_kernels not in resolvers:
             raise ValueError(f"builtin_kernels must be one of {', '.join(resolvers)}, not {builtin_kernels!r}")
         flatbuffer = _read(model)
+        try:  # LiteRT follows the file's offsets unchecked: a damaged file would crash it
+            verify(flatbuffer, "the model" if isinstance(model, (bytes, bytearray)) else str(model))
+        except FlatbufferError as e:
+            raise UnsupportedModelError(str(e)) from None
         self.lce_ops = check_model(flatbuffer)
         lib = library()
         if path is not None and not lib.bnn_select_path(path.encode()):
