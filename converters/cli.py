@@ -7,6 +7,7 @@ Both take a model as every command does (:mod:`zoo.refs`): ``NAME[.TAG]``, a fol
 
     bnnzoo convert meliusnet22 --to tflite
     bnnzoo convert realtobinary_resnet18 -o r2b.onnx --bitpack                  # the format from the extension
+    bnnzoo convert quicknet --to tflite --int8          # LCE's int8 file (int8 input/output, float ops in int8)
     bnnzoo convert runs/m22/train/ --to tflite                                 # a training run's stage folder
     bnnzoo convert hf-hub:someone/my-meliusnet --to tflite
     bnnzoo convert run/best.safetensors --arch meliusnet22 --to tflite --pad-value 0   # no config.json beside it
@@ -42,9 +43,26 @@ def add_convert_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output", metavar="PATH", help="output file (default: NAME.SUFFIX here)")
     parser.add_argument("--input-size", type=int, metavar="N", help="square input side (default: the weights')")
     parser.add_argument("--bitpack", action="store_true", help="onnx: store binary conv weights at 1 bit")
+    parser.add_argument("--int8", action="store_true",
+                        help="tflite: LCE's int8 file: int8 input and output, every float op in int8 over "
+                             "--int8-range (a file for speed measurements: its outputs are not the model's)")
+    parser.add_argument("--int8-range", type=_int8_range, metavar="MIN,MAX",
+                        help="tflite --int8: the range every float tensor is quantized over (LCE's "
+                             "experimental_default_int8_range; default --int8-range=-6,6)")
     parser.add_argument("--pad-value", type=float, choices=(0.0, 1.0), metavar="0|1",
                         help="padding value of binary convs' inputs (an architecture option)")
     parser.add_argument("--no-verify", action="store_true", help="skip comparing the file with the source model")
+
+
+def _int8_range(text: str) -> tuple[float, float]:
+    """``MIN,MAX`` of ``--int8-range`` (argparse turns the error into a usage line)."""
+    try:
+        low, high = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not MIN,MAX (e.g. -6,6)") from None
+    if not low < 0.0 < high:
+        raise argparse.ArgumentTypeError(f"{text!r}: the range must hold 0 (MIN < 0 < MAX)")
+    return low, high
 
 
 def output_format(to: "str | None", output: "str | None"):
@@ -88,6 +106,10 @@ def run_convert(args: argparse.Namespace) -> int:
     fmt = output_format(args.to, args.output)
     if args.bitpack and "bitpack" not in fmt.options:
         raise ValueError(f"--bitpack is an onnx option; {fmt.name} takes: {', '.join(fmt.options)}")
+    if (args.int8 or args.int8_range) and "int8" not in fmt.options:
+        raise ValueError(f"--int8 is a tflite option; {fmt.name} takes: {', '.join(fmt.options)}")
+    if args.int8_range and not args.int8:
+        raise ValueError("--int8-range is the range of an int8 file: add --int8")
     require_extra(fmt)  # before building anything
     from zoo.console import Progress
 
@@ -98,7 +120,8 @@ def run_convert(args: argparse.Namespace) -> int:
         output = args.output or f"{short_name(args.source)}{fmt.suffix}"
         # An explicit --input-size reaches the converter too (zoo.load already builds a registered model at
         # it; a module from a file takes its size from the command line only).
-        options = {"input_size": args.input_size, **({"bitpack": True} if args.bitpack else {})}
+        options = {"input_size": args.input_size, **({"bitpack": True} if args.bitpack else {}),
+                   **({"int8": True, "int8_range": args.int8_range} if args.int8 else {})}
         bar.step(f"exporting to {fmt.name}" + ("" if args.no_verify else ", then verifying against the source model"))
         # The file's size and sha256 go beside it (NAME.sha256.json), checked by every command that reads it
         # (converters.verify.read_export); an old record goes first, so a kill never pairs it with a new file.

@@ -70,19 +70,20 @@ def _locked(name: str):
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def tiny_tflite(name: str) -> Path:
+def tiny_tflite(name: str, int8: bool = False) -> Path:
     """The LCE TFLite file of ``randomize(tiny(name))``, converted once per test session.
 
     The first test that needs it converts it (``verify=False``: the tests that read it check it
     themselves), unless test_converters.py's verified conversion of the same model came first
-    (:func:`share_tiny_tflite`). Read-only: copy it before editing.
+    (:func:`share_tiny_tflite`). ``int8``: its int8 file (``to_tflite(..., int8=True)``).
+    Read-only: copy it before editing.
     """
     import converters
 
-    with _locked(name) as path:
+    with _locked(f"{name}.int8" if int8 else name) as path:
         if not path.exists():
             tmp = path.with_suffix(".part.tflite")
-            converters.to_tflite(randomize(tiny(name)), str(tmp), verify=False)
+            converters.to_tflite(randomize(tiny(name)), str(tmp), verify=False, int8=int8)
             os.replace(tmp, path)
         return path
 
