@@ -111,10 +111,14 @@ class Watch:
         return max(0.01, min(self.stall, left))
 
 
-def run(fn: Callable[[], T], watch: Watch, poll: float = 0.05, grace: float = 1.0) -> T:
+def run(fn: Callable[[], T], watch: Watch, poll: float = 0.05, grace: float = 1.0,
+        sample: Optional[Callable[[], int]] = None) -> T:
     """``fn()`` run in a worker thread, given up on (:class:`DownloadTimeout`) when ``watch`` says so.
 
-    ``fn`` must report its progress to ``watch`` (which stops it after the caller gave up).
+    ``fn`` must report its progress to ``watch`` (which stops it after the caller gave up), unless
+    ``sample`` is given: a byte count read from outside the transfer (the size of its partial file),
+    polled here and fed to ``watch`` when it grows, for transfer code that cannot report. Such a
+    worker cannot be stopped; it is left to end on its own.
     Ctrl-C in the caller gives up on it too. After giving up, the worker gets ``grace`` seconds to
     stop and clean up before the error is raised.
     """
@@ -128,10 +132,16 @@ def run(fn: Callable[[], T], watch: Watch, poll: float = 0.05, grace: float = 1.
 
     worker = threading.Thread(target=work, name=f"download {watch.what}", daemon=True)
     worker.start()
+    seen = 0
     try:
         while worker.is_alive():
             worker.join(poll)
             if worker.is_alive():
+                if sample is not None:
+                    now = sample()
+                    if now != seen:  # a new partial file (a retry) counts as progress too
+                        watch.progress(max(now - seen, 0))
+                        seen = now
                 watch.check()
     except BaseException:
         watch.cancelled.set()

@@ -167,10 +167,16 @@ def hub_file(repo_id: str, filename: str, revision: str = "main", *, sha256: Opt
     endpoint = _endpoint()
     clean_partial_downloads(repo_id)
     watch = Watch(where)
+    kwargs = dict(revision=revision, cache_dir=_cache_dir(), endpoint=endpoint, local_files_only=offline,
+                  force_download=force and not offline, **library())
+    sample = None
+    _small_chunks()
+    if _reports_progress(hf_hub_download):
+        kwargs["tqdm_class"] = _watched_tqdm(watch)
+    else:  # huggingface-hub < 1.1 takes no progress bar class: watch the partial file grow instead
+        sample = lambda: _partial_bytes(repo_id)  # noqa: E731
     try:
-        path = Path(run_watched(lambda: hf_hub_download(
-            repo_id, filename, revision=revision, cache_dir=_cache_dir(), endpoint=endpoint, local_files_only=offline,
-            force_download=force and not offline, tqdm_class=_watched_tqdm(watch), **library()), watch))
+        path = Path(run_watched(lambda: hf_hub_download(repo_id, filename, **kwargs), watch, sample=sample))
     except DownloadTimeout as e:
         raise HubError(f"{e}; nothing was cached: retry {warm} (or raise the limit)") from None
     except GatedRepoError:
@@ -205,16 +211,43 @@ def hub_file(repo_id: str, filename: str, revision: str = "main", *, sha256: Opt
     return path
 
 
+def _small_chunks() -> None:
+    """huggingface_hub reads the body in chunks of DOWNLOAD_CHUNK_SIZE (10 MiB) and reports (and writes)
+    nothing in between: on a slow link the stall timeout would see no progress for minutes. 64 KiB chunks
+    report about every second down to 64 kB/s and cost nothing measurable in Python calls."""
+    from huggingface_hub import constants
+
+    constants.DOWNLOAD_CHUNK_SIZE = min(constants.DOWNLOAD_CHUNK_SIZE, _CHUNK)
+
+
+def _reports_progress(download) -> bool:
+    """Whether ``hf_hub_download`` takes ``tqdm_class`` (huggingface-hub >= 1.1)."""
+    import inspect
+
+    return "tqdm_class" in inspect.signature(download).parameters
+
+
+def _partial_bytes(repo_id: str) -> int:
+    """Bytes in the partial files (``blobs/*.incomplete``) of ``repo_id`` in the Hub cache."""
+    blobs = _repo_cache(repo_id) / "blobs"
+    total = 0
+    try:
+        with os.scandir(blobs) as entries:
+            for entry in entries:
+                if entry.name.endswith(".incomplete"):
+                    try:
+                        total += entry.stat(follow_symlinks=False).st_size
+                    except OSError:
+                        pass
+    except OSError:
+        pass
+    return total
+
+
 def _watched_tqdm(watch: Watch) -> type:
     """huggingface_hub's progress bar, reporting every chunk to ``watch`` (which stops the transfer once
     its caller has given up: the partial file is then removed by huggingface_hub itself)."""
-    from huggingface_hub import constants
     from huggingface_hub.utils import tqdm as hf_tqdm
-
-    # huggingface_hub reads the body in chunks of DOWNLOAD_CHUNK_SIZE (10 MiB) and reports (and writes) nothing
-    # in between: on a slow link the stall timeout would see no progress for minutes. 64 KiB chunks report
-    # about every second down to 64 kB/s and cost nothing measurable in Python calls.
-    constants.DOWNLOAD_CHUNK_SIZE = min(constants.DOWNLOAD_CHUNK_SIZE, _CHUNK)
 
     class Watched(hf_tqdm):
         def update(self, n=1):
