@@ -55,8 +55,8 @@ def _needs_tensorflow(args: argparse.Namespace) -> bool:
     if args.command == "convert":
         return getattr(args, "to", "") == "tflite"
     if args.command == "eval":
-        return not getattr(args, "compare", None) and any(
-            rt in str(getattr(args, "runtimes", "")) for rt in ("lce", "xnnpack"))
+        return not getattr(args, "compare", None) and any(  # no --runtimes: the default ones hold lce
+            rt in str(getattr(args, "runtimes", None) or "lce") for rt in ("lce", "xnnpack"))
     if args.command == "detect":
         return getattr(args, "runtime", None) == "tflite" or str(getattr(args, "exported", "") or "").endswith(".tflite")
     if args.command == "verify":
