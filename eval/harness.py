@@ -527,34 +527,41 @@ def _export_jobs(models: _Models, opts: EvalOptions) -> list[tuple[str, Any, str
     return jobs
 
 
-def _prepare(name: str, opts: EvalOptions) -> dict[str, str]:
-    """Converts (or finds cached) every export of one model; returns ``{stage: error}`` of the failed ones.
-    Runs in a worker process of :func:`evaluate` (``jobs > 1``)."""
+def _prepare(name: str, opts: EvalOptions) -> dict[str, Any]:
+    """Converts (or finds cached) every export of one model, in a worker process of :func:`evaluate` (``jobs > 1``).
+
+    Returns:
+        ``{"errors": {stage: error}, "converted": [export keys converted now]}``.
+    """
     from converters.cache import export_cached
 
     from zoo.console import quiet_startup
 
     quiet_startup(os.environ.get("BNNZOO_VERBOSE") == "1")
-    errors: dict[str, str] = {}
+    done: dict[str, Any] = {"errors": {}, "converted": []}
     try:
         models = _build(name, opts)
-    except Exception as e:  # noqa: BLE001  recorded in its row by the timing pass, which builds it again
-        return {"build": _error(e)}
+    except Exception:  # noqa: BLE001  recorded in its row by the timing pass, which builds it again
+        return done
     for key, model, fmt in _export_jobs(models, opts):
         try:
-            export_cached(model, fmt, opts.cache or None)
+            if export_cached(model, fmt, opts.cache or None).converted:
+                done["converted"].append(key)
         except Exception as e:  # noqa: BLE001  the row records it; the other exports still run
-            errors[f"export {key}"] = _error(e)
-    return errors
+            done["errors"][f"export {key}"] = _error(e)
+    return done
 
 
 def evaluate_model(name: str, opts: EvalOptions, data: Optional[_DataCache], cache: str,
-                   bar: Optional[Any] = None, failed: Optional[dict[str, str]] = None) -> dict[str, Any]:
+                   bar: Optional[Any] = None, prepared: Optional[dict[str, Any]] = None) -> dict[str, Any]:
     """One row of the results (see :func:`evaluate`); never raises for the model's own failures.
 
     Args:
-        failed: Export stages that already failed for this model (``jobs > 1``): recorded, not retried.
+        prepared: What :func:`_prepare` did for this model (``jobs > 1``): its failed exports are recorded,
+            not retried; the exports it converted count as converted in this run.
     """
+    prepared = prepared or {"errors": {}, "converted": []}
+    failed = prepared["errors"]
     from converters.cache import export_cached
 
     row: dict[str, Any] = {"model": name, "status": "ok", "errors": {}}
@@ -596,7 +603,7 @@ def evaluate_model(name: str, opts: EvalOptions, data: Optional[_DataCache], cac
         done = stage(f"export {key}", lambda model=model, fmt=fmt: export_cached(model, fmt, cache))
         files[key] = str(done.path) if done else None
         if done is not None:
-            exports[key] = {"bytes": done.size_bytes, "converted_now": done.converted,
+            exports[key] = {"bytes": done.size_bytes, "converted_now": done.converted or key in prepared["converted"],
                             "conversion_s": round(done.seconds, 1), **({"lce_bconv2d": done.lce_bconv2d}
                                                                        if done.lce_bconv2d is not None else {})}
     seconds["exports"] = round(time.perf_counter() - started, 1)
@@ -749,30 +756,29 @@ def _litert_path() -> str:
         return f"unavailable: {_error(e)}"
 
 
-def _prepare_all(opts: EvalOptions, cache: str) -> dict[str, dict[str, str]]:
-    """Every model's exports, converted in ``opts.jobs`` processes (the cache keeps them for the timing pass)."""
+def _prepare_all(opts: EvalOptions, cache: str) -> dict[str, dict[str, Any]]:
+    """Every model's exports, converted in ``opts.jobs`` processes (the cache keeps them for the timing pass);
+    model -> what :func:`_prepare` did."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     worker_opts = replace(opts, cache=cache, progress=False)
-    failed: dict[str, dict[str, str]] = {}
-    done = 0
+    prepared: dict[str, dict[str, Any]] = {}
     print(f"bnnzoo eval: converting {len(opts.models)} models in {opts.jobs} processes (each export verified once, "
           f"then cached)", file=sys.stderr, flush=True)
     with ProcessPoolExecutor(opts.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
         futures = {pool.submit(_prepare, name, worker_opts): name for name in opts.models}
-        for future in as_completed(futures):
+        for done, future in enumerate(as_completed(futures), 1):
             name = futures[future]
-            done += 1
             try:
-                failed[name] = future.result()
+                prepared[name] = future.result()
             except Exception as e:  # noqa: BLE001  a crashed worker: the timing pass converts it again
-                failed[name] = {}
                 print(f"bnnzoo eval: {name}: conversion process failed ({_error(e)}); converting it again",
                       file=sys.stderr, flush=True)
+                continue
             if opts.progress:
                 print(f"bnnzoo eval: converted {name} ({done}/{len(opts.models)})", file=sys.stderr, flush=True)
-    return failed
+    return prepared
 
 
 def evaluate(opts: EvalOptions) -> dict[str, Any]:
@@ -793,7 +799,8 @@ def evaluate(opts: EvalOptions) -> dict[str, Any]:
     started = time.time()
     with tempfile.TemporaryDirectory(prefix="bnnzoo-eval-") as tmp:
         cache = opts.cache or tmp
-        failed = _prepare_all(opts, cache) if opts.jobs > 1 and len(opts.models) > 1 else {}
+        convert_first = opts.jobs > 1 and len(opts.models) > 1
+        prepared = _prepare_all(opts, cache) if convert_first else {}
         exports_s = time.time() - started
         bar = None
         if opts.progress:  # a bar on a terminal, plain lines in logs
@@ -804,7 +811,7 @@ def evaluate(opts: EvalOptions) -> dict[str, Any]:
             for name in opts.models:
                 if bar is not None:
                     bar.set_description(f"bnnzoo eval {name}")
-                row = evaluate_model(name, opts, data, cache, bar, failed.get(name))
+                row = evaluate_model(name, opts, data, cache, bar, prepared.get(name))
                 if row["errors"]:
                     first = next(iter(row["errors"].items()))
                     print(f"bnnzoo eval: {name}: {first[0]} failed: {first[1]}", file=sys.stderr)
@@ -824,7 +831,7 @@ def evaluate(opts: EvalOptions) -> dict[str, Any]:
         "schema_version": SCHEMA_VERSION,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
         "seconds": round(time.time() - started, 1),
-        "seconds_converting_first": round(exports_s, 1) if failed or opts.jobs > 1 else None,
+        "seconds_converting_first": round(exports_s, 1) if convert_first else None,
         "command": opts.command,
         "machine": {**machine_info(), "load_average_at_start": load_at_start},
         "settings": {

@@ -3,6 +3,7 @@ no TF_* variables set), defaults in every --help, --version, and the one NAME[.T
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -96,11 +97,19 @@ def test_list_weights_and_stages():
 
 
 def test_eval_prints_only_its_own_lines(tmp_path):
-    result = bnnzoo("eval", "mobilenet_v1_025", "--tiny", "--baseline", "none", "--runtimes", "lce,xnnpack,onnx,torch",
-                    "--runs", "1", "--warmup", "0", "--threads", "1", "-o", str(tmp_path / "rep"), cwd=tmp_path)
+    """What `make demo` runs (eval --quick: bnnzoo's kernels in LiteRT, LCE, MobileNet-v1 in TFLite + XNNPACK) with
+    a user's environment: the table on stdout, bnnzoo's progress lines on stderr, and nothing else: no "INFO:
+    Created TensorFlow Lite XNNPACK delegate for CPU." (written by TFLite's C++ logger when LiteRT or TensorFlow's
+    interpreter applies XNNPACK) and no TensorFlow start-up lines."""
+    result = bnnzoo("eval", "meliusnet22", "mobilenet_v1_025", "--tiny", "--baseline", "none", "--quick", "--runs", "2",
+                    "--warmup", "0", "--cache", str(tmp_path / "cache"), "-o", str(tmp_path / "rep"), cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     assert _foreign(result.stderr) == [], "third-party lines on stderr:\n" + "\n".join(_foreign(result.stderr))
     assert "\r" not in result.stderr and (tmp_path / "rep" / "results.json").is_file()
+    foreign_out = [line for line in result.stdout.splitlines() if line.strip() and not line.startswith(("|", "wrote "))]
+    assert foreign_out == [], "third-party lines on stdout:\n" + "\n".join(foreign_out)
+    rows = json.loads((tmp_path / "rep" / "results.json").read_text())["models"]
+    assert set(rows[1]["latency_ms"]) == {"litert", "lce", "xnnpack"}  # LiteRT and TFLite applied XNNPACK
 
 
 def _parser(command: str):
