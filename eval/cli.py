@@ -131,6 +131,7 @@ def run_eval(args: argparse.Namespace) -> int:
     results = harness.evaluate(opts)
     paths = report.write_report(results, args.out, arm64)
     print(report.summary_table(results))
+    print("\n" + "\n".join(line.replace("**", "") for line in report.answer(results)))
     print("\nwrote " + ", ".join(str(p) for p in paths.values()))
     failed = [r["model"] for r in results["models"] if r["status"] != "ok"]
     if failed:

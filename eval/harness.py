@@ -535,9 +535,6 @@ def _prepare(name: str, opts: EvalOptions) -> dict[str, Any]:
     """
     from converters.cache import export_cached
 
-    from zoo.console import quiet_startup
-
-    quiet_startup(os.environ.get("BNNZOO_VERBOSE") == "1")
     done: dict[str, Any] = {"errors": {}, "converted": []}
     try:
         models = _build(name, opts)
@@ -756,6 +753,17 @@ def _litert_path() -> str:
         return f"unavailable: {_error(e)}"
 
 
+def _quiet_worker(tensorflow: bool) -> None:
+    """A conversion process prints what ``bnnzoo`` does: TensorFlow imported with its C++ start-up log discarded
+    (lines written before absl's logging is set up ignore ``TF_CPP_MIN_LOG_LEVEL``)."""
+    from zoo.console import import_tensorflow_quietly, quiet_startup
+
+    verbose = os.environ.get("BNNZOO_VERBOSE") == "1"
+    quiet_startup(verbose)
+    if tensorflow and not verbose:
+        import_tensorflow_quietly()
+
+
 def _prepare_all(opts: EvalOptions, cache: str) -> dict[str, dict[str, Any]]:
     """Every model's exports, converted in ``opts.jobs`` processes (the cache keeps them for the timing pass);
     model -> what :func:`_prepare` did."""
@@ -766,7 +774,8 @@ def _prepare_all(opts: EvalOptions, cache: str) -> dict[str, dict[str, Any]]:
     prepared: dict[str, dict[str, Any]] = {}
     print(f"bnnzoo eval: converting {len(opts.models)} models in {opts.jobs} processes (each export verified once, "
           f"then cached)", file=sys.stderr, flush=True)
-    with ProcessPoolExecutor(opts.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+    with ProcessPoolExecutor(opts.jobs, mp_context=multiprocessing.get_context("spawn"), initializer=_quiet_worker,
+                             initargs=("tflite" in _formats(opts.runtimes),)) as pool:
         futures = {pool.submit(_prepare, name, worker_opts): name for name in opts.models}
         for done, future in enumerate(as_completed(futures), 1):
             name = futures[future]

@@ -788,7 +788,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--warmup", type=int, default=3, help="untimed runs before them")
     p.add_argument("--threads", type=int, default=1, help="threads of LCE and onnxruntime")
     p.add_argument("--tiny", action="store_true", help="build each detector at its tiny test size (smoke runs)")
-    p.add_argument("--keep-exports", action="store_true", help="keep the .tflite and .onnx files in OUT/exports/")
+    p.add_argument("--keep-exports", action="store_true",
+                   help="keep the verified .tflite and .onnx files in OUT/exports/ (NAME-KEY.suffix: a later run with the "
+                        "same weights reuses them)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     args = p.parse_args(argv)
     argv = list(sys.argv[1:] if argv is None else argv)

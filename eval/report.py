@@ -18,11 +18,11 @@ import math
 from pathlib import Path
 from typing import Any, Optional
 
-from zoo.fileio import write_bytes, write_text
+from zoo.fileio import read_json, write_bytes, write_text
 
 from .harness import BASELINES, NO_WEIGHTS, RUNTIMES, SCHEMA, SCHEMA_VERSION
 
-__all__ = ["write_report", "markdown", "header", "summary_table", "headline", "pareto_front", "pareto_rows",
+__all__ = ["write_report", "markdown", "header", "summary_table", "headline", "answer", "why", "pareto_front", "pareto_rows",
            "plot", "arm64_plot", "save_figure", "load_results", "load_arm64", "compare", "PLOTS", "ARM64_PLOT",
            "LCE_PUBLISHED_PI4", "PI4_CLOCK_HZ"]
 
@@ -221,13 +221,14 @@ def _dominator(p: dict, pts: list[dict], key: str) -> Optional[dict]:
     return min(better, key=cost) if better else None
 
 
-def headline(results: dict) -> str:
-    """The answer: which networks are on the accuracy-latency and accuracy-size fronts, the table, and why."""
-    pts = pareto_rows(results)
+def answer(results: dict, pts: Optional[list[dict]] = None) -> list[str]:
+    """The headline's sentences: for each front, the binary networks on it, or the MobileNet-v1 widths that
+    dominate them (what ``bnnzoo eval`` prints after its table)."""
+    pts = pareto_rows(results) if pts is None else pts
     rts = _headline_runtimes(results)
     t0 = results["settings"]["threads"][0]
     if not pts:
-        return "No model with a published ImageNet top-1 was measured: no front to draw."
+        return ["No model with a published ImageNet top-1 was measured: no front to draw."]
     lines = []
     other = sorted({f"{r['model']} ({_size(r)})" for r in results["models"] if r.get("input_size")
                     and (r.get("published") or {}).get("input_size") not in (None, r["input_size"])})
@@ -251,6 +252,17 @@ def headline(results: dict) -> str:
             lines[-1] += (" (" if on else ": ") + "; ".join(
                 f"{p['model']} {p['top1']:g}% at {_cost_text(p, key)} against {d['model']} {d['top1']:g}% at "
                 f"{_cost_text(d, key)}" for p, d in examples) + (")" if on else ".")
+    return lines
+
+
+def headline(results: dict) -> str:
+    """The answer: which networks are on the accuracy-latency and accuracy-size fronts, the table, and why."""
+    pts = pareto_rows(results)
+    rts = _headline_runtimes(results)
+    t0 = results["settings"]["threads"][0]
+    lines = answer(results, pts)
+    if not pts:
+        return lines[0]
     rows = []
     for p in sorted(pts, key=lambda p: (p["top1"])):
         rows.append([p["model"] + (" (TFLite + XNNPACK)" if p["baseline"] else ""), f"{p['top1']:g}"]
@@ -338,19 +350,13 @@ def load_arm64(path: str | Path) -> dict[str, dict[str, Any]]:
         FileNotFoundError: No such file.
         ValueError: Not such a file.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"--arm64 {path} does not exist: write it with `python -m eval.bench_arm64 --json {path}`")
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise ValueError(f"--arm64 {path} is not JSON ({e}): write it with `python -m eval.bench_arm64 --json`") from None
-    models = data.get("models", data) if isinstance(data, dict) else None
+    fix = f"write it with `python -m eval.bench_arm64 --json {path}`"
+    data = read_json(path, "--arm64", fix)
+    models = data.get("models", data)
     if not isinstance(models, dict) or not models or not all(
             isinstance(v, dict) and (isinstance(v.get("instructions"), dict) or _arm64_ms(v)[0] is not None)
             for v in models.values()):
-        raise ValueError(f"--arm64 {path} holds no per-model entries with \"instructions\" or cycles: write it with "
-                         "`python -m eval.bench_arm64 --json`")
+        raise ValueError(f"--arm64 {path} holds no per-model entries with \"instructions\" or cycles: {fix}")
     return models
 
 
@@ -582,8 +588,10 @@ def header(results: dict) -> list[str]:
         + (f"Load average (1/5/15 min) at start {m.get('load_average_at_start')}, at end {m.get('load_average')}.  \n"
            if m.get("load_average") else "")
         + took,
-        f"Latency: batch 1 at each model's ImageNet input size ({_sizes(results)}; the size its published "
-        f"top-1 refers to), {s['warmup']} warm-up runs, then the runtimes of one model timed round-robin (one run "
+        f"Latency: batch 1 at each model's registered input size ({_sizes(results)}"
+        + ("; the size its published ImageNet top-1 refers to" if any(
+            "top1" in (r.get("published") or {}) for r in results["models"]) else "")
+        + f"), {s['warmup']} warm-up runs, then the runtimes of one model timed round-robin (one run "
         f"of each per round, so a load change hits them alike), each {early}; the median in ms (in parentheses: "
         f"25th–75th percentile, runs), threads {', '.join(map(str, s['threads']))}. Models without trained weights "
         f"are timed with seeded random weights (seed {s.get('timing_seed', 0)}); latency does not depend on the "
@@ -674,14 +682,8 @@ def load_results(path: str | Path) -> dict:
         FileNotFoundError: No such file.
         ValueError: Not a ``bnnzoo eval`` results file of a schema version this code reads.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"results file {path} does not exist")
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path} is not JSON: {e}") from None
-    if not isinstance(data, dict) or data.get("schema") != SCHEMA:
+    data = read_json(path, "results file", "give a results.json that bnnzoo eval wrote")
+    if data.get("schema") != SCHEMA:
         raise ValueError(f"{path} is not a bnnzoo eval results file (no \"schema\": \"{SCHEMA}\")")
     if data.get("schema_version") != SCHEMA_VERSION:
         raise ValueError(f"{path} has schema_version {data.get('schema_version')}; this bnnzoo reads {SCHEMA_VERSION}")

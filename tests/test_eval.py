@@ -98,12 +98,14 @@ def test_compare(tiny_report, tmp_path, capsys):
 
 def test_every_runtime_is_timed_at_the_input_size_and_exports_are_reused(tmp_path):
     """Real LCE/ONNX exports, every runtime (TFLite+XNNPACK for the float model only) at each model's registered
-    input size; a second run finds both exports of both models in the cache instead of converting them again."""
+    input size; the first run converts every model first in 2 processes, a second run finds both exports of both
+    models in the cache instead of converting them again."""
     argv = ["--tiny", "meliusnet22", "mobilenet_v1_025", "--baseline", "none", "--runtimes",
             "litert,lce,lce_default,onnx,torch", "--runs", "2", "--min-runs", "2", "--warmup", "0", "--no-progress",
             "--cache", str(tmp_path / "cache")]
-    assert cli.main([*argv, "-o", str(tmp_path / "first")]) == 0
+    assert cli.main([*argv, "--jobs", "2", "-o", str(tmp_path / "first")]) == 0  # converted first, in 2 processes
     res = json.loads((tmp_path / "first" / "results.json").read_text())
+    assert res["seconds_converting_first"] > 0
     melius, mnv1 = res["models"]
     binary_runtimes = {"litert", "lce", "lce_default", "onnx", "torch"}
     assert set(melius["latency_ms"]) == binary_runtimes  # stock TFLite cannot run LCE ops

@@ -82,15 +82,14 @@ def add_demo_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    """Figures of every model; the binary models against MobileNet-v1 at 224x224 (published ImageNet top-1,
-    measured latency and size) with the MNIST accuracy of their shipped weights; plates found by the 1-bit detector."""
+    """The binary models against MobileNet-v1 at 224x224 (published ImageNet top-1, measured latency and size)
+    with the MNIST accuracy of their shipped weights; then plates found by the 1-bit detector. (The figures of
+    every model, which took most of a minute to measure, are `bnnzoo list --figures`.)"""
     from eval.cli import main as eval_main
 
-    print("Figures of every registered model, measured from the PyTorch model at its input size:\n")
-    print(figures_table(list_models()), flush=True)
     if args.models_option:
         args.models = args.models_option
-    print(f"\n{', '.join(args.models)} against MobileNet-v1 (widths 0.25 to 1.0) at 224x224, the input size of their "
+    print(f"{', '.join(args.models)} against MobileNet-v1 (widths 0.25 to 1.0) at 224x224, the input size of their "
           "published ImageNet top-1: each exported to LCE TFLite at 224x224 (verified once, then cached) and timed in "
           "bnnzoo's kernels (LiteRT) and LCE, MobileNet-v1 in TFLite with XNNPACK. Beside it, the accuracy of the "
           f"weights that ship with bnnzoo (tag {DEMO_TAG!r}, trained on MNIST digits at 32x32, 64x64 for MobileNet-v1 "
