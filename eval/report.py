@@ -306,10 +306,12 @@ def why(results: dict, pts: Optional[list[dict]] = None) -> str:
         mid = rates[len(rates) // 2]
         parts.append(
             f"MobileNet-v1 in XNNPACK ran up to {float_rate / 1e9:.0f} G float MAC/s ({best_name}: FLOPs / its latency). "
-            f"bnnzoo's binary convolutions (`LceBconv2d`, timed inside the whole inference by the kernels' own "
-            f"per-op timers) ran {rates[0] / 1e9:.0f}–{rates[-1] / 1e9:.0f} G binary MAC/s over {len(rates)} binary "
-            f"networks (median {mid / 1e9:.0f}): a binary MAC cost 1/{mid / float_rate:.0f} of a float MAC here, not the "
-            "1/64 that OPs = FLOPs + BOPs/64 assumes. Per instruction on AVX-512 (not measured, counted from the "
+            "bnnzoo's binary convolutions (`LceBconv2d`, timed inside the whole inference by the kernels' own "
+            + (f"per-op timers) ran {rates[0] / 1e9:.0f}–{rates[-1] / 1e9:.0f} G binary MAC/s over {len(rates)} binary "
+               f"networks (median {mid / 1e9:.0f})" if len(rates) > 1 else
+               f"per-op timers) ran {mid / 1e9:.0f} G binary MAC/s in {binaries[0][0]}")
+            + f": a binary MAC cost 1/{mid / float_rate:.0f} of a float MAC here, not the 1/64 that OPs = FLOPs + "
+            "BOPs/64 assumes. Per instruction on AVX-512 (not measured, counted from the "
             "instruction set): one 512-bit `VPOPCNTQ` counts 512 binary products after one `VPXORQ`, where one "
             "`VFMADD` does 16 float32 MACs: 32x the MACs per instruction, before the XOR, the adds of the counts, "
             "the packing of activations (`LceQuantize`) and how many of each instruction the core issues per "
@@ -320,8 +322,9 @@ def why(results: dict, pts: Optional[list[dict]] = None) -> str:
             f"Binary networks also keep float work MobileNet-v1 does not shrink: in {name} the binary convolutions "
             f"took {b:.1f} of {total:.1f} ms ({b / total:.0%}); the other {total - b:.1f} ms went to "
             f"{flops / 1e6:.0f} M float MACs (stem, shortcuts, classifier), packing and unpacking activations and "
-            f"pooling (the median share over the {len(shares)} binary networks: "
-            f"{sorted(b / t for _, b, t, _ in shares)[len(shares) // 2]:.0%} in binary convolutions).")
+            "pooling" + (f" (the median share over the {len(shares)} binary networks: "
+                         f"{sorted(b / t for _, b, t, _ in shares)[len(shares) // 2]:.0%} in binary convolutions)."
+                         if len(shares) > 1 else "."))
     else:
         parts.append("(No bnnzoo LiteRT per-op timing or no MobileNet-v1 XNNPACK latency in this run: the rates that "
                      "explain the front are not available.)")
@@ -332,8 +335,10 @@ def why(results: dict, pts: Optional[list[dict]] = None) -> str:
                      + ", ".join(f"{p['model']} ({p['top1']:g}%, {p['size_mib']:.2f} MiB)" for p in
                                  sorted(small, key=lambda p: p["size_mib"]))
                      + "; 1-bit weights take 1/32 of the storage of float32 ones.")
-    parts.append("On ARM64 (a Raspberry Pi) the balance differs (NEON: 128-bit `CNT` per byte lane, 4-lane float "
-                 "FMA): see the ARM64 section when this report has one, and LCE's published Raspberry Pi 4 figures.")
+    parts.append("On ARM64 the per-instruction ratio is the same (NEON's `CNT` counts 128 binary products, its `FMLA` "
+                 "does 4 float32 MACs), while the cores, memory and kernels differ: this x86 front says nothing about a "
+                 "Raspberry Pi (see the ARM64 section where this report has one, with LCE's published Raspberry Pi 4 "
+                 "figures).")
     return " ".join(parts)
 
 
