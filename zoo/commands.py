@@ -118,6 +118,7 @@ def _demo_plates(out: str, count: int) -> int:
     folder = Path(out) / "plates"
     generate(folder, {"test": count}, seed=0)
     images = sorted(str(p) for p in (folder / "images" / "test").iterdir())
+    (folder / "detected").mkdir(parents=True, exist_ok=True)  # a folder even for one image (detect's -o rule)
     # No --model: detect's default detector (eval.detect.DEFAULT_DETECTOR) with its shipped weights.
     return cli_main(["detect", *images, "--runtime", "tflite",
                      "--score-threshold", "0.5", "-o", str(folder / "detected")])
