@@ -241,7 +241,8 @@ def answer(results: dict, pts: Optional[list[dict]] = None) -> list[str]:
         on = sorted((p for p in pts if p["front"].get(key) and not p["baseline"]), key=lambda p: -p["top1"])
         if on:
             lines.append(f"- **Accuracy against {what}: on the front: {', '.join(p['model'] for p in on)}**"
-                         + "; " + ", ".join(f"{p['model']} {p['top1']:g}% at " + _cost_text(p, key) for p in on) + ".")
+                         + "; " + ", ".join(f"{p['model']} {p['top1']:g}% at " + _cost_text(p, key) + _next_below(p, pts, key)
+                                            for p in on) + ".")
         else:
             lines.append(f"- **Accuracy against {what}: no binary network is on the front**; MobileNet-v1 dominates "
                          "each one")
@@ -249,10 +250,33 @@ def answer(results: dict, pts: Optional[list[dict]] = None) -> list[str]:
                            key=lambda p: -p["top1"])
         examples = [(p, d) for p in dominated if (d := _dominator(p, pts, key))][:3]
         if examples:
-            lines[-1] += (" (" if on else ": ") + "; ".join(
+            lines[-1] += (" Dominated, e.g.: " if on else ": ") + "; ".join(
                 f"{p['model']} {p['top1']:g}% at {_cost_text(p, key)} against {d['model']} {d['top1']:g}% at "
-                f"{_cost_text(d, key)}" for p, d in examples) + (")" if on else ".")
+                f"{_cost_text(d, key)}" for p, d in examples) + "."
+    missing = [r for r in results["models"] if (r.get("published") or {}).get("top1") is not None
+               and any(_cost_of(r, rt, t0) is None for rt in rts)]
+    if missing:
+        lines.append("- Not on the latency fronts (no latency in " + " or ".join(RUNTIMES[rt].label for rt in rts)
+                     + "): " + "; ".join(f"{r['model']} ({_first_error(r)})" for r in missing) + ".")
     return lines
+
+
+def _first_error(row: dict) -> str:
+    """The error that kept a row out of a column: its export's, else the first one recorded."""
+    errors = row.get("errors") or {}
+    key = next((k for k in ("export tflite", "build", "timing t1") if k in errors), next(iter(errors), None))
+    return f"{key}: {errors[key]}" if key else "not timed"
+
+
+def _next_below(p: dict, pts: list[dict], key: str) -> str:
+    """`` (mobilenet_v1 70.6% at 33.1 ms)``: the most accurate MobileNet-v1 width that costs less than ``p``."""
+    cost = (lambda q: q["size_mib"]) if key == "size" else (lambda q: q["latency"][key])
+    cheaper = [q for q in pts if q["baseline"] and cost(q) is not None and cost(q) < cost(p)]
+    if not cheaper:
+        return ""
+    q = max(cheaper, key=lambda q: q["top1"])
+    return (f" (the most accurate cheaper MobileNet-v1, {q['model']}: {q['top1']:g}% at {_cost_text(q, key)}, "
+            f"{p['top1'] - q['top1']:+.1f} points for {cost(p) / cost(q):.2f}x the {'size' if key == 'size' else 'latency'})")
 
 
 def headline(results: dict) -> str:

@@ -29,7 +29,8 @@ _KNOWN_WARNINGS = (
     (UserWarning, r".*TensorFlow Addons.*"),
     (UserWarning, r"(?s).*tf\.lite\.Interpreter is deprecated"),  # TF 2.19 about TF 2.20; LCE's interpreter is ours
 )
-_KNOWN_LOGGERS = ("torch.onnx", "onnxscript", "absl", "tensorflow", "h5py")
+# larq: "Using a binary weight quantizer without setting `kernel_constraint`..." while a twin is built for export.
+_KNOWN_LOGGERS = ("torch.onnx", "onnxscript", "absl", "tensorflow", "h5py", "larq")
 
 
 def quiet_startup(verbose: bool = False) -> None:
