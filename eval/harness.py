@@ -527,14 +527,23 @@ def _export_jobs(models: _Models, opts: EvalOptions) -> list[tuple[str, Any, str
     return jobs
 
 
+def _export(model, fmt: str, cache: Optional[str]):
+    """``converters.cache.export_cached``, with what the converters' C++ side writes to file descriptor 2 (LCE's
+    "ERROR: ... failed to prepare" of a file it refuses) discarded: the row records the error in one line."""
+    from converters.cache import export_cached
+
+    from zoo.console import stderr_discarded
+
+    with stderr_discarded(replay=False):
+        return export_cached(model, fmt, cache)
+
+
 def _prepare(name: str, opts: EvalOptions) -> dict[str, Any]:
     """Converts (or finds cached) every export of one model, in a worker process of :func:`evaluate` (``jobs > 1``).
 
     Returns:
         ``{"errors": {stage: error}, "converted": [export keys converted now]}``.
     """
-    from converters.cache import export_cached
-
     done: dict[str, Any] = {"errors": {}, "converted": []}
     try:
         models = _build(name, opts)
@@ -542,7 +551,7 @@ def _prepare(name: str, opts: EvalOptions) -> dict[str, Any]:
         return done
     for key, model, fmt in _export_jobs(models, opts):
         try:
-            if export_cached(model, fmt, opts.cache or None).converted:
+            if _export(model, fmt, opts.cache or None).converted:
                 done["converted"].append(key)
         except Exception as e:  # noqa: BLE001  the row records it; the other exports still run
             done["errors"][f"export {key}"] = _error(e)
@@ -559,8 +568,6 @@ def evaluate_model(name: str, opts: EvalOptions, data: Optional[_DataCache], cac
     """
     prepared = prepared or {"errors": {}, "converted": []}
     failed = prepared["errors"]
-    from converters.cache import export_cached
-
     row: dict[str, Any] = {"model": name, "status": "ok", "errors": {}}
     cfg = zoo.get_config(name)
     row.update(family=cfg.family, paper=cfg.paper, published=published(name))
@@ -597,7 +604,7 @@ def evaluate_model(name: str, opts: EvalOptions, data: Optional[_DataCache], cac
     files: dict[str, Optional[str]] = {}
     exports: dict[str, Any] = {}
     for key, model, fmt in _export_jobs(models, opts):
-        done = stage(f"export {key}", lambda model=model, fmt=fmt: export_cached(model, fmt, cache))
+        done = stage(f"export {key}", lambda model=model, fmt=fmt: _export(model, fmt, cache))
         files[key] = str(done.path) if done else None
         if done is not None:
             exports[key] = {"bytes": done.size_bytes, "converted_now": done.converted or key in prepared["converted"],
@@ -667,8 +674,11 @@ def _time_model(row: dict, model, files: dict[str, Optional[str]], opts: EvalOpt
                 return timing.stock_tflite_runner(flatbuffer, threads, x_nhwc)
 
             def first_run(make=make) -> Callable[[], object]:
-                fn = make()
-                fn()  # a runtime that fails on the model fails here, alone
+                from zoo.console import stderr_discarded
+
+                with stderr_discarded(replay=False):  # a runtime's C++ complaints: the row records the error
+                    fn = make()
+                    fn()  # a runtime that fails on the model fails here, alone
                 return fn
 
             fn = stage(f"{rt_name} t{threads}", first_run)

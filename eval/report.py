@@ -241,8 +241,9 @@ def answer(results: dict, pts: Optional[list[dict]] = None) -> list[str]:
         on = sorted((p for p in pts if p["front"].get(key) and not p["baseline"]), key=lambda p: -p["top1"])
         if on:
             lines.append(f"- **Accuracy against {what}: on the front: {', '.join(p['model'] for p in on)}**"
-                         + "; " + ", ".join(f"{p['model']} {p['top1']:g}% at " + _cost_text(p, key) + _next_below(p, pts, key)
-                                            for p in on) + ".")
+                         + "; " + ", ".join(f"{p['model']} {p['top1']:g}% at " + _cost_text(p, key)
+                                            + (_next_below(p, pts, key) if i < 3 else "") for i, p in enumerate(on))
+                         + ".")
         else:
             lines.append(f"- **Accuracy against {what}: no binary network is on the front**; MobileNet-v1 dominates "
                          "each one")
