@@ -122,11 +122,12 @@ class ConversionReport:
             f"file          {self.path} ({self.size_bytes / 1e6:.3f} MB, {self.size_bytes} bytes)",
             f"binary convs  {self.binary_convs} in the model, {self.lce_bconv2d} {packed}"
             + (f", {self.lce_quantize} LceQuantize ops" if self.format == "tflite" else ""),
-            f"time          {self.seconds:.2f} s (conversion + verification)",
-            f"verification  max |diff| {self.max_abs_diff:.3g}, top-1 agreement "
-            f"{self.top1_agreement:.2f} on {self.batch} images of {self.input_size}x{self.input_size}"
-            + (f" ({self.verify_data})" if self.batch else ""),
-        ] + ([f"boxes         the same on {self.box_agreement:.0%} of the images (IoU >= {DETECTION_MIN_IOU} "
+        ] + ([f"time          {self.seconds:.2f} s (conversion + verification)",
+               f"verification  max |diff| {self.max_abs_diff:.3g}, top-1 agreement {self.top1_agreement:.2f} on "
+               f"{self.batch} images of {self.input_size}x{self.input_size} ({self.verify_data})"] if self.batch else
+              [f"time          {self.seconds:.2f} s (conversion only: not verified)",
+               f"input         {self.input_size}x{self.input_size}"])
+          + ([f"boxes         the same on {self.box_agreement:.0%} of the images (IoU >= {DETECTION_MIN_IOU} "
               f"or corners within {DETECTION_ATOL})"]
              if np.isfinite(self.box_agreement) else [])
           + [f"layer-wise    {len(r.checks)} checks passed on {r.runtime} (binary convs exact, float ops "

@@ -44,7 +44,7 @@ from zoo import fileio
 
 from .config import ConfigError, Recipe, Stage, get_recipe, list_recipes, resolve_stages
 from .data import DataError, build_datasets
-from .train import Dist, RunError, _loaders, _model_config, _write_csv, lr_factor, pin_models
+from .train import Classify, Dist, RunError, _loaders, _model_config, _write_csv, lr_factor, pin_models, weights_record
 
 __all__ = ["run_recipe", "train_stage", "keras_problem", "keras_recipes", "RAdam", "STATE_FILE"]
 
@@ -232,9 +232,9 @@ class _EpochEnd(tf.keras.callbacks.Callback):
     """After every epoch: metrics row, ``model.safetensors`` + ``config.json``, state, CSV, log line."""
 
     def __init__(self, stage: Stage, stage_dir: Path, history: list, counts: dict, steps: int, stop_after: int,
-                 log: Callable[[str], None]) -> None:
+                 log: Callable[[str], None], record: Callable[[dict], Any]) -> None:
         super().__init__()
-        self.stage, self.stage_dir, self.history, self.counts = stage, stage_dir, history, counts
+        self.stage, self.stage_dir, self.history, self.counts, self.record = stage, stage_dir, history, counts, record
         self.steps, self.stop_after, self.log, self.done = steps, stop_after, log, 0
         self.t0 = self.t_val = 0.0
 
@@ -257,7 +257,7 @@ class _EpochEnd(tf.keras.callbacks.Callback):
                "train_acc": logs["acc"], "val_loss": logs["val_loss"], "val_acc": logs["val_acc"],
                "skipped_images": int(skipped), "images_per_s": n / max(seconds, 1e-9), "seconds": seconds}
         self.history.append(row)
-        save(state_dict(model), self.stage_dir / "model.safetensors", model.zoo_config)
+        save(state_dict(model), self.stage_dir / "model.safetensors", self.record(row))
         _save_state(self.stage_dir / STATE_FILE, model, model.optimizer, epoch + 1, self.history)
         _write_csv(self.stage_dir / "metrics.csv", self.history)
         self.log(f"{self.stage.name} epoch {epoch + 1}/{self.stage.epochs} (keras): train loss {row['train_loss']:.4f} "
@@ -318,7 +318,8 @@ def train_stage(recipe: Recipe, stage: Stage, run_dir: Path, datasets: tuple, re
 
     counts: dict = {}
     errors: list = []
-    callbacks: list = [_EpochEnd(stage, stage_dir, history, counts, steps, stop_after, log)]
+    callbacks: list = [_EpochEnd(stage, stage_dir, history, counts, steps, stop_after, log,
+                                 lambda row: weights_record(recipe, stage, cfg, train_ds, row, Classify))]
     if recipe.tensorboard:
         callbacks.append(tf.keras.callbacks.TensorBoard(str(stage_dir / "tensorboard"), write_graph=False,
                                                         profile_batch=0))

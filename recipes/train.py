@@ -4,8 +4,10 @@ Usage:
     python -m recipes.train real2bin_mnist [key=value ...] [--resume [RUN_DIR]]
     torchrun --nproc_per_node=8 -m recipes.train real2bin_imagenet data=/data/imagenet
 
-Each stage writes ``<out>/<stage>/``: ``model.safetensors`` + ``config.json`` (the model,
-loadable with ``zoo.load``), ``state.pt`` (model, optimizer, scheduler, RNG and epoch for
+Each stage writes ``<out>/<stage>/``: ``model.safetensors`` + ``config.json`` (the weights'
+record: architecture, the preprocessing of the recipe's data, class names and the epoch's
+validation figures; ``zoo.load("<out>/<stage>")`` needs nothing else),
+``state.pt`` (model, optimizer, scheduler, RNG and epoch for
 ``--resume``; tensors and plain values only, loaded with
 ``torch.load(weights_only=True)`` so a crafted file cannot run code), ``metrics.csv``, ``stage.json`` (the resolved stage, with the teacher and
 initial weights it used) and, once finished, ``final.json``. ``<out>/recipe.json`` holds
@@ -41,7 +43,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from zoo import fileio
 
-from .config import (ConfigError, Recipe, Stage, _tuples, apply_overrides, check_recipe, from_dict, get_recipe,
+from .config import (ConfigError, Recipe, Stage, apply_overrides, check_recipe, from_dict, get_recipe,
                      parse_overrides, resolve_stages)
 from .data import DataError, build_datasets, collate_skip
 from .losses import FeatureHooks, attention_loss, distillation_loss
@@ -152,12 +154,26 @@ def _write_csv(path: Path, rows: list[dict], fields: Sequence[str] = METRIC_FIEL
     fileio.write_text(path, buf.getvalue())
 
 
-def _save_model(model: nn.Module, stage_dir: Path) -> None:
+def weights_record(recipe: Recipe, stage: Stage, cfg, train_ds: Any, row: dict[str, Any], task: type["Task"]):
+    """The record (``zoo.weights.Weights``) of a stage's weights after an epoch: the architecture, the
+    preprocessing of the recipe's own data pipeline (``train_ds.preprocess``), its class names and
+    the epoch's validation figures, measured."""
+    from zoo.weights import Metric, Weights
+
+    about = getattr(train_ds, "description", "") or recipe.data
+    source = (f"measured: bnnzoo train {recipe.name}, stage {stage.name}, epoch {row['epoch']}, on the "
+              "validation split")
+    metrics = tuple(Metric(name, round(float(row[column]) * 100, 2), about, source)
+                    for column, name in task.metrics.items() if column in row)
+    return Weights(arch=cfg.name, num_classes=cfg.num_classes, input_size=cfg.input_size, arch_overrides=dict(cfg.arch),
+                   labels=tuple(train_ds.classes), dataset=about, metrics=metrics,
+                   **getattr(train_ds, "preprocess", {}))
+
+
+def _save_model(model: nn.Module, stage_dir: Path, record) -> None:
     from zoo.weights import save
 
-    save(model.state_dict(), stage_dir / "model.safetensors")
-    # zoo.weights.save writes config.json in place; write it atomically here instead.
-    fileio.write_text(stage_dir / "config.json", json.dumps(model.zoo_config.to_dict(), indent=2) + "\n")
+    save(model.state_dict(), stage_dir / "model.safetensors", record)
 
 
 def _load_weights(model: nn.Module, path: Path, what: str, fix: str) -> None:
@@ -182,15 +198,19 @@ def _check_teacher_config(path: Path, cfg, stage: Stage, teacher: Stage) -> None
     config_json = path.parent / "config.json"
     if not config_json.is_file():
         return
-    saved = fileio.read_json(config_json, "teacher config", f"pass {stage.name}.teacher_weights=PATH to a model "
-                             "saved by bnnzoo train")
-    arch = saved.get("arch", {})
-    arch = {k: _tuples(v) for k, v in arch.items()} if isinstance(arch, dict) else {}
+    from zoo.weights import read_record
+
+    try:
+        saved = read_record(config_json)
+    except ValueError as e:
+        raise ConfigError(f"teacher {e}; pass {stage.name}.teacher_weights=PATH to a model saved by bnnzoo "
+                          "train") from None
+    arch = dict(saved.arch_overrides)
     diff = [k for k in sorted(set(arch) | set(cfg.arch)) if arch.get(k) != cfg.arch.get(k)]
-    if saved.get("name") != cfg.name or diff or saved.get("num_classes") != cfg.num_classes:
-        what = (f"a {saved.get('name')!r}" if saved.get("name") != cfg.name else
+    if saved.arch != cfg.name or diff or saved.num_classes != cfg.num_classes:
+        what = (f"a {saved.arch or saved.module_class!r}" if saved.arch != cfg.name else
                 f"{cfg.name} with {diff[0]}={arch.get(diff[0])!r} (expected {cfg.arch.get(diff[0])!r})" if diff else
-                f"{cfg.name} with {saved.get('num_classes')} classes (expected {cfg.num_classes})")
+                f"{cfg.name} with {saved.num_classes} classes (expected {cfg.num_classes})")
         raise ConfigError(f"teacher checkpoint {path} is {what}, but stage {stage.name} is taught by "
                           f"{teacher.name}, a {cfg.name} as the recipe resolves it: pass "
                           f"{stage.name}.teacher_weights=PATH to that stage's model.safetensors")
@@ -245,11 +265,14 @@ class Task:
         final: Columns of the last epoch that ``final.json`` repeats.
         sums: Names of the per-batch sums :meth:`step` returns, each with its ``metrics.csv``
             column (the epoch's sum divided by its number of images).
+        metrics: Validation columns (fractions) the weights' record holds, by metric name
+            (``zoo.weights.Metric.name``, in percent).
     """
 
     fields: ClassVar[tuple[str, ...]] = ()
     final: ClassVar[tuple[str, ...]] = ()
     sums: ClassVar[dict[str, str]] = {}
+    metrics: ClassVar[dict[str, str]] = {}
 
     def __init__(self, model: nn.Module, teacher: Optional[nn.Module], stage: Stage, env: Dist) -> None:
         self.model, self.teacher, self.stage, self.env = model, teacher, stage, env
@@ -321,6 +344,7 @@ class Classify(Task):
 
     fields = METRIC_FIELDS
     final = ("train_acc", "val_acc", "val_loss")
+    metrics = {"val_acc": "top1"}
     sums = {"loss": "train_loss", "ce": "train_ce", "att": "train_attention", "kd": "train_kd", "correct": "train_acc"}
 
     def __init__(self, model: nn.Module, teacher: Optional[nn.Module], stage: Stage, env: Dist) -> None:
@@ -519,7 +543,7 @@ def train_stage(recipe: Recipe, stage: Stage, run_dir: Path, datasets: tuple, en
         history.append(row)
         done_now += 1
         if env.main:
-            _save_model(model, stage_dir)
+            _save_model(model, stage_dir, weights_record(recipe, stage, cfg, train_ds, row, task_cls))
             buf = io.BytesIO()
             torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                         "scheduler": scheduler.state_dict(), "epoch": epoch + 1, "history": history,

@@ -71,3 +71,23 @@ def share_tiny_tflite(name: str, converted: str) -> None:
         if not path.exists():
             shutil.copyfile(converted, path.with_suffix(".part.tflite"))
             os.replace(path.with_suffix(".part.tflite"), path)
+
+
+# --- a Hugging Face Hub on 127.0.0.1 (tests/hub_server.py) --------------------------------------------
+
+def serve_hub(tmp_path: Path, monkeypatch):
+    """Starts a fake Hub serving ``tmp_path/hub`` and points the real huggingface_hub client at it (its
+    configuration only: endpoint, an empty cache, online, a token). The caller stops it."""
+    from huggingface_hub import constants
+
+    from hub_server import HubServer
+
+    srv = HubServer(tmp_path / "hub").start()
+    monkeypatch.setenv("HF_ENDPOINT", srv.url)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setenv("HF_TOKEN", "hf_test_token")
+    monkeypatch.setenv("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    return srv

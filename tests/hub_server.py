@@ -52,12 +52,14 @@ class HubServer:
         url: ``http://127.0.0.1:PORT`` (set ``HF_ENDPOINT`` to it).
         drop_after: If set, the next file body is cut after this many bytes, then the server stops.
         requests: ``(method, path)`` of every request served.
+        user_agents: ``(method, path, User-Agent)`` of every request served.
     """
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
         self.drop_after: Optional[int] = None
         self.requests: list[tuple[str, str]] = []
+        self.user_agents: list[tuple[str, str, str]] = []  # (method, path, User-Agent) of every request
         self._blobs: dict[str, Path] = {}
         self._commits: dict[str, str] = {}
         self._connections: set[socket.socket] = set()
@@ -173,6 +175,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         path = unquote(urlsplit(self.path).path)
         hub.requests.append((self.command, path))
+        hub.user_agents.append((self.command, path, self.headers.get("User-Agent", "")))
         parts = path.strip("/").split("/")
         if parts[0] == "cdn" and len(parts) == 2:
             return self._send_blob(parts[1], head)
@@ -239,6 +242,7 @@ class _Handler(BaseHTTPRequestHandler):
         hub = self.server_hub
         path = unquote(urlsplit(self.path).path)
         hub.requests.append((self.command, path))
+        hub.user_agents.append((self.command, path, self.headers.get("User-Agent", "")))
         body = self._body()
         parts = path.strip("/").split("/")
         if path == "/api/repos/create":

@@ -17,6 +17,7 @@ import pytest
 
 import zoo
 from converters import deploy as dep
+from converters.litert import toolchain
 from converters.verify import ConversionError
 
 PY = sys.executable
@@ -105,7 +106,7 @@ def test_bundle_files_and_manifest(bundle):
                      "requirements.txt", "README.md", "sample.png"} | kernels
     for name in kernels:  # the kernels run.py builds are the ones tests/test_litert.py checks
         assert (bundle / name).read_bytes() == (dep.KERNELS_DIR / name.split("/")[1]).read_bytes()
-    assert load_runner(bundle).KERNEL_FILES == dep.KERNEL_FILES
+    assert (*load_runner(bundle).KERNEL_FILES, *toolchain.SOURCES) == dep.KERNEL_FILES
     assert not list(bundle.parent.glob(".meliusnet22-rpi.*")), "temporary folders left behind"
     manifest = json.loads((bundle / "manifest.json").read_text())
     assert set(manifest["files"]) == names - {"manifest.json"}
@@ -120,7 +121,7 @@ def test_bundle_files_and_manifest(bundle):
     assert conv["tflite"]["lce_bconv2d"] == conv["tflite"]["binary_convs"] > 0
     assert conv["onnx"]["lce_bconv2d"] == conv["onnx"]["binary_convs"]  # all bit-packed
     pre = json.loads((bundle / "preprocess.json").read_text())
-    assert pre["input_size"] == 32 and pre["mean"] == list(dep.IMAGENET_MEAN)
+    assert pre["input_size"] == 32 and pre["mean"] == list(zoo.weights.IMAGENET_MEAN)  # initialised: assumed
     assert pre["layout"] == {"model.tflite": "NHWC", "model.onnx": "NCHW"}
     assert json.loads((bundle / "labels.json").read_text())[3] == "thing 3"
     reqs = (bundle / "requirements.txt").read_text()
@@ -284,12 +285,12 @@ def test_model_from_another_bundle(copy, tmp_path):
 
 
 def test_edited_kernel_sources_are_refused_before_compiling(copy, tmp_path):
-    source = copy / "bnn_litert" / "bnn_kernels.c"
+    source = copy / "bnn_litert" / "bconv.c"
     source.write_text(source.read_text() + "\n/* edited */\n")
     env = {**os.environ, "BNNZOO_LITERT_CACHE": str(tmp_path / "cache")}
     proc = subprocess.run([PY, str(copy / "run.py"), "--runtime", "litert", copy / "sample.png"], capture_output=True,
                           text=True, timeout=300, env=env)
-    _one_line_error(proc, "bnn_litert/bnn_kernels.c does not match")
+    _one_line_error(proc, "bnn_litert/bconv.c does not match")
     assert not (tmp_path / "cache").exists()  # nothing was compiled
 
 
@@ -325,11 +326,12 @@ def test_deploy_refuses_and_leaves_nothing(model, bundle, tmp_path, monkeypatch)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notabundle"]
 
 
-def test_cli_arguments():
+def test_cli_arguments(model, tmp_path):
     parser = argparse.ArgumentParser()
     dep.add_deploy_arguments(parser)
-    with pytest.raises(ValueError, match="--arch"):
-        dep.run_deploy(parser.parse_args(["run/best.safetensors", "--target", "rpi"]))
+    bare = zoo.weights.save(model.state_dict(), tmp_path / "best.safetensors")  # no config.json beside it
+    with pytest.raises(ValueError, match=r"nothing names its architecture.*--arch NAME"):
+        dep.run_deploy(parser.parse_args([str(bare), "--target", "rpi"]))
     with pytest.raises(SystemExit):
         parser.parse_args(["meliusnet22", "--target", "jetson"])
 

@@ -135,10 +135,11 @@ def test_explicit_input_size_wins_over_the_weights_config(tmp_path, capsys):
 
 # --- 5. sizes and counts are checked at the door ------------------------------------------------------
 
-@pytest.mark.parametrize("kw", [dict(num_classes=0), dict(input_size=0), dict(input_size=-32),
+@pytest.mark.parametrize("kw", [dict(num_classes=-1), dict(input_size=0), dict(input_size=-32),
                                 dict(input_size="32"), dict(num_classes=2.5), dict(input_size=True)])
 def test_model_sizes_must_be_positive_integers(kw):
-    with pytest.raises(ValueError, match="takes a positive integer"):
+    """num_classes=0 is a headless model (tests/test_records.py); below 0, or not an integer, it is refused."""
+    with pytest.raises(ValueError, match="takes a (positive|non-negative) integer"):
         zoo.load("meliusnet22", **kw)
 
 
@@ -348,11 +349,11 @@ def test_ctrl_c_is_exit_130_and_one_line(tmp_path):
 # --- 14. messages that say what was wrong ------------------------------------------------------------
 
 @pytest.mark.parametrize("name, kw, error, message", [
-    ("x.h5", {}, ValueError, "'x.h5' is a file, not a registered model"),
-    ("/some/folder/x", {}, ValueError, "is a file, not a registered model"),
+    ("x.h5", {}, ValueError, "'x.h5' is a .h5 file: bnnzoo reads weights from a folder or a .safetensors file"),
+    ("/some/folder/x", {}, FileNotFoundError, "/some/folder/x does not exist: give NAME[.TAG]"),
     ("meliusnet22.", {}, ValueError, "has an empty weights tag: write 'meliusnet22' or 'meliusnet22.TAG'"),
-    ("meliusnet22", dict(weights=123), TypeError, "weights takes a tag"),
-    ("meliusnet22.mnist", dict(weights="default"), ValueError, "names weights already"),
+    ("meliusnet22", dict(weights=123), TypeError, "weights takes a str (NAME[.TAG], a folder or file"),
+    ("meliusnet22.mnist", dict(weights="default"), ValueError, "names its weights already"),
 ])
 def test_misleading_names_get_messages_that_say_what_is_wrong(name, kw, error, message):
     with pytest.raises(error) as e:

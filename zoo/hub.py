@@ -5,35 +5,36 @@ applies: ``HF_HOME`` / ``HF_HUB_CACHE`` (where the cache lives), ``HF_ENDPOINT``
 mirror), ``HF_HUB_OFFLINE=1`` (cache only) and ``HF_TOKEN``. They are read when a file
 is fetched, not when ``huggingface_hub`` is imported, so setting them at run time works.
 
-Three kinds of ``weights=`` reach this module (see :func:`zoo.fetch.resolve`):
+Two kinds of model reference reach this module (see :mod:`zoo.refs`, the resolver):
 
 * a registered tag (``WEIGHTS["arch.tag"]``): a pinned repo, revision and file whose
   sha256 is checked before the model is built;
-* ``"hf-hub:owner/repo[@revision]"``: ``model.safetensors`` and ``config.json`` of a repo
-  pushed with ``bnnzoo push``; the config must name the architecture being built;
-* a local path, which never touches the network.
+* ``"hf-hub:owner/repo[@revision]"`` (or timm's older ``hf_hub:``): ``config.json`` (the
+  weights' record, which names the architecture) and ``model.safetensors`` of a repo pushed
+  with ``zoo.push_to_hub`` or ``bnnzoo push``.
 
+Every request names the library (``library_name="bnnzoo"`` and its version), as Hub libraries do.
 The Hub client only: it imports the weights metadata, never the code that loads models.
-``bnnzoo download`` and ``bnnzoo push`` (``zoo.commands``) drive it.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from pathlib import Path
 from typing import Optional
 
-from .fileio import read_json, sha256_of
+from .fileio import sha256_of
+from .weights import CONFIG_FILE, WEIGHTS_FILE
 
-__all__ = ["HUB_PREFIX", "WEIGHTS_FILE", "CONFIG_FILE", "HubError", "parse_hub_ref", "hub_file", "fetch_hub_ref",
-           "sha256_of", "push_folder"]
+__all__ = ["HUB_PREFIX", "HUB_PREFIXES", "WEIGHTS_FILE", "CONFIG_FILE", "HubError", "is_hub_ref", "parse_hub_ref",
+           "hub_file", "fetch_config", "fetch_hub_ref", "sha256_of", "push_folder", "library", "sign_card",
+           "is_generated_card"]
 
 HUB_PREFIX = "hf-hub:"
-WEIGHTS_FILE = "model.safetensors"
-CONFIG_FILE = "config.json"
+HUB_PREFIXES = (HUB_PREFIX, "hf_hub:")  # timm's spelling, and its older one
 METRICS_FILE = "metrics.json"
+README_FILE = "README.md"
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _GIT_SHA1 = re.compile(r"[0-9a-f]{40}")
 _REPO_ID = re.compile(r"[\w.-]+/[\w.-]+")
@@ -73,16 +74,32 @@ def _offline() -> bool:
     return getattr(constants, "is_offline_mode", lambda: False)() or _is_true(os.environ.get("HF_HUB_OFFLINE"))
 
 
+def library() -> dict[str, str]:
+    """``library_name`` and ``library_version`` for huggingface_hub (its user agent names bnnzoo)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        own = version("bnnzoo")
+    except PackageNotFoundError:  # a source tree that is not installed
+        from . import __version__ as own
+    return {"library_name": "bnnzoo", "library_version": own}
+
+
 # --------------------------------------------------------------------------- download
 
 
+def is_hub_ref(ref: str) -> bool:
+    """Whether ``ref`` is a Hub reference (``hf-hub:...`` or ``hf_hub:...``)."""
+    return isinstance(ref, str) and ref.startswith(HUB_PREFIXES)
+
+
 def parse_hub_ref(ref: str) -> tuple[str, str]:
-    """Splits ``"hf-hub:owner/repo[@revision]"`` into ``(repo_id, revision)``.
+    """Splits ``"hf-hub:owner/repo[@revision]"`` (or ``hf_hub:``) into ``(repo_id, revision)``.
 
     Raises:
         ValueError: Not of that form.
     """
-    body = ref[len(HUB_PREFIX):] if ref.startswith(HUB_PREFIX) else ref
+    body = ref[len(HUB_PREFIX):] if is_hub_ref(ref) else ref
     repo_id, _, revision = body.partition("@")
     if not _REPO_ID.fullmatch(repo_id) or (_ and not revision):
         raise ValueError(f"bad Hub reference {ref!r}: expected 'hf-hub:owner/repo' or 'hf-hub:owner/repo@revision'")
@@ -124,7 +141,7 @@ def hub_file(repo_id: str, filename: str, revision: str = "main", *, sha256: Opt
     endpoint = _endpoint()
     try:
         path = Path(hf_hub_download(repo_id, filename, revision=revision, cache_dir=_cache_dir(), endpoint=endpoint,
-                                    local_files_only=offline, force_download=force and not offline))
+                                    local_files_only=offline, force_download=force and not offline, **library()))
     except GatedRepoError:
         raise HubError(f"{where}: the repo {repo_id} is gated: accept its terms on the Hub and log in "
                        "(`hf auth login` or HF_TOKEN)") from None
@@ -214,46 +231,54 @@ def _one_line(e: BaseException) -> str:
     return text if len(text) <= 200 else text[:197] + "..."
 
 
-def fetch_hub_ref(ref: str, arch: Optional[str] = None, *, force: bool = False) -> tuple[Path, Path]:
-    """Fetches ``config.json`` then ``model.safetensors`` of ``"hf-hub:owner/repo[@revision]"``.
+def fetch_config(ref: str, *, force: bool = False) -> tuple[str, str, Path]:
+    """Fetches ``config.json`` (the weights' record) of ``"hf-hub:owner/repo[@revision]"``, a repo pushed by bnnzoo.
 
-    The config is fetched first: a repo holding another architecture than ``arch`` fails
-    before the (larger) weights are downloaded.
+    Fetched before the weights, so that a repo of another architecture fails before the
+    (larger) weights are downloaded.
+
+    Returns:
+        ``(repo_id, revision, path in the Hub cache)``.
+
+    Raises:
+        HubError: As :func:`hub_file`; also a repo without ``config.json``.
+    """
+    repo_id, revision = parse_hub_ref(ref)
+    try:
+        return repo_id, revision, hub_file(repo_id, CONFIG_FILE, revision, name=f"{HUB_PREFIX}{repo_id}@{revision}",
+                                           force=force)
+    except HubError as e:
+        if f"file {CONFIG_FILE!r} not found" in str(e):
+            raise HubError(f"{repo_id}@{revision} has no {CONFIG_FILE}, so it was not pushed with bnnzoo: "
+                           f"download its weights file and pass the local path as weights=") from None
+        raise
+
+
+def fetch_hub_ref(ref: str, *, force: bool = False) -> tuple[Path, Path]:
+    """Fetches ``config.json`` then ``model.safetensors`` of ``"hf-hub:owner/repo[@revision]"``.
 
     Returns:
         ``(weights_path, config_path)`` in the Hub cache.
 
     Raises:
         HubError: As :func:`hub_file`; also a repo without ``config.json``.
-        WeightMismatchError: ``config.json`` names another architecture than ``arch``.
     """
-    from .weights import WeightMismatchError
-
-    repo_id, revision = parse_hub_ref(ref)
-    name = f"{HUB_PREFIX}{repo_id}@{revision}"
-    try:
-        config_path = hub_file(repo_id, CONFIG_FILE, revision, name=name, force=force)
-    except HubError as e:
-        if f"file {CONFIG_FILE!r} not found" in str(e):
-            raise HubError(f"{repo_id}@{revision} has no {CONFIG_FILE}, so it was not pushed with `bnnzoo push`: "
-                           f"download its weights file and pass the local path as weights=") from None
-        raise
-    saved = read_json(config_path, "config", f"{name} was not written by `bnnzoo push`")
-    if arch is not None and saved.get("name") != arch:
-        raise WeightMismatchError(f"{name} holds a {saved.get('name')!r} model, not {arch!r}: "
-                                  f"load it with zoo.load({saved.get('name')!r}, weights={name!r})")
-    return hub_file(repo_id, WEIGHTS_FILE, revision, name=name, force=force), config_path
+    repo_id, revision, config_path = fetch_config(ref, force=force)
+    return hub_file(repo_id, WEIGHTS_FILE, revision, name=f"{HUB_PREFIX}{repo_id}@{revision}", force=force), config_path
 
 
 # --------------------------------------------------------------------------- push
 
 
 def push_folder(folder: str | Path, repo_id: str, *, revision: str = "main", private: bool = False,
-                message: Optional[str] = None) -> str:
+                message: Optional[str] = None, overwrite_card: bool = False) -> tuple[str, bool]:
     """Uploads ``model.safetensors``, ``config.json`` and ``README.md`` of ``folder`` in one commit.
 
+    A ``README.md`` already in the repo that is not a card bnnzoo generated, unchanged (edited on
+    the Hub, or written by hand), is kept unless ``overwrite_card``.
+
     Returns:
-        The commit hash (pin it as ``Weights.revision``).
+        ``(commit hash, whether README.md was uploaded)``.
 
     Raises:
         HubError: Not logged in, or the Hub refused the upload.
@@ -263,16 +288,54 @@ def push_folder(folder: str | Path, repo_id: str, *, revision: str = "main", pri
 
     if not get_token():
         raise HubError("pushing needs a Hub token: run `hf auth login` or set HF_TOKEN (or use --dry-run)")
-    api = HfApi(endpoint=_endpoint())
+    api = HfApi(endpoint=_endpoint(), **library())
     try:
         api.create_repo(repo_id, private=private, exist_ok=True)
         if revision != "main":
             api.create_branch(repo_id, branch=revision, exist_ok=True)
-        info = api.upload_folder(repo_id=repo_id, folder_path=str(folder), revision=revision,
-                                 allow_patterns=[WEIGHTS_FILE, CONFIG_FILE, "README.md"],
-                                 commit_message=message or f"Upload {repo_id} with bnnzoo push")
+        card = overwrite_card or not _edited_card(api, repo_id, revision)
+        files = [WEIGHTS_FILE, CONFIG_FILE] + ([README_FILE] if card else [])
+        info = api.upload_folder(repo_id=repo_id, folder_path=str(folder), revision=revision, allow_patterns=files,
+                                 commit_message=message or f"Upload {repo_id} with bnnzoo")
     except HfHubHTTPError as e:
         status = e.response.status_code if e.response is not None else "?"
         raise HubError(f"push to {repo_id}@{revision} on {_endpoint()} failed with HTTP {status} "
                        f"({_one_line(e).split(' for url')[0]}): check the token's write access and the repo name") from None
-    return info.oid
+    return info.oid, card
+
+
+def _edited_card(api, repo_id: str, revision: str) -> bool:
+    """Whether the repo holds a README.md that is not an unchanged card generated by bnnzoo."""
+    from huggingface_hub import hf_hub_url
+    from huggingface_hub.errors import RepositoryNotFoundError, RevisionNotFoundError
+    from huggingface_hub.file_download import get_hf_file_metadata
+
+    try:
+        from huggingface_hub.errors import RemoteEntryNotFoundError
+    except ImportError:  # huggingface-hub < 1.0
+        from huggingface_hub.errors import EntryNotFoundError as RemoteEntryNotFoundError
+    try:  # HfApi.file_exists, with the library named
+        get_hf_file_metadata(hf_hub_url(repo_id, README_FILE, revision=revision, endpoint=api.endpoint),
+                             token=api.token, **library())
+    except (RepositoryNotFoundError, RemoteEntryNotFoundError, RevisionNotFoundError):
+        return False
+    text = hub_file(repo_id, README_FILE, revision).read_text(encoding="utf-8", errors="replace")
+    return not is_generated_card(text)
+
+
+_CARD_MARK = re.compile(r"\n<!-- generated by bnnzoo, sha256 ([0-9a-f]{64}) -->\n?\Z")
+
+
+def sign_card(text: str) -> str:
+    """``text`` with a last line recording its sha256: a later push can tell whether it was edited."""
+    import hashlib
+
+    return f"{text}\n<!-- generated by bnnzoo, sha256 {hashlib.sha256(text.encode()).hexdigest()} -->\n"
+
+
+def is_generated_card(text: str) -> bool:
+    """Whether ``text`` is a card :func:`sign_card` signed, unchanged since."""
+    import hashlib
+
+    m = _CARD_MARK.search(text)
+    return m is not None and hashlib.sha256(text[:m.start()].encode()).hexdigest() == m[1]

@@ -32,7 +32,7 @@ class ModelConfig:
         name: Registered name, e.g. ``"meliusnet22"``.
         family: Module name of the builder under ``zoo.torch``.
         arch: Keyword arguments of the family's builder (the variant table).
-        num_classes: Size of the classifier output.
+        num_classes: Size of the classifier output (0: headless, the pooled features).
         input_size: Side of the square input image the figures are quoted at.
         paper: Citation of the paper the architecture follows.
         tiny: Overrides that make a fast, small version for tests.
@@ -57,7 +57,7 @@ class ModelConfig:
             TypeError: An override names neither a config field nor a builder argument.
         """
         top = {k: overrides.pop(k) for k in ("num_classes", "input_size") if k in overrides}
-        top = {k: _positive_int(k, v) for k, v in top.items() if v is not None}
+        top = {k: _positive_int(k, v, least=0 if k == "num_classes" else 1) for k, v in top.items() if v is not None}
         unknown = sorted(set(overrides) - set(self.arch))
         if unknown:
             hint = difflib.get_close_matches(unknown[0], list(self.arch) + ["num_classes", "input_size"], n=1)
@@ -78,10 +78,10 @@ class ModelConfig:
         }
 
 
-def _positive_int(key: str, value: Any) -> int:
-    """``num_classes`` / ``input_size`` checked at the door: a positive integer (``"32"`` is refused too)."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{key} takes a positive integer, not {value!r}")
+def _positive_int(key: str, value: Any, least: int = 1) -> int:
+    """``num_classes`` (0: headless) / ``input_size`` checked at the door: an integer (``"32"`` is refused too)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        raise ValueError(f"{key} takes a {'positive' if least else 'non-negative'} integer, not {value!r}")
     return value
 
 

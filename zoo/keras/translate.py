@@ -796,10 +796,13 @@ def translate(module: nn.Module, input_size: Optional[int] = None, *, copy_weigh
     """
     from .transfer import load_state_dict
 
+    from ..weights import input_size_of
+
     cfg = getattr(module, "zoo_config", None)
-    size = input_size or getattr(cfg, "input_size", None)
+    size = input_size or input_size_of(module)
     if not size:
-        raise ValueError(f"{type(module).__name__} carries no zoo_config: pass input_size (the square input side)")
+        raise ValueError(f"{type(module).__name__} carries no zoo_config or zoo_weights: pass input_size (the square "
+                         "input side)")
     gm = _trace(module)
     ctx = _Ctx(gm)
     env: dict[fx.Node, Any] = {}
