@@ -22,9 +22,14 @@ Columns:
 The machine this runs on may be shared: quote its table with that caveat, and prefer
 ratios from one run over absolute times.
 
+``--layers`` times each ``LceBconv2d`` op alone instead and prints one line per op (its input,
+channels, kernel, binary MACs, both runtimes' ms, and from the library's own timer inside the
+op, without the one-op graph's tensor copies, our GMAC/s and share of the ceiling).
+
 Usage::
 
     python -m eval.bench_litert [--runs 5] [--warmup 2] [--threads 1] [--models realtobinary_resnet18,meliusnet22]
+    python -m eval.bench_litert --layers --models quicknet
 """
 
 from __future__ import annotations
@@ -152,17 +157,42 @@ def _one_op_graphs(flatbuffer: bytes, op_name: str = "LceBconv2d"):
         yield bytes(b.Output()), values[graph.tensors[op.inputs[0]].name.decode()]
 
 
-def bconv_ms(flatbuffer: bytes, threads: int, runs: int, warmup: int) -> tuple[float, float]:
-    """Summed median ms of the LceBconv2d ops alone: (ours, LCE indirect_bgemm)."""
+def bconv_layers(flatbuffer: bytes, threads: int, runs: int, warmup: int) -> list[dict]:
+    """Each LceBconv2d op alone: its shape, binary MACs and median ms in ours and LCE indirect_bgemm."""
     from larq_compute_engine.tflite.python.interpreter import Interpreter as LCE
 
-    ours_total = lce_total = 0.0
+    layers = []
+    take = profile_calls()
     for graph, x in _one_op_graphs(flatbuffer):
         mine, _ = ours_runner(graph, threads, x)
         lce, feed = LCE(graph, num_threads=threads, use_indirect_bgemm=True), [x]
-        t = interleaved({"ours": mine, "lce": lambda: lce.interpreter.predict(feed)}, runs, warmup)
-        ours_total, lce_total = ours_total + t["ours"], lce_total + t["lce"]
-    return ours_total, lce_total
+        kernel: list[float] = []
+
+        def timed(run=mine):  # the library's own seconds inside the op, per run
+            take()
+            run()
+            kernel.append(take() * 1e3)
+
+        t = interleaved({"ours": timed, "lce": lambda: lce.interpreter.predict(feed)}, runs, warmup)
+        cout, kh, kw, _ = _bconv_filter_shape(graph)
+        layers.append({"input": tuple(int(d) for d in x.shape[1:3]), "words_in": int(x.shape[-1]), "out_c": cout,
+                       "kernel": (kh, kw), "macs": binary_macs(graph), "ours_ms": t["ours"], "lce_ms": t["lce"],
+                       "kernel_ms": statistics.median(kernel[warmup:])})
+    return layers
+
+
+def _bconv_filter_shape(graph_flatbuffer: bytes) -> tuple[int, int, int, int]:
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = schema.ModelT.InitFromPackedBuf(graph_flatbuffer, 0)
+    g = model.subgraphs[0]
+    return tuple(int(d) for d in g.tensors[g.operators[0].inputs[1]].shape)
+
+
+def bconv_ms(flatbuffer: bytes, threads: int, runs: int, warmup: int) -> tuple[float, float]:
+    """Summed median ms of the LceBconv2d ops alone: (ours, LCE indirect_bgemm)."""
+    layers = bconv_layers(flatbuffer, threads, runs, warmup)
+    return sum(r["ours_ms"] for r in layers), sum(r["lce_ms"] for r in layers)
 
 
 def main(argv=None) -> None:
@@ -173,7 +203,11 @@ def main(argv=None) -> None:
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--cache", default=str(Path.home() / ".cache" / "bnnzoo" / "bench_litert"),
                         help="folder for the converted files")
+    parser.add_argument("--layers", action="store_true",
+                        help="only time each LceBconv2d op alone and print one line per op")
     args = parser.parse_args(argv)
+    if args.layers:
+        return print_layers(args)
 
     folder = Path(args.cache)
     folder.mkdir(parents=True, exist_ok=True)
@@ -215,6 +249,29 @@ def main(argv=None) -> None:
         print(f"{name:22s} {runtime:28s} {ms:9.1f} {ms / ours_ms[name]:7.2f} {bms:9.1f} {in_model:9.1f} "
               f"{rate / 1e9:7.0f} {rate / ceiling:8.1%}")
     print("binary MACs per inference: " + ", ".join(f"{r[0]} {r[5] / 1e9:.2f} G" for r in rows[::4]))
+
+
+def print_layers(args) -> None:
+    """``--layers``: one line per LceBconv2d op of each model, ours against LCE indirect_bgemm."""
+    ghz = cpu_ghz()
+    folder = Path(args.cache)
+    folder.mkdir(parents=True, exist_ok=True)
+    print(f"{'model':22s} {'op':>3s} {'input':>9s} {'Cin':>5s} {'Cout':>5s} {'k':>3s} {'MMAC':>7s} {'ours ms':>8s} "
+          f"{'LCE ms':>7s} {'LCE/ours':>8s} {'kernel ms':>9s} {'GMAC/s':>7s} {'ceiling':>8s}")
+    for name in args.models.split(","):
+        flatbuffer = tflite_file(name, folder)
+        path = ours_runner(flatbuffer, args.threads, sample_input(SIZE, "nhwc"))[1]
+        ceiling = POPCOUNT_BITS_PER_CYCLE[path] * ghz * 1e9 * args.threads
+        for i, r in enumerate(bconv_layers(flatbuffer, args.threads, args.runs, args.warmup)):
+            rate = r["macs"] / (r["kernel_ms"] * 1e-3)
+            print(f"{name:22s} {i:3d} {r['input'][0]:4d}x{r['input'][1]:<4d} {32 * r['words_in']:5d} {r['out_c']:5d} "
+                  f"{r['kernel'][0]}x{r['kernel'][1]} {r['macs'] / 1e6:7.1f} {r['ours_ms']:8.3f} {r['lce_ms']:7.3f} "
+                  f"{r['lce_ms'] / r['ours_ms']:8.2f} {r['kernel_ms']:9.3f} {rate / 1e9:7.0f} {rate / ceiling:8.1%}",
+                  flush=True)
+    print(f"batch 1, {SIZE}x{SIZE} model input, {args.threads} thread(s), each op alone as a one-op graph (ms: median "
+          f"of {args.runs} runs after {args.warmup}, round-robin, tensor copies in and out included); kernel ms: the "
+          f"library's own timer inside the op (median of the same runs), what GMAC/s and the ceiling share use; "
+          f"ceiling: {path} popcount at {ghz:.2f} GHz (/proc/cpuinfo); Cin: input words x 32")
 
 
 if __name__ == "__main__":

@@ -395,6 +395,8 @@ def _arm64_ms(entry: dict) -> tuple[Optional[float], str]:
     if isinstance(entry.get("estimated_ms"), (int, float)):
         return float(entry["estimated_ms"]), "the benchmark's estimated_ms"
     for key, value in entry.items():
+        if "cycles" in key and isinstance(value, dict):  # per owner, with the whole inference as "total"
+            value = value.get("total")
         if "cycles" in key and isinstance(value, (int, float)):
             return value / PI4_CLOCK_HZ * 1e3, f"{key} / 1.5 GHz"
     instr = entry.get("instructions")

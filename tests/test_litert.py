@@ -373,20 +373,30 @@ def test_the_emulated_old_cpu_really_faults_on_avx512(tmp_path):
 
 @pytest.mark.slow
 def test_aarch64_kernels_under_qemu_equal_the_host(tmp_path):
-    """One tiny model with LCE ops per family, cross-compiled kernels in the aarch64 ai-edge-litert
-    wheel under qemu-aarch64-static: every LCE op output equal to this host's (eval.litert_arm64)."""
+    """One tiny model with LCE ops per family (and the per-position multipliers of
+    strongbaseline_resnet18), the option models below and every fused activation, cross-compiled
+    kernels in the aarch64 ai-edge-litert wheel under qemu-aarch64-static: every LCE op output
+    equal to this host's (eval.litert_arm64), which equals LCE's reference kernel (the tests
+    below). The tiny models' layers take every way the NEON kernel reads a receptive field
+    (in place with and without a 64-bit tail, copied) and both output types."""
+    from converters.tflite import convert_keras
     from eval import litert_arm64
 
     families = {}
     for name in zoo.list_models():
         families.setdefault(zoo.get_config(name).family, name)
     files = []
-    for name in families.values():
+    for name in {*families.values(), "strongbaseline_resnet18"}:
         data = _tflite(name, tmp_path)
         if litert.custom_ops(data):
             files.append(str(tmp_path / f"{name}.tflite"))
-    assert files
-    lines = litert_arm64.run_files(files)
+    for i, (conv, pool) in enumerate(_OPTION_CASES):
+        (tmp_path / f"options{i}.tflite").write_bytes(convert_keras(_larq_model(conv, pool)))
+        files.append(str(tmp_path / f"options{i}.tflite"))
+    for activation in _ACTIVATIONS:
+        (tmp_path / f"activation{activation}.tflite").write_bytes(_with_activation(activation))
+        files.append(str(tmp_path / f"activation{activation}.tflite"))
+    lines = litert_arm64.run_files(sorted(files))
     assert len(lines) == len(files) and all("LCE op outputs equal (aarch64 neon" in line for line in lines), lines
 
 
@@ -413,12 +423,16 @@ def _larq_model(conv: dict, pool: bool):
     return model
 
 
-@pytest.mark.parametrize("conv, pool", [
+_OPTION_CASES = [
     (dict(padding="same", pad_values=0.0, strides=2), False),  # zero padding, stride 2, bit-packed output
     (dict(padding="valid", dilation_rate=2), False),
     (dict(padding="same", pad_values=1.0, groups=2), False),
     (dict(padding="same", pad_values=1.0, strides=(1, 2)), True),  # LceBMaxPool2d
-])
+]
+_ACTIVATIONS = [1, 2, 3]  # RELU, RELU_N1_TO_1, RELU6
+
+
+@pytest.mark.parametrize("conv, pool", _OPTION_CASES)
 def test_options_of_small_larq_models_equal_lce_reference_kernel(conv, pool):
     from converters.tflite import convert_keras
 
@@ -428,23 +442,27 @@ def test_options_of_small_larq_models_equal_lce_reference_kernel(conv, pool):
     _check_against_references(str(conv), flatbuffer, [(p, 1) for p in _paths()], batch=2, numpy_reference=True)
 
 
-@pytest.mark.parametrize("activation", [1, 2, 3])  # RELU, RELU_N1_TO_1, RELU6
-def test_fused_activations_equal_lce_reference_kernel(activation):
-    """LCE's converter fuses no activation in the zoo's models: the option is set in the file."""
+def _with_activation(activation: int) -> bytes:
+    """A small larq model's file with its last LceBconv2d's fused activation set to ``activation``
+    (LCE's converter fuses none in the zoo's models)."""
+    from ai_edge_litert import schema_py_generated as schema
+
     from converters.tflite import convert_keras
 
     flatbuffer = convert_keras(_larq_model(dict(padding="same", pad_values=1.0), False))
     last = [i for i, name, _ in litert.custom_ops(flatbuffer) if name == "LceBconv2d"][-1]
-    from ai_edge_litert import schema_py_generated as schema
-
     model = schema.Model.GetRootAsModel(flatbuffer, 0)
     codes = [model.OperatorCodes(i).CustomCode() for i in range(model.OperatorCodesLength())]
     first_bconv = next(j for j in range(model.Subgraphs(0).OperatorsLength())
                        if codes[model.Subgraphs(0).Operators(j).OpcodeIndex()] == b"LceBconv2d")
     assert last != first_bconv
-    edited = _with_options_at(flatbuffer, last, lambda o: {**o, "fused_activation_function": activation})
-    _check_against_references(f"activation {activation}", edited, [(_paths()[-1], 1)], batch=2,
-                              numpy_reference=True)
+    return _with_options_at(flatbuffer, last, lambda o: {**o, "fused_activation_function": activation})
+
+
+@pytest.mark.parametrize("activation", _ACTIVATIONS)
+def test_fused_activations_equal_lce_reference_kernel(activation):
+    _check_against_references(f"activation {activation}", _with_activation(activation), [(_paths()[-1], 1)],
+                              batch=2, numpy_reference=True)
 
 
 def test_a_wrong_struct_layout_is_caught_before_any_node_is_claimed(detector_file, tmp_path):
