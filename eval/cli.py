@@ -74,6 +74,9 @@ def add_eval_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--compare", nargs=2, metavar=("OLD_JSON", "NEW_JSON"),
                    help="print new/old ratios of two results.json files (runs nothing else)")
+    p.add_argument("--from-results", metavar="JSON",
+                   help="write the report of an existing results.json into -o again (measures nothing; with "
+                        "--arm64, adds its panel)")
 
 
 def run_eval(args: argparse.Namespace) -> int:
@@ -82,6 +85,15 @@ def run_eval(args: argparse.Namespace) -> int:
 
     if args.compare:
         print(report.compare(report.load_results(args.compare[0]), report.load_results(args.compare[1])))
+        return 0
+    if args.from_results:
+        from . import harness
+
+        results = report.load_results(args.from_results)
+        arm64 = report.load_arm64(args.arm64) if args.arm64 else results.get("arm64")
+        results["rendered_by"] = harness.command_line(_ARGV if _ARGV is not None else sys.argv[2:])
+        paths = report.write_report(results, args.out, arm64)
+        print("wrote " + ", ".join(str(p) for p in paths.values()))
         return 0
     from . import harness
 

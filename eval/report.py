@@ -612,8 +612,10 @@ def header(results: dict) -> list[str]:
     early = (f"stopped once its interquartile range was within {s['rel_iqr']:.0%} of the median after at least "
              f"{s['min_runs']} runs" + (f", or once its timed runs took {s['budget_s']:g} s" if s.get("budget_s") else "")
              + f", at most {s['runs']} runs") if s.get("min_runs", s["runs"]) < s["runs"] else f"{s['runs']} runs"
+    rendered = (f"\n\nThis report was written again from that run's results.json (nothing measured again) by:\n\n```\n"
+                f"{results['rendered_by']}\n```" if results.get("rendered_by") else "")
     return [
-        f"Command:\n\n```\n{results['command']}\n```",
+        f"Command:\n\n```\n{results['command']}\n```" + rendered,
         f"Machine: {m['cpu']}, {m['cores']} cores ({m['usable_cores']} usable)"
         + (f", {', '.join(m['simd'])}" if m.get("simd") else "") + f", {m['os']}, Python {m['python']}.  \n"
         f"Libraries: {libs}.  \n"

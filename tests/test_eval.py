@@ -205,9 +205,11 @@ def test_arm64_panel_from_the_benchmark_json(tmp_path):
                                                                           "other": 10_000_000},
                             "bconv_instructions_per_2048_macs": 12.5},
                "mobilenet_v1_050": {"binary_macs": 0, "instructions": {"bnnzoo": 0, "litert": 90_000_000, "other": 0},
-                                    "bconv_instructions_per_2048_macs": 0.0, "modelled_cycles": 120_000_000}}
+                                    "bconv_instructions_per_2048_macs": None,
+                                    "modelled_a72_cycles": {"bnnzoo": 0, "litert": 119_000_000, "other": 1_000_000,
+                                                            "total": 120_000_000}}}
     path = tmp_path / "arm64.json"
-    path.write_text(json.dumps({"models": entries}))
+    path.write_text(json.dumps(entries))  # bench_arm64's --json: model -> its record
     arm64 = report.load_arm64(path)
     rows = [_point("mobilenet_v1_050", 63.7, 2.0, 5.1, False), _point("quicknet", 63.3, 9.0, 4.2, True)]
     paths = report.write_report(_results(rows), tmp_path / "out", arm64)
@@ -371,3 +373,20 @@ def test_image_folder_is_read_with_the_weights_preprocessing(tmp_path):
     assert top1["mnist"] > 90 and abs(top1[str(tmp_path / "digits")] - top1["mnist"]) <= 2.0, top1
     mnist = next(w for w in zoo.list_weights("meliusnet22") if w.tag == "mnist")
     assert f"mean ({mnist.mean[0]:.3g}" in acc["dataset"] and "zoo.transforms" in acc["dataset"]
+
+
+def test_report_written_again_from_results_with_the_arm64_panel(tiny_report, tmp_path):
+    """``--from-results``: the report of an existing run again (nothing measured), here with the ARM64 panel added,
+    saying how it was written."""
+    _, out = tiny_report
+    entries = {"meliusnet22": {"binary_macs": 1, "instructions": {"bnnzoo": 3_000_000, "litert": 0, "other": 0},
+                               "bconv_instructions_per_2048_macs": 64.0, "modelled_a72_cycles": None}}
+    (tmp_path / "arm64.json").write_text(json.dumps(entries))
+    argv = ["--from-results", str(out / "results.json"), "--arm64", str(tmp_path / "arm64.json"), "-o", str(tmp_path / "o")]
+    assert cli.main(argv) == 0
+    md = (tmp_path / "o" / "report.md").read_text()
+    before = json.loads((out / "results.json").read_text())
+    again = json.loads((tmp_path / "o" / "results.json").read_text())
+    assert again["models"] == before["models"] and again["arm64"] == entries
+    assert before["command"] in md and "written again from that run's results.json" in md and "--from-results" in md
+    assert "| meliusnet22 | 62.4 | 2.0 ★ |" in md.split("## ARM64")[1]  # 3 M instructions at 1.5 GHz: 2 ms (estimate)
