@@ -468,6 +468,15 @@ def _log_axis(ax) -> None:
     ax.grid(True, which="both", alpha=0.3)
 
 
+def _finish(ax, xlabel: str, title: str) -> None:
+    """Log x axis, the labels every panel shares (y: published top-1), title and legend."""
+    _log_axis(ax)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("published ImageNet top-1 (%)")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8, loc="lower right")
+
+
 def _short(name: str) -> str:
     return name.replace("mobilenet_v1_0", "mnv1 0.").replace("mobilenet_v1", "mnv1 1.0")
 
@@ -519,11 +528,8 @@ def plot(results: dict, out: Path) -> list[str]:
                 ax.annotate(p["model"], (p["latency"][rt], p["top1"]), textcoords="offset points", xytext=(5, 4),
                             fontsize=7)
     ax.scatter([], [], s=160, facecolors="none", edgecolors="black", label="on the front (ringed; black line)")
-    _log_axis(ax)
-    ax.set_xlabel(f"latency at {_sizes(results)}, batch 1, {t0} thread (ms, log), measured on this machine")
-    ax.set_ylabel("published ImageNet top-1 (%)")
-    ax.set_title("published top-1 vs measured latency", fontsize=10)
-    ax.legend(fontsize=8, loc="lower right")
+    _finish(ax, f"latency at {_sizes(results)}, batch 1, {t0} thread (ms, log), measured on this machine",
+            "published top-1 vs measured latency")
     ax = axes[1]
     sized = [p for p in pts if p["size_mib"]]
     base = sorted((p["size_mib"], p["top1"], p["model"]) for p in sized if p["baseline"])
@@ -542,11 +548,7 @@ def plot(results: dict, out: Path) -> list[str]:
     ax.scatter([p["size_mib"] for p in on], [p["top1"] for p in on], s=160, facecolors="none", edgecolors="black",
                label="on the front", zorder=4)
     _front_line(ax, [(p["size_mib"], p["top1"]) for p in on])
-    _log_axis(ax)
-    ax.set_xlabel("TFLite (LCE) file size (MiB, log)")
-    ax.set_ylabel("published ImageNet top-1 (%)")
-    ax.set_title("published top-1 vs file size", fontsize=10)
-    ax.legend(fontsize=8, loc="lower right")
+    _finish(ax, "TFLite (LCE) file size (MiB, log)", "published top-1 vs file size")
     fig.tight_layout()
     save_figure(fig, out / PLOTS[0])
     return [PLOTS[0]]
@@ -576,11 +578,8 @@ def arm64_plot(results: dict, arm64: dict[str, dict], out: Path) -> str:
     on = [p for p in pts if p["front"]]
     ax.scatter([p["ms"] for p in on], [p["top1"] for p in on], s=160, facecolors="none", edgecolors="black",
                label="on the estimated front", zorder=4)
-    _log_axis(ax)
-    ax.set_xlabel("Raspberry Pi 4 latency, 1 thread (ms, log): ESTIMATE (eval/bench_arm64.py) / published (LCE)")
-    ax.set_ylabel("published ImageNet top-1 (%)")
-    ax.set_title("ARM64: estimate, not a measurement", fontsize=10)
-    ax.legend(fontsize=8, loc="lower right")
+    _finish(ax, "Raspberry Pi 4 latency, 1 thread (ms, log): ESTIMATE (eval/bench_arm64.py) / published (LCE)",
+            "ARM64: estimate, not a measurement")
     fig.tight_layout()
     save_figure(fig, out / ARM64_PLOT)
     return ARM64_PLOT
