@@ -4,8 +4,10 @@ The key of an export is what it depends on: the format and its options, the mode
 every tensor of its state, and the versions of the converting libraries. The file lives under
 ``$BNNZOO_CACHE/exports`` (else ``$XDG_CACHE_HOME/bnnzoo/exports``, else
 ``~/.cache/bnnzoo/exports``) as ``NAME-KEY.SUFFIX``, with ``NAME-KEY.SUFFIX.sha256.json`` beside it:
-its size, sha256 and the figures of its conversion report, written after the file. A cached
-export is used only when its size and sha256 match that record; otherwise it is converted again.
+its size, sha256 (``zoo.fileio.write_record``'s record) and the figures of its conversion report, written
+after the file. A cached export is used only when its size and sha256 match that record
+(``zoo.fileio.recorded``); otherwise it is converted again, the stale files removed inside the cache
+folder only (``zoo.fileio.remove``).
 """
 
 from __future__ import annotations
@@ -98,37 +100,35 @@ def export_cached(model, fmt: str, folder: Optional[str | Path] = None, options:
     folder = Path(folder) if folder is not None else cache_root()
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{model.zoo_config.name}-{export_key(model, fmt, options)}{get_format(fmt).suffix}"
-    record = path.with_name(path.name + ".sha256.json")
+    record = fileio.record_path(path)
 
     def say(line: str) -> None:
         log.info(line)
         if announce is not None:
             announce(line)
 
-    found = _read_record(path, record)
+    found = _extras(path) if fileio.recorded(path) else None
     if found is not None:
         return CachedExport(path, path.stat().st_size, found.get("lce_bconv2d"), False, found.get("seconds", 0.0))
     if path.exists() or record.exists():
         say(f"the cached export {path} does not match its recorded size and sha256: rebuilding it")
         for stale in (record, path):  # the record first: a kill in between leaves an unrecorded file, rebuilt
-            stale.unlink(missing_ok=True)
+            fileio.remove(stale, folder, "cached export")
     say(f"converting {model.zoo_config.name} to {fmt} (verified; cached as {path})")
     report = convert(model, str(path), fmt, **options)
     lce = report.lce_bconv2d if fmt == "tflite" else None
+    # fileio's record (size, sha256: what fileio.recorded checks) with this conversion's figures beside them
     fileio.write_text(record, json.dumps({"file": path.name, "bytes": path.stat().st_size,
                                           "sha256": fileio.sha256_of(path), "lce_bconv2d": lce,
                                           "seconds": round(report.seconds, 2)}) + "\n")
     return CachedExport(path, path.stat().st_size, lce, True, report.seconds)
 
 
-def _read_record(path: Path, record: Path) -> Optional[dict]:
-    """The record of a cached export whose size and sha256 match it (the file that was verified), else None."""
+def _extras(path: Path) -> dict:
+    """The conversion figures kept in a (checked) record."""
     from zoo import fileio
 
     try:
-        rec = fileio.read_json(record, "export record")
-        if rec.get("bytes") == path.stat().st_size and rec.get("sha256") == fileio.sha256_of(path):
-            return rec
+        return fileio.read_json(fileio.record_path(path), "export record")
     except (OSError, ValueError):
-        pass
-    return None
+        return {}

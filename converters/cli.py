@@ -7,6 +7,7 @@ Both take a model as every command does (:mod:`zoo.refs`): ``NAME[.TAG]``, a fol
 
     bnnzoo convert meliusnet22 --to tflite
     bnnzoo convert realtobinary_resnet18 -o r2b.onnx --bitpack                  # the format from the extension
+    bnnzoo convert quicknet --to tflite --int8          # LCE's int8 file (int8 input/output, float ops in int8)
     bnnzoo convert runs/m22/train/ --to tflite                                 # a training run's stage folder
     bnnzoo convert hf-hub:someone/my-meliusnet --to tflite
     bnnzoo convert run/best.safetensors --arch meliusnet22 --to tflite --pad-value 0   # no config.json beside it
@@ -24,6 +25,8 @@ from __future__ import annotations
 import argparse
 import os
 
+from zoo import fileio
+
 from .formats import FORMATS, get_format, require_extra
 from .verify import ConversionError
 
@@ -40,9 +43,26 @@ def add_convert_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output", metavar="PATH", help="output file (default: NAME.SUFFIX here)")
     parser.add_argument("--input-size", type=int, metavar="N", help="square input side (default: the weights')")
     parser.add_argument("--bitpack", action="store_true", help="onnx: store binary conv weights at 1 bit")
+    parser.add_argument("--int8", action="store_true",
+                        help="tflite: LCE's int8 file: int8 input and output, every float op in int8 over "
+                             "--int8-range (a file for speed measurements: its outputs are not the model's)")
+    parser.add_argument("--int8-range", type=_int8_range, metavar="MIN,MAX",
+                        help="tflite --int8: the range every float tensor is quantized over (LCE's "
+                             "experimental_default_int8_range; default --int8-range=-6,6)")
     parser.add_argument("--pad-value", type=float, choices=(0.0, 1.0), metavar="0|1",
                         help="padding value of binary convs' inputs (an architecture option)")
     parser.add_argument("--no-verify", action="store_true", help="skip comparing the file with the source model")
+
+
+def _int8_range(text: str) -> tuple[float, float]:
+    """``MIN,MAX`` of ``--int8-range`` (argparse turns the error into a usage line)."""
+    try:
+        low, high = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not MIN,MAX (e.g. -6,6)") from None
+    if not low < 0.0 < high:
+        raise argparse.ArgumentTypeError(f"{text!r}: the range must hold 0 (MIN < 0 < MAX)")
+    return low, high
 
 
 def output_format(to: "str | None", output: "str | None"):
@@ -86,6 +106,10 @@ def run_convert(args: argparse.Namespace) -> int:
     fmt = output_format(args.to, args.output)
     if args.bitpack and "bitpack" not in fmt.options:
         raise ValueError(f"--bitpack is an onnx option; {fmt.name} takes: {', '.join(fmt.options)}")
+    if (args.int8 or args.int8_range) and "int8" not in fmt.options:
+        raise ValueError(f"--int8 is a tflite option; {fmt.name} takes: {', '.join(fmt.options)}")
+    if args.int8_range and not args.int8:
+        raise ValueError("--int8-range is the range of an int8 file: add --int8")
     require_extra(fmt)  # before building anything
     from zoo.console import Progress
 
@@ -96,9 +120,14 @@ def run_convert(args: argparse.Namespace) -> int:
         output = args.output or f"{short_name(args.source)}{fmt.suffix}"
         # An explicit --input-size reaches the converter too (zoo.load already builds a registered model at
         # it; a module from a file takes its size from the command line only).
-        options = {"input_size": args.input_size, **({"bitpack": True} if args.bitpack else {})}
+        options = {"input_size": args.input_size, **({"bitpack": True} if args.bitpack else {}),
+                   **({"int8": True, "int8_range": args.int8_range} if args.int8 else {})}
         bar.step(f"exporting to {fmt.name}" + ("" if args.no_verify else ", then verifying against the source model"))
+        # The file's size and sha256 go beside it (NAME.sha256.json), checked by every command that reads it
+        # (converters.verify.read_export); an old record goes first, so a kill never pairs it with a new file.
+        fileio.remove(fileio.record_path(output), os.path.dirname(os.path.abspath(output)), "export record")
         report = _convert(model, output, fmt, args, options, convert)
+        fileio.write_record(output)
         bar.advance()
     print(report.summary())
     return 0
@@ -207,7 +236,7 @@ def run_verify(args: argparse.Namespace) -> int:
     import numpy as np
 
     from .layerwise import raise_first
-    from .verify import compare, reference_outputs, verification_batch
+    from .verify import compare, read_export, reference_outputs, verification_batch
 
     fmt = os.path.splitext(args.file)[1].lstrip(".").lower()
     if fmt not in ("tflite", "onnx"):
@@ -217,14 +246,18 @@ def run_verify(args: argparse.Namespace) -> int:
     if not os.path.isfile(args.file):
         raise FileNotFoundError(f"{args.file} does not exist")
     _verify_model(args)  # the command's own errors before the file is read
+    # A damaged file (or one that differs from its record) is one line, never a crash; a .tflite without a
+    # record is run first, in a child process, on each kernel the layer-wise check uses.
+    from .tflite import LCE_RUNTIMES
+
+    content, _ = read_export(args.file, list(LCE_RUNTIMES.values()) if fmt == "tflite" else ({},))
     side = _input_side(args.file, fmt)
     model = _verify_source(args, side)
     batch, data = verification_batch(model, side)
     if fmt == "tflite":
         from .tflite import tflite_predict, verify_tflite_layerwise
 
-        with open(args.file, "rb") as f:
-            flatbuffer = f.read()
+        flatbuffer = content
         results = verify_tflite_layerwise(model, flatbuffer, batch)
         exported = tflite_predict(flatbuffer, batch)
     else:

@@ -29,7 +29,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
-from zoo.fileio import sha256_of, temp_dir
+from zoo.fileio import lock, remove, sha256_of, temp_dir
 
 from .litert.toolchain import SOURCES as KERNEL_SOURCES
 from .verify import ConversionError
@@ -41,7 +41,7 @@ TARGETS = ("rpi",)
 RUNNER_DIR = Path(__file__).resolve().parent / "rpi"
 KERNELS_DIR = Path(__file__).resolve().parent / "litert"
 # converters/litert files a bundle carries as bnn_litert/ (what run.py --runtime litert imports and builds).
-KERNEL_FILES = ("__init__.py", "toolchain.py", *KERNEL_SOURCES)
+KERNEL_FILES = ("__init__.py", "toolchain.py", "flatbuffer.py", "tflite_schema.py", *KERNEL_SOURCES)
 # Versions with cp311 aarch64 wheels that import under Debian 12's qemu-user 7.2 (onnxruntime 1.32's
 # aarch64 wheel crashes there at import); the Pi needs nothing else from PyPI. ai-edge-litert's own
 # dependencies are pinned too, so that every wheel is named (eval.arm64 installs exactly these).
@@ -166,11 +166,10 @@ def deploy(model, output: str | os.PathLike, *, target: str = "rpi", name: Optio
             or ``output`` exists.
         FileNotFoundError: The parent folder of ``output`` does not exist.
         converters.ConversionError: A conversion or its verification failed (nothing written).
+        zoo.fileio.LockedError: Another deploy is writing this bundle.
     """
     import zoo
     from zoo.api import record_of
-
-    from . import to_onnx, to_tflite
 
     if target not in TARGETS:
         raise ValueError(f"unknown deploy target {target!r}; targets: {', '.join(TARGETS)}")
@@ -194,6 +193,17 @@ def deploy(model, output: str | os.PathLike, *, target: str = "rpi", name: Optio
     out = Path(output).expanduser().absolute()
     if not out.parent.is_dir():
         raise FileNotFoundError(f"folder {out.parent} does not exist; create it first")
+    # Held from the checks to the final rename: a second deploy of this bundle is refused before it writes.
+    with lock(out.parent / f".{out.name}.lock", f"bundle folder {out}"):
+        return _deploy(model, out, cfg, target, name, labels, labels_source, record, size, overwrite, log)
+
+
+def _deploy(model, out: Path, cfg, target: str, name: str, labels: list, labels_source: str, record, size: int,
+            overwrite: bool, log: Callable[[str], None]) -> DeployReport:
+    import zoo
+
+    from . import to_onnx, to_tflite
+
     if out.exists() and not overwrite:
         raise ValueError(f"{out} already exists: remove it or pass --force to replace it")
     if out.exists() and not (out / "manifest.json").is_file():
@@ -244,14 +254,14 @@ def deploy(model, output: str | os.PathLike, *, target: str = "rpi", name: Optio
         os.chmod(tmp, 0o755)
         if out.exists():  # overwrite: swap the old bundle out, then remove it
             old = temp_dir(out)
-            os.replace(out, old / "bundle")
+            os.replace(out, old / "bundle")  # a link at out moves itself: its target is never removed
             os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
+            remove(old, out.parent)
         else:
             os.replace(tmp, out)
     finally:
         if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+            remove(tmp, out.parent)
     return DeployReport(str(out), files, tflite, onnx)
 
 

@@ -129,7 +129,10 @@ def export_cached(model, fmt: str, folder: Optional[str | Path] = None) -> Path:
 
 
 def _check_exported(path: Path, fmt: str, model) -> None:
-    """One-line errors for a given export that is not a file of ``fmt`` or not of this model's shape."""
+    """One-line errors for a given export that is not a file of ``fmt``, not of this model's shape, or damaged
+    (see ``converters.verify.read_export``); a note on stderr when no recorded sha256 vouches for it."""
+    from converters.verify import read_export
+
     cfg = model.zoo_config
     if not path.is_file():
         raise FileNotFoundError(f"exported file {path} does not exist")
@@ -140,6 +143,7 @@ def _check_exported(path: Path, fmt: str, model) -> None:
         other = next(k for k, v in SUFFIXES.items() if v == path.suffix)
         raise ValueError(f"--runtime {fmt} runs {SUFFIXES[fmt]} files, not {path.name}: pass --runtime {other} "
                          f"or a {SUFFIXES[fmt]} file")
+    _, note = read_export(path)
     if fmt == "onnx":
         import onnxruntime as ort
 
@@ -164,6 +168,8 @@ def _check_exported(path: Path, fmt: str, model) -> None:
         raise ValueError(f"{path} takes {side}x{side} images and gives {outputs} outputs, but {cfg.name} here takes "
                          f"{cfg.input_size}x{cfg.input_size} and gives {cfg.num_classes}: pass the model NAME and "
                          f"--weights it was exported from")
+    if note:
+        print(f"bnnzoo detect: note: {note}", file=sys.stderr, flush=True)
 
 
 def predictor(model, runtime: str, exported: Optional[str | Path] = None,

@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -15,7 +19,8 @@ import zoo
 from zoo import commands, hub, refs, weights as zw
 from zoo.hub import HubError
 
-from helpers import serve_hub
+from helpers import killed_when, serve_hub
+from hub_server import HubServer
 
 REPO = "zoo-test/mobilenet-tiny"
 KEY = "mobilenet_v1.tiny_test"
@@ -296,3 +301,116 @@ def test_model_cards(tmp_path, monkeypatch):
     assert all("(published)" in r.metric_name for r in card.data.eval_results)
     files = write_model_cards(tmp_path / "cards")
     assert len(files) == len(zoo.list_models(include_stages=True)) + len(zw.WEIGHTS)
+
+
+# --- files outside the cache are never touched ------------------------------------------------------
+
+def _snapshot_link(tmp_path: Path, name: str) -> Path:
+    folder = tmp_path / "hf" / "hub" / f"models--{REPO.replace('/', '--')}" / "snapshots"
+    (link,) = folder.glob(f"*/{name}")
+    return link
+
+
+@pytest.mark.parametrize("name", ["config.json", "model.safetensors"])
+def test_a_snapshot_link_out_of_the_cache_is_refused_and_its_target_survives(name, server, tmp_path, monkeypatch,
+                                                                             capsys):
+    """A shared or copied cache whose snapshot link points at another file: bnnzoo refuses the entry in one
+    line, removes the link (inside the cache), and never reads, trusts or deletes what it points to."""
+    from zoo.cli import main as cli_main
+
+    commands.run_download(argparse.Namespace(name=f"hf-hub:{REPO}", force=False))
+    victim = tmp_path / "victim" / "important.txt"
+    victim.parent.mkdir()
+    victim.write_text("keep me")
+    link = _snapshot_link(tmp_path, name)
+    link.unlink()
+    link.symlink_to(victim)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert cli_main(["download", f"hf-hub:{REPO}"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "outside the Hub cache" in err and str(victim) in err, err
+    assert victim.read_text() == "keep me"
+    assert not link.is_symlink()  # the planted link is gone: the next download online fetches the file again
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    assert _same(zoo.load("mobilenet_v1", weights=f"hf-hub:{REPO}"), tiny_folder_of(tmp_path))
+
+
+def tiny_folder_of(tmp_path: Path) -> Path:
+    return tmp_path / "hub" / REPO
+
+
+@pytest.mark.parametrize("revision", ["../../../../escaped", "..", "a/../../b", "/abs", "a//b", ".hidden",
+                                      "v1/", "x.lock", "a b", "rev~1", "a\\b", "@{1}"])
+def test_a_revision_that_is_not_a_branch_tag_or_commit_is_refused(revision, server, tmp_path, capsys):
+    """A revision becomes a path in the Hub cache (refs/REVISION): one that climbs out of it is refused
+    in one line before any request, even against a server that answers every revision."""
+    from zoo.cli import main as cli_main
+
+    server.any_revision = True
+    assert cli_main(["download", f"hf-hub:{REPO}@{revision}"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "revision" in err and "Traceback" not in err, err
+    assert server.requests == []
+    outside = [p for p in tmp_path.rglob("*") if "escaped" in p.name or p.name == "b"]
+    assert outside == []
+    with pytest.raises(ValueError, match="revision"):
+        hub.parse_hub_ref(f"hf-hub:{REPO}@{revision}")
+
+
+@pytest.mark.parametrize("revision", ["main", "v1.0", "refs/pr/1", "release-2024_01", "a" * 40])
+def test_branch_tag_and_commit_revisions_are_accepted(revision):
+    assert hub.parse_hub_ref(f"hf-hub:{REPO}@{revision}") == (REPO, revision)
+
+
+# --- downloads end, and leave no partial file -----------------------------------------------------------
+
+def _download_cli(env: dict, *args: str, timeout: float = 60) -> tuple[subprocess.CompletedProcess, float]:
+    start = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "zoo.cli", "download", *args], capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, **env}, cwd=Path(__file__).resolve().parents[1])
+    return proc, time.monotonic() - start
+
+
+def test_a_hub_that_never_answers_ends_at_the_stall_timeout(server, tmp_path):
+    """The server accepts the connection and sends nothing: huggingface_hub alone waits its read timeout and
+    retries (past 60 s here); bnnzoo gives up after BNNZOO_DOWNLOAD_STALL seconds, in one line."""
+    server.stall.set()
+    proc, seconds = _download_cli({"BNNZOO_DOWNLOAD_STALL": "1", "BNNZOO_DOWNLOAD_DEADLINE": "30"}, f"hf-hub:{REPO}")
+    err = proc.stderr.strip()
+    assert proc.returncode == 1 and len(err.splitlines()) == 1, err
+    assert "no data for 1 s" in err and "BNNZOO_DOWNLOAD_STALL" in err and "nothing was cached" in err, err
+    assert seconds < 20, seconds
+
+
+def test_a_hub_that_drips_ends_at_the_deadline_and_a_rerun_leaves_no_partial_file(server, tmp_path, tiny_folder):
+    """A link that sends a little every 0.3 s never trips a read timeout; the deadline ends it in one line,
+    and the next download (a normal link) leaves no partial file behind."""
+    server.drip = (2048, 0.3)
+    proc, seconds = _download_cli({"BNNZOO_DOWNLOAD_STALL": "5", "BNNZOO_DOWNLOAD_DEADLINE": "2"}, f"hf-hub:{REPO}")
+    err = proc.stderr.strip()
+    assert proc.returncode == 1 and len(err.splitlines()) == 1, err
+    assert "not finished after 2 s" in err and "BNNZOO_DOWNLOAD_DEADLINE" in err, err
+    assert seconds < 20, seconds
+    server.drip = None
+    commands.run_download(argparse.Namespace(name=f"hf-hub:{REPO}", force=False))
+    assert not [p for p in _cache_files(tmp_path) if p.name.endswith(".incomplete")]
+    assert _same(zoo.load("mobilenet_v1", weights=f"hf-hub:{REPO}"), tiny_folder)
+
+
+def test_bad_download_limits_are_one_line(server):
+    proc, _ = _download_cli({"BNNZOO_DOWNLOAD_DEADLINE": "soon"}, f"hf-hub:{REPO}")
+    assert proc.returncode == 1 and "BNNZOO_DOWNLOAD_DEADLINE='soon'" in proc.stderr.strip().splitlines()[-1]
+
+
+def test_sigkill_mid_download_leaves_no_partial_file_after_a_rerun(server, tmp_path, tiny_folder):
+    """SIGKILL while the weights arrive leaves huggingface_hub's partial file (its name is unique to the
+    process, so nothing ever resumes or removes it); the next download removes it."""
+    server.drip = (2048, 0.05)
+    killed_when([sys.executable, "-m", "zoo.cli", "download", f"hf-hub:{REPO}"],
+                lambda: any(p.name.endswith(".incomplete") and p.stat().st_size > 4096
+                            for p in _cache_files(tmp_path)))
+    assert [p for p in _cache_files(tmp_path) if p.name.endswith(".incomplete")]  # left by the killed process
+    server.drip = None
+    commands.run_download(argparse.Namespace(name=f"hf-hub:{REPO}", force=False))
+    assert not [p for p in _cache_files(tmp_path) if p.name.endswith(".incomplete")]
+    assert _same(zoo.load("mobilenet_v1", weights=f"hf-hub:{REPO}"), tiny_folder)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-from .registry import ModelConfig
+from .registry import ModelConfig, get_config
 
 __all__ = ["load", "save", "push_to_hub", "PushResult", "build", "to_keras", "to_torch", "FRAMEWORKS"]
 
@@ -35,6 +35,7 @@ def build(cfg: ModelConfig, framework: str = "torch"):
     if framework not in FRAMEWORKS:
         raise ValueError(f"unknown framework {framework!r}; expected one of {', '.join(FRAMEWORKS)}")
     family = importlib.import_module(f"zoo.torch.{cfg.family}")
+    _check_size(cfg.replace(num_classes=1) if cfg.num_classes == 0 else cfg, family)
     if cfg.num_classes == 0:
         model = family.build(cfg.replace(num_classes=1))
         if not hasattr(model, "reset_classifier"):
@@ -49,6 +50,32 @@ def build(cfg: ModelConfig, framework: str = "torch"):
         model = translate(model, cfg.input_size, copy_weights=False, name=cfg.name or cfg.family)
     model.zoo_config = cfg
     return model
+
+
+MAX_PARAMETERS = 2_000_000_000  # 8 GB of float32; the largest registered architecture has 62 M
+
+
+def _check_size(cfg: ModelConfig, family) -> None:
+    """Refuses, in one line, a config whose model would not fit in memory (``num_classes`` of 10^9 in a
+    config.json would otherwise end in an allocation error of a terabyte, or the kernel's OOM killer).
+
+    The model is built on PyTorch's ``meta`` device (shapes, no memory) when the config differs from
+    the registered one or its ``tiny`` variant; registered configs are trusted as they are.
+    """
+    import torch
+
+    try:
+        registered = get_config(cfg.name)
+        if cfg in (registered, registered.replace(**registered.tiny)):
+            return
+    except (KeyError, TypeError, ValueError):  # an unregistered name, or overrides that do not apply
+        pass
+    with torch.device("meta"):
+        params = sum(p.numel() for p in family.build(cfg).parameters())
+    if params > MAX_PARAMETERS:
+        raise ValueError(f"{cfg.name or cfg.family} with num_classes={cfg.num_classes} and its options would hold "
+                         f"{params:.3g} parameters ({params * 4 / 1e9:.0f} GB), more than bnnzoo builds "
+                         f"({MAX_PARAMETERS:.0e}): check num_classes and the architecture options (config.json)")
 
 
 def load(reference: str, *, framework: str = "torch", weights: Optional[str] = None, pretrained: bool = False,

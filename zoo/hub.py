@@ -24,7 +24,9 @@ import re
 from pathlib import Path
 from typing import Optional
 
-from .fileio import sha256_of
+from .download import DownloadTimeout, Watch
+from .download import run as run_watched
+from .fileio import UnsafePathError, check_name, read_json, remove, resolve_inside, sha256_of
 from .weights import CONFIG_FILE, WEIGHTS_FILE
 
 __all__ = ["HUB_PREFIX", "HUB_PREFIXES", "WEIGHTS_FILE", "CONFIG_FILE", "HubError", "is_hub_ref", "parse_hub_ref",
@@ -38,6 +40,7 @@ README_FILE = "README.md"
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _GIT_SHA1 = re.compile(r"[0-9a-f]{40}")
 _REPO_ID = re.compile(r"[\w.-]+/[\w.-]+")
+_CHUNK = 1 << 16
 
 
 class HubError(RuntimeError):
@@ -93,17 +96,39 @@ def is_hub_ref(ref: str) -> bool:
     return isinstance(ref, str) and ref.startswith(HUB_PREFIXES)
 
 
+def check_revision(revision: str) -> str:
+    """``revision`` if it is a branch or tag name (``main``, ``v1.0``, ``refs/pr/1``) or a commit hash.
+
+    The Hub cache stores a branch or tag as the file ``refs/<revision>``, so a revision must
+    never climb out of it: each ``/``-separated part is a plain name (letters, digits, ``_ . + -``,
+    not starting with a dot, not ending in ``.lock`` or ``.``; no ``..``, no empty part).
+
+    Raises:
+        ValueError: One line naming the revision.
+    """
+    parts = revision.split("/") if isinstance(revision, str) else [None]
+    try:
+        for part in parts:
+            check_name(part, "part")
+            if part.endswith((".lock", ".")) or ".." in part:
+                raise ValueError(part)
+    except ValueError:
+        raise ValueError(f"bad Hub revision {revision!r}: expected a branch or tag name (letters, digits, "
+                         f"'_', '-', '.', '+', parts separated by single '/', no '..') or a 40-hex commit") from None
+    return revision
+
+
 def parse_hub_ref(ref: str) -> tuple[str, str]:
     """Splits ``"hf-hub:owner/repo[@revision]"`` (or ``hf_hub:``) into ``(repo_id, revision)``.
 
     Raises:
-        ValueError: Not of that form.
+        ValueError: Not of that form, or a revision :func:`check_revision` refuses.
     """
     body = ref[len(HUB_PREFIX):] if is_hub_ref(ref) else ref
     repo_id, _, revision = body.partition("@")
     if not _REPO_ID.fullmatch(repo_id) or (_ and not revision):
         raise ValueError(f"bad Hub reference {ref!r}: expected 'hf-hub:owner/repo' or 'hf-hub:owner/repo@revision'")
-    return repo_id, revision or "main"
+    return repo_id, check_revision(revision or "main")
 
 
 def hub_file(repo_id: str, filename: str, revision: str = "main", *, sha256: Optional[str] = None,
@@ -135,13 +160,19 @@ def hub_file(repo_id: str, filename: str, revision: str = "main", *, sha256: Opt
     except ImportError:  # huggingface-hub < 1.0: EntryNotFoundError (a base of LocalEntryNotFoundError, caught first)
         from huggingface_hub.errors import EntryNotFoundError as RemoteEntryNotFoundError
 
+    check_revision(revision)
     where = f"{repo_id}@{revision}/{filename}"
     warm = f"`bnnzoo download {name or HUB_PREFIX + repo_id + '@' + revision}`"
     offline = _offline()
     endpoint = _endpoint()
+    clean_partial_downloads(repo_id)
+    watch = Watch(where)
     try:
-        path = Path(hf_hub_download(repo_id, filename, revision=revision, cache_dir=_cache_dir(), endpoint=endpoint,
-                                    local_files_only=offline, force_download=force and not offline, **library()))
+        path = Path(run_watched(lambda: hf_hub_download(
+            repo_id, filename, revision=revision, cache_dir=_cache_dir(), endpoint=endpoint, local_files_only=offline,
+            force_download=force and not offline, tqdm_class=_watched_tqdm(watch), **library()), watch))
+    except DownloadTimeout as e:
+        raise HubError(f"{e}; nothing was cached: retry {warm} (or raise the limit)") from None
     except GatedRepoError:
         raise HubError(f"{where}: the repo {repo_id} is gated: accept its terms on the Hub and log in "
                        "(`hf auth login` or HF_TOKEN)") from None
@@ -169,8 +200,93 @@ def hub_file(repo_id: str, filename: str, revision: str = "main", *, sha256: Opt
             raise
         raise HubError(f"{where}: download interrupted ({type(e).__name__}: {_one_line(e)}); nothing was cached: "
                        f"retry {warm}") from None
+    _check_in_cache(path, repo_id, where)
     _verify(path, where, sha256, warm)
     return path
+
+
+def _watched_tqdm(watch: Watch) -> type:
+    """huggingface_hub's progress bar, reporting every chunk to ``watch`` (which stops the transfer once
+    its caller has given up: the partial file is then removed by huggingface_hub itself)."""
+    from huggingface_hub import constants
+    from huggingface_hub.utils import tqdm as hf_tqdm
+
+    # huggingface_hub reads the body in chunks of DOWNLOAD_CHUNK_SIZE (10 MiB) and reports (and writes) nothing
+    # in between: on a slow link the stall timeout would see no progress for minutes. 64 KiB chunks report
+    # about every second down to 64 kB/s and cost nothing measurable in Python calls.
+    constants.DOWNLOAD_CHUNK_SIZE = min(constants.DOWNLOAD_CHUNK_SIZE, _CHUNK)
+
+    class Watched(hf_tqdm):
+        def update(self, n=1):
+            watch.progress(max(int(n or 0), 0))
+            return super().update(n)
+
+    return Watched
+
+
+def clean_partial_downloads(repo_id: str) -> list[Path]:
+    """Removes the partial files (``blobs/*.incomplete``) of ``repo_id`` in the Hub cache that no live
+    download is writing.
+
+    huggingface_hub names each process's partial file uniquely and removes it when its download fails,
+    but a killed process (SIGKILL, power loss) leaves it for good. A live download holds the flock of
+    ``.locks/<repo>/<etag>.lock`` while it writes; a partial file whose lock can be taken is a dead one.
+
+    Returns:
+        The files removed.
+    """
+    import fcntl
+
+    repo = _repo_cache(repo_id)
+    blobs, locks = repo / "blobs", Path(_cache_dir()) / ".locks" / repo.name
+    try:
+        names = sorted(n for n in os.listdir(blobs) if n.endswith(".incomplete"))
+    except OSError:
+        return []
+    removed = []
+    for name in names:
+        try:
+            fd = os.open(locks / f"{name.split('.', 1)[0]}.lock", os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        except FileNotFoundError:
+            fd = None  # never locked: no live download
+        except OSError:
+            continue
+        try:
+            if fd is not None:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if remove(blobs / name, blobs, "partial download"):
+                removed.append(blobs / name)
+        except (UnsafePathError, OSError):  # a live download holds the lock, or a read-only cache
+            pass
+        finally:
+            if fd is not None:
+                os.close(fd)
+    return removed
+
+
+def _repo_cache(repo_id: str) -> Path:
+    """The folder of ``repo_id`` in the Hub cache (``models--owner--name``)."""
+    return Path(_cache_dir()) / f"models--{repo_id.replace('/', '--')}"
+
+
+def _check_in_cache(link: Path, repo_id: str, where: str) -> None:
+    """Refuses a snapshot entry whose real file is not a blob of the repo's cache folder.
+
+    A shared or copied cache can hold a snapshot link to any file: that file is never read,
+    trusted or deleted; only the link, which lies inside the cache, is removed.
+    """
+    repo = _repo_cache(repo_id)
+    try:
+        resolve_inside(link, repo / "blobs", f"cached {where}", follow=True)
+    except UnsafePathError:
+        target = os.path.realpath(link)
+        try:
+            remove(link, repo / "snapshots", "snapshot link")
+            done = "the link was removed"
+        except (UnsafePathError, OSError):
+            done = "it was left as it is"
+        raise HubError(f"{where}: the cached file is a link to {target}, outside the Hub cache's blobs "
+                       f"({repo / 'blobs'}): refused and {done}; that file was not read or touched") from None
 
 
 def _git_blob_sha1(path: Path) -> str:
@@ -210,13 +326,12 @@ def _verify(path: Path, where: str, sha256: Optional[str], warm: str) -> None:
 
 
 def _discard(link: Path, blob: Path) -> None:
-    """Removes a refused file from the Hub cache: its snapshot link and the blob it points to."""
+    """Removes a refused file from the Hub cache: its snapshot link and the blob it points to (never
+    a file outside the cache's folder, see :func:`_check_in_cache`)."""
     for p in (link, blob):
         try:
-            os.remove(p)
-        except FileNotFoundError:
-            pass
-        except OSError:  # a read-only cache: the refusal still stands
+            remove(p, Path(_cache_dir()), "cached file")
+        except (UnsafePathError, OSError):  # a read-only cache: the refusal still stands
             pass
 
 

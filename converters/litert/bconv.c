@@ -37,7 +37,8 @@ void free_conv(Kernel* k) {
 }
 
 /* Sets up the fast path when the code path has one and the op fits it (its tile kernels write
- * float32 or bit-packed outputs); 0: use the general path, -1: out of memory. */
+ * float32 or bit-packed outputs; int8 outputs take the general path); 0: use the general path,
+ * -1: out of memory. */
 static int setup_fast(Kernel* k, TfLiteType out_type) {
   const OpParams* p = &k->p;
   const CodePath* path = k->path;
@@ -165,8 +166,11 @@ TfLiteStatus prepare_bconv(TfLiteContext* ctx, Kernel* k) {
   const TfLiteTensor* bias = optional_input(ctx, k, 3);
   const TfLiteTensor* thr = optional_input(ctx, k, 4);
   k->bitpacked_out = out->type == kTfLiteInt32;
-  if (out->type != kTfLiteInt32 && out->type != kTfLiteFloat32)
-    return fail(ctx, "LceBconv2d: output type %d is not implemented (float32 or bit-packed int32)", out->type);
+  k->int8_out = out->type == kTfLiteInt8;
+  if (out->type != kTfLiteInt32 && out->type != kTfLiteFloat32 && out->type != kTfLiteInt8)
+    return fail(ctx, "LceBconv2d: output type %d is not implemented (float32, int8 or bit-packed int32)", out->type);
+  if (k->int8_out && !(out->params.scale > 0.0f))
+    return fail(ctx, "LceBconv2d: int8 output needs a positive scale");
   switch (p->activation) {
     case ACT_RELU: k->clamp_min = 0, k->clamp_max = 1 << 30; break;
     case ACT_RELU_N1_TO_1: k->clamp_min = -1, k->clamp_max = 1; break;
@@ -176,8 +180,6 @@ TfLiteStatus prepare_bconv(TfLiteContext* ctx, Kernel* k) {
   if (k->bitpacked_out) {
     if (!thr || thr->type != kTfLiteInt32 || !thr->data.raw || num_elements(thr) != k->out_c)
       return fail(ctx, "LceBconv2d: bit-packed output needs an int32 output_threshold of %d values", k->out_c);
-    if (p->pad_values == 0 && p->padding == PAD_SAME)
-      return fail(ctx, "LceBconv2d: bit-packed output with pad_values=0 and SAME padding is not implemented");
     k->threshold = (int32_t*)aligned(sizeof(int32_t) * (k->out_c + MAX_TILE_COLS));
     if (!k->threshold) return fail(ctx, "LceBconv2d: out of memory");
     memcpy(k->threshold, thr->data.i32, sizeof(int32_t) * k->out_c);
@@ -188,7 +190,7 @@ TfLiteStatus prepare_bconv(TfLiteContext* ctx, Kernel* k) {
     int64_t per_channel = k->out_c, per_pixel = (int64_t)k->out_h * k->out_w * k->out_c;
     if (!mul || !bias || mul->type != kTfLiteFloat32 || bias->type != kTfLiteFloat32 || !mul->data.raw ||
         !bias->data.raw)
-      return fail(ctx, "LceBconv2d: float output needs constant float32 post_activation_multiplier and bias");
+      return fail(ctx, "LceBconv2d: float and int8 outputs need constant float32 post_activation_multiplier and bias");
     int64_t nm = num_elements(mul), nb = num_elements(bias);
     if ((nm != per_channel && nm != per_pixel) || (nb != per_channel && nb != per_pixel))
       return fail(ctx, "LceBconv2d: post_activation_multiplier/bias of %lld/%lld values for %d channels of %dx%d "
@@ -198,13 +200,21 @@ TfLiteStatus prepare_bconv(TfLiteContext* ctx, Kernel* k) {
     k->multiplier = (float*)aligned(sizeof(float) * (n + MAX_TILE_COLS));
     k->bias = (float*)aligned(sizeof(float) * (n + MAX_TILE_COLS));
     if (!k->multiplier || !k->bias) return fail(ctx, "LceBconv2d: out of memory");
-    /* y = dot * m + b = pop * (-2 m) + (K m + b): LCE's reference kernel evaluates the
-     * second form, with K m + b in one rounding; so do we, to agree bit for bit. */
+    /* y = dot * m + b = x * (-m) + (K m + b) with x = 2 * popcount: LCE's reference kernel evaluates the
+     * second form, its constants computed in double and rounded to float once, and an int8 output's
+     * scale s and zero point z folded in, x * (-m / s) + ((K m + b) / s + z); so do we, to agree bit
+     * for bit. Float outputs keep -2 m, for popcount * (-2 m): the same products, exactly. */
+    const double s = k->int8_out ? (double)out->params.scale : 1.0, z = k->int8_out ? out->params.zero_point : 0.0;
     for (int64_t i = 0; i < n; i++) {
-      float m = mul->data.f[nm == n ? i : i % k->out_c], b = bias->data.f[nb == n ? i : i % k->out_c];
-      k->multiplier[i] = -2.0f * m;
-      k->bias[i] = fmaf((float)k->ktot, m, b);
+      double m = mul->data.f[nm == n ? i : i % k->out_c], b = bias->data.f[nb == n ? i : i % k->out_c];
+      float x_mul = (float)(-m / s);
+      k->multiplier[i] = k->int8_out ? x_mul : 2.0f * x_mul;
+      k->bias[i] = (float)((b + (double)k->ktot * m) / s + z);
     }
+    /* LCE clamps x (int8 output) to the activation's range in its own space: dot = K - x. */
+    int64_t x_min = (int64_t)k->ktot - k->clamp_max, x_max = (int64_t)k->ktot - k->clamp_min;
+    k->x_min = (int32_t)(x_min < 0 ? 0 : x_min);
+    k->x_max = (int32_t)(x_max > 2 * (int64_t)k->ktot ? 2 * (int64_t)k->ktot : x_max);
   }
   k->out_words = (k->out_c + 31) / 32;
   int dims[4] = {k->batch, k->out_h, k->out_w, k->bitpacked_out ? k->out_words : k->out_c};

@@ -15,12 +15,12 @@
  *   bgemm_x86.c    AVX2 and AVX-512 VPOPCNTDQ binary GEMMs and the AVX-512 tile kernel of
  *                  LceBconv2d's fast path (x86-64)
  *   bgemm_neon.c   the NEON tile kernel of LceBconv2d's fast path and binary GEMM (aarch64)
- *   quantize.c     LceQuantize, LceDequantize
+ *   quantize.c     LceQuantize, LceDequantize (float32, int8 and bool values)
  *   maxpool.c      LceBMaxPool2d
  *   bconv.c        LceBconv2d: prepare, the general path (im2col rows, binary GEMM)
  *                  and the fast path's driver (direct addressing, tile kernels)
- *   transform.c    LceBconv2d's output transform on the general path (the tile kernels
- *                  have their own, vectorised)
+ *   transform.c    LceBconv2d's output transform on the general path (float, int8 and
+ *                  bit-packed outputs; the tile kernels have their own, vectorised)
  *   delegate.c     tensor helpers, the delegate kernels and the TFLite delegate
  *
  * Build: cc -O3 -shared -fPIC *.c -lpthread -lm (see converters/litert/toolchain.py).
@@ -149,17 +149,25 @@ typedef struct Kernel {
   int output;
   Pool* pool; /* the delegate's */
   const CodePath* path; /* chosen when the delegate was made */
+  /* LceQuantize input / LceDequantize output, set in prepare: float32, int8 or bool values. An int8
+   * sign is x < zero_point; int8 +1 and -1 are LCE's zero point +- round(1 / scale), saturated. */
+  TfLiteType value_type;
+  int32_t zero_point;
+  int8_t plus_one, minus_one;
   /* LceBconv2d, set in prepare */
   int batch, in_h, in_w, in_words, out_h, out_w, out_c, out_words;
   int groups, cin_g, words_g, cout_g, taps, row_words, pad_top, pad_left, ktot;
   uint32_t* filter;  /* [out_c][row_words] */
   int32_t* tap_pop;  /* [out_c][taps]: popcount of each tap's filter words (zero padding) */
-  float* multiplier; /* [out_c] (or [out_h][out_w][out_c]), tile_cols floats of slack */
-  float* bias;       /* the same */
+  float* multiplier; /* [out_c] (or [out_h][out_w][out_c]), tile_cols floats of slack; int8 output:
+                      * with the output scale folded in */
+  float* bias;       /* the same; int8 output: with the output scale and zero point folded in */
   int32_t* threshold; /* [out_c], tile_cols of slack (INT32_MAX: bit 0) */
   int spatial_transform; /* multiplier and bias per output position */
   int clamp_min, clamp_max;
   int bitpacked_out;
+  int int8_out;          /* int8 output: the transform works on x = 2 * popcount, clamped to [x_min, x_max] */
+  int32_t x_min, x_max;
   int scratch_per_thread; /* words */
   uint32_t* scratch;
   int32_t* counts;
@@ -211,5 +219,7 @@ void free_conv(Kernel* k);
 TfLiteStatus prepare_bconv(TfLiteContext* ctx, Kernel* k);
 void bconv_invoke(Pool* pool, Job* job);
 void bconv_transform(const Kernel* k, const Job* j, int b, int oy, int g, int32_t* counts);
+void bconv_int8_pixel(const Kernel* k, const int32_t* counts, int g, int padded_taps, const float* multiplier,
+                      const float* bias, int8_t* out);
 
 #endif /* BNN_H_ */

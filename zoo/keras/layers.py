@@ -147,7 +147,8 @@ class ZeroPadCorrectedConv2D(lq.layers.QuantConv2D):
             return outputs
         h, w, c = inputs.shape[1:]
         mask = tf.pad(tf.zeros((1, h, w, c), inputs.dtype), self._get_padding_same(inputs), constant_values=1.0)
-        kernel = self.kernel_quantizer(tf.convert_to_tensor(self.kernel))
+        kernel = tf.convert_to_tensor(self.kernel)  # frozen for export (converters.tflite): already quantized
+        kernel = kernel if self.kernel_quantizer is None else self.kernel_quantizer(kernel)
         taps = tf.nn.conv2d(mask, kernel, self.strides, "VALID")
         if outputs.shape[1] * outputs.shape[2] == 1:  # a 1x1 map: the correction is a per-channel bias
             return outputs - tf.reshape(taps, (-1,))

@@ -231,7 +231,7 @@ def _conv(ctx: _Ctx, m: nn.Conv2d, x: _T) -> _T:
         layer = ctx.module_layer(lambda: kl.binary_conv(
             m.out_channels, kernel, stride, name=path, groups=m.groups, pad_value=m.pad_value,
             input_quantizer=m.input_quantizer, weight_quantizer=m.weight_quantizer, clip=m.clip,
-            binary=m.is_binary and getattr(m, "lce_bconv", True), dilation=_pair(m.dilation), padding=padding))
+            binary=m.is_binary, dilation=_pair(m.dilation), padding=padding))
         return _T(layer(k), NHWC, x.t)
     bias = m.bias is not None
     if m.groups == 1:
