@@ -5,7 +5,9 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
 export TF_USE_LEGACY_KERAS := 1
-export TF_CPP_MIN_LOG_LEVEL := 2
+# 3: TensorFlow's C++ INFO, WARNING and ERROR lines ("failed call to cuInit" where CUDA libraries are
+# installed without a GPU) stay out of what the commands print.
+export TF_CPP_MIN_LOG_LEVEL := 3
 
 .PHONY: install demo test clean
 

@@ -26,8 +26,6 @@ that cannot be read is reported and skipped; the others are still written (exit 
 from __future__ import annotations
 
 import argparse
-import hashlib
-import json
 import os
 import sys
 import tempfile
@@ -112,32 +110,9 @@ def load_detector(name: str, weights: Optional[str] = None):
     return model
 
 
-def _cache_root() -> Path:
-    root = os.environ.get("BNNZOO_CACHE")
-    if not root:
-        xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-        root = os.path.join(xdg, "bnnzoo")
-    return Path(root) / "exports"
-
-
-def _export_key(model, fmt: str) -> str:
-    """What an export depends on: the config, every tensor, and the converting libraries."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    digest = hashlib.sha256(json.dumps([fmt, model.zoo_config.to_dict()], sort_keys=True).encode())
-    for lib in ("bnnzoo", "torch", "onnx", "tensorflow", "larq-compute-engine"):
-        try:
-            digest.update(f"{lib}={version(lib)}".encode())
-        except PackageNotFoundError:
-            digest.update(f"{lib}=-".encode())
-    for key, tensor in sorted(model.state_dict().items()):
-        digest.update(key.encode())
-        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()[:20]
-
-
 def export_cached(model, fmt: str, folder: Optional[str | Path] = None) -> Path:
-    """The verified ``fmt`` export of ``model``, converted once per weights and config.
+    """The verified ``fmt`` export of ``model``, converted once per weights and config
+    (``converters.cache``; its lines are printed as ``bnnzoo detect``'s).
 
     Args:
         model: A zoo PyTorch detector.
@@ -147,25 +122,10 @@ def export_cached(model, fmt: str, folder: Optional[str | Path] = None) -> Path:
     Raises:
         converters.ConversionError: The export failed its verification (nothing cached).
     """
-    import converters
-    from zoo import fileio
+    from converters.cache import export_cached as cached
 
-    folder = Path(folder) if folder is not None else _cache_root()
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{model.zoo_config.name}-{_export_key(model, fmt)}{SUFFIXES[fmt]}"
-    record = fileio.record_path(path)
-    if path.is_file() and fileio.recorded(path):
-        return path
-    if path.exists() or record.exists():
-        print(f"bnnzoo detect: the cached export {path} does not match its recorded size and sha256: rebuilding it",
-              file=sys.stderr, flush=True)
-        for stale in (record, path):  # the record first: a kill in between leaves an unrecorded file, rebuilt
-            fileio.remove(stale, folder, "cached export")
-    print(f"bnnzoo detect: converting {model.zoo_config.name} to {fmt} (verified; cached as {path})",
-          file=sys.stderr, flush=True)
-    converters.convert(model, str(path), fmt, **({"bitpack": True} if fmt == "onnx" else {}))
-    fileio.write_record(path)
-    return path
+    return cached(model, fmt, folder, announce=lambda line: print(f"bnnzoo detect: {line}", file=sys.stderr,
+                                                                   flush=True)).path
 
 
 def _check_exported(path: Path, fmt: str, model) -> None:

@@ -1,14 +1,25 @@
 """The evaluation behind ``bnnzoo eval``: figures, export sizes, latency and accuracy per model.
 
-Every model runs in its own guarded stages (build, figures, each export, each runtime,
+Latency is measured at the input size the published ImageNet figures refer to (each
+architecture's registered size, 224x224; ``--tiny``: its tiny size), on the registered
+architecture with seeded random weights, or on the given weights when they are of that
+size. Accuracy is measured only for trained weights given with ``--weights`` / ``NAME.TAG``,
+on the data given, at the weights' own input size (the MNIST weights: 32x32 or 64x64), and
+says so: a latency and an accuracy of different input sizes never share a column.
+
+Every export is converted and verified once and kept by content hash (``converters.cache``),
+and serves every runtime that runs it; ``jobs > 1`` converts every model first, in that many
+processes, then times them one by one. The runtimes of one model are timed round-robin and
+each stops once its interquartile range is tight (``eval.timing.interleaved``).
+
+Every model runs in its own guarded stages (build, figures, each export, the timing,
 accuracy): a stage that fails records its error in the model's row and the other
-stages and models still run. All latencies come from one process, one after the
-other, so ratios between rows hold (on a machine left otherwise idle).
+stages and models still run.
 
 Which models ``--all`` takes: every registered model except detectors (family
-``detector``: they output boxes, not classes) and training-stage variants (names
-matching :data:`TRAINING_STAGE_PATTERNS`: the Real-to-Bin teacher and progressive
-stages exist to initialise the final model, not to be deployed).
+``detector``: they output boxes, not classes; ``reports/plates/`` measures them) and
+training-stage variants (names matching :data:`TRAINING_STAGE_PATTERNS`: the Real-to-Bin
+teacher and progressive stages exist to initialise the final model, not to be deployed).
 """
 
 from __future__ import annotations
@@ -23,7 +34,7 @@ import sys
 import tempfile
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -32,27 +43,16 @@ import numpy as np
 import zoo
 
 __all__ = ["RUNTIMES", "Runtime", "EvalOptions", "select_models", "parse_runtimes", "parse_weights",
-           "evaluate", "machine_info", "SCHEMA", "SCHEMA_VERSION", "BASELINES", "TRAINING_STAGE_PATTERNS",
-           "EXCLUDED_FAMILIES", "BASELINE_PUBLISHED", "MissingRuntimeError"]
+           "evaluate", "machine_info", "published", "SCHEMA", "SCHEMA_VERSION", "BASELINES", "TRAINING_STAGE_PATTERNS",
+           "EXCLUDED_FAMILIES", "MissingRuntimeError", "DEFAULT_RUNTIMES", "QUICK", "NO_WEIGHTS"]
 
 SCHEMA = "bnnzoo-eval"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 # MobileNet-v1 widths, the float reference line of every plot.
 BASELINES = ("mobilenet_v1_025", "mobilenet_v1_050", "mobilenet_v1_075", "mobilenet_v1")
 DEFAULT_MODELS = ("meliusnet22", "realtobinary_resnet18")
 EXCLUDED_FAMILIES = ("detector",)
 TRAINING_STAGE_PATTERNS = ("*_teacher", "*_stage[0-9]*")
-# MobileNet-v1's registered configs carry no ``published`` figures yet; these are Howard et al.
-# (arXiv:1704.04861) Table 6 (ImageNet top-1 at 224x224, width multiplier 1.0/0.75/0.5/0.25),
-# used only where a config's own ``published`` has no top1.
-BASELINE_PUBLISHED = {
-    "mobilenet_v1": dict(top1=70.6, source="Howard et al. 2017, Table 6 (arXiv:1704.04861)"),
-    "mobilenet_v1_075": dict(top1=68.4, source="Howard et al. 2017, Table 6 (arXiv:1704.04861)"),
-    "mobilenet_v1_050": dict(top1=63.7, source="Howard et al. 2017, Table 6 (arXiv:1704.04861)"),
-    "mobilenet_v1_025": dict(top1=50.6, source="Howard et al. 2017, Table 6 (arXiv:1704.04861)"),
-}
-
-
 class MissingRuntimeError(ImportError):
     """A runtime's optional dependencies are not installed."""
 
@@ -81,15 +81,19 @@ class Runtime:
 
 
 RUNTIMES: dict[str, Runtime] = {
-    "lce": Runtime("lce", "LCE", "tflite", ("larq_compute_engine",), "lce", True,
-                   "LCE TFLite file in larq_compute_engine's Interpreter, flags {flags}"),
+    "lce": Runtime("lce", "LCE indirect", "tflite", ("larq_compute_engine",), "lce", True,
+                   "LCE TFLite file in larq_compute_engine's Interpreter with its indirect-BGEMM binary kernels, "
+                   "flags {flags}"),
+    "lce_default": Runtime("lce_default", "LCE default", "tflite", ("larq_compute_engine",), "lce", True,
+                           "the same LCE TFLite file in larq_compute_engine's Interpreter with its default binary "
+                           "kernels, flags {default_flags}"),
     "litert": Runtime("litert", "bnnzoo LiteRT", "tflite", ("ai_edge_litert",), "litert", True,
                       "the same LCE TFLite file in ai-edge-litert's interpreter, LCE's ops run by bnnzoo's own "
                       "kernels (converters.litert, a TFLite delegate; code path {litert_path}), float ops by "
                       "LiteRT's XNNPACK"),
     "xnnpack": Runtime("xnnpack", "TFLite+XNNPACK", "tflite", ("tensorflow",), "keras", False,
                        "the same TFLite file in TensorFlow's tf.lite.Interpreter (default resolver: XNNPACK "
-                       "delegate), float models only; runs whenever lce does"),
+                       "delegate), float models only; runs whenever lce or lce_default does"),
     "onnx": Runtime("onnx", "ONNX Runtime", "onnx", ("onnxruntime",), "onnx", True,
                     "ONNX file (binary conv weights bit-packed) in onnxruntime, CPUExecutionProvider, "
                     "intra-op threads = threads, inter-op 1"),
@@ -100,8 +104,11 @@ RUNTIMES: dict[str, Runtime] = {
 
 # What `bnnzoo eval` times without --runtimes; the optional ones are left out, with a note, where
 # their extra is not installed (an explicit --runtimes naming them fails instead).
-DEFAULT_RUNTIMES = "lce,litert,onnx,torch"
+DEFAULT_RUNTIMES = "litert,lce,lce_default,onnx,torch"
 OPTIONAL_RUNTIMES = ("litert",)
+# What --quick changes (the demo): the headline runtimes only (bnnzoo's kernels, LCE, XNNPACK for
+# the float models), one thread, fewer runs.
+QUICK = dict(runtimes="litert,lce", threads="1", runs=10, min_runs=3)
 
 
 def default_runtimes(text: str = DEFAULT_RUNTIMES) -> tuple[list[str], dict[str, str]]:
@@ -151,8 +158,9 @@ def parse_runtimes(text: str) -> list[str]:
             close = difflib.get_close_matches(n, list(RUNTIMES), n=1, cutoff=0.4)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             raise ValueError(f"unknown runtime {n!r}{hint} (runtimes: {', '.join(RUNTIMES)})")
-    if "lce" in names and "xnnpack" not in names:
-        names.insert(names.index("lce") + 1, "xnnpack")
+    lce = [n for n in names if n in ("lce", "lce_default")]
+    if lce and "xnnpack" not in names:
+        names.insert(names.index(lce[-1]) + 1, "xnnpack")
     for n in names:
         check_runtime(RUNTIMES[n])
     return list(dict.fromkeys(names))
@@ -236,30 +244,43 @@ class EvalOptions:
         models: Registered names, in table order.
         runtimes: Keys of :data:`RUNTIMES`.
         threads: Thread counts every runtime is timed at.
-        runs: Timed runs per (model, runtime, threads).
+        runs: Most timed runs per (model, runtime, threads).
         warmup: Untimed runs before them.
+        min_runs: Fewest timed runs; a runtime stops after them once its interquartile range is
+            within ``rel_iqr`` of its median.
+        rel_iqr: That bound.
+        budget_s: A runtime also stops (after ``min_runs``) once its timed runs took this long.
         data: ``"mnist"``, an ImageNet-style folder, or ``""`` (no accuracy).
-        weights: Model -> weights (``zoo.load``'s ``weights=``); others are initialised.
+        weights: Model -> weights (``zoo.load``'s ``weights=``); the others are timed with seeded
+            random weights and get no accuracy.
         tiny: Build each model with its config's ``tiny`` overrides (tests, smoke runs).
         limit: Evaluate accuracy on at most this many images (0: all).
         batch_size: Batch of the accuracy evaluation.
-        workdir: Folder for the exported files.
-        progress: Show tqdm progress bars.
+        cache: Folder of the verified exports (``converters.cache``); ``""``: a temporary folder.
+        jobs: Processes converting the models before the timing starts (1: each model converts
+            just before it is timed).
+        quick: Recorded in the results (``--quick`` set the runtimes, threads and runs).
+        progress: Show progress.
         command: The command line, recorded in the results.
         skipped_runtimes: Default runtimes left out (not installed) -> why, recorded in the report.
     """
 
     models: list[str]
     runtimes: list[str] = field(default_factory=lambda: ["lce", "xnnpack", "onnx", "torch"])
-    threads: list[int] = field(default_factory=lambda: [1, 2])
+    threads: list[int] = field(default_factory=lambda: [1])
     runs: int = 20
-    warmup: int = 3
+    warmup: int = 2
+    min_runs: int = 5
+    rel_iqr: float = 0.05
+    budget_s: Optional[float] = 10.0
     data: str = ""
     weights: dict[str, str] = field(default_factory=dict)
     tiny: bool = False
     limit: int = 0
     batch_size: int = 50
-    workdir: str = ""
+    cache: str = ""
+    jobs: int = 1
+    quick: bool = False
     progress: bool = True
     command: str = ""
     skipped_runtimes: dict[str, str] = field(default_factory=dict)
@@ -362,21 +383,18 @@ def _rounded(values) -> str:
     return "(" + ", ".join(f"{v:.3g}" for v in values) + ")"
 
 
-def accuracy(model, x, y, classes: list[str], batch_size: int, initialised: bool,
+def accuracy(model, x, y, classes: list[str], batch_size: int,
              progress: Optional[Callable] = None) -> dict[str, Any]:
-    """Top-1 / top-5 (%) of a PyTorch model on ``x``/``y``.
-
-    A model with initialised weights and more outputs than the data has classes is scored on
-    its first ``len(classes)`` outputs (chance level: 1 / classes).
+    """Top-1 / top-5 (%) of a PyTorch model with trained weights on ``x``/``y``.
 
     Raises:
-        zoo.WeightMismatchError: Trained weights whose classifier size differs from the data's classes.
+        zoo.WeightMismatchError: The weights' classifier size differs from the data's classes.
     """
     import torch
 
     n_cls = len(classes)
     out_cls = model.zoo_config.num_classes
-    if out_cls != n_cls and not initialised:
+    if out_cls != n_cls:
         raise zoo.WeightMismatchError(f"the weights classify {out_cls} classes but the data has {n_cls}: "
                                       f"pass weights trained on these classes")
     top1 = top5 = 0
@@ -384,7 +402,7 @@ def accuracy(model, x, y, classes: list[str], batch_size: int, initialised: bool
     model.eval()
     with torch.no_grad():
         for start in range(0, len(y), batch_size):
-            logits = model(x[start:start + batch_size])[:, :n_cls]
+            logits = model(x[start:start + batch_size])
             target = y[start:start + batch_size]
             top = logits.topk(k, dim=1).indices
             top1 += int((top[:, 0] == target).sum())
@@ -392,32 +410,64 @@ def accuracy(model, x, y, classes: list[str], batch_size: int, initialised: bool
             if progress:
                 progress(len(target))
     n = len(y)
-    return {"top1": 100.0 * top1 / n, "top5": 100.0 * top5 / n, "top5_k": k, "images": n, "classes": n_cls,
-            "chance_top1": 100.0 / n_cls}
+    return {"top1": 100.0 * top1 / n, "top5": 100.0 * top5 / n, "top5_k": k, "images": n, "classes": n_cls}
 
 
-def export_accuracy(files: dict[str, Optional[str]], x, y, n_classes: int) -> dict[str, float]:
-    """Top-1 (%) of each exported file on the same images: ``{"lce": ..., "onnx": ...}``.
+def export_accuracy(files: dict[str, Optional[str]], runtimes: list[str], x, y) -> dict[str, float]:
+    """Top-1 (%) of each exported file on the same images, per runtime that runs it (``onnx``, ``lce``
+    with its default kernels, ``litert``): ``{"onnx": ..., "lce": ...}``.
 
     The exports are run on every image, not just the verification batch, so a conversion that
-    is right on 4 images and wrong on others shows here.
+    is right on 8 images and wrong on others shows here.
     """
     from converters.tflite import tflite_predict
 
+    from . import timing
+
     xs, target = np.ascontiguousarray(x.numpy()), y.numpy()
     out = {}
-    for rt, fmt in (("onnx", "onnx"), ("lce", "tflite")):
-        if not files.get(fmt):
+    for rt in ("onnx", "lce", "litert"):
+        path = files.get(RUNTIMES[rt].export)
+        if rt not in runtimes or not path:
             continue
-        if fmt == "onnx":
+        if rt == "onnx":
             import onnxruntime as ort
 
-            sess = ort.InferenceSession(files[fmt], providers=["CPUExecutionProvider"])
+            sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
             name = sess.get_inputs()[0].name
             logits = np.concatenate([sess.run(None, {name: xs[i:i + 1]})[0] for i in range(len(xs))])
+        elif rt == "lce":
+            logits = tflite_predict(Path(path).read_bytes(), xs)
         else:
-            logits = tflite_predict(Path(files[fmt]).read_bytes(), xs)
-        out[rt] = 100.0 * float((logits[:, :n_classes].argmax(1) == target).mean())
+            logits = timing.litert_interpreter(Path(path).read_bytes(), 1).predict(xs.transpose(0, 2, 3, 1))
+        out[rt] = 100.0 * float((np.asarray(logits).argmax(1) == target).mean())
+    return out
+
+
+# --- published figures ------------------------------------------------------------------------
+
+def published(name: str) -> dict[str, Any]:
+    """Published figures of an architecture, with their source.
+
+    Classifiers: ImageNet top-1 / top-5 of its registered ImageNet weights (``zoo.list_weights``: a
+    ``top1`` metric on ``imagenet-1k`` whose source is published) first, else its
+    ``ModelConfig.published``; with ``dataset`` and the ``input_size`` they refer to. Other models
+    (detectors): their ``ModelConfig.published`` as it is.
+
+    Returns:
+        ``{"top1", "top5", "source", "dataset", "input_size"[, "weights"]}`` (the keys it has), or ``{}``.
+    """
+    cfg = zoo.get_config(name)
+    out: dict[str, Any] = dict(cfg.published)
+    for w in zoo.list_weights(name):
+        found = {m.name: m for m in w.metrics if m.name in ("top1", "top5") and m.dataset.startswith("imagenet")
+                 and m.source.startswith("published")}
+        if "top1" in found:  # the figures of weights one can load, in place of the paper's
+            out = {k: m.value for k, m in found.items()}
+            out.update(source=found["top1"].source.split(":", 1)[1].strip(), weights=w.key)
+            break
+    if "top1" in out:
+        out.update(dataset="ImageNet-1k validation", input_size=cfg.input_size)
     return out
 
 
@@ -428,23 +478,109 @@ def _error(e: BaseException) -> str:
     return f"{type(e).__name__}: {text[0] if text else ''}"[:300]
 
 
-def _published(name: str, cfg) -> dict[str, Any]:
-    pub = dict(cfg.published)
-    if "top1" not in pub and name in BASELINE_PUBLISHED:
-        pub = {**BASELINE_PUBLISHED[name], **pub}
-    return pub
+NO_WEIGHTS = "none"  # row["weights"] of a model given no trained weights (timed with random ones, no accuracy)
+# Random weights of the models timed without trained ones: seeded, so their exports' content (and cache
+# key) is the same in every run, and no binary conv sees the exact zeros of a fresh model.
+TIMING_SEED = 0
 
 
-def evaluate_model(name: str, opts: EvalOptions, data: Optional[_DataCache], workdir: Path,
-                   bar: Optional[Any] = None) -> dict[str, Any]:
-    """One row of the results (see :func:`evaluate`); never raises for the model's own failures."""
+@dataclass
+class _Models:
+    """The models of one row: ``timed`` at the ImageNet input size, ``scored`` (trained weights) for accuracy."""
+
+    timed: Any
+    scored: Any  # None without trained weights; ``timed`` itself when the weights are of the timed size
+    timed_weights: str
+
+
+def _build(name: str, opts: EvalOptions) -> _Models:
+    from zoo.torch.random_weights import randomize
+
+    cfg = zoo.get_config(name)
+    overrides = dict(cfg.tiny) if opts.tiny else {}
+    size = overrides.get("input_size", cfg.input_size)
+    classes = overrides.get("num_classes", cfg.num_classes)
+    weights = opts.weights.get(name)
+    # the weights decide the size they are scored at (their config); --tiny only shrinks the architecture
+    arch = {k: v for k, v in overrides.items() if k not in ("input_size", "num_classes")}
+    scored = zoo.load(name, weights=weights, **arch) if weights else None
+    if scored is not None and (scored.zoo_config.input_size, scored.zoo_config.num_classes) == (size, classes):
+        return _Models(scored, scored, f"weights {weights}")
+    return _Models(randomize(zoo.load(name, **overrides), seed=TIMING_SEED), scored,
+                   f"random weights (seed {TIMING_SEED})")
+
+
+def _formats(runtimes: list[str]) -> list[str]:
+    needed = {RUNTIMES[r].export for r in runtimes} - {""}
+    return [f for f in ("tflite", "onnx") if f in needed]
+
+
+def _accuracy_formats(runtimes: list[str]) -> list[str]:
+    return _formats([r for r in runtimes if r in ("onnx", "lce", "litert")])
+
+
+def _export_jobs(models: _Models, opts: EvalOptions) -> list[tuple[str, Any, str]]:
+    """``(key, model, format)`` of every export a row needs; key ``"tflite"`` / ``"accuracy tflite"``."""
+    jobs = [(fmt, models.timed, fmt) for fmt in _formats(opts.runtimes)]
+    if opts.data and models.scored is not None and models.scored is not models.timed:
+        jobs += [(f"accuracy {fmt}", models.scored, fmt) for fmt in _accuracy_formats(opts.runtimes)]
+    return jobs
+
+
+def _export(model, fmt: str, cache: Optional[str]):
+    """``converters.cache.export_cached``, with what the converters' C++ side writes to file descriptor 2 (LCE's
+    "ERROR: ... failed to prepare" of a file it refuses) discarded: the row records the error in one line."""
+    from converters.cache import export_cached
+
+    from zoo.console import stderr_discarded
+
+    with stderr_discarded(replay=False):
+        return export_cached(model, fmt, cache)
+
+
+def _prepare(name: str, opts: EvalOptions) -> dict[str, Any]:
+    """Converts (or finds cached) every export of one model, in a worker process of :func:`evaluate` (``jobs > 1``).
+
+    Returns:
+        ``{"errors": {stage: error}, "converted": [export keys converted now]}``.
+    """
+    done: dict[str, Any] = {"errors": {}, "converted": []}
+    try:
+        models = _build(name, opts)
+    except Exception:  # noqa: BLE001  recorded in its row by the timing pass, which builds it again
+        return done
+    for key, model, fmt in _export_jobs(models, opts):
+        try:
+            if _export(model, fmt, opts.cache or None).converted:
+                done["converted"].append(key)
+        except Exception as e:  # noqa: BLE001  the row records it; the other exports still run
+            done["errors"][f"export {key}"] = _error(e)
+    return done
+
+
+def evaluate_model(name: str, opts: EvalOptions, data: Optional[_DataCache], cache: str,
+                   bar: Optional[Any] = None, prepared: Optional[dict[str, Any]] = None) -> dict[str, Any]:
+    """One row of the results (see :func:`evaluate`); never raises for the model's own failures.
+
+    Args:
+        prepared: What :func:`_prepare` did for this model (``jobs > 1``): its failed exports are recorded,
+            not retried; the exports it converted count as converted in this run.
+    """
+    prepared = prepared or {"errors": {}, "converted": []}
+    failed = prepared["errors"]
     row: dict[str, Any] = {"model": name, "status": "ok", "errors": {}}
     cfg = zoo.get_config(name)
-    row.update(family=cfg.family, paper=cfg.paper, published=_published(name, cfg))
+    row.update(family=cfg.family, paper=cfg.paper, published=published(name))
     weights = opts.weights.get(name)
-    row["weights"] = weights or "initialised"
+    row["weights"] = weights or NO_WEIGHTS
+    seconds: dict[str, float] = {}
 
     def stage(key: str, fn: Callable[[], Any]) -> Any:
+        if bar is not None:
+            bar.set_postfix_str(f"{name}: {key}", refresh=True)
+        if failed and key in failed:
+            row["errors"][key] = failed[key]
+            return None
         try:
             return fn()
         except Exception as e:  # noqa: BLE001  a failing stage is recorded, the rest runs
@@ -452,84 +588,113 @@ def evaluate_model(name: str, opts: EvalOptions, data: Optional[_DataCache], wor
             if os.environ.get("BNNZOO_DEBUG"):
                 traceback.print_exc()
             return None
-        finally:
-            if bar is not None:
-                bar.set_postfix_str(f"{name}: {key}", refresh=True)
 
-    overrides = dict(cfg.tiny) if opts.tiny else {}
-    model = stage("build", lambda: zoo.load(name, weights=weights, **overrides))
-    if model is None:
+    models = stage("build", lambda: _build(name, opts))
+    if models is None:
         row["status"] = "failed"
         return row
-    mcfg = model.zoo_config
-    row.update(input_size=mcfg.input_size, num_classes=mcfg.num_classes)
-    figures = stage("figures", lambda: zoo.measure(model))
+    mcfg = models.timed.zoo_config
+    row.update(input_size=mcfg.input_size, num_classes=mcfg.num_classes, timed_with=models.timed_weights)
+    figures = stage("figures", lambda: zoo.measure(models.timed))
     if figures is not None:
         row["figures"] = {k: v for k, v in figures.as_dict().items() if k != "input_size"}
     row["binary"] = bool(figures and figures.binary_convs)
 
-    import converters
-
+    started = time.perf_counter()
     files: dict[str, Optional[str]] = {}
-    sizes: dict[str, Any] = {"ideal_bytes": figures.size_bytes if figures else None}
-    needed = {RUNTIMES[r].export for r in opts.runtimes} - {""}
-    for fmt in ("tflite", "onnx"):
-        if fmt not in needed:
-            continue
-        path = workdir / f"{name}.{fmt}"
-        options = {"bitpack": True} if fmt == "onnx" else {}
-        report = stage(f"export {fmt}", lambda: converters.convert(model, str(path), fmt, **options))
-        files[fmt] = report.path if report else None
-        sizes[f"{fmt}_bytes"] = report.size_bytes if report else None
-        if report is not None and fmt == "tflite":
-            sizes["lce_bconv2d"] = report.lce_bconv2d
-    row["size"] = sizes
+    exports: dict[str, Any] = {}
+    for key, model, fmt in _export_jobs(models, opts):
+        done = stage(f"export {key}", lambda model=model, fmt=fmt: _export(model, fmt, cache))
+        files[key] = str(done.path) if done else None
+        if done is not None:
+            exports[key] = {"bytes": done.size_bytes, "converted_now": done.converted or key in prepared["converted"],
+                            "conversion_s": round(done.seconds, 1), **({"lce_bconv2d": done.lce_bconv2d}
+                                                                       if done.lce_bconv2d is not None else {})}
+    seconds["exports"] = round(time.perf_counter() - started, 1)
+    row["exports"] = exports
+    row["size"] = {"ideal_bytes": figures.size_bytes if figures else None,
+                   "tflite_bytes": (exports.get("tflite") or {}).get("bytes"),
+                   "onnx_bytes": (exports.get("onnx") or {}).get("bytes"),
+                   "lce_bconv2d": (exports.get("tflite") or {}).get("lce_bconv2d")}
 
-    from . import timing
-
-    size = mcfg.input_size
-    x_nchw, x_nhwc = timing.sample_input(size), timing.sample_input(size, "nhwc")
-    lat: dict[str, dict[str, Any]] = {}
-    for rt_name in opts.runtimes:
-        rt = RUNTIMES[rt_name]
-        if row["binary"] and not rt.binary:
-            continue  # e.g. TensorFlow's stock interpreter has no LCE ops
-        if rt.export and files.get(rt.export) is None:
-            row["errors"].setdefault(rt_name, f"no {rt.export} file (its export failed)")
-            continue
-        for threads in opts.threads:
-            def make(rt_name: str = rt_name, threads: int = threads) -> Callable[[], object]:
-                if rt_name == "lce":
-                    return timing.lce_runner(Path(files["tflite"]).read_bytes(), threads, x_nhwc)
-                if rt_name == "litert":
-                    from .bench_litert import ours_runner
-
-                    return ours_runner(Path(files["tflite"]).read_bytes(), threads, x_nhwc)[0]
-                if rt_name == "xnnpack":
-                    return timing.stock_tflite_runner(Path(files["tflite"]).read_bytes(), threads, x_nhwc)
-                if rt_name == "onnx":
-                    return timing.onnx_runner(files["onnx"], threads, x_nchw)
-                return timing.torch_runner(model, threads, x_nchw)
-
-            result = stage(f"{rt_name} t{threads}", lambda make=make: timing.latency(make(), opts.runs, opts.warmup))
-            if result is not None:
-                lat.setdefault(rt_name, {})[str(threads)] = result.as_dict()
-    row["latency_ms"] = lat
+    started = time.perf_counter()
+    row["latency_ms"] = _time_model(row, models.timed, files, opts, stage)
+    seconds["timing"] = round(time.perf_counter() - started, 1)
     _restore_torch_threads()
 
-    if data is not None:
+    if data is not None and models.scored is not None:
+        started = time.perf_counter()
+        scored = models.scored
+        acc_files = {fmt: files.get(fmt if scored is models.timed else f"accuracy {fmt}") for fmt in ("tflite", "onnx")}
+
         def measure_accuracy() -> dict[str, Any]:
-            x, y, classes, description = data.get(model)
-            acc = accuracy(model, x, y, classes, opts.batch_size, initialised=weights is None)
-            acc.update(dataset=description, weights=row["weights"])
-            acc["by_runtime"] = {"torch": acc["top1"], **export_accuracy(files, x, y, len(classes))}
-            acc["label"] = ("measured, initialised weights (chance level)" if weights is None
-                            else f"measured, weights {weights}")
+            x, y, classes, description = data.get(scored)
+            acc = accuracy(scored, x, y, classes, opts.batch_size)
+            acc.update(dataset=description, input_size=scored.zoo_config.input_size, weights=weights)
+            acc["by_runtime"] = {"torch": acc["top1"], **export_accuracy(acc_files, opts.runtimes, x, y)}
             return acc
 
         row["accuracy"] = stage("accuracy", measure_accuracy)
+        seconds["accuracy"] = round(time.perf_counter() - started, 1)
+    row["seconds"] = seconds
     row["status"] = "ok" if not row["errors"] else "failed"
     return row
+
+
+def _time_model(row: dict, model, files: dict[str, Optional[str]], opts: EvalOptions,
+                stage: Callable[[str, Callable[[], Any]], Any]) -> dict[str, dict[str, Any]]:
+    """Latency of every runtime of one model, at each thread count, timed round-robin."""
+    from . import timing
+
+    size = model.zoo_config.input_size
+    x_nchw, x_nhwc = timing.sample_input(size), timing.sample_input(size, "nhwc")
+    lat: dict[str, dict[str, Any]] = {}
+    for threads in opts.threads:
+        runners: dict[str, Callable[[], object]] = {}
+        for rt_name in opts.runtimes:
+            rt = RUNTIMES[rt_name]
+            if row["binary"] and not rt.binary:
+                continue  # e.g. TensorFlow's stock interpreter has no LCE ops
+            if rt.export and files.get(rt.export) is None:
+                row["errors"].setdefault(rt_name, f"no {rt.export} file (its export failed)")
+                continue
+
+            def make(rt_name: str = rt_name) -> Callable[[], object]:
+                if rt_name == "torch":
+                    return timing.torch_runner(model, threads, x_nchw)
+                if rt_name == "onnx":
+                    return timing.onnx_runner(files["onnx"], threads, x_nchw)
+                flatbuffer = Path(files["tflite"]).read_bytes()
+                if rt_name == "lce":
+                    return timing.lce_runner(flatbuffer, threads, x_nhwc)
+                if rt_name == "lce_default":
+                    return timing.lce_runner(flatbuffer, threads, x_nhwc, **timing.LCE_DEFAULT_FLAGS)
+                if rt_name == "litert":
+                    return timing.litert_runner(flatbuffer, threads, x_nhwc)
+                return timing.stock_tflite_runner(flatbuffer, threads, x_nhwc)
+
+            def first_run(make=make) -> Callable[[], object]:
+                from zoo.console import stderr_discarded
+
+                with stderr_discarded(replay=False):  # a runtime's C++ complaints: the row records the error
+                    fn = make()
+                    fn()  # a runtime that fails on the model fails here, alone
+                return fn
+
+            fn = stage(f"{rt_name} t{threads}", first_run)
+            if fn is not None:
+                runners[rt_name] = fn
+        if "torch" in runners:  # torch_runner sets the thread count when built: the last built wins
+            runners["torch"] = timing.torch_runner(model, threads, x_nchw)
+        results = stage(f"timing t{threads}", lambda: timing.interleaved(
+            runners, opts.runs, opts.warmup, opts.min_runs, opts.rel_iqr, opts.budget_s))
+        for rt_name, result in (results or {}).items():
+            lat.setdefault(rt_name, {})[str(threads)] = result.as_dict()
+        if results and "litert" in runners and row["binary"]:
+            bconv = stage(f"litert t{threads} profile", lambda: timing.litert_bconv_ms(runners["litert"]))
+            if bconv is not None:
+                lat["litert"][str(threads)]["bconv_ms"] = bconv
+    return lat
 
 
 _TORCH_THREADS: list[int] = []
@@ -574,7 +739,18 @@ def machine_info() -> dict[str, Any]:
     except (AttributeError, OSError):
         load = None
     return {"cpu": cpu, "cores": os.cpu_count(), "usable_cores": usable, "load_average": load, "os": platform.platform(),
-            "python": platform.python_version(), "libraries": libs}
+            "python": platform.python_version(), "libraries": libs, "simd": _simd()}
+
+
+def _simd() -> list[str]:
+    """The CPU's vector extensions that decide binary and float kernel speed (from /proc/cpuinfo)."""
+    try:
+        flags = next((line.split(":", 1)[1].split() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                      if line.startswith(("flags", "Features"))), [])
+    except OSError:
+        return []
+    wanted = ("avx2", "fma", "avx512f", "avx512_vpopcntdq", "asimd", "asimddp")
+    return [f for f in wanted if f in flags]
 
 
 def _litert_path() -> str:
@@ -585,6 +761,43 @@ def _litert_path() -> str:
         return litert.code_path()
     except Exception as e:  # noqa: BLE001  a failed build is already each model's recorded litert error
         return f"unavailable: {_error(e)}"
+
+
+def _quiet_worker(tensorflow: bool) -> None:
+    """A conversion process prints what ``bnnzoo`` does: TensorFlow imported with its C++ start-up log discarded
+    (lines written before absl's logging is set up ignore ``TF_CPP_MIN_LOG_LEVEL``)."""
+    from zoo.console import import_tensorflow_quietly, quiet_startup
+
+    verbose = os.environ.get("BNNZOO_VERBOSE") == "1"
+    quiet_startup(verbose)
+    if tensorflow and not verbose:
+        import_tensorflow_quietly()
+
+
+def _prepare_all(opts: EvalOptions, cache: str) -> dict[str, dict[str, Any]]:
+    """Every model's exports, converted in ``opts.jobs`` processes (the cache keeps them for the timing pass);
+    model -> what :func:`_prepare` did."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    worker_opts = replace(opts, cache=cache, progress=False)
+    prepared: dict[str, dict[str, Any]] = {}
+    print(f"bnnzoo eval: converting {len(opts.models)} models in {opts.jobs} processes (each export verified once, "
+          f"then cached)", file=sys.stderr, flush=True)
+    with ProcessPoolExecutor(opts.jobs, mp_context=multiprocessing.get_context("spawn"), initializer=_quiet_worker,
+                             initargs=("tflite" in _formats(opts.runtimes),)) as pool:
+        futures = {pool.submit(_prepare, name, worker_opts): name for name in opts.models}
+        for done, future in enumerate(as_completed(futures), 1):
+            name = futures[future]
+            try:
+                prepared[name] = future.result()
+            except Exception as e:  # noqa: BLE001  a crashed worker: the timing pass converts it again
+                print(f"bnnzoo eval: {name}: conversion process failed ({_error(e)}); converting it again",
+                      file=sys.stderr, flush=True)
+                continue
+            if opts.progress:
+                print(f"bnnzoo eval: converted {name} ({done}/{len(opts.models)})", file=sys.stderr, flush=True)
+    return prepared
 
 
 def evaluate(opts: EvalOptions) -> dict[str, Any]:
@@ -604,8 +817,10 @@ def evaluate(opts: EvalOptions) -> dict[str, Any]:
     rows = []
     started = time.time()
     with tempfile.TemporaryDirectory(prefix="bnnzoo-eval-") as tmp:
-        workdir = Path(opts.workdir or tmp)
-        workdir.mkdir(parents=True, exist_ok=True)
+        cache = opts.cache or tmp
+        convert_first = opts.jobs > 1 and len(opts.models) > 1
+        prepared = _prepare_all(opts, cache) if convert_first else {}
+        exports_s = time.time() - started
         bar = None
         if opts.progress:  # a bar on a terminal, plain lines in logs
             from zoo.console import bar as progress_bar
@@ -615,7 +830,7 @@ def evaluate(opts: EvalOptions) -> dict[str, Any]:
             for name in opts.models:
                 if bar is not None:
                     bar.set_description(f"bnnzoo eval {name}")
-                row = evaluate_model(name, opts, data, workdir, bar)
+                row = evaluate_model(name, opts, data, cache, bar, prepared.get(name))
                 if row["errors"]:
                     first = next(iter(row["errors"].items()))
                     print(f"bnnzoo eval: {name}: {first[0]} failed: {first[1]}", file=sys.stderr)
@@ -625,20 +840,26 @@ def evaluate(opts: EvalOptions) -> dict[str, Any]:
         finally:
             if bar is not None:
                 bar.close()
-    flags = {**__import__("eval.timing", fromlist=["LCE_FLAGS"]).LCE_FLAGS}
-    runtimes = {r: RUNTIMES[r].description.format(flags=flags, litert_path=_litert_path() if r == "litert" else "")
+    from .timing import LCE_DEFAULT_FLAGS, LCE_FLAGS
+
+    runtimes = {r: RUNTIMES[r].description.format(flags=LCE_FLAGS, default_flags=LCE_DEFAULT_FLAGS,
+                                                  litert_path=_litert_path() if r == "litert" else "")
                 for r in opts.runtimes}
     return {
         "schema": SCHEMA,
         "schema_version": SCHEMA_VERSION,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
         "seconds": round(time.time() - started, 1),
+        "seconds_converting_first": round(exports_s, 1) if convert_first else None,
         "command": opts.command,
         "machine": {**machine_info(), "load_average_at_start": load_at_start},
         "settings": {
-            "runtimes": runtimes, "lce_flags": flags, "threads": opts.threads, "runs": opts.runs,
-            "warmup": opts.warmup, "batch": 1, "data": opts.data or None, "limit": opts.limit or None,
-            "tiny": opts.tiny, "weights": opts.weights, "skipped_runtimes": opts.skipped_runtimes,
+            "runtimes": runtimes, "lce_flags": LCE_FLAGS, "lce_default_flags": LCE_DEFAULT_FLAGS,
+            "threads": opts.threads, "runs": opts.runs, "warmup": opts.warmup, "min_runs": opts.min_runs,
+            "rel_iqr": opts.rel_iqr, "budget_s": opts.budget_s, "batch": 1, "data": opts.data or None,
+            "limit": opts.limit or None, "tiny": opts.tiny, "quick": opts.quick, "jobs": opts.jobs,
+            "cache": opts.cache or None, "weights": opts.weights, "skipped_runtimes": opts.skipped_runtimes,
+            "timing_seed": TIMING_SEED,
         },
         "models": rows,
     }

@@ -498,6 +498,7 @@ def _pct(v: Optional[float]) -> str:
 def markdown(results: dict, plots: Sequence[str]) -> str:
     """The whole ``report.md``."""
     from .report import MB, _num, _table, failures_table, header, latency_table
+    from . import harness
 
     s = results["settings"]
     rows, pub_rows, size_rows = [], [], []
@@ -514,7 +515,7 @@ def markdown(results: dict, plots: Sequence[str]) -> str:
                           _num(f.get("binary_mac_share"), ".1%"), _num(f.get("params"), ".3f", 1e6),
                           _num(f.get("size_bytes"), ".3f", MB), _num(z.get("tflite_bytes"), ".3f", MB),
                           _num(z.get("onnx_bytes"), ".3f", MB), str(z.get("lce_bconv2d", "–"))])
-    untrained = [r["model"] for r in results["models"] if r["weights"] == "initialised"]
+    untrained = [r["model"] for r in results["models"] if r["weights"] == harness.NO_WEIGHTS]
     train_rows = []
     recorded_training = False
     for r in results["models"]:
@@ -728,8 +729,8 @@ def make_report(runs: Sequence[str], data: str, out: str | Path, *, weights: Seq
     out.mkdir(parents=True, exist_ok=True)
     results = harness.evaluate(harness.EvalOptions(
         models=list(VARIANTS), runtimes=list(RUNTIMES), threads=[threads], runs=timed_runs, warmup=warmup,
-        weights=chosen, tiny=tiny, workdir=str(out / "exports") if keep_exports else "", progress=progress,
-        command=command))
+        min_runs=timed_runs, weights=chosen, tiny=tiny, cache=str(out / "exports") if keep_exports else "",
+        progress=progress, command=command))
     results.update(schema=SCHEMA, schema_version=SCHEMA_VERSION)
     results["settings"].update(data=str(data), split=split, score_threshold=score_threshold, limit=limit or None)
     shown: dict[str, list] = {}
@@ -789,7 +790,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--warmup", type=int, default=3, help="untimed runs before them")
     p.add_argument("--threads", type=int, default=1, help="threads of LCE and onnxruntime")
     p.add_argument("--tiny", action="store_true", help="build each detector at its tiny test size (smoke runs)")
-    p.add_argument("--keep-exports", action="store_true", help="keep the .tflite and .onnx files in OUT/exports/")
+    p.add_argument("--keep-exports", action="store_true",
+                   help="keep the verified .tflite and .onnx files in OUT/exports/ (NAME-KEY.suffix: a later run with the "
+                        "same weights reuses them)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     args = p.parse_args(argv)
     argv = list(sys.argv[1:] if argv is None else argv)

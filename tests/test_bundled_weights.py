@@ -5,6 +5,7 @@ Driven by the registry: every ``WEIGHTS`` entry without a Hub repo is a bundled 
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -126,16 +127,21 @@ def test_demo_accuracy_holds_through_every_export(tmp_path):
 
     from eval import cli
 
+    from helpers import EXPORTS_ENV
+
     rc = cli.main(["realtobinary_resnet18", "--baseline", "none", "--weights", "realtobinary_resnet18=mnist",
                    "--runtimes", "lce,onnx,torch", "--threads", "1", "--runs", "2", "--warmup", "0", "--data",
-                   "mnist", "--limit", "200", "--no-progress", "-o", str(tmp_path)])
+                   "mnist", "--limit", "200", "--no-progress", "--cache", os.path.join(os.environ[EXPORTS_ENV], "eval"),
+                   "-o", str(tmp_path)])
     assert rc == 0
     row = json.loads((tmp_path / "results.json").read_text())["models"][0]
-    assert row["size"]["lce_bconv2d"] == 16
+    assert row["input_size"] == 224 and row["size"]["lce_bconv2d"] == 16  # timed at the ImageNet size
+    assert row["accuracy"]["input_size"] == 32 and row["exports"]["accuracy tflite"]["lce_bconv2d"] == 16
     by = row["accuracy"]["by_runtime"]
     assert set(by) == {"torch", "onnx", "lce"} and by["torch"] > 80.0
     assert abs(by["onnx"] - by["torch"]) <= 1.0 and abs(by["lce"] - by["torch"]) <= 1.0
-    cell = " / ".join(f"{by[k]:.1f}" for k in ("torch", "onnx", "lce"))
+    cell = ", ".join(f"{label} {by[k]:.1f}" for k, label in (("torch", "PyTorch"), ("onnx", "ONNX Runtime"),
+                                                              ("lce", "LCE")))
     assert f"| {cell} |" in (tmp_path / "report.md").read_text()
 
 

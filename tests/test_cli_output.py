@@ -3,7 +3,9 @@ no TF_* variables set), defaults in every --help, --version, and the one NAME[.T
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -20,6 +22,11 @@ def bnnzoo(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TF_", "TORCH_", "GRPC_"))}
     return subprocess.run([sys.executable, "-m", "zoo.cli", *args], capture_output=True, text=True, env=env,
                           cwd=cwd, timeout=900)
+
+
+# How TFLite's and TensorFlow's C++ loggers and absl start their lines ("INFO: Created TensorFlow Lite XNNPACK
+# delegate for CPU.", "2026-12-06 18:21:59.061009: E external/.../cuda_platform.cc:51] failed call to cuInit").
+THIRD_PARTY = re.compile(r"^(INFO|WARNING|ERROR): |^[EWIF]\d{4} |^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+: [EWIF] ")
 
 
 def _foreign(stderr: str) -> list[str]:
@@ -96,11 +103,21 @@ def test_list_weights_and_stages():
 
 
 def test_eval_prints_only_its_own_lines(tmp_path):
-    result = bnnzoo("eval", "mobilenet_v1_025", "--tiny", "--baseline", "none", "--runtimes", "lce,xnnpack,onnx,torch",
-                    "--runs", "1", "--warmup", "0", "--threads", "1", "-o", str(tmp_path / "rep"), cwd=tmp_path)
+    """What `make demo` runs (eval --quick: bnnzoo's kernels in LiteRT, LCE, MobileNet-v1 in TFLite + XNNPACK) with
+    a user's environment: the table on stdout, bnnzoo's progress lines on stderr, and nothing else: no "INFO:
+    Created TensorFlow Lite XNNPACK delegate for CPU." (written by TFLite's C++ logger when LiteRT or TensorFlow's
+    interpreter applies XNNPACK) and no TensorFlow start-up lines, from the conversion processes (--jobs) either."""
+    result = bnnzoo("eval", "meliusnet22", "mobilenet_v1_025", "--tiny", "--baseline", "none", "--quick", "--runs", "2",
+                    "--warmup", "0", "--jobs", "2", "--cache", str(tmp_path / "cache"), "-o", str(tmp_path / "rep"),
+                    cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     assert _foreign(result.stderr) == [], "third-party lines on stderr:\n" + "\n".join(_foreign(result.stderr))
     assert "\r" not in result.stderr and (tmp_path / "rep" / "results.json").is_file()
+    foreign_out = [line for line in result.stdout.splitlines() if THIRD_PARTY.match(line)]
+    assert foreign_out == [], "third-party lines on stdout:\n" + "\n".join(foreign_out)
+    assert result.stdout.startswith("| model |") and "- Accuracy against latency" in result.stdout
+    rows = json.loads((tmp_path / "rep" / "results.json").read_text())["models"]
+    assert set(rows[1]["latency_ms"]) == {"litert", "lce", "xnnpack"}  # LiteRT and TFLite applied XNNPACK
 
 
 def _parser(command: str):
@@ -179,3 +196,28 @@ def test_progress_is_a_bar_on_a_terminal():
     assert proc.returncode == 0 and out.decode().count("| mobilenet_v1_0") == 3
     assert "\r" in terminal and "bnnzoo list" in terminal and "measuring mobilenet_v1_025" in terminal
     assert "(1/3)" not in terminal  # the bar, not the plain lines
+
+
+@pytest.mark.slow
+def test_demo_prints_only_its_own_lines(tmp_path):
+    """`make demo` with one binary model: its lines only (no XNNPACK INFO line, no TensorFlow C++ log), a Pareto
+    table of published ImageNet top-1 against latency at 224x224, never the MNIST models' own input size."""
+    from helpers import EXPORTS_ENV
+
+    env_cache = os.path.join(os.environ[EXPORTS_ENV], "eval")  # the exports test_bundled_weights converts too
+    result = subprocess.run([sys.executable, "-m", "zoo.cli", "demo", "realtobinary_resnet18", "--limit", "100",
+                             "--plates", "1", "-o", str(tmp_path / "demo")], capture_output=True, text=True, cwd=tmp_path,
+                            env={**{k: v for k, v in os.environ.items() if not k.startswith(("TF_", "TORCH_", "GRPC_"))},
+                                 "BNNZOO_CACHE": env_cache}, timeout=900)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert _foreign(result.stderr) == [], "third-party lines on stderr:\n" + "\n".join(_foreign(result.stderr))
+    foreign_out = [line for line in result.stdout.splitlines() if THIRD_PARTY.match(line)]
+    assert foreign_out == [], "third-party lines on stdout:\n" + "\n".join(foreign_out)
+    assert "XNNPACK delegate" not in result.stdout + result.stderr
+    res = json.loads((tmp_path / "demo" / "results.json").read_text())
+    assert {r["model"] for r in res["models"]} == {"realtobinary_resnet18", "mobilenet_v1_025", "mobilenet_v1_050",
+                                                   "mobilenet_v1_075", "mobilenet_v1"}
+    assert all(r["input_size"] == 224 for r in res["models"])  # latency at the published figures' size
+    assert {r["accuracy"]["input_size"] for r in res["models"] if r.get("accuracy")} == {32, 64}
+    assert "- Accuracy against latency at 224x224" in result.stdout
+    assert (tmp_path / "demo" / "plates" / "detected").is_dir()

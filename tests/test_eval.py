@@ -11,7 +11,7 @@ from eval import cli, harness, report
 from zoo.registry import ModelConfig, _REGISTRY
 
 EXPECTED_ROW_KEYS = {"model", "status", "errors", "family", "paper", "published", "weights", "input_size",
-                     "num_classes", "figures", "binary", "size", "latency_ms"}
+                     "num_classes", "figures", "binary", "size", "latency_ms", "exports", "timed_with", "seconds"}
 FIGURE_KEYS = {"params", "trainable_params", "binary_params", "binary_convs", "flops", "bops", "ops",
                "binary_mac_share", "size_bytes"}
 
@@ -22,14 +22,14 @@ def _broken() -> ModelConfig:
 
 @pytest.fixture(scope="module")
 def tiny_report(tmp_path_factory):
-    """The default set (+ a model that cannot be built) at tiny size, PyTorch runtime, MNIST."""
+    """The default set (+ a model that cannot be built) at tiny size, PyTorch runtime."""
     out = tmp_path_factory.mktemp("eval")
     mp = pytest.MonkeyPatch()
     mp.setitem(_REGISTRY, "broken_net", _broken)
     try:
         rc = cli.main(["--tiny", "broken_net", "meliusnet22", "realtobinary_resnet18", "--runtimes", "torch",
-                       "--threads", "1,2", "--runs", "3", "--warmup", "1", "--data", "mnist", "--limit", "40",
-                       "--no-progress", "-o", str(out)])
+                       "--threads", "1,2", "--runs", "3", "--min-runs", "3", "--warmup", "1", "--no-progress",
+                       "--no-cache", "-o", str(out)])
     finally:
         mp.undo()
     return rc, out
@@ -51,20 +51,24 @@ def test_report_files_and_schema(tiny_report):
         assert row["status"] == "ok", row["errors"]
         assert EXPECTED_ROW_KEYS <= set(row), row["model"]
         assert FIGURE_KEYS <= set(row["figures"])
+        assert row["input_size"] == zoo.get_config(row["model"]).tiny["input_size"]
         for threads in ("1", "2"):
             lat = row["latency_ms"]["torch"][threads]
             assert lat["runs"] == 3 and lat["min"] <= lat["median"] <= lat["max"]
-        acc = row["accuracy"]
-        assert acc["weights"] == "initialised" and "initialised weights" in acc["label"]
-        assert acc["images"] == 40 and acc["classes"] == 10 and 0 <= acc["top1"] <= acc["top5"] <= 100
+        assert "accuracy" not in row  # no trained weights: nothing to score
+        assert row["weights"] == harness.NO_WEIGHTS and "random weights" in row["timed_with"]
         assert row["binary"] == (row["figures"]["binary_convs"] > 0)
-    # published figures are carried with their source, apart from the measured ones
+    # published figures are carried with their source and the size they refer to, apart from the measured ones
     melius = res["models"][1]
-    assert melius["published"]["top1"] == zoo.get_config("meliusnet22").published["top1"]
-    assert "source" in melius["published"]
+    larq = next(w for w in zoo.list_weights("meliusnet22") if w.tag == "larq_in1k")
+    assert melius["published"]["top1"] == next(m.value for m in larq.metrics if m.name == "top1")
+    assert "larq-zoo" in melius["published"]["source"] and melius["published"]["input_size"] == 224
+    assert res["models"][-1]["published"]["top1"] == zoo.get_config("mobilenet_v1").published["top1"]
     md = (out / "report.md").read_text()
     assert res["command"] in md and res["machine"]["cpu"] in md
-    assert "published ImageNet top-1" in md and "measured top-1" in md and "initialised weights" in md
+    assert "published ImageNet top-1" in md and "No accuracy measured" in md
+    # a smoke run at the tiny size says that its latency is not at the published figures' size
+    assert "Not a comparison" in md and "meliusnet22 (32x32)" in md
 
 
 def test_failing_model_row(tiny_report):
@@ -92,19 +96,137 @@ def test_compare(tiny_report, tmp_path, capsys):
     assert "x2.00" in line and "x1.00" in line
 
 
-def test_exports_and_runtimes_on_one_model(tmp_path):
-    """Real LCE/ONNX exports, their runtimes (TFLite+XNNPACK for the float model) and sizes."""
-    rc = cli.main(["--tiny", "meliusnet22", "mobilenet_v1_025", "--baseline", "none", "--runtimes", "lce,onnx",
-                   "--threads", "1", "--runs", "2", "--warmup", "0", "--no-progress", "-o", str(tmp_path)])
-    assert rc == 0
-    res = json.loads((tmp_path / "results.json").read_text())
+def test_every_runtime_is_timed_at_the_input_size_and_exports_are_reused(tmp_path):
+    """Real LCE/ONNX exports, every runtime (TFLite+XNNPACK for the float model only) at each model's registered
+    input size; the first run converts every model first in 2 processes, a second run finds both exports of both
+    models in the cache instead of converting them again."""
+    argv = ["--tiny", "meliusnet22", "mobilenet_v1_025", "--baseline", "none", "--runtimes",
+            "litert,lce,lce_default,onnx,torch", "--runs", "2", "--min-runs", "2", "--warmup", "0", "--no-progress",
+            "--cache", str(tmp_path / "cache")]
+    assert cli.main([*argv, "--jobs", "2", "-o", str(tmp_path / "first")]) == 0  # converted first, in 2 processes
+    res = json.loads((tmp_path / "first" / "results.json").read_text())
+    assert res["seconds_converting_first"] > 0
     melius, mnv1 = res["models"]
-    assert set(melius["latency_ms"]) == {"lce", "onnx"}  # stock TFLite cannot run LCE ops
-    assert set(mnv1["latency_ms"]) == {"lce", "xnnpack", "onnx"}
+    binary_runtimes = {"litert", "lce", "lce_default", "onnx", "torch"}
+    assert set(melius["latency_ms"]) == binary_runtimes  # stock TFLite cannot run LCE ops
+    assert set(mnv1["latency_ms"]) == binary_runtimes | {"xnnpack"}
     assert res["settings"]["lce_flags"]["use_indirect_bgemm"] is True
+    assert res["settings"]["lce_default_flags"]["use_indirect_bgemm"] is False
+    md = (tmp_path / "first" / "report.md").read_text()
     for row in (melius, mnv1):
+        assert row["input_size"] == zoo.get_config(row["model"]).tiny["input_size"] == 32
         assert row["size"]["tflite_bytes"] > 0 and row["size"]["onnx_bytes"] > 0
+        assert all(e["converted_now"] for e in row["exports"].values())
+        line = next(l for l in md.splitlines() if l.startswith(f"| {row['model']} | 32x32 |"))
+        assert "| – |" not in line and "failed" not in line  # a latency in every runtime column
     assert melius["size"]["lce_bconv2d"] == melius["figures"]["binary_convs"]
+    assert melius["latency_ms"]["litert"]["1"]["bconv_ms"] > 0  # the kernels' own LceBconv2d time
+
+    assert cli.main([*argv, "-o", str(tmp_path / "again")]) == 0
+    again = json.loads((tmp_path / "again" / "results.json").read_text())
+    for row in again["models"]:
+        assert set(row["exports"]) == {"tflite", "onnx"} and not any(e["converted_now"] for e in row["exports"].values())
+    assert [r["size"] for r in again["models"]] == [r["size"] for r in res["models"]]
+    assert "0 of 4 exports converted" in (tmp_path / "again" / "report.md").read_text()
+
+
+def test_accuracy_is_measured_at_the_weights_size_and_says_so(tmp_path):
+    """Weights of another input size than the timed one: latency at the registered size, accuracy at the
+    weights' own size, each runtime's export of the weights scored, and every accuracy cell names its data."""
+    from zoo.torch.random_weights import randomize
+    from zoo.weights import save
+
+    model = randomize(zoo.load("meliusnet22", **{**zoo.get_config("meliusnet22").tiny, "input_size": 48}))
+    (tmp_path / "w").mkdir()
+    weights = save(model.state_dict(), tmp_path / "w" / "model.safetensors", model.zoo_config)
+    assert cli.main(["--tiny", "meliusnet22", "--weights", str(weights), "--baseline", "none", "--runtimes",
+                     "lce,onnx,torch", "--runs", "1", "--warmup", "0", "--data", "mnist", "--limit", "40",
+                     "--no-progress", "--no-cache", "-o", str(tmp_path / "o")]) == 0
+    row = json.loads((tmp_path / "o" / "results.json").read_text())["models"][0]
+    assert row["input_size"] == 32 and set(row["latency_ms"]) == {"lce", "onnx", "torch"}
+    acc = row["accuracy"]
+    assert acc["input_size"] == 48 and "48x48" in acc["dataset"] and acc["images"] == 40
+    assert set(acc["by_runtime"]) == {"torch", "onnx", "lce"}
+    assert set(row["exports"]) == {"tflite", "onnx", "accuracy tflite", "accuracy onnx"}
+    md = (tmp_path / "o" / "report.md").read_text()
+    section = md.split("## Accuracy")[1].split("## Failures")[0]
+    cells = [l for l in section.splitlines() if l.startswith("| meliusnet22 |")]
+    assert len(cells) == 1 and f"| {acc['dataset']} |" in cells[0]
+    assert next(l for l in md.splitlines() if l.startswith("| meliusnet22 | 32x32 |"))
+
+
+# --- the Pareto headline -------------------------------------------------------------------------
+
+def _point(name: str, top1: float, ms: float, mib: float, binary: bool) -> dict:
+    rt = "xnnpack" if name in harness.BASELINES else "litert"
+    return {"model": name, "status": "ok", "errors": {}, "binary": binary, "input_size": 224,
+            "published": {"top1": top1, "source": "test", "input_size": 224},
+            "latency_ms": {rt: {"1": {"median": ms, "p25": ms, "p75": ms, "min": ms, "max": ms, "runs": 5}}},
+            "size": {"tflite_bytes": mib * report.MB}, "figures": {"flops": 1e8, "bops": 1e9}}
+
+
+def _results(rows: list[dict]) -> dict:
+    """A results dict of made-up rows (what the report reads of them)."""
+    return {"schema": harness.SCHEMA, "schema_version": harness.SCHEMA_VERSION, "command": "bnnzoo eval (made up)",
+            "created": "2026-12-06T00:00:00+0000", "seconds": 1.0,
+            "settings": {"runtimes": {"litert": "", "xnnpack": ""}, "threads": [1], "runs": 5, "warmup": 1},
+            "machine": {"cpu": "test cpu", "cores": 2, "usable_cores": 2, "os": "test os", "python": "3.11",
+                        "libraries": {}, "simd": [], "load_average": None}, "models": rows}
+
+
+def test_pareto_front_is_computed():
+    front = report.pareto_front({"a": (1.0, 50.0), "b": (2.0, 60.0), "c": (3.0, 55.0), "d": (2.0, 60.0),
+                                 "e": (0.5, 40.0)})
+    assert front == {"a", "b", "d", "e"}  # c: b is faster and more accurate; b and d tie, neither dominates
+
+
+def test_dominated_point_is_not_marked():
+    """A binary network slower and less accurate than a MobileNet-v1 width is not marked; one that no width
+    beats on latency is; the size front is computed on its own."""
+    rows = [_point("mobilenet_v1_025", 50.6, 1.0, 1.8, False), _point("mobilenet_v1_050", 63.7, 2.0, 5.1, False),
+            _point("quicknet", 63.3, 9.0, 4.2, True), _point("fastnet", 60.0, 1.5, 8.0, True)]
+    res = _results(rows)
+    marks = {p["model"]: p["front"] for p in report.pareto_rows(res)}
+    assert marks["quicknet"] == {"litert": False, "size": True}
+    assert marks["fastnet"] == {"litert": True, "size": False}
+    assert marks["mobilenet_v1_050"]["litert"] and marks["mobilenet_v1_025"]["size"]
+    text = report.headline(res)
+    table = {l.split(" | ")[0].strip("| ").split(" (")[0]: l for l in text.splitlines() if l.startswith("| ")}
+    assert "9.0 |" in table["quicknet"] and "9.0 ★" not in table["quicknet"] and "4.20 ★" in table["quicknet"]
+    assert "1.5 ★" in table["fastnet"] and "8.00 ★" not in table["fastnet"]
+    assert "quicknet 63.3% at 9.0 ms against mobilenet_v1_050 63.7% at 2.0 ms" in text
+    assert "on the front: fastnet" in text
+
+
+def test_arm64_panel_from_the_benchmark_json(tmp_path):
+    """``--arm64 FILE``: estimated Raspberry Pi 4 latency from the benchmark's JSON, labelled an estimate, beside
+    LCE's published Pi 4 figures, labelled published; a file of another kind is a one-line error."""
+    entries = {"quicknet": {"binary_macs": 1_850_000_000, "instructions": {"bnnzoo": 30_000_000, "litert": 20_000_000,
+                                                                          "other": 10_000_000},
+                            "bconv_instructions_per_2048_macs": 12.5},
+               "mobilenet_v1_050": {"binary_macs": 0, "instructions": {"bnnzoo": 0, "litert": 90_000_000, "other": 0},
+                                    "bconv_instructions_per_2048_macs": None,
+                                    "modelled_a72_cycles": {"bnnzoo": 0, "litert": 119_000_000, "other": 1_000_000,
+                                                            "total": 120_000_000}}}
+    path = tmp_path / "arm64.json"
+    path.write_text(json.dumps(entries))  # bench_arm64's --json: model -> its record
+    arm64 = report.load_arm64(path)
+    rows = [_point("mobilenet_v1_050", 63.7, 2.0, 5.1, False), _point("quicknet", 63.3, 9.0, 4.2, True)]
+    paths = report.write_report(_results(rows), tmp_path / "out", arm64)
+    assert paths[report.ARM64_PLOT].is_file()
+    md = paths["report"].read_text()
+    section = md.split("## ARM64")[1].split("## Latency")[0]
+    assert "estimate, not a measurement" in section.lower() and "published" in section
+    assert report.LCE_PUBLISHED_PI4["source"].removeprefix("published: ") in section
+    quick = next(l for l in section.splitlines() if l.startswith("| quicknet |"))
+    assert "| 40.0" in quick and "| 45.0 |" in quick  # 60 M instructions at 1.5 GHz; LCE's published 45.0 ms
+    mnv1 = next(l for l in section.splitlines() if l.startswith("| mobilenet_v1_050 |"))
+    assert "| 80.0" in mnv1  # its modelled cycles at 1.5 GHz
+    assert json.loads(paths["results"].read_text())["arm64"] == entries
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"models": {"quicknet": {"binary_macs": 1}}}))
+    with pytest.raises(ValueError, match="bench_arm64"):
+        report.load_arm64(bad)
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -115,6 +237,9 @@ def test_exports_and_runtimes_on_one_model(tmp_path):
     (["meliusnet22", "--baseline", "mobilenet"], "did you mean 'mobilenet_v1'"),
     (["meliusnet22.mnist", "--weights", "x.safetensors"], "meliusnet22.mnist names its weights already"),
     (["meliusnet22", "mobilenet_v1", "--weights", "x.safetensors"], "--weights MODEL=x.safetensors"),
+    (["meliusnet22", "--min-runs", "0"], "--min-runs from 1 to --runs"),
+    (["meliusnet22", "--jobs", "0"], "--jobs >= 1"),
+    (["meliusnet22", "--arm64", "no_such.json"], "python -m eval.bench_arm64 --json"),
 ])
 def test_bad_input_is_one_line(argv, message, capsys, tmp_path):
     assert cli.main([*argv, "-o", str(tmp_path)]) == 1
@@ -146,8 +271,8 @@ def test_weights_that_do_not_fit_fail_their_row_only(tmp_path):
     wrong = save(zoo.load("mobilenet_v1_025", **zoo.get_config("mobilenet_v1_025").tiny).state_dict(),
                  tmp_path / "w.safetensors")
     rc = cli.main(["--tiny", "meliusnet22", "mobilenet_v1_025", "--baseline", "none", "--runtimes", "torch",
-                   "--threads", "1", "--runs", "1", "--warmup", "0", "--no-progress",
-                   "--weights", f"meliusnet22={wrong}", "-o", str(tmp_path / "o")])
+                   "--runs", "1", "--warmup", "0", "--no-progress", "--weights", f"meliusnet22={wrong}",
+                   "-o", str(tmp_path / "o")])
     assert rc == 1
     rows = json.loads((tmp_path / "o" / "results.json").read_text())["models"]
     assert rows[0]["status"] == "failed" and "do not fit" in rows[0]["errors"]["build"]
@@ -248,3 +373,20 @@ def test_image_folder_is_read_with_the_weights_preprocessing(tmp_path):
     assert top1["mnist"] > 90 and abs(top1[str(tmp_path / "digits")] - top1["mnist"]) <= 2.0, top1
     mnist = next(w for w in zoo.list_weights("meliusnet22") if w.tag == "mnist")
     assert f"mean ({mnist.mean[0]:.3g}" in acc["dataset"] and "zoo.transforms" in acc["dataset"]
+
+
+def test_report_written_again_from_results_with_the_arm64_panel(tiny_report, tmp_path):
+    """``--from-results``: the report of an existing run again (nothing measured), here with the ARM64 panel added,
+    saying how it was written."""
+    _, out = tiny_report
+    entries = {"meliusnet22": {"binary_macs": 1, "instructions": {"bnnzoo": 3_000_000, "litert": 0, "other": 0},
+                               "bconv_instructions_per_2048_macs": 64.0, "modelled_a72_cycles": None}}
+    (tmp_path / "arm64.json").write_text(json.dumps(entries))
+    argv = ["--from-results", str(out / "results.json"), "--arm64", str(tmp_path / "arm64.json"), "-o", str(tmp_path / "o")]
+    assert cli.main(argv) == 0
+    md = (tmp_path / "o" / "report.md").read_text()
+    before = json.loads((out / "results.json").read_text())
+    again = json.loads((tmp_path / "o" / "results.json").read_text())
+    assert again["models"] == before["models"] and again["arm64"] == entries
+    assert before["command"] in md and "written again from that run's results.json" in md and "--from-results" in md
+    assert "| meliusnet22 | 62.4 | 2.0 ★ |" in md.split("## ARM64")[1]  # 3 M instructions at 1.5 GHz: 2 ms (estimate)

@@ -57,8 +57,9 @@ def _needs_tensorflow(args: argparse.Namespace) -> bool:
         to = getattr(args, "to", None) or os.path.splitext(getattr(args, "output", None) or "")[1].lstrip(".")
         return to.lower() == "tflite"
     if args.command == "eval":
-        return not getattr(args, "compare", None) and any(
-            rt in str(getattr(args, "runtimes", "")) for rt in ("lce", "xnnpack"))
+        measures = not (getattr(args, "compare", None) or getattr(args, "from_results", None))
+        return measures and any(  # no --runtimes: the default ones hold lce
+            rt in str(getattr(args, "runtimes", None) or "lce") for rt in ("lce", "xnnpack"))
     if args.command == "detect":
         return getattr(args, "runtime", None) == "tflite" or str(getattr(args, "exported", "") or "").endswith(".tflite")
     if args.command == "verify":

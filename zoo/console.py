@@ -29,7 +29,8 @@ _KNOWN_WARNINGS = (
     (UserWarning, r".*TensorFlow Addons.*"),
     (UserWarning, r"(?s).*tf\.lite\.Interpreter is deprecated"),  # TF 2.19 about TF 2.20; LCE's interpreter is ours
 )
-_KNOWN_LOGGERS = ("torch.onnx", "onnxscript", "absl", "tensorflow", "h5py")
+# larq: "Using a binary weight quantizer without setting `kernel_constraint`..." while a twin is built for export.
+_KNOWN_LOGGERS = ("torch.onnx", "onnxscript", "absl", "tensorflow", "h5py", "larq")
 
 
 def quiet_startup(verbose: bool = False) -> None:
@@ -51,8 +52,9 @@ def quiet_startup(verbose: bool = False) -> None:
 
 
 @contextlib.contextmanager
-def stderr_discarded() -> Iterator[None]:
-    """Sends file descriptor 2 (C++ logs included) to a temporary file; replays it if the body raises.
+def stderr_discarded(replay: bool = True) -> Iterator[None]:
+    """Sends file descriptor 2 (C++ logs included) to a temporary file; replays it if the body raises
+    (``replay=False``: not even then, for a caller that reports the error itself).
 
     With ``bnnzoo --verbose`` (``BNNZOO_VERBOSE=1``) nothing is discarded.
     """
@@ -67,8 +69,9 @@ def stderr_discarded() -> Iterator[None]:
             yield
         except BaseException:
             os.dup2(saved, 2)
-            tmp.seek(0)
-            os.write(2, tmp.read())
+            if replay:
+                tmp.seek(0)
+                os.write(2, tmp.read())
             raise
         finally:
             sys.stderr.flush()

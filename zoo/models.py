@@ -17,11 +17,15 @@ MOBILENET_BLOCKS = ((64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2),
                     (512, 1), (512, 1), (512, 1), (512, 1), (512, 1), (1024, 2), (1024, 1))
 
 _MOBILENET_TINY = dict(depth=4, input_size=32, num_classes=10)
+# ImageNet top-1 at 224x224 by width multiplier: Howard et al. 2017, Table 6.
+MOBILENET_PUBLISHED_TOP1 = {1.0: 70.6, 0.75: 68.4, 0.5: 63.7, 0.25: 50.6}
+_MOBILENET_SOURCE = "Howard et al. 2017 (arXiv:1704.04861), Table 6, 224x224"
 
 
 def _mobilenet(alpha: float) -> ModelConfig:
     return ModelConfig("", "mobilenet", dict(alpha=alpha, dropout=1e-3, depth=13), paper=MOBILENET_PAPER,
-                       tiny=_MOBILENET_TINY)
+                       tiny=_MOBILENET_TINY,
+                       published=dict(top1=MOBILENET_PUBLISHED_TOP1[alpha], source=_MOBILENET_SOURCE))
 
 
 @register_model
