@@ -25,6 +25,10 @@ def fetch_registered(key: str, w: Weights, *, force: bool = False) -> Path:
         from .larq_import import fetch
 
         return fetch(w, force=force)
+    if w.importer == "reactnet":  # the ReActNet authors' OneDrive files, placed by hand
+        from .reactnet_import import fetch as fetch_reactnet
+
+        return fetch_reactnet(w)
     if not w.hub_repo:
         return bundled_file(key, w)
     return hub.hub_file(w.hub_repo, w.filename, w.revision, sha256=w.sha256, name=key, force=force)
@@ -84,8 +88,15 @@ def resolve(cfg: ModelConfig, weights: str, explicit_classes: bool = False,
 
         fitted = cfg.replace(num_classes=w.num_classes, input_size=w.input_size, **dict(w.arch_overrides))
         return larq_import.load_registered(key, w, fitted), _classes(cfg, fitted, key, explicit_classes, explicit_size)
+    if w.importer == "reactnet":
+        from . import reactnet_import
+
+        fitted = cfg.replace(num_classes=w.num_classes, input_size=w.input_size, **dict(w.arch_overrides))
+        return reactnet_import.load_registered(key, w, fitted), _classes(cfg, fitted, key, explicit_classes,
+                                                                         explicit_size)
     if w.importer:
-        raise WeightMismatchError(f"WEIGHTS[{key!r}] names an unknown importer {w.importer!r}: use '' or 'larq_zoo'")
+        raise WeightMismatchError(f"WEIGHTS[{key!r}] names an unknown importer {w.importer!r}: use '', 'larq_zoo' "
+                                  "or 'reactnet'")
     state = read_safetensors(fetch_registered(key, w))
     fitted = cfg.replace(num_classes=w.num_classes, input_size=w.input_size, **dict(w.arch_overrides))
     return state, _classes(cfg, fitted, key, explicit_classes, explicit_size)

@@ -19,7 +19,9 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 __all__ = ["atomic_write", "write_bytes", "write_text", "sha256_of", "temp_dir", "clean_stale", "read_json",
-           "check_name"]
+           "check_name", "cache_root", "CACHE_ENV"]
+
+CACHE_ENV = "BNNZOO_CACHE"
 
 _TEMP = re.compile(r"\.(?P<name>.+)\.(?P<pid>\d+)\.[^.]+\.tmp")
 
@@ -144,6 +146,15 @@ def write_bytes(path: str | os.PathLike, data: bytes) -> int:
 def write_text(path: str | os.PathLike, text: str) -> int:
     """``Path.write_text``, atomically."""
     return write_bytes(path, text.encode())
+
+
+def cache_root() -> Path:
+    """bnnzoo's cache folder: ``$BNNZOO_CACHE``, else ``$XDG_CACHE_HOME/bnnzoo``, else ``~/.cache/bnnzoo``."""
+    root = os.environ.get(CACHE_ENV)
+    if not root:
+        xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        root = os.path.join(xdg, "bnnzoo")
+    return Path(root)
 
 
 def sha256_of(path: str | os.PathLike) -> str:
