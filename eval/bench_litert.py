@@ -24,7 +24,7 @@ ratios from one run over absolute times.
 
 Usage::
 
-    python -m eval.bench_litert [--runs 5] [--warmup 2] [--threads 1] [--models realtobinary_resnet18,meliusnet22]
+    python -m eval.bench_litert [--runs 5] [--warmup 2] [--threads 1] [--models realtobinary_resnet18,meliusnet22,reactnet_a]
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ import numpy as np  # noqa: E402
 
 from eval.timing import lce_runner, sample_input, time_runs  # noqa: E402
 
-MODELS = ("realtobinary_resnet18", "meliusnet22")
+MODELS = ("realtobinary_resnet18", "meliusnet22", "reactnet_a")
 SIZE = 224
 POPCOUNT_BITS_PER_CYCLE = {"avx512": 512, "avx2": 256, "popcnt": 64, "portable": 64, "neon": 128}
 

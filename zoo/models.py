@@ -498,7 +498,7 @@ def reactnet_a() -> ModelConfig:
     """ReActNet-A: MobileNet-v1's 13 blocks with binary 3x3 and 1x1 convolutions, RSign and RPReLU."""
     # zoo.measure counts conv/dense multiply-adds: FLOPs are the 3x3 stem and the classifier.
     return ModelConfig("", "reactnet", dict(backbone="mobilenet_v1", alpha=1.0, depth=13, pad_value=1.0,
-                                            **REACTNET_QUANT),
+                                            learn_shifts=True, **REACTNET_QUANT),
                        paper=REACTNET_PAPER,
                        # Every block at an eighth of the width: the last strided conv reads a 2x2 map, the last
                        # block a 1x1 one (LCE's small-map cases), in milliseconds.

@@ -320,11 +320,12 @@ class LearnableBias(nn.Module):
 
     Args:
         channels: Channels of the input.
+        trainable: Learn the bias (False: it stays 0 in training, the ablation without the shift).
     """
 
-    def __init__(self, channels: int) -> None:
+    def __init__(self, channels: int, trainable: bool = True) -> None:
         super().__init__()
-        self.bias = nn.Parameter(torch.zeros(channels))
+        self.bias = nn.Parameter(torch.zeros(channels), requires_grad=trainable)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.bias.reshape(-1, *(1,) * (x.dim() - 2))
@@ -354,13 +355,14 @@ class RPReLU(nn.Module):
     Args:
         channels: Channels of the input.
         init: Initial PReLU slope (PyTorch's and the authors' 0.25).
+        trainable_shifts: Learn the shifts (False: they stay 0, a plain PReLU).
     """
 
-    def __init__(self, channels: int, init: float = 0.25) -> None:
+    def __init__(self, channels: int, init: float = 0.25, trainable_shifts: bool = True) -> None:
         super().__init__()
-        self.shift_in = LearnableBias(channels)
+        self.shift_in = LearnableBias(channels, trainable_shifts)
         self.prelu = nn.PReLU(channels, init)
-        self.shift_out = LearnableBias(channels)
+        self.shift_out = LearnableBias(channels, trainable_shifts)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.shift_out(self.prelu(self.shift_in(x)))

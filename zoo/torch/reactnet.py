@@ -62,22 +62,24 @@ class BlockA(nn.Module):
         stride: 1, or 2 (the shortcut is then a 2x2 average pool).
         pad_value: Border value of the binary inputs (the authors': 0.0).
         quant: Quantizers of the binary convolutions (``input_quantizer``, ``weight_quantizer``).
+        learn_shifts: Learn RSign's thresholds and RPReLU's shifts (False: they stay 0, Sign and PReLU).
     """
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int, pad_value: float, quant: dict) -> None:
+    def __init__(self, in_channels: int, out_channels: int, stride: int, pad_value: float, quant: dict,
+                 learn_shifts: bool = True) -> None:
         super().__init__()
         if out_channels not in (in_channels, 2 * in_channels):
             raise ValueError(f"a ReActNet-A block keeps or doubles its channels, not {in_channels} -> {out_channels}")
         self.stride = stride
-        self.rsign1 = RSign(in_channels)
+        self.rsign1 = RSign(in_channels, learn_shifts)
         self.conv = _binary(in_channels, in_channels, 3, stride, pad_value, quant)
         self.conv_bn = BatchNorm2d(in_channels, **_BN)
-        self.act1 = RPReLU(in_channels)
-        self.rsign2 = RSign(in_channels)
+        self.act1 = RPReLU(in_channels, trainable_shifts=learn_shifts)
+        self.rsign2 = RSign(in_channels, learn_shifts)
         copies = out_channels // in_channels
         self.pw = nn.ModuleList(_binary(in_channels, in_channels, 1, 1, pad_value, quant) for _ in range(copies))
         self.pw_bn = nn.ModuleList(BatchNorm2d(in_channels, **_BN) for _ in range(copies))
-        self.act2 = RPReLU(out_channels)
+        self.act2 = RPReLU(out_channels, trainable_shifts=learn_shifts)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shortcut = avg_pool_same(x, 2, 2) if self.stride == 2 else x
@@ -96,12 +98,14 @@ class ReActNetA(ClassifierMixin, nn.Module):
         pad_value: Border value of the binary convolutions' inputs.
         input_quantizer: Activation quantizer of the binary convolutions (None: real, the float teacher).
         weight_quantizer: Weight quantizer (None: real weights, the recipe's first step).
+        learn_shifts: Learn RSign's thresholds and RPReLU's shifts (False: fixed at 0, i.e. Sign and PReLU:
+            the paper's ablation baseline).
         num_classes: Classifier outputs.
     """
 
     def __init__(self, alpha: float = 1.0, depth: int = 13, pad_value: float = 1.0,
                  input_quantizer: Optional[str] = "approx_sign", weight_quantizer: Optional[str] = "magnitude_aware_sign",
-                 num_classes: int = 1000) -> None:
+                 learn_shifts: bool = True, num_classes: int = 1000) -> None:
         super().__init__()
         quant = dict(input_quantizer=input_quantizer, weight_quantizer=weight_quantizer)
         ch = int(32 * alpha)
@@ -110,7 +114,7 @@ class ReActNetA(ClassifierMixin, nn.Module):
         self.stem.add_module("bn", BatchNorm2d(ch, **_BN))
         blocks = []
         for out, stride in MOBILENET_BLOCKS[:depth]:
-            blocks.append(BlockA(ch, int(out * alpha), stride, pad_value, quant))
+            blocks.append(BlockA(ch, int(out * alpha), stride, pad_value, quant, learn_shifts))
             ch = int(out * alpha)
         self.blocks = nn.Sequential(*blocks)
         self.classifier = nn.Linear(ch, num_classes)
