@@ -31,6 +31,7 @@ from typing import Any, Callable, Optional, Sequence
 
 from zoo.fileio import sha256_of, temp_dir
 
+from .litert.toolchain import SOURCES as KERNEL_SOURCES
 from .verify import ConversionError
 
 __all__ = ["TARGETS", "RPI_REQUIREMENTS", "IMAGENET_MEAN", "IMAGENET_STD", "LCE_PUBLISHED_RPI4", "DeployReport",
@@ -40,7 +41,7 @@ TARGETS = ("rpi",)
 RUNNER_DIR = Path(__file__).resolve().parent / "rpi"
 KERNELS_DIR = Path(__file__).resolve().parent / "litert"
 # converters/litert files a bundle carries as bnn_litert/ (what run.py --runtime litert imports and builds).
-KERNEL_FILES = ("__init__.py", "toolchain.py", "bnn_kernels.c", "tflite_c.h")
+KERNEL_FILES = ("__init__.py", "toolchain.py", *KERNEL_SOURCES)
 # Versions with cp311 aarch64 wheels that import under Debian 12's qemu-user 7.2 (onnxruntime 1.32's
 # aarch64 wheel crashes there at import); the Pi needs nothing else from PyPI. ai-edge-litert's own
 # dependencies are pinned too, so that every wheel is named (eval.arm64 installs exactly these).

@@ -77,18 +77,17 @@ def ensure_cross_compiler() -> str:
     return found
 
 
-def cross_compile(dest: Path, source: Optional[Path] = None) -> Path:
-    """The kernel library built for aarch64 with the cross compiler (from ``source``, default
-    ``converters/litert/bnn_kernels.c``), with the flags of a native build."""
+def cross_compile(dest: Path, sources: Optional[Path] = None) -> Path:
+    """The kernel library built for aarch64 with the cross compiler (from the folder ``sources``,
+    default ``converters/litert``), with the flags of a native build."""
     from converters.litert import toolchain
 
     cc = ensure_cross_compiler()
     lib = dest / "libbnn_lce-aarch64.so"
-    source = source or toolchain.HERE / "bnn_kernels.c"
-    done = subprocess.run([cc, *toolchain.CFLAGS, "-o", str(lib), str(source), *toolchain.LIBS], capture_output=True,
-                          text=True)
+    sources = sources or toolchain.HERE
+    done = subprocess.run(toolchain.compile_command(cc, lib, sources), capture_output=True, text=True)
     if done.returncode != 0:
-        raise Arm64Error(f"cross-compiling {source} failed: {done.stderr.strip()[-500:]}")
+        raise Arm64Error(f"cross-compiling the kernels in {sources} failed: {done.stderr.strip()[-500:]}")
     return lib
 
 
@@ -141,11 +140,15 @@ def run_bundle(bundle: Path, images: Sequence[str], cache: Optional[Path] = None
         Arm64Error: The cross compilation or either run failed.
     """
     bundle = Path(bundle)
-    source = bundle / "bnn_litert" / "bnn_kernels.c"
-    if not source.is_file():
-        raise Arm64Error(f"{bundle} has no bnn_litert/bnn_kernels.c: re-run `bnnzoo deploy` to get a bundle with it")
+    from converters.litert import toolchain
+
+    sources = bundle / "bnn_litert"
+    missing = [name for name in toolchain.C_FILES if not (sources / name).is_file()]
+    if missing:
+        raise Arm64Error(f"{bundle} has no bnn_litert/{missing[0]}: re-run `bnnzoo deploy` to get a bundle with "
+                         "this version's kernels")
     with tempfile.TemporaryDirectory() as tmp:
-        lib = cross_compile(Path(tmp), source)
+        lib = cross_compile(Path(tmp), sources)
         return compare_with_host(bundle, images, cache, runtime="litert", log=log, env={"BNNZOO_LITERT_LIB": str(lib)})
 
 

@@ -17,6 +17,7 @@ import pytest
 
 import zoo
 from converters import deploy as dep
+from converters.litert import toolchain
 from converters.verify import ConversionError
 
 PY = sys.executable
@@ -105,7 +106,7 @@ def test_bundle_files_and_manifest(bundle):
                      "requirements.txt", "README.md", "sample.png"} | kernels
     for name in kernels:  # the kernels run.py builds are the ones tests/test_litert.py checks
         assert (bundle / name).read_bytes() == (dep.KERNELS_DIR / name.split("/")[1]).read_bytes()
-    assert load_runner(bundle).KERNEL_FILES == dep.KERNEL_FILES
+    assert (*load_runner(bundle).KERNEL_FILES, *toolchain.SOURCES) == dep.KERNEL_FILES
     assert not list(bundle.parent.glob(".meliusnet22-rpi.*")), "temporary folders left behind"
     manifest = json.loads((bundle / "manifest.json").read_text())
     assert set(manifest["files"]) == names - {"manifest.json"}
@@ -284,12 +285,12 @@ def test_model_from_another_bundle(copy, tmp_path):
 
 
 def test_edited_kernel_sources_are_refused_before_compiling(copy, tmp_path):
-    source = copy / "bnn_litert" / "bnn_kernels.c"
+    source = copy / "bnn_litert" / "bconv.c"
     source.write_text(source.read_text() + "\n/* edited */\n")
     env = {**os.environ, "BNNZOO_LITERT_CACHE": str(tmp_path / "cache")}
     proc = subprocess.run([PY, str(copy / "run.py"), "--runtime", "litert", copy / "sample.png"], capture_output=True,
                           text=True, timeout=300, env=env)
-    _one_line_error(proc, "bnn_litert/bnn_kernels.c does not match")
+    _one_line_error(proc, "bnn_litert/bconv.c does not match")
     assert not (tmp_path / "cache").exists()  # nothing was compiled
 
 

@@ -315,7 +315,7 @@ def test_every_simd_path_matches_the_portable_one_on_awkward_sizes(tmp_path):
     from converters.litert import toolchain as build
 
     exe = tmp_path / "selftest"
-    subprocess.run([build.find_compiler(), "-O2", "-o", str(exe), str(build.HERE / "selftest.c"), "-lpthread", "-lm"],
+    subprocess.run(build.compile_command(build.find_compiler(), exe, flags=["-O2"], extra=["selftest.c"]),
                    check=True, capture_output=True)
     done = subprocess.run([str(exe)], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout
@@ -331,12 +331,12 @@ _EMULATED_CPUS = [("Conroe", "portable", []), ("Nehalem", "popcnt", ["popcnt"]),
 
 @pytest.fixture(scope="module")
 def selftest_program(tmp_path_factory):
-    """selftest.c (which includes the whole library) built with the library's own flags, no -march."""
+    """selftest.c with the whole library, built with the library's own flags, no -march."""
     from converters.litert import toolchain as build
 
     exe = tmp_path_factory.mktemp("selftest") / "selftest"
     flags = [f for f in build.CFLAGS if f not in ("-shared", "-fPIC")]
-    subprocess.run([build.find_compiler(), *flags, "-o", str(exe), str(build.HERE / "selftest.c"), *build.LIBS],
+    subprocess.run(build.compile_command(build.find_compiler(), exe, flags=flags, extra=["selftest.c"]),
                    check=True, capture_output=True)
     return exe
 
@@ -362,8 +362,8 @@ def test_the_emulated_old_cpu_really_faults_on_avx512(tmp_path):
     from eval.arm64 import ensure_qemu
 
     exe = tmp_path / "selftest-avx512"
-    subprocess.run([build.find_compiler(), "-O3", "-march=icelake-server", "-o", str(exe),
-                    str(build.HERE / "selftest.c"), *build.LIBS], check=True, capture_output=True)
+    subprocess.run(build.compile_command(build.find_compiler(), exe, flags=["-O3", "-march=icelake-server"],
+                                         extra=["selftest.c"]), check=True, capture_output=True)
     qemu = str(Path(ensure_qemu()).with_name("qemu-x86_64-static"))
     done = subprocess.run([qemu, "-cpu", "Conroe", str(exe)], capture_output=True, text=True, timeout=300)
     assert done.returncode in (-signal.SIGILL, 128 + signal.SIGILL), (done.returncode, done.stdout)
@@ -452,8 +452,9 @@ def test_a_wrong_struct_layout_is_caught_before_any_node_is_claimed(detector_fil
     from converters.litert import toolchain
 
     lib = tmp_path / "wrong.so"
-    subprocess.run([toolchain.find_compiler(), *toolchain.CFLAGS, "-DBNN_TEST_WRONG_LAYOUT", "-o", str(lib),
-                    str(toolchain.HERE / "bnn_kernels.c"), *toolchain.LIBS], check=True, capture_output=True)
+    subprocess.run(toolchain.compile_command(toolchain.find_compiler(), lib,
+                                             flags=[*toolchain.CFLAGS, "-DBNN_TEST_WRONG_LAYOUT"]),
+                   check=True, capture_output=True)
     model = tmp_path / "m.tflite"
     model.write_bytes(detector_file)
     code = ("import sys; from converters import litert\n"

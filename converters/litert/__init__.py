@@ -2,8 +2,8 @@
 
 ``ai-edge-litert`` (pip-installable on x86-64 and aarch64) runs every builtin op of an
 LCE TFLite file; LCE's four custom ops (``LceQuantize``, ``LceDequantize``,
-``LceBconv2d``, ``LceBMaxPool2d``) run in ``bnn_kernels.c``, a C library of this
-project loaded as a TFLite delegate (``load_delegate``): each of those nodes becomes
+``LceBconv2d``, ``LceBMaxPool2d``) run in this folder's C library (``bnn.h`` lists its
+files), loaded as a TFLite delegate (``load_delegate``): each of those nodes becomes
 one delegate kernel. The library is compiled on first use (see ``toolchain.py``).
 
 Before any interpreter is built, every custom op of the file and every option of it is

@@ -1,13 +1,18 @@
 /* Self-test of the binary GEMM code paths: every path this CPU has must give the
- * portable path's counts on random inputs of awkward sizes. Built as a program (it
- * includes the library source), so it also runs under qemu-aarch64 for the NEON path:
+ * portable path's counts on random inputs of awkward sizes. Built as a program with the
+ * library's C files, so it also runs under qemu-aarch64 for the NEON path:
  *
- *   cc -O2 -o selftest selftest.c -lpthread -lm && ./selftest
- *   aarch64-linux-gnu-gcc -O2 -static -o selftest selftest.c -lpthread -lm && qemu-aarch64-static ./selftest
+ *   cc -O2 -o selftest selftest.c $(ls *.c | grep -v selftest) -lpthread -lm && ./selftest
+ *   aarch64-linux-gnu-gcc -O2 -static -o selftest selftest.c $(ls *.c | grep -v selftest) -lpthread -lm
+ *   qemu-aarch64-static ./selftest
  *
- * Prints one line per path and exits 1 on the first mismatch.
+ * (toolchain.compile_command builds the same). Prints one line per path and exits 1 on
+ * the first mismatch.
  */
-#include "bnn_kernels.c"
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "bnn.h"
 
 static uint64_t rng = 88172645463325252ull;
 static uint32_t next_word(void) {

@@ -4,7 +4,7 @@
  * Layouts follow TFLite's published common.h for 64-bit targets; fields are only ever
  * appended there, and the structs that must match in size (TfLiteTensor is indexed
  * as an array, TfLiteRegistration is passed by value) end at the fields present in
- * ai-edge-litert 1.3-2.3. bnn_check_layout() in bnn_kernels.c checks them on every
+ * ai-edge-litert 1.3-2.3. check_layout() in delegate.c checks them on every
  * model before any node is claimed.
  */
 #ifndef BNN_TFLITE_C_H_

@@ -1,4 +1,4 @@
-"""Builds bnnzoo's LCE kernel library (``bnn_kernels.c``) with the system C compiler.
+"""Builds bnnzoo's LCE kernel library (the C files of this folder) with the system C compiler.
 
 The library is compiled on first use into a cache folder, not at install time: the
 package stays pure Python (one wheel, an editable install and a deploy bundle all work
@@ -25,12 +25,16 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence, Union
 
-__all__ = ["BuildError", "SOURCES", "CFLAGS", "find_compiler", "cache_dir", "library_path", "build"]
+__all__ = ["BuildError", "SOURCES", "C_FILES", "CFLAGS", "find_compiler", "compile_command", "cache_dir",
+           "library_path", "build"]
 
 HERE = Path(__file__).resolve().parent
-SOURCES = ("bnn_kernels.c", "tflite_c.h")
+# The library's sources, one concern per C file (bnn.h lists them); deploy bundles carry exactly these.
+SOURCES = ("bnn.h", "tflite_c.h", "options.c", "pool.c", "bgemm.c", "bgemm_x86.c", "bgemm_neon.c", "quantize.c",
+           "maxpool.c", "bconv.c", "transform.c", "delegate.c")
+C_FILES = tuple(name for name in SOURCES if name.endswith(".c"))
 # -ffp-contract=off: no fused multiply-add where the C has two roundings (aarch64 GCC
 # would fuse them by default), so results agree bit for bit with LCE's reference kernel.
 CFLAGS = ("-O3", "-std=gnu11", "-ffp-contract=off", "-shared", "-fPIC", "-fvisibility=hidden", "-Wall")
@@ -54,6 +58,14 @@ def find_compiler() -> str:
             return found
     raise BuildError(f"no C compiler found (looked for {', '.join(names)}): bnnzoo's LiteRT kernels are built on "
                      "first use; install one (Debian/Raspberry Pi OS: sudo apt-get install gcc) or set CC")
+
+
+def compile_command(compiler: str, output: Union[str, os.PathLike], folder: Optional[Path] = None,
+                    flags: Sequence[str] = CFLAGS, extra: Sequence[str] = ()) -> list[str]:
+    """The command line that builds the library (or, with other ``flags`` and ``extra`` C files
+    such as ``selftest.c``, a program around it) from the sources in ``folder`` (default: here)."""
+    folder = Path(folder or HERE)
+    return [compiler, *flags, "-o", str(output), *[str(folder / name) for name in (*extra, *C_FILES)], *LIBS]
 
 
 def cache_dir() -> Path:
@@ -103,8 +115,7 @@ def build(compiler: Optional[str] = None, force: bool = False) -> Path:
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
     try:
-        cmd = [compiler, *CFLAGS, "-o", tmp, str(HERE / "bnn_kernels.c"), *LIBS]
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+        done = subprocess.run(compile_command(compiler, tmp), capture_output=True, text=True, timeout=600)
         if done.returncode != 0:
             lines = [line for line in (done.stderr or done.stdout).splitlines() if line.strip()]
             raise BuildError(f"compiling bnnzoo's LiteRT kernels with {compiler} failed: "

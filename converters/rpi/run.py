@@ -227,7 +227,8 @@ class LceRuntime:
 
 
 KERNELS = "bnn_litert"  # bnnzoo's converters/litert, copied into the bundle
-KERNEL_FILES = ("__init__.py", "toolchain.py", "bnn_kernels.c", "tflite_c.h")
+# Checked before the package is imported; the C sources it compiles (its toolchain.SOURCES) right after.
+KERNEL_FILES = ("__init__.py", "toolchain.py")
 
 
 def litert_available() -> bool:
@@ -236,7 +237,8 @@ def litert_available() -> bool:
 
 
 def load_kernels(bundle: Bundle):
-    """The bundle's ``bnn_litert`` package, after checking each of its files against the manifest.
+    """The bundle's ``bnn_litert`` package, each of its files checked against the manifest (the C
+    sources before anything can compile them).
 
     Imported from the bundle folder by path (not from ``sys.path``), without writing
     ``__pycache__`` into the bundle.
@@ -255,8 +257,11 @@ def load_kernels(bundle: Bundle):
     sys.dont_write_bytecode = True
     try:
         spec.loader.exec_module(module)
+        for name in module.toolchain.SOURCES:
+            bundle.file(f"{KERNELS}/{name}")
     except BaseException:
-        del sys.modules[KERNELS]
+        for name in (KERNELS, f"{KERNELS}.toolchain"):
+            sys.modules.pop(name, None)
         raise
     finally:
         sys.dont_write_bytecode = dont_write

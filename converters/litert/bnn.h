@@ -1,0 +1,169 @@
+/* bnnzoo's own kernels for Larq Compute Engine's four custom ops (LceQuantize,
+ * LceDequantize, LceBconv2d, LceBMaxPool2d), written from the ops' semantics and
+ * loaded into the LiteRT (ai-edge-litert) interpreter as a TFLite delegate.
+ *
+ * Conventions (those of LCE's flatbuffers, checked against LCE's reference kernel by
+ * tests/test_litert.py): activations are bit-packed 32 channels per int32 word along
+ * the last axis, channel c in bit c % 32 of word c / 32, bit 1 for a negative value
+ * (sign -1), unused bits of the last word 0. A binary convolution accumulates the
+ * ±1 dot product  K - 2 * popcount(x ^ w)  over its receptive field.
+ *
+ * This header holds what the library's files share; each .c file is one concern:
+ *   options.c      errors, the FlexBuffers option reader, op parameters, bnn_check_op
+ *   pool.c         the thread pool
+ *   bgemm.c        the portable binary GEMM and the run-time choice of code path
+ *   bgemm_x86.c    POPCNT, AVX2 and AVX-512 VPOPCNTDQ binary GEMMs (x86-64)
+ *   bgemm_neon.c   the NEON binary GEMM (aarch64)
+ *   quantize.c     LceQuantize, LceDequantize
+ *   maxpool.c      LceBMaxPool2d
+ *   bconv.c        LceBconv2d: prepare and the per-row loop
+ *   transform.c    LceBconv2d's output transform
+ *   delegate.c     tensor helpers, the delegate kernels and the TFLite delegate
+ *
+ * Build: cc -O3 -shared -fPIC *.c -lpthread -lm (see converters/litert/toolchain.py).
+ * x86-64 code paths for AVX2 and AVX-512 VPOPCNTDQ are compiled with function target
+ * attributes and chosen at run time with __builtin_cpu_supports, so the library runs on
+ * any x86-64 CPU; aarch64 uses NEON, which every ARMv8-A core has. Everything not
+ * marked EXPORT stays inside the library (-fvisibility=hidden).
+ */
+#ifndef BNN_H_
+#define BNN_H_
+
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tflite_c.h"
+
+#define EXPORT __attribute__((visibility("default")))
+#define ALIGN 64
+/* Patch and filter rows are padded to a multiple of 8 words (32 bytes, one AVX2
+ * register; the AVX-512 path takes a half-register tail): the padding words are 0 in
+ * both, so their XOR adds nothing. Rows start 64-byte aligned when ldr is even. */
+#define LANE_WORDS 8
+
+/* --- options.c: errors and op parameters ---------------------------------------------- */
+
+extern char g_error[512];
+void set_error(const char* fmt, ...);
+EXPORT const char* bnn_last_error(void);
+
+enum { OP_QUANTIZE = 0, OP_DEQUANTIZE = 1, OP_BCONV2D = 2, OP_BMAXPOOL2D = 3, OP_UNKNOWN = -1 };
+extern const char* const OP_NAMES[4];
+
+/* TFLite schema enums, as LCE's converter writes them. */
+enum { PAD_SAME = 0, PAD_VALID = 1 };
+enum { ACT_NONE = 0, ACT_RELU = 1, ACT_RELU_N1_TO_1 = 2, ACT_RELU6 = 3 };
+
+typedef struct {
+  int op;
+  int channels_in;
+  int stride_h, stride_w, dil_h, dil_w;
+  int filter_h, filter_w; /* max pool */
+  int padding, pad_values, activation;
+} OpParams;
+
+int op_code(const char* name);
+int parse_params(int op, const uint8_t* data, size_t len, OpParams* p);
+EXPORT int bnn_check_op(const char* name, const uint8_t* options, size_t length);
+
+/* --- pool.c: thread pool --------------------------------------------------------------- */
+
+typedef void (*RangeFn)(void* arg, int begin, int end, int thread);
+
+typedef struct {
+  int threads;
+  pthread_t* workers;
+  pthread_mutex_t mu;
+  pthread_cond_t start, done;
+  int generation, pending, stop;
+  RangeFn fn;
+  void* arg;
+  int total;
+} Pool;
+
+Pool* pool_create(int threads);
+void pool_destroy(Pool* p);
+void pool_run(Pool* p, RangeFn fn, void* arg, int total);
+
+/* --- bgemm*.c: binary GEMM micro-kernels ---------------------------------------------- */
+
+/* counts[i * ldc + j] = popcount(a_i ^ b_j) over n words (n a multiple of LANE_WORDS,
+ * rows 32-byte aligned). */
+typedef void (*BgemmFn)(const uint32_t* a, int m, const uint32_t* b, int nb, int n, int32_t* c, int ldc);
+
+void bgemm_portable(const uint32_t* a, int m, const uint32_t* b, int nb, int n, int32_t* c, int ldc);
+#if defined(__x86_64__)
+void bgemm_popcnt(const uint32_t* a, int m, const uint32_t* b, int nb, int n, int32_t* c, int ldc);
+void bgemm_avx2(const uint32_t* a, int m, const uint32_t* b, int nb, int n, int32_t* c, int ldc);
+void bgemm_avx512(const uint32_t* a, int m, const uint32_t* b, int nb, int n, int32_t* c, int ldc);
+#elif defined(__aarch64__)
+void bgemm_neon(const uint32_t* a, int m, const uint32_t* b, int nb, int n, int32_t* c, int ldc);
+#endif
+
+extern BgemmFn g_bgemm;
+extern const char* g_bgemm_name;
+EXPORT int bnn_select_path(const char* name);
+EXPORT const char* bnn_path(void);
+
+/* --- The kernel of one LCE node ---------------------------------------------------------- */
+
+typedef struct {
+  OpParams p;
+  int node_index;
+  int inputs[5], n_inputs;
+  int output;
+  Pool* pool; /* the delegate's */
+  BgemmFn bgemm;
+  /* LceBconv2d, set in prepare */
+  int batch, in_h, in_w, in_words, out_h, out_w, out_c, out_words;
+  int groups, cin_g, words_g, cout_g, taps, row_words, pad_top, pad_left, ktot;
+  uint32_t* filter;  /* [out_c][row_words] */
+  int32_t* tap_pop;  /* [out_c][taps]: popcount of each tap's filter words (zero padding) */
+  float* multiplier; /* [out_c] */
+  float* bias;       /* [out_c] */
+  int32_t* threshold;
+  int spatial_transform; /* multiplier and bias per output position */
+  int clamp_min, clamp_max;
+  int bitpacked_out;
+  int scratch_per_thread; /* words */
+  uint32_t* scratch;
+  int32_t* counts;
+  int threads;
+} Kernel;
+
+/* One invocation: what each thread of the pool reads and writes. */
+typedef struct {
+  TfLiteContext* ctx;
+  Kernel* k;
+  const void* in;
+  void* out;
+} Job;
+
+/* --- delegate.c: tensor helpers ---------------------------------------------------------- */
+
+int64_t num_elements(const TfLiteTensor* t);
+size_t type_size(TfLiteType t);
+TfLiteStatus fail(TfLiteContext* ctx, const char* fmt, ...);
+TfLiteStatus ensure_shape(TfLiteContext* ctx, TfLiteTensor* t, const int* dims, int n);
+void same_or_valid(int in, int k, int s, int d, int padding, int* out, int* pad);
+void* aligned(size_t bytes);
+const TfLiteTensor* optional_input(TfLiteContext* ctx, Kernel* k, int i);
+
+/* --- The ops ----------------------------------------------------------------------------- */
+
+uint32_t pack32(const float* x);
+void quantize_rows(void* arg, int begin, int end, int thread);
+void dequantize_rows(void* arg, int begin, int end, int thread);
+TfLiteStatus prepare_quantize(TfLiteContext* ctx, Kernel* k);
+
+void maxpool_rows(void* arg, int begin, int end, int thread);
+TfLiteStatus prepare_maxpool(TfLiteContext* ctx, Kernel* k);
+
+void free_conv(Kernel* k);
+TfLiteStatus prepare_bconv(TfLiteContext* ctx, Kernel* k);
+void bconv_rows(void* arg, int begin, int end, int thread);
+void bconv_transform(const Kernel* k, const Job* j, int b, int oy, int g, int32_t* counts);
+
+#endif /* BNN_H_ */
