@@ -500,9 +500,10 @@ def reactnet_a() -> ModelConfig:
     return ModelConfig("", "reactnet", dict(backbone="mobilenet_v1", alpha=1.0, depth=13, pad_value=1.0,
                                             learn_shifts=True, **REACTNET_QUANT),
                        paper=REACTNET_PAPER,
-                       # Every block at an eighth of the width: the last strided conv reads a 2x2 map, the last
-                       # block a 1x1 one (LCE's small-map cases), in milliseconds.
-                       tiny=dict(alpha=0.125, input_size=32, num_classes=10),
+                       # The first 8 blocks at an eighth of the width on 16x16 inputs: strided binary convs on
+                       # 8x8, 4x4 and 2x2 maps (explicit padding), four duplicated 1x1 convs, two blocks on a
+                       # 1x1 map (LCE's small-map case), 20 binary convs.
+                       tiny=dict(alpha=0.125, depth=8, input_size=16, num_classes=10),
                        published=dict(top1=69.4, bops=4.82e9, flops=0.12e8, ops=0.87e8,
                                       source="Liu et al. 2020, ImageNet comparison with the state of the art "
                                              "(top-1, BOPs, FLOPs, OPs)"))
@@ -513,6 +514,9 @@ def reactnet_18() -> ModelConfig:
     """ReActNet-18: Bi-Real Net 18 (16 binary 3x3 convolutions, each with a shortcut) with RSign and RPReLU."""
     return ModelConfig("", "reactnet", dict(backbone="resnet18", filters=64, blocks_per_stage=(4, 4, 4, 4),
                                             pad_value=1.0, **REACTNET_QUANT),
-                       paper=REACTNET_PAPER, tiny=dict(filters=16, input_size=32, num_classes=10),
+                       # One block a stage, two in the last: strided binary convs on 8x8, 4x4 and 2x2 maps, a
+                       # stride-1 one on a 1x1 map.
+                       paper=REACTNET_PAPER, tiny=dict(filters=16, blocks_per_stage=(1, 1, 1, 2), input_size=32,
+                                                       num_classes=10),
                        # The authors' README gives OPs (FLOPs + BOPs/64) in a column headed FLOPs.
                        published=dict(top1=65.9, ops=1.63e8, source=REACTNET_README))
