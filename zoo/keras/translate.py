@@ -201,15 +201,6 @@ def _used_pads(size: Sequence[int], kernel: tuple, stride: tuple, pads: tuple) -
     return tuple(out)
 
 
-def _same_pads(size: Sequence[int], kernel: tuple, stride: tuple, dilation: tuple) -> tuple:
-    """TensorFlow's ``padding="same"`` as ``((top, bottom), (left, right))``."""
-    out = []
-    for n, k, s, d in zip(size, kernel, stride, dilation):
-        total = max((math.ceil(n / s) - 1) * s + (k - 1) * d + 1 - n, 0)
-        out.append((total // 2, total - total // 2))
-    return tuple(out)
-
-
 def _conv_padding(ctx: _Ctx, m: nn.Conv2d, x: _T) -> tuple[str, tuple]:
     """``("same" | "valid", explicit pads)``: how the Keras form pads what ``m`` pads.
 
@@ -229,12 +220,11 @@ def _conv_padding(ctx: _Ctx, m: nn.Conv2d, x: _T) -> tuple[str, tuple]:
         return "valid", ((0, 0), (0, 0))
     if isinstance(pads, str):
         raise ctx.fail(f"nn.Conv2d with padding={pads!r} and stride {stride}")
-    size = x.t.shape[-2:]
+    size, pads = tuple(x.t.shape[-2:]), _pair(pads)
     effective = tuple((k - 1) * d + 1 for k, d in zip(kernel, dilation))
-    used = _used_pads(size, effective, stride, _pair(pads))
-    if used == _same_pads(size, kernel, stride, dilation):
+    if all(_same_equivalent(n, k, s, p, (n + 2 * p - k) // s + 1) for n, k, s, p in zip(size, effective, stride, pads)):
         return "same", ((0, 0), (0, 0))
-    return "valid", used
+    return "valid", _used_pads(size, effective, stride, pads)
 
 
 def _conv(ctx: _Ctx, m: nn.Conv2d, x: _T) -> _T:
