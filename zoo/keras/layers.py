@@ -110,7 +110,7 @@ def binary_conv(filters: int, kernel_size: Any = 3, strides: Any = 1, *, name: s
         input_quantizer=quantizer(input_quantizer, clip), kernel_quantizer=quantizer(weight_quantizer, clip),
         kernel_constraint=(None if weight_quantizer in _NO_WEIGHT_CLIP else
                            lq.constraints.WeightClip(_WEIGHT_CLIP.get(weight_quantizer, clip))),
-        use_bias=False, name=name, **(dict(padded=padded) if corrected else {}),
+        use_bias=False, name=name, **(dict(padded=padded) if corrected and explicit else {}),
     )
     setattr(layer, BINARY_CONV_ATTR, binary)
     return layer
