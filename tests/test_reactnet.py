@@ -296,7 +296,7 @@ def test_exact_zero_binary_weights_are_reported(caplog):
 
 def test_rsign_and_rprelu_compute_the_papers_functions():
     """RSign: sign(x - alpha) with alpha = -bias (the binary conv after it takes the sign); RPReLU: x - gamma +
-    zeta above gamma, beta (x - gamma) + zeta below (Liu et al. 2020, Eq. 3 and 4)."""
+    zeta above gamma, beta (x - gamma) + zeta below (Liu et al. 2020)."""
     from zoo.torch.layers import RPReLU, RSign
 
     x = torch.randn(2, 3, 4, 4, generator=torch.Generator().manual_seed(0))

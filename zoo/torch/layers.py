@@ -335,7 +335,7 @@ class LearnableBias(nn.Module):
 
 
 class RSign(LearnableBias):
-    """The learnable threshold of ReActNet's RSign (Liu et al., ECCV 2020, Eq. 3): ``sign(x + bias)``,
+    """The learnable threshold of ReActNet's RSign (Liu et al., ECCV 2020): ``sign(x + bias)``,
     a per-channel threshold of ``-bias``.
 
     The module shifts (``x + bias``); the sign is taken by the ``BinaryConv2d`` it feeds (its
@@ -346,7 +346,7 @@ class RSign(LearnableBias):
 
 
 class RPReLU(nn.Module):
-    """ReActNet's RPReLU (Liu et al., ECCV 2020, Eq. 4): a shift, a per-channel PReLU, a shift.
+    """ReActNet's RPReLU (Liu et al., ECCV 2020): a shift, a per-channel PReLU, a shift.
 
     ``shift_out(prelu(shift_in(x)))``, i.e. ``x - gamma + zeta`` above ``gamma`` and
     ``beta (x - gamma) + zeta`` below, with ``gamma = -shift_in.bias``, ``beta = prelu.weight``
