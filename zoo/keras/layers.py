@@ -191,14 +191,51 @@ class ZeroPadCorrectedConv2D(lq.layers.QuantConv2D):
         taps = tf.nn.conv2d(self._border(inputs), kernel, self.strides, "VALID")
         if outputs.shape[1] * outputs.shape[2] == 1:  # a 1x1 map: the correction is a per-channel bias
             return outputs - tf.reshape(taps, (-1,))
+        bands = self._border_bands(inputs, outputs)
+        if bands is not None:
+            return _subtract_on_bands(outputs, taps, *bands)
         # Subtracted on the flattened map: LCE 0.16 folds an (H, W, C) constant added right after an
         # LceBconv2d into its per-channel bias, which its interpreter then refuses.
         size = int(np.prod(outputs.shape[1:]))
         flat = tf.reshape(outputs, (-1, size)) - tf.reshape(taps, (1, size))
         return tf.reshape(flat, (-1, *outputs.shape[1:]))
 
+    def _border_bands(self, inputs: tf.Tensor, outputs: tf.Tensor) -> Optional[tuple]:
+        """``((top, bottom), (left, right))``: how many output rows / columns at each edge read the explicit
+        padding, or None where those bands meet (small maps: the correction is subtracted whole)."""
+        if self.padding == "same":
+            return None
+        bands = []
+        for axis, (before, after) in enumerate(self.padded):
+            n_in, n_out = inputs.shape[1 + axis], outputs.shape[1 + axis]
+            k, s = self.kernel_size[axis], self.strides[axis]
+            lo = sum(i * s < before for i in range(n_out))
+            hi = sum(i * s + k > n_in - after for i in range(n_out))
+            if lo + hi >= n_out:
+                return None
+            bands.append((lo, hi))
+        return tuple(bands)
+
     def get_config(self) -> dict:
         return {**super().get_config(), "pad_values": 0.0, "padded": self.padded}
+
+
+def _subtract_on_bands(outputs: tf.Tensor, taps: tf.Tensor, rows: tuple, cols: tuple) -> tf.Tensor:
+    """``outputs - taps`` where ``taps`` is zero but on ``rows`` (top, bottom) and ``cols`` (left, right) bands
+    of the map: subtracted band by band, so the file stores the bands' constants, not a whole map of them
+    (LCE's converter folds each slice of the constant ``taps``)."""
+    def split(x: tf.Tensor, axis: int, lo: int, hi: int) -> list:
+        n = x.shape[axis]
+        cut = lambda a, b: x[:, a:b] if axis == 1 else x[:, :, a:b]  # noqa: E731
+        return [cut(a, b) for a, b in ((0, lo), (lo, n - hi), (n - hi, n)) if b > a]
+
+    def along(x: tf.Tensor, t: tf.Tensor, axis: int, lo: int, hi: int, inner) -> tf.Tensor:
+        xs, ts = split(x, axis, lo, hi), split(t, axis, lo, hi)
+        middle = 1 if lo else 0
+        parts = [inner(a, b) if i == middle else a - b for i, (a, b) in enumerate(zip(xs, ts))]
+        return parts[0] if len(parts) == 1 else tf.concat(parts, axis)
+
+    return along(outputs, taps, 1, *rows, lambda x, t: along(x, t, 2, *cols, lambda a, b: a))
 
 
 class GroupConv2D(tf.keras.layers.Layer):
