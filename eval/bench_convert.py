@@ -1,7 +1,8 @@
 """Benchmark: our LCE exports against larq-zoo's own Keras models, through the same converter.
 
 Every architecture with imported ImageNet weights (larq-zoo's 14, ``zoo.larq_import.LARQ_ZOO_TWINS``,
-and the ReActNet authors' two) is built at 224x224 with initialised weights: ours (the PyTorch module
+and the ReActNet authors' two) is built at 224x224 with initialised weights (randomised where larq-zoo
+has no twin, see ``build_ours``): ours (the PyTorch module
 with the config of its imported tag, ``<name>.larq_in1k`` or ``<name>.authors_in1k``, translated to
 Keras by ``zoo.to_keras``) and, where larq-zoo has the architecture, larq-zoo's builder. Both are
 converted by LCE's converter (``converters.tflite.convert_keras``, target "arm") and timed in LCE's
@@ -64,10 +65,15 @@ def architectures() -> list[str]:
 
 
 def build_ours(name: str):
-    """Our Keras model of ``name`` (initialised weights) with the builder arguments of its imported tag."""
+    """Our Keras model of ``name`` with the builder arguments of its imported tag: initialised weights, as
+    larq-zoo's side, or randomised for architectures larq-zoo does not have (initialised, ReActNet's learned
+    shifts are 0 and LCE's converter drops their ``ADD`` s, which trained weights keep)."""
     import zoo
+    from zoo.larq_import import LARQ_ZOO_TWINS
+    from zoo.torch.random_weights import randomize
 
-    return zoo.to_keras(zoo.load(name, input_size=SIZE, **dict(_imported(name).arch_overrides)))
+    model = zoo.load(name, input_size=SIZE, **dict(_imported(name).arch_overrides))
+    return zoo.to_keras(model if name in LARQ_ZOO_TWINS else randomize(model))
 
 
 def build_larq_zoo(name: str):

@@ -49,14 +49,19 @@ POPCOUNT_BITS_PER_CYCLE = {"avx512": 512, "avx2": 256, "popcnt": 64, "portable":
 
 
 def tflite_file(name: str, folder: Path) -> bytes:
-    """The model's LCE file at 224x224 (random weights; converted once, then cached in ``folder``)."""
+    """The model's LCE file at 224x224 (random weights; converted once, then cached in ``folder``).
+
+    Randomised as a trained model's (``randomize``): initialised, ReActNet's learned shifts are 0 and
+    LCE's converter drops their ``ADD`` s, which a trained model keeps.
+    """
     import converters
     import zoo
+    from zoo.torch.random_weights import randomize
 
-    path = folder / f"{name}-{SIZE}.tflite"
+    path = folder / f"{name}-{SIZE}-random.tflite"
     if not path.exists():
         print(f"converting {name} at {SIZE}x{SIZE} (once) ...", flush=True)
-        converters.to_tflite(zoo.load(name), str(path), input_size=SIZE, verify=False)
+        converters.to_tflite(randomize(zoo.load(name)), str(path), input_size=SIZE, verify=False)
     return path.read_bytes()
 
 
