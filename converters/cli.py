@@ -1,15 +1,19 @@
-"""``bnnzoo convert``: export a registered model or a checkpoint, verified; ``bnnzoo verify``:
-re-check an existing export against its source, layer by layer.
+"""``bnnzoo convert``: export a model, verified; ``bnnzoo verify``: re-check an existing export
+against its source, layer by layer.
 
-Examples::
+Both take a model as every command does (:mod:`zoo.refs`): ``NAME[.TAG]``, a folder or
+``.safetensors`` file saved with ``zoo.save`` (its ``config.json`` names the architecture),
+``hf-hub:OWNER/NAME[@REV]``, or ``FILE.py:CLASS`` with ``--weights``. Examples::
 
     bnnzoo convert meliusnet22 --to tflite
-    bnnzoo convert realtobinary_resnet18 --to onnx --bitpack -o r2b.onnx
-    bnnzoo convert run/best.safetensors --arch meliusnet22 --to tflite --pad-value 0
-    bnnzoo convert my_models.py:MyBNN --weights run7/model.safetensors --input-size 96 --to tflite
+    bnnzoo convert realtobinary_resnet18 -o r2b.onnx --bitpack                  # the format from the extension
+    bnnzoo convert quicknet --to tflite --int8          # LCE's int8 file (int8 input/output, float ops in int8)
+    bnnzoo convert runs/m22/train/ --to tflite                                 # a training run's stage folder
+    bnnzoo convert hf-hub:someone/my-meliusnet --to tflite
+    bnnzoo convert run/best.safetensors --arch meliusnet22 --to tflite --pad-value 0   # no config.json beside it
+    bnnzoo convert my_models.py:MyBNN --weights run7/ --to tflite
     bnnzoo verify meliusnet22.larq_in1k meliusnet22.tflite
-    bnnzoo verify realtobinary_resnet18 r2b.onnx --weights run/model.safetensors
-    bnnzoo verify r2b.onnx --weights run/model.safetensors      # the architecture from config.json beside it
+    bnnzoo verify run7/ r2b.onnx
 
 ``FILE.py:CLASS`` imports the Python file you name (it runs as any import does) and builds
 ``CLASS()``: any PyTorch module made of the zoo's layers and plain torch ops converts,
@@ -20,150 +24,110 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
-import sys
+
+from zoo import fileio
 
 from .formats import FORMATS, get_format, require_extra
 from .verify import ConversionError
 
-__all__ = ["add_convert_arguments", "run_convert", "load_module_from_file", "add_verify_arguments", "run_verify"]
-
-_FILE_CLASS = re.compile(r"(?P<file>.+\.py):(?P<cls>[A-Za-z_]\w*)")
+__all__ = ["add_convert_arguments", "run_convert", "add_verify_arguments", "run_verify", "output_format"]
 
 
 def add_convert_arguments(parser: argparse.ArgumentParser) -> None:
     """Adds the arguments of ``bnnzoo convert`` to ``parser``."""
-    parser.add_argument("source", metavar="NAME[.TAG]|SOURCE",
-                        help="a registered model (`bnnzoo list`), NAME.TAG, a .safetensors file (needs --arch), or "
-                             "FILE.py:CLASS, a PyTorch module of yours built from the zoo's layers (needs --input-size)")
-    parser.add_argument("--to", required=True, metavar="FORMAT",
-                        help="; ".join(f"{f.name}: {f.description}" for f in FORMATS.values()))
+    from zoo.cli import add_model_arguments
+
+    add_model_arguments(parser)
+    parser.add_argument("--to", metavar="FORMAT", help="; ".join(f"{f.name}: {f.description}" for f in FORMATS.values())
+                        + " (default: from the extension of -o)")
     parser.add_argument("-o", "--output", metavar="PATH", help="output file (default: NAME.SUFFIX here)")
-    parser.add_argument("--weights", metavar="FILE|hf-hub:REPO",
-                        help="weights for NAME: a .safetensors file (config.json beside it is checked) or "
-                             "hf-hub:owner/repo[@rev]; for FILE.py:CLASS a .safetensors file")
-    parser.add_argument("--arch", metavar="NAME", help="architecture of a .safetensors checkpoint given as source")
-    parser.add_argument("--input-size", type=int, metavar="N", help="square input side (default: the model's)")
+    parser.add_argument("--input-size", type=int, metavar="N", help="square input side (default: the weights')")
     parser.add_argument("--bitpack", action="store_true", help="onnx: store binary conv weights at 1 bit")
+    parser.add_argument("--int8", action="store_true",
+                        help="tflite: LCE's int8 file: int8 input and output, every float op in int8 over "
+                             "--int8-range (a file for speed measurements: its outputs are not the model's)")
+    parser.add_argument("--int8-range", type=_int8_range, metavar="MIN,MAX",
+                        help="tflite --int8: the range every float tensor is quantized over (LCE's "
+                             "experimental_default_int8_range; default --int8-range=-6,6)")
     parser.add_argument("--pad-value", type=float, choices=(0.0, 1.0), metavar="0|1",
                         help="padding value of binary convs' inputs (an architecture option)")
     parser.add_argument("--no-verify", action="store_true", help="skip comparing the file with the source model")
 
 
-def load_module_from_file(spec: str, weights: "str | None" = None):
-    """``CLASS()`` of ``FILE.py:CLASS``, with the weights of a ``.safetensors`` file when given.
+def _int8_range(text: str) -> tuple[float, float]:
+    """``MIN,MAX`` of ``--int8-range`` (argparse turns the error into a usage line)."""
+    try:
+        low, high = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not MIN,MAX (e.g. -6,6)") from None
+    if not low < 0.0 < high:
+        raise argparse.ArgumentTypeError(f"{text!r}: the range must hold 0 (MIN < 0 < MAX)")
+    return low, high
+
+
+def output_format(to: "str | None", output: "str | None"):
+    """The format of ``--to``, or of ``-o``'s extension when ``--to`` is left out.
 
     Raises:
-        FileNotFoundError: The file or the weights do not exist.
-        ImportError: The file does not import.
-        ValueError: No such module class, it needs constructor arguments, or the weights do not fit.
+        ValueError: Neither is given, an unknown extension, or an extension that contradicts ``--to``.
     """
-    import importlib.util
-
-    import torch
-
-    m = _FILE_CLASS.fullmatch(spec)
-    if m is None:
-        raise ValueError(f"{spec!r} is not FILE.py:CLASS")
-    path, name = m["file"], m["cls"]
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path} does not exist (FILE.py:CLASS names a Python file and a module class in it)")
-    stem = re.sub(r"\W", "_", os.path.splitext(os.path.basename(path))[0])
-    module_name = f"_bnnzoo_user_{stem}"
-    loader_spec = importlib.util.spec_from_file_location(module_name, path)
-    module = importlib.util.module_from_spec(loader_spec)
-    sys.modules[module_name] = module
-    sys.path.insert(0, os.path.dirname(os.path.abspath(path)))  # its own sibling imports
-    try:
-        loader_spec.loader.exec_module(module)
-    except Exception as e:
-        sys.modules.pop(module_name, None)
-        raise ImportError(f"cannot import {path} ({type(e).__name__}: {' '.join(str(e).split())})") from None
-    finally:
-        sys.path.pop(0)
-    cls = getattr(module, name, None)
-    if not (isinstance(cls, type) and issubclass(cls, torch.nn.Module)):
-        found = sorted(k for k, v in vars(module).items()
-                       if isinstance(v, type) and issubclass(v, torch.nn.Module) and v.__module__ == module_name)
-        raise ValueError(f"{path} has no torch.nn.Module class {name!r} (it defines: {', '.join(found) or 'none'})")
-    try:
-        model = cls()
-    except TypeError as e:
-        raise ValueError(f"{name} cannot be built without arguments ({e}): give its arguments defaults, or add a "
-                         f"subclass that passes them") from None
-    if weights is not None:
-        _load_weights(model, weights)
-    return model.eval()
-
-
-def _load_weights(model, weights: str) -> None:
-    import torch
-
-    from zoo.weights import WeightMismatchError, read_safetensors
-
-    if not os.path.isfile(weights):
-        raise FileNotFoundError(f"weights {weights} do not exist")
-    state = {k: torch.as_tensor(v) for k, v in read_safetensors(weights).items()}
-    own = {k: v for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own and not k.endswith("num_batches_tracked")]
-    wrong = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
-    if missing or unexpected or wrong:
-        first = (missing or unexpected or wrong)[0]
-        raise WeightMismatchError(f"{weights} does not fit {type(model).__name__} ({len(missing)} missing, "
-                                  f"{len(unexpected)} unexpected, {len(wrong)} wrongly shaped, e.g. {first!r}): "
-                                  f"give the weights saved from this class")
-    model.load_state_dict(state, strict=False)
+    by_suffix = {f.suffix: f for f in FORMATS.values()}
+    suffix = os.path.splitext(output or "")[1].lower()
+    if to is None:
+        if suffix not in by_suffix:
+            raise ValueError(f"give --to FORMAT ({', '.join(FORMATS)}), or -o a file ending in "
+                             f"{' or '.join(by_suffix)}" + (f", not {suffix}" if suffix else ""))
+        return by_suffix[suffix]
+    fmt = get_format(to)
+    if suffix in by_suffix and by_suffix[suffix] is not fmt:
+        raise ValueError(f"-o {output} ends in {suffix} but --to is {fmt.name} (files end in {fmt.suffix}): "
+                         f"name the output {os.path.splitext(output)[0]}{fmt.suffix}, or drop --to")
+    return fmt
 
 
 def _load(args: argparse.Namespace):
-    import zoo
+    """The model to convert, with the options of the command line."""
+    from zoo.cli import load_model
+    from zoo.weights import input_size_of
 
     overrides = {} if args.pad_value is None else {"pad_value": args.pad_value}
-    if _FILE_CLASS.fullmatch(args.source):
-        if args.arch or overrides:
-            raise ValueError("--arch and --pad-value are for registered models; FILE.py:CLASS is built as it is")
-        if args.input_size is None:
-            raise ValueError(f"{args.source} carries no input size: pass --input-size N")
-        return load_module_from_file(args.source, args.weights), _FILE_CLASS.fullmatch(args.source)["cls"]
-    if args.source.endswith(".safetensors"):
-        if not args.arch:
-            raise ValueError(f"{args.source} is a checkpoint: name its architecture with --arch")
-        if args.weights:
-            raise ValueError(f"{args.source} is the weights already: drop --weights")
-        if not os.path.isfile(args.source):
-            raise FileNotFoundError(f"checkpoint {args.source} does not exist")
-        name = os.path.splitext(os.path.basename(args.source))[0]
-        return zoo.load(args.arch, weights=args.source, input_size=args.input_size, **overrides), name
-    if args.arch:
-        raise ValueError("--arch is only for .safetensors checkpoints")
-    if getattr(args, "weights", None):
-        if "." in args.source:
-            raise ValueError(f"{args.source} names its weights already: drop --weights, or give the bare architecture")
-        return zoo.load(args.source, weights=args.weights, input_size=args.input_size, **overrides), args.source
-    return zoo.load(args.source, input_size=args.input_size, **overrides), args.source
+    model = load_model(args, input_size=args.input_size, **overrides)
+    if input_size_of(model) is None and args.input_size is None:
+        raise ValueError(f"{args.source} carries no input size (no config.json with its weights): pass --input-size N")
+    return model
 
 
 def run_convert(args: argparse.Namespace) -> int:
     """Runs ``bnnzoo convert``; prints the conversion report. Returns the exit status."""
     from . import convert
 
-    fmt = get_format(args.to)
+    from zoo.refs import short_name
+
+    fmt = output_format(args.to, args.output)
     if args.bitpack and "bitpack" not in fmt.options:
         raise ValueError(f"--bitpack is an onnx option; {fmt.name} takes: {', '.join(fmt.options)}")
+    if (args.int8 or args.int8_range) and "int8" not in fmt.options:
+        raise ValueError(f"--int8 is a tflite option; {fmt.name} takes: {', '.join(fmt.options)}")
+    if args.int8_range and not args.int8:
+        raise ValueError("--int8-range is the range of an int8 file: add --int8")
     require_extra(fmt)  # before building anything
     from zoo.console import Progress
 
     with Progress("bnnzoo convert", 2) as bar:
         bar.step(f"building {args.source}")
-        model, name = _load(args)
+        model = _load(args)
         bar.advance()
-        output = args.output or f"{name.replace('.', '_')}{fmt.suffix}"
+        output = args.output or f"{short_name(args.source)}{fmt.suffix}"
         # An explicit --input-size reaches the converter too (zoo.load already builds a registered model at
         # it; a module from a file takes its size from the command line only).
-        options = {"input_size": args.input_size, **({"bitpack": True} if args.bitpack else {})}
+        options = {"input_size": args.input_size, **({"bitpack": True} if args.bitpack else {}),
+                   **({"int8": True, "int8_range": args.int8_range} if args.int8 else {})}
         bar.step(f"exporting to {fmt.name}" + ("" if args.no_verify else ", then verifying against the source model"))
+        # The file's size and sha256 go beside it (NAME.sha256.json), checked by every command that reads it
+        # (converters.verify.read_export); an old record goes first, so a kill never pairs it with a new file.
+        fileio.remove(fileio.record_path(output), os.path.dirname(os.path.abspath(output)), "export record")
         report = _convert(model, output, fmt, args, options, convert)
+        fileio.write_record(output)
         bar.advance()
     print(report.summary())
     return 0
@@ -182,64 +146,65 @@ def _convert(model, output: str, fmt, args: argparse.Namespace, options: dict, c
 
 
 def _default_weights(source: str) -> str:
-    """``weights="default"`` of ``source`` when it names an architecture without weights ("" otherwise)."""
-    from zoo import get_config
-    from zoo.weights import WeightMismatchError, lookup
+    """``NAME.TAG`` of the default weights of ``source`` when it is a bare registered name ("" otherwise)."""
+    from zoo import get_config, list_models
+    from zoo.weights import default_tag
 
-    if "." in source:
+    if source not in list_models(include_stages=True):
         return ""
-    try:
-        return lookup(get_config(source), "default")[0]
-    except WeightMismatchError:
-        return ""
+    tag = default_tag(get_config(source).name)
+    return f"{source}.{tag}" if tag else ""
 
 
 def add_verify_arguments(parser: argparse.ArgumentParser) -> None:
-    """Adds the arguments of ``bnnzoo verify`` to ``parser``: ``[NAME[.TAG]] FILE [--weights W]``."""
-    parser.add_argument("model", nargs="?", metavar="NAME[.TAG]",
-                        help="the file's source: NAME.TAG (registered weights; NAME alone: its default weights); with "
-                             "--weights, the architecture (optional when config.json lies beside the weights)")
+    """Adds the arguments of ``bnnzoo verify`` to ``parser``: ``[MODEL] FILE [--weights W]``."""
+    from zoo.cli import MODEL_HELP, add_model_arguments
+
+    add_model_arguments(parser, "model", optional=True,
+                        help=f"the file's source, with trained weights: {MODEL_HELP} (a bare NAME: its default "
+                             "weights; optional when --weights names a folder, file or Hub repo with config.json)")
     parser.add_argument("file", metavar="FILE", help="the exported .tflite or .onnx file to check")
-    parser.add_argument("--weights", metavar="FILE|hf-hub:REPO",
-                        help="the source's weights: a .safetensors file (config.json beside it names the "
-                             "architecture) or hf-hub:owner/repo[@rev]")
-    parser.add_argument("--model", dest="model_option", metavar="NAME[.TAG]", help=argparse.SUPPRESS)  # old spelling
+    parser.add_argument("--model", dest="model_option", metavar="MODEL", help=argparse.SUPPRESS)  # old spelling
 
 
 def _verify_source(args: argparse.Namespace, input_size: int):
     """The source model of ``bnnzoo verify``: trained weights only (initialised ones differ on every run)."""
-    import zoo
-    from zoo.fileio import read_json
+    from zoo.cli import load_model
+    from zoo.refs import is_file_class
 
     model = _verify_model(args)
-    if args.weights:
-        name = model
-        config = os.path.join(os.path.dirname(os.path.abspath(args.weights)), "config.json")
-        if name is None and not args.weights.startswith("hf-hub:") and os.path.isfile(config):
-            name = read_json(config, "config").get("name")
-        if name is None:
-            raise ValueError(f"{args.weights} has no config.json beside it: name its architecture first, "
-                             f"bnnzoo verify NAME {args.file} --weights {args.weights}")
-        return zoo.load(name, weights=args.weights, input_size=input_size)
-    if not model:
-        raise ValueError(f"name the file's source: bnnzoo verify NAME[.TAG] {args.file} (or --weights W)")
-    name = model if "." in model else _default_weights(model)
-    if not name:  # initialised weights differ on every run: nothing to compare a file with
-        raise ValueError(f"{model} has no default weights: name the file's weights, bnnzoo verify {model}.TAG "
-                         f"{args.file} (or --weights W)")
-    return zoo.load(name)
+    if model is None:  # the weights' config.json names the architecture
+        args.model, args.weights = args.weights, None
+    elif not args.weights and not getattr(args, "arch", None):
+        # Initialised weights differ on every run: nothing to compare a file with.
+        if is_file_class(model):
+            raise ValueError(f"{model} has no weights: name the file's, bnnzoo verify {model} {args.file} --weights W")
+        if model in _registered():
+            args.model = _default_weights(model)
+            if not args.model:
+                raise ValueError(f"{model} has no default weights: name the file's weights, bnnzoo verify {model}.TAG "
+                                 f"{args.file} (or --weights W)")
+    return load_model(args, "model", input_size=input_size)
+
+
+def _registered() -> list:
+    from zoo import list_models
+
+    return list_models(include_stages=True)
 
 
 def _verify_model(args: argparse.Namespace) -> "str | None":
-    """The NAME[.TAG] of ``bnnzoo verify`` (positional, or the old ``--model``); one-line errors for a
-    source given twice."""
+    """The model of ``bnnzoo verify`` (positional, or the old ``--model``); one-line errors for a source given
+    twice or none."""
     model = args.model or getattr(args, "model_option", None)
     if args.model and getattr(args, "model_option", None):
-        raise ValueError(f"two sources given ({args.model} and --model {args.model_option}): give NAME[.TAG] once")
-    if args.weights and model is not None and "." in model:
+        raise ValueError(f"two sources given ({args.model} and --model {args.model_option}): give MODEL once")
+    if args.weights and model is not None and "." in model and model.partition(".")[0] in _registered():
         raise ValueError(f"{model} names its weights already: drop --weights, or give the bare architecture")
     if not args.weights and not model:
-        raise ValueError(f"name the file's source: bnnzoo verify NAME[.TAG] {args.file} (or --weights W)")
+        raise ValueError(f"name the file's source: bnnzoo verify MODEL {args.file} (MODEL: NAME[.TAG], a folder, "
+                         "hf-hub:REPO; or --weights W)")
+    args.model, args.model_option = model, None
     return model
 
 
@@ -271,7 +236,7 @@ def run_verify(args: argparse.Namespace) -> int:
     import numpy as np
 
     from .layerwise import raise_first
-    from .verify import compare, reference_outputs, verification_batch
+    from .verify import compare, read_export, reference_outputs, verification_batch
 
     fmt = os.path.splitext(args.file)[1].lstrip(".").lower()
     if fmt not in ("tflite", "onnx"):
@@ -281,14 +246,18 @@ def run_verify(args: argparse.Namespace) -> int:
     if not os.path.isfile(args.file):
         raise FileNotFoundError(f"{args.file} does not exist")
     _verify_model(args)  # the command's own errors before the file is read
+    # A damaged file (or one that differs from its record) is one line, never a crash; a .tflite without a
+    # record is run first, in a child process, on each kernel the layer-wise check uses.
+    from .tflite import LCE_RUNTIMES
+
+    content, _ = read_export(args.file, list(LCE_RUNTIMES.values()) if fmt == "tflite" else ({},))
     side = _input_side(args.file, fmt)
     model = _verify_source(args, side)
     batch, data = verification_batch(model, side)
     if fmt == "tflite":
         from .tflite import tflite_predict, verify_tflite_layerwise
 
-        with open(args.file, "rb") as f:
-            flatbuffer = f.read()
+        flatbuffer = content
         results = verify_tflite_layerwise(model, flatbuffer, batch)
         exported = tflite_predict(flatbuffer, batch)
     else:

@@ -29,26 +29,24 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
-from zoo.fileio import sha256_of, temp_dir
+from zoo.fileio import lock, remove, sha256_of, temp_dir
 
 from .litert.toolchain import SOURCES as KERNEL_SOURCES
 from .verify import ConversionError
 
-__all__ = ["TARGETS", "RPI_REQUIREMENTS", "IMAGENET_MEAN", "IMAGENET_STD", "LCE_PUBLISHED_RPI4", "DeployReport",
+__all__ = ["TARGETS", "RPI_REQUIREMENTS", "LCE_PUBLISHED_RPI4", "DeployReport",
            "bundle_preprocess", "deploy", "sha256_of", "add_deploy_arguments", "run_deploy"]
 
 TARGETS = ("rpi",)
 RUNNER_DIR = Path(__file__).resolve().parent / "rpi"
 KERNELS_DIR = Path(__file__).resolve().parent / "litert"
 # converters/litert files a bundle carries as bnn_litert/ (what run.py --runtime litert imports and builds).
-KERNEL_FILES = ("__init__.py", "toolchain.py", *KERNEL_SOURCES)
+KERNEL_FILES = ("__init__.py", "toolchain.py", "flatbuffer.py", "tflite_schema.py", *KERNEL_SOURCES)
 # Versions with cp311 aarch64 wheels that import under Debian 12's qemu-user 7.2 (onnxruntime 1.32's
 # aarch64 wheel crashes there at import); the Pi needs nothing else from PyPI. ai-edge-litert's own
 # dependencies are pinned too, so that every wheel is named (eval.arm64 installs exactly these).
 RPI_REQUIREMENTS = ("numpy==1.26.4", "Pillow==10.4.0", "onnxruntime==1.19.2", "ai-edge-litert==1.4.0",
                     "flatbuffers==25.12.19", "backports.strenum==1.2.8", "tqdm==4.67.1", "typing-extensions==4.12.2")
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 # LCE's own figures (QuickNet family, randomized weights, LCE's benchmark tool), not this zoo's models.
 LCE_PUBLISHED_RPI4 = {
     "source": "published: larq/compute-engine README, 'Performance' section (benchmarked 2020-03-20 with LCE's "
@@ -121,36 +119,42 @@ def _readme(values: dict) -> str:
     return text
 
 
-def bundle_preprocess(model, size: int, mean: Sequence[float] = IMAGENET_MEAN,
-                      std: Sequence[float] = IMAGENET_STD) -> dict:
-    """The bundle's ``preprocess.json``: ``zoo.transforms(model)`` (what ``bnnzoo eval`` and ``detect``
-    apply) at side ``size``; ``mean``/``std`` only for weights that are not registered."""
+def bundle_preprocess(model_or_record, size: int) -> dict:
+    """The bundle's ``preprocess.json``: ``zoo.transforms`` of the model or record (what ``bnnzoo eval`` and
+    ``detect`` apply) at side ``size``."""
     import zoo
 
-    preprocess = zoo.transforms(model)
-    if getattr(model, "zoo_weights", None) is None:
-        preprocess = dataclasses.replace(preprocess, mean=tuple(mean), std=tuple(std))
+    preprocess = zoo.transforms(model_or_record)
     return {**dataclasses.replace(preprocess, input_size=size).to_dict(),
             "layout": {"model.tflite": "NHWC", "model.onnx": "NCHW"}, "dtype": "float32"}
 
 
 def deploy(model, output: str | os.PathLike, *, target: str = "rpi", name: Optional[str] = None,
-           labels: Optional[Sequence[str]] = None, labels_source: str = "",
-           mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD,
-           input_size: Optional[int] = None, overwrite: bool = False,
+           record=None, labels: Optional[Sequence[str]] = None, labels_source: str = "",
+           mean: Optional[Sequence[float]] = None, std: Optional[Sequence[float]] = None,
+           crop_pct: Optional[float] = None, input_size: Optional[int] = None, overwrite: bool = False,
            log: Callable[[str], None] = lambda line: None) -> DeployReport:
-    """Writes a deployment bundle of a zoo PyTorch model at ``output`` (a folder).
+    """Writes a deployment bundle of a PyTorch model at ``output`` (a folder).
+
+    The bundle's preprocessing and labels come from the weights' record: ``record``, else
+    ``model.zoo_weights`` (what ``zoo.load`` attaches; a registered model with initialised
+    weights: its family's preprocessing, with a warning); the arguments below change single
+    fields of it. A module of yours needs a record or at least ``input_size``, ``mean`` and ``std``.
 
     Args:
-        model: A zoo PyTorch model (``zoo.load``), in eval mode.
+        model: A PyTorch model in eval mode: from ``zoo.load`` (registered, a folder, the Hub or
+            ``FILE.py:CLASS``), or any ``nn.Module`` built from the zoo's layers.
         output: The bundle folder; must not exist unless ``overwrite``.
         target: Only ``"rpi"`` (64-bit Raspberry Pi OS).
-        name: Model name recorded in the bundle (default: the model's config name).
-        labels: Class names in output order (default ``class_0``, ``class_1``, ...).
+        name: Model name recorded in the bundle (default: the record's architecture or class).
+        record: The preprocessing record (:class:`zoo.weights.Weights`) to use instead of
+            ``model.zoo_weights``.
+        labels: Class names in output order (default: the record's; none recorded: ``class_0``, ...).
         labels_source: Where the labels come from (for the README).
         mean: Per-channel RGB mean of inputs scaled to [0, 1].
         std: Per-channel RGB std.
-        input_size: Square input side (default: the model's).
+        crop_pct: Share of the resized shorter side the centre crop keeps.
+        input_size: Square input side (default: the record's, the size the model is built at).
         overwrite: Replace an existing bundle at ``output``.
         log: Receives progress lines.
 
@@ -158,27 +162,48 @@ def deploy(model, output: str | os.PathLike, *, target: str = "rpi", name: Optio
         The report; ``report.summary()`` is what the command line prints.
 
     Raises:
-        ValueError: Unknown target, bad labels/mean/std, or ``output`` exists.
+        ValueError: Unknown target, a headless model, bad labels/mean/std, no preprocessing record,
+            or ``output`` exists.
         FileNotFoundError: The parent folder of ``output`` does not exist.
         converters.ConversionError: A conversion or its verification failed (nothing written).
+        zoo.fileio.LockedError: Another deploy is writing this bundle.
     """
+    import zoo
+    from zoo.api import record_of
+
+    if target not in TARGETS:
+        raise ValueError(f"unknown deploy target {target!r}; targets: {', '.join(TARGETS)}")
+    fields = dict(mean=None if mean is None else tuple(mean), std=None if std is None else tuple(std),
+                  crop_pct=crop_pct, input_size=input_size, labels=None if labels is None else tuple(labels))
+    fields = {k: v for k, v in fields.items() if v is not None}
+    try:
+        record = record.replace(**fields) if record is not None else record_of(model, **fields)
+    except ValueError as e:
+        raise ValueError(f"{e} (a deploy bundle needs the preprocessing the weights were trained with)") from None
+    cfg = getattr(model, "zoo_config", None)
+    name = name or record.arch or record.module_class
+    size = record.input_size
+    detector = cfg is not None and cfg.family == "detector"
+    if record.num_classes == 0:
+        raise ValueError(f"{name} is headless (num_classes=0): it outputs features, not classes; deploy a classifier")
+    labels = list(record.labels) or [f"class_{i}" for i in range(record.num_classes)]
+    if len(labels) != record.num_classes and not detector:
+        raise ValueError(f"{len(labels)} labels for a model with {record.num_classes} classes")
+    labels_source = labels_source or ("the weights' record (labels)" if record.labels else "")
+    out = Path(output).expanduser().absolute()
+    if not out.parent.is_dir():
+        raise FileNotFoundError(f"folder {out.parent} does not exist; create it first")
+    # Held from the checks to the final rename: a second deploy of this bundle is refused before it writes.
+    with lock(out.parent / f".{out.name}.lock", f"bundle folder {out}"):
+        return _deploy(model, out, cfg, target, name, labels, labels_source, record, size, overwrite, log)
+
+
+def _deploy(model, out: Path, cfg, target: str, name: str, labels: list, labels_source: str, record, size: int,
+            overwrite: bool, log: Callable[[str], None]) -> DeployReport:
     import zoo
 
     from . import to_onnx, to_tflite
 
-    if target not in TARGETS:
-        raise ValueError(f"unknown deploy target {target!r}; targets: {', '.join(TARGETS)}")
-    cfg = zoo.api._config_of(model)
-    name = name or cfg.name
-    size = int(input_size or cfg.input_size)
-    labels = list(labels) if labels else [f"class_{i}" for i in range(cfg.num_classes)]
-    if len(labels) != cfg.num_classes:
-        raise ValueError(f"{len(labels)} labels for a model with {cfg.num_classes} classes")
-    if len(mean) != 3 or len(std) != 3 or min(std) <= 0:
-        raise ValueError("mean and std take 3 values (RGB), std positive")
-    out = Path(output).expanduser().absolute()
-    if not out.parent.is_dir():
-        raise FileNotFoundError(f"folder {out.parent} does not exist; create it first")
     if out.exists() and not overwrite:
         raise ValueError(f"{out} already exists: remove it or pass --force to replace it")
     if out.exists() and not (out / "manifest.json").is_file():
@@ -192,7 +217,7 @@ def deploy(model, output: str | os.PathLike, *, target: str = "rpi", name: Optio
             raise ConversionError(f"{e} (the bundle needs a verified .tflite; nothing was written)") from e
         log("deploy: exporting bit-packed ONNX, verified")
         onnx = to_onnx(model, str(tmp / "model.onnx"), input_size=size, bitpack=True)
-        pre = bundle_preprocess(model, size, mean, std)
+        pre = bundle_preprocess(record, size)
         (tmp / "preprocess.json").write_text(json.dumps(pre, indent=2) + "\n")
         (tmp / "labels.json").write_text(json.dumps(labels, indent=1, ensure_ascii=False) + "\n")
         (tmp / "requirements.txt").write_text(
@@ -216,7 +241,8 @@ def deploy(model, output: str | os.PathLike, *, target: str = "rpi", name: Optio
             "PUBLISHED": _published_table()}))
         files = {p.relative_to(tmp).as_posix(): sha256_of(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
         manifest = {
-            "format": "bnnzoo-bundle/1", "target": target, "model": name, "config": cfg.to_dict(),
+            "format": "bnnzoo-bundle/1", "target": target, "model": name,
+            "config": cfg.to_dict() if cfg is not None else None, "weights": record.to_dict(),
             "created": created, "bnnzoo_version": zoo.__version__, "lce_version": lce_version,
             "onnxruntime_version": _version("onnxruntime"), "litert_version": _version("ai-edge-litert"),
             "requirements": list(RPI_REQUIREMENTS),
@@ -228,79 +254,55 @@ def deploy(model, output: str | os.PathLike, *, target: str = "rpi", name: Optio
         os.chmod(tmp, 0o755)
         if out.exists():  # overwrite: swap the old bundle out, then remove it
             old = temp_dir(out)
-            os.replace(out, old / "bundle")
+            os.replace(out, old / "bundle")  # a link at out moves itself: its target is never removed
             os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
+            remove(old, out.parent)
         else:
             os.replace(tmp, out)
     finally:
         if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+            remove(tmp, out.parent)
     return DeployReport(str(out), files, tflite, onnx)
 
 
 def add_deploy_arguments(parser: argparse.ArgumentParser) -> None:
     """Adds the arguments of ``bnnzoo deploy`` to ``parser``."""
-    parser.add_argument("source", metavar="NAME[.TAG]|SOURCE",
-                        help="a registered model (`bnnzoo list`), NAME.TAG, or a .safetensors file (needs --arch)")
+    from zoo.cli import add_model_arguments
+
+    add_model_arguments(parser)
     parser.add_argument("--target", required=True, choices=TARGETS, help="rpi: 64-bit Raspberry Pi OS (aarch64)")
     parser.add_argument("-o", "--output", metavar="DIR", help="bundle folder (default: NAME-TARGET here)")
-    parser.add_argument("--weights", metavar="FILE|hf-hub:REPO",
-                        help="weights for NAME: a .safetensors file or hf-hub:owner/repo[@rev]")
-    parser.add_argument("--arch", metavar="NAME", help="architecture of a .safetensors checkpoint")
-    parser.add_argument("--input-size", type=int, metavar="N", help="square input side (default: the model's)")
+    parser.add_argument("--input-size", type=int, metavar="N", help="square input side (default: the weights')")
+    parser.add_argument("--mean", type=float, nargs=3, metavar=("R", "G", "B"),
+                        help="input mean (default: the weights' record; needed for a class of yours without one)")
+    parser.add_argument("--std", type=float, nargs=3, metavar=("R", "G", "B"), help="input std (as --mean)")
+    parser.add_argument("--crop-pct", type=float, metavar="F",
+                        help="share of the resized shorter side the centre crop keeps (default: the weights')")
     parser.add_argument("--pad-value", type=float, choices=(0.0, 1.0), metavar="0|1",
                         help="padding value of binary convs' inputs (an architecture option)")
     parser.add_argument("--tiny", action="store_true", help="the architecture's small test variant (cfg.tiny)")
     parser.add_argument("--force", action="store_true", help="replace an existing bundle folder")
 
 
-def _weights_meta(source: str):
-    """The registered ``Weights`` of ``NAME.TAG`` (None for other sources)."""
-    import zoo
-    from zoo import weights as zw
-
-    if "." not in source or source.endswith(".safetensors") or source.startswith("hf-hub:"):
-        return None
-    base, tag = source.split(".", 1)
-    return zw.lookup(zoo.get_config(base), tag)[1]
-
-
 def run_deploy(args: argparse.Namespace) -> int:
     """Runs ``bnnzoo deploy``; prints the bundle summary. Returns the exit status."""
     import zoo
+    from zoo.cli import load_model, model_reference
+    from zoo.refs import short_name
 
     overrides: dict = {} if args.pad_value is None else {"pad_value": args.pad_value}
-    source = args.source
-    if getattr(args, "weights", None):  # NAME --weights FILE|hf-hub:REPO: the same as a checkpoint with --arch
-        if "." in source or args.arch:
-            raise ValueError("--weights goes with a bare architecture NAME (no .TAG, no --arch)")
-        source, args.arch = args.weights, source
-    if source.endswith(".safetensors") or source.startswith("hf-hub:"):
-        if not args.arch:
-            raise ValueError(f"{source} is a checkpoint: name its architecture with --arch")
-        if not source.startswith("hf-hub:") and not os.path.isfile(source):
-            raise FileNotFoundError(f"checkpoint {source} does not exist")
-        base, weights = args.arch, source
-        name = args.arch if source.startswith("hf-hub:") else Path(source).stem
-    else:
-        if args.arch:
-            raise ValueError("--arch is only for .safetensors checkpoints")
-        base, _, tag = source.partition(".")
-        weights, name = (tag or None), source.replace(".", "_")
+    reference, _ = model_reference(args.source, args.weights, args.arch)
     if args.tiny:
-        overrides = {**zoo.get_config(base).tiny, **overrides}
-    meta = _weights_meta(source)
+        if reference not in zoo.list_models(include_stages=True):
+            raise ValueError(f"--tiny builds a registered architecture's test size: give a bare NAME, not {reference}")
+        overrides = {**zoo.get_config(reference).tiny, **overrides}
     if args.input_size is not None:
         overrides["input_size"] = args.input_size
-    model = zoo.load(base, weights=weights, **overrides)
-    if weights is None:
-        print(f"bnnzoo deploy: note: {base} has no weights given: the bundle holds randomly initialised weights")
-    output = args.output or f"{name}-{args.target}"
-    report = deploy(model, output, target=args.target, name=name,
-                    labels=list(meta.labels) if meta and meta.labels else None,
-                    labels_source=f"WEIGHTS[{source!r}].labels" if meta and meta.labels else "",
-                    mean=meta.mean if meta else IMAGENET_MEAN, std=meta.std if meta else IMAGENET_STD,
-                    input_size=args.input_size, overwrite=args.force, log=print)
+    model = load_model(args, **overrides)
+    if model.zoo_weights is None and getattr(model, "zoo_config", None) is not None:
+        print(f"bnnzoo deploy: note: {args.source} has no weights given: the bundle holds randomly initialised weights")
+    name = short_name(args.source)
+    report = deploy(model, args.output or f"{name}-{args.target}", target=args.target, name=name,
+                    mean=args.mean, std=args.std, crop_pct=args.crop_pct, overwrite=args.force, log=print)
     print(report.summary())
     return 0

@@ -44,7 +44,7 @@ class Format:
 
 FORMATS: dict[str, Format] = {
     "tflite": Format(
-        "tflite", ".tflite", ("input_size", "verify", "target"), "lce",
+        "tflite", ".tflite", ("input_size", "verify", "target", "int8", "int8_range"), "lce",
         ("larq_compute_engine", "tflite"), "converters.tflite:to_tflite",
         "TFLite flatbuffer for Larq Compute Engine (binary convs as LceBconv2d)"),
     "onnx": Format(

@@ -20,6 +20,11 @@ model on the same batch with each binary convolution fed the file's own input si
 Because every binary convolution is fed the file's signs, float drift cannot be
 amplified by a flipped sign: what remains is float rounding, so a difference past
 the tolerances is a wrong layer, named by its module path.
+
+An int8 file (``converters.to_tflite(..., int8=True)``) computes its float segments in int8
+over ranges that are not the model's: its binary convolutions are checked the same way (an
+int8 output within half a quantization step of the post-ops' value, saturated), its float
+segments are not.
 """
 
 from __future__ import annotations
@@ -57,6 +62,8 @@ class FileOp:
         post: Maps the integer sums (NCHW float64) to what the op writes (fused post-ops).
         scale: Magnitude the post-ops give one unit of a sum, per element or per
             channel (broadcast against NCHW); sets the rounding tolerance.
+        step: Quantization step of an int8 output (given dequantized in ``outputs``, ``post``
+            saturating to its range): the rounding to it adds half a step to the tolerance.
     """
 
     module: str
@@ -66,6 +73,7 @@ class FileOp:
     pad_value: float
     post: Callable[[np.ndarray], np.ndarray] = lambda s: s
     scale: np.ndarray = field(default_factory=lambda: np.ones(()))
+    step: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -115,24 +123,19 @@ class LayerwiseResult:
                 f"nothing was written")
 
 
-def binary_modules(model, lce: bool = False) -> list[str]:
-    """Paths of the model's binary (XNOR-popcount) convolutions, in definition order.
-
-    Args:
-        lce: Only those LCE converts to an ``LceBconv2d`` (not the ones a family records as
-            ``lce_bconv = False``, which LCE leaves float: they are checked with the float ops).
-    """
+def binary_modules(model) -> list[str]:
+    """Paths of the model's binary (XNOR-popcount) convolutions, in definition order."""
     from zoo.torch.layers import BinaryConv2d
 
-    return [name for name, m in model.named_modules() if isinstance(m, BinaryConv2d) and m.is_binary
-            and not (lce and getattr(m, "lce_bconv", True) is False)]
+    return [name for name, m in model.named_modules() if isinstance(m, BinaryConv2d) and m.is_binary]
 
 
 def _unexposed_signs(model) -> bool:
-    """Whether the model binarizes the input of a convolution with real weights (no binary op to expose)."""
+    """Whether the model quantizes the input of a convolution it has no binary op for: a sign with real
+    weights, or DoReFa's k-bit rounding (every input quantizer but tanh is a step function)."""
     from zoo.torch.layers import BinaryConv2d
 
-    return any(isinstance(m, BinaryConv2d) and m.input_quantizer == "ste_sign" and not m.is_binary
+    return any(isinstance(m, BinaryConv2d) and m.input_quantizer not in (None, "tanh") and not m.is_binary
                for m in model.modules())
 
 
@@ -148,7 +151,7 @@ def _sums(module, signs, pad_value: float):
 
 
 def check_layerwise(model, x_nchw: np.ndarray, ops: dict[str, FileOp], outputs: np.ndarray,
-                    runtime: str) -> LayerwiseResult:
+                    runtime: str, float_segments: bool = True) -> LayerwiseResult:
     """Checks a file's binary convolutions and float segments against ``model`` (module docstring).
 
     Args:
@@ -157,15 +160,15 @@ def check_layerwise(model, x_nchw: np.ndarray, ops: dict[str, FileOp], outputs: 
         ops: The file's binary convolutions, by module path.
         outputs: The file's final outputs on the batch.
         runtime: What ran the file, for messages (``"LCE optimized kernels"``).
+        float_segments: Also check the float segments (False for a file that computes them in
+            int8 over ranges of its own: its binary convolutions are then the only checks).
 
     Raises:
         ConversionError: A binary convolution of the model has no op in the file.
     """
     import torch
 
-    # A conv LCE is recorded to leave float (lce_bconv = False) may have no binary op: it is checked
-    # with the float ops around it.
-    names = [n for n in binary_modules(model) if n in ops or n in binary_modules(model, lce=True)]
+    names = binary_modules(model)
     missing = [n for n in names if n not in ops]
     if missing:
         raise ConversionError(f"binary convolution {missing[0]} of the model has no binary op in the file "
@@ -178,13 +181,14 @@ def check_layerwise(model, x_nchw: np.ndarray, ops: dict[str, FileOp], outputs: 
     def pre_hook(name):
         def hook(module, args):
             op = ops[name]
-            x = args[0].detach().numpy()
-            tol = SIGN_ATOL + SIGN_RTOL * float(np.abs(x).max(initial=0.0))
-            signs = np.where(x >= 0, 1.0, -1.0)
-            wrong = (signs != op.inputs) & (np.abs(x) > tol)
-            checks.append(LayerCheck(name, f"input signs (float ops after {previous[0]})",
-                                     float(np.abs(x[signs != op.inputs]).max(initial=0.0)), int(wrong.sum()),
-                                     wrong.size))
+            if float_segments:
+                x = args[0].detach().numpy()
+                tol = SIGN_ATOL + SIGN_RTOL * float(np.abs(x).max(initial=0.0))
+                signs = np.where(x >= 0, 1.0, -1.0)
+                wrong = (signs != op.inputs) & (np.abs(x) > tol)
+                checks.append(LayerCheck(name, f"input signs (float ops after {previous[0]})",
+                                         float(np.abs(x[signs != op.inputs]).max(initial=0.0)), int(wrong.sum()),
+                                         wrong.size))
             return (torch.from_numpy(np.ascontiguousarray(op.inputs, np.float32)),)
         return hook
 
@@ -199,7 +203,7 @@ def check_layerwise(model, x_nchw: np.ndarray, ops: dict[str, FileOp], outputs: 
             diff = np.abs(np.asarray(op.outputs, np.float64) - expected)
             # Kernels round on the scale of the largest sum (fan-in x multiplier), whatever this sum is.
             fan_in = module.weight[0].numel()
-            tol = BINARY_RTOL * (fan_in * np.abs(op.scale) + np.abs(expected)) + 1e-6
+            tol = BINARY_RTOL * (fan_in * np.abs(op.scale) + np.abs(expected)) + 1e-6 + op.step / 2
             wrong = diff > tol
             checks.append(LayerCheck(name, op.op, float(diff.max(initial=0.0)), int(wrong.sum()), wrong.size))
             return output
@@ -222,15 +226,18 @@ def check_layerwise(model, x_nchw: np.ndarray, ops: dict[str, FileOp], outputs: 
     outputs = np.asarray(outputs, np.float64)
     if outputs.shape != source.shape:
         raise ConversionError(f"the file gives outputs of shape {outputs.shape}, the source {source.shape}")
+    if not float_segments:
+        return LayerwiseResult(runtime, tuple(checks))
     diff = np.abs(outputs - source)
     max_diff = float(np.nanmax(diff)) if np.isfinite(diff).any() else float("nan")
     if _unexposed_signs(model):
-        # Convs with sign inputs and real weights are not exposed: a sign flipped near 0 there moves the
-        # outputs, so only the top-1 class is compared (BINARY_MIN_AGREEMENT of the batch, as end to end).
+        # Convs with quantized inputs and no binary op are not exposed: a step (a sign near 0, a 2-bit
+        # rounding) crossed there by float drift moves the outputs, so only the top-1 class is compared
+        # (BINARY_MIN_AGREEMENT of the batch, as end to end).
         wrong = outputs.argmax(-1) != source.argmax(-1)
         bad = int(wrong.sum()) if wrong.mean() > 1 - BINARY_MIN_AGREEMENT or not np.isfinite(max_diff) else 0
-        checks.append(LayerCheck("outputs", f"top-1 after {previous[0]} (sign-input real-weight convs: "
-                                 "not compared layer by layer)", max_diff, bad, wrong.size))
+        checks.append(LayerCheck("outputs", f"top-1 after {previous[0]} (quantized-input convs without a "
+                                 "binary op: not compared layer by layer)", max_diff, bad, wrong.size))
     else:
         tol = FLOAT_ATOL + FLOAT_RTOL * float(np.abs(source).max())
         wrong = ~(diff <= tol)  # NaN counts as wrong

@@ -422,7 +422,9 @@ def to_onnx(model, path: str, *, input_size: Optional[int] = None, bitpack: bool
         raise ValueError("bitpack needs opset 18 or newer (BitwiseAnd)")
     start = time.perf_counter()
     path = check_target(path)
-    size = input_size or zoo.api._config_of(model).input_size
+    size = input_size or zoo.weights.input_size_of(model)
+    if not size:
+        raise ValueError(f"{type(model).__name__} carries no zoo_config or zoo_weights: pass input_size")
     expected = zoo.measure(model, size).binary_convs
     proto = export_proto(model, size, opset)
     strip_metadata(proto)

@@ -10,6 +10,7 @@ multiple of 32 channels) is an error, not a silently slower file.
 from __future__ import annotations
 
 import time
+import warnings
 from collections import Counter
 from typing import Optional, Sequence
 
@@ -18,11 +19,13 @@ import numpy as np
 from zoo.fileio import atomic_write
 
 from .layerwise import FileOp, LayerwiseResult, binary_modules, check_layerwise, raise_first
-from .verify import (ConversionError, ConversionReport, check_target, reference_outputs, verification_batch,
-                     verify_outputs)
+from .litert.flatbuffer import verify as verify_flatbuffer
+from .verify import (ConversionError, ConversionReport, check_target, compare, reference_outputs,
+                     verification_batch, verify_outputs)
 
 __all__ = ["to_tflite", "op_counts", "binary_convs_of", "tflite_predict", "INTERPRETER_FLAGS", "LCE_RUNTIMES",
-           "verify_tflite_layerwise"]
+           "INT8_RANGE", "io_quantization", "quantize", "dequantize", "verify_tflite_layerwise", "frozen_kernels",
+           "convert_keras", "probe"]
 
 # Flags of LCE's interpreter used for verification (the defaults).
 INTERPRETER_FLAGS = dict(num_threads=1, use_reference_bconv=False, use_indirect_bgemm=False, use_xnnpack=False)
@@ -34,6 +37,10 @@ LCE_RUNTIMES = {
 }
 # Images of the verification batch the reference kernel runs (it is several times slower than the others).
 REFERENCE_IMAGES = 2
+# LCE's experimental_default_int8_range of an int8 file (the range LCE's own int8 input/output test gives a
+# model without fake-quantization ops): every float tensor is quantized to int8 over it.
+INT8_RANGE = (-6.0, 6.0)
+_INT8 = 9  # TensorType.INT8 of the TFLite schema
 # LCE 0.16 measured: zero-padded binary convs on maps smaller than the kernel are wrong on the optimized kernels.
 _SMALL_MAP_HINT = ("LCE 0.16's optimized kernels compute zero-padded binary convolutions on maps smaller than "
                    "the kernel wrong; zoo.keras.layers.binary_conv corrects them (+1 padding and a constant)")
@@ -76,23 +83,118 @@ def binary_convs_of(model) -> int:
     if _is_torch(model):
         from zoo.torch.layers import BinaryConv2d
 
-        # lce_bconv=False: a binary conv LCE 0.16 is measured to leave float (set by its family, with the reason).
-        return sum(isinstance(m, BinaryConv2d) and m.is_binary and getattr(m, "lce_bconv", True)
-                   for m in model.modules())
+        return sum(isinstance(m, BinaryConv2d) and m.is_binary for m in model.modules())
     from zoo.keras.layers import BINARY_CONV_ATTR
 
     return sum(bool(getattr(layer, BINARY_CONV_ATTR, False)) for layer in _keras_layers(model))
 
 
+def io_quantization(flatbuffer: bytes) -> tuple[Optional[tuple[float, int]], list[Optional[tuple[float, int]]]]:
+    """``(scale, zero_point)`` of the file's input and of each output where they are int8 (None where float)."""
+    import tflite
+
+    graph = tflite.Model.GetRootAsModel(flatbuffer, 0).Subgraphs(0)
+
+    def params(index: int) -> Optional[tuple[float, int]]:
+        t = graph.Tensors(index)
+        if t.Type() != _INT8:
+            return None
+        q = t.Quantization()
+        return float(q.Scale(0)), int(q.ZeroPoint(0))
+
+    return params(graph.Inputs(0)), [params(graph.Outputs(i)) for i in range(graph.OutputsLength())]
+
+
+def quantize(x: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
+    """Float values as int8 of ``scale`` and ``zero_point`` (rounded to nearest, ties to even; saturated)."""
+    q = np.round(np.asarray(x, np.float64) / scale) + zero_point
+    return np.clip(q, -128, 127).astype(np.int8)
+
+
+def dequantize(q: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
+    """The float values int8 ``q`` stands for."""
+    return ((np.asarray(q, np.float64) - zero_point) * scale).astype(np.float32)
+
+
+def _file_input(flatbuffer: bytes, x_nchw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(what the file takes, NHWC; the float batch it stands for, NCHW): an int8 input is quantized."""
+    qin, _ = io_quantization(flatbuffer)
+    x = np.ascontiguousarray(x_nchw.transpose(0, 2, 3, 1))
+    if qin is None:
+        return x, x_nchw
+    q = quantize(x, *qin)
+    return q, dequantize(q, *qin).transpose(0, 3, 1, 2)
+
+
 def tflite_predict(flatbuffer: bytes, x_nchw: np.ndarray, **flags) -> np.ndarray:
-    """Runs a flatbuffer in LCE's interpreter on an NCHW batch (one image at a time)."""
+    """Runs a flatbuffer in LCE's interpreter on an NCHW float batch (one image at a time).
+
+    An int8 input is quantized with the file's scale and zero point, and an int8 output
+    dequantized: the result is float either way.
+    """
     from zoo.tfenv import use_legacy_keras
 
     use_legacy_keras()  # importing LCE imports TensorFlow
     from larq_compute_engine.tflite.python.interpreter import Interpreter
 
     interpreter = Interpreter(flatbuffer, **{**INTERPRETER_FLAGS, **flags})
-    return np.asarray(interpreter.predict(np.ascontiguousarray(x_nchw.transpose(0, 2, 3, 1))))
+    qout = io_quantization(flatbuffer)[1][0]
+    y = np.asarray(interpreter.predict(_file_input(flatbuffer, x_nchw)[0]))
+    return y if qout is None else dequantize(y, *qout)
+
+
+# Loads LCE's interpreter extension by path (importing larq_compute_engine would import TensorFlow, seconds)
+# and runs the file given on stdin once on zeros per set of flags: a crash kills only this child.
+_PROBE = r"""
+import importlib.machinery, importlib.util, json, sys
+from pathlib import Path
+import numpy as np
+name = "larq_compute_engine.tflite.python.interpreter_wrapper_lite"
+folders = importlib.util.find_spec("larq_compute_engine").submodule_search_locations
+so = next(p for f in folders for p in sorted((Path(f) / "tflite" / "python").glob("interpreter_wrapper_lite*.so")))
+loader = importlib.machinery.ExtensionFileLoader(name, str(so))
+module = importlib.util.module_from_spec(importlib.util.spec_from_file_location(name, str(so), loader=loader))
+loader.exec_module(module)
+data = sys.stdin.buffer.read()
+for flags in json.loads(sys.argv[1]):
+    try:
+        it = module.LiteInterpreter(data, 1, flags.get("use_reference_bconv", False),
+                                    flags.get("use_indirect_bgemm", False), False)
+        it.predict([np.zeros(s, t) for s, t in zip(it.input_shapes, it.input_types)])
+    except Exception:
+        pass  # a refusal is the caller's to report; only a crash is looked for here
+"""
+
+
+def probe(flatbuffer: bytes, what: str, runtimes: Sequence[dict] = ({},)) -> None:
+    """Runs a file once on zeros in LCE's interpreter, in a child process, with each set of ``runtimes`` flags.
+
+    The structural check (:func:`converters.litert.flatbuffer.verify`) cannot see a file whose bytes
+    still form a valid graph but another one (a tensor index or shape flipped): LCE's kernels trust
+    it and may read out of bounds. Run first where a crash harms no one, such a file is one line.
+
+    Raises:
+        ValueError: The child died of a signal (or ran past 10 minutes).
+    """
+    import json
+    import subprocess
+    import sys
+
+    try:
+        done = subprocess.run([sys.executable, "-c", _PROBE, json.dumps([dict(f) for f in runtimes])],
+                              input=flatbuffer, capture_output=True, timeout=600)
+    except subprocess.TimeoutExpired:
+        raise ValueError(f"{what} did not finish one inference in 10 minutes in LCE's interpreter: it is damaged "
+                         f"or not this project's file; export it again") from None
+    if done.returncode < 0:
+        import signal
+
+        raise ValueError(f"{what} crashes LCE's interpreter ({signal.Signals(-done.returncode).name}) although its "
+                         f"structure is valid: its graph was altered (damaged); export it again")
+    if done.returncode != 0:
+        last = (done.stderr.decode(errors="replace").strip().splitlines() or ["?"])[-1]
+        raise ImportError(f"LCE's interpreter could not be loaded to check {what} ({last}): "
+                          "pip install larq-compute-engine (the [lce] extra)")
 
 
 def _unpack_signs(words: np.ndarray, channels: int) -> np.ndarray:
@@ -181,7 +283,7 @@ def binary_weight_signs(model) -> dict[str, np.ndarray]:
     modules = dict(model.named_modules())
     with torch.no_grad():
         return {n: np.where(modules[n].weight.numpy() >= 0, 1.0, -1.0).astype(np.float32)
-                for n in binary_modules(model, lce=True)}
+                for n in binary_modules(model)}
 
 
 def _bconvs(model_t, modules: "set | dict") -> list[dict]:
@@ -223,16 +325,19 @@ def _bconvs(model_t, modules: "set | dict") -> list[dict]:
         low, high = _ACTIVATIONS.get(options.get("fused_activation_function", 0), (None, None))
         if low is None:
             raise ConversionError(f"LceBconv2d of {module} has an unknown fused activation; cannot verify it")
+        int8 = (float(out.quantization.scale[0]), int(out.quantization.zeroPoint[0])) if out.type == _INT8 else None
         pads, border = _explicit_pads(model_t, op.inputs[0], producers)
-        found.append(dict(module=module, input=op.inputs[0], output=op.outputs[0], packed_output=out.type != 0,
+        found.append(dict(module=module, input=op.inputs[0], output=op.outputs[0], int8=int8,
+                          packed_output=out.type not in (0, _INT8),
                           multiplier=_constant(model_t, op.inputs[2]), bias=_constant(model_t, op.inputs[3]),
                           pad_value=border if any(map(any, pads)) else float(options.get("pad_values", 0)),
                           pads=pads, clamp=(low, high), channels=int(options["channels_in"])))
     return found
 
 
-def _exposed(flatbuffer: bytes, modules: "set | dict") -> tuple[bytes, list[dict]]:
-    """The flatbuffer with every ``LceBconv2d``'s input and output added to the subgraph's outputs."""
+def _exposed(flatbuffer: bytes, modules: "set | dict") -> tuple[bytes, list[dict], bool]:
+    """The flatbuffer with every ``LceBconv2d``'s input and output added to the subgraph's outputs, those
+    ops, and whether the file holds int8 tensors."""
     from tensorflow.lite.tools import flatbuffer_utils
 
     model_t = flatbuffer_utils.read_model_from_bytearray(bytearray(flatbuffer))
@@ -242,7 +347,8 @@ def _exposed(flatbuffer: bytes, modules: "set | dict") -> tuple[bytes, list[dict
     for b in bconvs:
         outputs += [b["input"], b["output"]]
     sg.outputs = outputs
-    return bytes(flatbuffer_utils.convert_object_to_bytearray(model_t)), bconvs
+    int8 = any(t.type == _INT8 for t in sg.tensors)
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model_t)), bconvs, int8
 
 
 def _file_ops(bconvs: list[dict], values: list[np.ndarray]) -> dict[str, FileOp]:
@@ -252,19 +358,25 @@ def _file_ops(bconvs: list[dict], values: list[np.ndarray]) -> dict[str, FileOp]
         bias = np.zeros(()) if b["bias"] is None else b["bias"].astype(np.float64)
         low, high = b["clamp"]
         m, c = mult.reshape(-1, 1, 1) if mult.ndim else mult, bias.reshape(-1, 1, 1) if bias.ndim else bias
+        # An int8 output holds round(y / scale) + zero_point, saturated: y within half a step of it.
+        scale, zero = b["int8"] or (0.0, 0)
+        ymin, ymax = ((-128 - zero) * scale, (127 - zero) * scale) if b["int8"] else (-np.inf, np.inf)
 
-        def post(s, m=m, c=c, low=low, high=high):
+        def post(s, m=m, c=c, low=low, high=high, ymin=ymin, ymax=ymax):
             # LCE clamps the accumulator (the fused activation comes before a BatchNorm it folds),
             # then applies the per-channel multiplier and bias.
-            return np.clip(s, low, high) * m + c
+            return np.clip(np.clip(s, low, high) * m + c, ymin, ymax)
 
+        if b["packed_output"]:
+            written = None
+        elif b["int8"]:
+            written = dequantize(outputs, scale, zero).transpose(0, 3, 1, 2)
+        else:
+            written = np.asarray(outputs, np.float32).transpose(0, 3, 1, 2)
         (top, bottom), (left, right) = b["pads"]
         signs = _unpack_signs(inputs, b["channels"])  # the padded map: its inside is the module's input
         signs = signs[:, :, top:signs.shape[2] - bottom, left:signs.shape[3] - right]
-        ops[b["module"]] = FileOp(
-            b["module"], "LceBconv2d", signs,
-            None if b["packed_output"] else np.asarray(outputs, np.float32).transpose(0, 3, 1, 2),
-            b["pad_value"], post, m)
+        ops[b["module"]] = FileOp(b["module"], "LceBconv2d", signs, written, b["pad_value"], post, m, step=scale)
     return ops
 
 
@@ -290,14 +402,14 @@ def verify_tflite_layerwise(model, flatbuffer: bytes, x_nchw: np.ndarray,
     """
     from larq_compute_engine.tflite.python.interpreter import Interpreter
 
-    exposed, bconvs = _exposed(flatbuffer, binary_weight_signs(model))
+    exposed, bconvs, int8 = _exposed(flatbuffer, binary_weight_signs(model))
+    qout = io_quantization(flatbuffer)[1]
     results: list[LayerwiseResult] = []
     previous: tuple = (None, None, None)
     for runtime, flags in (runtimes or LCE_RUNTIMES).items():
-        x = x_nchw[:REFERENCE_IMAGES] if flags.get("use_reference_bconv") else x_nchw
+        x_file, x = _file_input(flatbuffer, x_nchw[:REFERENCE_IMAGES] if flags.get("use_reference_bconv") else x_nchw)
         try:
-            values = Interpreter(exposed, **{**INTERPRETER_FLAGS, **flags}).predict(
-                np.ascontiguousarray(x.transpose(0, 2, 3, 1)))
+            values = Interpreter(exposed, **{**INTERPRETER_FLAGS, **flags}).predict(x_file)
         except RuntimeError as e:
             raise ConversionError(f"LCE's interpreter refuses the converted file on {runtime} "
                                   f"({' '.join(str(e).split())}); nothing was written") from e
@@ -306,7 +418,11 @@ def verify_tflite_layerwise(model, flatbuffer: bytes, x_nchw: np.ndarray,
                 np.array_equal(a, b) for a, b in zip(values, previous[1])):
             results.append(LayerwiseResult(runtime, previous[2].checks))
             continue
-        results.append(check_layerwise(model, x, _file_ops(bconvs, values[1:]), values[0], runtime))
+        outputs = values[0] if qout[0] is None else dequantize(values[0], *qout[0])
+        # An int8 file computes its float ops in int8 over ranges that are not the model's: only its binary
+        # convolutions are compared with the source (each fed the file's signs, exactly).
+        results.append(check_layerwise(model, x, _file_ops(bconvs, values[1:]), outputs, runtime,
+                                       float_segments=not int8))
         previous = (x, values, results[-1])
     return results
 
@@ -340,14 +456,58 @@ def _keras_twin(model, input_size: Optional[int]):
     return keras_model, int(keras_model.input_shape[1])
 
 
-def convert_keras(keras_model, target: str = "arm") -> bytes:
-    """LCE's converter on a Keras model, through a lean SavedModel.
+def frozen_kernels(keras_model):
+    """A copy of a Keras model whose quantized kernels are constants, for export.
+
+    Every layer with a ``kernel_quantizer`` becomes the same layer without one, holding
+    ``kernel_quantizer(kernel)``; the other weights are copied. LCE's converter folds a
+    quantizer applied to a kernel into a constant only while the kernel is small: XNOR-Net's
+    6x6x256x4096 first fully-connected layer (37.7 M weights at 224x224) stayed in the file
+    as its float latent weights plus the ops that binarize them on every inference (ABS ->
+    MEAN -> LceQuantize -> LceDequantize -> MUL -> TRANSPOSE -> CONV_2D, a float conv),
+    and DoReFa-Net's kept two 151 MB copies of its kernel (its magnitude and its sign). A
+    frozen binary kernel reaches LCE as a ±scale constant, which it bit-packs into an
+    ``LceBconv2d`` at any size; other quantized kernels become one float constant.
+
+    Returns the model itself when it holds no quantized kernel or is not a functional
+    (or sequential) model, which ``clone_model`` cannot copy layer by layer.
+    """
+    import tensorflow as tf
+
+    quantized = {layer.name: layer for layer in _keras_layers(keras_model)
+                 if getattr(layer, "kernel_quantizer", None) is not None}
+    if not quantized or not getattr(keras_model, "_is_graph_network", False) or any(
+            isinstance(layer, tf.keras.Model) for layer in keras_model.layers):
+        return keras_model
+
+    def clone(layer):
+        config = layer.get_config()
+        if layer.name in quantized:
+            config = {**config, "kernel_quantizer": None, "kernel_constraint": None}
+        return layer.__class__.from_config(config)
+
+    copy = tf.keras.models.clone_model(keras_model, clone_function=clone)
+    copy.set_weights(keras_model.get_weights())
+    for name, layer in quantized.items():
+        copy.get_layer(name).kernel.assign(layer.kernel_quantizer(layer.kernel.latent_variable))
+    return copy
+
+
+def convert_keras(keras_model, target: str = "arm", **options) -> bytes:
+    """LCE's converter on a Keras model (its quantized kernels frozen, :func:`frozen_kernels`),
+    through a lean SavedModel.
 
     ``larq_compute_engine.convert_keras_model`` saves the model with Keras' own
     serialization, which traces every layer again and, with the pure-Python
     protobuf that ``protobuf<3.21`` brings on Python 3.11, takes 4-6x longer (a tiny
     Real-to-Bin: 44 s against 10 s here). Saving only the inference function and
     its variables gives LCE the same graph.
+
+    Args:
+        keras_model: The model to convert.
+        target: LCE target, ``"arm"`` or ``"xcore"``.
+        **options: LCE's ``convert_saved_model`` options (``inference_input_type``,
+            ``inference_output_type``, ``experimental_default_int8_range``).
     """
     import tempfile
 
@@ -357,6 +517,8 @@ def convert_keras(keras_model, target: str = "arm") -> bytes:
     import tensorflow as tf
     from larq_compute_engine.mlir.python.converter import convert_saved_model
 
+    keras_model = frozen_kernels(keras_model)
+
     # Batch 1, as a device runs it: a dynamic batch leaves shapes that broadcasting ops
     # (the strong baseline's learned scales) cannot allocate in the interpreter.
     spec = tf.TensorSpec([1, *keras_model.input_shape[1:]], tf.float32)
@@ -365,11 +527,14 @@ def convert_keras(keras_model, target: str = "arm") -> bytes:
     module.serve = tf.function(lambda x: keras_model(x, training=False), input_signature=[spec])
     with tempfile.TemporaryDirectory() as folder:
         tf.saved_model.save(module, folder, signatures=module.serve.get_concrete_function())
-        return convert_saved_model(folder, target=target)
+        with warnings.catch_warnings():  # LCE warns that a default range is for latency tests: to_tflite says so
+            warnings.filterwarnings("ignore", "Using `experimental_default_int8_range`", UserWarning)
+            return convert_saved_model(folder, target=target, **options)
 
 
 def to_tflite(model, path: str, *, input_size: Optional[int] = None, verify: bool = True,
-              target: str = "arm") -> ConversionReport:
+              target: str = "arm", int8: bool = False,
+              int8_range: tuple[float, float] = INT8_RANGE) -> ConversionReport:
     """Converts a zoo model to an LCE TFLite flatbuffer at ``path``, verified first.
 
     Args:
@@ -383,6 +548,14 @@ def to_tflite(model, path: str, *, input_size: Optional[int] = None, verify: boo
             then compare its outputs end to end (``converters.verify``). The
             ``LceBconv2d`` count is checked either way.
         target: LCE target, ``"arm"`` or ``"xcore"``.
+        int8: Write LCE's int8 file: int8 input and output (LCE's ``inference_input_type``
+            and ``inference_output_type`` ``tf.int8``) and every float op in int8, each
+            tensor quantized over ``int8_range`` (LCE's ``experimental_default_int8_range``;
+            the zoo's models carry no trained ranges, so this is a file for speed
+            measurements: its outputs are not the model's). The binary convolutions are
+            verified layer by layer as in a float file (int8 outputs within their rounding);
+            the float segments and end-to-end outputs are reported only.
+        int8_range: ``(min, max)`` of the int8 tensors.
 
     Returns:
         The report of the conversion.
@@ -400,10 +573,22 @@ def to_tflite(model, path: str, *, input_size: Optional[int] = None, verify: boo
     path = check_target(path)
     expected = binary_convs_of(model)
     keras_model, size = _keras_twin(model, input_size)
+    if int8 and not (len(int8_range) == 2 and float(int8_range[0]) < 0.0 < float(int8_range[1])):
+        raise ValueError(f"int8_range must be (min, max) with min < 0 < max, not {int8_range!r}")
+    options = {}
+    if int8:
+        import tensorflow as tf
+
+        options = dict(inference_input_type=tf.int8, inference_output_type=tf.int8,
+                       experimental_default_int8_range=(float(int8_range[0]), float(int8_range[1])))
     try:
-        flatbuffer = convert_keras(keras_model, target=target)
+        flatbuffer = convert_keras(keras_model, target=target, **options)
     except Exception as e:  # the MLIR converter raises plain exceptions
         raise ConversionError(f"LCE could not convert the model: {str(e).strip().splitlines()[-1]}") from e
+    try:  # what LCE wrote, checked as every reader checks it (converters.verify.read_export)
+        verify_flatbuffer(flatbuffer, "the converted model")
+    except ValueError as e:
+        raise ConversionError(f"{e}; nothing was written") from None
     counts = op_counts(flatbuffer)
     if counts["LceBconv2d"] != expected:
         raise ConversionError(
@@ -422,7 +607,10 @@ def to_tflite(model, path: str, *, input_size: Optional[int] = None, verify: boo
         except RuntimeError as e:  # the interpreter refuses a file the converter produced
             raise ConversionError(f"LCE's interpreter refuses the converted file ({' '.join(str(e).split())}); "
                                   f"nothing was written") from e
-        diff, agreement, boxes = verify_outputs("tflite", model, reference, exported)
+        if int8:  # the float ops ran in int8 over int8_range: reported only
+            diff, agreement = compare(reference, exported)
+        else:
+            diff, agreement, boxes = verify_outputs("tflite", model, reference, exported)
 
     def write(tmp: str) -> None:
         with open(tmp, "wb") as f:
@@ -436,4 +624,4 @@ def to_tflite(model, path: str, *, input_size: Optional[int] = None, verify: boo
     nbytes = atomic_write(path, write, reread)
     return ConversionReport("tflite", path, nbytes, expected, counts["LceBconv2d"], counts["LceQuantize"],
                             time.perf_counter() - start, diff, agreement, len(batch), size, boxes, data,
-                            layers=tuple(layers or ()))
+                            layers=tuple(layers or ()), int8_range=tuple(int8_range) if int8 else None)

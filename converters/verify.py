@@ -42,7 +42,7 @@ from __future__ import annotations
 import os
 import tempfile
 from dataclasses import asdict, dataclass
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 
@@ -92,6 +92,8 @@ class ConversionReport:
         verify_data: What the verification batch holds.
         layers: The layer-wise checks, one ``converters.layerwise.LayerwiseResult``
             per runtime (empty without verification).
+        int8_range: TFLite: ``(min, max)`` every float tensor of an int8 file is quantized over
+            (None for a float file).
     """
 
     format: str
@@ -108,6 +110,7 @@ class ConversionReport:
     box_agreement: float = float("nan")
     verify_data: str = "standard normal"
     layers: tuple = ()
+    int8_range: Optional[tuple] = None
 
     def as_dict(self) -> dict:
         d = asdict(self)
@@ -117,20 +120,26 @@ class ConversionReport:
     def summary(self) -> str:
         """A few human-readable lines (what ``bnnzoo convert`` prints)."""
         packed = "LceBconv2d ops" if self.format == "tflite" else "bit-packed binary convs"
+        int8 = self.int8_range is not None
+        checked = ("binary convs exact, int8 outputs within their rounding; float ops in int8, not compared"
+                   if int8 else "binary convs exact, float ops within tolerance")
         return "\n".join([
             f"format        {self.format}",
             f"file          {self.path} ({self.size_bytes / 1e6:.3f} MB, {self.size_bytes} bytes)",
             f"binary convs  {self.binary_convs} in the model, {self.lce_bconv2d} {packed}"
             + (f", {self.lce_quantize} LceQuantize ops" if self.format == "tflite" else ""),
-            f"time          {self.seconds:.2f} s (conversion + verification)",
-            f"verification  max |diff| {self.max_abs_diff:.3g}, top-1 agreement "
-            f"{self.top1_agreement:.2f} on {self.batch} images of {self.input_size}x{self.input_size}"
-            + (f" ({self.verify_data})" if self.batch else ""),
-        ] + ([f"boxes         the same on {self.box_agreement:.0%} of the images (IoU >= {DETECTION_MIN_IOU} "
+        ] + ([f"int8          int8 input and output, every float tensor quantized over {tuple(self.int8_range)} "
+              f"(a file for speed: its outputs are not the model's)"] if int8 else [])
+          + ([f"time          {self.seconds:.2f} s (conversion + verification)",
+               f"verification  max |diff| {self.max_abs_diff:.3g}, top-1 agreement {self.top1_agreement:.2f} on "
+               f"{self.batch} images of {self.input_size}x{self.input_size} ({self.verify_data})"
+               + (", reported only" if int8 else "")] if self.batch else
+              [f"time          {self.seconds:.2f} s (conversion only: not verified)",
+               f"input         {self.input_size}x{self.input_size}"])
+          + ([f"boxes         the same on {self.box_agreement:.0%} of the images (IoU >= {DETECTION_MIN_IOU} "
               f"or corners within {DETECTION_ATOL})"]
              if np.isfinite(self.box_agreement) else [])
-          + [f"layer-wise    {len(r.checks)} checks passed on {r.runtime} (binary convs exact, float ops "
-             f"within tolerance)" for r in self.layers])
+          + [f"layer-wise    {len(r.checks)} checks passed on {r.runtime} ({checked})" for r in self.layers])
 
 
 def sample_batch(input_size: int, batch: int = VERIFY_BATCH, seed: int = VERIFY_SEED) -> np.ndarray:
@@ -296,3 +305,43 @@ def check_target(path: str) -> str:
     return path
 
 
+
+
+def read_export(path: str | os.PathLike, runtimes: Sequence[dict] = ({},)) -> tuple[bytes, str]:
+    """An export's bytes, checked before any runtime reads them.
+
+    A file with a size and sha256 recorded beside it (``NAME.sha256.json``: ``bnnzoo convert``
+    and the export caches write one) must match them; a ``.tflite`` must also be a well-formed
+    flatbuffer (:func:`converters.litert.flatbuffer.verify`: LiteRT's and LCE's interpreters
+    check neither and crash on a damaged file), and one without a record runs once in a child
+    process first (:func:`converters.tflite.probe`, with each set of LCE flags in ``runtimes``).
+
+    Returns:
+        The bytes, and a note when nothing vouches for them (no record: only the structure of a
+        ``.tflite`` could be checked), else ``""``.
+
+    Raises:
+        FileNotFoundError: No such file.
+        ValueError: One line: the file differs from its record, or is not a valid flatbuffer.
+    """
+    from zoo import fileio
+
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"exported file {path} does not exist")
+    with open(path, "rb") as f:
+        data = f.read()
+    match = fileio.recorded(path)
+    if match is False:
+        raise ValueError(f"{path} does not match the size and sha256 recorded beside it when it was written "
+                         f"({fileio.record_path(path).name}): it was modified or damaged; export it again")
+    if path.endswith(".tflite"):
+        from .litert.flatbuffer import verify
+        from .tflite import probe
+
+        verify(data, path)
+        if not match:
+            probe(data, path, runtimes)
+    note = "" if match else (f"{path} has no sha256 record beside it ({fileio.record_path(path).name}, which "
+                             "`bnnzoo convert` writes): a damaged file could give wrong results unnoticed")
+    return data, note

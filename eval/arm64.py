@@ -39,6 +39,8 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from zoo import fileio
+
 __all__ = ["Arm64Error", "DEFAULT_WHEELS", "default_cache", "ensure_qemu", "build_userland", "bundle_wheels",
            "run_arm64", "run_arm64_python", "compare_with_host", "main"]
 
@@ -194,12 +196,12 @@ def build_userland(cache: Optional[Path] = None, wheels: Sequence[str] = DEFAULT
         if not (tmp / PYTHON).is_file():
             raise Arm64Error(f"the unpacked userland has no {PYTHON}")
         (tmp / ".complete").write_text(json.dumps({"wheels": list(wheels), "debs": [d.name for d in debs]}) + "\n")
-        if root.exists():
-            shutil.rmtree(root)
+        if root.exists() or root.is_symlink():
+            fileio.remove(root, cache)
         tmp.rename(root)
     finally:
         if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+            fileio.remove(tmp, cache)
     log(f"arm64: userland ready in {time.perf_counter() - start:.0f} s ({len(debs)} .debs, {len(whl)} wheels)")
     return root
 

@@ -21,9 +21,9 @@ _ARGV: Optional[list[str]] = None  # the arguments main() was given, for the rec
 
 def add_eval_arguments(p: argparse.ArgumentParser) -> None:
     """Arguments of ``bnnzoo eval``."""
-    p.add_argument("models", nargs="*", metavar="NAME[.TAG]",
-                   help="registered models, each optionally with its weights tag (meliusnet22.mnist); "
-                        "none: meliusnet22 realtobinary_resnet18")
+    p.add_argument("models", nargs="*", metavar="MODEL",
+                   help="models: NAME[.TAG] (meliusnet22.mnist), a folder or .safetensors file saved with zoo.save, "
+                        "or hf-hub:OWNER/NAME[@REV]; none: meliusnet22 realtobinary_resnet18")
     p.add_argument("--all", action="store_true",
                    help="every registered model except detectors and training-stage variants (*_teacher, *_stageN)")
     p.add_argument("--baseline", default="mobilenet_v1",
@@ -109,13 +109,17 @@ def run_eval(args: argparse.Namespace) -> int:
 
 
 def _split_tags(models: Sequence[str]) -> tuple[list[str], dict[str, str]]:
-    """``["meliusnet22.mnist", "mobilenet_v1"]`` -> ``(["meliusnet22", "mobilenet_v1"], {"meliusnet22": "mnist"})``."""
+    """Model references -> architectures and the weights they name (``zoo.refs.split``):
+    ``["meliusnet22.mnist", "run7/", "mobilenet_v1"]`` -> ``(["meliusnet22", "quicknet", "mobilenet_v1"],
+    {"meliusnet22": "mnist", "quicknet": "run7/"})``."""
+    from zoo.refs import split
+
     names, tags = [], {}
     for item in models:
-        name, _, tag = item.partition(".")
+        name, weights = split(item)
         names.append(name)
-        if tag:
-            tags[name] = tag
+        if weights:
+            tags[name] = weights
     return names, tags
 
 

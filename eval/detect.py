@@ -93,23 +93,23 @@ def _detector_config(name: str):
 
 
 def load_detector(name: str, weights: Optional[str] = None):
-    """A registered detector (PyTorch, eval mode), with weights when given.
+    """A detector (PyTorch, eval mode), with weights when given.
 
     Args:
-        name: A registered detector, optionally ``NAME.TAG`` for registered weights.
-        weights: A ``.safetensors`` file (``config.json`` beside it is honoured), a tag or
-            ``hf-hub:owner/repo``.
+        name: A model reference (``zoo.refs``): a registered detector, ``NAME.TAG``, a folder or
+            ``.safetensors`` file saved from a detector, or ``hf-hub:owner/repo``.
+        weights: Weights of a bare ``NAME``: a tag, a folder, a ``.safetensors`` file or ``hf-hub:owner/repo``.
 
     Raises:
         ValueError: ``name`` is not a detector, or weights were given twice.
     """
     import zoo
 
-    base = name.split(".", 1)[0]
-    if "." in name and weights:
-        raise ValueError(f"{name} names weights already: drop --weights, or give the model as {base}")
-    _detector_config(base)
-    return zoo.load(name, weights=weights)
+    if name in zoo.list_models(include_stages=True):
+        _detector_config(name)  # before any weights are fetched
+    model = zoo.load(name, weights=weights)
+    _detector_config(model.zoo_config.name)
+    return model
 
 
 def _cache_root() -> Path:
@@ -153,35 +153,26 @@ def export_cached(model, fmt: str, folder: Optional[str | Path] = None) -> Path:
     folder = Path(folder) if folder is not None else _cache_root()
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{model.zoo_config.name}-{_export_key(model, fmt)}{SUFFIXES[fmt]}"
-    record = path.with_name(path.name + ".sha256.json")
-    if path.is_file() and _cached_ok(path, record):
+    record = fileio.record_path(path)
+    if path.is_file() and fileio.recorded(path):
         return path
     if path.exists() or record.exists():
         print(f"bnnzoo detect: the cached export {path} does not match its recorded size and sha256: rebuilding it",
               file=sys.stderr, flush=True)
         for stale in (record, path):  # the record first: a kill in between leaves an unrecorded file, rebuilt
-            stale.unlink(missing_ok=True)
+            fileio.remove(stale, folder, "cached export")
     print(f"bnnzoo detect: converting {model.zoo_config.name} to {fmt} (verified; cached as {path})",
           file=sys.stderr, flush=True)
     converters.convert(model, str(path), fmt, **({"bitpack": True} if fmt == "onnx" else {}))
-    fileio.write_text(record, json.dumps({"file": path.name, "bytes": path.stat().st_size,
-                                          "sha256": fileio.sha256_of(path)}) + "\n")
+    fileio.write_record(path)
     return path
 
 
-def _cached_ok(path: Path, record: Path) -> bool:
-    """Whether a cached export is the file that was verified when it was written (size + sha256)."""
-    from zoo import fileio
-
-    try:
-        rec = fileio.read_json(record, "export record")
-        return rec.get("bytes") == path.stat().st_size and rec.get("sha256") == fileio.sha256_of(path)
-    except (OSError, ValueError):
-        return False
-
-
 def _check_exported(path: Path, fmt: str, model) -> None:
-    """One-line errors for a given export that is not a file of ``fmt`` or not of this model's shape."""
+    """One-line errors for a given export that is not a file of ``fmt``, not of this model's shape, or damaged
+    (see ``converters.verify.read_export``); a note on stderr when no recorded sha256 vouches for it."""
+    from converters.verify import read_export
+
     cfg = model.zoo_config
     if not path.is_file():
         raise FileNotFoundError(f"exported file {path} does not exist")
@@ -192,6 +183,7 @@ def _check_exported(path: Path, fmt: str, model) -> None:
         other = next(k for k, v in SUFFIXES.items() if v == path.suffix)
         raise ValueError(f"--runtime {fmt} runs {SUFFIXES[fmt]} files, not {path.name}: pass --runtime {other} "
                          f"or a {SUFFIXES[fmt]} file")
+    _, note = read_export(path)
     if fmt == "onnx":
         import onnxruntime as ort
 
@@ -216,6 +208,8 @@ def _check_exported(path: Path, fmt: str, model) -> None:
         raise ValueError(f"{path} takes {side}x{side} images and gives {outputs} outputs, but {cfg.name} here takes "
                          f"{cfg.input_size}x{cfg.input_size} and gives {cfg.num_classes}: pass the model NAME and "
                          f"--weights it was exported from")
+    if note:
+        print(f"bnnzoo detect: note: {note}", file=sys.stderr, flush=True)
 
 
 def predictor(model, runtime: str, exported: Optional[str | Path] = None,
@@ -369,13 +363,14 @@ def add_detect_arguments(p: argparse.ArgumentParser) -> None:
     import zoo
 
     detectors = ", ".join(n for n in zoo.list_models() if zoo.get_config(n).family == "detector")
-    p.add_argument("images", nargs="+", metavar="[NAME[.TAG]] IMG",
-                   help=f"optionally a registered detector ({detectors}) with an optional weights tag (default: "
+    p.add_argument("images", nargs="+", metavar="[MODEL] IMG",
+                   help=f"optionally a detector: a registered one ({detectors}) with an optional weights tag, a "
+                        f"folder or .safetensors file saved from one, or hf-hub:OWNER/NAME (default: "
                         f"{DEFAULT_DETECTOR}, the 1-bit detector with the most AP@0.5 per 32-bit MAC), then image "
                         "files (any format Pillow reads)")
     p.add_argument("--model", metavar="NAME[.TAG]", help=argparse.SUPPRESS)  # the old spelling: all positionals are images
-    p.add_argument("--weights", metavar="FILE|hf-hub:REPO", help="a .safetensors file (config.json beside it is "
-                                                                  "honoured), or hf-hub:owner/repo")
+    p.add_argument("--weights", metavar="W", help="weights of a NAME: a tag, a folder, a .safetensors file or "
+                                                  "hf-hub:OWNER/NAME[@REV]")
     p.add_argument("--runtime", choices=RUNTIMES, help="what runs the model (default: torch, or what --exported is)")
     p.add_argument("--exported", metavar="FILE", help="an .onnx or .tflite export of the model to run as it is")
     p.add_argument("-o", "--output", required=True, metavar="OUT",
@@ -419,10 +414,15 @@ def _check_thresholds(score: float, iou: float) -> None:
 
 
 def _names_a_model(arg: str) -> bool:
-    """``NAME`` or ``NAME.TAG`` of a registered model (a detector or not: load_detector says), not a file."""
+    """A model reference (a detector or not: load_detector says), not an image: ``NAME[.TAG]``, ``hf-hub:REPO``, a
+    folder or ``.safetensors`` file of weights."""
     from zoo import list_models
+    from zoo.hub import is_hub_ref
 
-    return not os.path.exists(arg) and arg.partition(".")[0] in list_models(include_stages=True)
+    path = Path(arg)
+    if path.is_dir() or path.suffix == ".safetensors" or is_hub_ref(arg):
+        return True
+    return not path.exists() and arg.partition(".")[0] in list_models(include_stages=True)
 
 
 def run_detect(args: argparse.Namespace) -> int:
@@ -442,7 +442,7 @@ def run_detect(args: argparse.Namespace) -> int:
                                "onnx" if str(args.exported).endswith(".onnx") else "tflite")
     targets = _outputs(args.images, args.output)
     name = args.model
-    if "." not in name and not args.weights:
+    if name in _registered() and not args.weights:
         default = default_weights(name)
         if default:
             from zoo.weights import WEIGHTS
@@ -454,6 +454,7 @@ def run_detect(args: argparse.Namespace) -> int:
             print(f"bnnzoo detect: warning: no --weights, {name} has initialised (untrained) weights; "
                   "its boxes mean nothing", file=sys.stderr)
     model = load_detector(name, args.weights)
+    label = next(iter(model.zoo_weights.labels), "object") if model.zoo_weights else "object"  # what a box holds
     with tempfile.TemporaryDirectory(prefix="bnnzoo-detect-") as tmp:
         predict = predictor(model, runtime, args.exported, tmp if args.no_cache else None)
         results = detect(args.images, model, predict, args.score_threshold, args.iou_threshold)
@@ -473,5 +474,11 @@ def run_detect(args: argparse.Namespace) -> int:
             continue
         for box, score in zip(result.boxes, result.scores):
             print(f"{result.path} {score:.3f} " + " ".join(f"{v:.1f}" for v in box))
-        print(f"bnnzoo detect: {result.path}: {len(result.scores)} plate(s) -> {target}", file=sys.stderr)
+        print(f"bnnzoo detect: {result.path}: {len(result.scores)} {label}(s) -> {target}", file=sys.stderr)
     return 1 if failed else 0
+
+
+def _registered() -> list[str]:
+    from zoo import list_models
+
+    return list_models(include_stages=True)

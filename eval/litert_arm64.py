@@ -5,8 +5,9 @@ The library is cross-compiled here (``aarch64-linux-gnu-gcc``, Debian's
 emulated Python 3.11 userland of ``eval.arm64`` (``BNNZOO_LITERT_LIB`` points the
 wrapper at it, since the userland has no compiler). Every output of every LCE op, and
 the model outputs, are compared with this host's run of the same file: LCE ops exactly
-(NEON against AVX-512/AVX2), model outputs within float tolerance (XNNPACK differs by
-architecture).
+(NEON against AVX-512/AVX2), model outputs reported (XNNPACK differs by architecture). A file
+with int8 tensors (``to_tflite(..., int8=True)``) runs LiteRT's reference kernels on both sides
+(:func:`probe_run`), whose int8 rounding does not depend on the architecture.
 
 ``--bundle`` runs a deploy bundle's ``run.py --runtime litert`` the same way (through
 ``eval.arm64``, in the userland of the bundle's ``requirements.txt``), with the kernels
@@ -35,7 +36,7 @@ import numpy as np
 
 from eval.arm64 import PYTHON, Arm64Error, _env, _run, build_userland, compare_with_host, ensure_qemu
 
-__all__ = ["WHEELS", "ensure_cross_compiler", "cross_compile", "run_files", "run_bundle", "main"]
+__all__ = ["WHEELS", "ensure_cross_compiler", "cross_compile", "probe_run", "run_files", "run_bundle", "main"]
 
 WHEELS = ("ai-edge-litert==1.4.0", "numpy==1.26.4", "flatbuffers==25.12.19", "backports.strenum==1.2.8",
           "tqdm==4.67.1", "typing-extensions==4.12.2")
@@ -43,21 +44,37 @@ REPO = Path(__file__).resolve().parent.parent
 
 _RUNNER = r"""
 import json, sys
-import numpy as np
 sys.path.insert(0, {repo!r})
-from converters import litert
+import numpy as np
+from eval.litert_arm64 import probe_run
 out = {{}}
 for path in {files!r}:
-    probe, _ = litert.with_outputs(open(path, "rb").read(), litert.LCE_OPS)
-    it = litert.Interpreter(probe)
-    shape = it._inputs[0]["shape"]
-    x = np.random.default_rng(0).standard_normal((1, *shape[1:])).astype(np.float32)
-    got = it.predict(x)
-    got = got if isinstance(got, list) else [got]
+    got, _, it = probe_run(open(path, "rb").read())
     np.savez({dest!r} + "/" + str(len(out)) + ".npz", *got)
     out[path] = it.path
 print(json.dumps(out))
 """
+
+
+def probe_run(flatbuffer: bytes) -> tuple[list, list, object]:
+    """One run of a file with every LCE op's output exposed, on a seeded input of its type
+    (standard normal floats, every int8 value): ``(outputs, names of the added outputs, interpreter)``.
+
+    A file with int8 tensors runs LiteRT's reference kernels (``builtin_kernels="reference"``): the
+    int8 rounding of XNNPACK and of some optimized builtin kernels (LEAKY_RELU) differs between
+    architectures, and a sign moved by one int8 step would feed the next LCE op other values.
+    """
+    from converters import litert
+
+    probe, added = litert.with_outputs(flatbuffer, litert.LCE_OPS)
+    it = litert.Interpreter(probe, builtin_kernels="reference" if litert.has_int8(flatbuffer) else "xnnpack")
+    detail = it._inputs[0]
+    rng = np.random.default_rng(0)
+    shape = (1, *detail["shape"][1:])
+    x = (rng.integers(-128, 128, shape).astype(np.int8) if detail["dtype"] == np.int8
+         else rng.standard_normal(shape).astype(np.float32))
+    got = it.predict(x)
+    return (got if isinstance(got, list) else [got]), added, it
 
 
 def ensure_cross_compiler() -> str:
@@ -97,8 +114,6 @@ def run_files(files: Sequence[str], cache: Optional[Path] = None) -> list[str]:
     Raises:
         Arm64Error: The emulation failed, or an LCE op's output differs.
     """
-    from converters import litert
-
     qemu = ensure_qemu()
     root = build_userland(cache, WHEELS)
     files = [str(Path(f).resolve()) for f in files]
@@ -113,18 +128,15 @@ def run_files(files: Sequence[str], cache: Optional[Path] = None) -> list[str]:
         paths = json.loads(proc.stdout.strip().splitlines()[-1])
         lines = []
         for i, path in enumerate(files):
-            probe, added = litert.with_outputs(Path(path).read_bytes(), litert.LCE_OPS)
-            it = litert.Interpreter(probe)
-            x = np.random.default_rng(0).standard_normal((1, *it._inputs[0]["shape"][1:])).astype(np.float32)
-            host = it.predict(x)
-            host = host if isinstance(host, list) else [host]
+            host, added, it = probe_run(Path(path).read_bytes())
             with np.load(os.path.join(tmp, f"{i}.npz")) as z:
                 arm = [z[f"arr_{k}"] for k in range(len(z.files))]
             n_model = len(host) - len(added)
             for name, a, b in zip(it.output_names[n_model:], arm[n_model:], host[n_model:]):
                 if a.shape != b.shape or not np.array_equal(a, b):
                     raise Arm64Error(f"{Path(path).name}: {name} differs between aarch64 and this host")
-            diff = max(float(np.abs(a - b).max()) for a, b in zip(arm[:n_model], host[:n_model]))
+            diff = max(float(np.abs(a.astype(np.float64) - b.astype(np.float64)).max())
+                       for a, b in zip(arm[:n_model], host[:n_model]))
             lines.append(f"{Path(path).name}: {len(added)} LCE op outputs equal (aarch64 {paths[path]} vs host "
                          f"{it.path}), model outputs max |diff| {diff:.3g}")
         return lines

@@ -83,6 +83,8 @@ def run_weights(run_dirs: Sequence[str | Path]) -> dict[str, Path]:
         FileNotFoundError: A folder does not exist.
         ValueError: It holds no detector, or one detector twice with no recipe order to choose by.
     """
+    from zoo.weights import read_record
+
     found: dict[str, list[tuple[Path, int, int]]] = {}
     for k, run in enumerate(Path(r) for r in run_dirs):
         if not run.is_dir():
@@ -93,8 +95,8 @@ def run_weights(run_dirs: Sequence[str | Path]) -> dict[str, Path]:
         hits = 0
         for f in files:
             try:
-                name = json.loads((f.parent / "config.json").read_text()).get("name")
-            except (OSError, ValueError):
+                name = read_record(f.parent / "config.json").arch
+            except (OSError, ValueError, KeyError):  # no record, or not one (an unregistered name: KeyError)
                 continue
             if name in VARIANTS:
                 rank = order.index(f.parent.name) if f.parent.name in order else -1

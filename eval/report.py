@@ -309,18 +309,49 @@ def load_results(path: str | Path) -> dict:
         FileNotFoundError: No such file.
         ValueError: Not a ``bnnzoo eval`` results file of a schema version this code reads.
     """
+    from zoo.fileio import read_json
+
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"results file {path} does not exist")
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path} is not JSON: {e}") from None
-    if not isinstance(data, dict) or data.get("schema") != SCHEMA:
+    data = read_json(path, "results file", "give a results.json written by bnnzoo eval")  # names the file
+    if data.get("schema") != SCHEMA:
         raise ValueError(f"{path} is not a bnnzoo eval results file (no \"schema\": \"{SCHEMA}\")")
     if data.get("schema_version") != SCHEMA_VERSION:
         raise ValueError(f"{path} has schema_version {data.get('schema_version')}; this bnnzoo reads {SCHEMA_VERSION}")
+    problem = _shape_problem(data)
+    if problem:
+        raise ValueError(f"{path} is not a bnnzoo eval results file as written ({problem}): give a results.json "
+                         "written by bnnzoo eval")
     return data
+
+
+def _shape_problem(data: dict) -> str:
+    """What in a results file is not where or what :func:`compare` and the report expect ("" if nothing)."""
+    def obj(v) -> bool:
+        return v is None or isinstance(v, dict)
+
+    if not isinstance(data.get("machine"), dict) or not isinstance(data["machine"].get("cpu"), str):
+        return "'machine' is not an object with a 'cpu' name"
+    if not isinstance(data.get("models"), list):
+        return "'models' is not a list"
+    for i, row in enumerate(data["models"]):
+        if not isinstance(row, dict) or not isinstance(row.get("model"), str):
+            return f"models[{i}] is not an object with a 'model' name"
+        for key in ("figures", "size", "accuracy", "latency_ms", "errors"):
+            if not obj(row.get(key)):
+                return f"models[{i}].{key} is not an object"
+        numbers = [(f"{key}.{name}", (row.get(key) or {}).get(name)) for key, name in
+                   (("figures", "ops"), ("size", "tflite_bytes"), ("size", "onnx_bytes"), ("accuracy", "top1"))]
+        for rt, by_threads in (row.get("latency_ms") or {}).items():
+            if not isinstance(by_threads, dict) or not all(
+                    str(t).isdigit() and (v is None or isinstance(v, dict)) for t, v in by_threads.items()):
+                return f"models[{i}].latency_ms.{rt} is not an object of thread counts"
+            numbers += [(f"latency_ms.{rt}.{t}.median", (v or {}).get("median")) for t, v in by_threads.items()]
+        for name, value in numbers:
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+                return f"models[{i}].{name} is not a number"
+    return ""
 
 
 def compare(old: dict, new: dict) -> str:

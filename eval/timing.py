@@ -76,6 +76,9 @@ def lce_runner(flatbuffer: bytes, threads: int, x_nhwc: np.ndarray, **flags: Any
     use_legacy_keras()  # importing LCE imports TensorFlow
     from larq_compute_engine.tflite.python.interpreter import Interpreter
 
+    from converters.litert.flatbuffer import verify
+
+    verify(flatbuffer, "the model")  # LCE's interpreter follows the file's offsets unchecked
     it = Interpreter(flatbuffer, num_threads=threads, **{**LCE_FLAGS, **flags})
     feed = [x_nhwc]
     return lambda: it.interpreter.predict(feed)
@@ -86,8 +89,10 @@ def stock_tflite_runner(flatbuffer: bytes, threads: int, x_nhwc: np.ndarray) -> 
     resolver, which applies the XNNPACK delegate to float models. Fails on LCE custom ops."""
     import tensorflow as tf
 
+    from converters.litert.flatbuffer import verify
     from zoo.console import stderr_discarded
 
+    verify(flatbuffer, "the model")  # TFLite follows the file's offsets unchecked
     with stderr_discarded():  # "INFO: Created TensorFlow Lite XNNPACK delegate for CPU." from its C++ side
         it = tf.lite.Interpreter(model_content=flatbuffer, num_threads=threads)
         it.allocate_tensors()

@@ -19,6 +19,7 @@ import ast
 import dataclasses
 import difflib
 import json
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -220,7 +221,7 @@ _STAGE_CHOICES = {"optimizer": ("adam", "radam", "sgd"), "schedule": ("step", "c
 # (field, lowest allowed value, whether the lowest is allowed): checked before anything is written.
 _RECIPE_BOUNDS = (("input_size", 1, True), ("num_classes", 0, True), ("batch_size", 1, True), ("workers", 0, True),
                   ("threads", 0, True), ("max_train_samples", 0, True), ("max_val_samples", 0, True),
-                  ("val_fraction", 0.0, False))
+                  ("val_fraction", 0.0, False), ("seed", 0, True))
 _STAGE_BOUNDS = (("epochs", 1, True), ("batch_size", 0, True), ("lr", 0.0, False), ("momentum", 0.0, True),
                  ("weight_decay", 0.0, True), ("warmup_epochs", 0.0, True), ("decay_factor", 0.0, False),
                  ("kd_temperature", 0.0, False), ("weight_clip", 0.0, True), ("ce_weight", 0.0, True),
@@ -265,6 +266,8 @@ def check_recipe(recipe: Recipe) -> Recipe:
         _bound(key, getattr(recipe, key), low, inclusive)
     if recipe.val_fraction >= 1:
         raise ConfigError(f"val_fraction must be < 1, not {recipe.val_fraction!r}")
+    if recipe.seed >= 2 ** 32:  # numpy's seeds are 32-bit
+        raise ConfigError(f"seed must be < 2**32, not {recipe.seed!r}")
     for s in recipe.stages:
         for key, allowed in _STAGE_CHOICES.items():
             if getattr(s, key) not in allowed:
@@ -272,6 +275,13 @@ def check_recipe(recipe: Recipe) -> Recipe:
                                   f"{' or '.join(map(repr, allowed))}")
         for key, low, inclusive in _STAGE_BOUNDS:
             _bound(f"{s.name}.{key}", getattr(s, key), low, inclusive)
+        for i, epoch in enumerate(s.decay_epochs):
+            _bound(f"{s.name}.decay_epochs[{i}]", epoch, 0.0, True)
+        try:
+            re.compile(s.attention_blocks)
+        except (re.error, TypeError) as e:
+            raise ConfigError(f"{s.name}.attention_blocks must be a regular expression, not {s.attention_blocks!r} "
+                              f"({e})") from None
     return recipe
 
 

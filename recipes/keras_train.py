@@ -44,7 +44,8 @@ from zoo import fileio
 
 from .config import ConfigError, Recipe, Stage, get_recipe, list_recipes, resolve_stages
 from .data import DataError, build_datasets
-from .train import Dist, RunError, _loaders, _model_config, _write_csv, lr_factor, pin_models
+from .train import (Classify, Dist, RunError, _loaders, _model_config, _write_csv, check_progress, lr_factor,
+                     pin_models, say_dropped, stage_folder, weights_record)
 
 __all__ = ["run_recipe", "train_stage", "keras_problem", "keras_recipes", "RAdam", "STATE_FILE"]
 
@@ -206,7 +207,8 @@ def _save_state(path: Path, model: tf.keras.Model, optimizer: tf.keras.optimizer
     fileio.atomic_write(path, write)
 
 
-def _load_state(path: Path, model: tf.keras.Model, optimizer: tf.keras.optimizers.Optimizer) -> tuple[int, list]:
+def _load_state(path: Path, model: tf.keras.Model, optimizer: tf.keras.optimizers.Optimizer,
+                stage: Stage) -> tuple[int, list]:
     optimizer.build(model.trainable_variables)
     try:  # allow_pickle stays False: only arrays are read, nothing in the file can run
         with np.load(path, allow_pickle=False) as f:
@@ -223,18 +225,19 @@ def _load_state(path: Path, model: tf.keras.Model, optimizer: tf.keras.optimizer
             or any(v.shape != a.shape for v, a in pairs)):
         raise RunError(f"{path} was saved from another model or optimizer: resume with the recipe.json it was "
                        f"written with, or start a new run (out=OTHER_FOLDER)")
+    epoch, history = check_progress(path, meta["epoch"], list(meta["history"]), stage)
     for v, a in pairs:
         v.assign(a)
-    return meta["epoch"], meta["history"]
+    return epoch, history
 
 
 class _EpochEnd(tf.keras.callbacks.Callback):
     """After every epoch: metrics row, ``model.safetensors`` + ``config.json``, state, CSV, log line."""
 
     def __init__(self, stage: Stage, stage_dir: Path, history: list, counts: dict, steps: int, stop_after: int,
-                 log: Callable[[str], None]) -> None:
+                 log: Callable[[str], None], record: Callable[[dict], Any]) -> None:
         super().__init__()
-        self.stage, self.stage_dir, self.history, self.counts = stage, stage_dir, history, counts
+        self.stage, self.stage_dir, self.history, self.counts, self.record = stage, stage_dir, history, counts, record
         self.steps, self.stop_after, self.log, self.done = steps, stop_after, log, 0
         self.t0 = self.t_val = 0.0
 
@@ -257,7 +260,7 @@ class _EpochEnd(tf.keras.callbacks.Callback):
                "train_acc": logs["acc"], "val_loss": logs["val_loss"], "val_acc": logs["val_acc"],
                "skipped_images": int(skipped), "images_per_s": n / max(seconds, 1e-9), "seconds": seconds}
         self.history.append(row)
-        save(state_dict(model), self.stage_dir / "model.safetensors", model.zoo_config)
+        save(state_dict(model), self.stage_dir / "model.safetensors", self.record(row))
         _save_state(self.stage_dir / STATE_FILE, model, model.optimizer, epoch + 1, self.history)
         _write_csv(self.stage_dir / "metrics.csv", self.history)
         self.log(f"{self.stage.name} epoch {epoch + 1}/{self.stage.epochs} (keras): train loss {row['train_loss']:.4f} "
@@ -286,7 +289,7 @@ def train_stage(recipe: Recipe, stage: Stage, run_dir: Path, datasets: tuple, re
     Raises:
         RunError: The folder holds a run and ``resume`` is False, or holds a PyTorch run.
     """
-    stage_dir = run_dir / stage.name
+    stage_dir = stage_folder(run_dir, stage)
     final_path, state_path = stage_dir / "final.json", stage_dir / STATE_FILE
     if resume and final_path.is_file():
         log(f"{stage.name}: already finished ({final_path}), skipping")
@@ -302,14 +305,15 @@ def train_stage(recipe: Recipe, stage: Stage, run_dir: Path, datasets: tuple, re
     cfg = _model_config(stage, recipe, recipe.num_classes or len(train_ds.classes))
     model = zoo.build(cfg, "keras")
     _set_weight_clip(model, stage.weight_clip)
-    train_loader, _, val_loader = _loaders(train_ds, val_ds, stage.batch_size, recipe, Dist())
+    train_loader, sampler, val_loader = _loaders(train_ds, val_ds, stage.batch_size, recipe, Dist())
+    say_dropped(train_loader, sampler, 1, stage, log)
     steps = len(train_loader)
     optimizer = _optimizer(stage, steps)
     model.compile(optimizer, loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   metrics=[tf.keras.metrics.SparseCategoricalAccuracy(name="acc")])
     start, history = 0, []
     if resume and state_path.is_file():
-        start, history = _load_state(state_path, model, optimizer)
+        start, history = _load_state(state_path, model, optimizer, stage)
         log(f"{stage.name}: resuming after epoch {start} from {state_path}")
     fileio.write_text(stage_dir / "stage.json", json.dumps({
         **dataclasses.asdict(stage), "recipe": recipe.name, "model_config": cfg.to_dict(), "framework": "keras",
@@ -318,7 +322,8 @@ def train_stage(recipe: Recipe, stage: Stage, run_dir: Path, datasets: tuple, re
 
     counts: dict = {}
     errors: list = []
-    callbacks: list = [_EpochEnd(stage, stage_dir, history, counts, steps, stop_after, log)]
+    callbacks: list = [_EpochEnd(stage, stage_dir, history, counts, steps, stop_after, log,
+                                 lambda row: weights_record(recipe, stage, cfg, train_ds, row, Classify))]
     if recipe.tensorboard:
         callbacks.append(tf.keras.callbacks.TensorBoard(str(stage_dir / "tensorboard"), write_graph=False,
                                                         profile_batch=0))
@@ -390,7 +395,7 @@ def run_recipe(recipe: Recipe, resume: bool = False, stop_after: int = 0,
     datasets = build_datasets(recipe.data, recipe.input_size, recipe.seed, recipe.val_fraction,
                               recipe.max_train_samples, recipe.max_val_samples)
     run_dir.mkdir(parents=True, exist_ok=True)
-    fileio.write_text(run_dir / "recipe.json", recipe.to_json())
+    fileio.write_text(run_dir / "recipe.json", recipe.to_json(), root=run_dir)
     say(f"{recipe.name}: {len(datasets[0])} training / {len(datasets[1])} validation images, {len(stages)} "
         f"stage(s), tf.keras on {'GPU' if tf.config.list_logical_devices('GPU') else 'CPU'}; writing {run_dir}")
     results = {}

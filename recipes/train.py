@@ -4,8 +4,10 @@ Usage:
     python -m recipes.train real2bin_mnist [key=value ...] [--resume [RUN_DIR]]
     torchrun --nproc_per_node=8 -m recipes.train real2bin_imagenet data=/data/imagenet
 
-Each stage writes ``<out>/<stage>/``: ``model.safetensors`` + ``config.json`` (the model,
-loadable with ``zoo.load``), ``state.pt`` (model, optimizer, scheduler, RNG and epoch for
+Each stage writes ``<out>/<stage>/``: ``model.safetensors`` + ``config.json`` (the weights'
+record: architecture, the preprocessing of the recipe's data, class names and the epoch's
+validation figures; ``zoo.load("<out>/<stage>")`` needs nothing else),
+``state.pt`` (model, optimizer, scheduler, RNG and epoch for
 ``--resume``; tensors and plain values only, loaded with
 ``torch.load(weights_only=True)`` so a crafted file cannot run code), ``metrics.csv``, ``stage.json`` (the resolved stage, with the teacher and
 initial weights it used) and, once finished, ``final.json``. ``<out>/recipe.json`` holds
@@ -20,6 +22,7 @@ the data, the loss of a batch, the validation metrics and the columns of ``metri
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import dataclasses
 import io
@@ -41,7 +44,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from zoo import fileio
 
-from .config import (ConfigError, Recipe, Stage, _tuples, apply_overrides, check_recipe, from_dict, get_recipe,
+from .config import (ConfigError, Recipe, Stage, apply_overrides, check_recipe, from_dict, get_recipe,
                      parse_overrides, resolve_stages)
 from .data import DataError, build_datasets, collate_skip
 from .losses import FeatureHooks, attention_loss, distillation_loss
@@ -155,12 +158,26 @@ def _write_csv(path: Path, rows: list[dict], fields: Sequence[str] = METRIC_FIEL
     fileio.write_text(path, buf.getvalue())
 
 
-def _save_model(model: nn.Module, stage_dir: Path) -> None:
+def weights_record(recipe: Recipe, stage: Stage, cfg, train_ds: Any, row: dict[str, Any], task: type["Task"]):
+    """The record (``zoo.weights.Weights``) of a stage's weights after an epoch: the architecture, the
+    preprocessing of the recipe's own data pipeline (``train_ds.preprocess``), its class names and
+    the epoch's validation figures, measured."""
+    from zoo.weights import Metric, Weights
+
+    about = getattr(train_ds, "description", "") or recipe.data
+    source = (f"measured: bnnzoo train {recipe.name}, stage {stage.name}, epoch {row['epoch']}, on the "
+              "validation split")
+    metrics = tuple(Metric(name, round(float(row[column]) * 100, 2), about, source)
+                    for column, name in task.metrics.items() if column in row)
+    return Weights(arch=cfg.name, num_classes=cfg.num_classes, input_size=cfg.input_size, arch_overrides=dict(cfg.arch),
+                   labels=tuple(train_ds.classes), dataset=about, metrics=metrics,
+                   **getattr(train_ds, "preprocess", {}))
+
+
+def _save_model(model: nn.Module, stage_dir: Path, record) -> None:
     from zoo.weights import save
 
-    save(model.state_dict(), stage_dir / "model.safetensors")
-    # zoo.weights.save writes config.json in place; write it atomically here instead.
-    fileio.write_text(stage_dir / "config.json", json.dumps(model.zoo_config.to_dict(), indent=2) + "\n")
+    save(model.state_dict(), stage_dir / "model.safetensors", record)
 
 
 def _load_weights(model: nn.Module, path: Path, what: str, fix: str) -> None:
@@ -185,18 +202,33 @@ def _check_teacher_config(path: Path, cfg, stage: Stage, teacher: Stage) -> None
     config_json = path.parent / "config.json"
     if not config_json.is_file():
         return
-    saved = fileio.read_json(config_json, "teacher config", f"pass {stage.name}.teacher_weights=PATH to a model "
-                             "saved by bnnzoo train")
-    arch = saved.get("arch", {})
-    arch = {k: _tuples(v) for k, v in arch.items()} if isinstance(arch, dict) else {}
+    from zoo.weights import read_record
+
+    try:
+        saved = read_record(config_json)
+    except ValueError as e:
+        raise ConfigError(f"teacher {e}; pass {stage.name}.teacher_weights=PATH to a model saved by bnnzoo "
+                          "train") from None
+    arch = dict(saved.arch_overrides)
     diff = [k for k in sorted(set(arch) | set(cfg.arch)) if arch.get(k) != cfg.arch.get(k)]
-    if saved.get("name") != cfg.name or diff or saved.get("num_classes") != cfg.num_classes:
-        what = (f"a {saved.get('name')!r}" if saved.get("name") != cfg.name else
+    if saved.arch != cfg.name or diff or saved.num_classes != cfg.num_classes:
+        what = (f"a {saved.arch or saved.module_class!r}" if saved.arch != cfg.name else
                 f"{cfg.name} with {diff[0]}={arch.get(diff[0])!r} (expected {cfg.arch.get(diff[0])!r})" if diff else
-                f"{cfg.name} with {saved.get('num_classes')} classes (expected {cfg.num_classes})")
+                f"{cfg.name} with {saved.num_classes} classes (expected {cfg.num_classes})")
         raise ConfigError(f"teacher checkpoint {path} is {what}, but stage {stage.name} is taught by "
                           f"{teacher.name}, a {cfg.name} as the recipe resolves it: pass "
                           f"{stage.name}.teacher_weights=PATH to that stage's model.safetensors")
+
+
+def stage_folder(run_dir: Path, stage: Stage) -> Path:
+    """``run_dir/<stage>``, checked to stay inside ``run_dir`` once symlinks are resolved.
+
+    Raises:
+        zoo.fileio.UnsafePathError: The stage folder (or a folder on the way) is a link out of the run.
+    """
+    path = run_dir / stage.name
+    fileio.resolve_inside(path, run_dir, f"stage folder", follow=True)
+    return path
 
 
 def _model_config(stage: Stage, recipe: Recipe, num_classes: Optional[int]):
@@ -248,11 +280,14 @@ class Task:
         final: Columns of the last epoch that ``final.json`` repeats.
         sums: Names of the per-batch sums :meth:`step` returns, each with its ``metrics.csv``
             column (the epoch's sum divided by its number of images).
+        metrics: Validation columns (fractions) the weights' record holds, by metric name
+            (``zoo.weights.Metric.name``, in percent).
     """
 
     fields: ClassVar[tuple[str, ...]] = ()
     final: ClassVar[tuple[str, ...]] = ()
     sums: ClassVar[dict[str, str]] = {}
+    metrics: ClassVar[dict[str, str]] = {}
 
     def __init__(self, model: nn.Module, teacher: Optional[nn.Module], stage: Stage, env: Dist) -> None:
         self.model, self.teacher, self.stage, self.env = model, teacher, stage, env
@@ -324,6 +359,7 @@ class Classify(Task):
 
     fields = METRIC_FIELDS
     final = ("train_acc", "val_acc", "val_loss")
+    metrics = {"val_acc": "top1"}
     sums = {"loss": "train_loss", "ce": "train_ce", "att": "train_attention", "kd": "train_kd", "correct": "train_acc"}
 
     def __init__(self, model: nn.Module, teacher: Optional[nn.Module], stage: Stage, env: Dist) -> None:
@@ -415,11 +451,23 @@ def _loaders(train_ds, val_ds, batch: int, recipe: Recipe, env: Dist, collate: C
     sampler = DistributedSampler(train_ds, num_replicas=env.world, rank=env.rank, shuffle=True, seed=recipe.seed)
     kw = dict(num_workers=recipe.workers, collate_fn=collate, pin_memory=env.device.type == "cuda",
               persistent_workers=False)
-    train = DataLoader(train_ds, batch_size=batch, sampler=sampler, **kw)
+    # A last batch of one image would make BatchNorm raise in training: it is left out of the epoch
+    # (every rank holds as many images, so all ranks drop it alike; the next epoch shuffles it back in).
+    train = DataLoader(train_ds, batch_size=batch, sampler=sampler, drop_last=batch > 1 and len(sampler) % batch == 1,
+                       **kw)
     # Validation is sharded without padding, so every image counts exactly once.
     val_idx = list(range(env.rank, len(val_ds), env.world))
     val = DataLoader(torch.utils.data.Subset(val_ds, val_idx), batch_size=batch, shuffle=False, **kw)
     return train, sampler, val
+
+
+def say_dropped(loader: DataLoader, sampler: DistributedSampler, world: int, stage: Stage,
+                log: Callable[[str], None]) -> None:
+    """Logs the image a last batch of one loses each epoch (see :func:`_loaders`), if it does."""
+    if loader.drop_last:
+        log(f"{stage.name}: the last batch of each epoch would hold one image per process, which BatchNorm cannot "
+            f"train on: it is left out ({(len(sampler) - 1) * world} used per epoch, the left-out one changes "
+            f"with the shuffle)")
 
 
 def train_stage(recipe: Recipe, stage: Stage, run_dir: Path, datasets: tuple, env: Dist, resume: bool = False,
@@ -442,7 +490,7 @@ def train_stage(recipe: Recipe, stage: Stage, run_dir: Path, datasets: tuple, en
     import zoo
     from zoo.weights import save  # noqa: F401  (fail early if safetensors is missing)
 
-    stage_dir = run_dir / stage.name
+    stage_dir = stage_folder(run_dir, stage)
     final_path, state_path = stage_dir / "final.json", stage_dir / "state.pt"
     if resume and final_path.is_file():
         log(f"{stage.name}: already finished ({final_path}), skipping")
@@ -482,13 +530,14 @@ def train_stage(recipe: Recipe, stage: Stage, run_dir: Path, datasets: tuple, en
 
     per_rank = max(1, stage.batch_size // env.world)
     train_loader, sampler, val_loader = _loaders(train_ds, val_ds, per_rank, recipe, env, task_cls.collate)
+    say_dropped(train_loader, sampler, env.world, stage, log)
     steps_per_epoch = len(train_loader)
     optimizer = _optimizer(model, stage)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, steps_per_epoch, stage))
 
     start, history = 0, []
     if resume and state_path.is_file():
-        start, history = _restore(state_path, model, optimizer, scheduler)
+        start, history = _restore(state_path, model, optimizer, scheduler, stage)
         log(f"{stage.name}: resuming after epoch {start} from {state_path}")
     elif state_path.is_file():
         raise RunError(f"{stage_dir} already holds a run: pass --resume to continue it, or out=OTHER_FOLDER")
@@ -518,11 +567,12 @@ def train_stage(recipe: Recipe, stage: Stage, run_dir: Path, datasets: tuple, en
         if stop_after and done_now >= stop_after:
             break
         row = _train_epoch(net, model, task, train_loader, sampler, optimizer, scheduler, stage, epoch, env, recipe)
+        alone = row.pop("_alone")
         row.update(task.evaluate(net, val_loader))
         history.append(row)
         done_now += 1
         if env.main:
-            _save_model(model, stage_dir)
+            _save_model(model, stage_dir, weights_record(recipe, stage, cfg, train_ds, row, task_cls))
             buf = io.BytesIO()
             torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                         "scheduler": scheduler.state_dict(), "epoch": epoch + 1, "history": history,
@@ -536,7 +586,10 @@ def train_stage(recipe: Recipe, stage: Stage, run_dir: Path, datasets: tuple, en
                 writer.flush()
             log(f"{stage.name} epoch {epoch + 1}/{stage.epochs}: {task.describe(row)} | "
                 f"{row['images_per_s']:.0f} img/s, {row['seconds']:.1f} s"
-                + (f" | {row['skipped_images']} corrupt images skipped" if row["skipped_images"] else ""))
+                + (f" | {row['skipped_images']} corrupt images skipped" if row["skipped_images"] else "")
+                + (f" | {alone} image{'s' * (alone > 1)} left alone in "
+                   f"{'their batches' if alone > 1 else 'its batch'} by unreadable ones, not trained on"
+                   if alone else ""))
         env.barrier()
     task.close()
     if writer is not None:
@@ -570,7 +623,7 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     return state
 
 
-def _restore(path: Path, model: nn.Module, optimizer, scheduler) -> tuple[int, list]:
+def _restore(path: Path, model: nn.Module, optimizer, scheduler, stage: Stage) -> tuple[int, list]:
     """Puts a ``state.pt`` back into the model, optimizer, scheduler and RNGs; returns (epoch, history)."""
     state = load_checkpoint(path)
     try:
@@ -582,7 +635,23 @@ def _restore(path: Path, model: nn.Module, optimizer, scheduler) -> tuple[int, l
     except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as e:
         raise RunError(f"checkpoint {path} does not fit this stage's model and optimizer ({type(e).__name__}): "
                        "resume with the recipe.json it was written with, or start a new run (out=OTHER_FOLDER)") from None
-    return start, history
+    return check_progress(path, start, history, stage)
+
+
+def check_progress(path: Path, epoch: Any, history: list, stage: Stage) -> tuple[int, list]:
+    """``(epoch, history)`` of a checkpoint if they can be continued by ``stage``.
+
+    Raises:
+        RunError: The checkpoint claims more epochs than the stage has, a negative count, or a
+            history of another length (one line: a damaged file or another recipe's).
+    """
+    if isinstance(epoch, bool) or not isinstance(epoch, int) or not 0 <= epoch <= stage.epochs \
+            or len(history) != epoch:
+        raise RunError(f"checkpoint {path} says {epoch!r} epochs were done ({len(history)} in its history), but "
+                       f"stage {stage.name} has {stage.epochs}: it belongs to another recipe or is damaged; resume "
+                       f"with {stage.name}.epochs >= {epoch!r} if that is the run, or start a new one "
+                       "(out=OTHER_FOLDER)")
+    return epoch, history
 
 
 def _train_epoch(net, model, task: Task, loader, sampler, optimizer, scheduler, stage: Stage, epoch: int, env: Dist,
@@ -592,15 +661,17 @@ def _train_epoch(net, model, task: Task, loader, sampler, optimizer, scheduler, 
     sampler.set_epoch(epoch)
     loader.dataset.set_epoch(epoch)
     net.train()
-    sums = dict.fromkeys([*task.sums, "n", "skipped"], 0.0)
+    sums = dict.fromkeys([*task.sums, "n", "skipped", "alone"], 0.0)
     t0 = time.perf_counter()
     bar = tqdm(total=len(loader), desc=f"{stage.name} {epoch + 1}/{stage.epochs}", leave=False,
                disable=not (env.main and recipe.progress), dynamic_ncols=True, file=sys.stderr)
     for x, y, skipped in loader:
         sums["skipped"] += skipped
-        if len(y) == 0:
+        if len(y) == 0 or (len(y) == 1 and loader.batch_size > 1):  # BatchNorm cannot train on one image
             if env.world > 1:
-                raise DataError("a whole batch of corrupt images: remove them (DDP needs every rank to step)")
+                raise DataError(f"unreadable images left {len(y)} image(s) in a batch of {loader.batch_size}: "
+                                "remove them (DDP needs every rank to step, BatchNorm two images or more)")
+            sums["alone"] += len(y)
             bar.update()
             continue
         loss, batch_sums = task.step(net, x, y)
@@ -623,7 +694,8 @@ def _train_epoch(net, model, task: Task, loader, sampler, optimizer, scheduler, 
     n = max(total["n"], 1)
     return {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"],
             **{column: total[k] / n for k, column in task.sums.items()},
-            "skipped_images": int(total["skipped"]), "images_per_s": total["n"] / seconds, "seconds": seconds}
+            "skipped_images": int(total["skipped"]), "images_per_s": total["n"] / seconds, "seconds": seconds,
+            "_alone": int(total["alone"])}
 
 
 # --- a whole recipe ------------------------------------------------------------------------------
@@ -661,14 +733,45 @@ def run_recipe(recipe: Recipe, resume: bool = False, stop_after: int = 0,
             framework (nothing is written).
     """
     check_recipe(recipe)
+    if isinstance(stop_after, bool) or not isinstance(stop_after, int) or stop_after < 0:
+        raise ConfigError(f"stop_after takes a number of epochs >= 1 (0: no limit), not {stop_after!r}")
     check_framework(recipe)
-    if recipe.framework != "torch":  # recipes.keras_train checks the name
-        if recipe.task != "classify":
-            raise ConfigError(f"framework={recipe.framework} trains classifiers only; {recipe.name} is a "
-                              f"task={recipe.task} recipe: drop framework={recipe.framework}")
-        from .keras_train import run_recipe as run_keras
+    if recipe.framework != "torch" and recipe.task != "classify":  # recipes.keras_train checks the name
+        raise ConfigError(f"framework={recipe.framework} trains classifiers only; {recipe.name} is a "
+                          f"task={recipe.task} recipe: drop framework={recipe.framework}")
+    with run_lock(Path(recipe.out)):
+        for s in recipe.stages:  # before recipe.json is written
+            stage_folder(Path(recipe.out), s)
+        if recipe.framework != "torch":
+            from .keras_train import run_recipe as run_keras
 
-        return run_keras(recipe, resume=resume, stop_after=stop_after, log=log)
+            return run_keras(recipe, resume=resume, stop_after=stop_after, log=log)
+        return _run_torch(recipe, resume, stop_after, log)
+
+
+@contextlib.contextmanager
+def run_lock(run_dir: Path) -> Iterator[None]:
+    """Holds ``run_dir/.lock`` for a run (rank 0 of a torchrun; the other ranks write nothing), so that a
+    second training into the folder is refused before it writes; a folder this call created and left
+    empty (the run failed before its first file) is removed again."""
+    if int(os.environ.get("RANK", "0")) != 0:
+        yield
+        return
+    created = not run_dir.exists()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        with fileio.lock(run_dir / ".lock", f"run folder {run_dir}"):
+            yield
+    finally:
+        if created:
+            try:
+                run_dir.rmdir()  # only if empty
+            except OSError:
+                pass
+
+
+def _run_torch(recipe: Recipe, resume: bool, stop_after: int,
+               log: Optional[Callable[[str], None]]) -> dict[str, dict[str, Any]]:
     recipe = pin_models(recipe)
     env = setup_distributed(recipe.device)
     if recipe.threads:
@@ -681,7 +784,7 @@ def run_recipe(recipe: Recipe, resume: bool = False, stop_after: int = 0,
     datasets = task_of(recipe).datasets(recipe)
     if env.main:
         run_dir.mkdir(parents=True, exist_ok=True)
-        fileio.write_text(run_dir / "recipe.json", recipe.to_json())
+        fileio.write_text(run_dir / "recipe.json", recipe.to_json(), root=run_dir)
         say(f"{recipe.name}: {len(datasets[0])} training / {len(datasets[1])} validation images, "
             f"{len(stages)} stage(s), {env.world} process(es) on {env.device.type}; writing {run_dir}")
     results = {}
@@ -733,7 +836,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="continue the run in RUN_DIR (default: the recipe's out folder) from its last checkpoint")
     p.add_argument("-o", "--output", metavar="DIR", help="the run folder (default: the recipe's out, "
                                                         "`--show` prints it); same as out=DIR")
-    p.add_argument("--stop-after", type=int, default=0, metavar="N",
+    p.add_argument("--stop-after", type=int, default=None, metavar="N",
                    help="stop each stage after N epochs of this invocation (continue later with --resume)")
     p.add_argument("--list", action="store_true", help="list the recipes and exit")
     p.add_argument("--show", action="store_true", help="print the resolved recipe as JSON and exit")
@@ -781,11 +884,14 @@ def run(args: argparse.Namespace) -> int:
         for name in list_recipes():
             print(f"{name:24s} {get_recipe(name).description}")
         return 0
+    if args.stop_after is not None and args.stop_after < 1:
+        raise ConfigError(f"--stop-after takes a number of epochs >= 1, not {args.stop_after} (leave it out to train "
+                          "every epoch)")
     recipe, resume = resolve(args)
     if args.show:
         print(recipe.to_json(), end="")
         return 0
-    results = run_recipe(recipe, resume=resume, stop_after=args.stop_after)
+    results = run_recipe(recipe, resume=resume, stop_after=args.stop_after or 0)
     if int(os.environ.get("RANK", "0")) == 0:
         task = task_of(recipe)
         for name, r in results.items():

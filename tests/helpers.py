@@ -7,8 +7,12 @@ import fcntl
 import os
 import re
 import shutil
+import signal
+import subprocess
 import tempfile
+import time
 from pathlib import Path
+from typing import Callable, Sequence
 
 import zoo
 from zoo.torch.random_weights import randomize  # noqa: F401  (the tests' import of it)
@@ -17,6 +21,24 @@ from zoo.torch.random_weights import randomize  # noqa: F401  (the tests' import
 def tiny(name: str, framework: str = "torch", **overrides):
     """The registered model at its fast ``tiny`` size (overrides win)."""
     return zoo.load(name, framework=framework, **{**zoo.get_config(name).tiny, **overrides})
+
+
+def killed_when(argv: Sequence[str], ready: Callable[[], bool], timeout: float = 120) -> None:
+    """Runs ``argv`` (from the repository root) and SIGKILLs it as soon as ``ready()`` holds, polled on the files
+    it writes (no sleep racing the process); fails if it ends or ``timeout`` passes first."""
+    proc = subprocess.Popen(list(argv), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            cwd=Path(__file__).resolve().parents[1])
+    try:
+        deadline = time.monotonic() + timeout
+        while not ready():
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 def error_lines(stderr: str) -> list[str]:
@@ -48,19 +70,20 @@ def _locked(name: str):
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def tiny_tflite(name: str) -> Path:
+def tiny_tflite(name: str, int8: bool = False) -> Path:
     """The LCE TFLite file of ``randomize(tiny(name))``, converted once per test session.
 
     The first test that needs it converts it (``verify=False``: the tests that read it check it
     themselves), unless test_converters.py's verified conversion of the same model came first
-    (:func:`share_tiny_tflite`). Read-only: copy it before editing.
+    (:func:`share_tiny_tflite`). ``int8``: its int8 file (``to_tflite(..., int8=True)``).
+    Read-only: copy it before editing.
     """
     import converters
 
-    with _locked(name) as path:
+    with _locked(f"{name}.int8" if int8 else name) as path:
         if not path.exists():
             tmp = path.with_suffix(".part.tflite")
-            converters.to_tflite(randomize(tiny(name)), str(tmp), verify=False)
+            converters.to_tflite(randomize(tiny(name)), str(tmp), verify=False, int8=int8)
             os.replace(tmp, path)
         return path
 
@@ -71,3 +94,23 @@ def share_tiny_tflite(name: str, converted: str) -> None:
         if not path.exists():
             shutil.copyfile(converted, path.with_suffix(".part.tflite"))
             os.replace(path.with_suffix(".part.tflite"), path)
+
+
+# --- a Hugging Face Hub on 127.0.0.1 (tests/hub_server.py) --------------------------------------------
+
+def serve_hub(tmp_path: Path, monkeypatch):
+    """Starts a fake Hub serving ``tmp_path/hub`` and points the real huggingface_hub client at it (its
+    configuration only: endpoint, an empty cache, online, a token). The caller stops it."""
+    from huggingface_hub import constants
+
+    from hub_server import HubServer
+
+    srv = HubServer(tmp_path / "hub").start()
+    monkeypatch.setenv("HF_ENDPOINT", srv.url)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setenv("HF_TOKEN", "hf_test_token")
+    monkeypatch.setenv("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    return srv

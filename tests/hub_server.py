@@ -18,7 +18,10 @@ It speaks what ``huggingface_hub`` 2.4 uses (see its ``file_download.py``, ``_co
 Repos live at ``root/owner/name/``; the commit hash of a repo is derived from its files,
 and ``main`` or that hash are the only revisions (see ``HubServer.commit_of``). ``drop_after`` makes the server send
 the headers of a file (full ``Content-Length``) then only the first N bytes of it, close
-the connection and stop listening: a server dying mid-transfer.
+the connection and stop listening: a server dying mid-transfer. ``any_revision`` answers every
+revision as ``main`` (a mirror that does not check them), ``stall`` makes every request hang
+until the server stops (nothing is ever sent), and ``drip`` sends file bodies ``drip[0]``
+bytes at a time every ``drip[1]`` seconds.
 """
 
 from __future__ import annotations
@@ -44,6 +47,26 @@ def _git_blob_sha1(data: bytes) -> str:
     return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
 
 
+def send_dripping(handler: BaseHTTPRequestHandler, status: int, headers: dict[str, str], body: bytes,
+                  drip: tuple[int, float], stopped: threading.Event) -> None:
+    """A slow link: ``body`` in pieces of ``drip[0]`` bytes every ``drip[1]`` seconds (never a stall), the
+    connection closed after it; stops early when ``stopped`` is set or the client hangs up."""
+    size, pause = drip
+    handler.send_response(status)
+    for k, v in {**headers, "Content-Length": str(len(body))}.items():
+        handler.send_header(k, v)
+    handler.end_headers()
+    for i in range(0, len(body), size):
+        if stopped.wait(pause):
+            break
+        try:
+            handler.wfile.write(body[i:i + size])
+            handler.wfile.flush()
+        except OSError:  # the client gave up
+            break
+    handler.close_connection = True
+
+
 class HubServer:
     """A threaded fake Hub. Use as a context manager, or ``start()`` / ``stop()``.
 
@@ -52,12 +75,18 @@ class HubServer:
         url: ``http://127.0.0.1:PORT`` (set ``HF_ENDPOINT`` to it).
         drop_after: If set, the next file body is cut after this many bytes, then the server stops.
         requests: ``(method, path)`` of every request served.
+        user_agents: ``(method, path, User-Agent)`` of every request served.
     """
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
         self.drop_after: Optional[int] = None
+        self.any_revision = False
+        self.stall = threading.Event()  # set: every request hangs, unanswered, until stop()
+        self.drip: Optional[tuple[int, float]] = None
+        self._stopped = threading.Event()
         self.requests: list[tuple[str, str]] = []
+        self.user_agents: list[tuple[str, str, str]] = []  # (method, path, User-Agent) of every request
         self._blobs: dict[str, Path] = {}
         self._commits: dict[str, str] = {}
         self._connections: set[socket.socket] = set()
@@ -74,6 +103,7 @@ class HubServer:
     def start(self) -> "HubServer":
         hub = self
         self.dead = False
+        self._stopped.clear()
 
         class Handler(_Handler):
             server_hub = hub
@@ -87,6 +117,7 @@ class HubServer:
 
     def stop(self) -> None:
         """Stops serving and closes the listening socket (connections are then refused)."""
+        self._stopped.set()  # stalled handlers return
         with self._stopping:  # the dying handler's thread and the fixture's teardown may both stop it
             if self._server is not None:
                 self._server.shutdown()
@@ -171,9 +202,15 @@ class _Handler(BaseHTTPRequestHandler):
         if hub.dead:  # a client retrying before the listening socket is closed: it is dead already
             self.close_connection = True
             return
-        path = unquote(urlsplit(self.path).path)
+        raw = urlsplit(self.path).path
+        path = unquote(raw)
         hub.requests.append((self.command, path))
-        parts = path.strip("/").split("/")
+        hub.user_agents.append((self.command, path, self.headers.get("User-Agent", "")))
+        if hub.stall.is_set():  # accept the request, never answer it
+            hub._stopped.wait()
+            self.close_connection = True
+            return
+        parts = [unquote(p) for p in raw.strip("/").split("/")]  # a quoted "/" inside a revision stays in it
         if parts[0] == "cdn" and len(parts) == 2:
             return self._send_blob(parts[1], head)
         if len(parts) < 5 or parts[2] != "resolve":
@@ -183,7 +220,7 @@ class _Handler(BaseHTTPRequestHandler):
         if not repo.is_dir():
             return self._error(404, "RepoNotFound", "Repository not found", head)
         commit = hub.commit_of(repo_id)
-        if revision not in ("main", commit):
+        if revision not in ("main", commit) and not hub.any_revision:
             return self._error(404, "RevisionNotFound", "Invalid rev id", head)
         file = repo / filename
         if not file.is_file():
@@ -215,6 +252,8 @@ class _Handler(BaseHTTPRequestHandler):
             status = 206
             headers = {**headers, "Content-Range": f"bytes {start}-{len(data) - 1}/{len(data)}"}
         body = data[start:]
+        if not head and hub.drip is not None:
+            return send_dripping(self, status, headers, body, hub.drip, hub._stopped)
         if head or hub.drop_after is None:
             return self._reply(status, body, headers, head=head)
         # Die mid-transfer: announce the whole body, send part of it, hang up, stop listening.
@@ -239,6 +278,7 @@ class _Handler(BaseHTTPRequestHandler):
         hub = self.server_hub
         path = unquote(urlsplit(self.path).path)
         hub.requests.append((self.command, path))
+        hub.user_agents.append((self.command, path, self.headers.get("User-Agent", "")))
         body = self._body()
         parts = path.strip("/").split("/")
         if path == "/api/repos/create":

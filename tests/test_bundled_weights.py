@@ -14,7 +14,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import zoo  # noqa: E402
-from zoo import fetch, hub  # noqa: E402
+from zoo import hub, refs  # noqa: E402
 from zoo import weights as zw  # noqa: E402
 
 BUNDLED = sorted(k for k, w in zw.WEIGHTS.items() if not w.hub_repo)
@@ -57,7 +57,7 @@ def test_bundled_file_is_small_and_matches_its_sha256(key):
     w = zw.WEIGHTS[key]
     path = zw.BUNDLED_DIR / w.filename
     assert path.is_file() and path.stat().st_size <= MAX_BYTES
-    assert fetch.fetch_registered(key, w) == path  # sha256 checked on the way
+    assert refs.fetch_registered(key, w) == path  # sha256 checked on the way
 
 
 @pytest.mark.parametrize("key", CLASSIFIERS)

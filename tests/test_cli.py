@@ -54,7 +54,7 @@ def test_verify_takes_the_model_first_then_the_file(tmp_path, capsys):
     (["verify", "meliusnet22", "missing.tflite"], "missing.tflite does not exist"),
     (["verify", "meliusnet22", "m.pt"], "neither a .tflite nor an .onnx"),
     (["verify", "meliusnet22.mnist", "EXISTING", "--weights", "w.safetensors"], "names its weights already"),
-    (["verify", "EXISTING"], "name the file's source: bnnzoo verify NAME[.TAG]"),
+    (["verify", "EXISTING"], "name the file's source: bnnzoo verify MODEL existing.onnx (MODEL: NAME[.TAG]"),
     (["verify", "meliusnet22.mnist", "EXISTING"], "existing.onnx is not a readable .onnx export"),
 ])
 def test_verify_errors_are_one_line(argv, message, tmp_path, capsys, monkeypatch):

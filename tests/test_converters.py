@@ -130,6 +130,82 @@ def test_tflite_fails_when_a_binary_conv_stays_float(tmp_path):
     assert target.read_bytes() == b"good old file" and os.listdir(tmp_path) == ["m.tflite"]
 
 
+# --- int8 TFLite ----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def int8_report(binary_model, tmp_path_factory):
+    return converters.to_tflite(binary_model, tmp_path_factory.mktemp("tfl8") / "m.tflite", int8=True)
+
+
+def test_int8_tflite_takes_and_gives_int8_and_its_binary_convs_verify(binary_model, int8_report):
+    from converters.layerwise import binary_modules
+    from converters.tflite import INT8_RANGE, io_quantization
+
+    r = int8_report
+    with open(r.path, "rb") as f:
+        qin, qout = io_quantization(f.read())
+    assert qin is not None and qout[0] is not None  # int8 scale and zero point on both ends
+    assert r.int8_range == INT8_RANGE and r.binary_convs == r.lce_bconv2d == 2
+    # the float ops run in int8 over the default range: the binary convs are the checks, all exact
+    for result in r.layers:
+        assert result.ok and [(c.layer, c.op) for c in result.checks] == [
+            (m, "LceBconv2d") for m in binary_modules(binary_model)]
+    assert "int8 input and output" in r.summary() and "reported only" in r.summary()
+
+
+def _with_int8_bconv_output(flatbuffer: bytes, scale: float, zero_point: int) -> bytes:
+    """The file with its first float-output LceBconv2d writing int8 and a DEQUANTIZE after it, as LCE's
+    converter writes a fake-quantized model (the int8 output case of its end2end test)."""
+    import copy
+
+    from tensorflow.lite.python import schema_py_generated as schema
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model_t = flatbuffer_utils.read_model_from_bytearray(bytearray(flatbuffer))
+    sg = model_t.subgraphs[0]
+    index, op = next((i, o) for i, o in enumerate(sg.operators)
+                     if model_t.operatorCodes[o.opcodeIndex].customCode == b"LceBconv2d"
+                     and sg.tensors[o.outputs[0]].type == schema.TensorType.FLOAT32)
+    written = copy.deepcopy(sg.tensors[op.outputs[0]])
+    written.name, written.type = written.name + b"/int8", schema.TensorType.INT8
+    written.quantization = schema.QuantizationParametersT()
+    written.quantization.scale, written.quantization.zeroPoint = [scale], [zero_point]
+    sg.tensors.append(written)
+    code = schema.OperatorCodeT()
+    code.builtinCode = code.deprecatedBuiltinCode = schema.BuiltinOperator.DEQUANTIZE
+    code.version = 1
+    model_t.operatorCodes.append(code)
+    dequantize = schema.OperatorT()
+    dequantize.opcodeIndex, dequantize.inputs, dequantize.outputs = len(model_t.operatorCodes) - 1, \
+        [len(sg.tensors) - 1], [op.outputs[0]]
+    op.outputs = [len(sg.tensors) - 1]
+    sg.operators.insert(index + 1, dequantize)
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model_t))
+
+
+def test_an_int8_bconv_output_verifies_within_its_rounding_and_a_flipped_weight_fails(binary_model, int8_report):
+    from converters.tflite import check_tflite
+
+    with open(int8_report.path, "rb") as f:
+        edited = _with_int8_bconv_output(f.read(), 0.1, -5)
+    x = converters.verify.sample_batch(32)
+    results = check_tflite(binary_model, edited, x)
+    assert all(r.ok for r in results) and results[0].checks[0].max_diff > 0.01  # it was rounded to 0.1 steps
+
+    def flip(model_t):  # one weight of the int8-writing conv changes sign
+        sg = model_t.subgraphs[0]
+        op = next(o for o in sg.operators if model_t.operatorCodes[o.opcodeIndex].customCode == b"LceBconv2d")
+        model_t.buffers[sg.tensors[op.inputs[1]].buffer].data[0] ^= 1
+
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model_t = flatbuffer_utils.read_model_from_bytearray(bytearray(edited))
+    flip(model_t)
+    with pytest.raises(ConversionError, match=r"first divergent layer b1 \(LceBconv2d\)"):
+        check_tflite(binary_model, bytes(flatbuffer_utils.convert_object_to_bytearray(model_t)), x)
+
+
 # --- ONNX ---------------------------------------------------------------------------
 
 
@@ -304,10 +380,24 @@ def test_cli_converts_a_checkpoint(tmp_path, capsys):
     assert "0 in the model" in printed
 
 
+def test_cli_writes_an_int8_file_over_the_range_given(tmp_path, capsys):
+    from converters.tflite import io_quantization
+    from zoo.cli import main
+
+    out = tmp_path / "m.tflite"
+    assert main(["convert", "mobilenet_v1_025", "--input-size", "32", "--to", "tflite", "--int8", "--int8-range=-3,3",
+                 "--no-verify", "-o", str(out)]) == 0
+    assert "int8 input and output, every float tensor quantized over (-3.0, 3.0)" in capsys.readouterr().out
+    (scale, zero), (out_scale, _) = io_quantization(out.read_bytes())[0], io_quantization(out.read_bytes())[1][0]
+    assert scale == out_scale == pytest.approx(6 / 255) and zero == -1  # int8 over [-3, 3]
+
+
 @pytest.mark.parametrize("argv, message", [
-    (["convert", "x.safetensors", "--to", "onnx"], "--arch"),
+    (["convert", "x.safetensors", "--to", "onnx"], "x.safetensors does not exist"),  # no config.json: tests/test_deploy.py
     (["convert", "mobilenet_v1", "--to", "tflte"], "did you mean 'tflite'"),
     (["convert", "mobilenet_v1", "--to", "tflite", "--bitpack"], "--bitpack is an onnx option"),
+    (["convert", "mobilenet_v1", "--to", "onnx", "--int8"], "--int8 is a tflite option"),
+    (["convert", "mobilenet_v1", "--to", "tflite", "--int8-range=-3,3"], "add --int8"),
 ])
 def test_cli_errors_are_one_line(argv, message, capsys):
     from zoo.cli import main

@@ -121,7 +121,7 @@ def test_bundle_files_and_manifest(bundle):
     assert conv["tflite"]["lce_bconv2d"] == conv["tflite"]["binary_convs"] > 0
     assert conv["onnx"]["lce_bconv2d"] == conv["onnx"]["binary_convs"]  # all bit-packed
     pre = json.loads((bundle / "preprocess.json").read_text())
-    assert pre["input_size"] == 32 and pre["mean"] == list(dep.IMAGENET_MEAN)
+    assert pre["input_size"] == 32 and pre["mean"] == list(zoo.weights.IMAGENET_MEAN)  # initialised: assumed
     assert pre["layout"] == {"model.tflite": "NHWC", "model.onnx": "NCHW"}
     assert json.loads((bundle / "labels.json").read_text())[3] == "thing 3"
     reqs = (bundle / "requirements.txt").read_text()
@@ -326,11 +326,12 @@ def test_deploy_refuses_and_leaves_nothing(model, bundle, tmp_path, monkeypatch)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notabundle"]
 
 
-def test_cli_arguments():
+def test_cli_arguments(model, tmp_path):
     parser = argparse.ArgumentParser()
     dep.add_deploy_arguments(parser)
-    with pytest.raises(ValueError, match="--arch"):
-        dep.run_deploy(parser.parse_args(["run/best.safetensors", "--target", "rpi"]))
+    bare = zoo.weights.save(model.state_dict(), tmp_path / "best.safetensors")  # no config.json beside it
+    with pytest.raises(ValueError, match=r"nothing names its architecture.*--arch NAME"):
+        dep.run_deploy(parser.parse_args([str(bare), "--target", "rpi"]))
     with pytest.raises(SystemExit):
         parser.parse_args(["meliusnet22", "--target", "jetson"])
 
@@ -405,8 +406,10 @@ def test_dump_logits_to_a_missing_folder_fails_before_inference(bundle, tmp_path
 
 def test_killed_deploy_leaves_a_temporary_the_next_deploy_removes(model, tmp_path):
     """SIGKILL mid-deploy (a real process, killed while it converts) leaves its hidden temporary
-    folder; the next deploy of the same bundle removes it, and never one of a live deploy."""
-    import os
+    folder and its lock file; the kernel released the lock with the process, so the next deploy of the
+    same bundle is not refused, removes the temporary, and leaves no lock file either. (A live writer's
+    temporaries are never removed: tests/test_reliability.py; two live deploys of one bundle cannot
+    run at once: test_a_bundle_folder_held_by_another_deploy_is_refused.)"""
     import signal
     import time
 
@@ -414,27 +417,115 @@ def test_killed_deploy_leaves_a_temporary_the_next_deploy_removes(model, tmp_pat
     script = ("import sys, time, zoo; from converters.deploy import deploy; "
               "m = zoo.load('meliusnet22', **zoo.get_config('meliusnet22').tiny); "
               "deploy(m, sys.argv[1], log=lambda line: time.sleep(600))")
-    procs = [subprocess.Popen([PY, "-c", script, str(out)]) for _ in range(2)]
+    proc = subprocess.Popen([PY, "-c", script, str(out)])
     try:
         deadline = time.time() + 120
-        while len(list(tmp_path.glob(".b-rpi.*.tmp"))) < 2 and time.time() < deadline:
+        while not list(tmp_path.glob(".b-rpi.*.tmp")) and time.time() < deadline:
             time.sleep(0.1)
-        temps = sorted(tmp_path.glob(".b-rpi.*.tmp"))
-        assert len(temps) == 2 and all(p.is_dir() for p in temps)
-        procs[0].send_signal(signal.SIGKILL)
-        procs[0].wait()
-        killed = next(p for p in temps if f".{procs[0].pid}." in p.name)
-        live = next(p for p in temps if f".{procs[1].pid}." in p.name)
+        (killed,) = tmp_path.glob(".b-rpi.*.tmp")
+        assert killed.is_dir() and f".{proc.pid}." in killed.name
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        assert (tmp_path / ".b-rpi.lock").exists()  # the file stays; its lock died with the process
 
         def stop(line: str) -> None:
             raise KeyboardInterrupt  # the second deploy stops at its first step: only its start-up matters
 
         with pytest.raises(KeyboardInterrupt):
             dep.deploy(model, out, log=stop)
-        assert not killed.exists() and live.is_dir()  # the dead writer's folder went, the live one's stayed
-        assert sorted(tmp_path.iterdir()) == [live] and not out.exists()
+        assert sorted(tmp_path.iterdir()) == [] and not out.exists()
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_a_bundle_folder_held_by_another_deploy_is_refused(model, tmp_path, capsys):
+    """The lock a running deploy holds: a second deploy of that bundle is refused in one line before it
+    converts or writes anything (deterministic: this process holds the lock the first deploy would)."""
+    from zoo import fileio
+    from zoo.cli import main as cli_main
+
+    out = tmp_path / "b-rpi"
+    with fileio.lock(tmp_path / ".b-rpi.lock"):
+        with pytest.raises(fileio.LockedError, match="in use by another process"):
+            dep.deploy(model, out)
+        assert cli_main(["deploy", "meliusnet22", "--tiny", "--target", "rpi", "-o", str(out), "--force"]) == 1
+        err = [line for line in capsys.readouterr().err.splitlines() if "warning:" not in line]  # initialised weights
+        assert len(err) == 1 and "in use by another process" in err[0] and str(os.getpid()) in err[0], err
+        assert sorted(p.name for p in tmp_path.iterdir()) == [".b-rpi.lock"]
+
+
+def test_two_deploys_started_together_into_one_folder_one_is_refused(tmp_path):
+    """Two `bnnzoo deploy ... -o b --force` at once: one writes the bundle, the other is refused in one
+    line (before, both exited 0 and b/ held whichever replace came last)."""
+    out = tmp_path / "b"
+    cmd = [PY, "-m", "zoo.cli", "deploy", "meliusnet22", "--tiny", "--target", "rpi", "-o", str(out), "--force"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    results = [(p.wait(timeout=600), *p.communicate()) for p in procs]
+    assert sorted(r[0] for r in results) == [0, 1], results
+    err = [line for line in next(r[2] for r in results if r[0] == 1).splitlines() if "warning:" not in line]
+    assert len(err) == 1 and "in use by another process" in err[0], err
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert all(dep.sha256_of(out / name) == entry["sha256"] for name, entry in manifest["files"].items())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b"]
+
+
+def test_a_corrupt_cached_kernel_library_is_rebuilt(copy, tmp_path):
+    """A cut or edited library in the kernel cache (disk full mid-copy, a bit flipped) fails its recorded
+    sha256 and is built again before anything loads it (before: OSError traceback, on every run)."""
+    env = {**os.environ, "BNNZOO_LITERT_CACHE": str(tmp_path / "cache")}
+    env.pop("BNNZOO_LITERT_LIB", None)
+    built = subprocess.run([PY, str(copy / "run.py"), "--build-kernels"], capture_output=True, text=True, timeout=300,
+                           env=env)
+    assert built.returncode == 0, built.stderr
+    (library,) = (tmp_path / "cache").glob("*.so")
+    good = library.read_bytes()
+    for damaged in (good[:100], good[:-64] + bytes(64)):
+        library.write_bytes(damaged)
+        proc = subprocess.run([PY, str(copy / "run.py"), "--runtime", "litert", copy / "sample.png"],
+                              capture_output=True, text=True, timeout=300, env=env)
+        assert proc.returncode == 0 and "(litert," in proc.stdout, proc.stderr
+        assert "does not match its recorded sha256: rebuilding it" in proc.stderr, proc.stderr
+        assert library.read_bytes() != damaged
+
+
+def _edit_manifest(copy: Path, edit) -> None:
+    manifest = json.loads((copy / "manifest.json").read_text())
+    (copy / "manifest.json").write_text(json.dumps(edit(manifest)))
+
+
+@pytest.mark.parametrize("case, edit, message", [
+    ("entry without sha256", lambda m: {**m, "files": {**m["files"], "model.onnx": {"bytes": 1}}},
+     "the entry of model.onnx has no sha256"),
+    ("a list", lambda m: [m], "holds a JSON list, not an object"),
+    ("a name out of the bundle", lambda m: {**m, "files": {**m["files"], "../../outside.txt": m["files"]["run.py"]}},
+     "'../../outside.txt' is not a path inside the bundle"),
+    ("preprocess without a size", None, "preprocess.json: input_size and resize must be integers"),
+])
+def test_a_bad_manifest_is_one_line(case, edit, message, copy):
+    """The manifest is checked as a whole before anything it lists is used (before: KeyError and
+    'list indices must be integers' tracebacks)."""
+    if edit is None:  # preprocess.json rewritten with its manifest entry to match: still refused
+        pre = {**json.loads((copy / "preprocess.json").read_text()), "input_size": "big"}
+        (copy / "preprocess.json").write_text(json.dumps(pre))
+        edit = lambda m: {**m, "files": {**m["files"], "preprocess.json": {  # noqa: E731
+            "sha256": dep.sha256_of(copy / "preprocess.json"), "bytes": (copy / "preprocess.json").stat().st_size}}}
+    _edit_manifest(copy, edit)
+    _one_line_error(run_py(copy, "--runtime", "onnx", copy / "sample.png"), message)
+
+
+@pytest.mark.parametrize("runtime", ["lce", "litert"])
+def test_a_damaged_model_tflite_is_refused_even_with_a_matching_manifest(runtime, copy, tmp_path):
+    """A bundle whose model.tflite was damaged before its manifest was written (or whose manifest was
+    rewritten to match): the structure is checked before LCE's or LiteRT's interpreter reads it."""
+    data = (copy / "model.tflite").read_bytes()
+    (copy / "model.tflite").write_bytes(data[: len(data) // 2])
+    _edit_manifest(copy, lambda m: {**m, "files": {**m["files"], "model.tflite": {
+        "sha256": dep.sha256_of(copy / "model.tflite"), "bytes": len(data) // 2}}})
+    env = {**os.environ, "BNNZOO_LITERT_CACHE": str(tmp_path / "cache")}
+    proc = subprocess.run([PY, str(copy / "run.py"), "--runtime", runtime, copy / "sample.png"], capture_output=True,
+                          text=True, timeout=300, env=env)
+    _one_line_error(proc, "model.tflite is not a TFLite flatbuffer")

@@ -5,16 +5,21 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 import torch
 
 import zoo
-from zoo import commands, fetch, hub, weights as zw
+from zoo import commands, hub, refs, weights as zw
 from zoo.hub import HubError
 
+from helpers import killed_when, serve_hub
 from hub_server import HubServer
 
 REPO = "zoo-test/mobilenet-tiny"
@@ -31,24 +36,16 @@ def tiny_folder(tmp_path_factory) -> Path:
         for name, t in model.state_dict().items():
             if t.is_floating_point() and "running_var" not in name:
                 t.copy_(torch.randn_like(t))  # no two checkpoints alike: equality really means "these weights"
-    zw.save(model.state_dict(), folder / "model.safetensors", model.zoo_config)
+    zoo.save(model, folder, mean=(0.5,) * 3, std=(0.25,) * 3, labels=tuple("abcdefghij"), dataset="cifar10-test",
+             metrics=(zw.Metric("top1", 31.0, "cifar10-test", "measured: python -m eval cifar10"),))
     return folder
 
 
 @pytest.fixture
 def server(tmp_path, monkeypatch, tiny_folder):
     """A fake Hub holding REPO, the client pointed at it, an empty cache, and WEIGHTS[KEY] registered."""
-    from huggingface_hub import constants
-
     shutil.copytree(tiny_folder, tmp_path / "hub" / REPO)
-    srv = HubServer(tmp_path / "hub").start()
-    monkeypatch.setenv("HF_ENDPOINT", srv.url)
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
-    monkeypatch.setenv("HF_TOKEN", "hf_test_token")
-    monkeypatch.setenv("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    srv = serve_hub(tmp_path, monkeypatch)
     cfg = zoo.get_config("mobilenet_v1").replace(**zoo.get_config("mobilenet_v1").tiny)
     monkeypatch.setitem(zw.WEIGHTS, KEY, zw.Weights(
         arch="mobilenet_v1", tag="tiny_test", hub_repo=REPO, revision=srv.commit_of(REPO),
@@ -140,7 +137,7 @@ def _cached_files(tmp_path: Path) -> list[str]:
 
 
 def test_corrupt_cache_is_refused_removed_and_downloaded_again(server, tmp_path, tiny_folder):
-    path = fetch.fetch_registered(KEY, zw.WEIGHTS[KEY])
+    path = refs.fetch_registered(KEY, zw.WEIGHTS[KEY])
     blob = path.resolve()
     blob.chmod(0o644)
     blob.write_bytes(blob.read_bytes()[:-1] + b"\0")
@@ -162,7 +159,7 @@ def test_git_stored_config_is_verified_against_the_revision(server, tmp_path, ti
     records; a cached copy whose bytes changed (still valid JSON, another architecture size) is refused
     and removed, and the next load fetches it again."""
     ref = f"hf-hub:{REPO}@{server.commit_of(REPO)}"
-    _, config = hub.fetch_hub_ref(ref, "mobilenet_v1")
+    _, config = hub.fetch_hub_ref(ref)
     blob = config.resolve()
     assert len(blob.name) == 40  # a git sha1, not an LFS sha256
     blob.chmod(0o644)
@@ -212,14 +209,14 @@ def test_server_dying_mid_transfer_leaves_no_file(server, tmp_path, no_retry_wai
 
 
 def test_hf_hub_ref_of_another_architecture_fails_before_weights(server):
-    with pytest.raises(zoo.WeightMismatchError, match="holds a 'mobilenet_v1' model, not 'meliusnet22'"):
+    with pytest.raises(zoo.WeightMismatchError, match="describes a 'mobilenet_v1' model, not 'meliusnet22'"):
         zoo.load("meliusnet22", weights=f"hf-hub:{REPO}")
     assert not any(p.startswith("/cdn/") for _, p in server.requests)
 
 
-def test_explicit_num_classes_fine_tunes_from_hub_weights(server, tiny_folder, capfd):
+def test_explicit_num_classes_fine_tunes_from_hub_weights(server, tiny_folder, caplog):
     model = zoo.load(KEY, num_classes=7)
-    assert model.classifier.out_features == 7 and "re-initialised for num_classes=7" in capfd.readouterr().err
+    assert model.classifier.out_features == 7 and "re-initialised for num_classes=7" in caplog.text
     saved = zw.read_safetensors(tiny_folder / "model.safetensors")
     assert all(torch.equal(t, torch.as_tensor(saved[k])) for k, t in model.state_dict().items()
                if k in saved and not k.startswith("classifier."))
@@ -230,10 +227,8 @@ def test_push_dry_run_then_push_and_load(server, tmp_path, tiny_folder, capsys):
 
     folder = tmp_path / "to-push"
     shutil.copytree(tiny_folder, folder)
-    (folder / "metrics.json").write_text(json.dumps([{"name": "top1", "value": 31.0, "dataset": "cifar10-test",
-                                                      "source": "measured: python -m eval cifar10"}]))
-    args = argparse.Namespace(folder=str(folder), repo="zoo-test/pushed", revision="main", dry_run=True,
-                              private=False, message=None)
+    args = argparse.Namespace(folder=str(folder), weights=None, arch=None, repo="zoo-test/pushed", revision="main",
+                              dry_run=True, private=False, message=None, overwrite_card=False)
     commands.run_push(args)
     assert not any(m == "POST" for m, _ in server.requests)
     card = ModelCard((folder / "README.md").read_text())
@@ -246,8 +241,32 @@ def test_push_dry_run_then_push_and_load(server, tmp_path, tiny_folder, capsys):
     pushed = tmp_path / "hub" / "zoo-test" / "pushed"
     assert sorted(p.name for p in pushed.iterdir()) == ["README.md", "config.json", "model.safetensors"]
     commit = server.commit_of("zoo-test/pushed")
-    assert f"revision={commit!r}" in out and hub.sha256_of(folder / "model.safetensors") in out
-    assert _same(zoo.load("mobilenet_v1", weights=f"hf-hub:zoo-test/pushed@{commit}"), tiny_folder)
+    assert f"zoo.load('hf-hub:zoo-test/pushed@{commit}')" in out and "zoo/weights.py" not in out
+    # No architecture named: config.json (the record) holds it, with the preprocessing and the labels.
+    loaded = zoo.load(f"hf-hub:zoo-test/pushed@{commit}")
+    assert _same(loaded, tiny_folder) and loaded.zoo_weights.labels == tuple("abcdefghij")
+    assert zoo.transforms(loaded) == zoo.transforms(zoo.load(str(tiny_folder)))
+    assert zoo.load(f"hf_hub:zoo-test/pushed@{commit}").zoo_weights == loaded.zoo_weights  # timm's older spelling
+
+
+def test_push_keeps_a_card_edited_on_the_hub(server, tmp_path, tiny_folder, caplog):
+    """A README.md changed on the Hub survives the next push unless asked; bnnzoo's own unchanged card is
+    replaced. Every request names the library (huggingface_hub's user agent: bnnzoo/<version>)."""
+    model = zoo.load(str(tiny_folder))
+    first = zoo.push_to_hub(model, "zoo-test/edited")
+    card = tmp_path / "hub" / "zoo-test" / "edited" / "README.md"
+    assert first.card_uploaded and hub.is_generated_card(card.read_text())
+    again = zoo.push_to_hub(model, "zoo-test/edited", message="same weights again")
+    assert again.card_uploaded  # still bnnzoo's card, unchanged: replaced
+    card.write_text("# My own words about these weights\n")
+    server._commits.clear()  # a new commit on the server
+    kept = zoo.push_to_hub(model, "zoo-test/edited")
+    assert not kept.card_uploaded and card.read_text() == "# My own words about these weights\n"
+    assert "edited there and is kept" in caplog.text
+    replaced = zoo.push_to_hub(model, "zoo-test/edited", overwrite_card=True)
+    assert replaced.card_uploaded and hub.is_generated_card(card.read_text())
+    agents = [a for _, _, a in server.user_agents]
+    assert agents and all(f"bnnzoo/{zoo.__version__}" in a for a in agents), set(agents)
 
 
 def test_push_without_token_says_how_to_log_in(server, tmp_path, tiny_folder, monkeypatch):
@@ -282,3 +301,116 @@ def test_model_cards(tmp_path, monkeypatch):
     assert all("(published)" in r.metric_name for r in card.data.eval_results)
     files = write_model_cards(tmp_path / "cards")
     assert len(files) == len(zoo.list_models(include_stages=True)) + len(zw.WEIGHTS)
+
+
+# --- files outside the cache are never touched ------------------------------------------------------
+
+def _snapshot_link(tmp_path: Path, name: str) -> Path:
+    folder = tmp_path / "hf" / "hub" / f"models--{REPO.replace('/', '--')}" / "snapshots"
+    (link,) = folder.glob(f"*/{name}")
+    return link
+
+
+@pytest.mark.parametrize("name", ["config.json", "model.safetensors"])
+def test_a_snapshot_link_out_of_the_cache_is_refused_and_its_target_survives(name, server, tmp_path, monkeypatch,
+                                                                             capsys):
+    """A shared or copied cache whose snapshot link points at another file: bnnzoo refuses the entry in one
+    line, removes the link (inside the cache), and never reads, trusts or deletes what it points to."""
+    from zoo.cli import main as cli_main
+
+    commands.run_download(argparse.Namespace(name=f"hf-hub:{REPO}", force=False))
+    victim = tmp_path / "victim" / "important.txt"
+    victim.parent.mkdir()
+    victim.write_text("keep me")
+    link = _snapshot_link(tmp_path, name)
+    link.unlink()
+    link.symlink_to(victim)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert cli_main(["download", f"hf-hub:{REPO}"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "outside the Hub cache" in err and str(victim) in err, err
+    assert victim.read_text() == "keep me"
+    assert not link.is_symlink()  # the planted link is gone: the next download online fetches the file again
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    assert _same(zoo.load("mobilenet_v1", weights=f"hf-hub:{REPO}"), tiny_folder_of(tmp_path))
+
+
+def tiny_folder_of(tmp_path: Path) -> Path:
+    return tmp_path / "hub" / REPO
+
+
+@pytest.mark.parametrize("revision", ["../../../../escaped", "..", "a/../../b", "/abs", "a//b", ".hidden",
+                                      "v1/", "x.lock", "a b", "rev~1", "a\\b", "@{1}"])
+def test_a_revision_that_is_not_a_branch_tag_or_commit_is_refused(revision, server, tmp_path, capsys):
+    """A revision becomes a path in the Hub cache (refs/REVISION): one that climbs out of it is refused
+    in one line before any request, even against a server that answers every revision."""
+    from zoo.cli import main as cli_main
+
+    server.any_revision = True
+    assert cli_main(["download", f"hf-hub:{REPO}@{revision}"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "revision" in err and "Traceback" not in err, err
+    assert server.requests == []
+    outside = [p for p in tmp_path.rglob("*") if "escaped" in p.name or p.name == "b"]
+    assert outside == []
+    with pytest.raises(ValueError, match="revision"):
+        hub.parse_hub_ref(f"hf-hub:{REPO}@{revision}")
+
+
+@pytest.mark.parametrize("revision", ["main", "v1.0", "refs/pr/1", "release-2024_01", "a" * 40])
+def test_branch_tag_and_commit_revisions_are_accepted(revision):
+    assert hub.parse_hub_ref(f"hf-hub:{REPO}@{revision}") == (REPO, revision)
+
+
+# --- downloads end, and leave no partial file -----------------------------------------------------------
+
+def _download_cli(env: dict, *args: str, timeout: float = 60) -> tuple[subprocess.CompletedProcess, float]:
+    start = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "zoo.cli", "download", *args], capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, **env}, cwd=Path(__file__).resolve().parents[1])
+    return proc, time.monotonic() - start
+
+
+def test_a_hub_that_never_answers_ends_at_the_stall_timeout(server, tmp_path):
+    """The server accepts the connection and sends nothing: huggingface_hub alone waits its read timeout and
+    retries (past 60 s here); bnnzoo gives up after BNNZOO_DOWNLOAD_STALL seconds, in one line."""
+    server.stall.set()
+    proc, seconds = _download_cli({"BNNZOO_DOWNLOAD_STALL": "1", "BNNZOO_DOWNLOAD_DEADLINE": "30"}, f"hf-hub:{REPO}")
+    err = proc.stderr.strip()
+    assert proc.returncode == 1 and len(err.splitlines()) == 1, err
+    assert "no data for 1 s" in err and "BNNZOO_DOWNLOAD_STALL" in err and "nothing was cached" in err, err
+    assert seconds < 20, seconds
+
+
+def test_a_hub_that_drips_ends_at_the_deadline_and_a_rerun_leaves_no_partial_file(server, tmp_path, tiny_folder):
+    """A link that sends a little every 0.3 s never trips a read timeout; the deadline ends it in one line,
+    and the next download (a normal link) leaves no partial file behind."""
+    server.drip = (2048, 0.3)
+    proc, seconds = _download_cli({"BNNZOO_DOWNLOAD_STALL": "5", "BNNZOO_DOWNLOAD_DEADLINE": "2"}, f"hf-hub:{REPO}")
+    err = proc.stderr.strip()
+    assert proc.returncode == 1 and len(err.splitlines()) == 1, err
+    assert "not finished after 2 s" in err and "BNNZOO_DOWNLOAD_DEADLINE" in err, err
+    assert seconds < 20, seconds
+    server.drip = None
+    commands.run_download(argparse.Namespace(name=f"hf-hub:{REPO}", force=False))
+    assert not [p for p in _cache_files(tmp_path) if p.name.endswith(".incomplete")]
+    assert _same(zoo.load("mobilenet_v1", weights=f"hf-hub:{REPO}"), tiny_folder)
+
+
+def test_bad_download_limits_are_one_line(server):
+    proc, _ = _download_cli({"BNNZOO_DOWNLOAD_DEADLINE": "soon"}, f"hf-hub:{REPO}")
+    assert proc.returncode == 1 and "BNNZOO_DOWNLOAD_DEADLINE='soon'" in proc.stderr.strip().splitlines()[-1]
+
+
+def test_sigkill_mid_download_leaves_no_partial_file_after_a_rerun(server, tmp_path, tiny_folder):
+    """SIGKILL while the weights arrive leaves huggingface_hub's partial file (its name is unique to the
+    process, so nothing ever resumes or removes it); the next download removes it."""
+    server.drip = (2048, 0.05)
+    killed_when([sys.executable, "-m", "zoo.cli", "download", f"hf-hub:{REPO}"],
+                lambda: any(p.name.endswith(".incomplete") and p.stat().st_size > 4096
+                            for p in _cache_files(tmp_path)))
+    assert [p for p in _cache_files(tmp_path) if p.name.endswith(".incomplete")]  # left by the killed process
+    server.drip = None
+    commands.run_download(argparse.Namespace(name=f"hf-hub:{REPO}", force=False))
+    assert not [p for p in _cache_files(tmp_path) if p.name.endswith(".incomplete")]
+    assert _same(zoo.load("mobilenet_v1", weights=f"hf-hub:{REPO}"), tiny_folder)

@@ -1,8 +1,11 @@
-"""Full-size LCE export of the one larq-zoo family with a binary conv LCE 0.16 leaves float.
+"""Full-size LCE exports of the two larq-zoo families whose kernels are too large for LCE's constant folding.
 
-XNOR-Net's first fully-connected layer (a 6x6x256x4096 XNOR-scaled binary conv at 224x224) stays
-float in LCE 0.16; the model records it (``fc0.lce_bconv = False``), so the converter expects one
-LceBconv2d fewer and the file verifies. If LCE starts converting it, this test fails: drop the rule.
+XNOR-Net's first fully-connected layer (a 6x6x256x4096 XNOR-scaled binary conv at 224x224) and
+DoReFa-Net's (the same shape, 1-bit weights times the layer's mean magnitude) hold 37.7 M weights:
+LCE 0.16 leaves the quantization of such a kernel to run time (ABS, MEAN, the sign, MUL, TRANSPOSE
+at every inference, the float latent weights in the file). ``converters.tflite.frozen_kernels``
+hands LCE every quantized kernel as a constant: XNOR-Net's becomes an ``LceBconv2d`` like its other
+binary layers, DoReFa-Net's one float constant.
 """
 
 import pytest
@@ -10,15 +13,26 @@ import pytest
 import zoo
 from helpers import randomize
 
+_RUNTIME_QUANTIZATION = {"ABS", "MEAN", "TRANSPOSE", "LceDequantize"}
 
-@pytest.mark.slow  # a 62 M-parameter conversion
-def test_xnornet_full_size_converts_with_its_recorded_float_conv(tmp_path):
+
+@pytest.mark.slow  # 62 M-parameter conversions
+@pytest.mark.parametrize("name, binary", [("xnornet", 6), ("dorefanet", 0)])
+def test_full_size_file_holds_each_kernel_once_quantized(name, binary, tmp_path):
     import converters
+    from converters.tflite import op_counts
 
-    model = randomize(zoo.load("xnornet"))
-    assert not model.fc0.lce_bconv and zoo.measure(model).binary_convs == 6
-    report = converters.to_tflite(model, tmp_path / "xnornet.tflite")
-    assert report.lce_bconv2d == 5 and report.top1_agreement >= 0.75
+    model = randomize(zoo.load(name))
+    assert zoo.measure(model).binary_convs == binary
+    path = tmp_path / f"{name}.tflite"
+    report = converters.to_tflite(model, path)
+    assert report.lce_bconv2d == binary and all(r.ok for r in report.layers)
+    ops = op_counts(path.read_bytes())
+    assert not _RUNTIME_QUANTIZATION & set(ops), ops
+    # binary kernels at 1 bit, float ones at 32 (the float file was 170.1 / 400.5 MB before)
+    bits = sum(p.numel() * (1 if p.ndim == 4 and getattr(m, "is_binary", False) else 32)
+               for m in model.modules() for p in m.parameters(recurse=False))
+    assert report.size_bytes < 1.02 * bits / 8, (report.size_bytes, bits / 8)
 
 
 def test_eval_all_and_its_report_cover_every_larq_zoo_model():

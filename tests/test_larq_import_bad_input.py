@@ -30,6 +30,8 @@ import torch
 
 import zoo
 import zoo.weights as zw
+from hub_server import send_dripping
+from helpers import killed_when
 from test_larq_import import _QuietHandler, _randomize
 from zoo import larq_import
 from zoo.hub import HubError
@@ -94,12 +96,22 @@ class _Releases:
     def __init__(self, root: Path, cache: Path, monkeypatch) -> None:
         self.root, self.cache, self._mp = root, cache, monkeypatch
         self.drop: dict[str, int] = {}  # URL path -> bytes sent before the connection is closed
+        self.drip: tuple[int, float] | None = None  # (bytes, seconds): a slow link that never stalls
+        self.stall = threading.Event()  # set: requests are accepted and never answered
+        self.stopped = threading.Event()
         self.gets: list[str] = []
         releases = self
 
         class Handler(_QuietHandler):
             def do_GET(self) -> None:
                 releases.gets.append(self.path)
+                if releases.stall.is_set():
+                    releases.stopped.wait()
+                    self.close_connection = True
+                    return
+                if releases.drip is not None:
+                    data = (root / self.path.lstrip("/")).read_bytes()
+                    return send_dripping(self, 200, {}, data, releases.drip, releases.stopped)
                 if self.path in releases.drop:
                     data = (root / self.path.lstrip("/")).read_bytes()
                     self.send_response(200)
@@ -139,6 +151,7 @@ class _Releases:
 def releases(tmp_path, monkeypatch):
     r = _Releases(tmp_path / "releases", tmp_path / "cache", monkeypatch)
     yield r
+    r.stopped.set()
     r.server.shutdown()
     r.server.server_close()
 
@@ -250,3 +263,56 @@ def test_damaged_layer_is_named(files, tmp_path):
     with pytest.raises(zw.WeightMismatchError) as info:
         larq_import.read_h5(cut)
     assert "\n" not in str(info.value) and f"layer 'quant_conv2d_3' of {cut} cannot be read" in str(info.value)
+
+
+# --- downloads end, and leave no partial file (round two) -----------------------------------------------
+
+@pytest.mark.parametrize("fault, env, message", [
+    ("stall", "BNNZOO_DOWNLOAD_STALL=1", "no data for 1 s"),
+    ("drip", "BNNZOO_DOWNLOAD_DEADLINE=2", "not finished after 2 s"),
+])
+def test_a_release_server_that_stalls_or_drips_ends_in_time(fault, env, message, releases, monkeypatch, capfd):
+    """A server that never answers ends at the stall timeout; one that sends 16 KiB every 0.2 s trips no
+    read timeout (before, only a per-read timeout existed: it ran as long as the server kept sending) and
+    ends at the deadline, with progress shown until then. Nothing is cached; a later download works."""
+    import time
+
+    w = releases.serve(BIREAL, os.urandom(1 << 20))
+    if fault == "stall":
+        releases.stall.set()
+    else:
+        releases.drip = (1 << 14, 0.2)
+    monkeypatch.setenv(*env.split("="))
+    start = time.monotonic()
+    with pytest.raises(HubError) as e:
+        larq_import.fetch(w)
+    assert time.monotonic() - start < 15
+    msg = str(e.value)
+    assert "\n" not in msg and message in msg and env.split("=")[0] in msg, msg
+    assert fault == "stall" or "downloading " in capfd.readouterr().err
+    deadline = time.monotonic() + 30  # the given-up transfer removes its partial file at its next read
+    while releases.cached() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert releases.cached() == []
+    releases.stall.clear()
+    releases.drip = None
+    assert larq_import.fetch(w).read_bytes() == (releases.root / w.revision / w.filename).read_bytes()
+    assert releases.cached() == [f"larq_zoo/{w.revision}/{w.filename}"]
+
+
+def test_sigkill_mid_download_leaves_no_partial_file_after_a_rerun(releases, tmp_path):
+    """SIGKILL while the release file arrives leaves its partial file; the next download removes it
+    (before, `.<name>.*.part` files stayed in the cache for good)."""
+    import sys
+
+    data = os.urandom(3 << 20)  # read 1 MiB at a time before: the partial file had to pass 1 MiB first
+    w = releases.serve(BIREAL, data)
+    releases.drip = (1 << 14, 0.05)
+    script = ("import sys, zoo.weights as zw; from zoo import larq_import; "
+              "w = zw.Weights(**{**zw.WEIGHTS[sys.argv[1]].__dict__, 'sha256': sys.argv[2]}); larq_import.fetch(w)")
+    killed_when([sys.executable, "-c", script, BIREAL, w.sha256],
+                lambda: any(p.is_file() and p.stat().st_size >= 1 << 15 for p in releases.cache.rglob(".*")))
+    assert len(releases.cached()) == 1 and releases.cached()[0] != f"larq_zoo/{w.revision}/{w.filename}"
+    releases.drip = None
+    assert larq_import.fetch(w).read_bytes() == data
+    assert releases.cached() == [f"larq_zoo/{w.revision}/{w.filename}"]

@@ -1,12 +1,21 @@
 """bnnzoo's LCE kernels in the LiteRT interpreter (converters.litert), layer by layer.
 
-Every registered model, at its tiny size, is converted to LCE's TFLite format and run in
-our runtime: every output of every LCE op (LceQuantize, LceBconv2d, LceBMaxPool2d,
-LceDequantize) must equal LCE's reference kernel exactly, on every code path this CPU
-has, and the model's outputs must agree within float tolerance (LiteRT's builtin
-kernels differ from LCE's in rounding). Each LceBconv2d is also checked against a NumPy
+Every registered model, at its tiny size, is converted to LCE's TFLite format, float and
+int8 (``to_tflite(..., int8=True)``), and run in our runtime: every output of every LCE op
+(LceQuantize, LceBconv2d, LceBMaxPool2d, LceDequantize) must equal LCE's reference kernel
+exactly, on every code path this CPU has. Float files run LiteRT's builtin ops with XNNPACK
+(its default), so their model outputs agree within float tolerance; int8 files run them on
+LiteRT's builtin kernels (``builtin_kernels="builtin"``), which round int8 ops as LCE's interpreter does:
+there a sign that an XNNPACK rounding moved by one step would feed the next LCE op other
+values, and the model outputs are equal too. Each LceBconv2d is also checked against a NumPy
 implementation of the op's semantics, which is the only oracle where LCE's interpreter
 refuses a file it converted (per-position multipliers).
+
+LCE's own test cases run the same way (the grid below): its bconv2d SmallTest and BigTest
+parameters as one-op files with float, int8 and bit-packed outputs, its quantization test
+(LceQuantize / LceDequantize on float32, int8 and bool values), and the models of its end2end
+and strip_lcedequantize tests (int8 inputs and outputs, fake-quantized int8 bconv outputs,
+int8 outputs after ``strip_lcedequantize_ops``).
 """
 
 from __future__ import annotations
@@ -54,11 +63,20 @@ def _paths() -> list[str]:
     return found
 
 
-def _tflite(name: str, folder) -> bytes:
+def _tflite(name: str, folder, int8: bool = False) -> bytes:
     """The tiny model's file (converted once per session, helpers.tiny_tflite), copied into ``folder``."""
-    data = tiny_tflite(name).read_bytes()
-    (folder / f"{name}.tflite").write_bytes(data)
+    data = tiny_tflite(name, int8).read_bytes()
+    (folder / f"{name}{'.int8' if int8 else ''}.tflite").write_bytes(data)
     return data
+
+
+def _sample(dtype, shape, rng) -> np.ndarray:
+    """Test values of a tensor type: standard normal floats, every int8, random bools."""
+    if dtype == np.int8:
+        return rng.integers(-128, 128, shape).astype(np.int8)
+    if dtype == np.bool_:
+        return rng.integers(0, 2, shape).astype(np.bool_)
+    return rng.standard_normal(shape).astype(np.float32)
 
 
 def _unpack(words: np.ndarray, channels: int) -> np.ndarray:
@@ -152,9 +170,10 @@ def _check_against_references(name: str, flatbuffer: bytes, configs, batch: int,
     from flatbuffers import flexbuffers
 
     probe, added = litert.with_outputs(flatbuffer, litert.LCE_OPS)
-    first = litert.Interpreter(probe)
+    int8 = litert.has_int8(flatbuffer)  # then LiteRT's builtin kernels, which round int8 as LCE does
+    first = litert.Interpreter(probe, builtin_kernels="builtin" if int8 else "xnnpack")
     shape = first._inputs[0]["shape"]
-    x = np.random.default_rng(0).standard_normal((batch, *shape[1:])).astype(np.float32)
+    x = _sample(first._inputs[0]["dtype"], (batch, *shape[1:]), np.random.default_rng(0))
     n_model_outputs = len(first.output_names) - len(added)
     reference = _lce_reference(probe, x)
     bconvs = list(_bconv_ops(probe))
@@ -162,7 +181,8 @@ def _check_against_references(name: str, flatbuffer: bytes, configs, batch: int,
     # LCE's interpreter refuses only per-position multipliers (which it cannot run)
     assert reference is not None or any(mul is not None and mul.ndim > 1 for *_, mul, _, _ in bconvs), name
     for n_config, (path, threads) in enumerate(configs):
-        ours = litert.Interpreter(probe, path=path, num_threads=threads)
+        ours = litert.Interpreter(probe, path=path, num_threads=threads,
+                                  builtin_kernels="builtin" if int8 else "xnnpack")
         assert ours.path == path
         got = ours.predict(x)
         got = got if isinstance(got, list) else [got]
@@ -173,11 +193,19 @@ def _check_against_references(name: str, flatbuffer: bytes, configs, batch: int,
                 assert a.dtype == b.dtype and a.shape == b.shape, out_name
                 assert np.array_equal(a, b), f"{name} [{path}]: {out_name} differs from LCE's reference kernel"
             for a, b in zip(got[:n_model_outputs], reference[:n_model_outputs]):
-                np.testing.assert_allclose(a, b, atol=FLOAT_ATOL + FLOAT_RTOL * np.abs(b).max(), rtol=0)
+                assert a.dtype == b.dtype and a.shape == b.shape
+                if int8:
+                    assert np.array_equal(a, b), f"{name} [{path}]: model outputs differ from LCE's"
+                else:
+                    np.testing.assert_allclose(a, b, atol=FLOAT_ATOL + FLOAT_RTOL * np.abs(b).max(), rtol=0)
         # NumPy is slow: once where LCE's reference checked every path, on every path where it could not
         if not ((numpy_reference and n_config == 0) or reference is None):
             continue
         for in_name, out_name, options, filt, mul, bias, thr in bconvs:
+            # int8 outputs have LCE's reference kernel as their oracle (it runs every such file here)
+            assert named[out_name].dtype != np.int8 or reference is not None, out_name
+            if named[out_name].dtype == np.int8:
+                continue
             for i in range(len(x)):
                 expected = _bconv_reference(named[in_name][i:i + 1], filt, options, mul, bias, thr,
                                             named[out_name].shape[-1])
@@ -189,12 +217,26 @@ def _check_against_references(name: str, flatbuffer: bytes, configs, batch: int,
                     assert np.all(np.abs(named[out_name][i:i + 1] - expected) <= tol), f"{name} [{path}]: {out_name}"
 
 
+def _configs() -> list[tuple[str, int]]:
+    """Every code path on one thread, and the best one on 3 (rows split over a thread pool)."""
+    paths = _paths()
+    return [(p, 1) for p in paths] + [(paths[-1], 3)]
+
+
 @pytest.mark.parametrize("name", zoo.list_models())
 def test_every_lce_op_equals_lce_reference_kernel(name, tmp_path):
-    paths = _paths()
-    # every code path on one thread, and the best one on 3 (rows split over a thread pool)
-    configs = [(p, 1) for p in paths] + [(paths[-1], 3)]
-    _check_against_references(name, _tflite(name, tmp_path), configs, batch=2, numpy_reference=True)
+    _check_against_references(name, _tflite(name, tmp_path), _configs(), batch=2, numpy_reference=True)
+
+
+@pytest.mark.parametrize("name", zoo.list_models())
+def test_every_int8_export_equals_lce_reference_kernel(name, tmp_path):
+    """The model's int8 file (int8 input and output, float ops in int8 over the default range)."""
+    flatbuffer = _tflite(name, tmp_path, int8=True)
+    from ai_edge_litert import schema_py_generated as schema
+
+    graph = schema.Model.GetRootAsModel(flatbuffer, 0).Subgraphs(0)
+    assert {graph.Tensors(graph.Inputs(0)).Type(), graph.Tensors(graph.Outputs(0)).Type()} == {schema.TensorType.INT8}
+    _check_against_references(name, flatbuffer, _configs(), batch=2, numpy_reference=True)
 
 
 # DoReFa-Net has no LCE op (2-bit activations): its file is all builtin float ops, which LiteRT's
@@ -373,20 +415,31 @@ def test_the_emulated_old_cpu_really_faults_on_avx512(tmp_path):
 
 @pytest.mark.slow
 def test_aarch64_kernels_under_qemu_equal_the_host(tmp_path):
-    """One tiny model with LCE ops per family, cross-compiled kernels in the aarch64 ai-edge-litert
-    wheel under qemu-aarch64-static: every LCE op output equal to this host's (eval.litert_arm64)."""
+    """One tiny model with LCE ops per family, its float and its int8 file (and the per-position
+    multipliers of strongbaseline_resnet18), the option models below and every fused activation,
+    cross-compiled kernels in the aarch64 ai-edge-litert wheel under qemu-aarch64-static: every LCE
+    op output equal to this host's (eval.litert_arm64), which equals LCE's reference kernel (the
+    tests below). The tiny models' layers take every way the NEON kernel reads a receptive field
+    (in place with and without a 64-bit tail, copied) and every output type (float, int8, bit-packed)."""
+    from converters.tflite import convert_keras
     from eval import litert_arm64
 
     families = {}
     for name in zoo.list_models():
         families.setdefault(zoo.get_config(name).family, name)
     files = []
-    for name in families.values():
-        data = _tflite(name, tmp_path)
-        if litert.custom_ops(data):
-            files.append(str(tmp_path / f"{name}.tflite"))
-    assert files
-    lines = litert_arm64.run_files(files)
+    for name in {*families.values(), "strongbaseline_resnet18"}:
+        for int8 in (False, True):
+            data = _tflite(name, tmp_path, int8)
+            if litert.custom_ops(data):
+                files.append(str(tmp_path / f"{name}{'.int8' if int8 else ''}.tflite"))
+    for i, (conv, pool) in enumerate(_OPTION_CASES):
+        (tmp_path / f"options{i}.tflite").write_bytes(convert_keras(_larq_model(conv, pool)))
+        files.append(str(tmp_path / f"options{i}.tflite"))
+    for activation in _ACTIVATIONS:
+        (tmp_path / f"activation{activation}.tflite").write_bytes(_with_activation(activation))
+        files.append(str(tmp_path / f"activation{activation}.tflite"))
+    lines = litert_arm64.run_files(sorted(files))
     assert len(lines) == len(files) and all("LCE op outputs equal (aarch64 neon" in line for line in lines), lines
 
 
@@ -405,7 +458,11 @@ def _larq_model(conv: dict, pool: bool):
         y = tf.keras.layers.MaxPool2D(2, padding="same")(y)
     y = tf.keras.layers.BatchNormalization()(lq.layers.QuantConv2D(32, 3, padding="same", pad_values=1.0,
                                                                    **binary)(y))
-    model = tf.keras.Model(x, y)
+    return _random_weights(tf.keras.Model(x, y))
+
+
+def _random_weights(model):
+    """The Keras model with seeded random weights (BatchNorm variances in [0.5, 2])."""
     rng = np.random.default_rng(0)
     model.set_weights([rng.uniform(0.5, 2, w.shape).astype(np.float32) if "variance" in v.name
                        else rng.standard_normal(w.shape).astype(np.float32)
@@ -413,12 +470,16 @@ def _larq_model(conv: dict, pool: bool):
     return model
 
 
-@pytest.mark.parametrize("conv, pool", [
+_OPTION_CASES = [
     (dict(padding="same", pad_values=0.0, strides=2), False),  # zero padding, stride 2, bit-packed output
     (dict(padding="valid", dilation_rate=2), False),
     (dict(padding="same", pad_values=1.0, groups=2), False),
     (dict(padding="same", pad_values=1.0, strides=(1, 2)), True),  # LceBMaxPool2d
-])
+]
+_ACTIVATIONS = [1, 2, 3]  # RELU, RELU_N1_TO_1, RELU6
+
+
+@pytest.mark.parametrize("conv, pool", _OPTION_CASES)
 def test_options_of_small_larq_models_equal_lce_reference_kernel(conv, pool):
     from converters.tflite import convert_keras
 
@@ -428,23 +489,27 @@ def test_options_of_small_larq_models_equal_lce_reference_kernel(conv, pool):
     _check_against_references(str(conv), flatbuffer, [(p, 1) for p in _paths()], batch=2, numpy_reference=True)
 
 
-@pytest.mark.parametrize("activation", [1, 2, 3])  # RELU, RELU_N1_TO_1, RELU6
-def test_fused_activations_equal_lce_reference_kernel(activation):
-    """LCE's converter fuses no activation in the zoo's models: the option is set in the file."""
+def _with_activation(activation: int) -> bytes:
+    """A small larq model's file with its last LceBconv2d's fused activation set to ``activation``
+    (LCE's converter fuses none in the zoo's models)."""
+    from ai_edge_litert import schema_py_generated as schema
+
     from converters.tflite import convert_keras
 
     flatbuffer = convert_keras(_larq_model(dict(padding="same", pad_values=1.0), False))
     last = [i for i, name, _ in litert.custom_ops(flatbuffer) if name == "LceBconv2d"][-1]
-    from ai_edge_litert import schema_py_generated as schema
-
     model = schema.Model.GetRootAsModel(flatbuffer, 0)
     codes = [model.OperatorCodes(i).CustomCode() for i in range(model.OperatorCodesLength())]
     first_bconv = next(j for j in range(model.Subgraphs(0).OperatorsLength())
                        if codes[model.Subgraphs(0).Operators(j).OpcodeIndex()] == b"LceBconv2d")
     assert last != first_bconv
-    edited = _with_options_at(flatbuffer, last, lambda o: {**o, "fused_activation_function": activation})
-    _check_against_references(f"activation {activation}", edited, [(_paths()[-1], 1)], batch=2,
-                              numpy_reference=True)
+    return _with_options_at(flatbuffer, last, lambda o: {**o, "fused_activation_function": activation})
+
+
+@pytest.mark.parametrize("activation", _ACTIVATIONS)
+def test_fused_activations_equal_lce_reference_kernel(activation):
+    _check_against_references(f"activation {activation}", _with_activation(activation), [(_paths()[-1], 1)],
+                              batch=2, numpy_reference=True)
 
 
 def test_a_wrong_struct_layout_is_caught_before_any_node_is_claimed(detector_file, tmp_path):
@@ -487,6 +552,18 @@ def test_eval_times_litert_next_to_lce(tmp_path):
     assert "- **bnnzoo LiteRT** (`litert`): not measured, left out: why" in "\n".join(report.header(res))
 
 
+def test_bench_litert_times_a_file_without_binary_convs(tmp_path, capsys):
+    """A file without LceBconv2d (the MobileNets, DoReFa-Net) is timed whole; its binary columns are '-'."""
+    from eval import bench_litert
+
+    bench_litert.main(["--models", "mobilenet_v1_025", "--size", "32", "--runs", "1", "--warmup", "0",
+                       "--cache", str(tmp_path)])
+    out = capsys.readouterr().out
+    rows = [line.split() for line in out.splitlines() if line.startswith("mobilenet_v1_025 ")]
+    assert len(rows) == 4 and all(row[-4:] == ["-"] * 4 for row in rows[:2]), out
+    assert "no LceBconv2d in the file" in out and [p.suffix for p in tmp_path.iterdir()] == [".tflite"]
+
+
 def test_eval_without_ai_edge_litert_leaves_litert_out_with_a_note():
     """ai_edge_litert made unimportable (``sys.modules[name] = None``, Python's own way to block an import)."""
     code = ("import sys; sys.modules['ai_edge_litert'] = None\n"
@@ -501,3 +578,247 @@ def test_eval_without_ai_edge_litert_leaves_litert_out_with_a_note():
     assert names.split(",") == ["lce", "xnnpack", "onnx", "torch"]
     assert "ai_edge_litert" in note and "pip install 'bnnzoo[litert]'" in note
     assert explicit.startswith("explicit: runtime 'litert' needs ai_edge_litert")
+
+
+# --- LCE's own test cases, against LCE's reference kernel ------------------------------------------
+# One-op files of LCE's bconv2d and quantization tests (larq_compute_engine/tflite/tests), with
+# LCE's own value ranges: signs, post multipliers and biases in +-[0.01, 1.5], int8 output scale
+# 1/r (r in 1..20) and zero point in -20..20, seeded from the case's id.
+
+_TYPES = {"float32": (0, np.float32), "int32": (2, np.int32), "bool": (6, np.bool_), "int8": (9, np.int8)}
+_PADDINGS = {"VALID": (1, 0), "SAME": (0, 0), "ONE": (0, 1)}  # LCE's tests: ONE is SAME with +1 padding
+
+
+def _one_op_file(op: str, tensors: list, inputs: list, outputs: list, options: dict) -> bytes:
+    """A flatbuffer of one custom op. ``tensors``: (name, type, shape, constant data or None,
+    (scale, zero point) or None); tensor 0 is the graph's input."""
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as schema
+    from flatbuffers import flexbuffers
+
+    model = schema.ModelT()
+    model.version = 3
+    code = schema.OperatorCodeT()
+    code.builtinCode = code.deprecatedBuiltinCode = schema.BuiltinOperator.CUSTOM
+    code.customCode, code.version = op, 1
+    model.operatorCodes = [code]
+    model.buffers = [schema.BufferT()]
+    graph = schema.SubGraphT()
+    graph.tensors = []
+    for name, dtype, shape, data, quant in tensors:
+        t = schema.TensorT()
+        t.name, t.type, t.shape, t.buffer = name.encode(), _TYPES[dtype][0], list(shape), 0
+        if data is not None:
+            buf = schema.BufferT()
+            buf.data = np.frombuffer(np.ascontiguousarray(data, _TYPES[dtype][1]).tobytes(), np.uint8)
+            model.buffers.append(buf)
+            t.buffer = len(model.buffers) - 1
+        if quant is not None:
+            q = schema.QuantizationParametersT()
+            q.scale, q.zeroPoint = [float(quant[0])], [int(quant[1])]
+            t.quantization = q
+        graph.tensors.append(t)
+    node = schema.OperatorT()
+    node.opcodeIndex, node.inputs, node.outputs = 0, list(inputs), list(outputs)
+    node.customOptions = list(flexbuffers.Dumps(options))
+    graph.operators, graph.inputs, graph.outputs = [node], [0], list(outputs)
+    model.subgraphs = [graph]
+    builder = flatbuffers.Builder(1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
+def _rng(case: str) -> np.random.Generator:
+    import zlib
+
+    return np.random.default_rng(zlib.crc32(case.encode()))
+
+
+def _packed(rng, shape, channels: int, groups: int = 1) -> np.ndarray:
+    """Random bit-packed words of ``channels`` per group along the last axis (unused bits 0, as bitpacking
+    leaves them)."""
+    per_group = channels // groups
+    words_g = -(-per_group // 32)
+    bits = rng.integers(0, 2, (*shape, groups, words_g * 32), dtype=np.uint8)
+    bits[..., per_group:] = 0
+    return np.packbits(bits, axis=-1, bitorder="little").view(np.int32).reshape(*shape, groups * words_g)
+
+
+def _bconv_case(inp, filt, groups, strides, dilation, padding, activation, output):
+    """(case id, one-op LceBconv2d file), or None where LCE's own test skips the combination."""
+    batch, h, w, cin = inp
+    fh, fw, cout = filt
+    if groups > 1 and (cin % groups or cout % groups or (cin // groups) % 32):
+        return None
+    case = (f"{output}-in{batch}x{h}x{w}x{cin}-f{fh}x{fw}x{cout}-g{groups}-s{strides[0]}x{strides[1]}"
+            f"-d{dilation[0]}x{dilation[1]}-{padding}-{activation}")
+    rng = _rng(case)
+    pad_code, pad_values = _PADDINGS[padding]
+    (sh, sw), (dh, dw) = strides, dilation
+    eh, ew = (fh - 1) * dh + 1, (fw - 1) * dw + 1
+    oh, ow = (-(-h // sh), -(-w // sw)) if pad_code == 0 else ((h - eh) // sh + 1, (w - ew) // sw + 1)
+    if oh < 1 or ow < 1:
+        return None
+    words = -(-cin // 32)
+    k = fh * fw * cin // groups
+    post = lambda: rng.uniform(0.01, 1.5, cout) * rng.choice([-1.0, 1.0], cout)  # noqa: E731
+    tensors = [("input", "int32", (batch, h, w, words), None, None),
+               ("filter", "int32", (cout, fh, fw, words // groups), _packed(rng, (cout, fh, fw), cin // groups), None),
+               ("multiplier", "float32", (cout,), post(), None), ("bias", "float32", (cout,), post(), None)]
+    if output == "bitpacked":  # with a multiplier and bias as in LCE's test (its reference kernel reads them
+        # for zero padding, and crashes without them)
+        tensors.append(("threshold", "int32", (cout,), rng.integers(-1, k + 1, cout), None))
+        tensors.append(("output", "int32", (batch, oh, ow, -(-cout // 32)), None, None))
+        inputs = [0, 1, 2, 3, 4]
+    else:
+        quant = (1.0 / rng.integers(1, 21), int(rng.integers(-20, 21))) if output == "int8" else None
+        tensors.append(("output", output, (batch, oh, ow, cout), None, quant))
+        inputs = [0, 1, 2, 3, -1]
+    options = dict(channels_in=cin, dilation_height_factor=dh, dilation_width_factor=dw,
+                   fused_activation_function={"NONE": 0, "RELU": 1}[activation], pad_values=pad_values,
+                   padding=pad_code, stride_height=sh, stride_width=sw)
+    return case, _one_op_file("LceBconv2d", tensors, inputs, [len(tensors) - 1], options)
+
+
+def _bconv_grid() -> list:
+    """LCE's SmallTest parameters (every output type), and every 17th of its BigTest combinations with
+    int8 and bit-packed outputs (17 is prime to every factor's count, so each value of each factor
+    recurs; all 9000 would take minutes)."""
+    import itertools
+
+    small = itertools.product(
+        [(1, 4, 4, 4), (1, 4, 4, 64), (1, 4, 4, 96), (1, 4, 4, 128), (1, 4, 4, 192), (1, 4, 4, 256)],
+        [(1, 1, 1), (3, 3, 4), (3, 3, 64)], [1, 2], [(1, 1)], [(1, 1)], ["VALID", "ONE"], ["NONE"],
+        ["float32", "int8", "bitpacked"])
+    big = itertools.product(
+        [(1, 7, 7, 4), (3, 8, 5, 64), (5, 7, 7, 96), (1, 8, 5, 128), (1, 7, 7, 192), (1, 8, 5, 256), (1, 7, 7, 512)],
+        [(1, 1, 1), (3, 3, 1), (2, 3, 2), (1, 1, 3), (3, 3, 4), (2, 3, 5), (1, 1, 6), (3, 3, 7), (2, 3, 32)],
+        [1, 2, 4], [(1, 1), (2, 3)], [(1, 1), (3, 2)], ["VALID", "SAME", "ONE"], ["NONE", "RELU"],
+        ["int8", "bitpacked"])
+    big = itertools.islice(big, 0, None, 17)
+    return [c for c in (_bconv_case(*p) for p in itertools.chain(small, big)) if c is not None]
+
+
+def _quantization_grid() -> list:
+    """LCE's quantization test: its shapes, LceQuantize from and LceDequantize to float32, int8 and bool."""
+    import itertools
+
+    cases = []
+    for shape, dtype, op in itertools.product(
+            [(1, 1, 1, 1), (1, 4, 4, 1), (1, 4, 4, 2), (1, 4, 4, 31), (1, 4, 4, 32), (1, 4, 4, 33), (1, 4, 4, 64),
+             (1, 4, 4, 68)], ["float32", "int8", "bool"], ["LceQuantize", "LceDequantize"]):
+        case = f"{op}-{dtype}-{'x'.join(map(str, shape))}"
+        rng = _rng(case)
+        quant = (1.0 / rng.integers(1, 21), int(rng.integers(-20, 21))) if dtype == "int8" else None
+        values = ("values", dtype, shape, None, quant)
+        packed = ("packed", "int32", (*shape[:-1], -(-shape[-1] // 32)), None, None)
+        tensors = [values, packed] if op == "LceQuantize" else [packed, values]
+        cases.append((case, _one_op_file(op, tensors, [0], [1], {})))
+    return cases
+
+
+_BCONV_GRID = _bconv_grid()
+_QUANTIZATION_GRID = _quantization_grid()
+
+
+def _check_one_op(case: str, flatbuffer: bytes) -> None:
+    """Ours on every path equal to LCE's reference kernel; the input from LCE's value ranges."""
+    ours = litert.Interpreter(flatbuffer, builtin_kernels="builtin")
+    detail = ours._inputs[0]
+    rng = _rng(case + "/input")
+    if detail["dtype"] == np.int32:  # bit-packed: its channels from the op's options or the output's shape
+        from flatbuffers import flexbuffers
+
+        _, name, options = litert.custom_ops(flatbuffer)[0]
+        channels = flexbuffers.Loads(options)["channels_in"] if name == "LceBconv2d" else ours._outputs[0]["shape"][-1]
+        x = _packed(rng, detail["shape"][:-1], channels)
+    else:
+        x = _sample(detail["dtype"], tuple(detail["shape"]), rng)
+    from larq_compute_engine.tflite.python.interpreter import Interpreter as LCE
+
+    # the whole batch in one call (LCE's predict() feeds one image at a time)
+    reference = LCE(flatbuffer, num_threads=1, use_reference_bconv=True).interpreter.predict([x])
+    for path, threads in _configs():
+        got = litert.Interpreter(flatbuffer, path=path, num_threads=threads, builtin_kernels="builtin").predict(x)
+        assert got.dtype == reference[0].dtype and got.shape == reference[0].shape, case
+        assert np.array_equal(got, reference[0]), f"{case} [{path}, {threads} threads]: differs from LCE's reference"
+
+
+@pytest.mark.parametrize("case, flatbuffer", _BCONV_GRID, ids=[c for c, _ in _BCONV_GRID])
+def test_lce_bconv2d_test_grid_equals_lce_reference_kernel(case, flatbuffer):
+    _check_one_op(case, flatbuffer)
+
+
+@pytest.mark.parametrize("case, flatbuffer", _QUANTIZATION_GRID, ids=[c for c, _ in _QUANTIZATION_GRID])
+def test_lce_quantization_test_grid_equals_lce_reference_kernel(case, flatbuffer):
+    _check_one_op(case, flatbuffer)
+
+
+def _lce_test_model(name: str):
+    """The models of LCE's end2end and strip_lcedequantize tests, at 32x32, random weights and statistics."""
+    import larq as lq
+    import tensorflow as tf
+
+    def quant(x):  # LCE's fake quantization: an int8 tensor of range [-3, 3]
+        return tf.quantization.fake_quant_with_min_max_vars(x, -3.0, 3.0)
+
+    binary = dict(input_quantizer="ste_sign", kernel_quantizer="ste_sign", kernel_constraint="weight_clip")
+    img = tf.keras.Input((32, 32, 3))
+    if name == "toy_model":  # end2end: zero and one padding, a fused ReLU, residual adds
+        x = tf.keras.layers.Conv2D(32, 3, strides=2, padding="same")(img)
+        for pad_values, activation in ((0.0, "relu"), (1.0, "relu"), (1.0, None)):
+            y = lq.layers.QuantConv2D(32, 3, padding="same", pad_values=pad_values, use_bias=False,
+                                      activation=activation, **binary)(x)
+            x = tf.keras.layers.add([tf.keras.layers.BatchNormalization()(y), x])
+        x = tf.keras.layers.GlobalAvgPool2D()(x)
+    elif name == "toy_model_int8":  # end2end: fake-quantized, so the binary convs write int8
+        x = quant(img)
+        for _ in range(2):
+            x = quant(tf.keras.layers.BatchNormalization()(lq.layers.QuantConv2D(12, 3, strides=2, **binary)(x)))
+        x = quant(tf.keras.layers.GlobalAveragePooling2D()(x))
+    else:  # strip_lcedequantize: toy_model_sign, toy_model_int8_sign (outputs bit-packed once stripped)
+        x = quant(img) if name.endswith("int8_sign") else img
+        x = lq.quantizers.SteSign()(lq.layers.QuantConv2D(256, 3, padding="same", pad_values=1, **binary)(x))
+        x = quant(x) if name.endswith("int8_sign") else x
+    return _random_weights(tf.keras.Model(img, x))
+
+
+@pytest.mark.parametrize("model_name, io, strip", [
+    ("toy_model", ("int8", "int8"), False),  # test_int8_input_output, experimental_default_int8_range (-6, 6)
+    ("toy_model_int8", ("int8", "int8"), False),
+    ("toy_model_int8", ("float32", "float32"), False),
+    ("toy_model_int8", ("int8", "float32"), False),
+    ("toy_model_int8", ("float32", "int8"), False),
+    ("toy_model_sign", ("float32", "float32"), True),  # test_strip_lcedequantize_ops
+    ("toy_model_int8_sign", ("int8", "int8"), False),  # before stripping: LceDequantize writes int8
+    ("toy_model_int8_sign", ("int8", "int8"), True),
+    ("toy_model_int8_sign", ("float32", "int8"), True),
+])
+def test_lce_test_models_equal_lce_reference_kernel(model_name, io, strip):
+    import tensorflow as tf
+    from larq_compute_engine.mlir.python.util import strip_lcedequantize_ops
+
+    from converters.tflite import convert_keras
+
+    types = {"int8": tf.int8, "float32": tf.float32}
+    options = dict(inference_input_type=types[io[0]], inference_output_type=types[io[1]])
+    if model_name == "toy_model":
+        options["experimental_default_int8_range"] = (-6.0, 6.0)
+    flatbuffer = convert_keras(_lce_test_model(model_name), **options)
+    if strip:
+        flatbuffer = strip_lcedequantize_ops(flatbuffer)
+    from ai_edge_litert import schema_py_generated as schema
+
+    graph = schema.Model.GetRootAsModel(flatbuffer, 0).Subgraphs(0)
+    want = [_TYPES[io[0]][0], _TYPES["int32" if strip else io[1]][0]]
+    assert [graph.Tensors(graph.Inputs(0)).Type(), graph.Tensors(graph.Outputs(0)).Type()] == want
+    ops = [name for _, name, _ in litert.custom_ops(flatbuffer)]
+    lce_ops = litert.custom_ops(flatbuffer)
+    written = {name: graph.Tensors(graph.Operators(i).Outputs(0)).Type() for i, name, _ in lce_ops}
+    read = {name: graph.Tensors(graph.Operators(i).Inputs(0)).Type() for i, name, _ in lce_ops}
+    if model_name == "toy_model_int8":  # the int8 cases of LCE's ops: int8 in, int8 bconv outputs
+        assert read["LceQuantize"] == written["LceBconv2d"] == _TYPES["int8"][0]
+    if model_name == "toy_model_int8_sign" and not strip:
+        assert read["LceQuantize"] == written["LceDequantize"] == _TYPES["int8"][0]
+    assert ("LceDequantize" in ops) == (not strip and model_name.endswith("sign"))
+    _check_against_references(model_name, flatbuffer, _configs(), batch=2, numpy_reference=True)

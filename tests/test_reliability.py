@@ -135,10 +135,11 @@ def test_explicit_input_size_wins_over_the_weights_config(tmp_path, capsys):
 
 # --- 5. sizes and counts are checked at the door ------------------------------------------------------
 
-@pytest.mark.parametrize("kw", [dict(num_classes=0), dict(input_size=0), dict(input_size=-32),
+@pytest.mark.parametrize("kw", [dict(num_classes=-1), dict(input_size=0), dict(input_size=-32),
                                 dict(input_size="32"), dict(num_classes=2.5), dict(input_size=True)])
 def test_model_sizes_must_be_positive_integers(kw):
-    with pytest.raises(ValueError, match="takes a positive integer"):
+    """num_classes=0 is a headless model (tests/test_records.py); below 0, or not an integer, it is refused."""
+    with pytest.raises(ValueError, match="takes a (positive|non-negative) integer"):
         zoo.load("meliusnet22", **kw)
 
 
@@ -147,6 +148,8 @@ def test_model_sizes_must_be_positive_integers(kw):
     ("input_size=0", "input_size must be >= 1"), ("num_classes=-1", "num_classes must be >= 0"),
     ("stages.lr=0", "train.lr must be > 0"), ("val_fraction=1", "val_fraction must be < 1"),
     ("stages.optimizer=adamw", "unknown train.optimizer 'adamw'"), ("framework=jax", "unknown framework 'jax'"),
+    ("seed=-1", "seed must be >= 0"), ("stages.decay_epochs=x", "train.decay_epochs[0] must be >= 0.0, not 'x'"),
+    ("stages.attention_blocks=(", "train.attention_blocks must be a regular expression"),
 ])
 def test_recipe_values_are_checked_before_anything_is_written(override, message, tmp_path, capsys):
     out = tmp_path / "run"
@@ -348,11 +351,11 @@ def test_ctrl_c_is_exit_130_and_one_line(tmp_path):
 # --- 14. messages that say what was wrong ------------------------------------------------------------
 
 @pytest.mark.parametrize("name, kw, error, message", [
-    ("x.h5", {}, ValueError, "'x.h5' is a file, not a registered model"),
-    ("/some/folder/x", {}, ValueError, "is a file, not a registered model"),
+    ("x.h5", {}, ValueError, "'x.h5' is a .h5 file: bnnzoo reads weights from a folder or a .safetensors file"),
+    ("/some/folder/x", {}, FileNotFoundError, "/some/folder/x does not exist: give NAME[.TAG]"),
     ("meliusnet22.", {}, ValueError, "has an empty weights tag: write 'meliusnet22' or 'meliusnet22.TAG'"),
-    ("meliusnet22", dict(weights=123), TypeError, "weights takes a tag"),
-    ("meliusnet22.mnist", dict(weights="default"), ValueError, "names weights already"),
+    ("meliusnet22", dict(weights=123), TypeError, "weights takes a str (NAME[.TAG], a folder or file"),
+    ("meliusnet22.mnist", dict(weights="default"), ValueError, "names its weights already"),
 ])
 def test_misleading_names_get_messages_that_say_what_is_wrong(name, kw, error, message):
     with pytest.raises(error) as e:
@@ -420,3 +423,171 @@ def test_readme_lists_the_guarantees_these_tests_check():
     for phrase in ("weights_only", "sha256", "atomic", "--resume", "130"):
         assert phrase in section.lower(), phrase
     assert re.search(r"tests/test_reliability\.py", section)
+
+
+# --- round two: run folders, batches of one, resume and stop-after, concurrent runs ---------------------
+
+def test_a_stage_folder_that_is_a_symlink_out_of_the_run_is_refused(tmp_path, capsys):
+    """r/train -> another folder: --resume refuses in one line and writes nothing there (nor in r)."""
+    run = _crafted_run(tmp_path)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "canary.txt").write_text("keep me")
+    (run / "train").symlink_to(elsewhere, target_is_directory=True)
+    before, run_before = _snapshot(elsewhere), _snapshot(run)
+    assert train_main(["tiny_mnist", "--resume", str(run)]) == 1
+    err = _one_line(capsys.readouterr().err)
+    assert "outside" in err and str(run / "train") in err, err
+    assert _snapshot(elsewhere) == before and _snapshot(run) == run_before
+
+
+def test_a_final_batch_of_one_is_dropped_not_a_crash(tmp_path, capsys):
+    """65 training images in batches of 64: the image left alone would crash BatchNorm; it is left out of
+    that epoch and the run says how many images each epoch trains on."""
+    out = tmp_path / "run"
+    assert train_main(["tiny_mnist", "threads=1", "tensorboard=false", "progress=false", "max_train_samples=65",
+                       "max_val_samples=32", "stages.batch_size=64", f"out={out}"]) == 0, capsys.readouterr().err
+    out_text = capsys.readouterr().out
+    assert "65 training" in out_text and "64 used per epoch" in out_text, out_text
+    assert json.loads((out / "train" / "final.json").read_text())["finished"]
+
+
+def test_unreadable_images_that_leave_one_in_a_batch_do_not_crash(tmp_path, capsys):
+    """3 readable images and 1 unreadable in batches of 2: whichever batch the unreadable one lands in
+    holds a single readable image, which is not trained on (counted), every epoch."""
+    from PIL import Image
+
+    for split in ("train", "val"):
+        for c, colour in (("a", (200, 10, 10)), ("b", (10, 10, 200))):
+            (tmp_path / "data" / split / c).mkdir(parents=True)
+            for i in range(2 if split == "val" else 1 + (c == "a")):
+                Image.new("RGB", (32, 32), colour).save(tmp_path / "data" / split / c / f"{i}.png")
+    (tmp_path / "data" / "train" / "b" / "broken.png").write_bytes(b"\x89PNG not an image")
+    out = tmp_path / "run"
+    assert train_main(["tiny_mnist", f"data={tmp_path / 'data'}", "input_size=32", "threads=1", "workers=0",
+                       "tensorboard=false", "progress=false", "stages.batch_size=2", "stages.epochs=2",
+                       f"out={out}"]) == 0, capsys.readouterr().err
+    text = capsys.readouterr().out
+    assert "1 image left alone in its batch by unreadable ones, not trained on" in text, text
+    assert json.loads((out / "train" / "final.json").read_text())["skipped_images"] == 2
+
+
+def test_resume_of_a_checkpoint_past_the_recipe_is_one_line(tmp_path, capsys):
+    from recipes.train import load_checkpoint
+
+    out = tmp_path / "run"
+    args = ["tiny_mnist", *[f"{k}={v}" for k, v in FAST], "stages.epochs=2"]
+    assert train_main([*args, f"out={out}", "--stop-after", "1"]) == 0
+    state = load_checkpoint(out / "train" / "state.pt")
+    torch.save({**state, "epoch": 99}, out / "train" / "state.pt")
+    capsys.readouterr()
+    before = _snapshot(out)
+    assert train_main(["tiny_mnist", "--resume", str(out)]) == 1
+    err = _one_line(capsys.readouterr().err)
+    assert "99 epochs" in err and "2" in err and "state.pt" in err, err
+    assert _snapshot(out) == before and not (out / "train" / "final.json").exists()
+
+
+@pytest.mark.parametrize("value", ["-1", "0"])
+def test_stop_after_below_one_is_one_line(value, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert train_main(["tiny_mnist", *[f"{k}={v}" for k, v in FAST], f"out={out}", "--stop-after", value]) == 1
+    assert "--stop-after" in _one_line(capsys.readouterr().err)
+    assert not out.exists()
+
+
+def test_a_run_folder_held_by_another_process_is_refused_before_anything_is_written(tmp_path, capsys):
+    """The lock a running training holds: a second training into the folder is refused in one line and
+    writes nothing (deterministic: this process holds the lock the first run would)."""
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    with fileio.lock(out / ".lock"):
+        before = _snapshot(out)
+        assert train_main(["tiny_mnist", *[f"{k}={v}" for k, v in FAST], f"out={out}"]) == 1
+        err = _one_line(capsys.readouterr().err)
+        assert "in use by another process" in err and str(os.getpid()) in err, err
+        assert _snapshot(out) == before
+
+
+def test_two_trainings_started_together_into_one_folder_one_is_refused(tmp_path):
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "zoo.cli", "train", "tiny_mnist", *[f"{k}={v}" for k, v in FAST], f"out={out}"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    procs = [subprocess.Popen(cmd + [f"seed={s}"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for s in (0, 1)]
+    results = [(p.wait(timeout=600), *p.communicate()) for p in procs]
+    assert sorted(r[0] for r in results) == [0, 1], results
+    loser = next(r for r in results if r[0] == 1)
+    assert re.search(r"in use by another process|already holds a run", _one_line(loser[2])), loser[2]
+    winner = results.index(next(r for r in results if r[0] == 0))
+    assert json.loads((out / "recipe.json").read_text())["seed"] == winner  # the folder holds one run, whole
+
+
+# --- round two: every value is checked at the door, one line naming it ----------------------------------
+
+@pytest.mark.parametrize("override, message", [
+    ("model.width=big", "option 'width' takes an integer >= 1, not 'big'"),
+    ("model.width=-1", "option 'width' takes an integer >= 1, not -1"),
+    ("model.width=2.5", "option 'width' takes an integer >= 1, not 2.5"),
+    ("model.pad_value=high", "option 'pad_value' takes a number, not 'high'"),
+    ("model.scaling=3", "option 'scaling' takes a name (a string) or None, not 3"),
+])
+def test_model_overrides_of_the_wrong_type_are_one_line_naming_the_option(override, message, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert train_main(["tiny_mnist", override, *[f"{k}={v}" for k, v in FAST], f"out={out}"]) == 1
+    assert message in _one_line(capsys.readouterr().err)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("kw, message", [
+    (dict(num_blocks=(4, 5)), "option 'num_blocks' takes 4 values"),
+    (dict(num_blocks=(4, 5, "x", 4)), "option 'num_blocks[2]' takes an integer >= 1, not 'x'"),
+    (dict(input_size=100_000), "input_size takes a positive integer up to 8192"),
+])
+def test_architecture_options_are_checked_by_zoo_load(kw, message):
+    with pytest.raises(ValueError) as e:
+        zoo.load("meliusnet22", **kw)
+    assert message in _one_line(str(e.value))
+
+
+def test_a_config_json_asking_for_a_billion_classes_is_one_line(tmp_path):
+    """Before: a one-terabyte allocation error (or, on a machine that overcommits, the OOM killer)."""
+    path = _checkpoint(tmp_path, None)
+    cfg = json.loads((path.parent / "config.json").read_text())
+    (path.parent / "config.json").write_text(json.dumps({**cfg, "num_classes": 10 ** 9}))
+    with pytest.raises(ValueError) as e:
+        zoo.load("meliusnet22", weights=str(path))
+    line = _one_line(str(e.value))
+    assert "num_classes=1000000000" in line and "parameters" in line and "config.json" in line, line
+
+
+def test_deploy_of_a_path_that_is_no_model_says_so(capsys):
+    assert cli_main(["deploy", "../../x", "--target", "rpi"]) == 1
+    line = _one_line(capsys.readouterr().err)
+    assert "../../x does not exist" in line and "NAME[.TAG]" in line and "unknown model ''" not in line
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"\xff\xfe not utf-8", "is not valid JSON (not UTF-8)"),
+    (b"[1, 2]", "holds a JSON list"),
+    (b'{"schema": "bnnzoo-eval", "schema_version": 1, "machine": {"cpu": "x"}, "models": {"a": 1}}',
+     "'models' is not a list"),
+    (b'{"schema": "bnnzoo-eval", "schema_version": 1, "machine": {"cpu": "x"}, "models": [1, 2]}',
+     "models[0] is not an object with a 'model' name"),
+    (b'{"schema": "bnnzoo-eval", "schema_version": 1, "machine": {"cpu": "x"}, '
+     b'"models": [{"model": "m", "latency_ms": {"lce": [1]}}]}', "models[0].latency_ms.lce is not an object"),
+    (b'{"schema": "bnnzoo-eval", "schema_version": 1, "machine": {"cpu": "x"}, '
+     b'"models": [{"model": "m", "size": {"tflite_bytes": "big"}}]}', "models[0].size.tflite_bytes is not a number"),
+    (b'{"schema": "bnnzoo-eval", "schema_version": 1, "machine": [], "models": []}', "'machine' is not an object"),
+], ids=["not utf-8", "a list", "models an object", "models of numbers", "latency a list", "size a word",
+        "machine a list"])
+def test_eval_compare_of_a_results_file_of_the_wrong_shape_is_one_line(content, message, tmp_path, capsys):
+    good = {"schema": "bnnzoo-eval", "schema_version": 1, "machine": {"cpu": "x"}, "models": [{"model": "m"}]}
+    (tmp_path / "good.json").write_text(json.dumps(good))
+    (tmp_path / "bad.json").write_bytes(content)
+    for pair in (["good.json", "bad.json"], ["bad.json", "good.json"]):
+        assert cli_main(["eval", "--compare", *[str(tmp_path / p) for p in pair]]) == 1
+        line = _one_line(capsys.readouterr().err)
+        assert message in line and str(tmp_path / "bad.json") in line, line
+    assert cli_main(["eval", "--compare", str(tmp_path / "good.json"), str(tmp_path / "good.json")]) == 0

@@ -8,10 +8,6 @@ gates), their LCE conversion, the one-line errors, and ``bnnzoo convert FILE.py:
 from __future__ import annotations
 
 import os
-import re
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -31,7 +27,6 @@ import converters  # noqa: E402
 from converters.tflite import op_counts  # noqa: E402
 from zoo.keras.translate import UnsupportedOpError, translate  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
 SIZE = 32
 
 
@@ -300,36 +295,6 @@ def test_module_without_config_needs_an_input_size():
         zoo.to_keras(ResidualBNN())
     with pytest.raises(ValueError, match="pass input_size"):
         zoo.measure(ResidualBNN())
-
-
-def _readme_example() -> str:
-    text = (ROOT / "README.md").read_text()
-    section = text[text.index("## Your own PyTorch BNN on LCE"):]
-    return re.search(r"```python\n(# my_models.py\n.*?)```", section, re.S).group(1)
-
-
-def test_readme_example_runs_and_converts_from_the_command_line(tmp_path):
-    (tmp_path / "my_models.py").write_text(_readme_example())
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
-    run = subprocess.run([sys.executable, "my_models.py"], cwd=tmp_path, env=env, capture_output=True, text=True,
-                         timeout=600)
-    assert run.returncode == 0, run.stderr[-2000:]
-    assert re.search(r"binary convs +2 in the model, 2 LceBconv2d ops", run.stdout), run.stdout
-    assert op_counts((tmp_path / "my.tflite").read_bytes())["LceBconv2d"] == 2
-
-    # Trained-like weights from a file, through `bnnzoo convert FILE.py:CLASS`.
-    sys.path.insert(0, str(tmp_path))
-    try:
-        from my_models import MyBNN
-    finally:
-        sys.path.pop(0)
-    weights = zoo.weights.save(randomize(MyBNN()).state_dict(), tmp_path / "model.safetensors")
-    run = subprocess.run([sys.executable, "-m", "zoo.cli", "convert", "my_models.py:MyBNN", "--weights", str(weights),
-                          "--input-size", "96", "--to", "tflite", "-o", "mine.tflite"],
-                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
-    assert run.returncode == 0, run.stderr[-2000:]
-    assert re.search(r"binary convs +2 in the model, 2 LceBconv2d ops", run.stdout) and "96x96" in run.stdout
-    assert op_counts((tmp_path / "mine.tflite").read_bytes())["LceBconv2d"] == 2
 
 
 def test_cli_file_class_errors_are_one_line(tmp_path, capsys):

@@ -8,21 +8,27 @@ Example:
     >>> zoo.list_models("meliusnet*")
     >>> model = zoo.load("meliusnet22", pretrained=True)  # its default weights (zoo.list_weights)
     >>> x = zoo.transforms(model)(pil_image)[None]        # the preprocessing those weights expect
+    >>> zoo.decode(model(x)[0], model)                     # [(label, probability), ...], top 5
     >>> twin = zoo.to_keras(model)                         # same weights, same outputs
+    >>> zoo.save(model, "run7")                            # model.safetensors + config.json (the record)
+    >>> zoo.load("run7")                                   # no architecture to name: config.json has it
 """
 
 from __future__ import annotations
 
-from .api import FRAMEWORKS, build, load, to_keras, to_torch
+from .api import FRAMEWORKS, PushResult, build, load, push_to_hub, save, to_keras, to_torch
+from .labels import decode
+from .refs import Resolved, resolve
 from .registry import ModelConfig, UnknownModelError, get_config, is_training_stage, register_model
 from .registry import list_models as _list_models
 from .transforms import Preprocess, transforms
-from .weights import WeightMismatchError, Weights, list_weights
+from .weights import Metric, WeightMismatchError, Weights, list_weights
 
 __all__ = [
-    "FRAMEWORKS", "ModelConfig", "Preprocess", "UnknownModelError", "WeightMismatchError", "Weights", "build",
-    "get_config", "is_training_stage", "list_models", "list_weights", "load", "measure", "register_model",
-    "to_keras", "to_torch", "transforms",
+    "FRAMEWORKS", "Metric", "ModelConfig", "Preprocess", "PushResult", "Resolved", "UnknownModelError",
+    "WeightMismatchError", "Weights", "build", "decode", "get_config", "is_training_stage", "list_models",
+    "list_weights", "load", "measure", "push_to_hub", "register_model", "resolve", "save", "to_keras", "to_torch",
+    "transforms",
 ]
 __version__ = "0.1.0"
 

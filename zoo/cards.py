@@ -46,6 +46,8 @@ _TEMPLATE = """\
 import zoo
 
 model = zoo.load({load_args})            # torch.nn.Module, eval mode
+x = zoo.transforms(model)(image)[None]    # a PIL image, preprocessed as these weights expect
+zoo.decode(model(x)[0], model)            # [(label, probability), ...]: the top 5
 twin = zoo.to_keras(model)                # the Larq/Keras twin, same weights
 ```
 
@@ -74,8 +76,8 @@ def model_card(weights: Union[Weights, ModelConfig], metrics: Sequence[Metric] =
     """The model card (README.md with Hub YAML metadata) of a set of weights or of an architecture.
 
     Args:
-        weights: A registered ``Weights`` entry, or a ``ModelConfig`` (weights pushed before
-            registration, or the architecture alone for ``MODEL_CARDS/``).
+        weights: The weights' record (:class:`Weights`: a registered entry, or the ``config.json`` of
+            weights being pushed), or a ``ModelConfig`` (the architecture alone, for ``MODEL_CARDS/``).
         metrics: Figures of these weights beyond ``Weights.metrics``; each ``Metric.source``
             starts with ``"measured:"`` or ``"published:"``.
         repo_id: The Hub repo the card is for (defaults to ``weights.hub_repo``).
@@ -84,11 +86,13 @@ def model_card(weights: Union[Weights, ModelConfig], metrics: Sequence[Metric] =
     Returns:
         The card text; ``huggingface_hub.ModelCard(text)`` parses it.
     """
-    from huggingface_hub import EvalResult, ModelCardData
+    from huggingface_hub import ModelCardData
 
+    if isinstance(weights, Weights) and not weights.arch:
+        return _own_class_card(weights, tuple(metrics), repo_id, sha256)
     if isinstance(weights, Weights):
         w: Optional[Weights] = weights
-        cfg = get_config(w.arch).replace(num_classes=w.num_classes, input_size=w.input_size, **dict(w.arch_overrides))
+        cfg = w.config()
         own = tuple(w.metrics) + tuple(m for m in metrics if m not in w.metrics)
         repo_id = repo_id or w.hub_repo
         sha256 = sha256 or w.sha256
@@ -99,15 +103,10 @@ def model_card(weights: Union[Weights, ModelConfig], metrics: Sequence[Metric] =
         own, reference = own + tuple(m for m in reference if m not in own), ()
     task = ("object-detection", "Object Detection") if _is_detector(cfg) else ("image-classification",
                                                                                 "Image Classification")
-    results = [
-        EvalResult(task_type=task[0], task_name=task[1], dataset_type=m.dataset,
-                   dataset_name=m.dataset, metric_type=_METRIC_TYPES.get(m.name, (m.name, m.name))[0],
-                   metric_name=f"{_METRIC_TYPES.get(m.name, (m.name, m.name))[1]} ({_kind(m)})", metric_value=m.value,
-                   metric_args={"source": m.source}, verified=False)
-        for m in own
-    ]
-    imported = w is not None and (bool(w.importer) or not w.hub_repo)
-    model_name = f"{w.arch}.{w.tag}" if imported else repo_id.split("/")[-1] if repo_id else cfg.name
+    results = _eval_results(own, task)
+    imported = w is not None and bool(w.tag) and (bool(w.importer) or not w.hub_repo)
+    model_name = (f"{w.arch}.{w.tag}" if imported else repo_id.split("/")[-1] if repo_id else
+                  w.key if w is not None else cfg.name)
     tags = [task[0] if t == "image-classification" else t
             for t in TAGS if not (imported and t == "safetensors")]  # imported: a Keras .h5, converted on load
     data = ModelCardData(library_name="bnnzoo", license=LICENSE, tags=tags, pipeline_tag=task[0],
@@ -124,11 +123,22 @@ def model_card(weights: Union[Weights, ModelConfig], metrics: Sequence[Metric] =
         arch=cfg.name,
         overrides="".join(f"\n- `{k}={v!r}` (registered default: {base.arch.get(k)!r})" for k, v in changed.items()),
         outputs=_outputs(cfg), input_size=cfg.input_size,
-        norm=f", normalised with mean {w.mean} and std {w.std}" if w is not None else "",
+        norm=_preprocessing(w),
         paper=cfg.paper or "-",
         notes=(f"\n## Notes\n\n{w.notes}\n" if w is not None and w.notes else "") + _export_note(cfg),
         provenance=_provenance(w, repo_id, sha256),
     )
+
+
+def _eval_results(metrics: Sequence[Metric], task: tuple[str, str]) -> list:
+    """The card's ``model-index`` results: the figures of these weights (their source says measured or published)."""
+    from huggingface_hub import EvalResult
+
+    return [EvalResult(task_type=task[0], task_name=task[1], dataset_type=m.dataset, dataset_name=m.dataset,
+                       metric_type=_METRIC_TYPES.get(m.name, (m.name, m.name))[0],
+                       metric_name=f"{_METRIC_TYPES.get(m.name, (m.name, m.name))[1]} ({_kind(m)})",
+                       metric_value=m.value, metric_args={"source": m.source}, verified=False)
+            for m in metrics]
 
 
 def _outputs(cfg: ModelConfig) -> str:
@@ -150,6 +160,8 @@ def _default_note(cfg: ModelConfig, w: Optional[Weights], repo_id: Optional[str]
     from .weights import default_tag
 
     tag = default_tag(cfg.name)
+    if w is not None and not w.tag:  # weights of someone's own training run, not the registry's
+        return ""
     if w is not None:
         return (f" These are the default weights of `{cfg.name}` (`zoo.load({cfg.name!r}, pretrained=True)`)."
                 if w.default else f" Not the default weights of `{cfg.name}` (those are `{cfg.name}.{tag}`): "
@@ -169,9 +181,13 @@ def _summary_text(cfg: ModelConfig, w: Optional[Weights], repo_id: Optional[str]
                 f"`{cfg.name}` binary neural network of the bnnzoo model zoo: `zoo.load` reads their PyTorch file "
                 "(placed by hand, see Files) with `torch.load(weights_only=True)` and maps it onto the model by "
                 "parameter name (`zoo.reactnet_import`).")
-    if w is not None and not w.hub_repo:
+    if w is not None and w.tag and not w.hub_repo:
         return (f"Weights for the `{cfg.name}` network of the bnnzoo model zoo, trained with bnnzoo and shipped "
                 f"inside the package (`zoo/pretrained/{w.filename}`): `zoo.load` needs no download.")
+    if w is not None and not w.tag:
+        return (f"Weights for the `{cfg.name}` network of the bnnzoo model zoo"
+                + (f", trained on {w.dataset}" if w.dataset else "") + ". Their `config.json` records the "
+                "architecture, the preprocessing and the labels, so `zoo.load` needs nothing else.")
     if w is not None or repo_id:
         return f"Trained weights for the `{cfg.name}` binary neural network of the bnnzoo model zoo."
     return f"The `{cfg.name}` binary neural network of the bnnzoo model zoo."
@@ -234,11 +250,45 @@ def _kind(m: Metric) -> str:
 
 
 def _load_args(cfg: ModelConfig, w: Optional[Weights], repo_id: Optional[str]) -> str:
-    if w is not None:
+    if w is not None and w.tag:
         return repr(f"{w.arch}.{w.tag}")
     if repo_id:
-        return f"{cfg.name!r}, weights={'hf-hub:' + repo_id!r}"
+        return repr(f"hf-hub:{repo_id}")
     return repr(cfg.name)
+
+
+def _preprocessing(w: Optional[Weights]) -> str:
+    """The preprocessing and labels a record holds, as the card's architecture section says them."""
+    if w is None:
+        return ""
+    resize = ("the whole image resized to the square" if w.resize == "squash" else
+              f"shorter side resized to {round(w.input_size / w.crop_pct)}, centre crop" if w.crop_pct < 1 else
+              "shorter side resized to the input, centre crop")
+    labels = (f"\n- labels: {len(w.labels)} class names, in output order (`model.zoo_weights.labels`; `zoo.decode` "
+              "names the top classes)" if w.labels else "")
+    return f", normalised with mean {w.mean} and std {w.std}; {resize} ({w.interpolation}){labels}"
+
+
+def _own_class_card(w: Weights, metrics: tuple, repo_id: Optional[str], sha256: Optional[str]) -> str:
+    """The card of weights of a module class of its author's (``FILE.py:CLASS``), not a registered architecture."""
+    from huggingface_hub import ModelCardData
+
+    own = tuple(w.metrics) + tuple(m for m in metrics if m not in w.metrics)
+    name = repo_id.split("/")[-1] if repo_id else w.module_class
+    data = ModelCardData(library_name="bnnzoo", license=LICENSE, tags=[t for t in TAGS if t != "image-classification"]
+                         + ["image-classification"], pipeline_tag="image-classification",
+                         datasets=sorted({m.dataset for m in own}) or None, model_name=name,
+                         eval_results=_eval_results(own, ("image-classification", "Image Classification")) or None)
+    ref = f"hf-hub:{repo_id}" if repo_id else "FOLDER"
+    return (f"---\n{data.to_yaml()}\n---\n\n# {name}\n\nWeights of `{w.module_class}`, a PyTorch module of its "
+            f"author's built from the bnnzoo model zoo's layers" + (f", trained on {w.dataset}" if w.dataset else "")
+            + ". `config.json` records the preprocessing and the labels; the class itself is not in this repo (nothing "
+            "downloaded names code to import): build it from your copy of its file.\n\n## Usage\n\n```python\n"
+            f"import zoo\n\nmodel = zoo.load('my_file.py:{w.module_class}', weights={ref!r})\n"
+            "x = zoo.transforms(model)(image)[None]\nzoo.decode(model(x)[0], model)\n```\n\n## Figures\n\n"
+            f"{_figures(own, ())}\n\n## Architecture\n\n- class: `{w.module_class}`\n- classes: {w.num_classes}, "
+            f"input: {w.input_size}x{w.input_size}{_preprocessing(w)}\n"
+            + (f"\n## Notes\n\n{w.notes}\n" if w.notes else "") + _provenance(w, repo_id, sha256))
 
 
 def _figures(own: Sequence[Metric], reference: Sequence[Metric]) -> str:
@@ -256,7 +306,7 @@ def _figures(own: Sequence[Metric], reference: Sequence[Metric]) -> str:
 
 
 def _provenance(w: Optional[Weights], repo_id: Optional[str], sha256: Optional[str]) -> str:
-    if w is not None and not w.hub_repo:
+    if w is not None and w.tag and not w.hub_repo:
         return "\n".join(["", "## Files", "", f"- `zoo/pretrained/{w.filename}` (in the package), sha256 `{w.sha256}` "
                           "(checked on load); binary kernels stored as int8 signs (`bnnzoo pack`)"]) + "\n"
     if repo_id is None:
@@ -283,10 +333,11 @@ def _provenance(w: Optional[Weights], repo_id: Optional[str], sha256: Optional[s
             "- converted on load by `zoo.reactnet_import`; no bnnzoo `model.safetensors` is published for these "
             "weights",
         ]) + "\n"
-    lines = ["", "## Files", "", f"- repo: `{repo_id}`" + (f", revision `{w.revision}`" if w is not None else "")]
+    registered = w is not None and w.tag
+    lines = ["", "## Files", "", f"- repo: `{repo_id}`" + (f", revision `{w.revision}`" if registered else "")]
     if sha256:
         lines.append(f"- `model.safetensors` sha256: `{sha256}`")
-    lines.append("- `config.json`: the `ModelConfig` these weights were saved from")
+    lines.append("- `config.json`: the weights' record (architecture, preprocessing, labels, metrics), read as data")
     return "\n".join(lines) + "\n"
 
 

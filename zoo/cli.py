@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import os
 import sys
 from typing import Optional, Sequence
@@ -53,7 +54,8 @@ def _needs_tensorflow(args: argparse.Namespace) -> bool:
     if args.command in ("deploy", "demo"):
         return True
     if args.command == "convert":
-        return getattr(args, "to", "") == "tflite"
+        to = getattr(args, "to", None) or os.path.splitext(getattr(args, "output", None) or "")[1].lstrip(".")
+        return to.lower() == "tflite"
     if args.command == "eval":
         return not getattr(args, "compare", None) and any(
             rt in str(getattr(args, "runtimes", "")) for rt in ("lce", "xnnpack"))
@@ -64,6 +66,52 @@ def _needs_tensorflow(args: argparse.Namespace) -> bool:
     if args.command == "train":
         return "framework=keras" in (getattr(args, "overrides", None) or [])
     return False
+
+
+# --- the model argument every command takes (the grammar of zoo.refs) ---------------------------------
+
+MODEL_HELP = ("NAME[.TAG] (a registered model, `bnnzoo list`), a folder or .safetensors file saved with zoo.save "
+              "(its config.json names the architecture), hf-hub:OWNER/NAME[@REV], or FILE.py:CLASS (a torch.nn.Module "
+              "class of yours)")
+
+
+def add_model_arguments(parser: argparse.ArgumentParser, dest: str = "source", *, optional: bool = False,
+                        help: str = MODEL_HELP) -> None:
+    """Adds the model argument of a command (positional ``dest``), ``--weights`` and ``--arch``."""
+    parser.add_argument(dest, metavar="MODEL", nargs="?" if optional else None, help=help)
+    parser.add_argument("--weights", metavar="W", help="weights of a NAME or FILE.py:CLASS: TAG, a folder, a "
+                        ".safetensors file or hf-hub:OWNER/NAME[@REV]")
+    parser.add_argument("--arch", metavar="NAME", help="the architecture of a .safetensors file that has no "
+                        "config.json beside it (older files)")
+
+
+def model_reference(source: str, weights: Optional[str] = None,
+                    arch: Optional[str] = None) -> tuple[str, Optional[str]]:
+    """``(reference, weights)`` for :func:`zoo.load`: ``FILE --arch NAME`` is ``NAME`` with the weights ``FILE``.
+
+    Raises:
+        ValueError: ``--arch`` with ``--weights``, or with a model that is not a weights file.
+    """
+    if not arch:
+        return source, weights
+    from .refs import is_file_class
+
+    if weights:
+        raise ValueError(f"--arch names the architecture of weights given as MODEL: drop --weights {weights}, or "
+                         f"give bnnzoo {arch} --weights {weights}")
+    if is_file_class(source) or source.startswith(("hf-hub:", "hf_hub:")) or not (
+            os.sep in source or "/" in source or source.endswith(".safetensors") or os.path.exists(source)):
+        raise ValueError(f"--arch is for a .safetensors file without config.json beside it, not {source}")
+    return arch, source
+
+
+def load_model(args: argparse.Namespace, dest: str = "source", **options):
+    """``zoo.load`` of a command's model argument (:func:`add_model_arguments`), with ``options``."""
+    from . import load
+
+    reference, weights = model_reference(getattr(args, dest), getattr(args, "weights", None),
+                                         getattr(args, "arch", None))
+    return load(reference, weights=weights, **options)
 
 
 def _version() -> str:
@@ -104,6 +152,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         from .console import import_tensorflow_quietly
 
         import_tensorflow_quietly()
+    previous = _show_warnings(args.command)
     try:
         return int(getattr(importlib.import_module(COMMANDS[args.command][0]), f"run_{args.command}")(args) or 0)
     except KeyboardInterrupt:  # Ctrl-C: the exit status of SIGINT, one line, no traceback
@@ -117,6 +166,32 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             raise
         print(f"bnnzoo {args.command}: error: {e}", file=sys.stderr)
         return 1
+    finally:
+        _show_warnings(previous)  # a command run by another (demo runs detect) gives the line back
+
+
+class _Warnings(logging.Handler):
+    """The library's warnings (what it assumed, what it changed) as one line each: ``bnnzoo CMD: warning: ...``."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        print(self.format(record), file=sys.stderr)  # sys.stderr as it is now (tests replace it)
+
+
+_HANDLER = _Warnings(logging.WARNING)
+PACKAGES = ("zoo", "converters", "recipes", "eval")
+
+
+def _show_warnings(command: Optional[str]) -> Optional[str]:
+    """Prints the library's warnings while ``command`` runs (``None``: no longer); returns the previous command."""
+    previous, _HANDLER.command = getattr(_HANDLER, "command", None), command
+    _HANDLER.setFormatter(logging.Formatter(f"bnnzoo {command}: warning: %(message)s"))
+    for name in PACKAGES:
+        logger = logging.getLogger(name)
+        if command is None:
+            logger.removeHandler(_HANDLER)
+        elif _HANDLER not in logger.handlers:
+            logger.addHandler(_HANDLER)
+    return previous
 
 
 def _chosen(argv: Sequence[str]) -> Optional[str]:

@@ -122,7 +122,10 @@ def _demo_plates(out: str, count: int) -> int:
 
 
 def add_pack_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("weights", help="a trained model.safetensors (config.json beside it names the architecture)")
+    from .cli import add_model_arguments
+
+    add_model_arguments(p, "weights_source", help="the trained weights: a training run's stage folder or its "
+                        "model.safetensors (config.json beside it names the architecture), or any MODEL reference")
     p.add_argument("-o", "--output", "--out", dest="out", required=True,
                    help="the .safetensors file to write (named model.safetensors: its config.json goes beside it)")
 
@@ -132,24 +135,15 @@ def run_pack(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
-    from . import load
-    from .fileio import read_json, sha256_of
-    from .weights import binary_weight_names, save
+    from .cli import load_model
+    from .fileio import sha256_of
+    from .weights import WEIGHTS_FILE, binary_weight_names, save
 
-    config = Path(args.weights).parent / "config.json"
-    if not config.is_file():
-        raise FileNotFoundError(f"{config} is missing: pack the model.safetensors of a training run (its "
-                                "config.json names the architecture)")
-    saved = read_json(config, "config", "pack the model.safetensors of a training run")
-    if not isinstance(saved.get("name"), str):
-        raise ValueError(f"config {config} names no architecture (no \"name\"): pack the model.safetensors of a "
-                         "training run")
-    model = load(saved["name"], weights=args.weights)
-    # A model.safetensors gets its config.json beside it; other names (zoo/pretrained/<arch>.<tag>.safetensors,
-    # many per folder) are described by their WEIGHTS entry instead.
-    with_config = Path(args.out).name == "model.safetensors"
-    out = save(model.state_dict(), args.out, model.zoo_config if with_config else None,
-               signs_of=binary_weight_names(model))
+    model = load_model(args, "weights_source")
+    # A model.safetensors gets its config.json (the record) beside it; other names (zoo/pretrained/<arch>.<tag>
+    # .safetensors, many per folder) are described by their WEIGHTS entry instead.
+    record = model.zoo_weights if Path(args.out).name == WEIGHTS_FILE else None
+    out = save(model.state_dict(), args.out, record, signs_of=binary_weight_names(model))
     cfg = model.zoo_config
     print(f"{out}: {out.stat().st_size / 1e6:.2f} MB, sha256 {sha256_of(out)}, {cfg.name} num_classes="
           f"{cfg.num_classes} input_size={cfg.input_size} arch={json.dumps(cfg.arch)}")
@@ -159,117 +153,69 @@ def run_pack(args: argparse.Namespace) -> int:
 # --- bnnzoo download / push (the Hub client is zoo.hub) ----------------------------------------
 
 
-def build_repo_folder(folder, repo_id: str, metrics: tuple = ()):
-    """Makes ``folder`` (``model.safetensors`` + ``config.json``) a Hub repo folder: adds ``README.md``.
-
-    The card's metrics are ``metrics``, plus those of ``metrics.json`` in the folder (a list of
-    ``{"name", "value", "dataset", "source"}``), plus those of a registered ``Weights`` entry
-    pointing at ``repo_id``. The weights are loaded into the architecture first, so weights
-    that do not fit never reach the Hub.
-
-    Returns:
-        The path of the README.md written.
-
-    Raises:
-        FileNotFoundError: A file is missing.
-        WeightMismatchError: The weights do not fit the architecture in ``config.json``.
-    """
-    from . import api
-    from .cards import model_card
-    from .fetch import check_config
-    from pathlib import Path
-
-    from .fileio import read_json, sha256_of
-    from .hub import CONFIG_FILE, METRICS_FILE, WEIGHTS_FILE
-    from .registry import get_config
-    from .weights import WEIGHTS, Metric, read_safetensors
-
-    folder = Path(folder)
-    for f in (WEIGHTS_FILE, CONFIG_FILE):
-        if not (folder / f).is_file():
-            raise FileNotFoundError(f"{folder / f} does not exist: write the folder with "
-                                    f"zoo.weights.save(model.state_dict(), '{folder}/{WEIGHTS_FILE}', cfg)")
-    saved = read_json(folder / CONFIG_FILE, "config", "write the folder with zoo.weights.save")
-    cfg = check_config(get_config(saved.get("name", "?")), folder / CONFIG_FILE)
-    model = api.build(cfg, "torch")
-    api._load_state(model, read_safetensors(folder / WEIGHTS_FILE), "torch")
-    extra = list(metrics)
-    if (folder / METRICS_FILE).is_file():
-        rows = read_json(folder / METRICS_FILE, "metrics", "a list of {\"name\", \"value\", \"dataset\", \"source\"}",
-                         kind=list)
-        try:
-            extra += [Metric(**m) for m in rows]
-        except TypeError:
-            raise ValueError(f"{folder / METRICS_FILE} must be a list of {{\"name\", \"value\", \"dataset\", "
-                             f"\"source\"}} objects") from None
-    registered = next((w for w in WEIGHTS.values() if w.hub_repo == repo_id), None)
-    if registered is not None:
-        extra = list(registered.metrics) + [m for m in extra if m not in registered.metrics]
-    readme = folder / "README.md"
-    readme.write_text(model_card(registered or cfg, tuple(extra), repo_id=repo_id,
-                                 sha256=sha256_of(folder / WEIGHTS_FILE)))
-    return readme
-
-
 def add_download_arguments(parser: argparse.ArgumentParser) -> None:
-    """``bnnzoo download NAME[.TAG] | hf-hub:owner/repo[@revision] [--force]``."""
-    parser.add_argument("name", metavar="NAME[.TAG]",
-                        help="registered weights (arch or arch.tag; see zoo.weights.WEIGHTS) or hf-hub:owner/repo[@rev]")
+    """``bnnzoo download MODEL [--weights W] [--force]``."""
+    from .cli import add_model_arguments
+
+    add_model_arguments(parser, "name", help="the weights to fetch: NAME[.TAG] (a bare NAME: its default weights), "
+                        "hf-hub:OWNER/NAME[@REV], or FILE.py:CLASS with --weights")
     parser.add_argument("--force", action="store_true", help="download again even if cached (replaces a corrupt file)")
 
 
 def run_download(args: argparse.Namespace) -> int:
-    """Warms the Hub cache with one set of weights and prints where the files are."""
-    from .fetch import fetch_registered
-    from .hub import HUB_PREFIX, fetch_hub_ref
-    from .registry import get_config
-    from .weights import lookup
+    """Warms the caches with one set of weights (checked) and prints where the files are."""
+    from .cli import model_reference
+    from .refs import locate
 
-    if args.name.startswith(HUB_PREFIX):
-        weights_path, config_path = fetch_hub_ref(args.name, force=args.force)
-        print(weights_path)
-        print(config_path)
-        return 0
-    arch, _, tag = args.name.partition(".")
-    cfg = get_config(arch)
-    key, w = lookup(cfg, tag or "default")
-    path = fetch_registered(key, w, force=args.force)
-    print(f"{key}: {path} (sha256 ok)")
+    import os
+
+    reference, weights = model_reference(args.name, getattr(args, "weights", None), getattr(args, "arch", None))
+    local = os.path.exists(os.path.expanduser(weights or reference))  # nothing to fetch or check
+    for path in locate(reference, weights=weights, force=args.force):
+        print(f"{path} (sha256 ok)" if path.suffix != ".json" and not local else str(path))
     return 0
 
 
 def add_push_arguments(parser: argparse.ArgumentParser) -> None:
-    """``bnnzoo push FOLDER --repo owner/name [--revision REV] [--dry-run] [--private] [--message MSG]``."""
-    parser.add_argument("folder", metavar="FOLDER", help="folder holding model.safetensors and config.json "
-                        "(zoo.weights.save), optionally metrics.json")
+    """``bnnzoo push MODEL --repo OWNER/NAME [--revision REV] [--dry-run] [--private] [--message MSG]``."""
+    from .cli import add_model_arguments
+
+    add_model_arguments(parser, "folder", help="what to publish: a folder saved with zoo.save or a training run's "
+                        "stage folder (model.safetensors + config.json), or any MODEL reference")
     parser.add_argument("--repo", required=True, metavar="OWNER/NAME", help="Hub model repo to push to")
     parser.add_argument("--revision", default="main", help="branch to commit to (created if missing)")
     parser.add_argument("--dry-run", action="store_true", help="write README.md into FOLDER and stop before uploading")
     parser.add_argument("--private", action="store_true", help="create the repo private")
     parser.add_argument("--message", help="commit message")
+    parser.add_argument("--overwrite-card", action="store_true",
+                        help="replace a README.md that was edited on the Hub (kept otherwise)")
 
 
 def run_push(args: argparse.Namespace) -> int:
-    """Builds the repo folder (model card included) and uploads it, then prints a ``Weights`` entry to register."""
+    """Publishes the model (``zoo.push_to_hub``): weights, config.json (the record) and a model card."""
     from pathlib import Path
 
-    from .fileio import read_json, sha256_of
-    from .hub import _REPO_ID, CONFIG_FILE, WEIGHTS_FILE, _endpoint, push_folder
+    from .api import push_to_hub
+    from .cli import load_model
+    from .hub import _endpoint
+    from .weights import CONFIG_FILE, WEIGHTS_FILE
 
-    if not _REPO_ID.fullmatch(args.repo):
-        raise ValueError(f"bad repo {args.repo!r}: expected owner/name")
     folder = Path(args.folder)
-    readme = build_repo_folder(folder, args.repo)
-    sha = sha256_of(folder / WEIGHTS_FILE)
-    if args.dry_run:
-        print(f"dry run: {folder} is ready ({WEIGHTS_FILE}, {CONFIG_FILE}, {readme.name}); nothing uploaded")
-        revision = args.revision
-    else:
-        revision = push_folder(folder, args.repo, revision=args.revision, private=args.private, message=args.message)
-        print(f"pushed {folder} to {_endpoint()}/{args.repo} at commit {revision}")
-    cfg = read_json(folder / CONFIG_FILE, "config")
-    print(f"register it in zoo/weights.py WEIGHTS as {cfg['name']}.<tag>: Weights(arch={cfg['name']!r}, tag=..., "
-          f"hub_repo={args.repo!r}, revision={revision!r}, filename={WEIGHTS_FILE!r}, sha256={sha!r}, "
-          f"num_classes={cfg['num_classes']}, input_size={cfg['input_size']}, mean=..., std=..., "
-          f"arch_overrides=...)")
+    if folder.is_file() and folder.name == WEIGHTS_FILE:
+        folder = folder.parent
+    saved = folder.is_dir() and (folder / CONFIG_FILE).is_file() and not (args.weights or args.arch)
+    if not saved and args.dry_run:
+        raise ValueError(f"--dry-run writes the card into a saved folder; {args.folder} is not one (model.safetensors "
+                         "+ config.json): zoo.save the model first")
+    options = dict(revision=args.revision, private=args.private, message=args.message,
+                   overwrite_card=getattr(args, "overwrite_card", False))
+    result = push_to_hub(folder if saved else load_model(args, "folder"), args.repo, dry_run=args.dry_run, **options)
+    if result.commit is None:
+        print(f"dry run: {result.folder} is ready ({WEIGHTS_FILE}, {CONFIG_FILE}, README.md); nothing uploaded")
+        return 0
+    print(f"pushed {result.folder if saved else args.folder} to {_endpoint()}/{args.repo} at commit {result.commit}"
+          + ("" if result.card_uploaded else "; README.md was edited on the Hub and is kept (--overwrite-card "
+             "replaces it)"))
+    print(f"load it with zoo.load({result.reference!r}), or any command: bnnzoo convert {result.reference} "
+          "--to tflite")
     return 0

@@ -36,7 +36,6 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -44,7 +43,9 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from .fileio import CACHE_ENV, cache_root, sha256_of
+from .download import DownloadTimeout, Meter, Watch
+from .download import run as run_watched
+from .fileio import CACHE_ENV, atomic_write, cache_root, sha256_of
 from .hub import HubError
 from .registry import ModelConfig
 from .weights import Weights, WeightMismatchError
@@ -60,7 +61,6 @@ URL_ENV = "BNNZOO_LARQ_ZOO_URL"
 # Real-to-Bin nets leave Keras' default 1e-3). The other families' BatchNorm2d layers carry
 # larq-zoo's epsilon (and momentum) themselves: nothing to reconcile.
 LARQ_BN_EPSILON = {"meliusnet": 1e-5, "realtobinary": 1e-3}
-_TIMEOUT_S = 60.0
 
 
 # --------------------------------------------------------------------------- download
@@ -110,23 +110,22 @@ def fetch(w: Weights, *, force: bool = False) -> Path:
         raise HubError(f"{w.filename} is not cached at {dest} and HF_HUB_OFFLINE is set: unset it to download "
                        f"{url}, {manual}")
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    try:
+    watch = Watch(url)
+
+    def write(tmp: str) -> None:  # in the worker thread of download.run; the temporary is fileio's
         h, size = hashlib.sha256(), 0
         request = urllib.request.Request(url, headers={"User-Agent": "bnnzoo"})
-        try:
-            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(request, timeout=_TIMEOUT_S) as response:
-                expected_size = response.headers.get("Content-Length")
-                for chunk in iter(lambda: response.read(1 << 20), b""):
+        with open(tmp, "wb") as out, urllib.request.urlopen(request, timeout=watch.timeout()) as response:
+            expected_size = response.headers.get("Content-Length")
+            meter = Meter(w.filename, int(expected_size) if (expected_size or "").isdigit() else None, watch)
+            try:  # read1: what has arrived (a read(n) waits for all n bytes, hiding progress on a slow link)
+                for chunk in iter(lambda: response.read1(1 << 16), b""):
+                    meter.update(len(chunk))
                     h.update(chunk)
                     out.write(chunk)
                     size += len(chunk)
-        except urllib.error.HTTPError as e:
-            raise HubError(f"{url} answered HTTP {e.code} ({e.reason}): check {URL_ENV} if set, {manual}") from None
-        except (urllib.error.URLError, OSError, ValueError) as e:
-            reason = getattr(e, "reason", e)
-            raise HubError(f"cannot download {url} ({type(reason).__name__}: {' '.join(str(reason).split())}): "
-                           f"check the connection (or {URL_ENV}), {manual}") from None
+            finally:
+                meter.close()
         if expected_size is not None and size != int(expected_size):
             raise HubError(f"download of {url} stopped after {size} of {expected_size} bytes; nothing was cached: "
                            f"retry, {manual}")
@@ -135,10 +134,19 @@ def fetch(w: Weights, *, force: bool = False) -> Path:
             raise HubError(f"{url} has sha256 {actual[:16]}..., not the registered {w.sha256[:16]}..."
                            f"{_known_as(actual, w)}; nothing was cached: check {URL_ENV} points at larq-zoo's "
                            f"releases, {manual}")
-        os.replace(tmp, dest)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+
+    try:  # atomic_write also removes the partial files of killed downloads from this folder
+        run_watched(lambda: atomic_write(dest, write), watch)
+    except DownloadTimeout as e:
+        raise HubError(f"{e}; nothing was cached: retry, or raise the limit, {manual}") from None
+    except urllib.error.HTTPError as e:
+        raise HubError(f"{url} answered HTTP {e.code} ({e.reason}): check {URL_ENV} if set, {manual}") from None
+    except (urllib.error.URLError, OSError, ValueError) as e:
+        reason = getattr(e, "reason", e)
+        if isinstance(reason, TimeoutError):  # the socket timeout is the watch's stall timeout (or what is left)
+            raise HubError(f"{watch.timed_out()}; nothing was cached: retry, or raise the limit, {manual}") from None
+        raise HubError(f"cannot download {url} ({type(reason).__name__}: {' '.join(str(reason).split())}): "
+                       f"check the connection (or {URL_ENV}), {manual}") from None
     return dest
 
 

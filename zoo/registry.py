@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import fnmatch
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -32,7 +33,7 @@ class ModelConfig:
         name: Registered name, e.g. ``"meliusnet22"``.
         family: Module name of the builder under ``zoo.torch``.
         arch: Keyword arguments of the family's builder (the variant table).
-        num_classes: Size of the classifier output.
+        num_classes: Size of the classifier output (0: headless, the pooled features).
         input_size: Side of the square input image the figures are quoted at.
         paper: Citation of the paper the architecture follows.
         tiny: Overrides that make a fast, small version for tests.
@@ -57,7 +58,7 @@ class ModelConfig:
             TypeError: An override names neither a config field nor a builder argument.
         """
         top = {k: overrides.pop(k) for k in ("num_classes", "input_size") if k in overrides}
-        top = {k: _positive_int(k, v) for k, v in top.items() if v is not None}
+        top = {k: _positive_int(k, v, least=0 if k == "num_classes" else 1) for k, v in top.items() if v is not None}
         unknown = sorted(set(overrides) - set(self.arch))
         if unknown:
             hint = difflib.get_close_matches(unknown[0], list(self.arch) + ["num_classes", "input_size"], n=1)
@@ -65,6 +66,7 @@ class ModelConfig:
                 f"{self.name} takes no option {unknown[0]!r}"
                 + (f"; did you mean {hint[0]!r}?" if hint else f"; options: {', '.join(sorted(self.arch))}")
             )
+        overrides = {k: _option(self.name, k, v, self.arch[k]) for k, v in overrides.items()}
         return dataclasses.replace(self, arch={**self.arch, **overrides}, **top)
 
     def to_dict(self) -> dict[str, Any]:
@@ -78,11 +80,57 @@ class ModelConfig:
         }
 
 
-def _positive_int(key: str, value: Any) -> int:
-    """``num_classes`` / ``input_size`` checked at the door: a positive integer (``"32"`` is refused too)."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{key} takes a positive integer, not {value!r}")
+MAX_INPUT_SIZE = 8192  # a side past this is a typo, and its activations would not fit in memory
+
+
+def _positive_int(key: str, value: Any, least: int = 1) -> int:
+    """``num_classes`` (0: headless) / ``input_size`` checked at the door: an integer (``"32"`` is refused too)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        raise ValueError(f"{key} takes a {'positive' if least else 'non-negative'} integer, not {value!r}")
+    if key == "input_size" and value > MAX_INPUT_SIZE:
+        raise ValueError(f"input_size takes a positive integer up to {MAX_INPUT_SIZE}, not {value!r}")
     return value
+
+
+def _option(model: str, key: str, value: Any, current: Any) -> Any:
+    """An architecture option checked at the door against the type of the value it replaces.
+
+    A flag takes ``True``/``False``; a count or size an integer >= 1; a number any finite number; a
+    name a string or None; a tuple as many values as it has now, each checked the same way (lists,
+    as JSON writes tuples, are turned back into tuples). What a builder does with a value of the
+    right type is the builder's to check.
+
+    Raises:
+        ValueError: One line naming the model, the option and what it takes.
+    """
+    def refuse(expected: str) -> None:
+        raise ValueError(f"{model} option {key!r} takes {expected}, not {value!r}")
+
+    if isinstance(current, bool):
+        if not isinstance(value, bool):
+            refuse("true or false")
+    elif isinstance(current, int):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            refuse("an integer >= 1")
+    elif isinstance(current, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            refuse("a number")
+        return float(value)
+    elif current is None or isinstance(current, str):
+        if value is not None and not isinstance(value, str):
+            refuse("a name (a string) or None")
+    elif isinstance(current, tuple):
+        if not isinstance(value, (tuple, list)) or len(value) != len(current):
+            refuse(f"{len(current)} values, like {current!r}")
+        # (2.7, 3.3, 4): a tuple holding a float holds numbers, its integers included
+        floats = any(isinstance(c, float) for c in current)
+        return tuple(_option(model, f"{key}[{i}]", v, float(c) if floats and _is_int(c) else c)
+                     for i, (v, c) in enumerate(zip(value, current)))
+    return value
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 _REGISTRY: dict[str, Callable[[], ModelConfig]] = {}

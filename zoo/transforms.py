@@ -16,14 +16,10 @@ from dataclasses import asdict, dataclass
 from typing import Any, Union
 
 from .registry import get_config
-from .weights import WeightMismatchError, Weights
+from .weights import CROP_PCT, IMAGENET_MEAN, IMAGENET_STD, WeightMismatchError, Weights, assumed_record
 
 __all__ = ["Preprocess", "transforms", "to_rgb", "open_image", "UnreadableImageError", "IMAGENET_MEAN",
            "IMAGENET_STD", "CROP_PCT"]
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-CROP_PCT = 0.875  # ImageNet's 256 -> 224: resize the shorter side to input_size / 0.875, centre-crop
 
 
 class UnreadableImageError(ValueError):
@@ -104,6 +100,8 @@ class Preprocess:
         jpeg_draft: A JPEG file is decoded at the smallest DCT scale still at least
             ``input_size`` on both sides (Pillow's ``draft``) before resizing: what the plate
             detectors' training reader does, so their inputs match training (:meth:`read`).
+        interpolation: Resampling filter of the resize (``"bilinear"``, the one a deploy
+            bundle's ``run.py`` implements too).
     """
 
     input_size: int
@@ -112,6 +110,7 @@ class Preprocess:
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
     jpeg_draft: bool = False
+    interpolation: str = "bilinear"
 
     def __call__(self, image) -> "Any":
         import numpy as np
@@ -126,13 +125,14 @@ class Preprocess:
 
         image = to_rgb(image)
         size = self.input_size
+        resample = {"bilinear": Image.BILINEAR}[self.interpolation]
         if self.resize == "squash":
-            image = image.resize((size, size), Image.BILINEAR)
+            image = image.resize((size, size), resample)
         else:
             side = int(round(size / self.crop_pct))
             w, h = image.size
             scale = side / min(w, h)
-            image = image.resize((max(size, round(w * scale)), max(size, round(h * scale))), Image.BILINEAR)
+            image = image.resize((max(size, round(w * scale)), max(size, round(h * scale))), resample)
             w, h = image.size
             left, top = (w - size) // 2, (h - size) // 2
             image = image.crop((left, top, left + size, top + size))
@@ -153,47 +153,35 @@ class Preprocess:
         d = asdict(self)
         return {"input_size": self.input_size, "resize": int(round(self.input_size / self.crop_pct)),
                 "crop": "center" if self.resize == "shorter" else "none", "mode": d["resize"],
-                "interpolation": "bilinear", "color": "RGB", "scale": 1 / 255,
+                "interpolation": self.interpolation, "color": "RGB", "scale": 1 / 255,
                 "mean": [float(m) for m in self.mean], "std": [float(s) for s in self.std],
                 "jpeg_draft": self.jpeg_draft}
 
 
 def _of_weights(w: Weights, input_size: int | None = None) -> Preprocess:
-    family = get_config(w.arch).family
-    detector = family == "detector"
-    return Preprocess(input_size=input_size or w.input_size, resize="squash" if detector else "shorter",
-                      crop_pct=w.crop_pct, mean=tuple(w.mean), std=tuple(w.std), jpeg_draft=detector)
-
-
-# What recipes/plates trains every detector on (recipes.plates.dataset.MEAN/STD: pixels in [-1, 1]),
-# so a detector from a training run's model.safetensors (no registered weights) is read as trained.
-DETECTOR_MEAN = DETECTOR_STD = (0.5, 0.5, 0.5)
-
-
-def _of_family(cfg) -> Preprocess:
-    """The preprocessing of weights that are not registered: the family's training reader's."""
-    if cfg.family == "detector":
-        return Preprocess(cfg.input_size, "squash", 1.0, DETECTOR_MEAN, DETECTOR_STD, jpeg_draft=True)
-    return Preprocess(cfg.input_size)
+    # The plate detectors' training reader decodes JPEGs at a reduced scale first (recipes.plates).
+    detector = bool(w.arch) and get_config(w.arch).family == "detector"
+    return Preprocess(input_size=input_size or w.input_size, resize=w.resize, crop_pct=w.crop_pct, mean=tuple(w.mean),
+                      std=tuple(w.std), jpeg_draft=detector, interpolation=w.interpolation)
 
 
 def transforms(model_or_tag: Union[str, Weights, Any]) -> Preprocess:
     """The preprocessing the weights of a model expect (timm's ``create_transform``, as data).
 
     Args:
-        model_or_tag: A model from ``zoo.load`` (its ``zoo_weights``; without registered weights,
-            at its ``zoo_config.input_size``, ImageNet's preprocessing for a classifier, the
-            training reader's for a detector), ``"arch.tag"``, a bare
-            ``"arch"`` (its default weights), or a :class:`zoo.weights.Weights`.
+        model_or_tag: A model from ``zoo.load`` (its ``zoo_weights`` record, at the size it is
+            built for; initialised weights: its family's training reader's preprocessing, ImageNet's
+            for a classifier), ``"arch.tag"``, a bare ``"arch"`` (its default weights), or a
+            :class:`zoo.weights.Weights` record.
 
     Returns:
         A callable: PIL image -> ``(3, H, W)`` float tensor.
 
     Raises:
         zoo.weights.WeightMismatchError: An unknown ``arch.tag``.
-        TypeError: Neither a zoo model, a name nor a ``Weights``.
+        TypeError: Neither a model with a record or a config, a name nor a ``Weights``.
     """
-    from .weights import lookup
+    from .weights import input_size_of, lookup
 
     if isinstance(model_or_tag, Weights):
         return _of_weights(model_or_tag)
@@ -205,12 +193,12 @@ def transforms(model_or_tag: Union[str, Weights, Any]) -> Preprocess:
         except WeightMismatchError:
             if tag:
                 raise
-            return _of_family(cfg)
-    cfg = getattr(model_or_tag, "zoo_config", None)
-    if cfg is None:
-        raise TypeError("transforms() takes a model from zoo.load, 'arch.tag' or a zoo.weights.Weights, "
-                        f"not {type(model_or_tag).__name__}")
+            return _of_weights(assumed_record(cfg))
     w = getattr(model_or_tag, "zoo_weights", None)
     if w is not None:
-        return _of_weights(w, cfg.input_size)
-    return _of_family(cfg)
+        return _of_weights(w, input_size_of(model_or_tag))
+    cfg = getattr(model_or_tag, "zoo_config", None)
+    if cfg is None:
+        raise TypeError("transforms() takes a model from zoo.load (or one saved with zoo.save), 'arch.tag' or a "
+                        f"zoo.weights.Weights, not {type(model_or_tag).__name__} with no zoo_weights record")
+    return _of_weights(assumed_record(cfg))

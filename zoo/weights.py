@@ -1,25 +1,49 @@
-"""Weights metadata: plain data (the ``WEIGHTS`` table) and the safetensors artifact format.
+"""Weights metadata: one record per set of weights (:class:`Weights`), the ``WEIGHTS`` table, the file format.
 
-One artifact serves both frameworks: ``model.safetensors`` holding PyTorch-named
-tensors, with ``config.json`` (the ``ModelConfig``) beside it. This module imports nothing
-that fetches or builds models; :mod:`zoo.fetch` (which resolves ``weights=``) and
-:mod:`zoo.hub` sit above it.
+A :class:`Weights` is this zoo's ``pretrained_cfg`` (timm's name for it): the architecture and
+its builder arguments, the number of classes, the input size, the preprocessing (mean, std,
+resize, crop, interpolation), the class names and what the weights were trained and measured
+on. The same record is an entry of the ``WEIGHTS`` table, the ``config.json`` beside every
+``model.safetensors`` (:meth:`Weights.to_dict`, read back by :func:`read_record`, as data only:
+it never names code to import), and ``model.zoo_weights`` of a loaded model.
+
+This module imports nothing that fetches or builds models; the resolver of model references
+(:mod:`zoo.refs`) and the Hub client (:mod:`zoo.hub`) sit above it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import json
+import logging
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any, Mapping, Optional, Sequence, Union
 
-from .registry import ModelConfig
+from .labels import imagenet_labels
+from .registry import ModelConfig, get_config
 
-__all__ = ["Metric", "Weights", "WeightMismatchError", "WEIGHTS", "BUNDLED_DIR", "lookup", "default_tag",
-           "list_weights", "save", "read_safetensors", "binary_weight_names"]
+__all__ = ["Metric", "Weights", "WeightMismatchError", "WEIGHTS", "BUNDLED_DIR", "WEIGHTS_FILE", "CONFIG_FILE",
+           "RECORD_FORMAT", "IMAGENET_MEAN", "IMAGENET_STD", "CROP_PCT", "assumed_record", "read_record",
+           "input_size_of", "lookup", "default_tag", "list_weights", "save", "read_safetensors",
+           "binary_weight_names"]
+
+logger = logging.getLogger(__name__)
 
 BUNDLED_DIR = Path(__file__).resolve().parent / "pretrained"
+WEIGHTS_FILE = "model.safetensors"
+CONFIG_FILE = "config.json"
+RECORD_FORMAT = "bnnzoo-weights/1"
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+CROP_PCT = 0.875  # ImageNet's 256 -> 224: resize the shorter side to input_size / 0.875, centre-crop
+RESIZE_MODES = ("shorter", "squash")
+INTERPOLATIONS = ("bilinear",)  # what zoo.transforms and a deploy bundle's run.py implement
+# What recipes/plates trains every detector on (recipes.plates.dataset.MEAN/STD: pixels in [-1, 1]).
+DETECTOR_MEAN = DETECTOR_STD = (0.5, 0.5, 0.5)
 
 
 class WeightMismatchError(ValueError):
@@ -35,62 +59,182 @@ class Metric:
     dataset: str
     source: str  # "measured: <command>" or "published: <paper/table>"
 
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object of ``config.json``'s ``metrics`` list."""
+        return dataclasses.asdict(self)
 
-@dataclass(frozen=True)
+
+def _str(key: str, v: Any) -> str:
+    if not isinstance(v, str):
+        raise ValueError(f"{key} takes a string, not {v!r}")
+    return v
+
+
+def _count(key: str, v: Any, least: int) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or v < least:
+        raise ValueError(f"{key} takes a {'positive' if least else 'non-negative'} integer, not {v!r}")
+    return v
+
+
+def _number(key: str, v: Any) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        raise ValueError(f"{key} takes a number, not {v!r}")
+    return float(v)
+
+
+def _rgb(key: str, v: Any, positive: bool = False) -> tuple[float, float, float]:
+    if isinstance(v, (str, bytes)) or not isinstance(v, Sequence) or len(v) != 3:
+        raise ValueError(f"{key} takes 3 numbers (R, G, B), not {v!r}")
+    values = tuple(_number(key, x) for x in v)
+    if positive and min(values) <= 0:
+        raise ValueError(f"{key} takes 3 positive numbers, not {v!r}")
+    return values
+
+
+def _choice(key: str, v: Any, choices: Sequence[str]) -> str:
+    if v not in choices:
+        raise ValueError(f"{key} takes one of {', '.join(map(repr, choices))}, not {v!r}")
+    return v
+
+
+def _tuples(v: Any) -> Any:
+    """JSON lists back to the tuples builder arguments are written with (nested too)."""
+    return tuple(_tuples(x) for x in v) if isinstance(v, list) else v
+
+
+def _lists(v: Any) -> Any:
+    return [_lists(x) for x in v] if isinstance(v, (tuple, list)) else v
+
+
+def _overrides(key: str, v: Any) -> dict[str, Any]:
+    if not isinstance(v, Mapping) or not all(isinstance(k, str) for k in v):
+        raise ValueError(f"{key} takes an object of builder arguments, not {v!r}")
+    return {k: _tuples(x) for k, x in v.items()}
+
+
+def _strings(key: str, v: Any) -> tuple[str, ...]:
+    if isinstance(v, (str, bytes)) or not isinstance(v, Sequence) or not all(isinstance(x, str) for x in v):
+        raise ValueError(f"{key} takes a list of strings, not {v!r}")
+    return tuple(v)
+
+
+def _metrics(key: str, v: Any) -> tuple[Metric, ...]:
+    if isinstance(v, (str, bytes)) or not isinstance(v, Sequence):
+        raise ValueError(f"{key} takes a list of {{name, value, dataset, source}} objects, not {v!r}")
+    out = []
+    for m in v:
+        if isinstance(m, Metric):
+            out.append(m)
+            continue
+        names = [f.name for f in dataclasses.fields(Metric)]
+        if not isinstance(m, Mapping) or sorted(m) != sorted(names):
+            raise ValueError(f"{key} takes a list of {{name, value, dataset, source}} objects, not {m!r}")
+        out.append(Metric(_str(f"{key}.name", m["name"]), _number(f"{key}.value", m["value"]),
+                          _str(f"{key}.dataset", m["dataset"]), _str(f"{key}.source", m["source"])))
+    return tuple(out)
+
+
+def _bool(key: str, v: Any) -> bool:
+    if not isinstance(v, bool):
+        raise ValueError(f"{key} takes true or false, not {v!r}")
+    return v
+
+
+def _crop(key: str, v: Any) -> float:
+    v = _number(key, v)
+    if not 0 < v <= 1:
+        raise ValueError(f"{key} takes a number in (0, 1], not {v!r}")
+    return v
+
+
+# Each field's check: it returns the value normalised (tuples, floats) or raises a one-line ValueError naming it.
+_CHECKS = {
+    "arch": _str, "tag": _str, "num_classes": lambda k, v: _count(k, v, 0),
+    "input_size": lambda k, v: _count(k, v, 1), "mean": _rgb, "std": lambda k, v: _rgb(k, v, positive=True),
+    "crop_pct": _crop, "resize": lambda k, v: _choice(k, v, RESIZE_MODES),
+    "interpolation": lambda k, v: _choice(k, v, INTERPOLATIONS), "arch_overrides": _overrides,
+    "labels": _strings, "dataset": _str, "metrics": _metrics, "notes": _str, "module_class": _str,
+    "hub_repo": _str, "revision": _str, "filename": _str, "sha256": _str, "importer": _str, "default": _bool,
+    "url": _str,
+}
+# Where a registered file comes from: not part of what the weights are, left out of config.json when empty.
+_LOCATION = ("tag", "hub_repo", "revision", "filename", "sha256", "importer", "default", "url")
+
+
+@dataclass(frozen=True, kw_only=True)
 class Weights:
-    """A set of trained weights for one registered architecture (``arch.tag``).
+    """One set of weights and everything needed to use them (timm's ``pretrained_cfg``).
 
     Attributes:
-        arch: Registered architecture the weights fit.
-        tag: The name after the dot in ``zoo.load("arch.tag")``.
-        hub_repo: Hugging Face Hub repo (``owner/name``); with an ``importer``, the
-            upstream repository the file is published by (e.g. the GitHub repo ``larq/zoo``);
-            empty: the file ships inside the package, in ``zoo/pretrained/`` (``BUNDLED_DIR``).
-        revision: Hub commit; with an ``importer``, the upstream release tag.
-        filename: File in the repo; with an ``importer``, the release asset.
-        sha256: Hex sha256 of that file, checked before it is used.
-        num_classes: Classifier outputs of the weights.
+        arch: Registered architecture the weights fit (empty for a module of your own:
+            ``module_class`` names it).
+        num_classes: Outputs of the classifier (0: a headless model, pooled features).
         input_size: Input side the weights were trained and are measured at.
+        tag: The name after the dot in ``zoo.load("arch.tag")`` (registered weights).
         mean: Per-channel mean subtracted from RGB inputs scaled to [0, 1].
         std: Per-channel std the centred inputs are divided by.
-        arch_overrides: Builder arguments the weights need beyond the registered defaults.
+        crop_pct: Share of the resized shorter side the centre crop keeps (ImageNet 0.875; 1.0
+            for weights trained on whole images); see :func:`zoo.transforms`.
+        resize: ``"shorter"`` (scale the shorter side, centre-crop) or ``"squash"`` (the whole
+            image to the square: detectors, whose boxes are relative to the whole image).
+        interpolation: Resampling filter of the resize (``"bilinear"``).
+        arch_overrides: Builder arguments over the registered defaults (``config.json`` holds
+            them all, so the architecture is pinned even if the registry's defaults change).
         labels: Class names, in output order (empty: not recorded).
+        dataset: What the weights were trained on.
         metrics: Accuracy figures of these weights, each saying where it comes from.
-        importer: ``""`` for a bnnzoo ``model.safetensors`` on the Hub; ``"larq_zoo"`` for a
-            larq-zoo release file converted on load (:mod:`zoo.larq_import`); ``"reactnet"`` for
-            the ReActNet authors' PyTorch checkpoint, converted on load (:mod:`zoo.reactnet_import`).
         notes: Caveats of these weights, shown on their model card.
-        crop_pct: Share of the resized shorter side the centre crop keeps (ImageNet 0.875; 1.0 for
-            weights trained on whole images); see :func:`zoo.transforms`.
+        module_class: For a module of your own (``FILE.py:CLASS``), the class name the weights
+            were saved from. Only ever compared with the class you name: nothing is imported by it.
+        hub_repo: Hugging Face Hub repo (``owner/name``); with an ``importer``, the upstream
+            repository (e.g. the GitHub repo ``larq/zoo``); empty: no Hub file.
+        revision: Hub commit; with an ``importer``, the upstream release tag.
+        filename: File in the repo; with an ``importer``, the release asset; for weights that
+            ship inside the package, their file in ``zoo/pretrained/`` (``BUNDLED_DIR``).
+        sha256: Hex sha256 of that file, checked before it is used.
+        importer: ``""`` for a bnnzoo ``model.safetensors``; ``"larq_zoo"`` for a larq-zoo
+            release file converted on load (:mod:`zoo.larq_import`); ``"reactnet"`` for the ReActNet
+            authors' PyTorch checkpoint, converted on load (:mod:`zoo.reactnet_import`).
         default: The tag ``zoo.load(arch, pretrained=True)`` (and ``weights="default"``) loads;
             exactly one per architecture that has weights.
         url: Where the file is published when it is no release asset of ``hub_repo`` (the ReActNet
             authors' OneDrive links): the page to download it from by hand.
+
+    Raises:
+        ValueError: A field of the wrong type or out of range (one line naming it).
     """
 
     arch: str
-    tag: str
-    hub_repo: str
-    revision: str
-    filename: str
-    sha256: str
     num_classes: int
     input_size: int
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
+    tag: str = ""
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    crop_pct: float = CROP_PCT
+    resize: str = "shorter"
+    interpolation: str = "bilinear"
     arch_overrides: Mapping[str, Any] = field(default_factory=dict)
     labels: tuple[str, ...] = ()
+    dataset: str = ""
     metrics: tuple[Metric, ...] = ()
-    importer: str = ""
     notes: str = ""
-    crop_pct: float = 0.875
+    module_class: str = ""
+    hub_repo: str = ""
+    revision: str = ""
+    filename: str = ""
+    sha256: str = ""
+    importer: str = ""
     default: bool = False
     url: str = ""
 
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            object.__setattr__(self, f.name, _CHECKS[f.name](f.name, getattr(self, f.name)))
+
     @property
     def key(self) -> str:
-        """``arch.tag``, the name ``zoo.load`` takes."""
-        return f"{self.arch}.{self.tag}"
+        """``arch.tag``, the name ``zoo.load`` takes (``arch`` alone without a tag)."""
+        return f"{self.arch}.{self.tag}" if self.tag else self.arch or self.module_class
 
     @property
     def source(self) -> str:
@@ -99,9 +243,160 @@ class Weights:
             return f"larq-zoo release {self.revision} (github.com/{self.hub_repo}), imported"
         if self.importer == "reactnet":
             return f"the authors' checkpoint (github.com/{self.hub_repo}), placed by hand, imported"
-        if not self.hub_repo:
+        if self.hub_repo:
+            return f"hf-hub:{self.hub_repo}@{self.revision[:12]}"
+        if self.filename:
             return "ships with bnnzoo (zoo/pretrained/)"
-        return f"hf-hub:{self.hub_repo}@{self.revision[:12]}"
+        return "a local file"
+
+    def config(self) -> ModelConfig:
+        """The registered architecture these weights fit, with their classes, size and builder arguments.
+
+        Raises:
+            zoo.UnknownModelError: ``arch`` is not registered (or the record is of a module of your own).
+            TypeError: ``arch_overrides`` names an option the architecture does not take.
+        """
+        return get_config(self.arch).replace(num_classes=self.num_classes, input_size=self.input_size,
+                                              **dict(self.arch_overrides))
+
+    def replace(self, **changes: Any) -> "Weights":
+        """A copy with fields changed (checked as at construction)."""
+        return dataclasses.replace(self, **changes)
+
+    def for_model(self, num_classes: int, input_size: int) -> "Weights":
+        """The record of a model built from these weights with another classifier or input size.
+
+        A new classifier has no names and neither size keeps the measured figures, so labels
+        (new classifier) and metrics (either change) are dropped.
+        """
+        changes: dict[str, Any] = {}
+        if num_classes != self.num_classes:
+            changes.update(num_classes=num_classes, labels=(), metrics=())
+        if input_size != self.input_size:
+            changes.update(input_size=input_size, metrics=())
+        return self.replace(**changes) if changes else self
+
+    def without_location(self) -> "Weights":
+        """The record as ``config.json`` beside a copy of the weights holds it: no registry tag or file."""
+        return self.replace(**{k: _FIELDS[k].default for k in _LOCATION})
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object of ``config.json`` (:meth:`from_dict` reads it back, strictly)."""
+        d: dict[str, Any] = {"format": RECORD_FORMAT}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name in _LOCATION and value == f.default:
+                continue
+            d[f.name] = ([m.to_dict() for m in value] if f.name == "metrics" else
+                         {k: _lists(v) for k, v in value.items()} if f.name == "arch_overrides" else _lists(value))
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Any, where: str = "") -> "Weights":
+        """The record of a ``config.json`` object: only known keys, each of its type (data, never code).
+
+        Args:
+            d: The parsed JSON object.
+            where: Prefix of error messages (``"config run7/config.json: "``).
+
+        Raises:
+            ValueError: Not an object, another format, an unknown or missing key, or a value of
+                the wrong type: one line naming the key.
+        """
+        if not isinstance(d, Mapping):
+            raise ValueError(f"{where}holds a JSON {type(d).__name__}, expected an object")
+        d = dict(d)
+        fmt = d.pop("format", None)
+        if fmt != RECORD_FORMAT:
+            raise ValueError(f"{where}'format' is {fmt!r}, expected {RECORD_FORMAT!r}: write it with zoo.save")
+        unknown = sorted(set(d) - set(_FIELDS))
+        if unknown:
+            close = difflib.get_close_matches(unknown[0], list(_FIELDS), n=1)
+            raise ValueError(f"{where}unknown key {unknown[0]!r}" + (f" (did you mean {close[0]!r}?)" if close else
+                                                                     f"; keys: {', '.join(_FIELDS)}"))
+        missing = [k for k in ("arch", "num_classes", "input_size") if k not in d]
+        if missing:
+            raise ValueError(f"{where}missing key {missing[0]!r}")
+        try:
+            return cls(**d)
+        except ValueError as e:
+            raise ValueError(f"{where}{e}") from None
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(Weights)}
+
+
+def assumed_record(cfg: ModelConfig) -> Weights:
+    """The record of weights of ``cfg`` that record none: the family's training reader's preprocessing.
+
+    A detector is read as ``recipes/plates`` trains it (the whole image squashed to the square,
+    pixels in [-1, 1], boxes of plates); any other model as ImageNet (shorter side to ``input_size / 0.875``,
+    centre crop, ImageNet mean and std).
+    """
+    if cfg.family == "detector":
+        return Weights(arch=cfg.name, num_classes=cfg.num_classes, input_size=cfg.input_size, mean=DETECTOR_MEAN,
+                       std=DETECTOR_STD, crop_pct=1.0, resize="squash", arch_overrides=dict(cfg.arch),
+                       labels=("plate",))
+    return Weights(arch=cfg.name, num_classes=cfg.num_classes, input_size=cfg.input_size,
+                   arch_overrides=dict(cfg.arch))
+
+
+def describe_preprocessing(w: Weights) -> str:
+    """The preprocessing of a record in words (what a warning says was assumed)."""
+    resize = ("the whole image squashed to the square" if w.resize == "squash" else
+              f"shorter side to {w.input_size}/{w.crop_pct:g} then centre crop")
+    labels = f"{len(w.labels)} label{'s' if len(w.labels) > 1 else ''}" if w.labels else "no labels"
+    return f"{w.input_size}x{w.input_size}, {resize}, mean {list(w.mean)}, std {list(w.std)}, {labels}"
+
+
+def read_record(config_json: Union[str, Path], **location: str) -> Weights:
+    """The record in a ``config.json`` beside weights, read as data; ``location`` (``hub_repo``, ``revision``)
+    says where the file was read from.
+
+    A file written before records existed (``{"name", "family", "arch", "num_classes",
+    "input_size"}``: the architecture only) gives :func:`assumed_record` of that architecture,
+    with a one-line warning naming what was assumed.
+
+    Raises:
+        FileNotFoundError: No such file.
+        ValueError: Not JSON, not an object, or not a record (one line naming the file and key).
+    """
+    from .fileio import read_json
+
+    path = Path(config_json)
+    fix = "it should be the config.json zoo.save wrote beside the weights"
+    saved = read_json(path, "config", fix)
+    where = f"config {path}: "
+    if "format" in saved or not {"name", "family"} <= set(saved):
+        try:
+            return Weights.from_dict({**saved, **location}, where)
+        except ValueError as e:
+            raise ValueError(f"{e}: {fix}") from None
+    # The architecture-only config.json of bnnzoo before records.
+    arch = saved.get("arch", {})
+    if not isinstance(arch, dict):
+        raise ValueError(f"{where}'arch' holds a JSON {type(arch).__name__}, expected an object: {fix}")
+    if not isinstance(saved["name"], str):
+        raise ValueError(f"{where}'name' takes a registered model name, not {saved['name']!r}: {fix}")
+    try:
+        cfg = get_config(saved["name"]).replace(num_classes=saved.get("num_classes"),
+                                                input_size=saved.get("input_size"), **_overrides("arch", arch))
+    except (TypeError, ValueError) as e:
+        raise WeightMismatchError(f"{where}{e}: {fix}") from None
+    record = assumed_record(cfg).replace(**location)
+    logger.warning("%s records no preprocessing (written by an older bnnzoo): assumed %s; save the model again with "
+                   "zoo.save(model, folder, mean=..., std=..., labels=...) to record what it was trained with",
+                   path, describe_preprocessing(record))
+    return record
+
+
+def input_size_of(model: Any) -> Optional[int]:
+    """The input side of a model: its ``zoo_config``'s, else its ``zoo_weights``' (None: neither)."""
+    for attr in ("zoo_config", "zoo_weights"):
+        size = getattr(getattr(model, attr, None), "input_size", None)
+        if size:
+            return int(size)
+    return None
 
 
 # Filled as trained weights are published (issue: weights on the Hub).
@@ -111,8 +406,8 @@ WEIGHTS: dict[str, Weights] = {}
 # Release assets and sha256 exactly as larq-zoo 2.4 records them (larq_zoo.literature.*
 # ``download_pretrained_model`` calls); inputs normalised like larq-zoo's training data
 # (ImageNet mean/std, RGB). Both need zero padding of the binary convs' inputs.
-_IMAGENET_MEAN = (0.485, 0.456, 0.406)
-_IMAGENET_STD = (0.229, 0.224, 0.225)
+# The 1000 class names in output order (zoo/data/imagenet1k_labels.tsv names its source) and the data set.
+_IN1K = dict(labels=imagenet_labels(), dataset="imagenet-1k")
 _LARQ_ZOO_NOTES = (
     "Imported from larq-zoo's published Keras weights: the binary convolutions were trained with zero "
     "padding, so the model is built with pad_value=0.0. They convert to TFLite (LCE) as they are "
@@ -126,7 +421,7 @@ _LARQ_ZOO_NOTES = (
 WEIGHTS["realtobinary_resnet18.larq_in1k"] = Weights(
     arch="realtobinary_resnet18", tag="larq_in1k", hub_repo="larq/zoo", revision="r2b-v0.1.0",
     filename="r2b_weights.h5", sha256="e8fd16ca1ab9810ac3835f24f5c62758a57bc32a615f73aaa50d382d2b9617e1",
-    num_classes=1000, input_size=224, mean=_IMAGENET_MEAN, std=_IMAGENET_STD, arch_overrides={"pad_value": 0.0},
+    num_classes=1000, input_size=224, mean=IMAGENET_MEAN, std=IMAGENET_STD, arch_overrides={"pad_value": 0.0}, **_IN1K,
     metrics=(Metric("top1", 65.01, "imagenet-1k", "published: larq-zoo 2.4 docs, literature.RealToBinaryNet "
                     "(ImageNet metrics table) for release r2b-v0.1.0"),
              Metric("top5", 85.72, "imagenet-1k", "published: larq-zoo 2.4 docs, literature.RealToBinaryNet "
@@ -137,7 +432,7 @@ WEIGHTS["realtobinary_resnet18.larq_in1k"] = Weights(
 WEIGHTS["meliusnet22.larq_in1k"] = Weights(
     arch="meliusnet22", tag="larq_in1k", hub_repo="larq/zoo", revision="meliusnet22-v0.1.0",
     filename="meliusnet22_weights.h5", sha256="c1ba85e8389ae326009665ec13331e49fc3df4d0f925fa8553e224f7362c18ed",
-    num_classes=1000, input_size=224, mean=_IMAGENET_MEAN, std=_IMAGENET_STD, arch_overrides={"pad_value": 0.0},
+    num_classes=1000, input_size=224, mean=IMAGENET_MEAN, std=IMAGENET_STD, arch_overrides={"pad_value": 0.0}, **_IN1K,
     metrics=(Metric("top1", 62.4, "imagenet-1k", "published: larq-zoo 2.4 docs, literature.MeliusNet22 "
                     "(ImageNet metrics table) for release meliusnet22-v0.1.0"),
              Metric("top5", 83.9, "imagenet-1k", "published: larq-zoo 2.4 docs, literature.MeliusNet22 "
@@ -181,7 +476,7 @@ for _arch, _revision, _file, _sha, _top1, _top5, _doc in _LARQ_ZOO_RELEASES:
     _quicknet = _arch.startswith("quicknet")
     WEIGHTS[f"{_arch}.larq_in1k"] = Weights(
         arch=_arch, tag="larq_in1k", hub_repo="larq/zoo", revision=_revision, filename=_file, sha256=_sha,
-        num_classes=1000, input_size=224, mean=_IMAGENET_MEAN, std=_IMAGENET_STD,
+        num_classes=1000, input_size=224, mean=IMAGENET_MEAN, std=IMAGENET_STD, **_IN1K,
         # DoReFa-Net's 2-bit inputs always pad with 0 (no pad_value option).
         arch_overrides={} if _quicknet or _arch == "dorefanet" else {"pad_value": 0.0},
         metrics=(Metric("top1", _top1, "imagenet-1k", _source), Metric("top5", _top5, "imagenet-1k", _source)),
@@ -200,7 +495,8 @@ del _arch, _revision, _file, _sha, _top1, _top5, _doc, _source, _quicknet
 # The links and top-1 figures of their README's "Models" table (github.com/liuzechun/ReActNet at the commit
 # below). OneDrive links cannot be fetched by a plain HTTP client and no checksum is published: the file is
 # placed by hand and its sha256 logged. ImageNet mean/std and a 0.875 centre crop (Resize(256),
-# CenterCrop(224)) as their train.py validates; zero padding of the binary convolutions' inputs.
+# CenterCrop(224)) as their train.py validates, its classes in ImageFolder's (sorted synset) order; zero
+# padding of the binary convolutions' inputs.
 _REACTNET_COMMIT = "a6cd08d4605d94135faea6fd73354041e4130b52"
 _REACTNET_NOTES = (
     "The authors' released PyTorch checkpoint, imported by zoo.reactnet_import: keys matched by name (the "
@@ -220,7 +516,7 @@ for _arch, _file, _top1, _url, _row in (
 ):
     WEIGHTS[f"{_arch}.authors_in1k"] = Weights(
         arch=_arch, tag="authors_in1k", hub_repo="liuzechun/ReActNet", revision=_REACTNET_COMMIT, filename=_file,
-        sha256="", num_classes=1000, input_size=224, mean=_IMAGENET_MEAN, std=_IMAGENET_STD,
+        sha256="", num_classes=1000, input_size=224, mean=IMAGENET_MEAN, std=IMAGENET_STD, **_IN1K,
         arch_overrides={"pad_value": 0.0}, importer="reactnet", default=True, url=_url, notes=_REACTNET_NOTES,
         metrics=(Metric("top1", _top1, "imagenet-1k", f"published: github.com/liuzechun/ReActNet README, Models "
                         f"table ({_row}, the released checkpoint)"),))
@@ -240,7 +536,7 @@ def _mnist_weights(arch: str, recipe: str, sha256: str, top1: float, input_size:
                    notes: str = "", **arch_overrides) -> Weights:
     return Weights(arch=arch, tag="mnist", hub_repo="", revision="", filename=f"{arch}.mnist.safetensors",
                    sha256=sha256, num_classes=10, input_size=input_size, mean=MNIST_MEAN, std=MNIST_STD,
-                   arch_overrides=arch_overrides, labels=tuple(str(i) for i in range(10)),
+                   dataset=_MNIST_DATA, arch_overrides=arch_overrides, labels=tuple(str(i) for i in range(10)),
                    metrics=(Metric("top1", top1, _MNIST_DATA, f"measured: bnnzoo train {recipe} seed=0 threads=1, "
                                    "evaluated in PyTorch on the held-out digits"),), default=True, crop_pct=1.0,
                    notes=notes or f"Trained by the `{recipe}` recipe on 4,000 MNIST digits: a demonstration of "
@@ -285,7 +581,8 @@ def _plates_weights(arch: str, sha256: str, ap50: float, plate_accuracy: float, 
 
     return Weights(arch=arch, tag="plates", hub_repo="", revision="", filename=f"{arch}.plates.safetensors",
                    sha256=sha256, num_classes=detector_outputs(PLATES_INPUT, get_config(arch).arch),
-                   input_size=PLATES_INPUT, mean=(0.5,) * 3, std=(0.5,) * 3, labels=("plate",),
+                   input_size=PLATES_INPUT, mean=DETECTOR_MEAN, std=DETECTOR_STD, labels=("plate",),
+                   resize="squash", dataset=_PLATES_DATA,
                    metrics=(Metric("ap50", ap50, _PLATES_DATA, _PLATES_SOURCE),
                             Metric("plate_accuracy", plate_accuracy, _PLATES_DATA, _PLATES_SOURCE)), default=True, crop_pct=1.0,
                    notes=notes + " Trained on synthetic images of Korean plates (`bnnzoo data plates`), not on "
@@ -333,14 +630,18 @@ def binary_weight_names(model) -> list[str]:
             if isinstance(m, BinaryConv2d) and m.weight_quantizer == "ste_sign"]
 
 
-def save(state: Mapping[str, Any], path: str | Path, cfg: Optional[ModelConfig] = None,
+def save(state: Mapping[str, Any], path: str | Path, record: Union[Weights, ModelConfig, None] = None,
          signs_of: Sequence[str] = ()) -> Path:
-    """Writes ``model.safetensors`` (+ ``config.json`` when ``cfg`` is given), each atomically.
+    """Writes ``model.safetensors`` (+ ``config.json``, the record, when given), each atomically.
+
+    The lower level of :func:`zoo.save`, which makes the record from the model.
 
     Args:
         state: PyTorch-named tensors or arrays.
         path: The ``.safetensors`` file to write.
-        cfg: The config to write beside it.
+        record: The :class:`Weights` record written beside it as ``config.json`` (without its
+            registry tag and file). A ``ModelConfig`` records the architecture with
+            :func:`assumed_record`'s preprocessing, and says so in a warning.
         signs_of: Keys stored as int8 signs (+1 for 0, as the quantizer): the binary kernels
             (:func:`binary_weight_names`) of a model saved for inference, 4x smaller. The
             outputs are unchanged; fine-tuning restarts from +-1 latent weights.
@@ -356,6 +657,11 @@ def save(state: Mapping[str, Any], path: str | Path, cfg: Optional[ModelConfig] 
     path = Path(path)
     if not path.parent.is_dir():
         raise FileNotFoundError(f"folder {path.parent} does not exist; create it first")
+    if isinstance(record, ModelConfig):
+        cfg, record = record, assumed_record(record)
+        logger.warning("%s: config.json records %s with assumed preprocessing (%s): pass the Weights record, or "
+                       "save with zoo.save(model, folder, mean=..., std=...)", path, cfg.name,
+                       describe_preprocessing(record))
     # num_batches_tracked is PyTorch bookkeeping with no Keras twin: not part of the artifact.
     arrays = {k: np.ascontiguousarray(v.detach().cpu().numpy() if hasattr(v, "detach") else v)
               for k, v in state.items() if not k.endswith("num_batches_tracked")}
@@ -365,8 +671,9 @@ def save(state: Mapping[str, Any], path: str | Path, cfg: Optional[ModelConfig] 
     for k in signs_of:
         arrays[k] = np.where(arrays[k] >= 0, 1, -1).astype(np.int8)
     fileio.atomic_write(path, lambda tmp: save_file(arrays, tmp))
-    if cfg is not None:
-        fileio.write_text(path.parent / "config.json", json.dumps(cfg.to_dict(), indent=2) + "\n")
+    if record is not None:
+        fileio.write_text(path.parent / CONFIG_FILE, json.dumps(record.without_location().to_dict(), indent=2,
+                                                                ensure_ascii=False) + "\n")
     return path
 
 

@@ -25,10 +25,11 @@ from typing import Optional, Sequence, Union
 
 import numpy as np
 
+from .flatbuffer import FlatbufferError, verify
 from .toolchain import BuildError, build
 
 __all__ = ["Interpreter", "UnsupportedModelError", "BuildError", "LCE_OPS", "check_model", "custom_ops",
-           "library", "library_file", "code_path", "with_outputs"]
+           "library", "library_file", "code_path", "with_outputs", "has_int8"]
 
 LCE_OPS = ("LceQuantize", "LceDequantize", "LceBconv2d", "LceBMaxPool2d")
 
@@ -105,6 +106,17 @@ def custom_ops(flatbuffer: bytes) -> list[tuple[int, str, bytes]]:
     return ops
 
 
+def has_int8(flatbuffer: bytes) -> bool:
+    """Whether the file computes in int8 (any int8 tensor in subgraph 0). LiteRT's XNNPACK rounds
+    int8 ops otherwise than its builtin kernels and LCE's interpreter, and its builtin kernels round
+    some (LEAKY_RELU) otherwise on aarch64 than on x86-64: a value moved by one int8 step onto or off
+    the zero point flips the sign an LCE op reads. Compare such a file with LCE on
+    ``Interpreter(..., builtin_kernels="builtin")``, across architectures on ``"reference"``."""
+    schema = _schema()
+    graph = schema.Model.GetRootAsModel(flatbuffer, 0).Subgraphs(0)
+    return any(graph.Tensors(i).Type() == schema.TensorType.INT8 for i in range(graph.TensorsLength()))
+
+
 def check_model(flatbuffer: bytes) -> int:
     """Checks every custom op and option of a flatbuffer against the library.
 
@@ -154,18 +166,33 @@ class Interpreter:
         num_threads: Threads for LiteRT's builtin ops and for bnnzoo's kernels.
         path: Force a binary GEMM code path (``"portable"``, ``"popcnt"``, ``"avx2"``,
             ``"avx512"``, ``"neon"``); default: the best this CPU has.
+        builtin_kernels: What runs LiteRT's builtin ops: ``"xnnpack"`` (its default XNNPACK
+            delegate, the fast choice), ``"builtin"`` (its own kernels, which round int8 ops
+            as LCE's interpreter does: what a check against LCE compares) or ``"reference"``
+            (its reference kernels, whose int8 results do not depend on the CPU: what a
+            check of one architecture against another compares).
 
     Raises:
-        UnsupportedModelError: An op or option the kernels do not implement.
+        UnsupportedModelError: An op or option the kernels do not implement, or a file that is not a
+            well-formed flatbuffer (:func:`converters.litert.flatbuffer.verify`).
         BuildError: The library could not be built (e.g. no C compiler).
     """
 
-    def __init__(self, model: Union[str, os.PathLike, bytes], num_threads: int = 1, path: Optional[str] = None):
-        from ai_edge_litert.interpreter import Interpreter as LiteRT, load_delegate
+    def __init__(self, model: Union[str, os.PathLike, bytes], num_threads: int = 1, path: Optional[str] = None,
+                 builtin_kernels: str = "xnnpack"):
+        from ai_edge_litert.interpreter import Interpreter as LiteRT, OpResolverType, load_delegate
 
         if not isinstance(num_threads, int) or not 1 <= num_threads <= 256:
             raise ValueError(f"num_threads must be an integer from 1 to 256, not {num_threads!r}")
+        resolvers = {"xnnpack": OpResolverType.AUTO, "builtin": OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+                     "reference": OpResolverType.BUILTIN_REF}
+        if builtin_kernels not in resolvers:
+            raise ValueError(f"builtin_kernels must be one of {', '.join(resolvers)}, not {builtin_kernels!r}")
         flatbuffer = _read(model)
+        try:  # LiteRT follows the file's offsets unchecked: a damaged file would crash it
+            verify(flatbuffer, "the model" if isinstance(model, (bytes, bytearray)) else str(model))
+        except FlatbufferError as e:
+            raise UnsupportedModelError(str(e)) from None
         self.lce_ops = check_model(flatbuffer)
         lib = library()
         if path is not None and not lib.bnn_select_path(path.encode()):
@@ -176,7 +203,8 @@ class Interpreter:
         self._delegate = load_delegate(str(library_file()), options)
         try:
             self._interpreter = LiteRT(model_content=flatbuffer, experimental_delegates=[self._delegate],
-                                       num_threads=num_threads)
+                                       num_threads=num_threads,
+                                       experimental_op_resolver_type=resolvers[builtin_kernels])
             self._interpreter.allocate_tensors()
         except (RuntimeError, ValueError) as e:
             detail = lib.bnn_last_error().decode() or " ".join(str(e).split())

@@ -4,7 +4,11 @@
 
 #include <string.h>
 
-void bgemm_portable(const uint32_t* a, int m, const uint32_t* b, int nb, int n, int32_t* c, int ldc) {
+/* The portable loop, inlined into each caller so that it is compiled for the caller's
+ * target: __builtin_popcountll is the POPCNT instruction in bgemm_popcnt, a bit-twiddling
+ * sequence in bgemm_portable. */
+static inline __attribute__((always_inline)) void bgemm_loop(const uint32_t* a, int m, const uint32_t* b, int nb,
+                                                             int n, int32_t* c, int ldc) {
   int n64 = n / 2;
   for (int i = 0; i < m; i++) {
     const uint64_t* ai = (const uint64_t*)(a + (size_t)i * n);
@@ -36,48 +40,63 @@ void bgemm_portable(const uint32_t* a, int m, const uint32_t* b, int nb, int n, 
   }
 }
 
-BgemmFn g_bgemm = NULL;
-const char* g_bgemm_name = "portable";
+void bgemm_portable(const uint32_t* a, int m, const uint32_t* b, int nb, int n, int32_t* c, int ldc) {
+  bgemm_loop(a, m, b, nb, n, c, ldc);
+}
+
+#if defined(__x86_64__)
+__attribute__((target("popcnt"))) void bgemm_popcnt(const uint32_t* a, int m, const uint32_t* b, int nb, int n,
+                                                    int32_t* c, int ldc) {
+  bgemm_loop(a, m, b, nb, n, c, ldc);
+}
+#endif
+
+static const CodePath PATH_PORTABLE = {.name = "portable", .bgemm = bgemm_portable};
+#if defined(__x86_64__)
+static const CodePath PATH_POPCNT = {.name = "popcnt", .bgemm = bgemm_popcnt};
+static const CodePath PATH_AVX2 = {.name = "avx2", .bgemm = bgemm_avx2};
+#endif
+
+const CodePath* g_path = NULL;
 
 /* Forces a code path ("portable", "popcnt", "avx2", "avx512", "neon"), for tests; returns 0
  * when this CPU or build does not have it. An empty name picks the best one. */
 EXPORT int bnn_select_path(const char* name) {
-  BgemmFn fn = bgemm_portable;
-  const char* chosen = "portable";
+  const CodePath* chosen = &PATH_PORTABLE;
   int want_best = !name || !*name;
 #if defined(__x86_64__)
   __builtin_cpu_init();
   int has_popcnt = __builtin_cpu_supports("popcnt");
   int has_avx2 = __builtin_cpu_supports("avx2");
-  int has_avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vpopcntdq");
+  int has_avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+                   __builtin_cpu_supports("avx512vpopcntdq");
   if (want_best) {
-    if (has_avx512) fn = bgemm_avx512, chosen = "avx512";
-    else if (has_avx2) fn = bgemm_avx2, chosen = "avx2";
-    else if (has_popcnt) fn = bgemm_popcnt, chosen = "popcnt";
+    if (has_avx512) chosen = &PATH_AVX512;
+    else if (has_avx2) chosen = &PATH_AVX2;
+    else if (has_popcnt) chosen = &PATH_POPCNT;
   } else if (strcmp(name, "avx512") == 0) {
     if (!has_avx512) return 0;
-    fn = bgemm_avx512, chosen = "avx512";
+    chosen = &PATH_AVX512;
   } else if (strcmp(name, "avx2") == 0) {
     if (!has_avx2) return 0;
-    fn = bgemm_avx2, chosen = "avx2";
+    chosen = &PATH_AVX2;
   } else if (strcmp(name, "popcnt") == 0) {
     if (!has_popcnt) return 0;
-    fn = bgemm_popcnt, chosen = "popcnt";
+    chosen = &PATH_POPCNT;
   } else if (strcmp(name, "portable") != 0) {
     return 0;
   }
 #elif defined(__aarch64__)
-  if (want_best || strcmp(name, "neon") == 0) fn = bgemm_neon, chosen = "neon";
+  if (want_best || strcmp(name, "neon") == 0) chosen = &PATH_NEON;
   else if (strcmp(name, "portable") != 0) return 0;
 #else
   if (!want_best && strcmp(name, "portable") != 0) return 0;
 #endif
-  g_bgemm = fn;
-  g_bgemm_name = chosen;
+  g_path = chosen;
   return 1;
 }
 
 EXPORT const char* bnn_path(void) {
-  if (!g_bgemm) bnn_select_path(NULL);
-  return g_bgemm_name;
+  if (!g_path) bnn_select_path(NULL);
+  return g_path->name;
 }

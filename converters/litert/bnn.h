@@ -11,13 +11,16 @@
  * This header holds what the library's files share; each .c file is one concern:
  *   options.c      errors, the FlexBuffers option reader, op parameters, bnn_check_op
  *   pool.c         the thread pool
- *   bgemm.c        the portable binary GEMM and the run-time choice of code path
- *   bgemm_x86.c    POPCNT, AVX2 and AVX-512 VPOPCNTDQ binary GEMMs (x86-64)
- *   bgemm_neon.c   the NEON binary GEMM (aarch64)
- *   quantize.c     LceQuantize, LceDequantize
+ *   bgemm.c        the portable and POPCNT binary GEMMs, the run-time choice of code path
+ *   bgemm_x86.c    AVX2 and AVX-512 VPOPCNTDQ binary GEMMs and the AVX-512 tile kernel of
+ *                  LceBconv2d's fast path (x86-64)
+ *   bgemm_neon.c   the NEON tile kernel of LceBconv2d's fast path and binary GEMM (aarch64)
+ *   quantize.c     LceQuantize, LceDequantize (float32, int8 and bool values)
  *   maxpool.c      LceBMaxPool2d
- *   bconv.c        LceBconv2d: prepare and the per-row loop
- *   transform.c    LceBconv2d's output transform
+ *   bconv.c        LceBconv2d: prepare, the general path (im2col rows, binary GEMM)
+ *                  and the fast path's driver (direct addressing, tile kernels)
+ *   transform.c    LceBconv2d's output transform on the general path (float, int8 and
+ *                  bit-packed outputs; the tile kernels have their own, vectorised)
  *   delegate.c     tensor helpers, the delegate kernels and the TFLite delegate
  *
  * Build: cc -O3 -shared -fPIC *.c -lpthread -lm (see converters/litert/toolchain.py).
@@ -98,43 +101,94 @@ void bgemm_portable(const uint32_t* a, int m, const uint32_t* b, int nb, int n, 
 void bgemm_popcnt(const uint32_t* a, int m, const uint32_t* b, int nb, int n, int32_t* c, int ldc);
 void bgemm_avx2(const uint32_t* a, int m, const uint32_t* b, int nb, int n, int32_t* c, int ldc);
 void bgemm_avx512(const uint32_t* a, int m, const uint32_t* b, int nb, int n, int32_t* c, int ldc);
-#elif defined(__aarch64__)
-void bgemm_neon(const uint32_t* a, int m, const uint32_t* b, int nb, int n, int32_t* c, int ldc);
 #endif
 
-extern BgemmFn g_bgemm;
-extern const char* g_bgemm_name;
+struct Kernel;
+struct Job;
+
+/* LceBconv2d's fast path, one tile: `rows` (<= tile_rows) output pixels (flat indices `pix`,
+ * their receptive fields at a[r] + seg_off[s] for each segment s, see Kernel) times every
+ * output channel, through the output transform into the op's output. Functions on this
+ * path are named bconv_* or bgemm_*: eval/bench_arm64.py counts them by name. */
+typedef void (*BconvTileFn)(const struct Kernel* k, const struct Job* j, const uint32_t* const* a,
+                            const size_t* pix, int rows);
+
+/* A code path: the binary GEMM of the general path and, where the ISA has one, the fast
+ * path's tile kernel with the filter layout it reads (pack). */
+typedef struct {
+  const char* name;
+  BgemmFn bgemm;
+  BconvTileFn tile;             /* NULL: the general path only */
+  void (*pack)(struct Kernel* k); /* k->filter rows to k->packed */
+  int tile_rows, tile_cols;     /* pixels and channels per tile */
+  int step_words;               /* words per K step; im2col rows are padded to it */
+  int tail_words;               /* a segment may end in a tail of this many words (0: none) */
+  int max_k_bits;               /* longest receptive field the kernel's counters hold */
+} CodePath;
+
+#define MAX_TILE_ROWS 8
+#define MAX_TILE_COLS 32
+
+#if defined(__x86_64__)
+extern const CodePath PATH_AVX512;
+#elif defined(__aarch64__)
+void bgemm_neon(const uint32_t* a, int m, const uint32_t* b, int nb, int n, int32_t* c, int ldc);
+extern const CodePath PATH_NEON;
+#endif
+
+extern const CodePath* g_path;
 EXPORT int bnn_select_path(const char* name);
 EXPORT const char* bnn_path(void);
 
 /* --- The kernel of one LCE node ---------------------------------------------------------- */
 
-typedef struct {
+typedef struct Kernel {
   OpParams p;
   int node_index;
   int inputs[5], n_inputs;
   int output;
   Pool* pool; /* the delegate's */
-  BgemmFn bgemm;
+  const CodePath* path; /* chosen when the delegate was made */
+  /* LceQuantize input / LceDequantize output, set in prepare: float32, int8 or bool values. An int8
+   * sign is x < zero_point; int8 +1 and -1 are LCE's zero point +- round(1 / scale), saturated. */
+  TfLiteType value_type;
+  int32_t zero_point;
+  int8_t plus_one, minus_one;
   /* LceBconv2d, set in prepare */
   int batch, in_h, in_w, in_words, out_h, out_w, out_c, out_words;
   int groups, cin_g, words_g, cout_g, taps, row_words, pad_top, pad_left, ktot;
   uint32_t* filter;  /* [out_c][row_words] */
   int32_t* tap_pop;  /* [out_c][taps]: popcount of each tap's filter words (zero padding) */
-  float* multiplier; /* [out_c] */
-  float* bias;       /* [out_c] */
-  int32_t* threshold;
+  float* multiplier; /* [out_c] (or [out_h][out_w][out_c]), tile_cols floats of slack; int8 output:
+                      * with the output scale folded in */
+  float* bias;       /* the same; int8 output: with the output scale and zero point folded in */
+  int32_t* threshold; /* [out_c], tile_cols of slack (INT32_MAX: bit 0) */
   int spatial_transform; /* multiplier and bias per output position */
   int clamp_min, clamp_max;
   int bitpacked_out;
+  int int8_out;          /* int8 output: the transform works on x = 2 * popcount, clamped to [x_min, x_max] */
+  int32_t x_min, x_max;
   int scratch_per_thread; /* words */
   uint32_t* scratch;
   int32_t* counts;
   int threads;
+  /* the fast path (fast != 0): each output pixel's receptive field read in place from the
+   * input (or its zero-bordered copy xpad) as nseg segments of seg_words words at word
+   * offsets seg_off[] from the pixel's first tap; with im2col, those segments are copied
+   * into one row of kpad words first (one kernel segment). */
+  int fast, im2col;
+  int hp, wp;         /* rows and columns of the input as read (xpad's when it exists) */
+  uint32_t* xpad;     /* the input with its padding, NULL: the input tensor itself */
+  int nseg, seg_words, kpad;
+  int32_t* seg_off;   /* [nseg] */
+  int knseg, kseg_words; /* the segments the tile kernel reads */
+  int32_t* kseg_off;  /* [knseg] */
+  uint32_t* packed;   /* the filter in the tile kernel's layout */
+  size_t packed_tile_words; /* words of `packed` per tile of tile_cols channels */
 } Kernel;
 
 /* One invocation: what each thread of the pool reads and writes. */
-typedef struct {
+typedef struct Job {
   TfLiteContext* ctx;
   Kernel* k;
   const void* in;
@@ -163,7 +217,9 @@ TfLiteStatus prepare_maxpool(TfLiteContext* ctx, Kernel* k);
 
 void free_conv(Kernel* k);
 TfLiteStatus prepare_bconv(TfLiteContext* ctx, Kernel* k);
-void bconv_rows(void* arg, int begin, int end, int thread);
+void bconv_invoke(Pool* pool, Job* job);
 void bconv_transform(const Kernel* k, const Job* j, int b, int oy, int g, int32_t* counts);
+void bconv_int8_pixel(const Kernel* k, const int32_t* counts, int g, int padded_taps, const float* multiplier,
+                      const float* bias, int8_t* out);
 
 #endif /* BNN_H_ */

@@ -74,7 +74,7 @@ const TfLiteTensor* optional_input(TfLiteContext* ctx, Kernel* k, int i) {
 typedef struct {
   Pool* pool;
   int threads;
-  BgemmFn bgemm; /* the code path chosen when the delegate was made */
+  const CodePath* path; /* the code path chosen when the delegate was made */
 } DelegateData;
 
 static void* kernel_init(TfLiteContext* ctx, const char* buffer, size_t length) {
@@ -103,7 +103,7 @@ static void* kernel_init(TfLiteContext* ctx, const char* buffer, size_t length) 
   for (int i = k->n_inputs; i < 5; i++) k->inputs[i] = -1;
   k->output = node->outputs->data[0];
   k->pool = ((DelegateData*)params->delegate->data_)->pool;
-  k->bgemm = ((DelegateData*)params->delegate->data_)->bgemm;
+  k->path = ((DelegateData*)params->delegate->data_)->path;
   return k;
 }
 
@@ -162,7 +162,7 @@ static TfLiteStatus kernel_invoke_timed(TfLiteContext* ctx, TfLiteNode* node) {
   TfLiteTensor* in = &ctx->tensors[k->inputs[0]];
   TfLiteTensor* out = &ctx->tensors[k->output];
   if (!in->data.raw || !out->data.raw) return fail(ctx, "%s: unallocated tensor", OP_NAMES[k->p.op]);
-  if (!g_bgemm) bnn_select_path(NULL);
+  if (!g_path) bnn_select_path(NULL);
   Job job = {ctx, k, in->data.raw, out->data.raw};
   switch (k->p.op) {
     case OP_QUANTIZE: case OP_DEQUANTIZE: {
@@ -171,7 +171,7 @@ static TfLiteStatus kernel_invoke_timed(TfLiteContext* ctx, TfLiteNode* node) {
       break;
     }
     case OP_BMAXPOOL2D: pool_run(k->pool, maxpool_rows, &job, k->batch * k->out_h); break;
-    case OP_BCONV2D: pool_run(k->pool, bconv_rows, &job, k->batch * k->out_h); break;
+    case OP_BCONV2D: bconv_invoke(k->pool, &job); break;
   }
   return kTfLiteOk;
 }
@@ -284,7 +284,7 @@ EXPORT TfLiteDelegate* tflite_plugin_create_delegate(char** keys, char** values,
   TfLiteDelegate* d = (TfLiteDelegate*)calloc(1, sizeof *d);
   DelegateData* data = (DelegateData*)calloc(1, sizeof *data);
   data->threads = threads;
-  data->bgemm = g_bgemm;
+  data->path = g_path;
   data->pool = pool_create(threads);
   d->data_ = data;
   d->Prepare = delegate_prepare;

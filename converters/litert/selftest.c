@@ -28,7 +28,7 @@ int main(void) {
   int tested = 0;
   for (size_t q = 0; q < sizeof paths / sizeof paths[0]; q++) {
     if (!bnn_select_path(paths[q])) continue;
-    BgemmFn fast = g_bgemm;
+    BgemmFn fast = g_path->bgemm;
     for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
       int m = sizes[s][0], nb = sizes[s][1], n = sizes[s][2];
       uint32_t* a = (uint32_t*)aligned(sizeof(uint32_t) * m * n);
@@ -66,7 +66,7 @@ int main(void) {
   printf("ok pack32\n");
   /* what the library picks on this CPU by itself (never a path the CPU lacks: no SIGILL) */
   bnn_select_path(NULL);
-  printf("best %s\n", g_bgemm_name);
+  printf("best %s\n", g_path->name);
   printf("%d fast path(s) agree with the portable path\n", tested);
   return 0;
 }

@@ -23,6 +23,7 @@ import os
 import platform
 import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 from typing import Optional, Sequence, Union
@@ -105,8 +106,13 @@ def build(compiler: Optional[str] = None, force: bool = False) -> Path:
     """
     compiler = compiler or find_compiler()
     target = library_path(compiler)
+    record = target.with_name(target.name + ".sha256")
     if target.exists() and not force:
-        return target
+        if _recorded(target, record):
+            return target
+        # A cut or damaged library would fail in the loader (OSError) or, worse, load: build it again.
+        print(f"bnnzoo kernels: the cached {target} does not match its recorded sha256: rebuilding it",
+              file=sys.stderr, flush=True)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -121,8 +127,30 @@ def build(compiler: Optional[str] = None, force: bool = False) -> Path:
             raise BuildError(f"compiling bnnzoo's LiteRT kernels with {compiler} failed: "
                              f"{lines[-1] if lines else 'exit status ' + str(done.returncode)}")
         os.chmod(tmp, 0o755)
+        digest = _sha256(tmp)
         os.replace(tmp, target)
+        # The record goes last: a kill in between leaves a library without one, which is rebuilt.
+        fd, tmp_record = tempfile.mkstemp(prefix=f".{record.name}.", suffix=".tmp", dir=target.parent)
+        with os.fdopen(fd, "w") as f:
+            f.write(digest + "\n")
+        os.replace(tmp_record, record)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
     return target
+
+
+def _sha256(path: Union[str, os.PathLike]) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _recorded(library: Path, record: Path) -> bool:
+    """Whether ``library`` is the file its build recorded (its sha256, written beside it)."""
+    try:
+        return record.read_text().strip() == _sha256(library)
+    except (OSError, UnicodeDecodeError):
+        return False

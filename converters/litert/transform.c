@@ -1,6 +1,26 @@
-/* LceBconv2d's output transform: one output row's XOR popcounts to float outputs
+/* LceBconv2d's output transform: one output row's XOR popcounts to float or int8 outputs
  * (multiplier, bias, fused activation) or to bit-packed outputs (thresholds). */
 #include "bnn.h"
+
+#include <math.h>
+
+/* One output pixel of channel group `g` as int8, as LCE's OutputTransform<int8_t>: x = 2 * the XOR
+ * popcount (a zero-padded tap counts channels_in / 2, as LCE's reference kernel counts it),
+ * clamped to [x_min, x_max] (the fused activation), y = x * m + b in float (the output scale and
+ * zero point folded into m and b), rounded half away from zero (TfLiteRound) and saturated.
+ * LCE converts y to int32 before it saturates; here y saturates first, which is the same for
+ * every |y| < 2^31. */
+void bconv_int8_pixel(const Kernel* k, const int32_t* counts, int g, int padded_taps, const float* multiplier,
+                      const float* bias, int8_t* out) {
+  const int32_t pad = 2 * padded_taps * (k->cin_g / 2);
+  for (int c = 0; c < k->cout_g; c++) {
+    int co = g * k->cout_g + c;
+    int32_t x = 2 * counts[c] + pad;
+    x = x < k->x_min ? k->x_min : x > k->x_max ? k->x_max : x;
+    float y = (float)x * multiplier[co] + bias[co];
+    out[co] = (int8_t)(!(y < 127.0f) ? 127 : y <= -128.0f ? -128 : (int32_t)roundf(y));
+  }
+}
 
 /* Writes output row `oy` of image `b`, channel group `g`, from its counts
  * ([out_w][cout_g], corrected here in place for zero-padded border taps). */
@@ -33,12 +53,18 @@ void bconv_transform(const Kernel* k, const Job* j, int b, int oy, int g, int32_
     }
     int kvalid = valid_taps * k->cin_g;
     size_t pix = ((size_t)b * k->out_h + oy) * k->out_w + ox;
-    if (k->bitpacked_out) {
+    if (k->int8_out) {
+      size_t t0 = k->spatial_transform ? ((size_t)oy * k->out_w + ox) * k->out_c : 0;
+      bconv_int8_pixel(k, cnt, g, k->taps - valid_taps, k->multiplier + t0, k->bias + t0,
+                       (int8_t*)j->out + pix * k->out_c);
+    } else if (k->bitpacked_out) {
       uint32_t* yo = (uint32_t*)j->out + pix * k->out_words;
+      /* a zero-padded tap counts channels_in / 2, as LCE's reference kernel counts it */
+      const int32_t pad = (k->taps - valid_taps) * (k->cin_g / 2);
       for (int c = 0; c < k->cout_g; c++) {
         int co = g * k->cout_g + c;
         /* LCE's thresholds compare the XOR popcount itself (bit 1: more mismatches) */
-        uint32_t bit = (uint32_t)(cnt[c] > k->threshold[co]);
+        uint32_t bit = (uint32_t)(cnt[c] + pad > k->threshold[co]);
         if ((co & 31) == 0) yo[co >> 5] = 0;
         yo[co >> 5] |= bit << (co & 31);
       }

@@ -33,6 +33,7 @@ import importlib.machinery
 import importlib.util
 import json
 import os
+import re
 import statistics
 import sys
 import time
@@ -72,14 +73,20 @@ class Bundle:
             raise BundleError(f"no manifest.json in {self.folder}: run.py must sit in a folder written by "
                               "`bnnzoo deploy NAME --target rpi`")
         try:
-            self.manifest = json.loads(manifest.read_text())
-            self.files = self.manifest["files"]
-            if not isinstance(self.files, dict) or not all(isinstance(v, dict) for v in self.files.values()):
-                raise ValueError("'files' is not an object of file entries")
-        except (ValueError, KeyError, TypeError, UnicodeDecodeError) as e:
+            self.manifest = json.loads(manifest.read_text(encoding="utf-8"))
+            self.files = _checked_files(self.manifest)
+        except (ValueError, UnicodeDecodeError) as e:
             raise BundleError(f"{manifest} is not a bundle manifest ({e}); re-run `bnnzoo deploy`") from None
-        self.preprocess = json.loads(self.file("preprocess.json").read_text())
-        self.labels = json.loads(self.file("labels.json").read_text())
+        self.preprocess = _checked_preprocess(self._json("preprocess.json"))
+        self.labels = self._json("labels.json")
+        if not isinstance(self.labels, list) or not all(isinstance(v, str) for v in self.labels):
+            raise BundleError("labels.json is not a list of names; re-run `bnnzoo deploy`")
+
+    def _json(self, name: str):
+        try:
+            return json.loads(self.file(name).read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError) as e:
+            raise BundleError(f"{name} is not valid JSON ({e}); re-run `bnnzoo deploy`") from None
 
     def file(self, name: str) -> Path:
         """The path of bundle file ``name``, after checking its sha256 against the manifest.
@@ -100,6 +107,50 @@ class Bundle:
                               f"{entry['sha256'][:12]}...): it comes from another bundle or was modified; "
                               "re-run `bnnzoo deploy`")
         return path
+
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_PART = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]*")
+
+
+def _checked_files(manifest) -> dict:
+    """The manifest's ``files``, every entry checked: a relative path inside the bundle, a sha256, a size.
+
+    Raises:
+        ValueError: The first thing wrong (the caller adds the file's name).
+    """
+    if not isinstance(manifest, dict):
+        raise ValueError(f"it holds a JSON {type(manifest).__name__}, not an object")
+    files = manifest.get("files")
+    if not isinstance(files, dict) or not files:
+        raise ValueError("'files' is not an object of file entries")
+    for name, entry in files.items():
+        if not all(_PART.fullmatch(part) for part in name.split("/")):
+            raise ValueError(f"file name {name!r} is not a path inside the bundle")
+        if not isinstance(entry, dict) or not isinstance(entry.get("sha256"), str) \
+                or not _SHA256.fullmatch(entry["sha256"]):
+            raise ValueError(f"the entry of {name} has no sha256")
+        if isinstance(entry.get("bytes"), bool) or not isinstance(entry.get("bytes"), int) or entry["bytes"] < 0:
+            raise ValueError(f"the entry of {name} has no size in bytes")
+    return files
+
+
+def _checked_preprocess(pre) -> dict:
+    """``preprocess.json`` with every value :func:`load_image` reads checked (BundleError otherwise)."""
+    def number(v) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and v == v and abs(v) != float("inf")
+
+    problem = ("it is not an object" if not isinstance(pre, dict) else
+               "input_size and resize must be integers from 1 to 8192" if not all(
+                   isinstance(pre.get(k), int) and not isinstance(pre.get(k), bool) and 1 <= pre[k] <= 8192
+                   for k in ("input_size", "resize")) else
+               "scale must be a number" if not number(pre.get("scale")) else
+               "mean and std must be 3 numbers each, std positive" if not all(
+                   isinstance(pre.get(k), list) and len(pre[k]) == 3 and all(map(number, pre[k]))
+                   for k in ("mean", "std")) or min(pre["std"]) <= 0 else "")
+    if problem:
+        raise BundleError(f"preprocess.json: {problem}; re-run `bnnzoo deploy`")
+    return pre
 
 
 # --- images -----------------------------------------------------------------------------------
@@ -216,7 +267,7 @@ class LceRuntime:
         except Exception as e:
             raise BundleError(f"Larq Compute Engine's interpreter is not importable ({type(e).__name__}: {e}); "
                               "build it for this board (see README.md) or use --runtime onnx") from None
-        flatbuffer = bundle.file("model.tflite").read_bytes()
+        flatbuffer = model_tflite(bundle)
         self.interpreter = wrapper.LiteInterpreter(flatbuffer, threads, False, False, False)
         self.version = bundle.manifest.get("lce_version", "?")
 
@@ -228,7 +279,7 @@ class LceRuntime:
 
 KERNELS = "bnn_litert"  # bnnzoo's converters/litert, copied into the bundle
 # Checked before the package is imported; the C sources it compiles (its toolchain.SOURCES) right after.
-KERNEL_FILES = ("__init__.py", "toolchain.py")
+KERNEL_FILES = ("__init__.py", "toolchain.py", "flatbuffer.py", "tflite_schema.py")
 
 
 def litert_available() -> bool:
@@ -268,6 +319,17 @@ def load_kernels(bundle: Bundle):
     return module
 
 
+def model_tflite(bundle: Bundle) -> bytes:
+    """``model.tflite``, checked against the manifest and as a flatbuffer (``bnn_litert/flatbuffer.py``): LCE's
+    and LiteRT's interpreters follow its offsets unchecked, so a damaged file would crash them."""
+    flatbuffer = bundle.file("model.tflite").read_bytes()
+    try:
+        load_kernels(bundle).flatbuffer.verify(flatbuffer, "model.tflite")
+    except ValueError as e:
+        raise BundleError(str(e)) from None
+    return flatbuffer
+
+
 def build_kernels(bundle: Bundle) -> str:
     """Compiles the kernel library (or finds it in the cache); returns a line saying where it is."""
     kernels = load_kernels(bundle)
@@ -292,7 +354,7 @@ class LiteRtRuntime:
         from importlib import metadata
 
         kernels = load_kernels(bundle)
-        flatbuffer = bundle.file("model.tflite").read_bytes()
+        flatbuffer = model_tflite(bundle)
         try:
             if not os.environ.get("BNNZOO_LITERT_LIB") and not kernels.toolchain.library_path().exists():
                 print("run.py: compiling bnnzoo's kernels (bnn_litert/) with this machine's C compiler, once",

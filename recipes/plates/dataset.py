@@ -150,6 +150,9 @@ class PlatesDataset(Dataset):
                             "generate the data first or check the split name")
         self.label_dir = self.root / "labels" / split
         self.warnings: collections.Counter = collections.Counter()
+        # What a detector trained on it records (zoo.weights.Weights): the whole image squashed, pixels in [-1, 1].
+        self.preprocess = dict(mean=MEAN, std=STD, crop_pct=1.0, resize="squash")
+        self.description = f"plates ({self.root.resolve().name}, YOLO layout)"
 
     def __len__(self) -> int:
         return len(self.images)

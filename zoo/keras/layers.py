@@ -187,7 +187,8 @@ class ZeroPadCorrectedConv2D(lq.layers.QuantConv2D):
         outputs = super().call(inputs)
         if not self.corrected:
             return outputs
-        kernel = self.kernel_quantizer(tf.convert_to_tensor(self.kernel)) if self.kernel_quantizer else self.kernel
+        kernel = tf.convert_to_tensor(self.kernel)  # frozen for export (converters.tflite): already quantized
+        kernel = kernel if self.kernel_quantizer is None else self.kernel_quantizer(kernel)
         taps = tf.nn.conv2d(self._border(inputs), kernel, self.strides, "VALID")
         if outputs.shape[1] * outputs.shape[2] == 1:  # a 1x1 map: the correction is a per-channel bias
             return outputs - tf.reshape(taps, (-1,))

@@ -251,8 +251,7 @@ def _conv(ctx: _Ctx, m: nn.Conv2d, x: _T) -> _T:
             layer = ctx.module_layer(lambda: kl.binary_conv(
                 m.out_channels, kernel, stride, name=path, groups=m.groups, pad_value=m.pad_value,
                 input_quantizer=m.input_quantizer, weight_quantizer=m.weight_quantizer, clip=m.clip,
-                binary=m.is_binary and getattr(m, "lce_bconv", True), dilation=_pair(m.dilation), padding=padding,
-                padded=explicit))
+                binary=m.is_binary, dilation=_pair(m.dilation), padding=padding, padded=explicit))
         except ValueError as e:
             raise ctx.fail(f"BinaryConv2d with padding={m.padding[0]}", f"({e})") from None
         return _T(layer(k), NHWC, x.t)
@@ -826,10 +825,13 @@ def translate(module: nn.Module, input_size: Optional[int] = None, *, copy_weigh
     """
     from .transfer import load_state_dict
 
+    from ..weights import input_size_of
+
     cfg = getattr(module, "zoo_config", None)
-    size = input_size or getattr(cfg, "input_size", None)
+    size = input_size or input_size_of(module)
     if not size:
-        raise ValueError(f"{type(module).__name__} carries no zoo_config: pass input_size (the square input side)")
+        raise ValueError(f"{type(module).__name__} carries no zoo_config or zoo_weights: pass input_size (the square "
+                         "input side)")
     gm = _trace(module)
     ctx = _Ctx(gm)
     env: dict[fx.Node, Any] = {}

@@ -105,11 +105,13 @@ class BinaryAlexNet(nn.Module):
 
     def reset_classifier(self, num_classes: int) -> None:
         """Replaces the classifier by a freshly initialised one with ``num_classes`` outputs
-        (``zoo_config`` follows, as :class:`zoo.torch.classifier.ClassifierMixin` does)."""
-        if num_classes < 1:
-            raise ValueError(f"num_classes must be >= 1, got {num_classes}")
-        old = self.fc2.conv.weight
-        self.fc2 = ConvBlock(self.fc1.conv.out_channels, num_classes, 1, padding="valid").to(old.device, old.dtype)
+        (``zoo_config`` follows, as :class:`zoo.torch.classifier.ClassifierMixin` does); 0 removes it
+        (``forward`` returns the hidden layers' features)."""
+        if num_classes < 0:
+            raise ValueError(f"num_classes must be >= 0, got {num_classes}")
+        old = self.fc1.conv.weight
+        self.fc2 = (ConvBlock(self.fc1.conv.out_channels, num_classes, 1, padding="valid").to(old.device, old.dtype)
+                    if num_classes else nn.Identity())
         cfg = getattr(self, "zoo_config", None)
         if cfg is not None:
             self.zoo_config = cfg.replace(num_classes=num_classes)

@@ -45,20 +45,28 @@ class ClassifierMixin:
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
 
-    def get_classifier(self) -> nn.Linear:
-        """The last layer (``num_classes`` outputs)."""
+    def get_classifier(self) -> nn.Module:
+        """The last layer (``num_classes`` outputs; ``nn.Identity`` when headless)."""
         return self.classifier
 
     def reset_classifier(self, num_classes: int) -> None:
-        """Replaces the classifier by a freshly initialised one with ``num_classes`` outputs.
+        """Replaces the classifier by a freshly initialised one with ``num_classes`` outputs; 0 removes
+        it (``forward`` returns the pooled features, as timm's ``num_classes=0``).
 
         The model's ``zoo_config`` (when it has one) follows, so exports and the Keras twin
         are built with the new size.
         """
-        if num_classes < 1:
-            raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+        if num_classes < 0:
+            raise ValueError(f"num_classes must be >= 0, got {num_classes}")
         old = self.classifier
-        self.classifier = nn.Linear(old.in_features, num_classes).to(old.weight.device, old.weight.dtype)
+        # A headless model keeps the width its classifier read, for a later classifier.
+        width = old.in_features if isinstance(old, nn.Linear) else self.num_features
+        if not num_classes:
+            self.num_features = width
+            self.classifier = nn.Identity()
+        else:
+            p = next(self.parameters())
+            self.classifier = nn.Linear(width, num_classes).to(p.device, p.dtype)
         cfg = getattr(self, "zoo_config", None)
         if cfg is not None:
             self.zoo_config = cfg.replace(num_classes=num_classes)

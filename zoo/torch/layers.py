@@ -278,9 +278,6 @@ class BinaryConv2d(_ZooPadding, nn.Conv2d):
         self.weight_quantizer = weight_quantizer
         self.clip = clip
         self.same = same
-        # False where LCE 0.16 is measured to leave this binary conv float (the converter then expects
-        # one LceBconv2d fewer); set by the family that builds it, with the reason.
-        self.lce_bconv = True
 
     @property
     def is_binary(self) -> bool:

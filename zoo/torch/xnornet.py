@@ -26,11 +26,6 @@ from .layers import BatchNorm2d, BinaryConv2d, Conv2d
 __all__ = ["XNORNet", "build"]
 
 
-
-# Largest XNOR-scaled binary kernel LCE 0.16 was measured to convert to an LceBconv2d (1x1x4096x4096).
-LCE_XNOR_MAX_KERNEL = 4096 * 4096
-
-
 def _bn(channels: int, eps: float) -> BatchNorm2d:
     return BatchNorm2d(channels, eps=eps, momentum=0.1, scale=False)
 
@@ -68,11 +63,6 @@ class XNORNet(ClassifierMixin, nn.Module):
         self.bn5 = _bn(f[4], 1e-4)
         side = final_map_side(input_size, "XNOR-Net")
         self.fc0 = BinaryConv2d(f[4], hidden, side, padding="valid", **binary)
-        # LCE 0.16 leaves an XNOR-scaled binary conv float when its kernel is large: measured on single
-        # QuantConv2D layers with xnor_weight_scale, 6x6x256x512 and 1x1x4096x4096 (16.8 M weights)
-        # convert, 6x6x256x4096 (37.7 M, XNOR-Net's at 224x224) does not (larq-zoo's own XNORNet too);
-        # tests/test_larq_families_export.py converts the full-size model with this rule.
-        self.fc0.lce_bconv = self.fc0.weight.numel() <= LCE_XNOR_MAX_KERNEL
         self.fc0_bn = _bn(hidden, 1e-4)
         self.fc1 = BinaryConv2d(hidden, hidden, 1, padding="valid", **binary)
         self.fc1_bn = _bn(hidden, 1e-3)
