@@ -144,11 +144,7 @@ def _sums(module, signs, pad_value: float):
     import torch
     import torch.nn.functional as F
 
-    from zoo.torch.layers import same_pad
-
-    x = signs
-    if getattr(module, "same", True):  # "valid" convolutions (the AlexNet-style heads) pad nothing
-        x = same_pad(signs, module.kernel_size[0], module.stride[0], module.dilation[0], value=pad_value)
+    x = module.pad(signs, pad_value)  # as the module pads: TensorFlow's same, valid, or PyTorch's symmetric
     # ±1 weights: a scaled binary quantizer's scale (magnitude-aware sign, XNOR-Net) is a post-op, as in LCE.
     signed = torch.where(module.weight >= 0, 1.0, -1.0).to(module.weight.dtype)
     return F.conv2d(x, signed, None, module.stride, 0, module.dilation, module.groups)

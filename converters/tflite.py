@@ -228,11 +228,77 @@ def _constant(model_t, tensor: int) -> Optional[np.ndarray]:
 _ACTIVATIONS = {0: (-np.inf, np.inf), 1: (0.0, np.inf), 2: (-1.0, 1.0), 3: (0.0, 6.0)}
 
 
-def _bconvs(model_t, modules: set) -> list[dict]:
-    """The ``LceBconv2d`` ops of a parsed flatbuffer: tensors, fused post-ops and source module."""
+def _explicit_pads(model_t, tensor: int, producers: dict) -> tuple[tuple, float]:
+    """``(((top, bottom), (left, right)), border sign)`` of a ``PAD`` feeding the ``LceQuantize`` that makes
+    ``tensor`` (PyTorch's symmetric padding where TensorFlow's "same" differs), else no pads.
+
+    The pad is applied to the real values, so the border's sign is the quantizer's of the pad constant
+    (0: +1).
+    """
+    none = (((0, 0), (0, 0)), 0.0)
+    quantize = producers.get(tensor)
+    if quantize is None or _code(model_t, quantize) != "LceQuantize":
+        return none
+    pad = producers.get(quantize.inputs[0])
+    if pad is None or _code(model_t, pad) not in ("PAD", "PADV2"):
+        return none
+    sg = model_t.subgraphs[0]
+    paddings_t = sg.tensors[pad.inputs[1]]
+    data = model_t.buffers[paddings_t.buffer].data
+    if data is None or not len(data):
+        raise ConversionError("a binary convolution's input is padded by a PAD with computed paddings; cannot verify it")
+    dtype = np.int64 if paddings_t.type == 4 else np.int32  # TensorType INT64 = 4
+    paddings = np.frombuffer(bytes(bytearray(data)), dtype).reshape(4, 2)
+    if paddings[0].any() or paddings[3].any():
+        raise ConversionError("a binary convolution's input is padded along the batch or channels; cannot verify it")
+    value = _constant(model_t, pad.inputs[2]) if len(pad.inputs) > 2 else None
+    border = 1.0 if value is None or float(np.asarray(value).reshape(-1)[0]) >= 0 else -1.0
+    return (tuple(paddings[1].tolist()), tuple(paddings[2].tolist())), border
+
+
+def _code(model_t, op) -> str:
+    import tflite
+
+    oc = model_t.operatorCodes[op.opcodeIndex]
+    if oc.customCode is not None:
+        return oc.customCode.decode()
+    names = {v: k for k, v in vars(tflite.BuiltinOperator).items() if not k.startswith("_")}
+    return names.get(max(oc.builtinCode, oc.deprecatedBuiltinCode), "")
+
+
+def _filter_signs(model_t, op, channels: int) -> Optional[np.ndarray]:
+    """An ``LceBconv2d``'s bit-packed filter as OIHW ±1 (None where it is not a packed constant)."""
+    t = model_t.subgraphs[0].tensors[op.inputs[1]]
+    data = model_t.buffers[t.buffer].data
+    if t.type != 2 or data is None or not len(data):  # TensorType INT32: LCE's packed filter
+        return None
+    return _unpack_signs(np.frombuffer(bytes(bytearray(data)), np.int32).reshape(t.shape), channels)
+
+
+def binary_weight_signs(model) -> dict[str, np.ndarray]:
+    """Module path -> OIHW ±1 weight signs of each binary convolution LCE converts (:func:`_bconvs` tells
+    convolutions sharing one input apart by them)."""
+    import torch
+
+    modules = dict(model.named_modules())
+    with torch.no_grad():
+        return {n: np.where(modules[n].weight.numpy() >= 0, 1.0, -1.0).astype(np.float32)
+                for n in binary_modules(model)}
+
+
+def _bconvs(model_t, modules: "set | dict") -> list[dict]:
+    """The ``LceBconv2d`` ops of a parsed flatbuffer: tensors, fused post-ops, explicit input padding and
+    source module.
+
+    Args:
+        model_t: The parsed flatbuffer.
+        modules: Module paths of the model's binary convolutions, or (to tell apart convolutions that
+            read one input) a dict of them to their weight signs (:func:`binary_weight_signs`).
+    """
     import flatbuffers.flexbuffers as flex
 
     sg = model_t.subgraphs[0]
+    producers = {t: op for op in sg.operators for t in op.outputs}
     found = []
     for op in sg.operators:
         code = model_t.operatorCodes[op.opcodeIndex].customCode
@@ -247,21 +313,29 @@ def _bconvs(model_t, modules: set) -> list[dict]:
         if module is None:
             raise ConversionError(f"cannot tell which module the LceBconv2d writing {names[1]!r} computes "
                                   "(its tensor names carry no layer name of the model)")
-        if any(b["module"] == module for b in found):
+        taken = {b["module"] for b in found}
+        if module in taken and isinstance(modules, dict):
+            # Convolutions reading one input (ReActNet's duplicated 1x1) share one LceQuantize, named after
+            # the first of them: the others are told apart by their weights.
+            signs = _filter_signs(model_t, op, int(options["channels_in"]))
+            module = next((n for n, w in modules.items() if n not in taken and signs is not None
+                           and w.shape == signs.shape and np.array_equal(w, signs)), module)
+        if module in taken:
             raise ConversionError(f"two LceBconv2d ops name the module {module}; cannot verify them apart")
         low, high = _ACTIVATIONS.get(options.get("fused_activation_function", 0), (None, None))
         if low is None:
             raise ConversionError(f"LceBconv2d of {module} has an unknown fused activation; cannot verify it")
         int8 = (float(out.quantization.scale[0]), int(out.quantization.zeroPoint[0])) if out.type == _INT8 else None
+        pads, border = _explicit_pads(model_t, op.inputs[0], producers)
         found.append(dict(module=module, input=op.inputs[0], output=op.outputs[0], int8=int8,
                           packed_output=out.type not in (0, _INT8),
                           multiplier=_constant(model_t, op.inputs[2]), bias=_constant(model_t, op.inputs[3]),
-                          pad_value=float(options.get("pad_values", 0)), clamp=(low, high),
-                          channels=int(options["channels_in"])))
+                          pad_value=border if any(map(any, pads)) else float(options.get("pad_values", 0)),
+                          pads=pads, clamp=(low, high), channels=int(options["channels_in"])))
     return found
 
 
-def _exposed(flatbuffer: bytes, modules: set) -> tuple[bytes, list[dict], bool]:
+def _exposed(flatbuffer: bytes, modules: "set | dict") -> tuple[bytes, list[dict], bool]:
     """The flatbuffer with every ``LceBconv2d``'s input and output added to the subgraph's outputs, those
     ops, and whether the file holds int8 tensors."""
     from tensorflow.lite.tools import flatbuffer_utils
@@ -299,8 +373,10 @@ def _file_ops(bconvs: list[dict], values: list[np.ndarray]) -> dict[str, FileOp]
             written = dequantize(outputs, scale, zero).transpose(0, 3, 1, 2)
         else:
             written = np.asarray(outputs, np.float32).transpose(0, 3, 1, 2)
-        ops[b["module"]] = FileOp(b["module"], "LceBconv2d", _unpack_signs(inputs, b["channels"]), written,
-                                  b["pad_value"], post, m, step=scale)
+        (top, bottom), (left, right) = b["pads"]
+        signs = _unpack_signs(inputs, b["channels"])  # the padded map: its inside is the module's input
+        signs = signs[:, :, top:signs.shape[2] - bottom, left:signs.shape[3] - right]
+        ops[b["module"]] = FileOp(b["module"], "LceBconv2d", signs, written, b["pad_value"], post, m, step=scale)
     return ops
 
 
@@ -326,7 +402,7 @@ def verify_tflite_layerwise(model, flatbuffer: bytes, x_nchw: np.ndarray,
     """
     from larq_compute_engine.tflite.python.interpreter import Interpreter
 
-    exposed, bconvs, int8 = _exposed(flatbuffer, set(binary_modules(model)))
+    exposed, bconvs, int8 = _exposed(flatbuffer, binary_weight_signs(model))
     qout = io_quantization(flatbuffer)[1]
     results: list[LayerwiseResult] = []
     previous: tuple = (None, None, None)

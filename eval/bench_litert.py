@@ -34,7 +34,7 @@ op, without the one-op graph's tensor copies, our GMAC/s and share of the ceilin
 Usage::
 
     python -m eval.bench_litert [--runs 5] [--warmup 2] [--threads 1] [--size 224]
-                                [--models realtobinary_resnet18,meliusnet22]
+                                [--models realtobinary_resnet18,meliusnet22,reactnet_a]
     python -m eval.bench_litert --layers --models quicknet
 """
 
@@ -54,20 +54,25 @@ import numpy as np  # noqa: E402
 
 from eval.timing import lce_runner, sample_input, time_runs  # noqa: E402
 
-MODELS = ("realtobinary_resnet18", "meliusnet22")
+MODELS = ("realtobinary_resnet18", "meliusnet22", "reactnet_a")
 SIZE = 224
 POPCOUNT_BITS_PER_CYCLE = {"avx512": 512, "avx2": 256, "popcnt": 64, "portable": 64, "neon": 128}
 
 
 def tflite_file(name: str, folder: Path, size: int = SIZE) -> bytes:
-    """The model's LCE file at ``size`` (initialised weights; converted once, then cached in ``folder``)."""
+    """The model's LCE file at ``size`` (random weights; converted once, then cached in ``folder``).
+
+    Randomised as a trained model's (``randomize``): initialised, ReActNet's learned shifts are 0 and
+    LCE's converter drops their ``ADD`` s, which a trained model keeps.
+    """
     import converters
     import zoo
+    from zoo.torch.random_weights import randomize
 
-    path = folder / f"{name}-{size}-{_sources_key()}.tflite"
+    path = folder / f"{name}-{size}-random-{_sources_key()}.tflite"
     if not path.exists():
         print(f"converting {name} at {size}x{size} (once) ...", flush=True)
-        converters.to_tflite(zoo.load(name, input_size=size), str(path), verify=False)
+        converters.to_tflite(randomize(zoo.load(name, input_size=size)), str(path), verify=False)
     return path.read_bytes()
 
 

@@ -60,7 +60,8 @@ class Stage:
         momentum: SGD momentum.
         weight_decay: L2 penalty on conv and linear weights (tensors of 2+ dimensions).
         schedule: ``"step"`` (linear warm-up, then times ``decay_factor`` at each of
-            ``decay_epochs``), ``"cosine"`` (linear warm-up, then cosine to 0) or ``"constant"``.
+            ``decay_epochs``), ``"cosine"`` (linear warm-up, then cosine to 0), ``"linear"``
+            (linear warm-up, then linearly to 0) or ``"constant"``.
         warmup_epochs: Epochs of linear warm-up from 0 (may be fractional).
         decay_epochs: Epochs at which the step schedule decays.
         decay_factor: Factor of each step decay.
@@ -216,7 +217,7 @@ def from_dict(d: Mapping[str, Any]) -> Recipe:
 
 
 _CHOICES = {"framework": ("torch", "keras"), "task": ("classify", "detect"), "device": ("auto", "cpu", "cuda")}
-_STAGE_CHOICES = {"optimizer": ("adam", "radam", "sgd"), "schedule": ("step", "cosine", "constant")}
+_STAGE_CHOICES = {"optimizer": ("adam", "radam", "sgd"), "schedule": ("step", "cosine", "linear", "constant")}
 # (field, lowest allowed value, whether the lowest is allowed): checked before anything is written.
 _RECIPE_BOUNDS = (("input_size", 1, True), ("num_classes", 0, True), ("batch_size", 1, True), ("workers", 0, True),
                   ("threads", 0, True), ("max_train_samples", 0, True), ("max_val_samples", 0, True),

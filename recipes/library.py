@@ -194,6 +194,79 @@ def tiny_mnist() -> Recipe:
                   tiny_overrides=(("max_train_samples", 64), ("max_val_samples", 32), ("stages.epochs", 1)))
 
 
+# --- ReActNet (Liu et al., ECCV 2020) -----------------------------------------------------------------
+# The authors' code (github.com/liuzechun/ReActNet, mobilenet/ and resnet/, {1_step1,2_step2}/train.py and
+# run.sh): step 1 trains binary activations with real weights, step 2 binary weights and activations, each
+# with Adam, a learning rate decayed linearly to 0 (LambdaLR 1 - epoch / epochs, stepped per epoch; per step
+# here), 128 epochs, and the distributional loss alone (train.py's criterion_kd: cross-entropy to the float
+# teacher's softmax, which has KL's gradient; no label loss). ReActNet-A: batch 256, lr 1.25e-3; ReActNet-18:
+# batch 512, lr 2.5e-3; weight decay 1e-5 in step 1, 0 in step 2.
+REACTNET_PAPER = ("Liu et al., ReActNet: Towards Precise Binary Neural Network with Generalized Activation "
+                  "Functions, ECCV 2020")
+_REACTNET_CODE = "github.com/liuzechun/ReActNet {}/{}/run.sh and train.py"
+_FLOAT = {"input_quantizer": None, "weight_quantizer": None}
+
+
+def _reactnet_stages(model: str, folder: str, lr: float, batch: int, epochs: int = 128,
+                     **model_overrides) -> tuple[Stage, ...]:
+    """The float teacher, then the paper's two steps, each taught by the teacher's softmax alone."""
+    distil = dict(optimizer="adam", lr=lr, schedule="linear", epochs=epochs, batch_size=batch, teacher="teacher",
+                  ce_weight=0.0, kd_weight=1.0, kd_temperature=1.0)
+    return (
+        Stage("teacher", model, model_overrides={**model_overrides, **_FLOAT}, optimizer="adam", lr=lr,
+              schedule="linear", epochs=epochs, batch_size=batch, weight_decay=1e-5,
+              note="the float network of the same layout, trained on the labels (the zoo's stand-in: the authors "
+                   "distil from torchvision's pretrained ResNet-34, train.py --teacher resnet34, which the zoo does "
+                   "not hold; pass teacher.model=NAME and step1/step2.teacher_weights=PATH for another float model)"),
+        Stage("step1", model, model_overrides={**model_overrides, "weight_quantizer": None}, weight_decay=1e-5,
+              **distil, note="binary activations, real weights, distributional loss from the teacher; "
+                             + _REACTNET_CODE.format(folder, "1_step1")),
+        Stage("step2", model, model_overrides=dict(model_overrides), init_from="step1", weight_decay=0.0, **distil,
+              note="binary weights and activations, initialised from step1 as the paper says (the authors' "
+                   "ReActNet-A step 2 loads step 1 with strict=False and renames its binary kernels `weights`, so "
+                   "those restart from their initialisation there); " + _REACTNET_CODE.format(folder, "2_step2")),
+    )
+
+
+_REACTNET_TINY = _TINY_COMMON + (("model.alpha", 0.125),)
+
+
+@register_recipe
+def reactnet_a_imagenet() -> Recipe:
+    """ReActNet-A on ImageNet: a float teacher, then binary activations, then binary weights (Liu et al. 2020)."""
+    return Recipe("", "ReActNet-A, float teacher + 2 steps with the distributional loss (Liu et al. 2020)",
+                  REACTNET_PAPER, data="", input_size=224, batch_size=256,
+                  stages=_reactnet_stages("reactnet_a", "mobilenet", 1.25e-3, 256), tiny_overrides=_REACTNET_TINY)
+
+
+@register_recipe
+def reactnet_18_imagenet() -> Recipe:
+    """ReActNet-18 on ImageNet: a float teacher, then binary activations, then binary weights."""
+    return Recipe("", "ReActNet-18, float teacher + 2 steps with the distributional loss (Liu et al. 2020)",
+                  REACTNET_PAPER, data="", input_size=224, batch_size=512,
+                  stages=_reactnet_stages("reactnet_18", "resnet", 2.5e-3, 512),
+                  tiny_overrides=_TINY_COMMON + (("model.filters", 8),))
+
+
+# MNIST: ReActNet-A at a quarter of the width on 32x32 digits (its 5 stride-2 stages end on a 1x1 map), Adam
+# 1e-3 with the linear decay, 3 epochs for the teacher and step 1 and 12 for the fully binary step 2: the
+# budget every MNIST recipe's last stage gets.
+REACTNET_MNIST_ALPHA = 0.25
+
+
+def _reactnet_mnist_stages() -> tuple[Stage, ...]:
+    stages = _reactnet_stages("reactnet_a", "mobilenet", 1e-3, 0, alpha=REACTNET_MNIST_ALPHA)
+    return tuple(dataclasses.replace(s, epochs=MNIST_BINARY_EPOCHS if s.name == "step2" else MNIST_EPOCHS,
+                                     note=s.note + "; MNIST: Adam 1e-3, batch 64") for s in stages)
+
+
+@register_recipe
+def reactnet_mnist() -> Recipe:
+    """ReActNet-A's procedure on the embedded MNIST digits: width 0.25, 32x32, 3+3+12 epochs."""
+    return Recipe("", "ReActNet-A's teacher + 2 steps on 4,000 MNIST digits (width 0.25, 32x32)", REACTNET_PAPER,
+                  **_MNIST, stages=_reactnet_mnist_stages(), tiny_overrides=_REACTNET_TINY)
+
+
 # --- 1-bit license-plate detectors (Im & Lee, 2018) -------------------------------------------------
 # data=PATH is a folder written by `bnnzoo data plates` (20,000 training images for the comparison). Every
 # stage trains alike (same data, seed, schedule and budget: one pass over the training images at 128x128,

@@ -117,7 +117,7 @@ def lr_factor(step: int, steps_per_epoch: int, stage: Stage) -> float:
     """The learning-rate multiplier after ``step`` optimizer steps.
 
     Linear warm-up from 0 over ``warmup_epochs``, then ``constant``, ``step`` (times
-    ``decay_factor`` at each of ``decay_epochs``) or ``cosine`` (to 0 at the last epoch).
+    ``decay_factor`` at each of ``decay_epochs``), ``cosine`` or ``linear`` (to 0 at the last epoch).
     """
     e = step / max(steps_per_epoch, 1)
     if stage.warmup_epochs > 0 and e < stage.warmup_epochs:
@@ -126,10 +126,13 @@ def lr_factor(step: int, steps_per_epoch: int, stage: Stage) -> float:
         return 1.0
     if stage.schedule == "step":
         return stage.decay_factor ** sum(e >= d for d in stage.decay_epochs)
+    span = max(stage.epochs - stage.warmup_epochs, 1e-9)
+    done = min(max(e - stage.warmup_epochs, 0.0) / span, 1.0)
     if stage.schedule == "cosine":
-        span = max(stage.epochs - stage.warmup_epochs, 1e-9)
-        return 0.5 * (1.0 + math.cos(math.pi * min(max(e - stage.warmup_epochs, 0.0) / span, 1.0)))
-    raise ConfigError(f"unknown schedule {stage.schedule!r}; expected 'step', 'cosine' or 'constant'")
+        return 0.5 * (1.0 + math.cos(math.pi * done))
+    if stage.schedule == "linear":  # ReActNet's decay (the authors' LambdaLR 1 - epoch / epochs), per step
+        return 1.0 - done
+    raise ConfigError(f"unknown schedule {stage.schedule!r}; expected 'step', 'cosine', 'linear' or 'constant'")
 
 
 def _optimizer(model: nn.Module, stage: Stage) -> torch.optim.Optimizer:

@@ -260,11 +260,10 @@ def _payload_bytes(path) -> int:
 def _float_output_bconvs(path, model) -> int:
     from tensorflow.lite.tools import flatbuffer_utils
 
-    from converters.layerwise import binary_modules
-    from converters.tflite import _bconvs
+    from converters.tflite import _bconvs, binary_weight_signs
 
     model_t = flatbuffer_utils.read_model_from_bytearray(bytearray(open(path, "rb").read()))
-    return sum(not b["packed_output"] for b in _bconvs(model_t, set(binary_modules(model))))
+    return sum(not b["packed_output"] for b in _bconvs(model_t, binary_weight_signs(model)))
 
 
 def _bn_unfused_bytes(model) -> int:

@@ -56,7 +56,9 @@ def test_bench_convert_covers_every_architecture_larq_zoo_has_and_marks_slow_rat
     from eval import bench_convert
     from zoo.larq_import import LARQ_ZOO_TWINS
 
-    assert sorted(bench_convert.architectures()) == sorted(LARQ_ZOO_TWINS)
+    imported = {w.arch for w in zoo.weights.WEIGHTS.values() if w.importer}
+    assert sorted(bench_convert.architectures()) == sorted(set(LARQ_ZOO_TWINS) | imported)
+    assert {"reactnet_a", "reactnet_18"} <= imported
     settings = {"runs": 3, "warmup": 1, "threads": [1]}
     side = {"tflite_mb": 4.0, "ops": {"LceBconv2d": 16, "MEAN": 1}, "default_t1": (10.6, 10.0, 11.0),
             "indirect_bgemm_t1": (2.0, 1.9, 2.1)}

@@ -98,12 +98,31 @@ def test_real2bin_records_the_papers_numbers():
     assert (m.optimizer, m.lr, m.schedule) == ("radam", 0.002, "cosine")
 
 
+def test_reactnet_records_the_authors_numbers():
+    """run.sh / train.py of github.com/liuzechun/ReActNet: Adam, linear decay, 128 epochs, the distributional
+    loss alone in both steps, weight decay 1e-5 then 0; step 2 starts from step 1 (the paper)."""
+    for name, model, lr, batch in (("reactnet_a_imagenet", "reactnet_a", 1.25e-3, 256),
+                                   ("reactnet_18_imagenet", "reactnet_18", 2.5e-3, 512)):
+        teacher, s1, s2 = get_recipe(name).stages
+        assert {s.model for s in (teacher, s1, s2)} == {model}
+        assert teacher.model_overrides == {"input_quantizer": None, "weight_quantizer": None}
+        assert s1.model_overrides == {"weight_quantizer": None} and s2.model_overrides == {}
+        for s in (s1, s2):
+            assert (s.optimizer, s.lr, s.schedule, s.epochs, s.batch_size) == ("adam", lr, "linear", 128, batch)
+            assert (s.teacher, s.ce_weight, s.kd_weight, s.kd_temperature, s.attention_weight) == (
+                "teacher", 0.0, 1.0, 1.0, 0.0)
+        assert (s1.weight_decay, s2.weight_decay, s2.init_from) == (1e-5, 0.0, "step1")
+
+
 def test_schedules():
     s = get_recipe("real2bin_imagenet").stage("stage1")
     f = [lr_factor(e * 10, 10, s) for e in (0, 2.5, 5, 39, 40, 60, 70, 74)]
     assert f == pytest.approx([0, 0.5, 1, 1, 0.3, 0.09, 0.027, 0.027])
     c = get_recipe("meliusnet22_imagenet").stages[0]
     assert lr_factor(0, 10, c) == 1 and lr_factor(600, 10, c) == pytest.approx(0.5) and lr_factor(1200, 10, c) == 0
+    r = get_recipe("reactnet_a_imagenet").stage("step2")  # linear: 1 - epoch / 128, per step
+    assert [lr_factor(e * 10, 10, r) for e in (0, 32, 64, 96.5, 128, 130)] == pytest.approx(
+        [1, 0.75, 0.5, 1 - 96.5 / 128, 0, 0])
 
 
 # --- losses --------------------------------------------------------------------------------------

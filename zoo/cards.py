@@ -176,6 +176,11 @@ def _summary_text(cfg: ModelConfig, w: Optional[Weights], repo_id: Optional[str]
         return (f"ImageNet weights of larq-zoo (release `{w.revision}`), imported into the `{cfg.name}` binary "
                 f"neural network of the bnnzoo model zoo: `zoo.load` downloads larq-zoo's Keras file, checks its "
                 f"sha256 and maps it onto the model {_matching(cfg.family)}.")
+    if w is not None and w.importer == "reactnet":
+        return (f"The ReActNet authors' ImageNet checkpoint (github.com/{w.hub_repo}), imported into the "
+                f"`{cfg.name}` binary neural network of the bnnzoo model zoo: `zoo.load` reads their PyTorch file "
+                "(placed by hand, see Files) with `torch.load(weights_only=True)` and maps it onto the model by "
+                "parameter name (`zoo.reactnet_import`).")
     if w is not None and w.tag and not w.hub_repo:
         return (f"Weights for the `{cfg.name}` network of the bnnzoo model zoo, trained with bnnzoo and shipped "
                 f"inside the package (`zoo/pretrained/{w.filename}`): `zoo.load` needs no download.")
@@ -317,6 +322,16 @@ def _provenance(w: Optional[Weights], repo_id: Optional[str], sha256: Optional[s
             "- converted on load by `zoo.larq_import`; no bnnzoo `model.safetensors` is published for these weights",
             "- offline: set `BNNZOO_LARQ_ZOO_URL` to a mirror, or place the file in `~/.cache/bnnzoo/larq_zoo/"
             f"{w.revision}/` (or under `$BNNZOO_CACHE`)",
+        ]) + "\n"
+    if w is not None and w.importer == "reactnet":
+        return "\n".join([
+            "", "## Files", "",
+            f"- source: {w.url} (the link of the Models table in the README of GitHub repo `{w.hub_repo}`, "
+            f"commit `{w.revision[:12]}`): a OneDrive page, downloaded by hand",
+            f"- save it as `~/.cache/bnnzoo/reactnet/{w.filename}` (or under `$BNNZOO_CACHE`); its sha256 is "
+            "logged on load (the authors publish none)",
+            "- converted on load by `zoo.reactnet_import`; no bnnzoo `model.safetensors` is published for these "
+            "weights",
         ]) + "\n"
     registered = w is not None and w.tag
     lines = ["", "## Files", "", f"- repo: `{repo_id}`" + (f", revision `{w.revision}`" if registered else "")]

@@ -27,7 +27,9 @@ from typing import Any, Callable, Iterator, Optional
 
 __all__ = ["atomic_write", "write_bytes", "write_text", "sha256_of", "temp_dir", "clean_stale", "read_json",
            "check_name", "UnsafePathError", "resolve_inside", "remove", "lock", "LockedError", "record_path",
-           "write_record", "recorded"]
+           "write_record", "recorded", "cache_root", "CACHE_ENV"]
+
+CACHE_ENV = "BNNZOO_CACHE"
 
 
 class UnsafePathError(ValueError):
@@ -266,6 +268,15 @@ def write_bytes(path: str | os.PathLike, data: bytes, root: Optional[str | os.Pa
 def write_text(path: str | os.PathLike, text: str, root: Optional[str | os.PathLike] = None) -> int:
     """``Path.write_text``, atomically (inside ``root`` when given, see :func:`atomic_write`)."""
     return write_bytes(path, text.encode(), root)
+
+
+def cache_root() -> Path:
+    """bnnzoo's cache folder: ``$BNNZOO_CACHE``, else ``$XDG_CACHE_HOME/bnnzoo``, else ``~/.cache/bnnzoo``."""
+    root = os.environ.get(CACHE_ENV)
+    if not root:
+        xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        root = os.path.join(xdg, "bnnzoo")
+    return Path(root)
 
 
 def sha256_of(path: str | os.PathLike) -> str:

@@ -45,7 +45,7 @@ import numpy as np
 
 from .download import DownloadTimeout, Meter, Watch
 from .download import run as run_watched
-from .fileio import atomic_write, sha256_of
+from .fileio import CACHE_ENV, atomic_write, cache_root, sha256_of
 from .hub import HubError
 from .registry import ModelConfig
 from .weights import Weights, WeightMismatchError
@@ -57,7 +57,6 @@ __all__ = [
 
 LARQ_ZOO_RELEASES = "https://github.com/larq/zoo/releases/download"
 URL_ENV = "BNNZOO_LARQ_ZOO_URL"
-CACHE_ENV = "BNNZOO_CACHE"
 # BatchNormalization epsilon larq-zoo 2.4 builds each family with (MeliusNet sets 1e-5;
 # Real-to-Bin nets leave Keras' default 1e-3). The other families' BatchNorm2d layers carry
 # larq-zoo's epsilon (and momentum) themselves: nothing to reconcile.
@@ -76,11 +75,7 @@ def release_url(w: Weights) -> str:
 
 def cache_path(w: Weights) -> Path:
     """Where ``w``'s release asset is cached (and where to place it by hand)."""
-    root = os.environ.get(CACHE_ENV)
-    if not root:
-        xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-        root = os.path.join(xdg, "bnnzoo")
-    return Path(root) / "larq_zoo" / w.revision / w.filename
+    return cache_root() / "larq_zoo" / w.revision / w.filename
 
 
 def _offline() -> bool:

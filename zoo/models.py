@@ -482,3 +482,45 @@ def binary_alexnet() -> ModelConfig:
                        paper="Hubara et al., Binarized Neural Networks, NeurIPS 2016",
                        tiny=_ALEXNET_TINY,
                        published=_larq_published("literature.BinaryAlexNet", 36.30, 61.53, 61_859_192, 7.49))
+
+
+# --- ReActNet (Liu et al., ECCV 2020) -------------------------------------------------------------
+# Layer facts from the authors' code (github.com/liuzechun/ReActNet): ReActNet-A is MobileNet-v1's block
+# table (MOBILENET_BLOCKS) made binary, ReActNet-18 is Bi-Real Net 18 with RSign and RPReLU. Binary convs pad
+# with +1 by default (LCE's fast path); the authors' weights were trained with zero padding, which their
+# tags set (pad_value=0.0). The recipe's float teacher and first step are these models with
+# model_overrides (input_quantizer / weight_quantizer None).
+REACTNET_PAPER = ("Liu et al., ReActNet: Towards Precise Binary Neural Network with Generalized Activation "
+                  "Functions, ECCV 2020 (arXiv:2003.03488)")
+REACTNET_README = ("github.com/liuzechun/ReActNet README, Models table: ReActNet (Bi-Real based), top-1 of the "
+                   "released checkpoint and 1.63 x 10^8 operations")
+REACTNET_QUANT = dict(input_quantizer="approx_sign", weight_quantizer="magnitude_aware_sign")
+
+
+@register_model
+def reactnet_a() -> ModelConfig:
+    """ReActNet-A: MobileNet-v1's 13 blocks with binary 3x3 and 1x1 convolutions, RSign and RPReLU."""
+    # zoo.measure counts conv/dense multiply-adds: FLOPs are the 3x3 stem and the classifier.
+    return ModelConfig("", "reactnet", dict(backbone="mobilenet_v1", alpha=1.0, depth=13, pad_value=1.0,
+                                            learn_shifts=True, **REACTNET_QUANT),
+                       paper=REACTNET_PAPER,
+                       # The first 8 blocks at an eighth of the width on 16x16 inputs: strided binary convs on
+                       # 8x8, 4x4 and 2x2 maps (explicit padding), four duplicated 1x1 convs, two blocks on a
+                       # 1x1 map (LCE's small-map case), 20 binary convs.
+                       tiny=dict(alpha=0.125, depth=8, input_size=16, num_classes=10),
+                       published=dict(top1=69.4, bops=4.82e9, flops=0.12e8, ops=0.87e8,
+                                      source="Liu et al. 2020, ImageNet comparison with the state of the art "
+                                             "(top-1, BOPs, FLOPs, OPs)"))
+
+
+@register_model
+def reactnet_18() -> ModelConfig:
+    """ReActNet-18: Bi-Real Net 18 (16 binary 3x3 convolutions, each with a shortcut) with RSign and RPReLU."""
+    return ModelConfig("", "reactnet", dict(backbone="resnet18", filters=64, blocks_per_stage=(4, 4, 4, 4),
+                                            pad_value=1.0, **REACTNET_QUANT),
+                       # One block a stage, two in the last: strided binary convs on 8x8, 4x4 and 2x2 maps, a
+                       # stride-1 one on a 1x1 map.
+                       paper=REACTNET_PAPER, tiny=dict(filters=16, blocks_per_stage=(1, 1, 1, 2), input_size=32,
+                                                       num_classes=10),
+                       # The authors' README gives OPs (FLOPs + BOPs/64) in a column headed FLOPs.
+                       published=dict(top1=65.9, ops=1.63e8, source=REACTNET_README))

@@ -314,8 +314,15 @@ def _locate(kind: str, body: str, cfg: Optional[ModelConfig] = None, *, force: b
         if not read:
             return _Source(key, w, lambda c: {}, (larq_import.fetch(w, force=force),))
         return _Source(key, w, lambda c: larq_import.load_registered(key, w, c, force=force))
+    if w.importer == "reactnet":  # the ReActNet authors' OneDrive files, placed by hand
+        from . import reactnet_import
+
+        if not read:
+            return _Source(key, w, lambda c: {}, (reactnet_import.fetch(w),))
+        return _Source(key, w, lambda c: reactnet_import.load_registered(key, w, c))
     if w.importer:
-        raise WeightMismatchError(f"WEIGHTS[{key!r}] names an unknown importer {w.importer!r}: use '' or 'larq_zoo'")
+        raise WeightMismatchError(f"WEIGHTS[{key!r}] names an unknown importer {w.importer!r}: use '', 'larq_zoo' "
+                                  "or 'reactnet'")
     path = fetch_registered(key, w, force=force)
     return _Source(key, w, lambda c: read_safetensors(path), (path,))
 
@@ -326,6 +333,10 @@ def fetch_registered(key: str, w: Weights, *, force: bool = False) -> Path:
         from .larq_import import fetch
 
         return fetch(w, force=force)
+    if w.importer == "reactnet":
+        from .reactnet_import import fetch as fetch_reactnet
+
+        return fetch_reactnet(w)
     if not w.hub_repo:
         return bundled_file(key, w)
     return hub.hub_file(w.hub_repo, w.filename, w.revision, sha256=w.sha256, name=key, force=force)

@@ -155,9 +155,10 @@ _CHECKS = {
     "interpolation": lambda k, v: _choice(k, v, INTERPOLATIONS), "arch_overrides": _overrides,
     "labels": _strings, "dataset": _str, "metrics": _metrics, "notes": _str, "module_class": _str,
     "hub_repo": _str, "revision": _str, "filename": _str, "sha256": _str, "importer": _str, "default": _bool,
+    "url": _str,
 }
 # Where a registered file comes from: not part of what the weights are, left out of config.json when empty.
-_LOCATION = ("tag", "hub_repo", "revision", "filename", "sha256", "importer", "default")
+_LOCATION = ("tag", "hub_repo", "revision", "filename", "sha256", "importer", "default", "url")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -192,9 +193,12 @@ class Weights:
             ship inside the package, their file in ``zoo/pretrained/`` (``BUNDLED_DIR``).
         sha256: Hex sha256 of that file, checked before it is used.
         importer: ``""`` for a bnnzoo ``model.safetensors``; ``"larq_zoo"`` for a larq-zoo
-            release file converted on load (:mod:`zoo.larq_import`).
+            release file converted on load (:mod:`zoo.larq_import`); ``"reactnet"`` for the ReActNet
+            authors' PyTorch checkpoint, converted on load (:mod:`zoo.reactnet_import`).
         default: The tag ``zoo.load(arch, pretrained=True)`` (and ``weights="default"``) loads;
             exactly one per architecture that has weights.
+        url: Where the file is published when it is no release asset of ``hub_repo`` (the ReActNet
+            authors' OneDrive links): the page to download it from by hand.
 
     Raises:
         ValueError: A field of the wrong type or out of range (one line naming it).
@@ -221,6 +225,7 @@ class Weights:
     sha256: str = ""
     importer: str = ""
     default: bool = False
+    url: str = ""
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -236,6 +241,8 @@ class Weights:
         """Where the file comes from, in words."""
         if self.importer == "larq_zoo":
             return f"larq-zoo release {self.revision} (github.com/{self.hub_repo}), imported"
+        if self.importer == "reactnet":
+            return f"the authors' checkpoint (github.com/{self.hub_repo}), placed by hand, imported"
         if self.hub_repo:
             return f"hf-hub:{self.hub_repo}@{self.revision[:12]}"
         if self.filename:
@@ -482,6 +489,38 @@ for _arch, _revision, _file, _sha, _top1, _top5, _doc in _LARQ_ZOO_RELEASES:
         + (" The first fully-connected layer spans the 6x6 map of a 224x224 input: these weights load at "
            "input_size 224 only." if _arch in ("xnornet", "dorefanet", "binary_alexnet") else ""))
 del _arch, _revision, _file, _sha, _top1, _top5, _doc, _source, _quicknet
+
+
+# --- the ReActNet authors' ImageNet checkpoints, imported (zoo.reactnet_import) -------------------
+# The links and top-1 figures of their README's "Models" table (github.com/liuzechun/ReActNet at the commit
+# below). OneDrive links cannot be fetched by a plain HTTP client and no checksum is published: the file is
+# placed by hand and its sha256 logged. ImageNet mean/std and a 0.875 centre crop (Resize(256),
+# CenterCrop(224)) as their train.py validates, its classes in ImageFolder's (sorted synset) order; zero
+# padding of the binary convolutions' inputs.
+_REACTNET_COMMIT = "a6cd08d4605d94135faea6fd73354041e4130b52"
+_REACTNET_NOTES = (
+    "The authors' released PyTorch checkpoint, imported by zoo.reactnet_import: keys matched by name (the "
+    "'module.' prefix of nn.DataParallel removed), flattened binary kernels reshaped. Their binary convolutions "
+    "pad with 0 and PyTorch's symmetric geometry, so the model is built with pad_value=0.0; it converts to "
+    "TFLite (LCE) and ONNX as it is, verified layer by layer (the strided binary convolutions keep an explicit "
+    "PAD and subtract the border's constant). Their torch.sign maps 0 to 0 where LCE and the zoo map it to +1: "
+    "the importer warns if a latent binary weight is exactly 0. Download the file from the link below (a "
+    "OneDrive page: no plain download, no published checksum) and save it where `zoo.load` says.")
+for _arch, _file, _top1, _url, _row in (
+    ("reactnet_a", "reactnet_a_authors_in1k.pth.tar", 69.5,
+     "https://hkustconnect-my.sharepoint.com/:u:/g/personal/zliubq_connect_ust_hk/"
+     "EW1FVkAKN5dJg1ns_CcMtQoBJAy1Yxx-b7lpaTFjTJIUKw?e=oyebWy", "ReActNet-A"),
+    ("reactnet_18", "reactnet_18_authors_in1k.pth.tar", 65.9,
+     "https://hkustconnect-my.sharepoint.com/:u:/g/personal/zliubq_connect_ust_hk/"
+     "EY9P7mxs-8BLkTlqMZif4s4BnNWcKbUnvqeA_CvN3c9q4w?e=IpUyF4", "ReActNet (Bi-Real based)"),
+):
+    WEIGHTS[f"{_arch}.authors_in1k"] = Weights(
+        arch=_arch, tag="authors_in1k", hub_repo="liuzechun/ReActNet", revision=_REACTNET_COMMIT, filename=_file,
+        sha256="", num_classes=1000, input_size=224, mean=IMAGENET_MEAN, std=IMAGENET_STD, **_IN1K,
+        arch_overrides={"pad_value": 0.0}, importer="reactnet", default=True, url=_url, notes=_REACTNET_NOTES,
+        metrics=(Metric("top1", _top1, "imagenet-1k", f"published: github.com/liuzechun/ReActNet README, Models "
+                        f"table ({_row}, the released checkpoint)"),))
+del _arch, _file, _top1, _url, _row
 
 
 # --- trained on the embedded MNIST digits, shipped in zoo/pretrained/ ------------------------------

@@ -12,8 +12,8 @@ import larq as lq
 import numpy as np
 import tensorflow as tf
 
-__all__ = ["QUANTIZERS", "quantizer", "binary_conv", "ZeroPadCorrectedConv2D", "GroupConv2D", "LearnedRescale", "batch_norm",
-           "BINARY_CONV_ATTR"]
+__all__ = ["QUANTIZERS", "quantizer", "binary_conv", "ZeroPadCorrectedConv2D", "GroupConv2D", "LearnedRescale",
+           "LearnableBias", "batch_norm", "BINARY_CONV_ATTR"]
 
 # Set on the Keras layer so the converter can count binary convolutions.
 BINARY_CONV_ATTR = "zoo_is_binary"
@@ -68,10 +68,16 @@ def quantizer(name: Optional[str], clip: float = 1.0):
     return QUANTIZERS[name](clip)
 
 
+def _sign_of_zero(name: Optional[str]) -> float:
+    """What an input quantizer makes of a 0 (the value a ``ZeroPadding2D`` before it pads with)."""
+    return 1.0 if name in ("ste_sign", "approx_sign") else 0.0
+
+
 def binary_conv(filters: int, kernel_size: Any = 3, strides: Any = 1, *, name: str, groups: int = 1,
                 pad_value: float = 1.0, input_quantizer: Optional[str] = "ste_sign",
                 weight_quantizer: Optional[str] = "ste_sign", clip: float = 1.0,
-                binary: Optional[bool] = None, dilation: Any = 1, padding: str = "same") -> tf.keras.layers.Layer:
+                binary: Optional[bool] = None, dilation: Any = 1, padding: str = "same",
+                padded: Any = ((0, 0), (0, 0))) -> tf.keras.layers.Layer:
     """A ``larq.layers.QuantConv2D`` equivalent to ``zoo.torch.layers.BinaryConv2d``.
 
     Quantized weights get larq's ``weight_clip`` constraint, as in training with larq.
@@ -79,24 +85,40 @@ def binary_conv(filters: int, kernel_size: Any = 3, strides: Any = 1, *, name: s
     ``LceBconv2d`` in the converted file. A binary convolution with ``pad_value=0`` is a
     :class:`ZeroPadCorrectedConv2D`, which LCE computes right on maps smaller than the
     kernel too (same weights, same outputs).
+
+    ``padded`` (``((top, bottom), (left, right))``, with ``padding="valid"``) says that a
+    ``ZeroPadding2D`` before the layer padded its real input (PyTorch's symmetric padding where it
+    differs from "same"): the quantizer makes those zeros its sign of 0, +1; a layer whose module pads
+    with 0 then subtracts the border's exact constant (:class:`ZeroPadCorrectedConv2D`).
+
+    Raises:
+        ValueError: Explicit padding the layer cannot reproduce (a border value other than 0 or its
+            quantizer's sign of 0).
     """
     if binary is None:
         binary = input_quantizer == "ste_sign" and weight_quantizer == "ste_sign"
-    cls = ZeroPadCorrectedConv2D if binary and float(pad_value) == 0.0 else lq.layers.QuantConv2D
-    layer = cls(
+    padded = tuple(tuple(int(v) for v in p) for p in padded)
+    explicit = any(map(any, padded))
+    border = float(pad_value) if input_quantizer is not None else 0.0
+    if explicit and border not in (0.0, _sign_of_zero(input_quantizer)):
+        raise ValueError(f"an explicitly padded convolution pads with 0 or {_sign_of_zero(input_quantizer):g}, "
+                         f"not {border:g}")
+    corrected = border != _sign_of_zero(input_quantizer) if explicit else binary and border == 0.0
+    layer = (ZeroPadCorrectedConv2D if corrected else lq.layers.QuantConv2D)(
         filters, kernel_size, strides=strides, padding=padding, groups=groups, dilation_rate=dilation,
-        pad_values=float(pad_value) if input_quantizer is not None else 0.0,
+        pad_values=0.0 if explicit else border,
         input_quantizer=quantizer(input_quantizer, clip), kernel_quantizer=quantizer(weight_quantizer, clip),
         kernel_constraint=(None if weight_quantizer in _NO_WEIGHT_CLIP else
                            lq.constraints.WeightClip(_WEIGHT_CLIP.get(weight_quantizer, clip))),
-        use_bias=False, name=name,
+        use_bias=False, name=name, **(dict(padded=padded) if corrected and explicit else {}),
     )
     setattr(layer, BINARY_CONV_ATTR, binary)
     return layer
 
 
 class ZeroPadCorrectedConv2D(lq.layers.QuantConv2D):
-    """A zero-padded binary convolution that LCE 0.16 computes right on every map size.
+    """A zero-padded binary convolution that LCE 0.16 computes right on every map size, and with
+    PyTorch's symmetric padding.
 
     LCE 0.16's optimized kernels (x86 and ARM, default and indirect-bgemm) compute
     zero-padded (``pad_values=0``) binary convolutions wrong when the input map is
@@ -114,6 +136,11 @@ class ZeroPadCorrectedConv2D(lq.layers.QuantConv2D):
     as the kernel keep plain zero padding (exact in LCE, no extra op). Weights, their names and the
     outputs are those of ``QuantConv2D(pad_values=0)``, gradients included.
 
+    With ``padded`` (a ``ZeroPadding2D`` before it padded the real input by these
+    ``((top, bottom), (left, right))``: PyTorch's symmetric padding of a strided conv, which
+    "same" cannot express), the layer is a ``valid`` convolution whose input border quantizes
+    to +1, corrected the same way on the border ``padded`` names, at every map size.
+
     Build it through :func:`binary_conv` (``pad_value=0.0``) on an input of known side.
 
     Raises:
@@ -121,10 +148,11 @@ class ZeroPadCorrectedConv2D(lq.layers.QuantConv2D):
             convolutions on a small map (the correction is written for plain ones), naming the layer.
     """
 
-    def __init__(self, *args, pad_values: float = 0.0, **kwargs) -> None:
+    def __init__(self, *args, pad_values: float = 0.0, padded: Any = ((0, 0), (0, 0)), **kwargs) -> None:
         if pad_values != 0.0:
             raise ValueError(f"{type(self).__name__} is zero-padded; use QuantConv2D for pad_values={pad_values}")
         super().__init__(*args, pad_values=0.0, **kwargs)
+        self.padded = tuple(tuple(int(v) for v in p) for p in padded)
         self.corrected = False
 
     def build(self, input_shape) -> None:
@@ -132,34 +160,83 @@ class ZeroPadCorrectedConv2D(lq.layers.QuantConv2D):
         if None in sides:
             raise ValueError(f"{self.name}: a zero-padded binary convolution needs an input of known side "
                              "(LCE 0.16 computes it wrong on maps smaller than the kernel)")
+        explicit = any(map(any, self.padded))
+        if explicit and self.padding != "valid":
+            raise ValueError(f"{self.name}: an input padded before the layer takes padding='valid'")
         small = self.padding == "same" and any(d < k for d, k in zip(sides, self.kernel_size))
-        if small:
+        if small or explicit:
             if self.groups != 1 or tuple(self.dilation_rate) != (1, 1):
                 raise ValueError(f"{self.name}: a grouped or dilated zero-padded binary convolution on a "
                                  f"{sides[0]}x{sides[1]} map is not supported by LCE 0.16 (wrong on its optimized "
                                  "kernels) and cannot be corrected; use pad_value=1.0")
-            self.corrected, self.pad_values, self._is_native_padding = True, 1.0, False
+            self.corrected = True
+            if small:
+                self.pad_values, self._is_native_padding = 1.0, False
         super().build(input_shape)
+
+    def _border(self, inputs: tf.Tensor) -> tf.Tensor:
+        """1 where the input is padding (the +1 the correction takes back), 0 inside; ``(1, H', W', C)``."""
+        h, w, c = inputs.shape[1:]
+        if self.padding == "same":
+            return tf.pad(tf.zeros((1, h, w, c), inputs.dtype), self._get_padding_same(inputs), constant_values=1.0)
+        (top, bottom), (left, right) = self.padded
+        inner = tf.zeros((1, h - top - bottom, w - left - right, c), inputs.dtype)
+        return tf.pad(inner, [[0, 0], [top, bottom], [left, right], [0, 0]], constant_values=1.0)
 
     def call(self, inputs: tf.Tensor) -> tf.Tensor:
         outputs = super().call(inputs)
         if not self.corrected:
             return outputs
-        h, w, c = inputs.shape[1:]
-        mask = tf.pad(tf.zeros((1, h, w, c), inputs.dtype), self._get_padding_same(inputs), constant_values=1.0)
         kernel = tf.convert_to_tensor(self.kernel)  # frozen for export (converters.tflite): already quantized
         kernel = kernel if self.kernel_quantizer is None else self.kernel_quantizer(kernel)
-        taps = tf.nn.conv2d(mask, kernel, self.strides, "VALID")
+        taps = tf.nn.conv2d(self._border(inputs), kernel, self.strides, "VALID")
         if outputs.shape[1] * outputs.shape[2] == 1:  # a 1x1 map: the correction is a per-channel bias
             return outputs - tf.reshape(taps, (-1,))
+        bands = self._border_bands(inputs, outputs)
+        if bands is not None:
+            return _subtract_on_bands(outputs, taps, *bands)
         # Subtracted on the flattened map: LCE 0.16 folds an (H, W, C) constant added right after an
         # LceBconv2d into its per-channel bias, which its interpreter then refuses.
         size = int(np.prod(outputs.shape[1:]))
         flat = tf.reshape(outputs, (-1, size)) - tf.reshape(taps, (1, size))
         return tf.reshape(flat, (-1, *outputs.shape[1:]))
 
+    def _border_bands(self, inputs: tf.Tensor, outputs: tf.Tensor) -> Optional[tuple]:
+        """``((top, bottom), (left, right))``: how many output rows / columns at each edge read the explicit
+        padding, or None where those bands meet (small maps: the correction is subtracted whole)."""
+        if self.padding == "same":
+            return None
+        bands = []
+        for axis, (before, after) in enumerate(self.padded):
+            n_in, n_out = inputs.shape[1 + axis], outputs.shape[1 + axis]
+            k, s = self.kernel_size[axis], self.strides[axis]
+            lo = sum(i * s < before for i in range(n_out))
+            hi = sum(i * s + k > n_in - after for i in range(n_out))
+            if lo + hi >= n_out:
+                return None
+            bands.append((lo, hi))
+        return tuple(bands)
+
     def get_config(self) -> dict:
-        return {**super().get_config(), "pad_values": 0.0}
+        return {**super().get_config(), "pad_values": 0.0, "padded": self.padded}
+
+
+def _subtract_on_bands(outputs: tf.Tensor, taps: tf.Tensor, rows: tuple, cols: tuple) -> tf.Tensor:
+    """``outputs - taps`` where ``taps`` is zero but on ``rows`` (top, bottom) and ``cols`` (left, right) bands
+    of the map: subtracted band by band, so the file stores the bands' constants, not a whole map of them
+    (LCE's converter folds each slice of the constant ``taps``)."""
+    def split(x: tf.Tensor, axis: int, lo: int, hi: int) -> list:
+        n = x.shape[axis]
+        cut = lambda a, b: x[:, a:b] if axis == 1 else x[:, :, a:b]  # noqa: E731
+        return [cut(a, b) for a, b in ((0, lo), (lo, n - hi), (n - hi, n)) if b > a]
+
+    def along(x: tf.Tensor, t: tf.Tensor, axis: int, lo: int, hi: int, inner) -> tf.Tensor:
+        xs, ts = split(x, axis, lo, hi), split(t, axis, lo, hi)
+        middle = 1 if lo else 0
+        parts = [inner(a, b) if i == middle else a - b for i, (a, b) in enumerate(zip(xs, ts))]
+        return parts[0] if len(parts) == 1 else tf.concat(parts, axis)
+
+    return along(outputs, taps, 1, *rows, lambda x, t: along(x, t, 2, *cols, lambda a, b: a))
 
 
 class GroupConv2D(tf.keras.layers.Layer):
@@ -215,6 +292,31 @@ class LearnedRescale(tf.keras.layers.Layer):
     def call(self, inputs: tf.Tensor) -> tf.Tensor:
         scale = self.scale_h[:, None, None] * self.scale_w[None, :, None] * self.scale_c[None, None, :]
         return inputs * scale
+
+
+class LearnableBias(tf.keras.layers.Layer):
+    """``x + bias``, one bias per channel along ``axis`` (Keras form of ``zoo.torch.layers.LearnableBias``
+    and ``RSign``: the shifts of ReActNet's RSign and RPReLU)."""
+
+    def __init__(self, axis: int = -1, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.axis = axis
+
+    def build(self, input_shape) -> None:
+        self.bias = self.add_weight(name="bias", shape=(int(input_shape[self.axis]),), initializer="zeros",
+                                    trainable=True)
+        super().build(input_shape)
+
+    def call(self, inputs: tf.Tensor) -> tf.Tensor:
+        axis = self.axis % inputs.shape.rank
+        if axis == inputs.shape.rank - 1:
+            return inputs + self.bias
+        shape = [1] * inputs.shape.rank
+        shape[axis] = -1
+        return inputs + tf.reshape(self.bias, shape)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "axis": self.axis}
 
 
 def batch_norm(*, name: str, momentum: float = 0.9, epsilon: float = 1e-5, axis: int = -1,

@@ -201,6 +201,32 @@ def _used_pads(size: Sequence[int], kernel: tuple, stride: tuple, pads: tuple) -
     return tuple(out)
 
 
+def _conv_padding(ctx: _Ctx, m: nn.Conv2d, x: _T) -> tuple[str, tuple]:
+    """``("same" | "valid", explicit pads)``: how the Keras form pads what ``m`` pads.
+
+    The zoo's convolutions pad like TensorFlow (``same``/``valid``) or, given ``padding=p``, as
+    PyTorch does: symmetric pads become ``same`` where they read the same pixels (stride 1, odd
+    kernel), else an explicit ``ZeroPadding2D`` (the rows no window reads trimmed, see
+    :func:`_used_pads`) before a ``valid`` convolution.
+    """
+    kernel, stride, dilation = _pair(m.kernel_size), _pair(m.stride), _pair(m.dilation)
+    zoo_conv = isinstance(m, (tl.Conv2d, tl.BinaryConv2d))
+    pads = m.padding
+    if zoo_conv and m.same:
+        return "same", ((0, 0), (0, 0))
+    if pads == "same" and stride == (1, 1):
+        return "same", ((0, 0), (0, 0))
+    if pads == "valid" or _pair(pads) == (0, 0):
+        return "valid", ((0, 0), (0, 0))
+    if isinstance(pads, str):
+        raise ctx.fail(f"nn.Conv2d with padding={pads!r} and stride {stride}")
+    size, pads = tuple(x.t.shape[-2:]), _pair(pads)
+    effective = tuple((k - 1) * d + 1 for k, d in zip(kernel, dilation))
+    if all(_same_equivalent(n, k, s, p, (n + 2 * p - k) // s + 1) for n, k, s, p in zip(size, effective, stride, pads)):
+        return "same", ((0, 0), (0, 0))
+    return "valid", _used_pads(size, effective, stride, pads)
+
+
 def _conv(ctx: _Ctx, m: nn.Conv2d, x: _T) -> _T:
     """Any 2-D convolution of the zoo: binary (larq), float, depthwise or grouped."""
     if x.ndim != 4:
@@ -211,27 +237,23 @@ def _conv(ctx: _Ctx, m: nn.Conv2d, x: _T) -> _T:
         raise ctx.fail(f"{type(m).__name__} with padding_mode={m.padding_mode!r}")
     k = x.k if x.perm == NHWC else _to_perm(x, NHWC)
     path, kernel, stride = ctx.path, _pair(m.kernel_size), _pair(m.stride)
-    pads = (0, 0) if isinstance(m, (tl.Conv2d, tl.BinaryConv2d)) else m.padding
-    padding = "same" if getattr(m, "same", True) else "valid"  # the zoo's convs pad like TensorFlow
-    if not isinstance(m, (tl.Conv2d, tl.BinaryConv2d)):
-        if pads == "same" and stride == (1, 1):
-            padding = "same"
-        elif pads == "valid" or _pair(pads) == (0, 0):
-            padding = "valid"
-        elif isinstance(pads, str):
-            raise ctx.fail(f"nn.Conv2d with padding={pads!r} and stride {stride}")
-        else:
-            k = K.ZeroPadding2D(_used_pads(x.t.shape[-2:], kernel, stride, _pair(pads)), name=ctx.name + "_pad")(k)
-            padding = "valid"
+    padding, explicit = _conv_padding(ctx, m, x)
+    if any(map(any, explicit)):
+        # Zeros on the real input: a binary conv's input quantizer turns them into its sign of 0
+        # (kl.binary_conv corrects the border where the module pads with another value).
+        k = K.ZeroPadding2D(explicit, name=ctx.name + "_pad")(k)
     if isinstance(m, tl.BinaryConv2d):
         for q in (m.input_quantizer, m.weight_quantizer):
             if q is not None and q not in kl.QUANTIZERS:
                 raise ctx.fail(f"BinaryConv2d with quantizer {q!r}",
                                f"(larq forms exist for {', '.join(sorted(kl.QUANTIZERS))})")
-        layer = ctx.module_layer(lambda: kl.binary_conv(
-            m.out_channels, kernel, stride, name=path, groups=m.groups, pad_value=m.pad_value,
-            input_quantizer=m.input_quantizer, weight_quantizer=m.weight_quantizer, clip=m.clip,
-            binary=m.is_binary, dilation=_pair(m.dilation), padding=padding))
+        try:
+            layer = ctx.module_layer(lambda: kl.binary_conv(
+                m.out_channels, kernel, stride, name=path, groups=m.groups, pad_value=m.pad_value,
+                input_quantizer=m.input_quantizer, weight_quantizer=m.weight_quantizer, clip=m.clip,
+                binary=m.is_binary, dilation=_pair(m.dilation), padding=padding, padded=explicit))
+        except ValueError as e:
+            raise ctx.fail(f"BinaryConv2d with padding={m.padding[0]}", f"({e})") from None
         return _T(layer(k), NHWC, x.t)
     bias = m.bias is not None
     if m.groups == 1:
@@ -276,6 +298,11 @@ def _prelu(ctx: _Ctx, m: nn.PReLU, x: _T) -> Any:
     layer = ctx.module_layer(lambda: K.PReLU(tf.keras.initializers.Constant(init), shared_axes=shared or None,
                                              name=ctx.path))
     return layer(x.k)
+
+
+def _learnable_bias(ctx: _Ctx, m: tl.LearnableBias, x: _T) -> Any:
+    axis = _keras_axis_arg(x.perm.index(1), x.ndim)
+    return ctx.module_layer(lambda: kl.LearnableBias(axis=axis, name=ctx.path))(x.k)
 
 
 def _learned_rescale(ctx: _Ctx, m: TorchLearnedRescale, conv_input: _T, conv_output: _T) -> _T:
@@ -375,6 +402,8 @@ MODULES: dict[type, Callable] = {
     nn.Linear: _linear,
     nn.PReLU: _prelu,
     TorchLearnedRescale: _learned_rescale,
+    tl.LearnableBias: _learnable_bias,
+    tl.RSign: _learnable_bias,
     nn.ReLU: _stateless(lambda m, name: K.ReLU(name=name)),
     nn.ReLU6: _stateless(lambda m, name: K.ReLU(6.0, name=name)),
     nn.LeakyReLU: _stateless(lambda m, name: K.LeakyReLU(alpha=m.negative_slope, name=name)),

@@ -13,6 +13,8 @@ channel). Layer facts (no stem ReLU, BN momentum 0.8, zero padding) follow larq-
 
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 from torch import nn
 
@@ -28,12 +30,19 @@ _BN = dict(eps=1e-3, momentum=0.2)
 
 
 class Shortcut(nn.Module):
-    """The downsampling shortcut: 2x2 average pool (same) -> float 1x1 conv -> BN."""
+    """The downsampling shortcut: 2x2 average pool (same) -> float 1x1 conv -> BN.
 
-    def __init__(self, in_channels: int, out_channels: int) -> None:
+    Args:
+        in_channels: Input channels.
+        out_channels: Output channels.
+        bn: Keyword arguments of the BatchNorm (default: larq-zoo's Bi-Real Net, epsilon 1e-3,
+            Keras momentum 0.8).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, bn: Optional[dict] = None) -> None:
         super().__init__()
         self.conv = Conv2d(in_channels, out_channels, 1)
-        self.bn = BatchNorm2d(out_channels, **_BN)
+        self.bn = BatchNorm2d(out_channels, **(_BN if bn is None else bn))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.bn(self.conv(avg_pool_same(x, 2, 2)))

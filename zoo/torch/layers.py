@@ -2,7 +2,8 @@
 
 Convolutions pad like TensorFlow's ``padding="same"`` (the extra row/column of an
 even total goes bottom/right) so that the Keras twin, and the LCE flatbuffer made
-from it, see exactly the same pixels.
+from it, see exactly the same pixels; ``padding=p`` (an int) pads ``p`` on every side
+as PyTorch's ``nn.Conv2d`` does, for weights trained that way (ReActNet's).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from torch import nn
 
 __all__ = ["SignSTE", "ste_sign", "approx_sign", "magnitude_aware_sign", "xnor_weight_scale",
            "magnitude_aware_sign_unclipped", "dorefa", "same_pad", "Conv2d", "BinaryConv2d", "BatchNorm2d",
-           "QUANTIZERS", "BINARY_INPUT_QUANTIZERS", "BINARY_WEIGHT_QUANTIZERS"]
+           "LearnableBias", "RSign", "RPReLU", "QUANTIZERS", "BINARY_INPUT_QUANTIZERS", "BINARY_WEIGHT_QUANTIZERS"]
 
 
 def _sign(x: torch.Tensor) -> torch.Tensor:
@@ -155,26 +156,51 @@ def same_pad(x: torch.Tensor, kernel_size: int, stride: int, dilation: int = 1, 
     return F.pad(x, pads, value=value)
 
 
-class Conv2d(nn.Conv2d):
-    """A float convolution with TensorFlow-style ``same`` (or ``valid``) padding.
+def _padding_mode(padding: "str | int") -> tuple[bool, int]:
+    """``(same, p)`` of a zoo convolution's ``padding``: TensorFlow's ``"same"``, ``"valid"``, or PyTorch's
+    symmetric ``p`` on every side."""
+    if padding in ("same", "valid"):
+        return padding == "same", 0
+    if isinstance(padding, int) and not isinstance(padding, bool) and padding >= 0:
+        return False, padding
+    raise ValueError(f"unknown padding {padding!r}; expected 'same', 'valid' or a number of pixels (int >= 0)")
+
+
+class _ZooPadding:
+    """How the zoo's convolutions pad: :meth:`pad` is the one place that says so (forward, exporters' checks)."""
+
+    same: bool
+    kernel_size: tuple
+    stride: tuple
+    dilation: tuple
+    padding: tuple
+
+    def pad(self, x: torch.Tensor, value: float = 0.0) -> torch.Tensor:
+        """``x`` padded as this convolution pads its input, with ``value``."""
+        if self.same:
+            return same_pad(x, self.kernel_size[0], self.stride[0], self.dilation[0], value=value)
+        p = self.padding[0]
+        return F.pad(x, (p, p, p, p), value=value) if p else x
+
+
+class Conv2d(_ZooPadding, nn.Conv2d):
+    """A float convolution with TensorFlow-style ``same`` (or ``valid``) padding, or PyTorch's
+    symmetric ``padding=p``.
 
     ``trainable=False`` freezes the kernel (``requires_grad=False``; it still counts as a
     parameter, as Keras counts non-trainable weights): QuickNet's fixed blur-pool filters.
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
-                 groups: int = 1, bias: bool = False, padding: str = "same", trainable: bool = True) -> None:
-        super().__init__(in_channels, out_channels, kernel_size, stride, padding=0, groups=groups, bias=bias)
-        if padding not in ("same", "valid"):
-            raise ValueError(f"unknown padding {padding!r}; expected 'same' or 'valid'")
-        self.same = padding == "same"
+                 groups: int = 1, bias: bool = False, padding: "str | int" = "same", trainable: bool = True) -> None:
+        same, p = _padding_mode(padding)
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding=p, groups=groups, bias=bias)
+        self.same = same
         if not trainable:
             self.weight.requires_grad_(False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.same:
-            x = same_pad(x, self.kernel_size[0], self.stride[0])
-        return F.conv2d(x, self.weight, self.bias, self.stride, 0, 1, self.groups)
+        return F.conv2d(self.pad(x), self.weight, self.bias, self.stride, 0, 1, self.groups)
 
 
 class BatchNorm2d(nn.BatchNorm2d):
@@ -211,7 +237,7 @@ class BatchNorm2d(nn.BatchNorm2d):
         return super().extra_repr() + f", scale={self.scale}, center={self.center}"
 
 
-class BinaryConv2d(nn.Conv2d):
+class BinaryConv2d(_ZooPadding, nn.Conv2d):
     """The zoo's one quantized convolution (a twin of ``larq.layers.QuantConv2D``).
 
     Inputs and weights pass through a quantizer of :data:`QUANTIZERS` (``"ste_sign"``:
@@ -233,25 +259,25 @@ class BinaryConv2d(nn.Conv2d):
         clip: Where the straight-through estimator stops passing gradients (larq's
             ``clip_value``; also the ``WeightClip`` of the Keras twin).
         dilation: Dilation rate.
-        padding: ``"same"`` (TensorFlow's) or ``"valid"``.
+        padding: ``"same"`` (TensorFlow's), ``"valid"``, or an int: that many pixels on every
+            side, as PyTorch's ``nn.Conv2d(padding=p)`` (for weights trained so).
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1,
                  groups: int = 1, pad_value: float = 1.0, input_quantizer: Optional[str] = "ste_sign",
                  weight_quantizer: Optional[str] = "ste_sign", clip: float = 1.0, dilation: int = 1,
-                 padding: str = "same") -> None:
-        super().__init__(in_channels, out_channels, kernel_size, stride, padding=0, dilation=dilation, groups=groups,
+                 padding: "str | int" = "same") -> None:
+        same, p = _padding_mode(padding)
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding=p, dilation=dilation, groups=groups,
                          bias=False)
         for q in (input_quantizer, weight_quantizer):
             if q is not None and q not in QUANTIZERS:
                 raise ValueError(f"unknown quantizer {q!r}; expected one of {sorted(QUANTIZERS)} or None")
-        if padding not in ("same", "valid"):
-            raise ValueError(f"unknown padding {padding!r}; expected 'same' or 'valid'")
         self.pad_value = float(pad_value)
         self.input_quantizer = input_quantizer
         self.weight_quantizer = weight_quantizer
         self.clip = clip
-        self.same = padding == "same"
+        self.same = same
 
     @property
     def is_binary(self) -> bool:
@@ -277,12 +303,63 @@ class BinaryConv2d(nn.Conv2d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.input_quantizer is not None:
             x = QUANTIZERS[self.input_quantizer](x, self.clip)
-        if self.same:
-            pad_value = self.pad_value if self.input_quantizer is not None else 0.0
-            x = same_pad(x, self.kernel_size[0], self.stride[0], self.dilation[0], value=pad_value)
+        x = self.pad(x, self.pad_value if self.input_quantizer is not None else 0.0)
         return F.conv2d(x, self.quantized_weight(), None, self.stride, 0, self.dilation, self.groups)
 
     def extra_repr(self) -> str:
         return (super().extra_repr() + f", pad_value={self.pad_value}, input_quantizer={self.input_quantizer}"
                 f", weight_quantizer={self.weight_quantizer}, clip={self.clip}"
-                + ("" if self.same else ", valid"))
+                + ("" if self.same or self.padding[0] else ", valid"))
+
+
+class LearnableBias(nn.Module):
+    """``x + bias`` with one learned bias per channel (dim 1): ReActNet's learnable shift.
+
+    Args:
+        channels: Channels of the input.
+        trainable: Learn the bias (False: it stays 0 in training, the ablation without the shift).
+    """
+
+    def __init__(self, channels: int, trainable: bool = True) -> None:
+        super().__init__()
+        self.bias = nn.Parameter(torch.zeros(channels), requires_grad=trainable)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.bias.reshape(-1, *(1,) * (x.dim() - 2))
+
+    def extra_repr(self) -> str:
+        return str(self.bias.numel())
+
+
+class RSign(LearnableBias):
+    """The learnable threshold of ReActNet's RSign (Liu et al., ECCV 2020): ``sign(x + bias)``,
+    a per-channel threshold of ``-bias``.
+
+    The module shifts (``x + bias``); the sign is taken by the ``BinaryConv2d`` it feeds (its
+    input quantizer, ``approx_sign`` in ReActNet), so the convolution stays one XNOR-popcount op:
+    in LCE the shift is an ``ADD`` right before ``LceQuantize`` (or folded into the op before it),
+    in ONNX an ``Add`` before the sign.
+    """
+
+
+class RPReLU(nn.Module):
+    """ReActNet's RPReLU (Liu et al., ECCV 2020): a shift, a per-channel PReLU, a shift.
+
+    ``shift_out(prelu(shift_in(x)))``, i.e. ``x - gamma + zeta`` above ``gamma`` and
+    ``beta (x - gamma) + zeta`` below, with ``gamma = -shift_in.bias``, ``beta = prelu.weight``
+    and ``zeta = shift_out.bias``.
+
+    Args:
+        channels: Channels of the input.
+        init: Initial PReLU slope (PyTorch's and the authors' 0.25).
+        trainable_shifts: Learn the shifts (False: they stay 0, a plain PReLU).
+    """
+
+    def __init__(self, channels: int, init: float = 0.25, trainable_shifts: bool = True) -> None:
+        super().__init__()
+        self.shift_in = LearnableBias(channels, trainable_shifts)
+        self.prelu = nn.PReLU(channels, init)
+        self.shift_out = LearnableBias(channels, trainable_shifts)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.shift_out(self.prelu(self.shift_in(x)))
