@@ -4,7 +4,7 @@
    ``zoo.load("hf-hub:...")`` in a fresh process, no architecture named -> ``zoo.transforms`` equal to the
    training run's preprocessing -> a deploy bundle -> its ``run.py`` on MNIST digits saved as PNG files,
    whose top-1 must be PyTorch's on the same files.
-2. The README's "Your own PyTorch BNN on LCE" section: its code (a ``FILE.py:CLASS`` of the user's, saved
+2. The documentation page "Your own PyTorch BNN on LCE" (docs/own-models.md): its code (a ``FILE.py:CLASS`` of the user's, saved
    with its record) and its commands (``convert``, ``verify``, ``deploy``, ``run.py``), the same check.
 """
 
@@ -121,10 +121,8 @@ def test_trained_weights_travel_from_training_to_the_hub_to_a_pi_bundle(tmp_path
 
 
 def _readme_section() -> tuple[str, list[str]]:
-    """The code block and the command lines of the README's "Your own PyTorch BNN on LCE" section."""
-    text = (ROOT / "README.md").read_text()
-    section = text[text.index("## Your own PyTorch BNN on LCE"):]
-    section = section[:section.index("\n## ", 10)]
+    """The code block and the command lines of the documentation page "Your own PyTorch BNN on LCE"."""
+    section = (ROOT / "docs" / "own-models.md").read_text()
     code = re.search(r"```python\n(# my_models.py\n.*?)```", section, re.S).group(1)
     commands = re.search(r"```\n(bnnzoo convert my_models.py.*?)```", section, re.S).group(1)
     return code, [line.split("#")[0].strip() for line in commands.strip().splitlines()]

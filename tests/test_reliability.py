@@ -392,14 +392,14 @@ def test_tensorflow_with_keras_3_first_is_refused_in_one_line(tmp_path):
     assert not (tmp_path / "x.tflite").exists()
 
 
-# --- 16. the README's examples work ------------------------------------------------------------------
+# --- the documentation's examples work ------------------------------------------------------------------
 
-def test_readme_detect_examples_do_not_overwrite_their_input(tmp_path, monkeypatch):
+def test_documented_detect_examples_do_not_overwrite_their_input(tmp_path, monkeypatch):
     import argparse
 
     from eval.detect import _outputs, add_detect_arguments
 
-    lines = [line.split("#")[0] for line in (ROOT / "README.md").read_text().splitlines()
+    lines = [line.split("#")[0] for line in (ROOT / "docs" / "plates.md").read_text().splitlines()
              if line.startswith("bnnzoo detect ")]
     assert lines
     monkeypatch.chdir(tmp_path)
@@ -414,12 +414,10 @@ def test_readme_detect_examples_do_not_overwrite_their_input(tmp_path, monkeypat
         _outputs(args.images, args.output)  # raises "would overwrite the input" for a bad example
 
 
-# --- the README states these guarantees ----------------------------------------------------------------
+# --- the documentation states these guarantees ----------------------------------------------------------------
 
-def test_readme_lists_the_guarantees_these_tests_check():
-    text = (ROOT / "README.md").read_text()
-    section = text[text.index("## What bad input gets"):]
-    section = section[: section.index("\n## ", 4)]
+def test_reliability_page_lists_the_guarantees_these_tests_check():
+    section = (ROOT / "docs" / "reliability.md").read_text()
     for phrase in ("weights_only", "sha256", "atomic", "--resume", "130"):
         assert phrase in section.lower(), phrase
     assert re.search(r"tests/test_reliability\.py", section)
