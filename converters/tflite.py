@@ -20,8 +20,15 @@ from zoo.fileio import atomic_write
 
 from .layerwise import FileOp, LayerwiseResult, binary_modules, check_layerwise, raise_first
 from .litert.flatbuffer import verify as verify_flatbuffer
-from .verify import (ConversionError, ConversionReport, check_target, compare, reference_outputs,
-                     verification_batch, verify_outputs)
+from .verify import (
+    ConversionError,
+    ConversionReport,
+    check_target,
+    compare,
+    reference_outputs,
+    verification_batch,
+    verify_outputs,
+)
 
 __all__ = ["to_tflite", "op_counts", "binary_convs_of", "tflite_predict", "INTERPRETER_FLAGS", "LCE_RUNTIMES",
            "INT8_RANGE", "io_quantization", "quantize", "dequantize", "verify_tflite_layerwise", "frozen_kernels",
@@ -246,7 +253,8 @@ def _explicit_pads(model_t, tensor: int, producers: dict) -> tuple[tuple, float]
     paddings_t = sg.tensors[pad.inputs[1]]
     data = model_t.buffers[paddings_t.buffer].data
     if data is None or not len(data):
-        raise ConversionError("a binary convolution's input is padded by a PAD with computed paddings; cannot verify it")
+        raise ConversionError(
+            "a binary convolution's input is padded by a PAD with computed paddings; cannot verify it")
     dtype = np.int64 if paddings_t.type == 4 else np.int32  # TensorType INT64 = 4
     paddings = np.frombuffer(bytes(bytearray(data)), dtype).reshape(4, 2)
     if paddings[0].any() or paddings[3].any():

@@ -40,9 +40,8 @@ Float detectors must give the same boxes on every image, binary ones on at least
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import asdict, dataclass
-from typing import Callable, Optional, Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 

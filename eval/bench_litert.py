@@ -52,7 +52,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
-from eval.timing import lce_runner, sample_input, time_runs  # noqa: E402
+from eval.timing import lce_runner, sample_input  # noqa: E402
 
 MODELS = ("realtobinary_resnet18", "meliusnet22", "reactnet_a")
 SIZE = 224

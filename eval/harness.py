@@ -531,7 +531,6 @@ def _export(model, fmt: str, cache: Optional[str]):
     """``converters.cache.export_cached``, with what the converters' C++ side writes to file descriptor 2 (LCE's
     "ERROR: ... failed to prepare" of a file it refuses) discarded: the row records the error in one line."""
     from converters.cache import export_cached
-
     from zoo.console import stderr_discarded
 
     with stderr_discarded(replay=False):
@@ -738,8 +737,8 @@ def machine_info() -> dict[str, Any]:
         load = [round(v, 2) for v in os.getloadavg()]
     except (AttributeError, OSError):
         load = None
-    return {"cpu": cpu, "cores": os.cpu_count(), "usable_cores": usable, "load_average": load, "os": platform.platform(),
-            "python": platform.python_version(), "libraries": libs, "simd": _simd()}
+    return {"cpu": cpu, "cores": os.cpu_count(), "usable_cores": usable, "load_average": load,
+            "os": platform.platform(), "python": platform.python_version(), "libraries": libs, "simd": _simd()}
 
 
 def _simd() -> list[str]:

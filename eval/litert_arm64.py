@@ -86,8 +86,8 @@ def ensure_cross_compiler() -> str:
         raise Arm64Error("aarch64-linux-gnu-gcc is missing: run `apt-get install gcc-aarch64-linux-gnu` as root")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     _run(["apt-get", "update", "-q"], "apt-get update", env=env, timeout=900)
-    _run(["apt-get", "install", "-y", "-q", "--no-install-recommends", "gcc-aarch64-linux-gnu", "libc6-dev-arm64-cross"],
-         "apt-get install gcc-aarch64-linux-gnu", env=env, timeout=1800)
+    _run(["apt-get", "install", "-y", "-q", "--no-install-recommends", "gcc-aarch64-linux-gnu",
+          "libc6-dev-arm64-cross"], "apt-get install gcc-aarch64-linux-gnu", env=env, timeout=1800)
     found = shutil.which("aarch64-linux-gnu-gcc")
     if not found:
         raise Arm64Error("gcc-aarch64-linux-gnu was installed but aarch64-linux-gnu-gcc is not on PATH")

@@ -101,9 +101,8 @@ def share_tiny_tflite(name: str, converted: str) -> None:
 def serve_hub(tmp_path: Path, monkeypatch):
     """Starts a fake Hub serving ``tmp_path/hub`` and points the real huggingface_hub client at it (its
     configuration only: endpoint, an empty cache, online, a token). The caller stops it."""
-    from huggingface_hub import constants
-
     from hub_server import HubServer
+    from huggingface_hub import constants
 
     srv = HubServer(tmp_path / "hub").start()
     monkeypatch.setenv("HF_ENDPOINT", srv.url)

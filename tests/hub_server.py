@@ -183,7 +183,8 @@ class _Handler(BaseHTTPRequestHandler):
         self._reply(status, json.dumps(obj).encode(), {"Content-Type": "application/json", **(headers or {})})
 
     def _error(self, status: int, code: str, message: str, head: bool, extra: Optional[dict[str, str]] = None) -> None:
-        headers = {"X-Error-Code": code, "X-Error-Message": message, "Content-Type": "application/json", **(extra or {})}
+        headers = {"X-Error-Code": code, "X-Error-Message": message, "Content-Type": "application/json",
+                   **(extra or {})}
         self._reply(status, json.dumps({"error": message}).encode(), headers, head=head)
 
     def _body(self) -> bytes:

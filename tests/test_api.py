@@ -163,12 +163,12 @@ def test_eval_detect_and_the_deploy_bundle_preprocess_alike(key, tmp_path):
 def test_transforms_agree_with_the_training_readers(tmp_path):
     """The training readers (recipes.data's ImageNet folder, the plate detectors' reader) compute the
     input zoo.transforms computes, on the RGB files they were trained on."""
+    import dataclasses
+
     from PIL import Image
 
     from recipes.data import ImageFolder
     from recipes.plates.dataset import load_rgb, to_model_input
-
-    import dataclasses
 
     path = tmp_path / "img.png"
     _image(300, 200).save(path)

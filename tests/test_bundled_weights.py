@@ -125,9 +125,9 @@ def test_demo_accuracy_holds_through_every_export(tmp_path):
     """What `make demo` shows: trained binary weights, exported and verified, score the same in each runtime."""
     import json
 
-    from eval import cli
-
     from helpers import EXPORTS_ENV
+
+    from eval import cli
 
     rc = cli.main(["realtobinary_resnet18", "--baseline", "none", "--weights", "realtobinary_resnet18=mnist",
                    "--runtimes", "lce,onnx,torch", "--threads", "1", "--runs", "2", "--warmup", "0", "--data",

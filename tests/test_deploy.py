@@ -175,8 +175,8 @@ def test_litert_from_a_fresh_copy_equals_lce_reference_kernel(bundle, model, ima
     """As a user on a Pi would: a copy of the bundle folder, its kernels compiled from the bundle's own
     sources into an empty cache (--build-kernels), run.py --runtime litert run from another folder in
     isolated mode (no bnnzoo importable). Logits equal LCE's reference kernel on the same input."""
-    from larq_compute_engine.tflite.python.interpreter import Interpreter as LCE
     import torch
+    from larq_compute_engine.tflite.python.interpreter import Interpreter as LCE
 
     fresh = Path(shutil.copytree(bundle, tmp_path / "copied" / "bundle"))
     cache, elsewhere = tmp_path / "cache", tmp_path / "cwd"
@@ -399,7 +399,8 @@ def test_one_bad_image_does_not_stop_the_batch(bundle, images, tmp_path):
 
 
 def test_dump_logits_to_a_missing_folder_fails_before_inference(bundle, tmp_path):
-    proc = run_py(bundle, "--runtime", "onnx", "--dump-logits", tmp_path / "no" / "such" / "l.npy", bundle / "sample.png")
+    missing = tmp_path / "no" / "such" / "l.npy"
+    proc = run_py(bundle, "--runtime", "onnx", "--dump-logits", missing, bundle / "sample.png")
     _one_line_error(proc, "does not exist; create it first")
     assert "(onnx," not in proc.stdout  # refused before any image was classified
 

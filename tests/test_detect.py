@@ -10,15 +10,14 @@ import types
 import numpy as np
 import pytest
 import torch
+from helpers import randomize, tiny
 from PIL import Image
 
 import converters
 import converters.onnx
 import converters.tflite
 import zoo
-from converters import ConversionError
-from converters import verify
-from helpers import randomize, tiny
+from converters import ConversionError, verify
 from recipes.plates import dataset as ds
 from zoo import detection as det
 

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 import torch
+from helpers import tiny
 
 import zoo
-from helpers import tiny
 from zoo import detection as det
 from zoo.torch.detector import BinaryConv2d, yolo_loss
 

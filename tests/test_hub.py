@@ -14,13 +14,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import killed_when, serve_hub
 
 import zoo
-from zoo import commands, hub, refs, weights as zw
+from zoo import commands, hub, refs
+from zoo import weights as zw
 from zoo.hub import HubError
-
-from helpers import killed_when, serve_hub
-from hub_server import HubServer
 
 REPO = "zoo-test/mobilenet-tiny"
 KEY = "mobilenet_v1.tiny_test"
@@ -184,7 +183,8 @@ def test_config_that_is_not_an_object_is_one_line(server, tmp_path):
 def test_hub_errors_are_one_line_and_name_the_file(server, monkeypatch, no_retry_waits):
     w = zw.WEIGHTS[KEY]
     monkeypatch.setitem(zw.WEIGHTS, KEY, zw.Weights(**{**w.__dict__, "hub_repo": "zoo-test/missing"}))
-    with pytest.raises(HubError, match=r"zoo-test/missing@\w+/model.safetensors: repository zoo-test/missing not found"):
+    missing = r"zoo-test/missing@\w+/model.safetensors: repository zoo-test/missing not found"
+    with pytest.raises(HubError, match=missing):
         zoo.load(KEY)
     monkeypatch.setitem(zw.WEIGHTS, KEY, zw.Weights(**{**w.__dict__, "filename": "nope.safetensors"}))
     with pytest.raises(HubError, match="file 'nope.safetensors' not found"):

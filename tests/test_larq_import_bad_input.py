@@ -27,12 +27,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np
 import pytest
 import torch
+from helpers import killed_when
+from hub_server import send_dripping
+from test_larq_import import _QuietHandler, _randomize
 
 import zoo
 import zoo.weights as zw
-from hub_server import send_dripping
-from helpers import killed_when
-from test_larq_import import _QuietHandler, _randomize
 from zoo import larq_import
 from zoo.hub import HubError
 

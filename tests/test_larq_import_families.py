@@ -22,10 +22,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np
 import pytest
 import torch
+from test_larq_import import _QuietHandler, _randomize, keras_float64
 
 import zoo
 import zoo.weights as zw
-from test_larq_import import _QuietHandler, _randomize, keras_float64
 from zoo import larq_import
 from zoo.hub import HubError
 

@@ -14,11 +14,10 @@ import re
 import numpy as np
 import pytest
 import torch
-
-import zoo
 from helpers import randomize, tiny
 
 import converters
+import zoo
 from converters import ConversionError
 from converters.layerwise import binary_modules
 from zoo.weights import WEIGHTS

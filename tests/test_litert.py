@@ -27,14 +27,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import ai_edge_litert  # noqa: F401  (the 'litert' extra, in 'dev': missing it fails, never skips)
 import numpy as np
 import pytest
-
-import ai_edge_litert  # noqa: F401  (the 'litert' extra, in 'dev': missing it fails, never skips)
+from helpers import randomize, tiny_tflite
 
 import zoo
 from converters import litert
-from helpers import randomize, tiny_tflite
 
 FLOAT_ATOL = 1e-3
 FLOAT_RTOL = 1e-4

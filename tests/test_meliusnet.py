@@ -11,9 +11,9 @@ import functools
 import numpy as np
 import pytest
 import torch
+from helpers import randomize
 
 import zoo
-from helpers import randomize
 from zoo.figures import measure
 from zoo.torch.meliusnet import channel_shuffle
 

@@ -71,6 +71,7 @@ def test_cards_name_the_1bit_weight_convs_lce_and_onnx_leave_float(name):
     """An ``## Export`` section exactly where a model has convolutions with 1-bit weights and wider inputs
     (DoReFa-Net's 2-bit activations), naming each; the binary count it quotes is zoo.measure's."""
     from helpers import tiny
+
     from zoo.torch.layers import BINARY_WEIGHT_QUANTIZERS, BinaryConv2d
 
     model = tiny(name)

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 import torch
+from helpers import randomize, tiny
 
 import zoo
-from helpers import randomize, tiny
 from zoo.weights import WeightMismatchError
 
 NAMES = zoo.list_models(include_stages=True)

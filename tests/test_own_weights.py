@@ -4,8 +4,9 @@
    ``zoo.load("hf-hub:...")`` in a fresh process, no architecture named -> ``zoo.transforms`` equal to the
    training run's preprocessing -> a deploy bundle -> its ``run.py`` on MNIST digits saved as PNG files,
    whose top-1 must be PyTorch's on the same files.
-2. The documentation page "Your own PyTorch BNN on LCE" (docs/own-models.md): its code (a ``FILE.py:CLASS`` of the user's, saved
-   with its record) and its commands (``convert``, ``verify``, ``deploy``, ``run.py``), the same check.
+2. The documentation page "Your own PyTorch BNN on LCE" (docs/own-models.md): its code (a ``FILE.py:CLASS`` of
+   the user's, saved with its record) and its commands (``convert``, ``verify``, ``deploy``, ``run.py``), the
+   same check.
 """
 
 from __future__ import annotations
@@ -21,9 +22,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import serve_hub
 
 import zoo
-from helpers import serve_hub
 from recipes.config import get_recipe
 from recipes.data import mnist_splits
 from recipes.train import run_recipe

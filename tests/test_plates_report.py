@@ -6,18 +6,17 @@ import json
 import re
 
 import pytest
+from helpers import randomize, tiny
 from PIL import Image
 
 from eval import plates_report
-from helpers import randomize, tiny
 from zoo.weights import save
 
 
 @pytest.fixture(scope="module")
 def made(tmp_path_factory):
-    from recipes.plates.generate import generate
-
     from recipes.config import get_recipe
+    from recipes.plates.generate import generate
     from recipes.train import run_recipe
 
     root = tmp_path_factory.mktemp("plates_report")
@@ -188,7 +187,8 @@ def test_prior_is_checked_and_only_fills_what_is_not_measured(tmp_path):
         plates_report.load_prior(tmp_path / "x.json")
     v = plates_report.VARIANTS
     old = {"schema": plates_report.SCHEMA, "created": "c", "command": "cmd", "models": [
-        {"model": v[1], "weights": "runs/a/baseline/model.safetensors", "detection": {"ap50": 0.8, "plate_accuracy": 0.7},
+        {"model": v[1], "weights": "runs/a/baseline/model.safetensors",
+         "detection": {"ap50": 0.8, "plate_accuracy": 0.7},
          "training": {"seed": 0, "recipe": "plates_compare", "stage": "baseline"}}],
         "repeats": [{"model": v[1], "seed": 1, "ap50": 0.7, "plate_accuracy": 0.6}]}
     (tmp_path / "old.json").write_text(json.dumps(old))

@@ -17,14 +17,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import error_lines
 
 import zoo
 from recipes import ConfigError, get_recipe, run_recipe
-from recipes.train import RunError, main as train_main
+from recipes.train import RunError
+from recipes.train import main as train_main
 from zoo import fileio
 from zoo.cli import main as cli_main
-
-from helpers import error_lines
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST = [("threads", 1), ("tensorboard", False), ("progress", False), ("max_train_samples", 64),
@@ -292,10 +292,10 @@ def test_truncated_keras_checkpoint_is_one_line(tmp_path, capsys):
 
 def test_decompression_bomb_in_an_image_folder_is_skipped_and_counted(tmp_path):
     from PIL import Image
+    from test_deploy import bomb_png
 
     from eval.harness import _DataCache
     from recipes.data import ImageFolder
-    from test_deploy import bomb_png
 
     for split in ("train", "val"):
         for c in ("a", "b"):
@@ -334,8 +334,9 @@ def test_bad_command_line_values_are_one_line(argv, message, tmp_path, capsys):
 
 def test_ctrl_c_is_exit_130_and_one_line(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "zoo.cli", "train", "tiny_mnist", "threads=1", "stages.epochs=100000",
-                             "max_train_samples=256", "max_val_samples=32", "progress=false", f"out={tmp_path}"],
+    proc = subprocess.Popen([sys.executable, "-m", "zoo.cli", "train", "tiny_mnist", "threads=1",
+                             "stages.epochs=100000", "max_train_samples=256", "max_val_samples=32", "progress=false",
+                             f"out={tmp_path}"],
                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     state = tmp_path / "train" / "state.pt"
     deadline = time.time() + 120

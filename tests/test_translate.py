@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import error_lines, randomize
 from torch import nn
 
 import zoo
-from helpers import error_lines, randomize
 from zoo.torch import layers as zl
 from zoo.torch.layers import BinaryConv2d, Conv2d
 from zoo.torch.meliusnet import channel_shuffle

@@ -180,7 +180,8 @@ class Interpreter:
 
     def __init__(self, model: Union[str, os.PathLike, bytes], num_threads: int = 1, path: Optional[str] = None,
                  builtin_kernels: str = "xnnpack"):
-        from ai_edge_litert.interpreter import Interpreter as LiteRT, OpResolverType, load_delegate
+        from ai_edge_litert.interpreter import Interpreter as LiteRT
+        from ai_edge_litert.interpreter import OpResolverType, load_delegate
 
         if not isinstance(num_threads, int) or not 1 <= num_threads <= 256:
             raise ValueError(f"num_threads must be an integer from 1 to 256, not {num_threads!r}")
