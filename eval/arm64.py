@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -40,6 +41,8 @@ from typing import Optional, Sequence
 import numpy as np
 
 from zoo import fileio
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["Arm64Error", "DEFAULT_WHEELS", "default_cache", "ensure_qemu", "build_userland", "bundle_wheels",
            "run_arm64", "run_arm64_python", "compare_with_host", "main"]
@@ -156,7 +159,7 @@ def _download_wheels(wheels: Sequence[str], dest: Path) -> list[Path]:
 
 
 def build_userland(cache: Optional[Path] = None, wheels: Sequence[str] = DEFAULT_WHEELS,
-                   log=print) -> Path:
+                   log=logger.info) -> Path:
     """The aarch64 userland root holding Python 3.11 and ``wheels``, built once and cached.
 
     Args:
@@ -216,7 +219,7 @@ def bundle_wheels(bundle: Path) -> tuple[str, ...]:
 
 
 def run_arm64(bundle: Path, args: Sequence[str], cache: Optional[Path] = None, timeout: float = 1200,
-              log=print, env: Optional[dict] = None) -> subprocess.CompletedProcess:
+              log=logger.info, env: Optional[dict] = None) -> subprocess.CompletedProcess:
     """Runs ``bundle/run.py args...`` under ``qemu-aarch64-static`` in the cached userland
     (``env``: extra environment variables, e.g. ``BNNZOO_LITERT_LIB``).
 
@@ -235,7 +238,7 @@ def _env(root: Path) -> dict:
 
 
 def run_arm64_python(code: str, cache: Optional[Path] = None, wheels: Sequence[str] = DEFAULT_WHEELS,
-                     log=print) -> str:
+                     log=logger.info) -> str:
     """Stdout of ``python3.11 -c code`` in the emulated userland (stripped).
 
     Raises:
@@ -255,7 +258,7 @@ def _top5(logits: np.ndarray) -> np.ndarray:
 
 
 def compare_with_host(bundle: Path, images: Sequence[str], cache: Optional[Path] = None,
-                      runtime: str = "onnx", log=print, env: Optional[dict] = None) -> dict:
+                      runtime: str = "onnx", log=logger.info, env: Optional[dict] = None) -> dict:
     """Runs the bundle on ARM64 (emulated, with extra environment ``env``) and on this machine,
     and compares the logits.
 
@@ -306,11 +309,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         ensure_qemu()
         if args.build_only:
-            print(build_userland(args.cache, bundle_wheels(Path(args.bundle))))
+            print(build_userland(args.cache, bundle_wheels(Path(args.bundle)), log=print))
             print(f"arm64: {time.perf_counter() - start:.1f} s")
             return 0
         images = args.images or [str(Path(args.bundle) / "sample.png")]
-        result = compare_with_host(Path(args.bundle), images, args.cache)
+        result = compare_with_host(Path(args.bundle), images, args.cache, log=print)
     except (Arm64Error, subprocess.TimeoutExpired) as e:
         print(f"arm64: error: {e}", file=sys.stderr)
         return 1

@@ -27,10 +27,10 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import importlib
+import logging
 import os
 import platform
 import shlex
-import sys
 import tempfile
 import time
 import traceback
@@ -41,6 +41,8 @@ from typing import Any, Callable, Optional
 import numpy as np
 
 import zoo
+
+log = logging.getLogger(__name__)
 
 __all__ = ["RUNTIMES", "Runtime", "EvalOptions", "select_models", "parse_runtimes", "parse_weights",
            "evaluate", "machine_info", "published", "SCHEMA", "SCHEMA_VERSION", "BASELINES", "TRAINING_STAGE_PATTERNS",
@@ -299,9 +301,9 @@ def check_data(data: str) -> None:
     if not data:
         return
     if data == "mnist":
-        from recipes.data import _mnist_arrays
+        from recipes.data import mnist_arrays
 
-        _mnist_arrays()
+        mnist_arrays()
         return
     _image_folder(data, 8)
 
@@ -781,21 +783,25 @@ def _prepare_all(opts: EvalOptions, cache: str) -> dict[str, dict[str, Any]]:
 
     worker_opts = replace(opts, cache=cache, progress=False)
     prepared: dict[str, dict[str, Any]] = {}
-    print(f"bnnzoo eval: converting {len(opts.models)} models in {opts.jobs} processes (each export verified once, "
-          f"then cached)", file=sys.stderr, flush=True)
+    bar = None
+    if opts.progress:  # each export is verified once, then cached for the timing pass
+        from zoo.console import bar as progress_bar
+
+        bar = progress_bar(len(opts.models), f"bnnzoo eval: converting in {opts.jobs} processes", unit="model")
     with ProcessPoolExecutor(opts.jobs, mp_context=multiprocessing.get_context("spawn"), initializer=_quiet_worker,
                              initargs=("tflite" in _formats(opts.runtimes),)) as pool:
         futures = {pool.submit(_prepare, name, worker_opts): name for name in opts.models}
-        for done, future in enumerate(as_completed(futures), 1):
+        for future in as_completed(futures):
             name = futures[future]
             try:
                 prepared[name] = future.result()
             except Exception as e:  # noqa: BLE001  a crashed worker: the timing pass converts it again
-                print(f"bnnzoo eval: {name}: conversion process failed ({_error(e)}); converting it again",
-                      file=sys.stderr, flush=True)
-                continue
-            if opts.progress:
-                print(f"bnnzoo eval: converted {name} ({done}/{len(opts.models)})", file=sys.stderr, flush=True)
+                log.warning("%s: conversion process failed (%s); converting it again", name, _error(e))
+            if bar is not None:
+                bar.set_postfix_str(name)
+                bar.update(1)
+    if bar is not None:
+        bar.close()
     return prepared
 
 
@@ -832,7 +838,7 @@ def evaluate(opts: EvalOptions) -> dict[str, Any]:
                 row = evaluate_model(name, opts, data, cache, bar, prepared.get(name))
                 if row["errors"]:
                     first = next(iter(row["errors"].items()))
-                    print(f"bnnzoo eval: {name}: {first[0]} failed: {first[1]}", file=sys.stderr)
+                    log.warning("%s: %s failed: %s", name, first[0], first[1])
                 rows.append(row)
                 if bar is not None:
                     bar.update(1)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -35,6 +36,8 @@ from typing import Optional, Sequence
 import numpy as np
 
 from eval.arm64 import PYTHON, Arm64Error, _env, _run, build_userland, compare_with_host, ensure_qemu
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["WHEELS", "ensure_cross_compiler", "cross_compile", "probe_run", "run_files", "run_bundle", "main"]
 
@@ -142,7 +145,7 @@ def run_files(files: Sequence[str], cache: Optional[Path] = None) -> list[str]:
         return lines
 
 
-def run_bundle(bundle: Path, images: Sequence[str], cache: Optional[Path] = None, log=print) -> dict:
+def run_bundle(bundle: Path, images: Sequence[str], cache: Optional[Path] = None, log=logger.info) -> dict:
     """A bundle's ``run.py --runtime litert`` on aarch64 (qemu) and on this host: the logits compared.
 
     Returns:
@@ -173,7 +176,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parser.error("give TFLite files, or --bundle DIR")
     try:
         if args.bundle is not None:
-            result = run_bundle(args.bundle, args.files or [str(args.bundle / "sample.png")])
+            result = run_bundle(args.bundle, args.files or [str(args.bundle / "sample.png")], log=print)
             print(f"litert_arm64: {args.bundle}: top-5 identical {result['top5_identical']}, max |aarch64 - host| "
                   f"{result['max_abs_diff']:.3g}")
             return 0 if result["top5_identical"] and result["max_abs_diff"] < 1e-4 else 1

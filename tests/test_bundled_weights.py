@@ -125,9 +125,9 @@ def test_demo_accuracy_holds_through_every_export(tmp_path):
     """What `make demo` shows: trained binary weights, exported and verified, score the same in each runtime."""
     import json
 
-    from helpers import EXPORTS_ENV
-
     from eval import cli
+
+    from helpers import EXPORTS_ENV
 
     rc = cli.main(["realtobinary_resnet18", "--baseline", "none", "--weights", "realtobinary_resnet18=mnist",
                    "--runtimes", "lce,onnx,torch", "--threads", "1", "--runs", "2", "--warmup", "0", "--data",
@@ -160,8 +160,8 @@ def test_bundled_detectors_reach_their_recorded_ap(key, plates_val):
 
 
 def test_bundled_detectors_keep_the_papers_order():
-    """Issue #6's target, on the recorded (and above, re-measured) AP@0.5 of one training run; for the light
-    detector the parts of issue #18's it meets: >= 90% of the float AP@0.5 at <= 1/10 of its 32-bit MACs (it is
+    """The improved detector's target (>= 90% of the float AP@0.5, above the baseline), on the recorded (and
+    above, re-measured) AP@0.5 of one training run; for the light detector the parts of its target it meets: >= 90% of the float AP@0.5 at <= 1/10 of its 32-bit MACs (it is
     below the baseline's AP@0.5, reports/plates/report.md)."""
     ap, found = ({zw.WEIGHTS[k].arch: zw.WEIGHTS[k].metrics[i].value for k in DETECTORS} for i in (0, 1))
     assert ap["plates_detector_1bit"] >= 0.9 * ap["plates_detector_float"]

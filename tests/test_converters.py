@@ -13,7 +13,6 @@ import types
 import numpy as np
 import pytest
 import torch
-from helpers import error_lines, randomize, share_tiny_tflite, tiny
 
 import converters
 import zoo
@@ -21,6 +20,8 @@ from converters import ConversionError, MissingExtraError, formats
 from converters.onnx import onnx_predict
 from converters.tflite import op_counts, tflite_predict
 from zoo.registry import ModelConfig
+
+from helpers import error_lines, randomize, share_tiny_tflite, tiny
 
 # --- a test-only binary family: two binary convs, one optionally grouped ---------
 
@@ -257,10 +258,10 @@ def _payload_bytes(path) -> int:
 def _float_output_bconvs(path, model) -> int:
     from tensorflow.lite.tools import flatbuffer_utils
 
-    from converters.tflite import _bconvs, binary_weight_signs
+    from converters.tflite import binary_weight_signs, lce_bconvs
 
     model_t = flatbuffer_utils.read_model_from_bytearray(bytearray(open(path, "rb").read()))
-    return sum(not b["packed_output"] for b in _bconvs(model_t, binary_weight_signs(model)))
+    return sum(not b["packed_output"] for b in lce_bconvs(model_t, binary_weight_signs(model)))
 
 
 def _bn_unfused_bytes(model) -> int:

@@ -20,6 +20,8 @@ from converters import deploy as dep
 from converters.litert import toolchain
 from converters.verify import ConversionError
 
+from helpers import bomb_png
+
 PY = sys.executable
 
 
@@ -367,21 +369,6 @@ def test_bundle_litert_on_arm64_equals_x86(bundle, images):
 
 
 # --- faults: decompression bombs, bad outputs, one bad image among many, killed deploys ------------
-
-def bomb_png(path: Path, side: int = 20000) -> Path:
-    """A valid PNG header announcing side x side pixels (over Pillow's decompression-bomb limit) with a
-    tiny body: the file is a few dozen bytes, opening it is what must be refused."""
-    import struct
-    import zlib
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    header = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)  # 8-bit greyscale
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64))
-                     + chunk(b"IEND", b""))
-    return path
-
 
 def test_decompression_bomb_is_one_line(bundle, tmp_path):
     _one_line_error(run_py(bundle, "--runtime", "onnx", bomb_png(tmp_path / "bomb.png")), "too large to decode")

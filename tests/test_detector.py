@@ -3,11 +3,12 @@
 import numpy as np
 import pytest
 import torch
-from helpers import tiny
 
 import zoo
 from zoo import detection as det
 from zoo.torch.detector import BinaryConv2d, yolo_loss
+
+from helpers import tiny
 
 
 def test_the_three_recipes_differ_where_the_paper_says():

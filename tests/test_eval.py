@@ -92,7 +92,7 @@ def test_compare(tiny_report, tmp_path, capsys):
     new.write_text(json.dumps(res))
     assert cli.main(["--compare", str(out / "results.json"), str(new)]) == 0
     text = capsys.readouterr().out
-    line = next(row for row in text.splitlines() if row.startswith("| meliusnet22 |"))
+    line = next(ln for ln in text.splitlines() if ln.startswith("| meliusnet22 |"))
     assert "x2.00" in line and "x1.00" in line
 
 
@@ -117,7 +117,7 @@ def test_every_runtime_is_timed_at_the_input_size_and_exports_are_reused(tmp_pat
         assert row["input_size"] == zoo.get_config(row["model"]).tiny["input_size"] == 32
         assert row["size"]["tflite_bytes"] > 0 and row["size"]["onnx_bytes"] > 0
         assert all(e["converted_now"] for e in row["exports"].values())
-        line = next(row for row in md.splitlines() if row.startswith(f"| {row['model']} | 32x32 |"))
+        line = next(ln for ln in md.splitlines() if ln.startswith(f"| {row['model']} | 32x32 |"))
         assert "| – |" not in line and "failed" not in line  # a latency in every runtime column
     assert melius["size"]["lce_bconv2d"] == melius["figures"]["binary_convs"]
     assert melius["latency_ms"]["litert"]["1"]["bconv_ms"] > 0  # the kernels' own LceBconv2d time
@@ -151,9 +151,9 @@ def test_accuracy_is_measured_at_the_weights_size_and_says_so(tmp_path):
     assert set(row["exports"]) == {"tflite", "onnx", "accuracy tflite", "accuracy onnx"}
     md = (tmp_path / "o" / "report.md").read_text()
     section = md.split("## Accuracy")[1].split("## Failures")[0]
-    cells = [row for row in section.splitlines() if row.startswith("| meliusnet22 |")]
+    cells = [ln for ln in section.splitlines() if ln.startswith("| meliusnet22 |")]
     assert len(cells) == 1 and f"| {acc['dataset']} |" in cells[0]
-    assert next(row for row in md.splitlines() if row.startswith("| meliusnet22 | 32x32 |"))
+    assert next(ln for ln in md.splitlines() if ln.startswith("| meliusnet22 | 32x32 |"))
 
 
 # --- the Pareto headline -------------------------------------------------------------------------
@@ -192,7 +192,7 @@ def test_dominated_point_is_not_marked():
     assert marks["fastnet"] == {"litert": True, "size": False}
     assert marks["mobilenet_v1_050"]["litert"] and marks["mobilenet_v1_025"]["size"]
     text = report.headline(res)
-    table = {row.split(" | ")[0].strip("| ").split(" (")[0]: row for row in text.splitlines() if row.startswith("| ")}
+    table = {ln.split(" | ")[0].strip("| ").split(" (")[0]: ln for ln in text.splitlines() if ln.startswith("| ")}
     assert "9.0 |" in table["quicknet"] and "9.0 ★" not in table["quicknet"] and "4.20 ★" in table["quicknet"]
     assert "1.5 ★" in table["fastnet"] and "8.00 ★" not in table["fastnet"]
     assert "quicknet 63.3% at 9.0 ms against mobilenet_v1_050 63.7% at 2.0 ms" in text
@@ -219,9 +219,9 @@ def test_arm64_panel_from_the_benchmark_json(tmp_path):
     section = md.split("## ARM64")[1].split("## Latency")[0]
     assert "estimate, not a measurement" in section.lower() and "published" in section
     assert report.LCE_PUBLISHED_PI4["source"].removeprefix("published: ") in section
-    quick = next(row for row in section.splitlines() if row.startswith("| quicknet |"))
+    quick = next(ln for ln in section.splitlines() if ln.startswith("| quicknet |"))
     assert "| 40.0" in quick and "| 45.0 |" in quick  # 60 M instructions at 1.5 GHz; LCE's published 45.0 ms
-    mnv1 = next(row for row in section.splitlines() if row.startswith("| mobilenet_v1_050 |"))
+    mnv1 = next(ln for ln in section.splitlines() if ln.startswith("| mobilenet_v1_050 |"))
     assert "| 80.0" in mnv1  # its modelled cycles at 1.5 GHz
     assert json.loads(paths["results"].read_text())["arm64"] == entries
     bad = tmp_path / "bad.json"
@@ -354,9 +354,9 @@ def test_image_folder_is_read_with_the_weights_preprocessing(tmp_path):
     import numpy as np
     from PIL import Image
 
-    from recipes.data import _mnist_arrays
+    from recipes.data import mnist_arrays
 
-    x, y = _mnist_arrays()
+    x, y = mnist_arrays()
     held_out = np.random.default_rng(0).permutation(len(y))[:200]  # recipes.data's validation digits, in order
     for i in held_out:
         folder = tmp_path / "digits" / str(int(y[i]))

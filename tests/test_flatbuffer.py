@@ -14,10 +14,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import error_lines, randomize, tiny
 
 from converters.litert import flatbuffer as fb
 from converters.litert import tflite_schema
+
+from helpers import error_lines, randomize, tiny
 
 ROOT = Path(__file__).resolve().parents[1]
 SCALARS = {"Bool": 1, "Int8": 1, "Uint8": 1, "Int16": 2, "Uint16": 2, "Int32": 4, "Uint32": 4, "Float32": 4,

@@ -14,12 +14,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import killed_when, serve_hub
 
 import zoo
 from zoo import commands, hub, refs
 from zoo import weights as zw
 from zoo.hub import HubError
+
+from helpers import killed_when, serve_hub
 
 REPO = "zoo-test/mobilenet-tiny"
 KEY = "mobilenet_v1.tiny_test"

@@ -9,9 +9,10 @@ binary layers, DoReFa-Net's one float constant.
 """
 
 import pytest
-from helpers import randomize
 
 import zoo
+
+from helpers import randomize
 
 _RUNTIME_QUANTIZATION = {"ABS", "MEAN", "TRANSPOSE", "LceDequantize"}
 

@@ -11,11 +11,12 @@ import functools
 import numpy as np
 import pytest
 import torch
-from helpers import randomize
 
 import zoo
 from zoo.figures import measure
 from zoo.torch.meliusnet import channel_shuffle
+
+from helpers import randomize
 
 VARIANTS = ["meliusnet22", "meliusnet29", "meliusnet42", "meliusnet59", "meliusneta", "meliusnetb", "meliusnetc"]
 MIB = 2**20

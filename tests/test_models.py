@@ -3,10 +3,11 @@
 import numpy as np
 import pytest
 import torch
-from helpers import randomize, tiny
 
 import zoo
 from zoo.weights import WeightMismatchError
+
+from helpers import randomize, tiny
 
 NAMES = zoo.list_models(include_stages=True)
 

@@ -22,12 +22,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers import serve_hub
 
 import zoo
 from recipes.config import get_recipe
 from recipes.data import mnist_splits
 from recipes.train import run_recipe
+
+from helpers import serve_hub
 
 ROOT = Path(__file__).resolve().parents[1]
 DIGITS = 40  # held-out digits, PNG files
@@ -41,9 +42,9 @@ def digits(tmp_path_factory) -> tuple[list[Path], np.ndarray]:
     """The first held-out MNIST digits (recipes.data's validation split) as 28x28 greyscale PNG files."""
     from PIL import Image
 
-    from recipes.data import _mnist_arrays
+    from recipes.data import mnist_arrays
 
-    x, y = _mnist_arrays()
+    x, y = mnist_arrays()
     order = np.random.default_rng(0).permutation(len(y))[:DIGITS]  # mnist_splits' validation digits, in order
     folder = tmp_path_factory.mktemp("digits")
     paths = []

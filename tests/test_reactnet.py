@@ -15,13 +15,14 @@ import os
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers import randomize, tiny
 
 import zoo
 from zoo import reactnet_import
 from zoo.fileio import sha256_of
 from zoo.hub import HubError
 from zoo.weights import WEIGHTS, WeightMismatchError
+
+from helpers import randomize, tiny
 
 # The authors' ReActNet-A channel table (mobilenet/*/reactnet.py): the stem, then 13 blocks. A block halves
 # the map where the channels change, except into 64 (their rule, applied to this table).

@@ -10,9 +10,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np
 import pytest
 import torch
-from helpers import randomize
 
 import zoo
+
+from helpers import randomize
 
 VARIANTS = zoo.list_models("realtobinary_resnet18*", include_stages=True) + ["strongbaseline_resnet18"]
 

@@ -11,11 +11,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import error_lines, tiny
 
 import zoo
 from zoo import weights as zw
 from zoo.cli import main
+
+from helpers import error_lines, tiny
 
 CLASSIFIERS = [n for n in zoo.list_models() if zoo.get_config(n).family != "detector"]
 

@@ -1,5 +1,5 @@
 """Faults and bad input, injected for real: crafted and truncated files, killed processes, Ctrl-C,
-a clean environment. Each test names the item of issue 16 it covers. (Hub downloads: test_hub.py;
+a clean environment, one numbered section per guarantee of docs/reliability.md. (Hub downloads: test_hub.py;
 the export cache of bnnzoo detect: test_detect.py; deploy bundles and run.py: test_deploy.py.)"""
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers import error_lines
 
 import zoo
 from recipes import ConfigError, get_recipe, run_recipe
@@ -25,6 +24,8 @@ from recipes.train import RunError
 from recipes.train import main as train_main
 from zoo import fileio
 from zoo.cli import main as cli_main
+
+from helpers import error_lines
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST = [("threads", 1), ("tensorboard", False), ("progress", False), ("max_train_samples", 64),
@@ -292,10 +293,11 @@ def test_truncated_keras_checkpoint_is_one_line(tmp_path, capsys):
 
 def test_decompression_bomb_in_an_image_folder_is_skipped_and_counted(tmp_path):
     from PIL import Image
-    from test_deploy import bomb_png
 
     from eval.harness import _DataCache
     from recipes.data import ImageFolder
+
+    from helpers import bomb_png
 
     for split in ("train", "val"):
         for c in ("a", "b"):

@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers import error_lines, randomize
 from torch import nn
 
 import zoo
@@ -21,6 +20,8 @@ from zoo.torch import layers as zl
 from zoo.torch.layers import BinaryConv2d, Conv2d
 from zoo.torch.meliusnet import channel_shuffle
 from zoo.torch.realtobinary import avg_pool_same
+
+from helpers import error_lines, randomize
 
 pytest.importorskip("tensorflow")
 import converters  # noqa: E402

@@ -218,6 +218,16 @@ class Interpreter:
     def output_names(self) -> list[str]:
         return [d["name"] for d in self._outputs]
 
+    @property
+    def input_details(self) -> list[dict]:
+        """LiteRT's description of each input (``name``, ``index``, ``shape``, ``dtype``, quantization)."""
+        return self._inputs
+
+    @property
+    def output_details(self) -> list[dict]:
+        """LiteRT's description of each output, in output order."""
+        return self._outputs
+
     def predict(self, x_nhwc: np.ndarray) -> Union[np.ndarray, list[np.ndarray]]:
         """Runs a batch (NHWC, the input's dtype: float32 for a model), one image at a time as
         the file's batch-1 input takes.
