@@ -102,7 +102,8 @@ def test_report_holds_every_detector_with_numbers_in_range(made):
     assert [target[k] for k in ("float_ap50", "baseline_ap50", "improved_ap50")] == \
         [r["detection"]["ap50"] for r in res["models"][:3]]
     # Untrained detectors may score 0 AP: the ratio to float (and the target line) then has no meaning.
-    assert ("Target (improved 1-bit detector)" in table) == ("improved_of_float" in target) == (target["float_ap50"] > 0)
+    shown = "Target (improved 1-bit detector)" in table
+    assert shown == ("improved_of_float" in target) == (target["float_ap50"] > 0)
     seeds = md.split("## Seeds (measured)")[1].split("##")[0]
     assert [(r["seed"], r["model"]) for r in res["repeats"]] == [(1, "plates_detector_1bit_baseline"),
                                                                  (1, "plates_detector_1bit"),
