@@ -135,6 +135,10 @@ class HubServer:
     def __exit__(self, *exc) -> None:
         self.stop()
 
+    def new_commits(self) -> None:
+        """Every repo gets a new commit on its next request (of its files as they are on disk then)."""
+        self._commits.clear()
+
     def commit_of(self, repo_id: str) -> str:
         """The commit hash of a repo: fixed when first asked, renewed by each pushed commit.
 
