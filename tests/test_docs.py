@@ -44,3 +44,15 @@ def test_readme_links_point_to_files_that_exist():
     assert targets
     for target in targets:
         assert (ROOT / target).exists(), target
+
+
+def test_pages_users_read_name_no_tracker_numbers_or_sessions():
+    """README, the documentation, the reports and the model cards say what was measured and how, never which
+    ticket or work session it came from (an upstream project's issue, cited by its URL, is a source)."""
+    pattern = re.compile(r"\bissue #?\d+|(?<![\w/])#\d{2,}\b|\b(this|that|the last) session\b", re.I)
+    pages = [ROOT / "README.md", *(ROOT / "docs").rglob("*.md"), *(ROOT / "reports").rglob("*.md"),
+             *(ROOT / "MODEL_CARDS").glob("*.md")]
+    hits = [f"{page.relative_to(ROOT)}:{n}: {line.strip()}" for page in pages
+            for n, line in enumerate(page.read_text().splitlines(), 1)
+            if pattern.search(re.sub(r"https?://\S+", "", line))]
+    assert hits == []
