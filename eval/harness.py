@@ -46,7 +46,7 @@ log = logging.getLogger(__name__)
 
 __all__ = ["RUNTIMES", "Runtime", "EvalOptions", "select_models", "parse_runtimes", "parse_weights",
            "evaluate", "machine_info", "published", "SCHEMA", "SCHEMA_VERSION", "BASELINES", "TRAINING_STAGE_PATTERNS",
-           "EXCLUDED_FAMILIES", "MissingRuntimeError", "DEFAULT_RUNTIMES", "QUICK", "NO_WEIGHTS"]
+           "EXCLUDED_FAMILIES", "MissingRuntimeError", "DEFAULT_RUNTIMES", "QUICK", "NO_WEIGHTS", "EvalImages"]
 
 SCHEMA = "bnnzoo-eval"
 SCHEMA_VERSION = 2
@@ -320,7 +320,7 @@ def _image_folder(data: str, size: int):
     return ImageFolder(root.parent, root.name, size)
 
 
-class _DataCache:
+class EvalImages:
     """Evaluation images per preprocessing (MNIST digits are resized from 28x28 once per size).
 
     An image folder is read through ``zoo.transforms(model)``: the resize, crop, mean and std the
@@ -559,7 +559,7 @@ def _prepare(name: str, opts: EvalOptions) -> dict[str, Any]:
     return done
 
 
-def evaluate_model(name: str, opts: EvalOptions, data: Optional[_DataCache], cache: str,
+def evaluate_model(name: str, opts: EvalOptions, data: Optional[EvalImages], cache: str,
                    bar: Optional[Any] = None, prepared: Optional[dict[str, Any]] = None) -> dict[str, Any]:
     """One row of the results (see :func:`evaluate`); never raises for the model's own failures.
 
@@ -818,7 +818,7 @@ def evaluate(opts: EvalOptions) -> dict[str, Any]:
         _TORCH_THREADS.append(torch.get_num_threads())
     check_data(opts.data)
     load_at_start = machine_info()["load_average"]
-    data = _DataCache(opts.data, opts.limit) if opts.data else None
+    data = EvalImages(opts.data, opts.limit) if opts.data else None
     rows = []
     started = time.time()
     with tempfile.TemporaryDirectory(prefix="bnnzoo-eval-") as tmp:

@@ -35,7 +35,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from eval.arm64 import PYTHON, Arm64Error, _env, _run, build_userland, compare_with_host, ensure_qemu
+from eval.arm64 import PYTHON, Arm64Error, build_userland, compare_with_host, ensure_qemu, run_checked, userland_env
 
 logger = logging.getLogger(__name__)
 
@@ -88,9 +88,9 @@ def ensure_cross_compiler() -> str:
     if shutil.which("apt-get") is None or os.geteuid() != 0:
         raise Arm64Error("aarch64-linux-gnu-gcc is missing: run `apt-get install gcc-aarch64-linux-gnu` as root")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    _run(["apt-get", "update", "-q"], "apt-get update", env=env, timeout=900)
-    _run(["apt-get", "install", "-y", "-q", "--no-install-recommends", "gcc-aarch64-linux-gnu",
-          "libc6-dev-arm64-cross"], "apt-get install gcc-aarch64-linux-gnu", env=env, timeout=1800)
+    run_checked(["apt-get", "update", "-q"], "apt-get update", env=env, timeout=900)
+    run_checked(["apt-get", "install", "-y", "-q", "--no-install-recommends", "gcc-aarch64-linux-gnu",
+                 "libc6-dev-arm64-cross"], "apt-get install gcc-aarch64-linux-gnu", env=env, timeout=1800)
     found = shutil.which("aarch64-linux-gnu-gcc")
     if not found:
         raise Arm64Error("gcc-aarch64-linux-gnu was installed but aarch64-linux-gnu-gcc is not on PATH")
@@ -123,7 +123,7 @@ def run_files(files: Sequence[str], cache: Optional[Path] = None) -> list[str]:
     with tempfile.TemporaryDirectory() as tmp:
         lib = cross_compile(Path(tmp))
         code = _RUNNER.format(repo=str(REPO), files=files, dest=tmp)
-        env = {**_env(root), "BNNZOO_LITERT_LIB": str(lib)}
+        env = {**userland_env(root), "BNNZOO_LITERT_LIB": str(lib)}
         proc = subprocess.run([qemu, "-L", str(root), str(root / PYTHON), "-I", "-c", code], capture_output=True,
                               text=True, env=env, timeout=1800)
         if proc.returncode != 0:

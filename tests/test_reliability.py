@@ -294,7 +294,7 @@ def test_truncated_keras_checkpoint_is_one_line(tmp_path, capsys):
 def test_decompression_bomb_in_an_image_folder_is_skipped_and_counted(tmp_path):
     from PIL import Image
 
-    from eval.harness import _DataCache
+    from eval.harness import EvalImages
     from recipes.data import ImageFolder
 
     from helpers import bomb_png
@@ -309,7 +309,7 @@ def test_decompression_bomb_in_an_image_folder_is_skipped_and_counted(tmp_path):
     assert [train[i] is None for i in range(len(train))] == [False, True, False]
     from helpers import tiny
 
-    x, y, _, what = _DataCache(str(tmp_path), 0).get(tiny("meliusnet22"))
+    x, y, _, what = EvalImages(str(tmp_path), 0).get(tiny("meliusnet22"))
     assert len(y) == 2 and "1 unreadable image(s) skipped" in what
     from recipes.data import collate_skip
 
