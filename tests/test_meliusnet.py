@@ -15,7 +15,7 @@ import torch
 import zoo
 from helpers import randomize
 from zoo.figures import measure
-from zoo.torch.meliusnet import channel_shuffle
+from zoo.torch.layers import channel_shuffle
 
 VARIANTS = ["meliusnet22", "meliusnet29", "meliusnet42", "meliusnet59", "meliusneta", "meliusnetb", "meliusnetc"]
 MIB = 2**20

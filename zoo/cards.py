@@ -12,6 +12,7 @@ import functools
 from pathlib import Path
 from typing import Optional, Sequence, Union
 
+from . import families
 from .registry import ModelConfig, get_config, list_models
 from .weights import WEIGHTS, Metric, Weights
 
@@ -144,7 +145,7 @@ def _eval_results(metrics: Sequence[Metric], task: tuple[str, str]) -> list:
 def _outputs(cfg: ModelConfig) -> str:
     if not _is_detector(cfg):
         return f"classes: {cfg.num_classes}"
-    from .models import detector_grid
+    from .families.detector import detector_grid
 
     g = detector_grid(cfg.input_size, tuple(cfg.arch["pools"]), tuple(cfg.arch.get("strides") or ()))
     a = len(cfg.arch["anchors"])
@@ -195,9 +196,7 @@ def _summary_text(cfg: ModelConfig, w: Optional[Weights], repo_id: Optional[str]
 
 def _matching(family: str) -> str:
     """How ``zoo.larq_import`` matches the layers of a larq-zoo file to this family's modules."""
-    from .larq_import import _AUTO_NAMED
-
-    if family in _AUTO_NAMED:
+    if "auto_named" in families.facts("LARQ_ZOO").get(family, {}):
         return ("by Keras layer class and build order (larq-zoo leaves this model's layers Keras' automatic "
                 "names, `quant_conv2d_7`: the n-th layer of a class in the file fills the n-th module of that "
                 "class); a file with a layer missing is refused, naming the layer")
@@ -208,12 +207,10 @@ def _matching(family: str) -> str:
 def _wider_inputs(name: str) -> tuple[tuple[tuple[str, str], ...], int]:
     """The 1-bit-weight convolutions of ``name``'s tiny model whose inputs are not 1-bit, as (module,
     input kind), and how many convolutions are binary (1-bit inputs and weights)."""
-    import importlib
-
     from .torch.layers import BINARY_WEIGHT_QUANTIZERS, BinaryConv2d
 
     cfg = get_config(name)
-    model = importlib.import_module(f"zoo.torch.{cfg.family}").build(cfg.replace(**cfg.tiny))
+    model = families.builder(cfg.family)(cfg.replace(**cfg.tiny))
     convs = [(n, m) for n, m in model.named_modules() if isinstance(m, BinaryConv2d)]
     return (tuple((n, m.input_quantizer or "float") for n, m in convs
                   if not m.is_binary and m.weight_quantizer in BINARY_WEIGHT_QUANTIZERS),

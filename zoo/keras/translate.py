@@ -42,8 +42,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..torch import layers as tl
-from ..torch.meliusnet import channel_shuffle, max_pool as meliusnet_max_pool
-from ..torch.realtobinary import LearnedRescale as TorchLearnedRescale, avg_pool_same, max_pool_same
 from . import layers as kl
 
 __all__ = ["translate", "UnsupportedOpError", "MODULES", "FUNCTIONS", "METHODS", "SAMPLE_BATCH"]
@@ -401,7 +399,7 @@ MODULES: dict[type, Callable] = {
     nn.BatchNorm1d: _batch_norm,
     nn.Linear: _linear,
     nn.PReLU: _prelu,
-    TorchLearnedRescale: _learned_rescale,
+    tl.LearnedRescale: _learned_rescale,
     tl.LearnableBias: _learnable_bias,
     tl.RSign: _learnable_bias,
     nn.ReLU: _stateless(lambda m, name: K.ReLU(name=name)),
@@ -638,7 +636,7 @@ def _pool_same_fn(kind: str) -> Callable:
     return handler
 
 
-def _meliusnet_max_pool(ctx: _Ctx, args: tuple, kwargs: dict, out: torch.Tensor) -> _T:
+def _max_pool_ceil(ctx: _Ctx, args: tuple, kwargs: dict, out: torch.Tensor) -> _T:
     # ceil_mode=True of a 2x2/2 pool pads odd sides bottom/right, as "same" does.
     return _T(K.MaxPool2D(2, strides=2, padding="same", name=ctx.name)(_to_perm(args[0], NHWC)), NHWC, out)
 
@@ -683,8 +681,8 @@ FUNCTIONS: dict[Callable, Callable] = {
     F.dropout: _activation(_dropout),
     F.max_pool2d: _max_pool_fn, F.avg_pool2d: _avg_pool_fn,
     F.adaptive_avg_pool2d: _adaptive_fn("avg"), F.adaptive_max_pool2d: _adaptive_fn("max"),
-    max_pool_same: _pool_same_fn("max"), avg_pool_same: _pool_same_fn("avg"),
-    meliusnet_max_pool: _meliusnet_max_pool, channel_shuffle: _channel_shuffle,
+    tl.max_pool_same: _pool_same_fn("max"), tl.avg_pool_same: _pool_same_fn("avg"),
+    tl.max_pool_ceil: _max_pool_ceil, tl.channel_shuffle: _channel_shuffle,
 }
 # The zoo's own helpers in FUNCTIONS (not torch's or operator's) are the leaves the tracer wraps.
 _LEAF_FUNCTIONS = tuple(f for f in FUNCTIONS if inspect.isfunction(f)
@@ -713,7 +711,7 @@ class _Tracer(fx.Tracer):
 
     def __init__(self) -> None:
         super().__init__(autowrap_functions=_LEAF_FUNCTIONS)
-        # Also wrap them where they are defined, so `meliusnet.channel_shuffle(...)` is a leaf too.
+        # Also wrap them where they are defined, so `layers.channel_shuffle(...)` called by a family is a leaf too.
         self._autowrap_search = [*self._autowrap_search,
                                  *{inspect.getmodule(f) for f in _LEAF_FUNCTIONS if inspect.getmodule(f)}]
 
