@@ -9,6 +9,7 @@ to these weights.
 from __future__ import annotations
 
 import functools
+import math
 from pathlib import Path
 from typing import Optional, Sequence, Union
 
@@ -145,10 +146,8 @@ def _eval_results(metrics: Sequence[Metric], task: tuple[str, str]) -> list:
 def _outputs(cfg: ModelConfig) -> str:
     if not _is_detector(cfg):
         return f"classes: {cfg.num_classes}"
-    from .families.detector import detector_grid
-
-    g = detector_grid(cfg.input_size, tuple(cfg.arch["pools"]), tuple(cfg.arch.get("strides") or ()))
     a = len(cfg.arch["anchors"])
+    g = math.isqrt(cfg.num_classes // (a * 5))  # num_classes is the flattened grid x grid x anchors x 5
     return (f"outputs: {cfg.num_classes} numbers ({g}x{g} grid x {a} anchors x (objectness, x, y, w, h)), "
             "decoded by `zoo.detection.decode`")
 
