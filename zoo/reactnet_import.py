@@ -16,8 +16,8 @@ the file can run code, and a file that needs more is refused in one line. The le
 (pre-zip) format of PyTorch 1.4, which the authors used, is read the same way.
 
 Mapping: every key of the authors' model (``module.`` prefix removed, ``num_batches_tracked``
-ignored) has one rule (``REACTNET_CHECKPOINT`` in ``zoo/families/reactnet.py``) naming our parameter, and every parameter of ours must be
-filled, with the same number of values; layouts are converted (binary kernels stored
+ignored) has one rule (``REACTNET_CHECKPOINT`` in ``zoo/families/reactnet.py``) naming our
+parameter, and every parameter of ours must be filled, with the same number of values; layouts are converted (binary kernels stored
 flattened, ``(out * in * k * k, 1)``, as the authors' ReActNet-A step 2 keeps them, become
 ``(out, in, k, k)``; their ``(1, C, 1, 1)`` shifts become ``(C,)``). Otherwise
 :class:`zoo.weights.WeightMismatchError` names the key.

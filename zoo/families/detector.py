@@ -147,7 +147,8 @@ def _plates_weights(arch: str, sha256: str, ap50: float, plate_accuracy: float, 
                    input_size=PLATES_TRAINED_INPUT, mean=DETECTOR_MEAN, std=DETECTOR_STD, labels=("plate",),
                    resize="squash", dataset=_PLATES_DATA,
                    metrics=(Metric("ap50", ap50, _PLATES_DATA, _PLATES_SOURCE),
-                            Metric("plate_accuracy", plate_accuracy, _PLATES_DATA, _PLATES_SOURCE)), default=True, crop_pct=1.0,
+                            Metric("plate_accuracy", plate_accuracy, _PLATES_DATA, _PLATES_SOURCE)),
+                   default=True, crop_pct=1.0,
                    notes=notes + " Trained on synthetic images of Korean plates (`bnnzoo data plates`), not on "
                    "photographs: expect lower accuracy on real cameras until fine-tuned on them.")
 

@@ -1,4 +1,4 @@
-"""Real-to-Binary ResNet-18 and its strong baseline (Martinez et al., ICLR 2020): variants, weights, larq-zoo import rules."""
+"""Real-to-Binary ResNet-18 and its strong baseline (Martinez et al., ICLR 2020): variants, weights, import rules."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from ._common import LARQ_ZOO_NOTES, larq_zoo_weights, mnist_weights
 BUILDER = "zoo.torch.realtobinary:build"
 REAL2BIN_PAPER = "Martinez et al., Training Binary Neural Networks with Real-to-Binary Convolutions, ICLR 2020"
 
-# larq-zoo's layout (larq_zoo.literature.real_to_bin_nets), which issue 4 imports ImageNet weights
+# larq-zoo's layout (larq_zoo.literature.real_to_bin_nets), which zoo.larq_import imports ImageNet weights
 # from: a PReLU stem (larq-zoo gives every Real-to-Bin variant the strong baseline's PReLU stem),
 # the scaling gate fed by the BN'd conv input. Quantized convs pad with +1 (LCE's fast path); larq-zoo's
 # weights need pad_value=0.0, which converts to LCE too: zoo.keras.layers.binary_conv corrects LCE 0.16's

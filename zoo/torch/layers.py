@@ -17,7 +17,9 @@ from torch import nn
 
 __all__ = ["SignSTE", "ste_sign", "approx_sign", "magnitude_aware_sign", "xnor_weight_scale",
            "magnitude_aware_sign_unclipped", "dorefa", "same_pad", "Conv2d", "BinaryConv2d", "BatchNorm2d",
-           "LearnableBias", "RSign", "RPReLU", "max_pool_same", "avg_pool_same", "max_pool_ceil", "channel_shuffle", "final_map_side", "LearnedRescale", "PooledShortcut", "QUANTIZERS", "BINARY_INPUT_QUANTIZERS", "BINARY_WEIGHT_QUANTIZERS"]
+           "LearnableBias", "RSign", "RPReLU", "max_pool_same", "avg_pool_same", "max_pool_ceil", "channel_shuffle",
+           "final_map_side", "LearnedRescale", "PooledShortcut", "QUANTIZERS", "BINARY_INPUT_QUANTIZERS",
+           "BINARY_WEIGHT_QUANTIZERS"]
 
 
 def _sign(x: torch.Tensor) -> torch.Tensor:
