@@ -21,14 +21,14 @@ import torch
 from torch.utils.data import Dataset
 
 from zoo import fileio
-from zoo.weights import IMAGENET_MEAN, IMAGENET_STD, MNIST_MEAN, MNIST_STD
+from zoo.weights import CROP_PCT, IMAGENET_MEAN, IMAGENET_STD, MNIST_MEAN, MNIST_STD
 
 __all__ = ["ImageFolder", "TensorImages", "mnist_splits", "build_datasets", "collate_skip", "DataError",
            "IMAGENET_MEAN", "IMAGENET_STD", "IMAGE_SUFFIXES"]
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".webp", ".tif", ".tiff")
 # ImageNet's usual 256 -> 224: resize the short side to size / 0.875, then centre-crop.
-CROP_FRACTION = 0.875
+CROP_FRACTION = CROP_PCT
 
 
 class DataError(ValueError):

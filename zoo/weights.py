@@ -45,7 +45,7 @@ MNIST_STD = (0.3081,) * 3
 CROP_PCT = 0.875  # ImageNet's 256 -> 224: resize the shorter side to input_size / 0.875, centre-crop
 RESIZE_MODES = ("shorter", "squash")
 INTERPOLATIONS = ("bilinear",)  # what zoo.transforms and a deploy bundle's run.py implement
-# What recipes/plates trains every detector on (recipes.plates.dataset.MEAN/STD: pixels in [-1, 1]).
+# What recipes/plates trains every detector on (pixels in [-1, 1]; recipes.plates.dataset reads them here).
 DETECTOR_MEAN = DETECTOR_STD = (0.5, 0.5, 0.5)
 
 
