@@ -64,9 +64,22 @@ def test_facts_files_import_no_framework(path):
     assert {m for m in found if m not in FACTS_IMPORTS and not m.startswith("zoo.families")} == set(), path
 
 
-def test_no_generic_module_imports_a_family():
-    """Only a family's own two files (and other families' files) import its facts or its model: the registry,
-    the importers, the translator and the cards reach a family through ``zoo.families``."""
+def _family_tests(path: Path, names: list[str]) -> list[str]:
+    """The family names ``path`` compares a ``.family`` with (``cfg.family == "detector"``, ``... in (...)``)."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Compare):
+            sides = [node.left, *node.comparators]
+            if any(isinstance(s, ast.Attribute) and s.attr == "family" for s in sides):
+                values = [e for s in sides for e in (s.elts if isinstance(s, (ast.Tuple, ast.List, ast.Set)) else [s])]
+                found += [v.value for v in values if isinstance(v, ast.Constant) and v.value in names]
+    return found
+
+
+def test_no_generic_module_names_a_family():
+    """Only a family's own two files (and other families' files) import its facts or its model, or test for its
+    name: the registry, the importers, the translator and the cards reach a family through ``zoo.families``,
+    and tell detectors apart by ``ModelConfig.task``."""
     names = families.names()
     family_module = re.compile(r"zoo\.(families|torch)\.(%s)$" % "|".join(map(re.escape, names)))
     for path in sorted((ROOT / "zoo").rglob("*.py")):
@@ -76,6 +89,7 @@ def test_no_generic_module_imports_a_family():
         package = ".".join(rel.with_suffix("").parts[:-1] if path.name != "__init__.py" else rel.parts[:-1])
         hits = sorted(m for m in _imports(path, package) if family_module.match(m))
         assert not hits, f"{rel} imports {hits}"
+        assert not _family_tests(path, names), f"{rel} tests cfg.family against {_family_tests(path, names)}"
 
 
 def _doc_files() -> dict[str, str]:

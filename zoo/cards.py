@@ -31,7 +31,7 @@ _PUBLISHED = ("top1", "top5", "plate_accuracy")
 
 
 def _is_detector(cfg: ModelConfig) -> bool:
-    return cfg.family == "detector"
+    return cfg.task == "detect"
 
 _TEMPLATE = """\
 ---

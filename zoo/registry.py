@@ -42,6 +42,9 @@ class ModelConfig:
         published: Figures published for this architecture (ImageNet, 224x224), keyed
             by figure name (``params``, ``size_mb``, ``top1``, ...), with
             ``published["source"]`` naming the paper table or page they come from.
+        task: What the outputs are: ``"classify"`` (class scores) or ``"detect"`` (a detector's
+            flattened grid of boxes, decoded by ``zoo.detection.decode``). Code that treats
+            detectors apart asks this, never the family's name.
     """
 
     name: str
@@ -52,6 +55,7 @@ class ModelConfig:
     paper: str = ""
     tiny: dict[str, Any] = field(default_factory=dict)
     published: dict[str, Any] = field(default_factory=dict)
+    task: str = "classify"
 
     def replace(self, **overrides: Any) -> "ModelConfig":
         """Returns a copy with top-level fields or builder arguments overridden.

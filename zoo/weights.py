@@ -336,7 +336,7 @@ def assumed_record(cfg: ModelConfig) -> Weights:
     pixels in [-1, 1], boxes of plates); any other model as ImageNet (shorter side to ``input_size / 0.875``,
     centre crop, ImageNet mean and std).
     """
-    if cfg.family == "detector":
+    if cfg.task == "detect":
         return Weights(arch=cfg.name, num_classes=cfg.num_classes, input_size=cfg.input_size, mean=DETECTOR_MEAN,
                        std=DETECTOR_STD, crop_pct=1.0, resize="squash", arch_overrides=dict(cfg.arch),
                        labels=("plate",))

@@ -87,7 +87,7 @@ def _plates(binary_from: int, binary_activation: bool, accuracy: float | None = 
                 binary_activation=binary_activation, pad_value=1.0, negative_slope=0.1,
                 **(dict(strides=strides) if strides else {}))
     return DetectorConfig("", "detector", arch, num_classes=detector_outputs(PLATES_INPUT, arch),
-                          input_size=PLATES_INPUT, paper=PLATES_PAPER, tiny=_PLATES_TINY,
+                          input_size=PLATES_INPUT, paper=PLATES_PAPER, tiny=_PLATES_TINY, task="detect",
                           published={} if accuracy is None else dict(
                               plate_accuracy=accuracy, source="Im & Lee 2018 (plates found at IoU >= 0.5, their data)"))
 
