@@ -3,7 +3,8 @@
 A :class:`Weights` is this zoo's ``pretrained_cfg`` (timm's name for it): the architecture and
 its builder arguments, the number of classes, the input size, the preprocessing (mean, std,
 resize, crop, interpolation), the class names and what the weights were trained and measured
-on. The same record is an entry of the ``WEIGHTS`` table, the ``config.json`` beside every
+on. The same record is an entry of the ``WEIGHTS`` table (each family declares its records in
+``zoo/families/<family>.py``; :mod:`zoo.families` fills the table), the ``config.json`` beside every
 ``model.safetensors`` (:meth:`Weights.to_dict`, read back by :func:`read_record`, as data only:
 it never names code to import), and ``model.zoo_weights`` of a loaded model.
 
