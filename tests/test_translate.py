@@ -16,9 +16,10 @@ import torch.nn.functional as F
 from torch import nn
 
 import zoo
-from helpers import error_lines, randomize
 from zoo.torch import layers as zl
 from zoo.torch.layers import BinaryConv2d, Conv2d, avg_pool_same, channel_shuffle
+
+from helpers import error_lines, randomize
 
 pytest.importorskip("tensorflow")
 import converters  # noqa: E402
