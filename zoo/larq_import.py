@@ -44,13 +44,13 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from . import families
 from .download import DownloadTimeout, Meter, Watch
 from .download import run as run_watched
-from . import families
 from .fileio import CACHE_ENV, atomic_write, cache_root, sha256_of
 from .hub import HubError
 from .registry import ModelConfig
-from .weights import Weights, WeightMismatchError
+from .weights import WeightMismatchError, Weights
 
 __all__ = [
     "LARQ_ZOO_RELEASES", "URL_ENV", "CACHE_ENV", "LARQ_BN_EPSILON", "release_url", "cache_path", "fetch",
@@ -188,7 +188,8 @@ def read_h5(path: str | Path) -> dict[str, dict[str, np.ndarray]]:
     try:
         import h5py
     except ImportError:
-        raise ImportError("importing larq-zoo weights needs h5py (a dependency of bnnzoo): pip install 'h5py>=3.8'") from None
+        raise ImportError("importing larq-zoo weights needs h5py (a dependency of bnnzoo): "
+                          "pip install 'h5py>=3.8'") from None
     try:
         f = h5py.File(path, "r")
     except OSError as e:
@@ -407,7 +408,8 @@ def convert(layers: Mapping[str, Mapping[str, np.ndarray]], cfg: ModelConfig,
             raise WeightMismatchError(f"{layer}/{weight} of {source} has shape {tuple(value.shape)} after layout "
                                       f"conversion, {key} needs {shape}: the file is for another architecture or size")
         if kind == "bn" and param == "running_var" and cfg.family in LARQ_BN_EPSILON:
-            value = value + np.float32(LARQ_BN_EPSILON[cfg.family] - module.eps)  # same 1/sqrt(var + eps) as larq-zoo's BN
+            # the same 1/sqrt(var + eps) as larq-zoo's BN
+            value = value + np.float32(LARQ_BN_EPSILON[cfg.family] - module.eps)
         state[key] = np.ascontiguousarray(value, dtype=np.float32)
     unused = sorted(set(layers) - used)
     if unused:

@@ -17,9 +17,9 @@ the file can run code, and a file that needs more is refused in one line. The le
 
 Mapping: every key of the authors' model (``module.`` prefix removed, ``num_batches_tracked``
 ignored) has one rule (``REACTNET_CHECKPOINT`` in ``zoo/families/reactnet.py``) naming our
-parameter, and every parameter of ours must be filled, with the same number of values; layouts are converted (binary kernels stored
-flattened, ``(out * in * k * k, 1)``, as the authors' ReActNet-A step 2 keeps them, become
-``(out, in, k, k)``; their ``(1, C, 1, 1)`` shifts become ``(C,)``). Otherwise
+parameter, and every parameter of ours must be filled, with the same number of values; layouts
+are converted (binary kernels stored flattened, ``(out * in * k * k, 1)``, as the authors'
+ReActNet-A step 2 keeps them, become ``(out, in, k, k)``; their ``(1, C, 1, 1)`` shifts become ``(C,)``). Otherwise
 :class:`zoo.weights.WeightMismatchError` names the key.
 
 The authors binarize with ``torch.sign``, which maps 0 to 0; the zoo maps it to +1, as larq and
@@ -43,7 +43,7 @@ from . import families
 from .fileio import cache_root, sha256_of
 from .hub import HubError
 from .registry import ModelConfig
-from .weights import Weights, WeightMismatchError
+from .weights import WeightMismatchError, Weights
 
 __all__ = ["read_checkpoint", "convert", "cache_path", "fetch", "load_registered", "load_checkpoint"]
 

@@ -410,10 +410,9 @@ WEIGHTS: dict[str, Weights] = {}
 
 def read_safetensors(path: Path) -> dict[str, Any]:
     """Reads a safetensors file into numpy arrays, with a clear error for a bad file."""
+    import numpy as np
     from safetensors import SafetensorError
     from safetensors.numpy import load_file
-
-    import numpy as np
 
     try:
         arrays = load_file(str(path))
@@ -503,7 +502,8 @@ def lookup(cfg: ModelConfig, tag: str) -> tuple[str, Weights]:
     if key not in WEIGHTS:
         tags = [k[len(prefix):] for k in WEIGHTS if k.startswith(prefix)]
         close = difflib.get_close_matches(tag, tags, n=3)
-        known = f"known tags: {', '.join(tags)}" if tags else "none are registered yet; pass weights=None or a .safetensors path"
+        known = (f"known tags: {', '.join(tags)}" if tags else
+                 "none are registered yet; pass weights=None or a .safetensors path")
         hint = f"did you mean {', '.join(close)}? " if close else ""
         raise WeightMismatchError(f"no weights {tag!r} for {cfg.name}: {hint}{known}")
     return key, WEIGHTS[key]

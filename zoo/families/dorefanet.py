@@ -23,9 +23,9 @@ WEIGHTS = (
     larq_zoo_weights("dorefanet", "dorefanet-v0.1.0", "dorefanet_weights.h5",
                      "645d7839d574faa3eeeca28f3115773d75da3ab67ff6876b4de12d10245ecf6a", 53.39, 76.50,
                      "literature.DoReFaNet",
-                     "Imported from larq-zoo's published Keras weights (layers matched by Keras class and build order); "
-                     "its 2-bit activations pad with 0, as larq-zoo's, and have no LCE binary kernel (the convolutions "
-                     "stay float in TFLite)." + ALEXNET_224_NOTE, zero_padded=False),
+                     "Imported from larq-zoo's published Keras weights (layers matched by Keras class and build "
+                     "order); its 2-bit activations pad with 0, as larq-zoo's, and have no LCE binary kernel "
+                     "(the convolutions stay float in TFLite)." + ALEXNET_224_NOTE, zero_padded=False),
 )
 
 # larq-zoo's builder leaves Keras' automatic layer names: zoo.larq_import matches layers by Keras class and

@@ -6,7 +6,8 @@ from ..registry import ModelConfig, register_model
 from ._common import LARQ_ZOO_NOTES, larq_zoo_weights, mnist_weights
 
 BUILDER = "zoo.torch.meliusnet:build"
-MELIUSNET_PAPER = "Bethge et al., MeliusNet: Can Binary Neural Networks Achieve MobileNet-level Accuracy?, arXiv:2001.05936 (2020)"
+MELIUSNET_PAPER = ("Bethge et al., MeliusNet: Can Binary Neural Networks Achieve MobileNet-level Accuracy?, "
+                   "arXiv:2001.05936 (2020)")
 
 # Blocks per stage; each block is one DenseBlock followed by one ImprovementBlock.
 MELIUSNET_BLOCKS = {
@@ -113,7 +114,8 @@ WEIGHTS = (
         LARQ_ZOO_NOTES + " larq-zoo's MeliusNet trains with a BatchNorm epsilon of 1e-5, as ours: no "
         "statistics are changed; its grouped stem convolutions (one Keras Conv2D per group) are concatenated.",
         default=False),
-    mnist_weights("meliusnet22", "meliusnet22_mnist", "1bd94ca894e57f457bbd47445e7ba1c41062017896f7f299464014c4a5fde879",
+    mnist_weights("meliusnet22", "meliusnet22_mnist",
+                  "1bd94ca894e57f457bbd47445e7ba1c41062017896f7f299464014c4a5fde879",
                   97.3, growth_rate=16, stem_features=32, transition_features=(64, 96, 128)),
 )
 

@@ -49,6 +49,7 @@ def mobilenet_v1_025() -> ModelConfig:
 
 
 WEIGHTS = (
-    mnist_weights("mobilenet_v1_025", "mobilenet_mnist", "bc5307615dac5ad75e4a7f988aeaba4cf77e484e0ef34f59fb720fd8c9751a12",
+    mnist_weights("mobilenet_v1_025", "mobilenet_mnist",
+                  "bc5307615dac5ad75e4a7f988aeaba4cf77e484e0ef34f59fb720fd8c9751a12",
                   86.0, input_size=64),
 )

@@ -45,14 +45,14 @@ _NOTES = ("Imported from larq-zoo's published Keras weights (layers matched by K
                      "order); QuickNet was trained with +1 padding, the zoo's default.")
 WEIGHTS = (
     larq_zoo_weights("quicknet_small", "quicknet-v1.0", "quicknet_small_weights.h5",
-                     "1ac3b07df7f5a911dd0b49febb2486428ddf1ca130297c403815dfae5a1c71a2", 59.4, 81.8, "sota.QuickNetSmall",
-                     _NOTES, zero_padded=False),
+                     "1ac3b07df7f5a911dd0b49febb2486428ddf1ca130297c403815dfae5a1c71a2", 59.4, 81.8,
+                     "sota.QuickNetSmall", _NOTES, zero_padded=False),
     larq_zoo_weights("quicknet", "quicknet-v1.0", "quicknet_weights.h5",
                      "8aba9e4e5f8d342faef04a0b2ae8e562da57dbb7d15162e8b3e091c951ba756c", 63.3, 84.6, "sota.QuickNet",
                      _NOTES, zero_padded=False),
     larq_zoo_weights("quicknet_large", "quicknet-v1.0", "quicknet_large_weights.h5",
-                     "c5158e8a59147b31370becd937825f4db8a5cdf308314874f678f596629be45c", 66.9, 87.0, "sota.QuickNetLarge",
-                     _NOTES, zero_padded=False),
+                     "c5158e8a59147b31370becd937825f4db8a5cdf308314874f678f596629be45c", 66.9, 87.0,
+                     "sota.QuickNetLarge", _NOTES, zero_padded=False),
 )
 
 # larq-zoo's QuickNet builder leaves Keras' automatic layer names: zoo.larq_import matches layers by Keras

@@ -62,7 +62,8 @@ def strongbaseline_resnet18() -> ModelConfig:
     """The paper's strong baseline: fully binary, learned XNOR-Net++ scale factors instead of the gate."""
     return _real2bin(scaling="learned", published=dict(
         top1=60.9, top5=83.0, params=11_705_904,
-        source="Martinez et al. 2020, ImageNet results of the strong baseline; params: larq-zoo 2.4 StrongBaselineNetBNNFactory"))
+        source="Martinez et al. 2020, ImageNet results of the strong baseline; params: larq-zoo 2.4 "
+               "StrongBaselineNetBNNFactory"))
 
 
 WEIGHTS = (

@@ -303,7 +303,7 @@ def _learnable_bias(ctx: _Ctx, m: tl.LearnableBias, x: _T) -> Any:
     return ctx.module_layer(lambda: kl.LearnableBias(axis=axis, name=ctx.path))(x.k)
 
 
-def _learned_rescale(ctx: _Ctx, m: TorchLearnedRescale, conv_input: _T, conv_output: _T) -> _T:
+def _learned_rescale(ctx: _Ctx, m: tl.LearnedRescale, conv_input: _T, conv_output: _T) -> _T:
     layer = ctx.module_layer(lambda: kl.LearnedRescale(name=ctx.path))
     return _T(layer(_to_perm(conv_output, NHWC)), NHWC, conv_output.t)
 
@@ -821,9 +821,8 @@ def translate(module: nn.Module, input_size: Optional[int] = None, *, copy_weigh
             path and the op, and lists what is supported).
         ValueError: No input size is known, or the module does not run at that size.
     """
-    from .transfer import load_state_dict
-
     from ..weights import input_size_of
+    from .transfer import load_state_dict
 
     cfg = getattr(module, "zoo_config", None)
     size = input_size or input_size_of(module)

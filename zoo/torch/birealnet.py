@@ -13,7 +13,6 @@ channel). Layer facts (no stem ReLU, BN momentum 0.8, zero padding) follow larq-
 
 from __future__ import annotations
 
-
 import torch
 from torch import nn
 

@@ -102,7 +102,8 @@ class ReActNetA(ClassifierMixin, nn.Module):
     """
 
     def __init__(self, alpha: float = 1.0, depth: int = 13, pad_value: float = 1.0,
-                 input_quantizer: Optional[str] = "approx_sign", weight_quantizer: Optional[str] = "magnitude_aware_sign",
+                 input_quantizer: Optional[str] = "approx_sign",
+                 weight_quantizer: Optional[str] = "magnitude_aware_sign",
                  learn_shifts: bool = True, num_classes: int = 1000) -> None:
         super().__init__()
         quant = dict(input_quantizer=input_quantizer, weight_quantizer=weight_quantizer)
@@ -153,7 +154,8 @@ class ReActNet18(ClassifierMixin, nn.Module):
     """
 
     def __init__(self, filters: int = 64, blocks_per_stage: tuple = (4, 4, 4, 4), pad_value: float = 1.0,
-                 input_quantizer: Optional[str] = "approx_sign", weight_quantizer: Optional[str] = "magnitude_aware_sign",
+                 input_quantizer: Optional[str] = "approx_sign",
+                 weight_quantizer: Optional[str] = "magnitude_aware_sign",
                  num_classes: int = 1000) -> None:
         super().__init__()
         quant = dict(input_quantizer=input_quantizer, weight_quantizer=weight_quantizer)
