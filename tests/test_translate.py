@@ -17,9 +17,7 @@ from torch import nn
 
 import zoo
 from zoo.torch import layers as zl
-from zoo.torch.layers import BinaryConv2d, Conv2d
-from zoo.torch.meliusnet import channel_shuffle
-from zoo.torch.realtobinary import avg_pool_same
+from zoo.torch.layers import BinaryConv2d, Conv2d, avg_pool_same, channel_shuffle
 
 from helpers import error_lines, randomize
 

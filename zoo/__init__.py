@@ -16,6 +16,7 @@ Example:
 
 from __future__ import annotations
 
+from . import families  # noqa: F401  (registers the built-in variants and their weights)
 from .api import FRAMEWORKS, PushResult, build, load, push_to_hub, save, to_keras, to_torch
 from .labels import decode
 from .refs import Resolved, resolve

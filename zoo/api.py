@@ -8,13 +8,13 @@ stays light.
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
+from . import families
 from .registry import ModelConfig, get_config
 
 __all__ = ["load", "save", "push_to_hub", "PushResult", "build", "to_keras", "to_torch", "FRAMEWORKS"]
@@ -34,16 +34,16 @@ def build(cfg: ModelConfig, framework: str = "torch"):
     """
     if framework not in FRAMEWORKS:
         raise ValueError(f"unknown framework {framework!r}; expected one of {', '.join(FRAMEWORKS)}")
-    family = importlib.import_module(f"zoo.torch.{cfg.family}")
-    _check_size(cfg.replace(num_classes=1) if cfg.num_classes == 0 else cfg, family)
+    build_family = families.builder(cfg.family)
+    _check_size(cfg.replace(num_classes=1) if cfg.num_classes == 0 else cfg, build_family)
     if cfg.num_classes == 0:
-        model = family.build(cfg.replace(num_classes=1))
+        model = build_family(cfg.replace(num_classes=1))
         if not hasattr(model, "reset_classifier"):
             raise ValueError(f"num_classes=0 (a headless model) is for classifiers: {cfg.name} has no classifier "
                              "to remove")
         model.reset_classifier(0)
     else:
-        model = family.build(cfg)
+        model = build_family(cfg)
     if framework == "keras":
         from .keras.translate import translate
 
@@ -55,7 +55,7 @@ def build(cfg: ModelConfig, framework: str = "torch"):
 MAX_PARAMETERS = 2_000_000_000  # 8 GB of float32; the largest registered architecture has 62 M
 
 
-def _check_size(cfg: ModelConfig, family) -> None:
+def _check_size(cfg: ModelConfig, build_family) -> None:
     """Refuses, in one line, a config whose model would not fit in memory (``num_classes`` of 10^9 in a
     config.json would otherwise end in an allocation error of a terabyte, or the kernel's OOM killer).
 
@@ -71,7 +71,7 @@ def _check_size(cfg: ModelConfig, family) -> None:
     except (KeyError, TypeError, ValueError):  # an unregistered name, or overrides that do not apply
         pass
     with torch.device("meta"):
-        params = sum(p.numel() for p in family.build(cfg).parameters())
+        params = sum(p.numel() for p in build_family(cfg).parameters())
     if params > MAX_PARAMETERS:
         raise ValueError(f"{cfg.name or cfg.family} with num_classes={cfg.num_classes} and its options would hold "
                          f"{params:.3g} parameters ({params * 4 / 1e9:.0f} GB), more than bnnzoo builds "

@@ -9,9 +9,11 @@ to these weights.
 from __future__ import annotations
 
 import functools
+import math
 from pathlib import Path
 from typing import Optional, Sequence, Union
 
+from . import families
 from .registry import ModelConfig, get_config, list_models
 from .weights import WEIGHTS, Metric, Weights
 
@@ -29,7 +31,7 @@ _PUBLISHED = ("top1", "top5", "plate_accuracy")
 
 
 def _is_detector(cfg: ModelConfig) -> bool:
-    return cfg.family == "detector"
+    return cfg.task == "detect"
 
 _TEMPLATE = """\
 ---
@@ -144,10 +146,8 @@ def _eval_results(metrics: Sequence[Metric], task: tuple[str, str]) -> list:
 def _outputs(cfg: ModelConfig) -> str:
     if not _is_detector(cfg):
         return f"classes: {cfg.num_classes}"
-    from .models import detector_grid
-
-    g = detector_grid(cfg.input_size, tuple(cfg.arch["pools"]), tuple(cfg.arch.get("strides") or ()))
     a = len(cfg.arch["anchors"])
+    g = math.isqrt(cfg.num_classes // (a * 5))  # num_classes is the flattened grid x grid x anchors x 5
     return (f"outputs: {cfg.num_classes} numbers ({g}x{g} grid x {a} anchors x (objectness, x, y, w, h)), "
             "decoded by `zoo.detection.decode`")
 
@@ -195,9 +195,7 @@ def _summary_text(cfg: ModelConfig, w: Optional[Weights], repo_id: Optional[str]
 
 def _matching(family: str) -> str:
     """How ``zoo.larq_import`` matches the layers of a larq-zoo file to this family's modules."""
-    from .larq_import import _AUTO_NAMED
-
-    if family in _AUTO_NAMED:
+    if "auto_named" in families.facts("LARQ_ZOO").get(family, {}):
         return ("by Keras layer class and build order (larq-zoo leaves this model's layers Keras' automatic "
                 "names, `quant_conv2d_7`: the n-th layer of a class in the file fills the n-th module of that "
                 "class); a file with a layer missing is refused, naming the layer")
@@ -208,12 +206,10 @@ def _matching(family: str) -> str:
 def _wider_inputs(name: str) -> tuple[tuple[tuple[str, str], ...], int]:
     """The 1-bit-weight convolutions of ``name``'s tiny model whose inputs are not 1-bit, as (module,
     input kind), and how many convolutions are binary (1-bit inputs and weights)."""
-    import importlib
-
     from .torch.layers import BINARY_WEIGHT_QUANTIZERS, BinaryConv2d
 
     cfg = get_config(name)
-    model = importlib.import_module(f"zoo.torch.{cfg.family}").build(cfg.replace(**cfg.tiny))
+    model = families.builder(cfg.family)(cfg.replace(**cfg.tiny))
     convs = [(n, m) for n, m in model.named_modules() if isinstance(m, BinaryConv2d)]
     return (tuple((n, m.input_quantizer or "float") for n, m in convs
                   if not m.is_binary and m.weight_quantizer in BINARY_WEIGHT_QUANTIZERS),

@@ -13,9 +13,10 @@ Registered as ``WEIGHTS`` entries with ``importer="larq_zoo"`` (``zoo.load("meli
 2. reads the Keras weights with ``h5py`` (no TensorFlow needed) and maps them onto the PyTorch
    state dict of the model built from the tag's config (which sets ``pad_value=0.0`` where
    larq-zoo's binary convolutions pad with zeros). MeliusNet's and Real-to-Bin's layers carry
-   explicit names, matched by rules (``_RULES``); the other families' larq-zoo builders leave
+   explicit names, matched by the rules of their family file (``LARQ_ZOO`` in
+   ``zoo/families/<family>.py``); the other families' larq-zoo builders leave
    Keras' automatic names (``quant_conv2d_7``), matched by Keras class and build order
-   (``_AUTO_NAMED``: the n-th layer of a class in the file, by its numeric suffix, fills the
+   (``LARQ_ZOO['auto_named']``: the n-th layer of a class in the file, by its numeric suffix, fills the
    n-th module of that class in our model). Layouts are converted
    (kernels HWIO -> OIHW, Dense transposed, PReLU alphas and learned scales flattened, each
    grouped Keras convolution of MeliusNet's stem concatenated along the output channels), and
@@ -43,12 +44,13 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from . import families
 from .download import DownloadTimeout, Meter, Watch
 from .download import run as run_watched
 from .fileio import CACHE_ENV, atomic_write, cache_root, sha256_of
 from .hub import HubError
 from .registry import ModelConfig
-from .weights import Weights, WeightMismatchError
+from .weights import WeightMismatchError, Weights
 
 __all__ = [
     "LARQ_ZOO_RELEASES", "URL_ENV", "CACHE_ENV", "LARQ_BN_EPSILON", "release_url", "cache_path", "fetch",
@@ -57,10 +59,14 @@ __all__ = [
 
 LARQ_ZOO_RELEASES = "https://github.com/larq/zoo/releases/download"
 URL_ENV = "BNNZOO_LARQ_ZOO_URL"
-# BatchNormalization epsilon larq-zoo 2.4 builds each family with (MeliusNet sets 1e-5;
-# Real-to-Bin nets leave Keras' default 1e-3). The other families' BatchNorm2d layers carry
-# larq-zoo's epsilon (and momentum) themselves: nothing to reconcile.
-LARQ_BN_EPSILON = {"meliusnet": 1e-5, "realtobinary": 1e-3}
+# What each family's facts file (``zoo.families.<family>.LARQ_ZOO``) says about its larq-zoo files:
+# ``rules`` (layers matched by name) or ``auto_named`` (by Keras class and build order), the BatchNorm
+# epsilon larq-zoo built it with where it differs from the layers' own (``bn_epsilon``), and ``twins``.
+_FACTS: dict[str, dict[str, Any]] = families.facts("LARQ_ZOO")
+# BatchNormalization epsilon larq-zoo 2.4 builds a family with, where the family says (MeliusNet 1e-5,
+# Real-to-Bin nets Keras' default 1e-3); the other families' BatchNorm2d layers carry larq-zoo's epsilon
+# (and momentum) themselves: nothing to reconcile.
+LARQ_BN_EPSILON = {f: d["bn_epsilon"] for f, d in _FACTS.items() if "bn_epsilon" in d}
 
 
 # --------------------------------------------------------------------------- download
@@ -182,7 +188,8 @@ def read_h5(path: str | Path) -> dict[str, dict[str, np.ndarray]]:
     try:
         import h5py
     except ImportError:
-        raise ImportError("importing larq-zoo weights needs h5py (a dependency of bnnzoo): pip install 'h5py>=3.8'") from None
+        raise ImportError("importing larq-zoo weights needs h5py (a dependency of bnnzoo): "
+                          "pip install 'h5py>=3.8'") from None
     try:
         f = h5py.File(path, "r")
     except OSError as e:
@@ -217,35 +224,9 @@ def _one_line(e: BaseException) -> str:
 
 # --------------------------------------------------------------------------- name maps
 
-# One rule per module kind: (our module path pattern, larq-zoo layer name template).
-# Templates see the regex groups; ``{p}`` is the Real-to-Bin model-name prefix.
-_MELIUSNET_RULES = (
-    (r"stem\.conv0", "stem_s0_conv"),
-    (r"stem\.conv(\d)", "stem_s{0}_groupconv"),  # grouped: one Conv2D per group, "_conv{g}"
-    (r"stem\.bn(\d)", "stem_s{0}_bn"),
-    (r"stages\.(\d+)\.(dense|improve)\.(\d+)\.bn", "section_{0}_block_{2}_{1}_bn"),
-    (r"stages\.(\d+)\.(dense|improve)\.(\d+)\.conv", "section_{0}_block_{2}_{1}_binconv"),
-    (r"stages\.(\d+)\.transition\.bn", "section_{0}_transition_bn"),
-    (r"stages\.(\d+)\.transition\.conv", "section_{0}_transition_pw"),
-    (r"head_bn", "head_bn"),
-    (r"classifier", "head_dense"),
-)
-_R2B_RULES = (
-    (r"stem\.conv", "{p}_block_1_conv2d"),
-    (r"stem\.bn", "{p}_block_1_batch_norm"),
-    (r"stem\.act", "{p}_block_1_prelu"),
-    (r"blocks\.(\d+)\.([ab])\.shortcut\.conv", "{p}_block_{k}{1}_shortcut_conv2d"),
-    (r"blocks\.(\d+)\.([ab])\.shortcut\.bn", "{p}_block_{k}{1}_shortcut_batch_norm"),
-    (r"blocks\.(\d+)\.([ab])\.bn", "{p}_block_{k}{1}_batch_norm"),
-    (r"blocks\.(\d+)\.([ab])\.conv", "{p}_block_{k}{1}_conv2d"),
-    (r"blocks\.(\d+)\.([ab])\.scale\.reduce", "{p}_block_{k}{1}_scaling_dense_reduce"),
-    (r"blocks\.(\d+)\.([ab])\.scale\.expand", "{p}_block_{k}{1}_scaling_dense_expand"),
-    (r"blocks\.(\d+)\.([ab])\.scale", "{p}_block_{k}{1}_rescale"),  # the strong baseline's learned scales
-    (r"blocks\.(\d+)\.([ab])\.act", "{p}_block_{k}{1}_prelu"),
-    (r"classifier", "{p}_block_10_logits"),
-)
-_RULES = {"meliusnet": _MELIUSNET_RULES, "realtobinary": _R2B_RULES}
-
+# Families whose larq-zoo layers carry explicit names: (our module path pattern, larq-zoo layer name
+# template) rules, the template formatted with the pattern's groups (and ``{p}``/``{k}``, see ``_larq_layer``).
+_RULES = {f: d["rules"] for f, d in _FACTS.items() if "rules" in d}
 # The other families' larq-zoo builders leave Keras' automatic layer names (``quant_conv2d_7``,
 # ``batch_normalization_12``): one counter per layer class, counting creations. So each of our
 # modules maps to the Keras class it was built as (first matching rule; the default by module type:
@@ -253,27 +234,11 @@ _RULES = {"meliusnet": _MELIUSNET_RULES, "realtobinary": _R2B_RULES}
 # and within a class to the n-th created layer: sorting a file's layers by their numeric suffix gives
 # the build order, whatever order the file lists them in. Our modules are registered in larq-zoo's
 # build order for this.
-_AUTO_NAMED: dict[str, tuple[tuple[str, str], ...]] = {
-    "quicknet": ((r"stem\.dwconv", "quant_depthwise_conv2d"), (r".*\.blurpool", "depthwise_conv2d"),
-                 (r".*conv\d?", "quant_conv2d"), (r"classifier", "quant_dense")),
-    "birealnet": (),
-    "resnet_e": (),
-    "densenet": (),
-    "xnornet": (),
-    "dorefanet": ((r"fc\d\.conv", "quant_dense"),),
-    "binary_alexnet": (),
-}
+_AUTO_NAMED: dict[str, tuple[tuple[str, str], ...]] = {f: d["auto_named"] for f, d in _FACTS.items()
+                                                       if "auto_named" in d}
 # Registered model -> its larq-zoo builder (``larq_zoo.<module>.<function>``), for the figures and
 # import tests: larq-zoo's count_params() and outputs are the reference.
-LARQ_ZOO_TWINS = {
-    "meliusnet22": "literature.MeliusNet22", "realtobinary_resnet18": "literature.RealToBinaryNet",
-    "quicknet_small": "sota.QuickNetSmall", "quicknet": "sota.QuickNet", "quicknet_large": "sota.QuickNetLarge",
-    "birealnet18": "literature.BiRealNet", "binary_resnet_e18": "literature.BinaryResNetE18",
-    "binary_densenet28": "literature.BinaryDenseNet28", "binary_densenet37": "literature.BinaryDenseNet37",
-    "binary_densenet37_dilated": "literature.BinaryDenseNet37Dilated",
-    "binary_densenet45": "literature.BinaryDenseNet45", "xnornet": "literature.XNORNet",
-    "dorefanet": "literature.DoReFaNet", "binary_alexnet": "literature.BinaryAlexNet",
-}
+LARQ_ZOO_TWINS = {name: twin for d in _FACTS.values() for name, twin in d.get("twins", {}).items()}
 
 
 def _keras_class(family: str, path: str, module: Any) -> str:
@@ -332,13 +297,14 @@ _PARAMS = {"bn": _BN, "conv": {"weight": "kernel", "bias": "bias"}, "dense": {"w
 
 
 def _larq_layer(family: str, module_path: str, prefix: str) -> str:
+    offset = _FACTS[family].get("block_offset")
     for pattern, template in _RULES[family]:
         m = re.fullmatch(pattern, module_path)
         if m:
-            k = int(m.group(1)) + 2 if family == "realtobinary" and m.groups() else None
+            k = int(m.group(1)) + offset if offset is not None and m.groups() else None
             return template.format(*m.groups(), p=prefix, k=k)
     raise WeightMismatchError(f"no larq-zoo layer is known for {family} module {module_path!r}: "
-                              f"add a rule to zoo.larq_import._RULES")
+                              f"add a rule to LARQ_ZOO['rules'] in zoo/families/{family}.py")
 
 
 def _kind(module: Any) -> str:
@@ -355,10 +321,15 @@ def _kind(module: Any) -> str:
     return "rescale"
 
 
-def _r2b_prefix(layers: Mapping[str, Any]) -> str:
-    """The model-name prefix of larq-zoo's Real-to-Bin layer names (``r2b_bnn`` for the BNN)."""
-    found = sorted(m.group(1) for m in (re.fullmatch(r"(.+)_block_1_conv2d", n) for n in layers) if m)
-    return found[0] if len(found) == 1 else "r2b_bnn"
+def _prefix(family: str, layers: Mapping[str, Any]) -> str:
+    """The model-name prefix of a file's layer names (``{p}`` of the rules), where the family's ``prefix``
+    (a pattern whose group is the prefix, and the default when not one is found) says how to find it
+    (Real-to-Bin: ``r2b_bnn`` for the BNN)."""
+    if "prefix" not in _FACTS[family]:
+        return ""
+    pattern, default = _FACTS[family]["prefix"]
+    found = sorted(m.group(1) for m in (re.fullmatch(pattern, n) for n in layers) if m)
+    return found[0] if len(found) == 1 else default
 
 
 # --------------------------------------------------------------------------- conversion
@@ -381,16 +352,14 @@ def convert(layers: Mapping[str, Mapping[str, np.ndarray]], cfg: ModelConfig,
         WeightMismatchError: A layer or weight is missing from the file, has the wrong size,
             or a weight layer of the file is left unused.
     """
-    import importlib
-
     if cfg.family not in _RULES and cfg.family not in _AUTO_NAMED:
         raise WeightMismatchError(f"larq-zoo weights can be imported into {', '.join([*_RULES, *_AUTO_NAMED])} "
                                   f"models, not {cfg.name} ({cfg.family})")
     # The family's builder itself, not zoo.api (which loads weights through this module).
-    model = importlib.import_module(f"zoo.torch.{cfg.family}").build(cfg)
+    model = families.builder(cfg.family)(cfg)
     modules = dict(model.named_modules())
     own = {k: tuple(v.shape) for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
-    prefix = _r2b_prefix(layers) if cfg.family == "realtobinary" else ""
+    prefix = _prefix(cfg.family, layers)
     auto = _auto_named_layers(cfg.family, model, layers, source) if cfg.family in _AUTO_NAMED else {}
     used: set[str] = set()
     state: dict[str, np.ndarray] = {}
@@ -439,7 +408,8 @@ def convert(layers: Mapping[str, Mapping[str, np.ndarray]], cfg: ModelConfig,
             raise WeightMismatchError(f"{layer}/{weight} of {source} has shape {tuple(value.shape)} after layout "
                                       f"conversion, {key} needs {shape}: the file is for another architecture or size")
         if kind == "bn" and param == "running_var" and cfg.family in LARQ_BN_EPSILON:
-            value = value + np.float32(LARQ_BN_EPSILON[cfg.family] - module.eps)  # same 1/sqrt(var + eps) as larq-zoo's BN
+            # the same 1/sqrt(var + eps) as larq-zoo's BN
+            value = value + np.float32(LARQ_BN_EPSILON[cfg.family] - module.eps)
         state[key] = np.ascontiguousarray(value, dtype=np.float32)
     unused = sorted(set(layers) - used)
     if unused:

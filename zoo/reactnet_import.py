@@ -16,10 +16,10 @@ the file can run code, and a file that needs more is refused in one line. The le
 (pre-zip) format of PyTorch 1.4, which the authors used, is read the same way.
 
 Mapping: every key of the authors' model (``module.`` prefix removed, ``num_batches_tracked``
-ignored) has one rule (``_RULES``) naming our parameter, and every parameter of ours must be
-filled, with the same number of values; layouts are converted (binary kernels stored
-flattened, ``(out * in * k * k, 1)``, as the authors' ReActNet-A step 2 keeps them, become
-``(out, in, k, k)``; their ``(1, C, 1, 1)`` shifts become ``(C,)``). Otherwise
+ignored) has one rule (``REACTNET_CHECKPOINT`` in ``zoo/families/reactnet.py``) naming our
+parameter, and every parameter of ours must be filled, with the same number of values; layouts
+are converted (binary kernels stored flattened, ``(out * in * k * k, 1)``, as the authors'
+ReActNet-A step 2 keeps them, become ``(out, in, k, k)``; their ``(1, C, 1, 1)`` shifts become ``(C,)``). Otherwise
 :class:`zoo.weights.WeightMismatchError` names the key.
 
 The authors binarize with ``torch.sign``, which maps 0 to 0; the zoo maps it to +1, as larq and
@@ -39,51 +39,21 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from . import families
 from .fileio import cache_root, sha256_of
 from .hub import HubError
 from .registry import ModelConfig
-from .weights import Weights, WeightMismatchError
+from .weights import WeightMismatchError, Weights
 
 __all__ = ["read_checkpoint", "convert", "cache_path", "fetch", "load_registered", "load_checkpoint"]
 
 log = logging.getLogger(__name__)
 
-# (authors' key, with groups) -> our key template; {b} is our block index, {0}, {1}... the groups.
-# ReActNet-A: mobilenet/*/reactnet.py (``feature.0`` is the stem, ``feature.i`` block i - 1).
-_RULES_A = (
-    (r"feature\.0\.conv1\.weight", "stem.conv.weight"),
-    (r"feature\.0\.bn1\.(\w+)", "stem.bn.{0}"),
-    (r"feature\.(\d+)\.move11\.bias", "blocks.{b}.rsign1.bias"),
-    (r"feature\.(\d+)\.binary_3x3\.weights?", "blocks.{b}.conv.weight"),
-    (r"feature\.(\d+)\.bn1\.(\w+)", "blocks.{b}.conv_bn.{1}"),
-    (r"feature\.(\d+)\.move12\.bias", "blocks.{b}.act1.shift_in.bias"),
-    (r"feature\.(\d+)\.prelu1\.weight", "blocks.{b}.act1.prelu.weight"),
-    (r"feature\.(\d+)\.move13\.bias", "blocks.{b}.act1.shift_out.bias"),
-    (r"feature\.(\d+)\.move21\.bias", "blocks.{b}.rsign2.bias"),
-    (r"feature\.(\d+)\.binary_pw\.weights?", "blocks.{b}.pw.0.weight"),
-    (r"feature\.(\d+)\.bn2\.(\w+)", "blocks.{b}.pw_bn.0.{1}"),
-    (r"feature\.(\d+)\.binary_pw_down([12])\.weights?", "blocks.{b}.pw.{d}.weight"),
-    (r"feature\.(\d+)\.bn2_([12])\.(\w+)", "blocks.{b}.pw_bn.{d}.{2}"),
-    (r"feature\.(\d+)\.move22\.bias", "blocks.{b}.act2.shift_in.bias"),
-    (r"feature\.(\d+)\.prelu2\.weight", "blocks.{b}.act2.prelu.weight"),
-    (r"feature\.(\d+)\.move23\.bias", "blocks.{b}.act2.shift_out.bias"),
-    (r"fc\.(weight|bias)", "classifier.{0}"),
-)
-# ReActNet-18: resnet/*/birealnet.py (``layer{s}.{j}``: block j of stage s, 1-based stages).
-_RULES_18 = (
-    (r"conv1\.weight", "stem.conv.weight"),
-    (r"bn1\.(\w+)", "stem.bn.{0}"),
-    (r"layer(\d)\.(\d+)\.move0\.bias", "blocks.{b}.rsign.bias"),
-    (r"layer(\d)\.(\d+)\.binary_conv\.weights?", "blocks.{b}.conv.weight"),
-    (r"layer(\d)\.(\d+)\.bn1\.(\w+)", "blocks.{b}.bn.{2}"),
-    (r"layer(\d)\.(\d+)\.move1\.bias", "blocks.{b}.act.shift_in.bias"),
-    (r"layer(\d)\.(\d+)\.prelu\.weight", "blocks.{b}.act.prelu.weight"),
-    (r"layer(\d)\.(\d+)\.move2\.bias", "blocks.{b}.act.shift_out.bias"),
-    (r"layer(\d)\.(\d+)\.downsample\.1\.weight", "blocks.{b}.shortcut.conv.weight"),
-    (r"layer(\d)\.(\d+)\.downsample\.2\.(\w+)", "blocks.{b}.shortcut.bn.{2}"),
-    (r"fc\.(weight|bias)", "classifier.{0}"),
-)
-_RULES = {"mobilenet_v1": _RULES_A, "resnet18": _RULES_18}
+# backbone -> ((authors' key pattern, our key template), ...), from the family files that import
+# the authors' checkpoints (``REACTNET_CHECKPOINT`` of ``zoo.families.reactnet``); {b} is our block
+# index, {d} a duplicated 1x1 conv's, {0}, {1}... the pattern's groups.
+_IMPORTERS = families.facts("REACTNET_CHECKPOINT")
+_RULES = {backbone: rules for by_backbone in _IMPORTERS.values() for backbone, rules in by_backbone.items()}
 # What a checkpoint may hold besides the model (the authors' save_checkpoint; ``arch`` as torchvision's).
 _CHECKPOINT_EXTRAS = {"epoch", "best_top1_acc", "optimizer", "arch"}
 
@@ -177,12 +147,11 @@ def convert(state: Mapping[str, Any], cfg: ModelConfig, source: str = "the check
         WeightMismatchError: A key of the checkpoint maps to no parameter, a parameter is left
             unfilled, or sizes differ; the message names the key.
     """
-    import importlib
-
-    if cfg.family != "reactnet":
-        raise WeightMismatchError(f"ReActNet checkpoints import into reactnet models, not {cfg.name} ({cfg.family})")
+    if cfg.family not in _IMPORTERS:
+        raise WeightMismatchError(f"ReActNet checkpoints import into {', '.join(_IMPORTERS)} models, not {cfg.name} "
+                                  f"({cfg.family})")
     backbone = cfg.arch.get("backbone", "mobilenet_v1")
-    model = importlib.import_module("zoo.torch.reactnet").build(cfg)  # the builder itself, not zoo.api
+    model = families.builder(cfg.family)(cfg)  # the builder itself, not zoo.api
     own = {k: tuple(v.shape) for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
     out: dict[str, np.ndarray] = {}
     for key, value in state.items():

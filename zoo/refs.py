@@ -411,7 +411,7 @@ def _fit(reference: str, name: str, cfg: Optional[ModelConfig], module_class: Op
     fitted = cfg.replace(num_classes=record.num_classes, input_size=record.input_size,
                          **{**dict(record.arch_overrides), **arch})
     if input_size is not None and input_size != record.input_size:
-        if fitted.family == "detector":
+        if fitted.task == "detect":
             raise WeightMismatchError(
                 f"weights {source.where!r} were trained at {record.input_size}x{record.input_size} and a detector's "
                 f"output depends on its input size: drop input_size={input_size} (or --input-size)")

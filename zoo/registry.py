@@ -1,8 +1,10 @@
 """A small strict registry of architectures, free of any deep-learning framework.
 
-Each registered name maps to a :class:`ModelConfig`: the architecture family (a
-module under ``zoo.torch``; its Keras model is translated from it by
-``zoo.keras.translate``) plus the keyword arguments of that family's builder.
+Each registered name maps to a :class:`ModelConfig`: the architecture family (its facts in
+``zoo.families.<family>``, its PyTorch builder in ``zoo.torch.<family>``; its Keras model is
+translated from that by ``zoo.keras.translate``) plus the keyword arguments of that family's
+builder. The built-in variants register themselves when :mod:`zoo.families` is imported (by
+``import zoo``); this module imports none of them.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ class ModelConfig:
 
     Attributes:
         name: Registered name, e.g. ``"meliusnet22"``.
-        family: Module name of the builder under ``zoo.torch``.
+        family: The family: its facts module under ``zoo.families``, its builder under ``zoo.torch``.
         arch: Keyword arguments of the family's builder (the variant table).
         num_classes: Size of the classifier output (0: headless, the pooled features).
         input_size: Side of the square input image the figures are quoted at.
@@ -40,6 +42,9 @@ class ModelConfig:
         published: Figures published for this architecture (ImageNet, 224x224), keyed
             by figure name (``params``, ``size_mb``, ``top1``, ...), with
             ``published["source"]`` naming the paper table or page they come from.
+        task: What the outputs are: ``"classify"`` (class scores) or ``"detect"`` (a detector's
+            flattened grid of boxes, decoded by ``zoo.detection.decode``). Code that treats
+            detectors apart asks this, never the family's name.
     """
 
     name: str
@@ -50,6 +55,7 @@ class ModelConfig:
     paper: str = ""
     tiny: dict[str, Any] = field(default_factory=dict)
     published: dict[str, Any] = field(default_factory=dict)
+    task: str = "classify"
 
     def replace(self, **overrides: Any) -> "ModelConfig":
         """Returns a copy with top-level fields or builder arguments overridden.
@@ -149,10 +155,6 @@ def register_model(fn: Callable[[], ModelConfig]) -> Callable[[], ModelConfig]:
     return fn
 
 
-def _ensure_builtin() -> None:
-    from . import models  # noqa: F401  (registers the built-in variant table)
-
-
 # Training-stage variants (a recipe's teacher and intermediate stages): registered so recipes can build
 # them, but not architectures to deploy.
 _STAGE = re.compile(r".*_(teacher|stage\d+)")
@@ -170,7 +172,6 @@ def list_models(pattern: str = "*", *, include_stages: bool = False) -> list[str
         pattern: Shell-style filter, e.g. ``"meliusnet*"``.
         include_stages: Also list the training-stage variants (``*_teacher``, ``*_stageN``).
     """
-    _ensure_builtin()
     return sorted(n for n in _REGISTRY if fnmatch.fnmatch(n, pattern) and (include_stages or not is_training_stage(n)))
 
 
@@ -180,7 +181,6 @@ def get_config(name: str) -> ModelConfig:
     Raises:
         UnknownModelError: ``name`` is not registered; the message suggests close names.
     """
-    _ensure_builtin()
     try:
         cfg = _REGISTRY[name]()
     except KeyError:

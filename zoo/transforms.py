@@ -160,7 +160,7 @@ class Preprocess:
 
 def _of_weights(w: Weights, input_size: int | None = None) -> Preprocess:
     # The plate detectors' training reader decodes JPEGs at a reduced scale first (recipes.plates).
-    detector = bool(w.arch) and get_config(w.arch).family == "detector"
+    detector = bool(w.arch) and get_config(w.arch).task == "detect"
     return Preprocess(input_size=input_size or w.input_size, resize=w.resize, crop_pct=w.crop_pct, mean=tuple(w.mean),
                       std=tuple(w.std), jpeg_draft=detector, interpolation=w.interpolation)
 

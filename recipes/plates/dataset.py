@@ -30,13 +30,14 @@ from torch.utils.data import Dataset
 # One exception for an unreadable image file, whichever reader met it (this one, zoo.transforms's
 # decoder for eval and detect): callers catch one class.
 from zoo.transforms import UnreadableImageError
+from zoo.weights import DETECTOR_MEAN, DETECTOR_STD
 
 __all__ = ["PlatesDataset", "collate", "DataError", "UnreadableImageError", "IMAGE_SUFFIXES", "MEAN", "STD",
            "to_rgb", "load_rgb", "to_model_input"]
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".webp", ".tif", ".tiff")
-MEAN = (0.5, 0.5, 0.5)
-STD = (0.5, 0.5, 0.5)
+# Pixels scaled to [-1, 1]: the preprocessing zoo.weights records for every detector.
+MEAN, STD = DETECTOR_MEAN, DETECTOR_STD
 MIN_SIDE = 1e-4  # a box narrower than this (normalised) after clipping is dropped
 
 

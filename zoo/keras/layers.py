@@ -276,7 +276,7 @@ class GroupConv2D(tf.keras.layers.Layer):
 
 
 class LearnedRescale(tf.keras.layers.Layer):
-    """XNOR-Net++-style learned scale factors (Keras form of ``zoo.torch.realtobinary.LearnedRescale``).
+    """XNOR-Net++-style learned scale factors (Keras form of ``zoo.torch.layers.LearnedRescale``).
 
     Holds its three factors itself, 1-D and named like the PyTorch parameters, so
     that weight transfer maps them one to one.

@@ -42,8 +42,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..torch import layers as tl
-from ..torch.meliusnet import channel_shuffle, max_pool as meliusnet_max_pool
-from ..torch.realtobinary import LearnedRescale as TorchLearnedRescale, avg_pool_same, max_pool_same
 from . import layers as kl
 
 __all__ = ["translate", "UnsupportedOpError", "MODULES", "FUNCTIONS", "METHODS", "SAMPLE_BATCH"]
@@ -305,7 +303,7 @@ def _learnable_bias(ctx: _Ctx, m: tl.LearnableBias, x: _T) -> Any:
     return ctx.module_layer(lambda: kl.LearnableBias(axis=axis, name=ctx.path))(x.k)
 
 
-def _learned_rescale(ctx: _Ctx, m: TorchLearnedRescale, conv_input: _T, conv_output: _T) -> _T:
+def _learned_rescale(ctx: _Ctx, m: tl.LearnedRescale, conv_input: _T, conv_output: _T) -> _T:
     layer = ctx.module_layer(lambda: kl.LearnedRescale(name=ctx.path))
     return _T(layer(_to_perm(conv_output, NHWC)), NHWC, conv_output.t)
 
@@ -401,7 +399,7 @@ MODULES: dict[type, Callable] = {
     nn.BatchNorm1d: _batch_norm,
     nn.Linear: _linear,
     nn.PReLU: _prelu,
-    TorchLearnedRescale: _learned_rescale,
+    tl.LearnedRescale: _learned_rescale,
     tl.LearnableBias: _learnable_bias,
     tl.RSign: _learnable_bias,
     nn.ReLU: _stateless(lambda m, name: K.ReLU(name=name)),
@@ -638,7 +636,7 @@ def _pool_same_fn(kind: str) -> Callable:
     return handler
 
 
-def _meliusnet_max_pool(ctx: _Ctx, args: tuple, kwargs: dict, out: torch.Tensor) -> _T:
+def _max_pool_ceil(ctx: _Ctx, args: tuple, kwargs: dict, out: torch.Tensor) -> _T:
     # ceil_mode=True of a 2x2/2 pool pads odd sides bottom/right, as "same" does.
     return _T(K.MaxPool2D(2, strides=2, padding="same", name=ctx.name)(_to_perm(args[0], NHWC)), NHWC, out)
 
@@ -683,8 +681,8 @@ FUNCTIONS: dict[Callable, Callable] = {
     F.dropout: _activation(_dropout),
     F.max_pool2d: _max_pool_fn, F.avg_pool2d: _avg_pool_fn,
     F.adaptive_avg_pool2d: _adaptive_fn("avg"), F.adaptive_max_pool2d: _adaptive_fn("max"),
-    max_pool_same: _pool_same_fn("max"), avg_pool_same: _pool_same_fn("avg"),
-    meliusnet_max_pool: _meliusnet_max_pool, channel_shuffle: _channel_shuffle,
+    tl.max_pool_same: _pool_same_fn("max"), tl.avg_pool_same: _pool_same_fn("avg"),
+    tl.max_pool_ceil: _max_pool_ceil, tl.channel_shuffle: _channel_shuffle,
 }
 # The zoo's own helpers in FUNCTIONS (not torch's or operator's) are the leaves the tracer wraps.
 _LEAF_FUNCTIONS = tuple(f for f in FUNCTIONS if inspect.isfunction(f)
@@ -713,7 +711,7 @@ class _Tracer(fx.Tracer):
 
     def __init__(self) -> None:
         super().__init__(autowrap_functions=_LEAF_FUNCTIONS)
-        # Also wrap them where they are defined, so `meliusnet.channel_shuffle(...)` is a leaf too.
+        # Also wrap them where they are defined, so `layers.channel_shuffle(...)` called by a family is a leaf too.
         self._autowrap_search = [*self._autowrap_search,
                                  *{inspect.getmodule(f) for f in _LEAF_FUNCTIONS if inspect.getmodule(f)}]
 
@@ -823,9 +821,8 @@ def translate(module: nn.Module, input_size: Optional[int] = None, *, copy_weigh
             path and the op, and lists what is supported).
         ValueError: No input size is known, or the module does not run at that size.
     """
-    from .transfer import load_state_dict
-
     from ..weights import input_size_of
+    from .transfer import load_state_dict
 
     cfg = getattr(module, "zoo_config", None)
     size = input_size or input_size_of(module)

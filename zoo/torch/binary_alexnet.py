@@ -12,7 +12,6 @@ equals its Reshape -> 1x1 conv on Keras' NHWC layout); the last one is the class
 
 from __future__ import annotations
 
-import math
 from typing import Sequence
 
 import torch
@@ -20,24 +19,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..registry import ModelConfig
-from .layers import BatchNorm2d, BinaryConv2d
+from .layers import BatchNorm2d, BinaryConv2d, final_map_side
 
-__all__ = ["BinaryAlexNet", "ConvBlock", "final_map_side", "build"]
-
-
-def final_map_side(input_size: int, model: str) -> int:
-    """Side of the last map of an AlexNet stem (11x11 stride-4 "same" conv, then three 3x3 stride-2
-    "valid" max-pools): the kernel size of the first fully-connected layer (Binary AlexNet, XNOR-Net).
-
-    Raises:
-        ValueError: The input is too small for the three pools.
-    """
-    side = math.ceil(input_size / 4)
-    for _ in range(3):
-        side = (side - 3) // 2 + 1
-    if side < 1:
-        raise ValueError(f"input_size {input_size} is too small for {model}'s three 3x3 max-pools (>= 64)")
-    return side
+__all__ = ["BinaryAlexNet", "ConvBlock", "build"]
 
 
 class ConvBlock(nn.Module):

@@ -13,15 +13,12 @@ channel). Layer facts (no stem ReLU, BN momentum 0.8, zero padding) follow larq-
 
 from __future__ import annotations
 
-from typing import Optional
-
 import torch
 from torch import nn
 
 from ..registry import ModelConfig
 from .classifier import ClassifierMixin
-from .layers import BatchNorm2d, BinaryConv2d, Conv2d
-from .realtobinary import avg_pool_same, max_pool_same
+from .layers import BatchNorm2d, BinaryConv2d, Conv2d, PooledShortcut, max_pool_same
 
 __all__ = ["BiRealNet", "ResidualBlock", "build"]
 
@@ -29,31 +26,12 @@ __all__ = ["BiRealNet", "ResidualBlock", "build"]
 _BN = dict(eps=1e-3, momentum=0.2)
 
 
-class Shortcut(nn.Module):
-    """The downsampling shortcut: 2x2 average pool (same) -> float 1x1 conv -> BN.
-
-    Args:
-        in_channels: Input channels.
-        out_channels: Output channels.
-        bn: Keyword arguments of the BatchNorm (default: larq-zoo's Bi-Real Net, epsilon 1e-3,
-            Keras momentum 0.8).
-    """
-
-    def __init__(self, in_channels: int, out_channels: int, bn: Optional[dict] = None) -> None:
-        super().__init__()
-        self.conv = Conv2d(in_channels, out_channels, 1)
-        self.bn = BatchNorm2d(out_channels, **(_BN if bn is None else bn))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.bn(self.conv(avg_pool_same(x, 2, 2)))
-
-
 class ResidualBlock(nn.Module):
     """Binary 3x3 conv (approx_sign inputs, magnitude-aware sign weights) -> BN, plus the shortcut."""
 
     def __init__(self, in_channels: int, out_channels: int, pad_value: float = 0.0) -> None:
         super().__init__()
-        self.shortcut = Shortcut(in_channels, out_channels) if in_channels != out_channels else None
+        self.shortcut = PooledShortcut(in_channels, out_channels, _BN) if in_channels != out_channels else None
         stride = 1 if in_channels == out_channels else 2
         self.conv = BinaryConv2d(in_channels, out_channels, 3, stride, pad_value=pad_value,
                                  input_quantizer="approx_sign", weight_quantizer="magnitude_aware_sign")

@@ -18,11 +18,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..models import DENSENET_CLIP as CLIP
+from ..families.densenet import DENSENET_CLIP as CLIP
 from ..registry import ModelConfig
 from .classifier import ClassifierMixin
-from .layers import BatchNorm2d, BinaryConv2d, Conv2d
-from .realtobinary import max_pool_same
+from .layers import BatchNorm2d, BinaryConv2d, Conv2d, max_pool_same
 
 __all__ = ["BinaryDenseNet", "DenseLayer", "Transition", "transition_width", "build"]
 

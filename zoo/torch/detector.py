@@ -4,7 +4,7 @@ Im & Lee (2018) binarize a YOLO-style Korean license-plate detector. The usual r
 which keeps only the first and last layers 32-bit, reached 74% of the plates; keeping
 the *second* layer 32-bit as well and removing the nonlinearity after the binarized
 layers reached 96.1%. Both recipes, and the float reference, are configurations of
-:class:`PlateDetector` (see ``zoo.models``: ``plates_detector_float``,
+:class:`PlateDetector` (see ``zoo.families.detector``: ``plates_detector_float``,
 ``plates_detector_1bit_baseline``, ``plates_detector_1bit``, and ``plates_detector_1bit_light``,
 the improved recipe with a strided first conv so that its 32-bit second layer is cheap).
 
@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..models import check_detector_config
+from ..families.detector import check_detector_config
 from ..registry import ModelConfig
 from .layers import BinaryConv2d, Conv2d
 

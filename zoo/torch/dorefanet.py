@@ -21,8 +21,7 @@ from torch import nn
 
 from ..registry import ModelConfig
 from .classifier import ClassifierMixin
-from .layers import BatchNorm2d, BinaryConv2d, Conv2d
-from .realtobinary import max_pool_same
+from .layers import BatchNorm2d, BinaryConv2d, Conv2d, max_pool_same
 
 __all__ = ["DoReFaNet", "ConvBlock", "build"]
 

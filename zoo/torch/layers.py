@@ -17,7 +17,9 @@ from torch import nn
 
 __all__ = ["SignSTE", "ste_sign", "approx_sign", "magnitude_aware_sign", "xnor_weight_scale",
            "magnitude_aware_sign_unclipped", "dorefa", "same_pad", "Conv2d", "BinaryConv2d", "BatchNorm2d",
-           "LearnableBias", "RSign", "RPReLU", "QUANTIZERS", "BINARY_INPUT_QUANTIZERS", "BINARY_WEIGHT_QUANTIZERS"]
+           "LearnableBias", "RSign", "RPReLU", "max_pool_same", "avg_pool_same", "max_pool_ceil", "channel_shuffle",
+           "final_map_side", "LearnedRescale", "PooledShortcut", "QUANTIZERS", "BINARY_INPUT_QUANTIZERS",
+           "BINARY_WEIGHT_QUANTIZERS"]
 
 
 def _sign(x: torch.Tensor) -> torch.Tensor:
@@ -363,3 +365,93 @@ class RPReLU(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.shift_out(self.prelu(self.shift_in(x)))
+
+
+# --- pooling, shuffles and map sizes shared by several families --------------------------------
+
+
+def max_pool_same(x: torch.Tensor, kernel_size: int, stride: int) -> torch.Tensor:
+    """TensorFlow's ``MaxPool2D(padding="same")``: the border never wins the max."""
+    return F.max_pool2d(same_pad(x, kernel_size, stride, value=-math.inf), kernel_size, stride)
+
+
+def avg_pool_same(x: torch.Tensor, kernel_size: int, stride: int) -> torch.Tensor:
+    """TensorFlow's ``AvgPool2D(padding="same")``: padded pixels are left out of the count.
+
+    PyTorch's ``count_include_pad=False`` would pad symmetrically; TF puts the odd
+    pixel bottom/right, so divide the zero-padded sum by the padded count of ones.
+    """
+    summed = F.avg_pool2d(same_pad(x, kernel_size, stride), kernel_size, stride)
+    ones = torch.ones_like(x[:1, :1])
+    count = F.avg_pool2d(same_pad(ones, kernel_size, stride), kernel_size, stride)
+    return summed / count
+
+
+def max_pool_ceil(x: torch.Tensor) -> torch.Tensor:
+    """2x2 max-pool, stride 2, padded like Keras' ``padding="same"`` on odd sides."""
+    return F.max_pool2d(x, 2, 2, ceil_mode=True)
+
+
+def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
+    """ShuffleNet's channel shuffle: channel ``i * (C // groups) + j`` moves to ``j * groups + i``."""
+    if groups == 1:
+        return x
+    n, c, h, w = x.shape
+    return x.reshape(n, groups, c // groups, h, w).transpose(1, 2).reshape(n, c, h, w)
+
+
+def final_map_side(input_size: int, model: str) -> int:
+    """Side of the last map of an AlexNet stem (11x11 stride-4 "same" conv, then three 3x3 stride-2
+    "valid" max-pools): the kernel size of the first fully-connected layer (Binary AlexNet, XNOR-Net).
+
+    Raises:
+        ValueError: The input is too small for the three pools.
+    """
+    side = math.ceil(input_size / 4)
+    for _ in range(3):
+        side = (side - 3) // 2 + 1
+    if side < 1:
+        raise ValueError(f"input_size {input_size} is too small for {model}'s three 3x3 max-pools (>= 64)")
+    return side
+
+
+class LearnedRescale(nn.Module):
+    """XNOR-Net++-style learned scale factors (Bulat & Tzimiropoulos, 2019), the strong baseline's.
+
+    The scale is the outer product of per-channel, per-row and per-column factors,
+    so it depends on the feature map size the model is built for. The factors are
+    stored 1-D (as in the Keras twin) so weight transfer needs no reshape.
+
+    Args:
+        channels: Output channels of the convolution.
+        height: Output rows of the convolution.
+        width: Output columns of the convolution.
+    """
+
+    def __init__(self, channels: int, height: int, width: int) -> None:
+        super().__init__()
+        self.scale_h = nn.Parameter(torch.ones(height))
+        self.scale_w = nn.Parameter(torch.ones(width))
+        self.scale_c = nn.Parameter(torch.ones(channels))
+
+    def forward(self, conv_input: torch.Tensor, conv_output: torch.Tensor) -> torch.Tensor:
+        scale = self.scale_c[:, None, None] * self.scale_h[None, :, None] * self.scale_w[None, None, :]
+        return conv_output * scale
+
+
+class PooledShortcut(nn.Module):
+    """The downsampling shortcut of Bi-Real Net and ReActNet-18: 2x2 average pool (same) -> float 1x1 conv -> BN.
+
+    Args:
+        in_channels: Input channels.
+        out_channels: Output channels.
+        bn: Keyword arguments of the BatchNorm (Bi-Real Net's and ReActNet-18's differ).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, bn: dict) -> None:
+        super().__init__()
+        self.conv = Conv2d(in_channels, out_channels, 1)
+        self.bn = BatchNorm2d(out_channels, **bn)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.bn(self.conv(avg_pool_same(x, 2, 2)))

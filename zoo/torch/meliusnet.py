@@ -17,25 +17,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..models import MELIUSNET_CLIP as CLIP
+from ..families.meliusnet import MELIUSNET_CLIP as CLIP
 from ..registry import ModelConfig
 from .classifier import ClassifierMixin
-from .layers import BinaryConv2d, Conv2d
+from .layers import BinaryConv2d, Conv2d, channel_shuffle, max_pool_ceil
 
-__all__ = ["MeliusNet", "DenseBlock", "ImprovementBlock", "Transition", "channel_shuffle", "build"]
-
-
-def max_pool(x: torch.Tensor) -> torch.Tensor:
-    """2x2 max-pool, stride 2, padded like Keras' ``padding="same"`` on odd sides."""
-    return F.max_pool2d(x, 2, 2, ceil_mode=True)
-
-
-def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
-    """ShuffleNet's channel shuffle: channel ``i * (C // groups) + j`` moves to ``j * groups + i``."""
-    if groups == 1:
-        return x
-    n, c, h, w = x.shape
-    return x.reshape(n, groups, c // groups, h, w).transpose(1, 2).reshape(n, c, h, w)
+__all__ = ["MeliusNet", "DenseBlock", "ImprovementBlock", "Transition", "build"]
 
 
 class Stem(nn.Module):
@@ -58,7 +45,7 @@ class Stem(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = F.relu(self.bn0(self.conv0(x)))
         x = F.relu(self.bn1(self.conv1(x)))
-        return max_pool(F.relu(self.bn2(self.conv2(x))))
+        return max_pool_ceil(F.relu(self.bn2(self.conv2(x))))
 
 
 class DenseBlock(nn.Module):
@@ -102,7 +89,7 @@ class Transition(nn.Module):
         self.conv = Conv2d(in_channels, out_channels, 1, groups=groups)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.relu(max_pool(self.bn(x)))
+        x = F.relu(max_pool_ceil(self.bn(x)))
         return self.conv(channel_shuffle(x, self.shuffle_groups))
 
 

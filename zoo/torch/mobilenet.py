@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..models import MOBILENET_BLOCKS as BLOCKS
+from ..families.mobilenet import MOBILENET_BLOCKS as BLOCKS
 from ..registry import ModelConfig
 from .classifier import ClassifierMixin
 from .layers import Conv2d

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..models import QUICKNET_CLIP as CLIP
+from ..families.quicknet import QUICKNET_CLIP as CLIP
 from ..registry import ModelConfig
 from .classifier import ClassifierMixin
 from .layers import BatchNorm2d, BinaryConv2d, Conv2d

@@ -31,12 +31,10 @@ from typing import Optional
 import torch
 from torch import nn
 
-from ..models import MOBILENET_BLOCKS
+from ..families.reactnet import MOBILENET_BLOCKS
 from ..registry import ModelConfig
-from .birealnet import Shortcut
 from .classifier import ClassifierMixin
-from .layers import BatchNorm2d, BinaryConv2d, Conv2d, RPReLU, RSign
-from .realtobinary import avg_pool_same
+from .layers import BatchNorm2d, BinaryConv2d, Conv2d, PooledShortcut, RPReLU, RSign, avg_pool_same
 
 __all__ = ["ReActNetA", "ReActNet18", "BlockA", "Block18", "build"]
 
@@ -104,7 +102,8 @@ class ReActNetA(ClassifierMixin, nn.Module):
     """
 
     def __init__(self, alpha: float = 1.0, depth: int = 13, pad_value: float = 1.0,
-                 input_quantizer: Optional[str] = "approx_sign", weight_quantizer: Optional[str] = "magnitude_aware_sign",
+                 input_quantizer: Optional[str] = "approx_sign",
+                 weight_quantizer: Optional[str] = "magnitude_aware_sign",
                  learn_shifts: bool = True, num_classes: int = 1000) -> None:
         super().__init__()
         quant = dict(input_quantizer=input_quantizer, weight_quantizer=weight_quantizer)
@@ -133,7 +132,7 @@ class Block18(nn.Module):
         self.rsign = RSign(in_channels)
         self.conv = _binary(in_channels, out_channels, 3, stride, pad_value, quant)
         self.bn = BatchNorm2d(out_channels, **_BN)
-        self.shortcut = Shortcut(in_channels, out_channels, bn=_BN) if stride != 1 or in_channels != out_channels \
+        self.shortcut = PooledShortcut(in_channels, out_channels, _BN) if stride != 1 or in_channels != out_channels \
             else None
         self.act = RPReLU(out_channels)
 
@@ -155,7 +154,8 @@ class ReActNet18(ClassifierMixin, nn.Module):
     """
 
     def __init__(self, filters: int = 64, blocks_per_stage: tuple = (4, 4, 4, 4), pad_value: float = 1.0,
-                 input_quantizer: Optional[str] = "approx_sign", weight_quantizer: Optional[str] = "magnitude_aware_sign",
+                 input_quantizer: Optional[str] = "approx_sign",
+                 weight_quantizer: Optional[str] = "magnitude_aware_sign",
                  num_classes: int = 1000) -> None:
         super().__init__()
         quant = dict(input_quantizer=input_quantizer, weight_quantizer=weight_quantizer)

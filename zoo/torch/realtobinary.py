@@ -20,27 +20,9 @@ from torch import nn
 
 from ..registry import ModelConfig
 from .classifier import ClassifierMixin
-from .layers import BinaryConv2d, Conv2d, same_pad
+from .layers import BinaryConv2d, Conv2d, LearnedRescale, avg_pool_same, max_pool_same
 
-__all__ = ["RealToBinaryNet", "ScalingGate", "LearnedRescale", "HalfBlock", "max_pool_same", "avg_pool_same",
-           "build"]
-
-
-def max_pool_same(x: torch.Tensor, kernel_size: int, stride: int) -> torch.Tensor:
-    """TensorFlow's ``MaxPool2D(padding="same")``: the border never wins the max."""
-    return F.max_pool2d(same_pad(x, kernel_size, stride, value=-math.inf), kernel_size, stride)
-
-
-def avg_pool_same(x: torch.Tensor, kernel_size: int, stride: int) -> torch.Tensor:
-    """TensorFlow's ``AvgPool2D(padding="same")``: padded pixels are left out of the count.
-
-    PyTorch's ``count_include_pad=False`` would pad symmetrically; TF puts the odd
-    pixel bottom/right, so divide the zero-padded sum by the padded count of ones.
-    """
-    summed = F.avg_pool2d(same_pad(x, kernel_size, stride), kernel_size, stride)
-    ones = torch.ones_like(x[:1, :1])
-    count = F.avg_pool2d(same_pad(ones, kernel_size, stride), kernel_size, stride)
-    return summed / count
+__all__ = ["RealToBinaryNet", "ScalingGate", "HalfBlock", "build"]
 
 
 class ScalingGate(nn.Module):
@@ -63,30 +45,6 @@ class ScalingGate(nn.Module):
     def forward(self, conv_input: torch.Tensor, conv_output: torch.Tensor) -> torch.Tensor:
         z = F.relu(self.reduce(conv_input.mean((2, 3))))
         return conv_output * torch.sigmoid(self.expand(z))[:, :, None, None]
-
-
-class LearnedRescale(nn.Module):
-    """XNOR-Net++-style learned scale factors (Bulat & Tzimiropoulos, 2019), the strong baseline's.
-
-    The scale is the outer product of per-channel, per-row and per-column factors,
-    so it depends on the feature map size the model is built for. The factors are
-    stored 1-D (as in the Keras twin) so weight transfer needs no reshape.
-
-    Args:
-        channels: Output channels of the convolution.
-        height: Output rows of the convolution.
-        width: Output columns of the convolution.
-    """
-
-    def __init__(self, channels: int, height: int, width: int) -> None:
-        super().__init__()
-        self.scale_h = nn.Parameter(torch.ones(height))
-        self.scale_w = nn.Parameter(torch.ones(width))
-        self.scale_c = nn.Parameter(torch.ones(channels))
-
-    def forward(self, conv_input: torch.Tensor, conv_output: torch.Tensor) -> torch.Tensor:
-        scale = self.scale_c[:, None, None] * self.scale_h[None, :, None] * self.scale_w[None, None, :]
-        return conv_output * scale
 
 
 class Shortcut(nn.Module):

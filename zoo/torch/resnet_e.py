@@ -17,11 +17,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..models import RESNET_E_CLIP as CLIP
+from ..families.resnet_e import RESNET_E_CLIP as CLIP
 from ..registry import ModelConfig
 from .classifier import ClassifierMixin
-from .layers import BatchNorm2d, BinaryConv2d, Conv2d
-from .realtobinary import max_pool_same
+from .layers import BatchNorm2d, BinaryConv2d, Conv2d, max_pool_same
 
 __all__ = ["BinaryResNetE", "ResidualBlock", "build"]
 

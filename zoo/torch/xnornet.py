@@ -19,9 +19,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..registry import ModelConfig
-from .binary_alexnet import final_map_side
 from .classifier import ClassifierMixin
-from .layers import BatchNorm2d, BinaryConv2d, Conv2d
+from .layers import BatchNorm2d, BinaryConv2d, Conv2d, final_map_side
 
 __all__ = ["XNORNet", "build"]
 
