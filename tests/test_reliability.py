@@ -586,7 +586,8 @@ def test_deploy_of_a_path_that_is_no_model_says_so(capsys):
 def test_eval_compare_of_a_results_file_of_the_wrong_shape_is_one_line(content, message, tmp_path, capsys):
     from eval.harness import SCHEMA_VERSION
 
-    good = {"schema": "bnnzoo-eval", "schema_version": SCHEMA_VERSION, "machine": {"cpu": "x"}, "models": [{"model": "m"}]}
+    good = {"schema": "bnnzoo-eval", "schema_version": SCHEMA_VERSION, "machine": {"cpu": "x"},
+            "models": [{"model": "m"}]}
     (tmp_path / "good.json").write_text(json.dumps(good))
     (tmp_path / "bad.json").write_bytes(content.replace(b"%d", str(SCHEMA_VERSION).encode()))
     for pair in (["good.json", "bad.json"], ["bad.json", "good.json"]):
