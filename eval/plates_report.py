@@ -21,7 +21,7 @@ file they come from; they are not measured again.
 
 A Pareto view sets AP@0.5 and plates found against 32-bit MACs and against LCE latency
 (every seed's AP, and their mean), as a table and ``plates_pareto.png``; it names the 1-bit
-detector with the most AP@0.5 per 32-bit MAC (the deploy default's measure, ``eval.detect``).
+detector with the most AP@0.5 per 32-bit MAC (the deploy default's measure, ``converters.detect``).
 
 Per detector, measured here: AP@0.5, plate accuracy (share of plates found at IoU >= 0.5,
 Im & Lee's measure, i.e. recall), precision and recall at ``--score-threshold``, on the
@@ -666,7 +666,7 @@ def example_grid(examples: dict[str, list], path: Path, score_threshold: float, 
     """Validation images (rows) by detector (columns): ground truth green, detections red with scores."""
     from PIL import Image, ImageDraw, ImageFont
 
-    from .detect import draw_boxes, read_display, save_png
+    from converters.detect import draw_boxes, read_display, save_png
 
     names = list(examples)
     paths = [p for p, _, _ in next(iter(examples.values()), [])]

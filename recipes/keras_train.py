@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 import time
 from pathlib import Path
@@ -46,6 +47,8 @@ from .config import ConfigError, Recipe, Stage, get_recipe, list_recipes, resolv
 from .data import DataError, build_datasets
 from .train import (Classify, Dist, RunError, _loaders, _model_config, _write_csv, check_progress, lr_factor,
                      pin_models, say_dropped, stage_folder, weights_record)
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["run_recipe", "train_stage", "keras_problem", "keras_recipes", "RAdam", "STATE_FILE"]
 
@@ -274,7 +277,7 @@ class _EpochEnd(tf.keras.callbacks.Callback):
 # --- one stage, a whole recipe ------------------------------------------------------------------------
 
 def train_stage(recipe: Recipe, stage: Stage, run_dir: Path, datasets: tuple, resume: bool = False,
-                stop_after: int = 0, log: Callable[[str], None] = print) -> dict[str, Any]:
+                stop_after: int = 0, log: Callable[[str], None] = logger.info) -> dict[str, Any]:
     """Trains one stage with ``fit``; returns its final metrics (also written to ``final.json``).
 
     Args:
@@ -387,7 +390,7 @@ def run_recipe(recipe: Recipe, resume: bool = False, stop_after: int = 0,
         raise RunError("framework=keras trains in one process: run it without torchrun")
     recipe = pin_models(recipe)
     _configure(recipe)
-    say = log or (lambda s: print(s, flush=True))
+    say = log or logger.info
     stages = resolve_stages(recipe)
     run_dir = Path(recipe.out)
     if not resume and any((run_dir / s.name / STATE_FILE).is_file() for s in recipe.stages):

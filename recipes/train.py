@@ -1,8 +1,9 @@
 """Runs a recipe: every stage, on one CPU or many GPUs (torchrun + DDP).
 
-Usage:
-    python -m recipes.train real2bin_mnist [key=value ...] [--resume [RUN_DIR]]
-    torchrun --nproc_per_node=8 -m recipes.train real2bin_imagenet data=/data/imagenet
+On the command line::
+
+    bnnzoo train real2bin_mnist [key=value ...] [--resume [RUN_DIR]]
+    torchrun --nproc_per_node=8 -m bnnzoo train real2bin_imagenet data=/data/imagenet
 
 Each stage writes ``<out>/<stage>/``: ``model.safetensors`` + ``config.json`` (the weights'
 record: architecture, the preprocessing of the recipe's data, class names and the epoch's
@@ -21,12 +22,12 @@ the data, the loss of a batch, the validation metrics and the columns of ``metri
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import csv
 import dataclasses
 import io
 import json
+import logging
 import math
 import os
 import random
@@ -49,7 +50,9 @@ from .config import (ConfigError, Recipe, Stage, apply_overrides, check_recipe, 
 from .data import DataError, build_datasets, collate_skip
 from .losses import FeatureHooks, attention_loss, distillation_loss
 
-__all__ = ["run_recipe", "train_stage", "pin_models", "lr_factor", "main", "RunError", "Task", "Classify",
+logger = logging.getLogger(__name__)
+
+__all__ = ["run_recipe", "train_stage", "pin_models", "lr_factor", "check_framework", "RunError", "Task", "Classify",
            "task_of"]
 
 METRIC_FIELDS = ("epoch", "lr", "train_loss", "train_ce", "train_attention", "train_kd", "train_acc", "val_loss",
@@ -725,7 +728,7 @@ def run_recipe(recipe: Recipe, resume: bool = False, stop_after: int = 0,
         resume: Continue the run in ``recipe.out``: finished stages are skipped, a stage with
             a ``state.pt`` continues after its last completed epoch.
         stop_after: Stop each stage after this many epochs of this call (0: no limit).
-        log: Where rank 0's summaries go (default: print).
+        log: Where rank 0's summaries go (default: this module's logger, at INFO).
 
     Raises:
         ConfigError: A value :func:`recipes.config.check_recipe` refuses (nothing is written).
@@ -776,7 +779,7 @@ def _run_torch(recipe: Recipe, resume: bool, stop_after: int,
     env = setup_distributed(recipe.device)
     if recipe.threads:
         torch.set_num_threads(recipe.threads)
-    say = (log or (lambda s: print(s, flush=True))) if env.main else (lambda s: None)
+    say = (log or logger.info) if env.main else (lambda s: None)
     stages = resolve_stages(recipe)
     run_dir = Path(recipe.out)
     if not resume and any((run_dir / s.name / "state.pt").is_file() for s in recipe.stages):
@@ -810,116 +813,3 @@ def check_framework(recipe: Recipe) -> None:
         if (Path(recipe.out) / s.name / other).is_file():
             raise RunError(f"{Path(recipe.out) / s.name} holds a framework={theirs} run: continue it with "
                            f"framework={theirs} (or without framework=), or train into out=OTHER_FOLDER")
-
-
-# --- command line --------------------------------------------------------------------------------
-
-class _ResumeAction(argparse.Action):
-    """``--resume [RUN_DIR] [key=value ...]``: argparse cannot give positionals that follow an
-    option to the positional list, so key=value words after ``--resume`` are taken here."""
-
-    def __call__(self, parser, namespace, values, option_string=None) -> None:
-        paths = [v for v in values if "=" not in v]
-        if len(paths) > 1:
-            parser.error(f"--resume takes one RUN_DIR, got {' '.join(paths)}")
-        setattr(namespace, "late_overrides", [v for v in values if "=" in v])
-        setattr(namespace, self.dest, paths[0] if paths else "")
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    """Arguments of ``bnnzoo train`` and ``python -m recipes.train``."""
-    p.add_argument("recipe", nargs="?", help="recipe name (--list shows them)")
-    p.add_argument("overrides", nargs="*", metavar="key=value",
-                   help="typed overrides: epochs-like stage options as stage1.lr=5e-4 or stages.epochs=2, recipe "
-                        "options as batch_size=128 data=/data/imagenet, model options as model.width=32")
-    p.add_argument("--resume", nargs="*", action=_ResumeAction, default=None, metavar="RUN_DIR",
-                   help="continue the run in RUN_DIR (default: the recipe's out folder) from its last checkpoint")
-    p.add_argument("-o", "--output", metavar="DIR", help="the run folder (default: the recipe's out, "
-                                                        "`--show` prints it); same as out=DIR")
-    p.add_argument("--stop-after", type=int, default=None, metavar="N",
-                   help="stop each stage after N epochs of this invocation (continue later with --resume)")
-    p.add_argument("--list", action="store_true", help="list the recipes and exit")
-    p.add_argument("--show", action="store_true", help="print the resolved recipe as JSON and exit")
-
-
-def resolve(args: argparse.Namespace) -> tuple[Recipe, bool]:
-    """The recipe the arguments describe, and whether to resume."""
-    overrides = list(args.overrides) + list(getattr(args, "late_overrides", []))
-    resume = args.resume
-    if getattr(args, "output", None):
-        if resume:
-            raise ConfigError(f"--resume {resume} names the run folder already: drop -o {args.output}")
-        overrides.append(f"out={args.output}")
-    if not args.recipe:
-        raise ConfigError("name a recipe: bnnzoo train RECIPE [key=value ...] (bnnzoo train --list shows them)")
-    pairs = parse_overrides(overrides)
-    if resume is None:
-        return get_recipe(args.recipe, pairs), False
-    run_dir = Path(resume) if resume else Path(get_recipe(args.recipe, pairs).out)
-    saved = run_dir / "recipe.json"
-    if not saved.is_file():
-        raise FileNotFoundError(f"no run to resume in {run_dir} (no recipe.json): start it without --resume")
-    fix = "it is the resolved recipe bnnzoo train writes: restore it, or start a new run (out=OTHER_FOLDER)"
-    try:
-        recipe = from_dict(fileio.read_json(saved, "recipe", fix))
-    except ConfigError as e:
-        raise ConfigError(f"{saved}: {e}; {fix}") from None
-    if recipe.name != args.recipe:
-        raise ConfigError(f"{run_dir} holds a run of {recipe.name!r}, not {args.recipe!r}: "
-                          f"bnnzoo train {recipe.name} --resume {run_dir}")
-    switched = [v for k, v in pairs if k == "framework" and v.strip() != recipe.framework]
-    if switched:
-        raise ConfigError(f"{run_dir} is a framework={recipe.framework} run: it resumes only in that framework; "
-                          f"drop framework={switched[-1]}, or start a new run (out=OTHER_FOLDER)")
-    resumed = check_recipe(apply_overrides(dataclasses.replace(recipe, out=str(run_dir)), pairs))
-    check_framework(resumed)
-    return resumed, True
-
-
-def run(args: argparse.Namespace) -> int:
-    """Runs ``bnnzoo train`` / ``python -m recipes.train``."""
-    from .config import list_recipes
-
-    if args.list:
-        for name in list_recipes():
-            print(f"{name:24s} {get_recipe(name).description}")
-        return 0
-    if args.stop_after is not None and args.stop_after < 1:
-        raise ConfigError(f"--stop-after takes a number of epochs >= 1, not {args.stop_after} (leave it out to train "
-                          "every epoch)")
-    recipe, resume = resolve(args)
-    if args.show:
-        print(recipe.to_json(), end="")
-        return 0
-    results = run_recipe(recipe, resume=resume, stop_after=args.stop_after or 0)
-    if int(os.environ.get("RANK", "0")) == 0:
-        task = task_of(recipe)
-        for name, r in results.items():
-            if r.get("epochs"):
-                print(f"{name}: {task.result(r)} after {r['epochs']} epochs ({r['seconds']:.0f} s)")
-    if dist.is_initialized():
-        dist.destroy_process_group()
-    return 0
-
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Entry point of ``python -m recipes.train`` (also under torchrun)."""
-    from zoo.weights import WeightMismatchError  # noqa: F401
-
-    parser = argparse.ArgumentParser(prog="python -m recipes.train", description="Run a training recipe.")
-    add_arguments(parser)
-    args = parser.parse_intermixed_args(argv)
-    try:
-        return run(args)
-    except KeyboardInterrupt:
-        print("recipes.train: interrupted; the last finished epoch is saved: continue with --resume", file=sys.stderr)
-        return 130
-    except (KeyError, ValueError, TypeError, OSError, ImportError, RuntimeError) as e:
-        if os.environ.get("BNNZOO_DEBUG"):
-            raise
-        print(f"recipes.train: error: {e}", file=sys.stderr)
-        return 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -14,7 +14,7 @@ import torch
 
 import zoo
 from zoo import weights as zw
-from zoo.cli import main
+from bnnzoo.cli import main
 
 from helpers import error_lines, tiny
 

@@ -26,7 +26,6 @@ written to a temporary name and renamed, the label last).
 
 from __future__ import annotations
 
-import argparse
 import functools
 import importlib.metadata
 import io
@@ -43,7 +42,7 @@ from PIL import Image, ImageDraw, ImageFilter, ImageFont
 from zoo import fileio
 
 __all__ = ["FORMAT_VERSION", "SPLITS", "HANGUL", "GenConfig", "find_font", "plate_text", "render_sample",
-           "generate", "add_data_arguments", "run_data", "parse_size"]
+           "generate", "parse_size", "MAX_SIDE"]
 
 FORMAT_VERSION = 1
 SPLITS = {"train": 0, "val": 1, "test": 2}
@@ -66,6 +65,7 @@ STYLES = {
     "yellow_old": ((236, 190, 30), (20, 20, 20), 335 / 170, True, 0.08),
     "green_old": ((40, 120, 70), (240, 240, 235), 335 / 170, True, 0.12),
 }
+MAX_SIDE = 4096  # a 4096x4096 RGB image is 48 MiB per rendering process; larger sides only exhaust memory
 PLATE_HEIGHT = 48  # canonical rendering height (pixels) before warping and scaling
 DISTRACTOR_CHARS = "ABCDEFGHJKLMNPRSTUVWXYZ0123456789" + HANGUL + "서울부산주차금지출입구"
 
@@ -577,12 +577,6 @@ def generate(out: str | os.PathLike, counts: dict[str, int], *, seed: int = 0, s
     return manifest
 
 
-# --- command line -----------------------------------------------------------------------------------
-
-
-MAX_SIDE = 4096  # a 4096x4096 RGB image is 48 MiB per rendering process; larger sides only exhaust memory
-
-
 def parse_size(text: str) -> tuple[int, int]:
     """``"160x160"`` -> ``(160, 160)`` (width x height)."""
     try:
@@ -590,37 +584,3 @@ def parse_size(text: str) -> tuple[int, int]:
     except ValueError:
         raise ValueError(f"size {text!r} is not WIDTHxHEIGHT, e.g. 160x160") from None
     return w, h
-
-
-def add_data_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of ``bnnzoo data plates``."""
-    parser.add_argument("dataset", choices=["plates"], help="data set to generate")
-    parser.add_argument("-o", "--output", "--out", dest="out", default="data/plates",
-                        help="output folder (resumed if it exists)")
-    parser.add_argument("--train", type=int, default=20000, help="training images")
-    parser.add_argument("--val", type=int, default=2000, help="validation images")
-    parser.add_argument("--test", type=int, default=0, help="test images")
-    parser.add_argument("--seed", type=int, default=0, help="base seed (image i uses seed, split, i)")
-    parser.add_argument("--size", default="160x160", help="WIDTHxHEIGHT of every image")
-    parser.add_argument("--format", default="jpg", choices=["jpg", "png"], help="image file format")
-    parser.add_argument("--font", default=None, help="Hangul .ttf (default: NanumGothic from koreanize-matplotlib)")
-    parser.add_argument("--workers", type=int, default=min(os.cpu_count() or 1, 8), help="rendering processes")
-
-
-def run_data(args: argparse.Namespace) -> int:
-    """Runs ``bnnzoo data plates``."""
-    counts = {s: getattr(args, s) for s in SPLITS if getattr(args, s)}
-    m = generate(args.out, counts, seed=args.seed, size=parse_size(args.size), image_format=args.format,
-                 font=args.font, workers=args.workers, progress=True)
-    total = sum(v["images"] for v in m["splits"].values())
-    rate = (f"{m['_written'] / m['_seconds']:.0f} images/s" if m["_written"] and m["_seconds"] > 0
-            else "the rest were already there")
-    print(f"{args.out}: {total} images ({m['_written']} written now, {rate}), "
-          + ", ".join(f"{s}: {v['images']} images / {v['plates']} plates" for s, v in m["splits"].items()))
-    return 0
-
-
-if __name__ == "__main__":
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_data_arguments(p)
-    raise SystemExit(run_data(p.parse_args()))

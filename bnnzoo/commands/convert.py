@@ -1,7 +1,6 @@
-"""``bnnzoo convert``: export a model, verified; ``bnnzoo verify``: re-check an existing export
-against its source, layer by layer.
+"""``bnnzoo convert``: export a model to TFLite (LCE) or ONNX, verified against the source.
 
-Both take a model as every command does (:mod:`zoo.refs`): ``NAME[.TAG]``, a folder or
+It takes a model as every command does (:mod:`zoo.refs`): ``NAME[.TAG]``, a folder or
 ``.safetensors`` file saved with ``zoo.save`` (its ``config.json`` names the architecture),
 ``hf-hub:OWNER/NAME[@REV]``, or ``FILE.py:CLASS`` with ``--weights``. Examples::
 
@@ -12,8 +11,6 @@ Both take a model as every command does (:mod:`zoo.refs`): ``NAME[.TAG]``, a fol
     bnnzoo convert hf-hub:someone/my-meliusnet --to tflite
     bnnzoo convert run/best.safetensors --arch meliusnet22 --to tflite --pad-value 0   # no config.json beside it
     bnnzoo convert my_models.py:MyBNN --weights run7/ --to tflite
-    bnnzoo verify meliusnet22.larq_in1k meliusnet22.tflite
-    bnnzoo verify run7/ r2b.onnx
 
 ``FILE.py:CLASS`` imports the Python file you name (it runs as any import does) and builds
 ``CLASS()``: any PyTorch module made of the zoo's layers and plain torch ops converts,
@@ -25,18 +22,22 @@ from __future__ import annotations
 import argparse
 import os
 
+from bnnzoo.arguments import add_model_arguments, load_model
+from converters.formats import FORMATS, get_format, require_extra
+from converters.verify import ConversionError
 from zoo import fileio
 
-from .formats import FORMATS, get_format, require_extra
-from .verify import ConversionError
-
-__all__ = ["add_convert_arguments", "run_convert", "add_verify_arguments", "run_verify", "output_format"]
+__all__ = ["add_arguments", "run", "needs_tensorflow", "output_format", "default_weights"]
 
 
-def add_convert_arguments(parser: argparse.ArgumentParser) -> None:
+def needs_tensorflow(args: argparse.Namespace) -> bool:
+    """A TFLite export imports TensorFlow (LCE's converter)."""
+    to = args.to or os.path.splitext(args.output or "")[1].lstrip(".")
+    return to.lower() == "tflite"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Adds the arguments of ``bnnzoo convert`` to ``parser``."""
-    from zoo.cli import add_model_arguments
-
     add_model_arguments(parser)
     parser.add_argument("--to", metavar="FORMAT", help="; ".join(f"{f.name}: {f.description}" for f in FORMATS.values())
                         + " (default: from the extension of -o)")
@@ -87,7 +88,6 @@ def output_format(to: "str | None", output: "str | None"):
 
 def _load(args: argparse.Namespace):
     """The model to convert, with the options of the command line."""
-    from zoo.cli import load_model
     from zoo.weights import input_size_of
 
     overrides = {} if args.pad_value is None else {"pad_value": args.pad_value}
@@ -97,10 +97,9 @@ def _load(args: argparse.Namespace):
     return model
 
 
-def run_convert(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     """Runs ``bnnzoo convert``; prints the conversion report. Returns the exit status."""
-    from . import convert
-
+    from converters import convert
     from zoo.refs import short_name
 
     fmt = output_format(args.to, args.output)
@@ -137,7 +136,7 @@ def _convert(model, output: str, fmt, args: argparse.Namespace, options: dict, c
     try:
         return convert(model, output, fmt.name, verify=not args.no_verify, **options)
     except ConversionError as e:
-        trained = _default_weights(args.source)
+        trained = default_weights(args.source)
         if not trained:
             raise
         # A fresh binary model feeds exact zeros to its signs, which runtimes may round apart.
@@ -145,7 +144,7 @@ def _convert(model, output: str, fmt, args: argparse.Namespace, options: dict, c
                               f"bnnzoo convert {trained} --to {fmt.name})") from None
 
 
-def _default_weights(source: str) -> str:
+def default_weights(source: str) -> str:
     """``NAME.TAG`` of the default weights of ``source`` when it is a bare registered name ("" otherwise)."""
     from zoo import get_config, list_models
     from zoo.weights import default_tag
@@ -154,127 +153,3 @@ def _default_weights(source: str) -> str:
         return ""
     tag = default_tag(get_config(source).name)
     return f"{source}.{tag}" if tag else ""
-
-
-def add_verify_arguments(parser: argparse.ArgumentParser) -> None:
-    """Adds the arguments of ``bnnzoo verify`` to ``parser``: ``[MODEL] FILE [--weights W]``."""
-    from zoo.cli import MODEL_HELP, add_model_arguments
-
-    add_model_arguments(parser, "model", optional=True,
-                        help=f"the file's source, with trained weights: {MODEL_HELP} (a bare NAME: its default "
-                             "weights; optional when --weights names a folder, file or Hub repo with config.json)")
-    parser.add_argument("file", metavar="FILE", help="the exported .tflite or .onnx file to check")
-    parser.add_argument("--model", dest="model_option", metavar="MODEL", help=argparse.SUPPRESS)  # old spelling
-
-
-def _verify_source(args: argparse.Namespace, input_size: int):
-    """The source model of ``bnnzoo verify``: trained weights only (initialised ones differ on every run)."""
-    from zoo.cli import load_model
-    from zoo.refs import is_file_class
-
-    model = _verify_model(args)
-    if model is None:  # the weights' config.json names the architecture
-        args.model, args.weights = args.weights, None
-    elif not args.weights and not getattr(args, "arch", None):
-        # Initialised weights differ on every run: nothing to compare a file with.
-        if is_file_class(model):
-            raise ValueError(f"{model} has no weights: name the file's, bnnzoo verify {model} {args.file} --weights W")
-        if model in _registered():
-            args.model = _default_weights(model)
-            if not args.model:
-                raise ValueError(f"{model} has no default weights: name the file's weights, bnnzoo verify {model}.TAG "
-                                 f"{args.file} (or --weights W)")
-    return load_model(args, "model", input_size=input_size)
-
-
-def _registered() -> list:
-    from zoo import list_models
-
-    return list_models(include_stages=True)
-
-
-def _verify_model(args: argparse.Namespace) -> "str | None":
-    """The model of ``bnnzoo verify`` (positional, or the old ``--model``); one-line errors for a source given
-    twice or none."""
-    model = args.model or getattr(args, "model_option", None)
-    if args.model and getattr(args, "model_option", None):
-        raise ValueError(f"two sources given ({args.model} and --model {args.model_option}): give MODEL once")
-    if args.weights and model is not None and "." in model and model.partition(".")[0] in _registered():
-        raise ValueError(f"{model} names its weights already: drop --weights, or give the bare architecture")
-    if not args.weights and not model:
-        raise ValueError(f"name the file's source: bnnzoo verify MODEL {args.file} (MODEL: NAME[.TAG], a folder, "
-                         "hf-hub:REPO; or --weights W)")
-    args.model, args.model_option = model, None
-    return model
-
-
-def _input_side(path: str, fmt: str) -> int:
-    """The square input side an export takes (one-line error for a file its format cannot read)."""
-    try:
-        return _read_input_side(path, fmt)
-    except Exception as e:  # noqa: BLE001  a truncated or foreign file fails in many ways inside the parsers
-        raise ValueError(f"{path} is not a readable .{fmt} export ({type(e).__name__}): export it again with "
-                         f"bnnzoo convert NAME[.TAG] --to {fmt}") from None
-
-
-def _read_input_side(path: str, fmt: str) -> int:
-    if fmt == "tflite":
-        import tflite
-
-        with open(path, "rb") as f:
-            model = tflite.Model.GetRootAsModel(f.read(), 0)
-        sg = model.Subgraphs(0)
-        return int(sg.Tensors(sg.Inputs(0)).ShapeAsNumpy()[1])
-    import onnx
-
-    dims = onnx.load(path, load_external_data=False).graph.input[0].type.tensor_type.shape.dim
-    return int(dims[2].dim_value)
-
-
-def run_verify(args: argparse.Namespace) -> int:
-    """Runs ``bnnzoo verify``: prints the layer-wise table of every runtime. Exit status 1 on a mismatch."""
-    import numpy as np
-
-    from .layerwise import raise_first
-    from .verify import compare, read_export, reference_outputs, verification_batch
-
-    fmt = os.path.splitext(args.file)[1].lstrip(".").lower()
-    if fmt not in ("tflite", "onnx"):
-        if args.model and os.path.splitext(args.model)[1].lower() in (".tflite", ".onnx"):
-            raise ValueError(f"the model comes first, then the file: bnnzoo verify {args.file} {args.model}")
-        raise ValueError(f"{args.file} is neither a .tflite nor an .onnx file")
-    if not os.path.isfile(args.file):
-        raise FileNotFoundError(f"{args.file} does not exist")
-    _verify_model(args)  # the command's own errors before the file is read
-    # A damaged file (or one that differs from its record) is one line, never a crash; a .tflite without a
-    # record is run first, in a child process, on each kernel the layer-wise check uses.
-    from .tflite import LCE_RUNTIMES
-
-    content, _ = read_export(args.file, list(LCE_RUNTIMES.values()) if fmt == "tflite" else ({},))
-    side = _input_side(args.file, fmt)
-    model = _verify_source(args, side)
-    batch, data = verification_batch(model, side)
-    if fmt == "tflite":
-        from .tflite import tflite_predict, verify_tflite_layerwise
-
-        flatbuffer = content
-        results = verify_tflite_layerwise(model, flatbuffer, batch)
-        exported = tflite_predict(flatbuffer, batch)
-    else:
-        import onnx
-
-        from .onnx import onnx_predict, verify_onnx_layerwise
-
-        results = [verify_onnx_layerwise(model, onnx.load(args.file), batch)]
-        exported = onnx_predict(args.file, batch)
-    for r in results:
-        print(f"{args.file} on {r.runtime}:\n{r.table()}\n")
-    diff, agreement = compare(reference_outputs(model, batch), np.asarray(exported))
-    print(f"end to end: max |diff| {diff:.3g}, top-1 agreement {agreement:.2f} on {len(batch)} images ({data})")
-    try:
-        raise_first(results, fmt)
-    except ConversionError as e:
-        print(f"bnnzoo verify: mismatch: {str(e).replace('; nothing was written', '')}")
-        return 1
-    print(f"{args.file} matches its source layer by layer on {', '.join(r.runtime for r in results)}")
-    return 0
