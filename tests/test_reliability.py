@@ -568,19 +568,21 @@ def test_deploy_of_a_path_that_is_no_model_says_so(capsys):
 @pytest.mark.parametrize("content, message", [
     (b"\xff\xfe not utf-8", "is not valid JSON (not UTF-8)"),
     (b"[1, 2]", "holds a JSON list"),
-    (b'{"schema": "bnnzoo-eval", "schema_version": 1, "machine": {"cpu": "x"}, "models": {"a": 1}}',
+    (b'{"schema": "bnnzoo-eval", "schema_version": 2, "machine": {"cpu": "x"}, "models": {"a": 1}}',
      "'models' is not a list"),
-    (b'{"schema": "bnnzoo-eval", "schema_version": 1, "machine": {"cpu": "x"}, "models": [1, 2]}',
+    (b'{"schema": "bnnzoo-eval", "schema_version": 2, "machine": {"cpu": "x"}, "models": [1, 2]}',
      "models[0] is not an object with a 'model' name"),
-    (b'{"schema": "bnnzoo-eval", "schema_version": 1, "machine": {"cpu": "x"}, '
+    (b'{"schema": "bnnzoo-eval", "schema_version": 2, "machine": {"cpu": "x"}, '
      b'"models": [{"model": "m", "latency_ms": {"lce": [1]}}]}', "models[0].latency_ms.lce is not an object"),
-    (b'{"schema": "bnnzoo-eval", "schema_version": 1, "machine": {"cpu": "x"}, '
+    (b'{"schema": "bnnzoo-eval", "schema_version": 2, "machine": {"cpu": "x"}, '
      b'"models": [{"model": "m", "size": {"tflite_bytes": "big"}}]}', "models[0].size.tflite_bytes is not a number"),
-    (b'{"schema": "bnnzoo-eval", "schema_version": 1, "machine": [], "models": []}', "'machine' is not an object"),
+    (b'{"schema": "bnnzoo-eval", "schema_version": 2, "machine": [], "models": []}', "'machine' is not an object"),
 ], ids=["not utf-8", "a list", "models an object", "models of numbers", "latency a list", "size a word",
         "machine a list"])
 def test_eval_compare_of_a_results_file_of_the_wrong_shape_is_one_line(content, message, tmp_path, capsys):
-    good = {"schema": "bnnzoo-eval", "schema_version": 1, "machine": {"cpu": "x"}, "models": [{"model": "m"}]}
+    from eval.harness import SCHEMA, SCHEMA_VERSION
+
+    good = {"schema": SCHEMA, "schema_version": SCHEMA_VERSION, "machine": {"cpu": "x"}, "models": [{"model": "m"}]}
     (tmp_path / "good.json").write_text(json.dumps(good))
     (tmp_path / "bad.json").write_bytes(content)
     for pair in (["good.json", "bad.json"], ["bad.json", "good.json"]):
