@@ -27,7 +27,7 @@ from zoo.detection import cxcywh_to_xyxy, decode, evaluate
 from .config import ConfigError, Recipe, Stage
 from .data import Subset
 from .plates.dataset import DataError, PlatesDataset, collate
-from .train import Dist, Task, val_outputs
+from .common import Dist, Task, val_outputs
 
 __all__ = ["Detect", "build_datasets", "collate_skip", "output_distillation", "FIELDS", "AP_SCORE_THRESHOLD"]
 

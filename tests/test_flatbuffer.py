@@ -154,7 +154,7 @@ def _tensor_index_edit(data: bytes) -> bytes:
 def test_flipped_bytes_are_refused_by_structure_or_by_the_probe_never_a_crash(detector, tmp_path):
     """50 bytes flipped at random (seeded), 24 times: each file is refused by the verifier, refused by the
     probe, or runs in LCE's interpreter without a crash (checked in a child process, all together)."""
-    from converters.tflite import probe
+    from converters.probe import probe
 
     _, data = detector
     rng = random.Random(0)

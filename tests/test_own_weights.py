@@ -24,7 +24,7 @@ import torch
 
 import zoo
 from helpers import serve_hub
-from recipes.config import get_recipe
+from recipes import get_recipe
 from recipes.data import mnist_splits
 from recipes.train import run_recipe
 

@@ -17,7 +17,7 @@ from zoo.weights import save
 def made(tmp_path_factory):
     from recipes.plates.generate import generate
 
-    from recipes.config import get_recipe
+    from recipes import get_recipe
     from recipes.train import run_recipe
 
     root = tmp_path_factory.mktemp("plates_report")

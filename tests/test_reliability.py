@@ -21,7 +21,7 @@ import torch
 from bnnzoo.cli import main as cli_main
 import zoo
 from recipes import ConfigError, get_recipe, run_recipe
-from recipes.train import RunError
+from recipes.common import RunError
 from zoo import fileio
 
 from helpers import error_lines

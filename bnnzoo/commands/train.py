@@ -13,8 +13,8 @@ import dataclasses
 import os
 from pathlib import Path
 
-from recipes.config import (ConfigError, Recipe, apply_overrides, check_recipe, from_dict, get_recipe, list_recipes,
-                            parse_overrides)
+from recipes.config import ConfigError, Recipe, apply_overrides, check_recipe, from_dict, parse_overrides
+from recipes.registry import get_recipe, list_recipes
 from zoo import fileio
 
 __all__ = ["add_arguments", "run", "resolve", "needs_tensorflow", "INTERRUPTED", "INTERMIXED"]
@@ -64,7 +64,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def resolve(args: argparse.Namespace) -> tuple[Recipe, bool]:
     """The recipe the arguments describe, and whether to resume."""
-    from recipes.train import check_framework  # imports torch: not for --help
+    from recipes.common import check_framework  # imports torch: not for --help
 
     overrides = list(args.overrides) + list(getattr(args, "late_overrides", []))
     resume = args.resume

@@ -42,7 +42,7 @@ from PIL import Image, ImageDraw, ImageFilter, ImageFont
 from zoo import fileio
 
 __all__ = ["FORMAT_VERSION", "SPLITS", "HANGUL", "GenConfig", "find_font", "plate_text", "render_sample",
-           "generate", "parse_size", "MAX_SIDE"]
+           "generate", "parse_size", "write_sample", "MAX_SIDE"]
 
 FORMAT_VERSION = 1
 SPLITS = {"train": 0, "val": 1, "test": 2}
@@ -584,3 +584,15 @@ def parse_size(text: str) -> tuple[int, int]:
     except ValueError:
         raise ValueError(f"size {text!r} is not WIDTHxHEIGHT, e.g. 160x160") from None
     return w, h
+
+
+def write_sample(path: str | Path, count: int = 8, side: int = 160, seed: int = 0) -> int:
+    """Writes ``count`` rendered test images (``side`` x ``side``, seed ``seed``) side by side into one PNG.
+
+    ``zoo/data/plates_sample.png``, the images every detector export is verified on
+    (``zoo.detection.sample_plates``), is ``write_sample("zoo/data/plates_sample.png")``. Returns its size in bytes.
+    """
+    cfg = GenConfig(seed=seed, width=side, height=side, font=find_font())
+    strip = np.concatenate([np.asarray(render_sample(cfg, "test", i)[0].convert("RGB"), np.uint8)
+                            for i in range(count)], axis=1)
+    return fileio.atomic_write(path, lambda tmp: Image.fromarray(strip).save(tmp, format="PNG", optimize=True))
