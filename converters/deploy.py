@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import json
+import logging
 import os
 import shutil
 from dataclasses import dataclass
@@ -32,6 +33,8 @@ from zoo.fileio import lock, remove, sha256_of, temp_dir
 
 from .litert.toolchain import SOURCES as KERNEL_SOURCES
 from .verify import ConversionError
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["TARGETS", "RPI_REQUIREMENTS", "LCE_PUBLISHED_RPI4", "DeployReport",
            "bundle_preprocess", "deploy", "sha256_of"]
@@ -132,7 +135,7 @@ def deploy(model, output: str | os.PathLike, *, target: str = "rpi", name: Optio
            record=None, labels: Optional[Sequence[str]] = None, labels_source: str = "",
            mean: Optional[Sequence[float]] = None, std: Optional[Sequence[float]] = None,
            crop_pct: Optional[float] = None, input_size: Optional[int] = None, overwrite: bool = False,
-           log: Callable[[str], None] = lambda line: None) -> DeployReport:
+           log: Optional[Callable[[str], None]] = None) -> DeployReport:
     """Writes a deployment bundle of a PyTorch model at ``output`` (a folder).
 
     The bundle's preprocessing and labels come from the weights' record: ``record``, else
@@ -155,7 +158,7 @@ def deploy(model, output: str | os.PathLike, *, target: str = "rpi", name: Optio
         crop_pct: Share of the resized shorter side the centre crop keeps.
         input_size: Square input side (default: the record's, the size the model is built at).
         overwrite: Replace an existing bundle at ``output``.
-        log: Receives progress lines.
+        log: Receives progress lines (default: this module's logger, at INFO).
 
     Returns:
         The report; ``report.summary()`` is what the command line prints.
@@ -194,7 +197,8 @@ def deploy(model, output: str | os.PathLike, *, target: str = "rpi", name: Optio
         raise FileNotFoundError(f"folder {out.parent} does not exist; create it first")
     # Held from the checks to the final rename: a second deploy of this bundle is refused before it writes.
     with lock(out.parent / f".{out.name}.lock", f"bundle folder {out}"):
-        return _deploy(model, out, cfg, target, name, labels, labels_source, record, size, overwrite, log)
+        return _deploy(model, out, cfg, target, name, labels, labels_source, record, size, overwrite,
+                       log or logger.info)
 
 
 def _deploy(model, out: Path, cfg, target: str, name: str, labels: list, labels_source: str, record, size: int,
