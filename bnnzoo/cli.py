@@ -145,22 +145,25 @@ class _Lines(logging.Handler):
 
 
 _HANDLER = _Lines(logging.INFO)
-_LEVELS: dict[str, int] = {}
+_SAVED: dict[str, tuple[int, bool]] = {}  # logger name -> (level, propagate) before the command
 
 
 def _show_logs(command: Optional[str]) -> Optional[str]:
     """Prints the library's INFO and above while ``command`` runs (``None``: no longer); returns the previous
-    command."""
+    command. The records go to this line only, not on to the root logger, which a third-party library may
+    have given a handler of its own (one line, not two)."""
     previous, _HANDLER.command = _HANDLER.command, command
     for name in PACKAGES:
         logger = logging.getLogger(name)
         if command is None:
             logger.removeHandler(_HANDLER)
-            logger.setLevel(_LEVELS.pop(name, logging.NOTSET))
+            level, logger.propagate = _SAVED.pop(name, (logging.NOTSET, True))
+            logger.setLevel(level)
         elif _HANDLER not in logger.handlers:
-            _LEVELS[name] = logger.level
+            _SAVED[name] = (logger.level, logger.propagate)
             logger.addHandler(_HANDLER)
             logger.setLevel(logging.INFO)
+            logger.propagate = False
     return previous
 
 

@@ -73,6 +73,19 @@ def test_detector_exports_decode_to_the_same_boxes(name, tmp_path):
     assert not verify.is_detector(classifier) and verify.verification_batch(classifier, 32)[1] == "standard normal"
 
 
+def test_detectors_are_verified_on_the_shipped_plate_images():
+    """The plate images every detector export is checked on ship with the zoo (no font, no generator needed),
+    in the training reader's preprocessing, at any input size."""
+    images = det.sample_plates(48, verify.VERIFY_BATCH)
+    assert images.shape == (verify.VERIFY_BATCH, 48, 48, 3) and images.dtype == np.uint8
+    assert len({img.tobytes() for img in images}) == len(images)  # eight different images
+    batch, data = verify.verification_batch(tiny(DETECTORS[0]), 48)
+    np.testing.assert_allclose(batch, ds.to_model_input(images), atol=1e-6)
+    assert data.startswith("plate images")
+    with pytest.raises(ValueError, match="holds 8 images"):
+        det.sample_plates(48, 9)
+
+
 def _wrong_head(model):
     """A copy whose head shrinks every box by e in both sides (IoU 1/e^2 with the right one)."""
     wrong = copy.deepcopy(model)

@@ -23,9 +23,11 @@ import argparse
 import os
 
 from bnnzoo.arguments import add_model_arguments, load_model
-from converters.formats import FORMATS, get_format, require_extra
+from converters.formats import FORMATS, convert, get_format, require_extra
 from converters.verify import ConversionError
 from zoo import fileio
+from zoo.console import Progress
+from zoo.refs import short_name
 
 __all__ = ["add_arguments", "run", "needs_tensorflow", "output_format", "default_weights"]
 
@@ -99,9 +101,6 @@ def _load(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     """Runs ``bnnzoo convert``; prints the conversion report. Returns the exit status."""
-    from converters import convert
-    from zoo.refs import short_name
-
     fmt = output_format(args.to, args.output)
     if args.bitpack and "bitpack" not in fmt.options:
         raise ValueError(f"--bitpack is an onnx option; {fmt.name} takes: {', '.join(fmt.options)}")
@@ -110,8 +109,6 @@ def run(args: argparse.Namespace) -> int:
     if args.int8_range and not args.int8:
         raise ValueError("--int8-range is the range of an int8 file: add --int8")
     require_extra(fmt)  # before building anything
-    from zoo.console import Progress
-
     with Progress("bnnzoo convert", 2) as bar:
         bar.step(f"building {args.source}")
         model = _load(args)
@@ -125,14 +122,14 @@ def run(args: argparse.Namespace) -> int:
         # The file's size and sha256 go beside it (NAME.sha256.json), checked by every command that reads it
         # (converters.verify.read_export); an old record goes first, so a kill never pairs it with a new file.
         fileio.remove(fileio.record_path(output), os.path.dirname(os.path.abspath(output)), "export record")
-        report = _convert(model, output, fmt, args, options, convert)
+        report = _convert(model, output, fmt, args, options)
         fileio.write_record(output)
         bar.advance()
     print(report.summary())
     return 0
 
 
-def _convert(model, output: str, fmt, args: argparse.Namespace, options: dict, convert):
+def _convert(model, output: str, fmt, args: argparse.Namespace, options: dict):
     try:
         return convert(model, output, fmt.name, verify=not args.no_verify, **options)
     except ConversionError as e:
