@@ -9,7 +9,7 @@ export TF_USE_LEGACY_KERAS := 1
 # installed without a GPU) stay out of what the commands print.
 export TF_CPP_MIN_LOG_LEVEL := 3
 
-.PHONY: install demo test clean
+.PHONY: install demo test lint docs clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,5 +29,13 @@ JOBS ?= 2
 test: $(STAMP)
 	$(PY) -m pytest -q -n $(JOBS) --dist loadfile $(PYTEST_ARGS)
 
+# ruff's rules are in pyproject.toml ([tool.ruff]); .ci/run runs this before the tests.
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+# The documentation site into site/ (mkdocs.yml; tests/test_docs.py builds it too, strictly, in the suite).
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build site *.egg-info

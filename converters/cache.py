@@ -1,7 +1,9 @@
 """Verified exports kept by content hash, so that one model is converted (and verified) once.
 
 The key of an export is what it depends on: the format and its options, the model's config,
-every tensor of its state, and the versions of the converting libraries. The file lives under
+every tensor of its state, the versions of the converting libraries, and the source of bnnzoo's own
+model and converter code (``zoo`` and ``converters``: a fix in the translator must not reuse files
+its bug wrote, and bnnzoo's version number does not change with every commit). The file lives under
 ``$BNNZOO_CACHE/exports`` (else ``$XDG_CACHE_HOME/bnnzoo/exports``, else
 ``~/.cache/bnnzoo/exports``) as ``NAME-KEY.SUFFIX``, with ``NAME-KEY.SUFFIX.sha256.json`` beside it:
 its size, sha256 (``zoo.fileio.write_record``'s record) and the figures of its conversion report, written
@@ -12,6 +14,7 @@ folder only (``zoo.fileio.remove``).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -20,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-__all__ = ["CachedExport", "cache_root", "export_key", "export_cached", "LIBRARIES"]
+__all__ = ["CachedExport", "cache_root", "export_key", "source_digest", "export_cached", "LIBRARIES"]
 
 log = logging.getLogger(__name__)
 
@@ -56,12 +59,27 @@ def cache_root() -> Path:
     return Path(root) / "exports"
 
 
+@functools.lru_cache(maxsize=1)
+def source_digest() -> str:
+    """sha256 of the Python source of the ``zoo`` and ``converters`` packages (paths and contents)."""
+    import converters
+    import zoo
+
+    digest = hashlib.sha256()
+    for package in (zoo, converters):
+        root = Path(package.__file__).resolve().parent
+        for path in sorted(root.rglob("*.py")):
+            digest.update(str(path.relative_to(root.parent)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
 def export_key(model, fmt: str, options: Optional[dict[str, Any]] = None) -> str:
     """What an export depends on, hashed: the format and options, the config, every tensor, the converting
     libraries' versions."""
     from importlib.metadata import PackageNotFoundError, version
 
     digest = hashlib.sha256(json.dumps([fmt, options or {}, model.zoo_config.to_dict()], sort_keys=True).encode())
+    digest.update(source_digest().encode())
     for lib in LIBRARIES:
         try:
             digest.update(f"{lib}={version(lib)}".encode())

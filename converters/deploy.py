@@ -6,8 +6,8 @@ weights, ``labels.json``, ``preprocess.json`` (input size, mean/std, layout),
 interpreter, onnxruntime; no PyTorch, no TensorFlow), ``bnn_litert/`` (the C sources of
 bnnzoo's LCE kernels and their loader, ``converters/litert``, built on the Pi with its own
 ``cc``), ``requirements.txt`` (pins with aarch64 wheels), a README for 64-bit Raspberry Pi
-OS, a synthetic ``sample.png`` and ``manifest.json`` (sha256 of every file). It is written in a temporary sibling folder and renamed into place, so an
-interrupted or failed deploy leaves no half bundle.
+OS, a synthetic ``sample.png`` and ``manifest.json`` (sha256 of every file). It is written in a
+temporary sibling folder and renamed into place, so an interrupted or failed deploy leaves no half bundle.
 
 Examples::
 
@@ -170,7 +170,6 @@ def deploy(model, output: str | os.PathLike, *, target: str = "rpi", name: Optio
         converters.ConversionError: A conversion or its verification failed (nothing written).
         zoo.fileio.LockedError: Another deploy is writing this bundle.
     """
-    import zoo
     from zoo.api import record_of
 
     if target not in TARGETS:

@@ -24,8 +24,14 @@ import numpy as np
 from zoo.fileio import atomic_write
 
 from .layerwise import FileOp, LayerwiseResult, check_layerwise
-from .verify import (ConversionError, ConversionReport, check_target, reference_outputs, verification_batch,
-                     verify_outputs)
+from .verify import (
+    ConversionError,
+    ConversionReport,
+    check_target,
+    reference_outputs,
+    verification_batch,
+    verify_outputs,
+)
 
 __all__ = ["to_onnx", "export_proto", "strip_metadata", "unfold_outer_scales", "bitpack_binary_convs", "onnx_predict",
            "verify_onnx_layerwise"]

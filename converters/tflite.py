@@ -20,12 +20,19 @@ from zoo.fileio import atomic_write
 
 from .layerwise import FileOp, LayerwiseResult, binary_modules, check_layerwise, raise_first
 from .litert.flatbuffer import verify as verify_flatbuffer
-from .verify import (ConversionError, ConversionReport, check_target, compare, reference_outputs,
-                     verification_batch, verify_outputs)
+from .verify import (
+    ConversionError,
+    ConversionReport,
+    check_target,
+    compare,
+    reference_outputs,
+    verification_batch,
+    verify_outputs,
+)
 
 __all__ = ["to_tflite", "op_counts", "binary_convs_of", "tflite_predict", "INTERPRETER_FLAGS", "LCE_RUNTIMES",
            "INT8_RANGE", "io_quantization", "quantize", "dequantize", "verify_tflite_layerwise", "frozen_kernels",
-           "convert_keras"]
+           "convert_keras", "lce_bconvs", "module_of", "keras_twin", "binary_weight_signs", "check_tflite"]
 
 # Flags of LCE's interpreter used for verification (the defaults).
 INTERPRETER_FLAGS = dict(num_threads=1, use_reference_bconv=False, use_indirect_bgemm=False, use_xnnpack=False)
@@ -150,7 +157,7 @@ def _unpack_signs(words: np.ndarray, channels: int) -> np.ndarray:
     return (1.0 - 2.0 * bits).astype(np.float32).transpose(0, 3, 1, 2)
 
 
-def _module_of(names: Sequence[str], modules: set) -> Optional[str]:
+def module_of(names: Sequence[str], modules: set) -> Optional[str]:
     """The first module path among the '/'-parts of TFLite tensor names (Keras layer names = module paths)."""
     for name in names:
         for part in name.split(";"):
@@ -192,7 +199,8 @@ def _explicit_pads(model_t, tensor: int, producers: dict) -> tuple[tuple, float]
     paddings_t = sg.tensors[pad.inputs[1]]
     data = model_t.buffers[paddings_t.buffer].data
     if data is None or not len(data):
-        raise ConversionError("a binary convolution's input is padded by a PAD with computed paddings; cannot verify it")
+        raise ConversionError(
+            "a binary convolution's input is padded by a PAD with computed paddings; cannot verify it")
     dtype = np.int64 if paddings_t.type == 4 else np.int32  # TensorType INT64 = 4
     paddings = np.frombuffer(bytes(bytearray(data)), dtype).reshape(4, 2)
     if paddings[0].any() or paddings[3].any():
@@ -222,7 +230,7 @@ def _filter_signs(model_t, op, channels: int) -> Optional[np.ndarray]:
 
 
 def binary_weight_signs(model) -> dict[str, np.ndarray]:
-    """Module path -> OIHW ±1 weight signs of each binary convolution LCE converts (:func:`_bconvs` tells
+    """Module path -> OIHW ±1 weight signs of each binary convolution LCE converts (:func:`lce_bconvs` tells
     convolutions sharing one input apart by them)."""
     import torch
 
@@ -232,7 +240,7 @@ def binary_weight_signs(model) -> dict[str, np.ndarray]:
                 for n in binary_modules(model)}
 
 
-def _bconvs(model_t, modules: "set | dict") -> list[dict]:
+def lce_bconvs(model_t, modules: "set | dict") -> list[dict]:
     """The ``LceBconv2d`` ops of a parsed flatbuffer: tensors, fused post-ops, explicit input padding and
     source module.
 
@@ -255,7 +263,7 @@ def _bconvs(model_t, modules: "set | dict") -> list[dict]:
         # The input signs are named after the layer whose input quantizer made them: the conv itself
         # (its output may carry the names of the ops LCE fused after it, the next conv's included).
         names = [sg.tensors[op.inputs[0]].name.decode(), out.name.decode()]
-        module = _module_of(names, modules)
+        module = module_of(names, modules)
         if module is None:
             raise ConversionError(f"cannot tell which module the LceBconv2d writing {names[1]!r} computes "
                                   "(its tensor names carry no layer name of the model)")
@@ -287,7 +295,7 @@ def _exposed(flatbuffer: bytes, modules: "set | dict") -> tuple[bytes, list[dict
     from tensorflow.lite.tools import flatbuffer_utils
 
     model_t = flatbuffer_utils.read_model_from_bytearray(bytearray(flatbuffer))
-    bconvs = _bconvs(model_t, modules)
+    bconvs = lce_bconvs(model_t, modules)
     sg = model_t.subgraphs[0]
     outputs = list(sg.outputs)
     for b in bconvs:
@@ -389,7 +397,7 @@ def _is_torch(model) -> bool:
     return hasattr(model, "state_dict") and hasattr(model, "modules")
 
 
-def _keras_twin(model, input_size: Optional[int]):
+def keras_twin(model, input_size: Optional[int]):
     """The Keras model to convert (a PyTorch module translated by ``zoo.to_keras``) and its input side."""
     import zoo
 
@@ -518,7 +526,7 @@ def to_tflite(model, path: str, *, input_size: Optional[int] = None, verify: boo
     start = time.perf_counter()
     path = check_target(path)
     expected = binary_convs_of(model)
-    keras_model, size = _keras_twin(model, input_size)
+    keras_model, size = keras_twin(model, input_size)
     if int8 and not (len(int8_range) == 2 and float(int8_range[0]) < 0.0 < float(int8_range[1])):
         raise ValueError(f"int8_range must be (min, max) with min < 0 < max, not {int8_range!r}")
     options = {}

@@ -40,9 +40,8 @@ Float detectors must give the same boxes on every image, binary ones on at least
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import asdict, dataclass
-from typing import Callable, Optional, Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 
@@ -52,7 +51,7 @@ from .probe import probe
 __all__ = [
     "ConversionError", "ConversionReport", "VERIFY_BATCH", "VERIFY_SEED", "FLOAT_ATOL", "FLOAT_RTOL",
     "BINARY_MIN_AGREEMENT", "DETECTION_MIN_IOU", "DETECTION_ATOL", "DETECTION_SCORE", "DETECTION_TOP_K",
-    "DETECTION_MARGIN", "sample_batch",
+    "DETECTION_MARGIN", "sample_batch", "score_cuts",
     "verification_batch", "reference_outputs", "compare", "check_tolerance", "has_sign_inputs", "is_detector",
     "box_agreement", "verify_outputs", "check_target",
 ]
@@ -230,7 +229,7 @@ def check_tolerance(fmt: str, binary: bool, diff: float, agreement: float, refer
             f"{agreement:.2f} < 1 on a float model; the file was not written")
 
 
-def _score_cuts(logits: np.ndarray) -> list[float]:
+def score_cuts(logits: np.ndarray) -> list[float]:
     """The score thresholds of one image (module docstring), from the source's objectness logits."""
     desc = np.sort(np.asarray(logits, np.float64))[::-1]
     mids = (desc[:-1] + desc[1:]) / 2
@@ -257,7 +256,7 @@ def box_agreement(model, reference: np.ndarray, exported: np.ndarray) -> float:
     for ref, exp in zip(reference, exported):
         same += all(same_boxes(decode(ref, cfg, t, 1.0, anchors)[0], decode(exp, cfg, t, 1.0, anchors)[0],
                                DETECTION_MIN_IOU, DETECTION_ATOL)
-                    for t in _score_cuts(ref.reshape(-1, 5)[:, 0]))
+                    for t in score_cuts(ref.reshape(-1, 5)[:, 0]))
     return same / len(reference)
 
 

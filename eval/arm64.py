@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -41,8 +42,10 @@ import numpy as np
 
 from zoo import fileio
 
+logger = logging.getLogger(__name__)
+
 __all__ = ["Arm64Error", "DEFAULT_WHEELS", "default_cache", "ensure_qemu", "build_userland", "bundle_wheels",
-           "run_arm64", "run_arm64_python", "compare_with_host", "main"]
+           "run_arm64", "run_arm64_python", "compare_with_host", "run_checked", "userland_env", "main"]
 
 DEBIAN_SUITE = "bookworm"  # its python3.11 matches the cp311 wheels
 DEBIAN_MIRROR = "http://deb.debian.org/debian"
@@ -67,7 +70,12 @@ def default_cache() -> Path:
     return Path(os.environ.get("BNNZOO_ARM64_CACHE", Path.home() / ".cache" / "bnnzoo" / "arm64"))
 
 
-def _run(cmd: Sequence[str], what: str, **kwargs) -> subprocess.CompletedProcess:
+def run_checked(cmd: Sequence[str], what: str, **kwargs) -> subprocess.CompletedProcess:
+    """Runs ``cmd`` (output captured as text, ``kwargs`` passed to :func:`subprocess.run`).
+
+    Raises:
+        Arm64Error: The program is not installed, or it failed (``what`` and the last lines of its output).
+    """
     try:
         proc = subprocess.run(list(cmd), capture_output=True, text=True, **kwargs)
     except FileNotFoundError:
@@ -93,12 +101,12 @@ def ensure_qemu() -> str:
         raise Arm64Error("qemu-aarch64-static is missing: run `apt-get install qemu-user-static` as root")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     try:
-        _run(["apt-get", "install", "-y", "-q", "--no-install-recommends", "qemu-user-static"], "apt-get install",
-             env=env, timeout=900)
+        run_checked(["apt-get", "install", "-y", "-q", "--no-install-recommends", "qemu-user-static"],
+                    "apt-get install", env=env, timeout=900)
     except Arm64Error:
-        _run(["apt-get", "update", "-q"], "apt-get update", env=env, timeout=900)
-        _run(["apt-get", "install", "-y", "-q", "--no-install-recommends", "qemu-user-static"],
-             "apt-get install qemu-user-static", env=env, timeout=900)
+        run_checked(["apt-get", "update", "-q"], "apt-get update", env=env, timeout=900)
+        run_checked(["apt-get", "install", "-y", "-q", "--no-install-recommends", "qemu-user-static"],
+                    "apt-get install qemu-user-static", env=env, timeout=900)
     found = shutil.which("qemu-aarch64-static")
     if not found:
         raise Arm64Error("qemu-user-static was installed but qemu-aarch64-static is not on PATH")
@@ -128,15 +136,16 @@ def _download_debs(apt: Path, debs: Path) -> list[Path]:
         f"deb {opts} {DEBIAN_MIRROR} {DEBIAN_SUITE}-updates main\n"
         f"deb {opts} {DEBIAN_SECURITY} {DEBIAN_SUITE}-security main\n")
     options = _apt_options(apt)
-    _run(["apt-get", *options, "update", "-q"], "apt-get update (arm64 lists)", timeout=900)
-    proc = _run(["apt-cache", *options, "depends", "--recurse", "--no-recommends", "--no-suggests",
-                 "--no-conflicts", "--no-breaks", "--no-replaces", "--no-enhances", *ROOT_PACKAGES],
-                "apt-cache depends", timeout=300)
+    run_checked(["apt-get", *options, "update", "-q"], "apt-get update (arm64 lists)", timeout=900)
+    proc = run_checked(["apt-cache", *options, "depends", "--recurse", "--no-recommends", "--no-suggests",
+                        "--no-conflicts", "--no-breaks", "--no-replaces", "--no-enhances", *ROOT_PACKAGES],
+                       "apt-cache depends", timeout=300)
     names = sorted({line.strip() for line in proc.stdout.splitlines()
                     if line and not line.startswith(" ") and not line.startswith("<")})
     names = [n.split(":")[0] for n in names if not n.split(":")[0].startswith(SKIP_PREFIXES)]
     debs.mkdir(parents=True, exist_ok=True)
-    _run(["apt-get", *options, "download", "-q", *names], "apt-get download (arm64 .debs)", cwd=debs, timeout=1800)
+    run_checked(["apt-get", *options, "download", "-q", *names], "apt-get download (arm64 .debs)", cwd=debs,
+                timeout=1800)
     files = sorted(debs.glob("*.deb"))
     if not any(f.name.startswith("python3.11-minimal_") for f in files):
         raise Arm64Error(f"apt-get download fetched no python3.11-minimal .deb into {debs}")
@@ -146,9 +155,9 @@ def _download_debs(apt: Path, debs: Path) -> list[Path]:
 def _download_wheels(wheels: Sequence[str], dest: Path) -> list[Path]:
     dest.mkdir(parents=True, exist_ok=True)
     platforms = [a for p in PLATFORMS for a in ("--platform", p)]
-    _run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:", *platforms,
-          "--python-version", "3.11", "--implementation", "cp", "--abi", "cp311", "-d", str(dest), *wheels],
-         "pip download (aarch64 wheels)", timeout=1800)
+    run_checked([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:", *platforms,
+                 "--python-version", "3.11", "--implementation", "cp", "--abi", "cp311", "-d", str(dest), *wheels],
+                "pip download (aarch64 wheels)", timeout=1800)
     found = sorted(dest.glob("*.whl"))
     if len(found) < len(wheels):
         raise Arm64Error(f"pip download fetched {len(found)} wheels for {len(wheels)} requirements into {dest}")
@@ -156,7 +165,7 @@ def _download_wheels(wheels: Sequence[str], dest: Path) -> list[Path]:
 
 
 def build_userland(cache: Optional[Path] = None, wheels: Sequence[str] = DEFAULT_WHEELS,
-                   log=print) -> Path:
+                   log=logger.info) -> Path:
     """The aarch64 userland root holding Python 3.11 and ``wheels``, built once and cached.
 
     Args:
@@ -185,7 +194,7 @@ def build_userland(cache: Optional[Path] = None, wheels: Sequence[str] = DEFAULT
     tmp = Path(tempfile.mkdtemp(prefix=".root-", dir=cache))
     try:
         for deb in debs:
-            _run(["dpkg", "-x", str(deb), str(tmp)], f"dpkg -x {deb.name}")
+            run_checked(["dpkg", "-x", str(deb), str(tmp)], f"dpkg -x {deb.name}")
         site = tmp / SITE
         site.mkdir(parents=True, exist_ok=True)
         for w in whl:
@@ -216,7 +225,7 @@ def bundle_wheels(bundle: Path) -> tuple[str, ...]:
 
 
 def run_arm64(bundle: Path, args: Sequence[str], cache: Optional[Path] = None, timeout: float = 1200,
-              log=print, env: Optional[dict] = None) -> subprocess.CompletedProcess:
+              log=logger.info, env: Optional[dict] = None) -> subprocess.CompletedProcess:
     """Runs ``bundle/run.py args...`` under ``qemu-aarch64-static`` in the cached userland
     (``env``: extra environment variables, e.g. ``BNNZOO_LITERT_LIB``).
 
@@ -226,16 +235,18 @@ def run_arm64(bundle: Path, args: Sequence[str], cache: Optional[Path] = None, t
     qemu = ensure_qemu()
     root = build_userland(cache, bundle_wheels(Path(bundle)), log=log)
     cmd = [qemu, "-L", str(root), str(root / PYTHON), "-I", str(Path(bundle) / "run.py"), *args]
-    return subprocess.run(cmd, capture_output=True, text=True, env={**_env(root), **(env or {})}, timeout=timeout)
+    return subprocess.run(cmd, capture_output=True, text=True, env={**userland_env(root), **(env or {})},
+                          timeout=timeout)
 
 
-def _env(root: Path) -> dict:
+def userland_env(root: Path) -> dict:
+    """The environment of a program run under qemu in the userland at ``root`` (nothing from this machine's)."""
     return {"PATH": "/usr/bin:/bin", "HOME": os.environ.get("HOME", "/root"), "LANG": "C.UTF-8",
             "PYTHONDONTWRITEBYTECODE": "1", "PYTHONNOUSERSITE": "1", "QEMU_LD_PREFIX": str(root)}
 
 
 def run_arm64_python(code: str, cache: Optional[Path] = None, wheels: Sequence[str] = DEFAULT_WHEELS,
-                     log=print) -> str:
+                     log=logger.info) -> str:
     """Stdout of ``python3.11 -c code`` in the emulated userland (stripped).
 
     Raises:
@@ -244,7 +255,7 @@ def run_arm64_python(code: str, cache: Optional[Path] = None, wheels: Sequence[s
     qemu = ensure_qemu()
     root = build_userland(cache, wheels, log=log)
     proc = subprocess.run([qemu, "-L", str(root), str(root / PYTHON), "-I", "-c", code], capture_output=True,
-                          text=True, env=_env(root), timeout=600)
+                          text=True, env=userland_env(root), timeout=600)
     if proc.returncode != 0:
         raise Arm64Error(f"python under emulation failed (exit {proc.returncode}): {proc.stderr.strip()[-500:]}")
     return proc.stdout.strip()
@@ -255,7 +266,7 @@ def _top5(logits: np.ndarray) -> np.ndarray:
 
 
 def compare_with_host(bundle: Path, images: Sequence[str], cache: Optional[Path] = None,
-                      runtime: str = "onnx", log=print, env: Optional[dict] = None) -> dict:
+                      runtime: str = "onnx", log=logger.info, env: Optional[dict] = None) -> dict:
     """Runs the bundle on ARM64 (emulated, with extra environment ``env``) and on this machine,
     and compares the logits.
 
@@ -306,11 +317,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         ensure_qemu()
         if args.build_only:
-            print(build_userland(args.cache, bundle_wheels(Path(args.bundle))))
+            print(build_userland(args.cache, bundle_wheels(Path(args.bundle)), log=print))
             print(f"arm64: {time.perf_counter() - start:.1f} s")
             return 0
         images = args.images or [str(Path(args.bundle) / "sample.png")]
-        result = compare_with_host(Path(args.bundle), images, args.cache)
+        result = compare_with_host(Path(args.bundle), images, args.cache, log=print)
     except (Arm64Error, subprocess.TimeoutExpired) as e:
         print(f"arm64: error: {e}", file=sys.stderr)
         return 1

@@ -67,7 +67,7 @@ from typing import Optional, Sequence
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from eval.arm64 import PYTHON, Arm64Error, _env, _run, build_userland, bundle_wheels, default_cache  # noqa: E402
+from eval.arm64 import PYTHON, Arm64Error, build_userland, bundle_wheels, default_cache, run_checked, userland_env  # noqa: E402
 
 __all__ = ["MARK_SYSCALL", "OWNERS", "BCONV_PREFIXES", "Block", "Counts", "ensure_qemu_plugins", "plugin_library",
            "bundle_for", "count_bundle", "modelled_cycles", "record_of", "measure", "main"]
@@ -121,9 +121,9 @@ def ensure_qemu_plugins() -> str:
             raise Arm64Error("qemu-aarch64 is missing: run `apt-get install qemu-user` as root "
                              "(qemu-user-static cannot load TCG plugins)")
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        _run(["apt-get", "update", "-q"], "apt-get update", env=env, timeout=900)
-        _run(["apt-get", "install", "-y", "-q", "--no-install-recommends", "qemu-user"], "apt-get install qemu-user",
-             env=env, timeout=1800)
+        run_checked(["apt-get", "update", "-q"], "apt-get update", env=env, timeout=900)
+        run_checked(["apt-get", "install", "-y", "-q", "--no-install-recommends", "qemu-user"],
+                    "apt-get install qemu-user", env=env, timeout=1800)
         found = shutil.which("qemu-aarch64")
         if not found:
             raise Arm64Error("qemu-user was installed but qemu-aarch64 is not on PATH")
@@ -326,8 +326,8 @@ def count_bundle(bundle: Path, runs: int = 2, kernels: Optional[Path] = None, lo
     with tempfile.TemporaryDirectory() as tmp:
         library = _cross_compile(Path(tmp), kernels).resolve()
         dump = Path(tmp) / "blocks.txt"
-        env = {**_env(root), "BNNZOO_LITERT_LIB": str(library), "PYTHONHASHSEED": "0", "OPENBLAS_NUM_THREADS": "1",
-               "OMP_NUM_THREADS": "1"}
+        env = {**userland_env(root), "BNNZOO_LITERT_LIB": str(library), "PYTHONHASHSEED": "0",
+               "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
         cmd = [qemu, "-cpu", "cortex-a72", "-L", str(root), "-plugin", f"{plugin},out={dump}", str(root / PYTHON),
                "-I", "-c", _DRIVER.format(mark=MARK_SYSCALL), str(Path(bundle).resolve()), str(runs)]
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=7200)

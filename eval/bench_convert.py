@@ -108,10 +108,9 @@ def op_profile(flatbuffer: bytes, runs: int = 5) -> dict[str, float]:
     are close to, not equal to, the whole-model time.
     """
     import flatbuffers
+    import tflite
     from larq_compute_engine.mlir.python import tflite_schema as schema
     from larq_compute_engine.tflite.python.interpreter import Interpreter
-
-    import tflite
 
     model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(flatbuffer, 0))
     sg = model.subgraphs[0]
@@ -185,7 +184,6 @@ def _convert_only(name: str, side: str, path: str) -> None:
 def measure(name: str, settings: dict[str, Any], profile: bool, out: str) -> dict[str, Any]:
     """Converts both models of ``name`` and times them side by side; the result as a JSON-able dict."""
     from converters.tflite import op_counts
-
     from zoo.larq_import import LARQ_ZOO_TWINS
 
     files, result = {}, {"model": name, "settings": settings}

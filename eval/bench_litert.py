@@ -52,7 +52,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
-from eval.timing import lce_runner, sample_input, time_runs  # noqa: E402
+from eval.timing import lce_runner, sample_input  # noqa: E402
 
 MODELS = ("realtobinary_resnet18", "meliusnet22", "reactnet_a")
 SIZE = 224
@@ -165,7 +165,7 @@ def _one_op_graphs(flatbuffer: bytes, op_name: str = "LceBconv2d"):
 
     probe, _ = litert.with_outputs(flatbuffer, litert.LCE_OPS)
     it = litert.Interpreter(probe)
-    values = dict(zip(it.output_names, it.predict(sample_input(it._inputs[0]["shape"][1], "nhwc"))))
+    values = dict(zip(it.output_names, it.predict(sample_input(it.input_details[0]["shape"][1], "nhwc"))))
     model = schema.ModelT.InitFromPackedBuf(flatbuffer, 0)
     graph = model.subgraphs[0]
     codes = [c.customCode for c in model.operatorCodes]

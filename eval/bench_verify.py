@@ -61,7 +61,8 @@ def main() -> None:
             assert result.ok, result.error("onnx")
             _, end = timed(lambda: (reference_outputs(model, batch), onnx_predict(onx.path, batch)))
             rows.append((name, "onnx", convert, layers, end))
-    print(f"{len(batch)} images of {args.size}x{args.size}, pad_value={args.pad_value}; seconds, wall / CPU, one run each")
+    print(f"{len(batch)} images of {args.size}x{args.size}, pad_value={args.pad_value}; "
+          "seconds, wall / CPU, one run each")
     print(f"{'model':<16} {'format':<7} {'convert':>13} {'layer-wise':>13} {'end-to-end':>13}")
     for name, fmt, *times in rows:
         print(f"{name:<16} {fmt:<7} " + " ".join(f"{w:6.1f} /{c:6.1f}" for w, c in times))

@@ -27,10 +27,10 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import importlib
+import logging
 import os
 import platform
 import shlex
-import sys
 import tempfile
 import time
 import traceback
@@ -42,9 +42,11 @@ import numpy as np
 
 import zoo
 
+log = logging.getLogger(__name__)
+
 __all__ = ["RUNTIMES", "Runtime", "EvalOptions", "select_models", "parse_runtimes", "parse_weights",
            "evaluate", "machine_info", "published", "SCHEMA", "SCHEMA_VERSION", "BASELINES", "TRAINING_STAGE_PATTERNS",
-           "EXCLUDED_FAMILIES", "MissingRuntimeError", "DEFAULT_RUNTIMES", "QUICK", "NO_WEIGHTS"]
+           "EXCLUDED_FAMILIES", "MissingRuntimeError", "DEFAULT_RUNTIMES", "QUICK", "NO_WEIGHTS", "EvalImages"]
 
 SCHEMA = "bnnzoo-eval"
 SCHEMA_VERSION = 2
@@ -299,9 +301,9 @@ def check_data(data: str) -> None:
     if not data:
         return
     if data == "mnist":
-        from recipes.data import _mnist_arrays
+        from recipes.data import mnist_arrays
 
-        _mnist_arrays()
+        mnist_arrays()
         return
     _image_folder(data, 8)
 
@@ -318,7 +320,7 @@ def _image_folder(data: str, size: int):
     return ImageFolder(root.parent, root.name, size)
 
 
-class _DataCache:
+class EvalImages:
     """Evaluation images per preprocessing (MNIST digits are resized from 28x28 once per size).
 
     An image folder is read through ``zoo.transforms(model)``: the resize, crop, mean and std the
@@ -531,7 +533,6 @@ def _export(model, fmt: str, cache: Optional[str]):
     """``converters.cache.export_cached``, with what the converters' C++ side writes to file descriptor 2 (LCE's
     "ERROR: ... failed to prepare" of a file it refuses) discarded: the row records the error in one line."""
     from converters.cache import export_cached
-
     from zoo.console import stderr_discarded
 
     with stderr_discarded(replay=False):
@@ -558,7 +559,7 @@ def _prepare(name: str, opts: EvalOptions) -> dict[str, Any]:
     return done
 
 
-def evaluate_model(name: str, opts: EvalOptions, data: Optional[_DataCache], cache: str,
+def evaluate_model(name: str, opts: EvalOptions, data: Optional[EvalImages], cache: str,
                    bar: Optional[Any] = None, prepared: Optional[dict[str, Any]] = None) -> dict[str, Any]:
     """One row of the results (see :func:`evaluate`); never raises for the model's own failures.
 
@@ -738,8 +739,8 @@ def machine_info() -> dict[str, Any]:
         load = [round(v, 2) for v in os.getloadavg()]
     except (AttributeError, OSError):
         load = None
-    return {"cpu": cpu, "cores": os.cpu_count(), "usable_cores": usable, "load_average": load, "os": platform.platform(),
-            "python": platform.python_version(), "libraries": libs, "simd": _simd()}
+    return {"cpu": cpu, "cores": os.cpu_count(), "usable_cores": usable, "load_average": load,
+            "os": platform.platform(), "python": platform.python_version(), "libraries": libs, "simd": _simd()}
 
 
 def _simd() -> list[str]:
@@ -782,21 +783,25 @@ def _prepare_all(opts: EvalOptions, cache: str) -> dict[str, dict[str, Any]]:
 
     worker_opts = replace(opts, cache=cache, progress=False)
     prepared: dict[str, dict[str, Any]] = {}
-    print(f"bnnzoo eval: converting {len(opts.models)} models in {opts.jobs} processes (each export verified once, "
-          f"then cached)", file=sys.stderr, flush=True)
+    bar = None
+    if opts.progress:  # each export is verified once, then cached for the timing pass
+        from zoo.console import bar as progress_bar
+
+        bar = progress_bar(len(opts.models), f"bnnzoo eval: converting in {opts.jobs} processes", unit="model")
     with ProcessPoolExecutor(opts.jobs, mp_context=multiprocessing.get_context("spawn"), initializer=_quiet_worker,
                              initargs=("tflite" in _formats(opts.runtimes),)) as pool:
         futures = {pool.submit(_prepare, name, worker_opts): name for name in opts.models}
-        for done, future in enumerate(as_completed(futures), 1):
+        for future in as_completed(futures):
             name = futures[future]
             try:
                 prepared[name] = future.result()
             except Exception as e:  # noqa: BLE001  a crashed worker: the timing pass converts it again
-                print(f"bnnzoo eval: {name}: conversion process failed ({_error(e)}); converting it again",
-                      file=sys.stderr, flush=True)
-                continue
-            if opts.progress:
-                print(f"bnnzoo eval: converted {name} ({done}/{len(opts.models)})", file=sys.stderr, flush=True)
+                log.warning("%s: conversion process failed (%s); converting it again", name, _error(e))
+            if bar is not None:
+                bar.set_postfix_str(name)
+                bar.update(1)
+    if bar is not None:
+        bar.close()
     return prepared
 
 
@@ -813,7 +818,7 @@ def evaluate(opts: EvalOptions) -> dict[str, Any]:
         _TORCH_THREADS.append(torch.get_num_threads())
     check_data(opts.data)
     load_at_start = machine_info()["load_average"]
-    data = _DataCache(opts.data, opts.limit) if opts.data else None
+    data = EvalImages(opts.data, opts.limit) if opts.data else None
     rows = []
     started = time.time()
     with tempfile.TemporaryDirectory(prefix="bnnzoo-eval-") as tmp:
@@ -833,7 +838,7 @@ def evaluate(opts: EvalOptions) -> dict[str, Any]:
                 row = evaluate_model(name, opts, data, cache, bar, prepared.get(name))
                 if row["errors"]:
                     first = next(iter(row["errors"].items()))
-                    print(f"bnnzoo eval: {name}: {first[0]} failed: {first[1]}", file=sys.stderr)
+                    log.warning("%s: %s failed: %s", name, first[0], first[1])
                 rows.append(row)
                 if bar is not None:
                     bar.update(1)

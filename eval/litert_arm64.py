@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -34,7 +35,9 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from eval.arm64 import PYTHON, Arm64Error, _env, _run, build_userland, compare_with_host, ensure_qemu
+from eval.arm64 import PYTHON, Arm64Error, build_userland, compare_with_host, ensure_qemu, run_checked, userland_env
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["WHEELS", "ensure_cross_compiler", "cross_compile", "probe_run", "run_files", "run_bundle", "main"]
 
@@ -85,9 +88,9 @@ def ensure_cross_compiler() -> str:
     if shutil.which("apt-get") is None or os.geteuid() != 0:
         raise Arm64Error("aarch64-linux-gnu-gcc is missing: run `apt-get install gcc-aarch64-linux-gnu` as root")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    _run(["apt-get", "update", "-q"], "apt-get update", env=env, timeout=900)
-    _run(["apt-get", "install", "-y", "-q", "--no-install-recommends", "gcc-aarch64-linux-gnu", "libc6-dev-arm64-cross"],
-         "apt-get install gcc-aarch64-linux-gnu", env=env, timeout=1800)
+    run_checked(["apt-get", "update", "-q"], "apt-get update", env=env, timeout=900)
+    run_checked(["apt-get", "install", "-y", "-q", "--no-install-recommends", "gcc-aarch64-linux-gnu",
+                 "libc6-dev-arm64-cross"], "apt-get install gcc-aarch64-linux-gnu", env=env, timeout=1800)
     found = shutil.which("aarch64-linux-gnu-gcc")
     if not found:
         raise Arm64Error("gcc-aarch64-linux-gnu was installed but aarch64-linux-gnu-gcc is not on PATH")
@@ -120,7 +123,7 @@ def run_files(files: Sequence[str], cache: Optional[Path] = None) -> list[str]:
     with tempfile.TemporaryDirectory() as tmp:
         lib = cross_compile(Path(tmp))
         code = _RUNNER.format(repo=str(REPO), files=files, dest=tmp)
-        env = {**_env(root), "BNNZOO_LITERT_LIB": str(lib)}
+        env = {**userland_env(root), "BNNZOO_LITERT_LIB": str(lib)}
         proc = subprocess.run([qemu, "-L", str(root), str(root / PYTHON), "-I", "-c", code], capture_output=True,
                               text=True, env=env, timeout=1800)
         if proc.returncode != 0:
@@ -142,7 +145,7 @@ def run_files(files: Sequence[str], cache: Optional[Path] = None) -> list[str]:
         return lines
 
 
-def run_bundle(bundle: Path, images: Sequence[str], cache: Optional[Path] = None, log=print) -> dict:
+def run_bundle(bundle: Path, images: Sequence[str], cache: Optional[Path] = None, log=logger.info) -> dict:
     """A bundle's ``run.py --runtime litert`` on aarch64 (qemu) and on this host: the logits compared.
 
     Returns:
@@ -173,7 +176,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parser.error("give TFLite files, or --bundle DIR")
     try:
         if args.bundle is not None:
-            result = run_bundle(args.bundle, args.files or [str(args.bundle / "sample.png")])
+            result = run_bundle(args.bundle, args.files or [str(args.bundle / "sample.png")], log=print)
             print(f"litert_arm64: {args.bundle}: top-5 identical {result['top5_identical']}, max |aarch64 - host| "
                   f"{result['max_abs_diff']:.3g}")
             return 0 if result["top5_identical"] and result["max_abs_diff"] < 1e-4 else 1

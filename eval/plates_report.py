@@ -335,7 +335,7 @@ def target_check(results: dict) -> dict[str, Any]:
 
 
 def light_target_check(results: dict) -> dict[str, Any]:
-    """Issue #18's targets: the light detector >= 90% of the float AP@0.5 on every seed, <= 1/10 of its 32-bit
+    """The light detector's targets: >= 90% of the float AP@0.5 on every seed, <= 1/10 of its 32-bit
     MACs, and above the baseline's AP@0.5 on every seed where both are known."""
     rows = {r["model"]: r for r in results["models"]}
     fl, light = rows.get(VARIANTS[0]) or {}, rows.get(LIGHT) or {}
@@ -404,7 +404,7 @@ def _pareto_section(results: dict) -> str:
     best = best_1bit_per_mac(points)
     tc = results.get("light_target") or {}
     target = ("" if "met" not in tc else
-              f"\n\n**Target (issue #18): `{LIGHT}` at >= 90% of the float AP@0.5, <= 1/10 of its 32-bit MACs, above "
+              f"\n\n**Target (light 1-bit detector): `{LIGHT}` at >= 90% of the float AP@0.5, <= 1/10 of its 32-bit MACs, above "
               f"the 1-bit baseline on every seed.** Measured: lowest seed {100 * tc['light_of_float_min']:.1f}% of "
               f"float; 32-bit MACs {tc['macs_of_float']:.3f} of float; above the baseline on {tc['above_baseline']} "
               "seeds: target " + ("**met**." if tc["met"] else "**not met**."))
@@ -531,7 +531,7 @@ def markdown(results: dict, plots: Sequence[str]) -> str:
     train_total = sum(r["training"]["seconds"] or 0 for r in results["models"] if r.get("training"))
     tc = results.get("target") or {}
     target = ("" if "improved_of_float" not in tc else
-              f"\n\n**Target (issue #6): improved 1-bit AP@0.5 >= 90% of the float model's and above the 1-bit "
+              f"\n\n**Target (improved 1-bit detector): improved 1-bit AP@0.5 >= 90% of the float model's and above the 1-bit "
               f"baseline.** Measured: improved {_pct(tc['improved_ap50'])}% = {100 * tc['improved_of_float']:.1f}% "
               f"of float ({_pct(tc['float_ap50'])}%); baseline {_pct(tc['baseline_ap50'])}% = "
               f"{100 * tc['baseline_of_float']:.1f}% of float; improved - baseline = "

@@ -20,11 +20,11 @@ from typing import Any, Optional
 
 from zoo.fileio import read_json, write_bytes, write_text
 
-from .harness import BASELINES, NO_WEIGHTS, RUNTIMES, SCHEMA, SCHEMA_VERSION
+from .harness import BASELINES, RUNTIMES, SCHEMA, SCHEMA_VERSION
 
-__all__ = ["write_report", "markdown", "header", "summary_table", "headline", "answer", "why", "pareto_front", "pareto_rows",
-           "plot", "arm64_plot", "save_figure", "load_results", "load_arm64", "compare", "PLOTS", "ARM64_PLOT",
-           "LCE_PUBLISHED_PI4", "PI4_CLOCK_HZ"]
+__all__ = ["write_report", "markdown", "header", "summary_table", "headline", "answer", "why", "pareto_front",
+           "pareto_rows", "plot", "arm64_plot", "save_figure", "load_results", "load_arm64", "compare", "PLOTS",
+           "ARM64_PLOT", "LCE_PUBLISHED_PI4", "PI4_CLOCK_HZ"]
 
 PLOTS = ("pareto.png",)
 ARM64_PLOT = "arm64_estimate.png"
@@ -101,8 +101,7 @@ def figures_table(results: dict) -> str:
         rows.append([r["model"], _num(f.get("params"), ".2f", 1e6), _num(f.get("binary_mac_share"), ".1%"),
                      _num(f.get("flops"), ".1f", 1e6), _num(f.get("bops"), ".3f", 1e9), _num(f.get("ops"), ".1f", 1e6),
                      _num(s.get("ideal_bytes"), ".2f", MB),
-                     _num(s.get("tflite_bytes"), ".2f", MB) if s.get("tflite_bytes") or "export tflite" not in r["errors"] else "failed",
-                     _num(s.get("onnx_bytes"), ".2f", MB) if s.get("onnx_bytes") or "export onnx" not in r["errors"] else "failed",
+                     _size_cell(s, r, "tflite"), _size_cell(s, r, "onnx"),
                      _lce_cell(f, s)])
     return _table(["model", "params (M)", "binary MACs", "FLOPs (M)", "BOPs (G)", "OPs (M)",
                    "ideal size (MiB)", "TFLite (MiB)", "ONNX (MiB)", "binary convs (LceBconv2d)"], rows)
@@ -133,8 +132,8 @@ def accuracy_table(results: dict) -> str:
     for r in results["models"]:
         acc = r.get("accuracy")
         if acc:
-            rows.append([r["model"], f"`{acc['weights']}`", acc["dataset"], str(acc["images"]), _num(acc["top1"], ".1f"),
-                         _num(acc["top5"], ".1f"), _by_runtime(acc)])
+            rows.append([r["model"], f"`{acc['weights']}`", acc["dataset"], str(acc["images"]),
+                         _num(acc["top1"], ".1f"), _num(acc["top5"], ".1f"), _by_runtime(acc)])
         elif "accuracy" in r.get("errors", {}):
             rows.append([r["model"], f"`{r['weights']}`", "failed: " + r["errors"]["accuracy"].replace("|", "\\|"),
                          "–", "–", "–", "–"])
@@ -154,7 +153,8 @@ def _by_runtime(acc: dict) -> str:
 
 def failures_table(results: dict) -> str:
     """Every failed stage with its error."""
-    rows = [[r["model"], stage, err.replace("|", "\\|")] for r in results["models"] for stage, err in r["errors"].items()]
+    rows = [[r["model"], stage, err.replace("|", "\\|")]
+            for r in results["models"] for stage, err in r["errors"].items()]
     return _table(["model", "stage", "error"], rows, ["---", "---", "---"]) if rows else "No failures."
 
 
@@ -277,7 +277,8 @@ def _next_below(p: dict, pts: list[dict], key: str) -> str:
         return ""
     q = max(cheaper, key=lambda q: q["top1"])
     return (f" (the most accurate cheaper MobileNet-v1, {q['model']}: {q['top1']:g}% at {_cost_text(q, key)}, "
-            f"{p['top1'] - q['top1']:+.1f} points for {cost(p) / cost(q):.2f}x the {'size' if key == 'size' else 'latency'})")
+            f"{p['top1'] - q['top1']:+.1f} points for {cost(p) / cost(q):.2f}x the "
+            f"{'size' if key == 'size' else 'latency'})")
 
 
 def headline(results: dict) -> str:
@@ -330,7 +331,8 @@ def why(results: dict, pts: Optional[list[dict]] = None) -> str:
         rates = sorted(b[1] for b in binaries)
         mid = rates[len(rates) // 2]
         parts.append(
-            f"MobileNet-v1 in XNNPACK ran up to {float_rate / 1e9:.0f} G float MAC/s ({best_name}: FLOPs / its latency). "
+            f"MobileNet-v1 in XNNPACK ran up to {float_rate / 1e9:.0f} G float MAC/s "
+            f"({best_name}: FLOPs / its latency). "
             "bnnzoo's binary convolutions (`LceBconv2d`, timed inside the whole inference by the kernels' own "
             + (f"per-op timers) ran {rates[0] / 1e9:.0f}–{rates[-1] / 1e9:.0f} G binary MAC/s over {len(rates)} binary "
                f"networks (median {mid / 1e9:.0f})" if len(rates) > 1 else
@@ -361,9 +363,9 @@ def why(results: dict, pts: Optional[list[dict]] = None) -> str:
                                  sorted(small, key=lambda p: p["size_mib"]))
                      + "; 1-bit weights take 1/32 of the storage of float32 ones.")
     parts.append("On ARM64 the per-instruction ratio is the same (NEON's `CNT` counts 128 binary products, its `FMLA` "
-                 "does 4 float32 MACs), while the cores, memory and kernels differ: this x86 front says nothing about a "
-                 "Raspberry Pi (see the ARM64 section where this report has one, with LCE's published Raspberry Pi 4 "
-                 "figures).")
+                 "does 4 float32 MACs), while the cores, memory and kernels differ: this x86 front says nothing "
+                 "about a Raspberry Pi (see the ARM64 section where this report has one, with LCE's published "
+                 "Raspberry Pi 4 figures).")
     return " ".join(parts)
 
 
@@ -423,7 +425,8 @@ def arm64_rows(results: dict, arm64: dict[str, dict]) -> list[dict[str, Any]]:
                     "binary_macs": entry.get("binary_macs"),
                     "per_2048": entry.get("bconv_instructions_per_2048_macs"),
                     "lce_published_ms": LCE_PUBLISHED_PI4["ms"].get(name)})
-    front = pareto_front({p["model"]: (p["ms"], p["top1"]) for p in out if p["ms"] is not None and p["top1"] is not None})
+    front = pareto_front({p["model"]: (p["ms"], p["top1"])
+                          for p in out if p["ms"] is not None and p["top1"] is not None})
     for p in out:
         p["front"] = p["model"] in front
     return out
@@ -458,7 +461,7 @@ def arm64_section(results: dict, arm64: dict[str, dict], plotted: bool) -> str:
 def _log_axis(ax) -> None:
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-    if not any(len(c.get_offsets()) for c in ax.collections) and not any(len(l.get_xdata()) for l in ax.lines):
+    if not any(len(c.get_offsets()) for c in ax.collections) and not any(len(line.get_xdata()) for line in ax.lines):
         ax.text(0.5, 0.5, "no figures", ha="center", va="center", transform=ax.transAxes)
         return
     ax.set_xscale("log")
@@ -616,7 +619,8 @@ def header(results: dict) -> list[str]:
             + (f"; {converted} of {len(exports)} exports converted and verified in this run, the others reused from "
                "the export cache (verified when they were converted)" if exports else "") + ".")
     early = (f"stopped once its interquartile range was within {s['rel_iqr']:.0%} of the median after at least "
-             f"{s['min_runs']} runs" + (f", or once its timed runs took {s['budget_s']:g} s" if s.get("budget_s") else "")
+             f"{s['min_runs']} runs"
+             + (f", or once its timed runs took {s['budget_s']:g} s" if s.get("budget_s") else "")
              + f", at most {s['runs']} runs") if s.get("min_runs", s["runs"]) < s["runs"] else f"{s['runs']} runs"
     rendered = (f"\n\nThis report was written again from that run's results.json (nothing measured again) by:\n\n```\n"
                 f"{results['rendered_by']}\n```" if results.get("rendered_by") else "")
@@ -670,6 +674,13 @@ def markdown(results: dict, plots: list[str], arm64: Optional[dict] = None, arm6
     return "\n\n".join(parts) + "\n"
 
 
+def _size_cell(size: dict, result: dict, fmt: str) -> str:
+    """The file size of one export in MB, or "failed" where its export failed."""
+    if size.get(f"{fmt}_bytes") or f"export {fmt}" not in result["errors"]:
+        return _num(size.get(f"{fmt}_bytes"), ".2f", MB)
+    return "failed"
+
+
 def summary_table(results: dict) -> str:
     """The short table ``bnnzoo eval`` prints: published top-1, latency per runtime at the ImageNet input
     size, size, the fronts, and measured accuracy with what it was measured on."""
@@ -683,7 +694,8 @@ def summary_table(results: dict) -> str:
         s, acc, pub = r.get("size") or {}, r.get("accuracy") or {}, r.get("published") or {}
         front = fronts.get(r["model"], {})
         on = ", ".join(RUNTIMES[k].label if k != "size" else "size" for k in keys if front.get(k))
-        status = "ok" if r["status"] == "ok" else "FAILED: " + "; ".join(f"{k}: {v}" for k, v in r["errors"].items())[:160]
+        errors = "; ".join(f"{k}: {v}" for k, v in r["errors"].items())
+        status = "ok" if r["status"] == "ok" else "FAILED: " + errors[:160]
         measured = (f"{acc['top1']:.1f} ({acc['dataset'].split(' (')[0].split(',')[0]}, {acc['input_size']}x"
                     f"{acc['input_size']})" if acc else "–")
         rows.append([r["model"], _num(pub.get("top1"), "g")] + [_ms(_median(r, rt, t0)) if _lat(r, rt, t0) else

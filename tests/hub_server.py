@@ -135,6 +135,10 @@ class HubServer:
     def __exit__(self, *exc) -> None:
         self.stop()
 
+    def new_commits(self) -> None:
+        """Every repo gets a new commit on its next request (of its files as they are on disk then)."""
+        self._commits.clear()
+
     def commit_of(self, repo_id: str) -> str:
         """The commit hash of a repo: fixed when first asked, renewed by each pushed commit.
 
@@ -183,7 +187,8 @@ class _Handler(BaseHTTPRequestHandler):
         self._reply(status, json.dumps(obj).encode(), {"Content-Type": "application/json", **(headers or {})})
 
     def _error(self, status: int, code: str, message: str, head: bool, extra: Optional[dict[str, str]] = None) -> None:
-        headers = {"X-Error-Code": code, "X-Error-Message": message, "Content-Type": "application/json", **(extra or {})}
+        headers = {"X-Error-Code": code, "X-Error-Message": message, "Content-Type": "application/json",
+                   **(extra or {})}
         self._reply(status, json.dumps({"error": message}).encode(), headers, head=head)
 
     def _body(self) -> bytes:

@@ -139,7 +139,7 @@ def test_eval_detect_and_the_deploy_bundle_preprocess_alike(key, tmp_path):
 
     from converters.deploy import bundle_preprocess
     from converters.detect import model_input
-    from eval.harness import _DataCache
+    from eval.harness import EvalImages
 
     spec = importlib.util.spec_from_file_location("bundle_run", zoo.__file__.replace("zoo/__init__.py",
                                                                                      "converters/rpi/run.py"))
@@ -149,7 +149,7 @@ def test_eval_detect_and_the_deploy_bundle_preprocess_alike(key, tmp_path):
     # What zoo.load(key) returns, as far as preprocessing goes (no download of full-size weights here).
     model = types.SimpleNamespace(zoo_config=zoo.get_config(w.arch).replace(input_size=w.input_size), zoo_weights=w)
     files = _awkward_images(tmp_path / "val" / "any")
-    x, _, _, description = _DataCache(str(tmp_path), 0).get(model)
+    x, _, _, description = EvalImages(str(tmp_path), 0).get(model)
     assert x.shape == (len(files), 3, w.input_size, w.input_size) and "zoo.transforms" in description
     pre = bundle_preprocess(model, w.input_size)
     for row, path in zip(x, files):
@@ -163,12 +163,12 @@ def test_eval_detect_and_the_deploy_bundle_preprocess_alike(key, tmp_path):
 def test_transforms_agree_with_the_training_readers(tmp_path):
     """The training readers (recipes.data's ImageNet folder, the plate detectors' reader) compute the
     input zoo.transforms computes, on the RGB files they were trained on."""
+    import dataclasses
+
     from PIL import Image
 
     from recipes.data import ImageFolder
     from recipes.plates.dataset import load_rgb, to_model_input
-
-    import dataclasses
 
     path = tmp_path / "img.png"
     _image(300, 200).save(path)

@@ -160,9 +160,10 @@ def test_bundled_detectors_reach_their_recorded_ap(key, plates_val):
 
 
 def test_bundled_detectors_keep_the_papers_order():
-    """Issue #6's target, on the recorded (and above, re-measured) AP@0.5 of one training run; for the light
-    detector the parts of issue #18's it meets: >= 90% of the float AP@0.5 at <= 1/10 of its 32-bit MACs (it is
-    below the baseline's AP@0.5, reports/plates/report.md)."""
+    """The improved detector's target (>= 90% of the float AP@0.5, above the baseline), on the recorded (and
+    above, re-measured) AP@0.5 of one training run; for the light detector the parts of its target it meets:
+    >= 90% of the float AP@0.5 at <= 1/10 of its 32-bit MACs (it is below the baseline's AP@0.5,
+    reports/plates/report.md)."""
     ap, found = ({zw.WEIGHTS[k].arch: zw.WEIGHTS[k].metrics[i].value for k in DETECTORS} for i in (0, 1))
     assert ap["plates_detector_1bit"] >= 0.9 * ap["plates_detector_float"]
     assert ap["plates_detector_1bit"] > ap["plates_detector_1bit_baseline"]

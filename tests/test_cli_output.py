@@ -193,10 +193,10 @@ def test_demo_prints_only_its_own_lines(tmp_path):
     from helpers import EXPORTS_ENV
 
     env_cache = os.path.join(os.environ[EXPORTS_ENV], "eval")  # the exports test_bundled_weights converts too
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TF_", "TORCH_", "GRPC_"))}
     result = subprocess.run([sys.executable, "-m", "bnnzoo", "demo", "realtobinary_resnet18", "--limit", "100",
-                             "--plates", "1", "-o", str(tmp_path / "demo")], capture_output=True, text=True, cwd=tmp_path,
-                            env={**{k: v for k, v in os.environ.items() if not k.startswith(("TF_", "TORCH_", "GRPC_"))},
-                                 "BNNZOO_CACHE": env_cache}, timeout=900)
+                             "--plates", "1", "-o", str(tmp_path / "demo")], capture_output=True, text=True,
+                            cwd=tmp_path, env={**env, "BNNZOO_CACHE": env_cache}, timeout=900)
     assert result.returncode == 0, result.stderr[-2000:]
     assert _foreign(result.stderr) == [], "third-party lines on stderr:\n" + "\n".join(_foreign(result.stderr))
     foreign_out = [line for line in result.stdout.splitlines() if THIRD_PARTY.match(line)]

@@ -7,7 +7,6 @@ Tiny models keep the file fast; the full-size checks are marked ``slow``.
 from __future__ import annotations
 
 import os
-import re
 import sys
 import types
 
@@ -15,15 +14,14 @@ import numpy as np
 import pytest
 import torch
 
-import zoo
-from helpers import error_lines, randomize, share_tiny_tflite, tiny
-from zoo.registry import ModelConfig
-from zoo.weights import WEIGHTS
-
 import converters
+import zoo
 from converters import ConversionError, MissingExtraError, formats
 from converters.onnx import onnx_predict
 from converters.tflite import op_counts, tflite_predict
+from zoo.registry import ModelConfig
+
+from helpers import error_lines, randomize, share_tiny_tflite, tiny
 
 # --- a test-only binary family: two binary convs, one optionally grouped ---------
 
@@ -260,10 +258,10 @@ def _payload_bytes(path) -> int:
 def _float_output_bconvs(path, model) -> int:
     from tensorflow.lite.tools import flatbuffer_utils
 
-    from converters.tflite import _bconvs, binary_weight_signs
+    from converters.tflite import binary_weight_signs, lce_bconvs
 
     model_t = flatbuffer_utils.read_model_from_bytearray(bytearray(open(path, "rb").read()))
-    return sum(not b["packed_output"] for b in _bconvs(model_t, binary_weight_signs(model)))
+    return sum(not b["packed_output"] for b in lce_bconvs(model_t, binary_weight_signs(model)))
 
 
 def _bn_unfused_bytes(model) -> int:
@@ -393,7 +391,8 @@ def test_cli_writes_an_int8_file_over_the_range_given(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["convert", "x.safetensors", "--to", "onnx"], "x.safetensors does not exist"),  # no config.json: tests/test_deploy.py
+    # no config.json: tests/test_deploy.py
+    (["convert", "x.safetensors", "--to", "onnx"], "x.safetensors does not exist"),
     (["convert", "mobilenet_v1", "--to", "tflte"], "did you mean 'tflite'"),
     (["convert", "mobilenet_v1", "--to", "tflite", "--bitpack"], "--bitpack is an onnx option"),
     (["convert", "mobilenet_v1", "--to", "onnx", "--int8"], "--int8 is a tflite option"),

@@ -20,6 +20,8 @@ from converters import deploy as dep
 from converters.litert import toolchain
 from converters.verify import ConversionError
 
+from helpers import bomb_png
+
 PY = sys.executable
 
 
@@ -175,8 +177,8 @@ def test_litert_from_a_fresh_copy_equals_lce_reference_kernel(bundle, model, ima
     """As a user on a Pi would: a copy of the bundle folder, its kernels compiled from the bundle's own
     sources into an empty cache (--build-kernels), run.py --runtime litert run from another folder in
     isolated mode (no bnnzoo importable). Logits equal LCE's reference kernel on the same input."""
-    from larq_compute_engine.tflite.python.interpreter import Interpreter as LCE
     import torch
+    from larq_compute_engine.tflite.python.interpreter import Interpreter as LCE
 
     fresh = Path(shutil.copytree(bundle, tmp_path / "copied" / "bundle"))
     cache, elsewhere = tmp_path / "cache", tmp_path / "cwd"
@@ -369,21 +371,6 @@ def test_bundle_litert_on_arm64_equals_x86(bundle, images):
 
 # --- faults: decompression bombs, bad outputs, one bad image among many, killed deploys ------------
 
-def bomb_png(path: Path, side: int = 20000) -> Path:
-    """A valid PNG header announcing side x side pixels (over Pillow's decompression-bomb limit) with a
-    tiny body: the file is a few dozen bytes, opening it is what must be refused."""
-    import struct
-    import zlib
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    header = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)  # 8-bit greyscale
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64))
-                     + chunk(b"IEND", b""))
-    return path
-
-
 def test_decompression_bomb_is_one_line(bundle, tmp_path):
     _one_line_error(run_py(bundle, "--runtime", "onnx", bomb_png(tmp_path / "bomb.png")), "too large to decode")
 
@@ -400,7 +387,8 @@ def test_one_bad_image_does_not_stop_the_batch(bundle, images, tmp_path):
 
 
 def test_dump_logits_to_a_missing_folder_fails_before_inference(bundle, tmp_path):
-    proc = run_py(bundle, "--runtime", "onnx", "--dump-logits", tmp_path / "no" / "such" / "l.npy", bundle / "sample.png")
+    missing = tmp_path / "no" / "such" / "l.npy"
+    proc = run_py(bundle, "--runtime", "onnx", "--dump-logits", missing, bundle / "sample.png")
     _one_line_error(proc, "does not exist; create it first")
     assert "(onnx," not in proc.stdout  # refused before any image was classified
 

@@ -16,11 +16,11 @@ import converters
 import converters.onnx
 import converters.tflite
 import zoo
-from converters import ConversionError
-from converters import verify
-from helpers import randomize, tiny
+from converters import ConversionError, verify
 from recipes.plates import dataset as ds
 from zoo import detection as det
+
+from helpers import randomize, tiny
 
 DETECTORS = tuple(n for n in zoo.list_models() if zoo.get_config(n).family == "detector")
 
@@ -108,8 +108,8 @@ def test_export_with_other_boxes_is_refused_and_writes_nothing(fmt, tmp_path, mo
         monkeypatch.setattr(converters.onnx, "export_proto",
                             lambda m, size, opset=18: real(_wrong_head(m), size, opset))
     else:
-        real = converters.tflite._keras_twin
-        monkeypatch.setattr(converters.tflite, "_keras_twin", lambda m, size: real(_wrong_head(m), size))
+        real = converters.tflite.keras_twin
+        monkeypatch.setattr(converters.tflite, "keras_twin", lambda m, size: real(_wrong_head(m), size))
     # The layer-wise check sees the wrong head first: the float ops after the last binary conv.
     with pytest.raises(ConversionError, match=r"first divergent layer outputs \(float ops after layers\.5\.conv\)"
                        ) as info:
@@ -123,7 +123,7 @@ def test_score_cuts_compare_boxes_even_when_nothing_reaches_the_threshold():
     raw = rng.normal(0, 0.3, (1, cfg.num_classes))
     raw[0, 0::5] = rng.uniform(-8, -4, 12)  # an untrained-looking head: every score far below 0.25
     assert len(det.decode(raw, cfg)[0]) == 0
-    cuts = verify._score_cuts(raw[0, 0::5])
+    cuts = verify.score_cuts(raw[0, 0::5])
     assert len(cuts) == 2 and len(det.decode(raw, cfg, cuts[1])[0]) >= 1
     best = int(np.argmax(raw[0, 0::5]))
     moved = raw.copy()

@@ -5,9 +5,10 @@ import pytest
 import torch
 
 import zoo
-from helpers import tiny
 from zoo import detection as det
 from zoo.torch.detector import BinaryConv2d, yolo_loss
+
+from helpers import tiny
 
 
 def test_the_three_recipes_differ_where_the_paper_says():

@@ -9,7 +9,7 @@ import pytest
 import zoo
 from bnnzoo.cli import main
 from eval import harness, report
-from zoo.registry import ModelConfig, _REGISTRY
+from zoo.registry import _REGISTRY, ModelConfig
 
 EXPECTED_ROW_KEYS = {"model", "status", "errors", "family", "paper", "published", "weights", "input_size",
                      "num_classes", "figures", "binary", "size", "latency_ms", "exports", "timed_with", "seconds"}
@@ -93,7 +93,7 @@ def test_compare(tiny_report, tmp_path, capsys):
     new.write_text(json.dumps(res))
     assert main(["eval", "--compare", str(out / "results.json"), str(new)]) == 0
     text = capsys.readouterr().out
-    line = next(l for l in text.splitlines() if l.startswith("| meliusnet22 |"))
+    line = next(ln for ln in text.splitlines() if ln.startswith("| meliusnet22 |"))
     assert "x2.00" in line and "x1.00" in line
 
 
@@ -118,7 +118,7 @@ def test_every_runtime_is_timed_at_the_input_size_and_exports_are_reused(tmp_pat
         assert row["input_size"] == zoo.get_config(row["model"]).tiny["input_size"] == 32
         assert row["size"]["tflite_bytes"] > 0 and row["size"]["onnx_bytes"] > 0
         assert all(e["converted_now"] for e in row["exports"].values())
-        line = next(l for l in md.splitlines() if l.startswith(f"| {row['model']} | 32x32 |"))
+        line = next(ln for ln in md.splitlines() if ln.startswith(f"| {row['model']} | 32x32 |"))
         assert "| – |" not in line and "failed" not in line  # a latency in every runtime column
     assert melius["size"]["lce_bconv2d"] == melius["figures"]["binary_convs"]
     assert melius["latency_ms"]["litert"]["1"]["bconv_ms"] > 0  # the kernels' own LceBconv2d time
@@ -126,7 +126,8 @@ def test_every_runtime_is_timed_at_the_input_size_and_exports_are_reused(tmp_pat
     assert main(["eval", *argv, "-o", str(tmp_path / "again")]) == 0
     again = json.loads((tmp_path / "again" / "results.json").read_text())
     for row in again["models"]:
-        assert set(row["exports"]) == {"tflite", "onnx"} and not any(e["converted_now"] for e in row["exports"].values())
+        assert set(row["exports"]) == {"tflite", "onnx"}
+        assert not any(e["converted_now"] for e in row["exports"].values())
     assert [r["size"] for r in again["models"]] == [r["size"] for r in res["models"]]
     assert "0 of 4 exports converted" in (tmp_path / "again" / "report.md").read_text()
 
@@ -151,9 +152,9 @@ def test_accuracy_is_measured_at_the_weights_size_and_says_so(tmp_path):
     assert set(row["exports"]) == {"tflite", "onnx", "accuracy tflite", "accuracy onnx"}
     md = (tmp_path / "o" / "report.md").read_text()
     section = md.split("## Accuracy")[1].split("## Failures")[0]
-    cells = [l for l in section.splitlines() if l.startswith("| meliusnet22 |")]
+    cells = [ln for ln in section.splitlines() if ln.startswith("| meliusnet22 |")]
     assert len(cells) == 1 and f"| {acc['dataset']} |" in cells[0]
-    assert next(l for l in md.splitlines() if l.startswith("| meliusnet22 | 32x32 |"))
+    assert next(ln for ln in md.splitlines() if ln.startswith("| meliusnet22 | 32x32 |"))
 
 
 # --- the Pareto headline -------------------------------------------------------------------------
@@ -192,7 +193,7 @@ def test_dominated_point_is_not_marked():
     assert marks["fastnet"] == {"litert": True, "size": False}
     assert marks["mobilenet_v1_050"]["litert"] and marks["mobilenet_v1_025"]["size"]
     text = report.headline(res)
-    table = {l.split(" | ")[0].strip("| ").split(" (")[0]: l for l in text.splitlines() if l.startswith("| ")}
+    table = {ln.split(" | ")[0].strip("| ").split(" (")[0]: ln for ln in text.splitlines() if ln.startswith("| ")}
     assert "9.0 |" in table["quicknet"] and "9.0 ★" not in table["quicknet"] and "4.20 ★" in table["quicknet"]
     assert "1.5 ★" in table["fastnet"] and "8.00 ★" not in table["fastnet"]
     assert "quicknet 63.3% at 9.0 ms against mobilenet_v1_050 63.7% at 2.0 ms" in text
@@ -219,9 +220,9 @@ def test_arm64_panel_from_the_benchmark_json(tmp_path):
     section = md.split("## ARM64")[1].split("## Latency")[0]
     assert "estimate, not a measurement" in section.lower() and "published" in section
     assert report.LCE_PUBLISHED_PI4["source"].removeprefix("published: ") in section
-    quick = next(l for l in section.splitlines() if l.startswith("| quicknet |"))
+    quick = next(ln for ln in section.splitlines() if ln.startswith("| quicknet |"))
     assert "| 40.0" in quick and "| 45.0 |" in quick  # 60 M instructions at 1.5 GHz; LCE's published 45.0 ms
-    mnv1 = next(l for l in section.splitlines() if l.startswith("| mobilenet_v1_050 |"))
+    mnv1 = next(ln for ln in section.splitlines() if ln.startswith("| mobilenet_v1_050 |"))
     assert "| 80.0" in mnv1  # its modelled cycles at 1.5 GHz
     assert json.loads(paths["results"].read_text())["arm64"] == entries
     bad = tmp_path / "bad.json"
@@ -304,7 +305,8 @@ KNOWN_DIFFERENCES = {
 # 0.1-0.6% below the wiki, i.e. 0.2-1.5 M ops): allowed on top of the rounding.
 COUNTER_MARGIN = {"ops": 0.005}
 
-PUBLISHED_OPS = [(n, k) for n in zoo.list_models(include_stages=True) for k in ("ops", "bops", "flops") if k in zoo.get_config(n).published]
+PUBLISHED_OPS = [(n, k) for n in zoo.list_models(include_stages=True) for k in ("ops", "bops", "flops")
+                 if k in zoo.get_config(n).published]
 
 
 def rounding_tolerance(value: float) -> float:
@@ -353,9 +355,9 @@ def test_image_folder_is_read_with_the_weights_preprocessing(tmp_path):
     import numpy as np
     from PIL import Image
 
-    from recipes.data import _mnist_arrays
+    from recipes.data import mnist_arrays
 
-    x, y = _mnist_arrays()
+    x, y = mnist_arrays()
     held_out = np.random.default_rng(0).permutation(len(y))[:200]  # recipes.data's validation digits, in order
     for i in held_out:
         folder = tmp_path / "digits" / str(int(y[i]))
@@ -383,7 +385,8 @@ def test_report_written_again_from_results_with_the_arm64_panel(tiny_report, tmp
     entries = {"meliusnet22": {"binary_macs": 1, "instructions": {"bnnzoo": 3_000_000, "litert": 0, "other": 0},
                                "bconv_instructions_per_2048_macs": 64.0, "modelled_a72_cycles": None}}
     (tmp_path / "arm64.json").write_text(json.dumps(entries))
-    argv = ["--from-results", str(out / "results.json"), "--arm64", str(tmp_path / "arm64.json"), "-o", str(tmp_path / "o")]
+    argv = ["--from-results", str(out / "results.json"), "--arm64", str(tmp_path / "arm64.json"),
+            "-o", str(tmp_path / "o")]
     assert main(["eval", *argv]) == 0
     md = (tmp_path / "o" / "report.md").read_text()
     before = json.loads((out / "results.json").read_text())

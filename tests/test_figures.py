@@ -19,7 +19,8 @@ def test_mobilenet_v1_matches_keras_applications():
     assert abs(figures.flops - 569e6) / 569e6 < 0.01
 
 
-@pytest.mark.parametrize("alpha,name", [(0.25, "mobilenet_v1_025"), (0.5, "mobilenet_v1_050"), (0.75, "mobilenet_v1_075")])
+@pytest.mark.parametrize("alpha,name",
+                         [(0.25, "mobilenet_v1_025"), (0.5, "mobilenet_v1_050"), (0.75, "mobilenet_v1_075")])
 def test_mobilenet_widths_match_keras_applications(alpha, name):
     import tensorflow as tf
 

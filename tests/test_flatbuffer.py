@@ -17,6 +17,7 @@ import pytest
 
 from converters.litert import flatbuffer as fb
 from converters.litert import tflite_schema
+
 from helpers import error_lines, randomize, tiny
 
 ROOT = Path(__file__).resolve().parents[1]

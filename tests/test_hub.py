@@ -17,11 +17,11 @@ import torch
 
 import zoo
 from bnnzoo.commands import download, push
-from zoo import hub, refs, weights as zw
+from zoo import hub, refs
+from zoo import weights as zw
 from zoo.hub import HubError
 
 from helpers import killed_when, serve_hub
-from hub_server import HubServer
 
 REPO = "zoo-test/mobilenet-tiny"
 KEY = "mobilenet_v1.tiny_test"
@@ -176,7 +176,7 @@ def test_git_stored_config_is_verified_against_the_revision(server, tmp_path, ti
 
 def test_config_that_is_not_an_object_is_one_line(server, tmp_path):
     (tmp_path / "hub" / REPO / "config.json").write_text("[1, 2, 3]")
-    server._commits.clear()  # a new commit on the server
+    server.new_commits()
     with pytest.raises(ValueError) as e:
         zoo.load("mobilenet_v1", weights=f"hf-hub:{REPO}")
     assert "config.json" in str(e.value) and "holds a JSON list" in str(e.value) and "\n" not in str(e.value)
@@ -185,7 +185,8 @@ def test_config_that_is_not_an_object_is_one_line(server, tmp_path):
 def test_hub_errors_are_one_line_and_name_the_file(server, monkeypatch, no_retry_waits):
     w = zw.WEIGHTS[KEY]
     monkeypatch.setitem(zw.WEIGHTS, KEY, zw.Weights(**{**w.__dict__, "hub_repo": "zoo-test/missing"}))
-    with pytest.raises(HubError, match=r"zoo-test/missing@\w+/model.safetensors: repository zoo-test/missing not found"):
+    missing = r"zoo-test/missing@\w+/model.safetensors: repository zoo-test/missing not found"
+    with pytest.raises(HubError, match=missing):
         zoo.load(KEY)
     monkeypatch.setitem(zw.WEIGHTS, KEY, zw.Weights(**{**w.__dict__, "filename": "nope.safetensors"}))
     with pytest.raises(HubError, match="file 'nope.safetensors' not found"):
@@ -260,7 +261,7 @@ def test_push_keeps_a_card_edited_on_the_hub(server, tmp_path, tiny_folder, capl
     again = zoo.push_to_hub(model, "zoo-test/edited", message="same weights again")
     assert again.card_uploaded  # still bnnzoo's card, unchanged: replaced
     card.write_text("# My own words about these weights\n")
-    server._commits.clear()  # a new commit on the server
+    server.new_commits()
     kept = zoo.push_to_hub(model, "zoo-test/edited")
     assert not kept.card_uploaded and card.read_text() == "# My own words about these weights\n"
     assert "edited there and is kept" in caplog.text

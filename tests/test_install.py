@@ -56,7 +56,8 @@ def test_the_wheel_holds_only_the_source_modules(wheel):
 
     packages = ("zoo/", "converters/", "recipes/", "eval/")
     shipped = {n for n in zipfile.ZipFile(wheel).namelist() if n.startswith(packages) and n.endswith(".py")}
-    assert shipped and all((ROOT / n).is_file() for n in shipped), sorted(n for n in shipped if not (ROOT / n).is_file())
+    absent = sorted(n for n in shipped if not (ROOT / n).is_file())
+    assert shipped and not absent, absent
 
 
 def _fresh_venv(path: Path) -> Path:
@@ -164,6 +165,7 @@ HUB_CHECK = textwrap.dedent("""
 
 def _hub_floor() -> str:
     import re
+
     import tomllib
 
     deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]

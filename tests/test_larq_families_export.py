@@ -11,6 +11,7 @@ binary layers, DoReFa-Net's one float constant.
 import pytest
 
 import zoo
+
 from helpers import randomize
 
 _RUNTIME_QUANTIZATION = {"ABS", "MEAN", "TRANSPOSE", "LceDequantize"}
@@ -64,7 +65,8 @@ def test_bench_convert_covers_every_architecture_larq_zoo_has_and_marks_slow_rat
             "indirect_bgemm_t1": (2.0, 1.9, 2.1)}
     lqz = {**side, "ops": {"LceBconv2d": 16, "AVERAGE_POOL_2D": 1}, "default_t1": (10.0, 9.0, 11.0)}
     rows = [{"model": "quicknet", "settings": settings, "ours": side, "larq_zoo": lqz},
-            {"model": "dorefanet", "settings": settings, "ours": side, "larq_zoo": {"error": "LCE's converter crashed"}}]
+            {"model": "dorefanet", "settings": settings, "ours": side,
+             "larq_zoo": {"error": "LCE's converter crashed"}}]
     text = bench_convert.table(rows, "python eval/bench_convert.py", (1.0, 2.0), "today")
     quick, dorefa = text.splitlines()[-2:]
     assert "| **1.06** |" in quick and "| 1.00 |" in quick and "AVERAGE_POOL_2D -1, MEAN +1" in quick

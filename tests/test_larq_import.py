@@ -9,13 +9,11 @@ must then reproduce larq-zoo's logits (the layer before its softmax).
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
 import os
 import threading
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
+from http.server import ThreadingHTTPServer
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -29,6 +27,8 @@ import zoo.weights as zw
 from zoo import larq_import
 from zoo.hub import HubError
 
+from helpers import QuietHandler, keras_float64, randomize_keras
+
 SIZE = 64  # weights do not depend on the input size (no learned scales in these two models)
 KEYS = {"realtobinary_resnet18.larq_in1k": "r2b_bnn_block_10_logits", "meliusnet22.larq_in1k": "head_dense"}
 
@@ -41,40 +41,6 @@ def _build_larq(arch: str):
         if arch == "realtobinary_resnet18":
             return larq_zoo.literature.RealToBinaryNet(weights=None, input_shape=(SIZE, SIZE, 3))
         return larq_zoo.literature.MeliusNet22(weights=None, input_shape=(SIZE, SIZE, 3))
-
-
-def _randomize(model, rng: np.random.Generator) -> None:
-    """Non-default values for every weight larq-zoo leaves at a constant (BN, PReLU, biases)."""
-    for layer in model.layers:
-        for var in layer.weights:
-            short = var.name.split("/")[-1].split(":")[0]
-            shape = tuple(var.shape)
-            if layer.name.endswith("scaling_dense_expand"):
-                # Gates around 0.05-0.3, like trained binary-conv scale factors: with gates near 0.5 a
-                # random Real-to-Bin stream grows to hundreds and float32 rounding swamps 1e-4.
-                value = rng.normal(-2.0, 0.5, shape) / shape[0]
-            elif short == "moving_variance":
-                value = rng.uniform(0.5, 2.0, shape)
-            elif short in ("gamma", "alpha"):
-                value = rng.uniform(0.5, 1.5, shape)
-            elif short in ("beta", "moving_mean", "bias"):
-                value = rng.normal(0.0, 0.5, shape)
-            else:
-                continue
-            var.assign(value.astype(np.float32))
-
-
-@contextlib.contextmanager
-def keras_float64():
-    """Keras' float type is float64 inside the block (restored after): larq-zoo's models and our
-    Keras twins built there compute without float32 drift, which can flip a binary activation."""
-    import tensorflow as tf
-
-    tf.keras.backend.set_floatx("float64")
-    try:
-        yield
-    finally:
-        tf.keras.backend.set_floatx("float32")
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +60,7 @@ def releases(tmp_path_factory):
     for i, (key, logits_layer) in enumerate(KEYS.items()):
         w = zw.WEIGHTS[key]
         model = _build_larq(w.arch)
-        _randomize(model, np.random.default_rng(i + 1))
+        randomize_keras(model, np.random.default_rng(i + 1))
         head = model.get_layer(logits_layer)
         logits_model = tf.keras.Model(model.input, head.output)
         peak = float(np.abs(logits_model(x, training=False).numpy()).max())
@@ -116,7 +82,7 @@ def releases(tmp_path_factory):
 def served(releases, tmp_path, monkeypatch):
     """The releases served on 127.0.0.1, an empty cache, and the tags re-registered for these files."""
     root, x, logits = releases
-    handler = functools.partial(_QuietHandler, directory=str(root))
+    handler = functools.partial(QuietHandler, directory=str(root))
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -131,11 +97,6 @@ def served(releases, tmp_path, monkeypatch):
     yield root, x, logits
     server.shutdown()
     server.server_close()
-
-
-class _QuietHandler(SimpleHTTPRequestHandler):
-    def log_message(self, *args) -> None:
-        pass
 
 
 def test_registered_tags_record_larq_zoo_releases():

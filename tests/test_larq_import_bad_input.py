@@ -1,4 +1,4 @@
-"""Bad larq-zoo release files (issue 14, "Bad input"): another architecture's file, a truncated or
+"""Bad larq-zoo release files: another architecture's file, a truncated or
 renamed ``.h5``, an ``.h5`` with a missing layer. Each gives a one-line error naming the layer or
 the file, and nothing is cached that a later load would trust: the second load fails the same way
 (or downloads again).
@@ -30,11 +30,11 @@ import torch
 
 import zoo
 import zoo.weights as zw
-from hub_server import send_dripping
-from helpers import killed_when
-from test_larq_import import _QuietHandler, _randomize
 from zoo import larq_import
 from zoo.hub import HubError
+
+from helpers import QuietHandler, killed_when, randomize_keras
+from hub_server import send_dripping
 
 BIREAL, QUICK = "birealnet18.larq_in1k", "quicknet.larq_in1k"
 SIZE = 32
@@ -81,7 +81,7 @@ def files(tmp_path_factory):
         # hold only from a cleared session (under xdist other test files built models first).
         tf.keras.backend.clear_session()
         model = _build_larq(key)
-        _randomize(model, np.random.default_rng(i + 1))
+        randomize_keras(model, np.random.default_rng(i + 1))
         path = folder / zw.WEIGHTS[key].filename
         model.save_weights(str(path))
         out[key] = (path, tf.keras.Model(model.input, model.layers[-2].output)(x, training=False).numpy())
@@ -102,7 +102,7 @@ class _Releases:
         self.gets: list[str] = []
         releases = self
 
-        class Handler(_QuietHandler):
+        class Handler(QuietHandler):
             def do_GET(self) -> None:
                 releases.gets.append(self.path)
                 if releases.stall.is_set():

@@ -25,9 +25,10 @@ import torch
 
 import zoo
 import zoo.weights as zw
-from test_larq_import import _QuietHandler, _randomize, keras_float64
 from zoo import larq_import
 from zoo.hub import HubError
+
+from helpers import QuietHandler, keras_float64, randomize_keras
 
 KEYS = [k for k, w in sorted(zw.WEIGHTS.items())
         if w.importer == "larq_zoo" and zoo.get_config(w.arch).family in larq_import._AUTO_NAMED]
@@ -62,7 +63,7 @@ def releases(tmp_path_factory):
         with keras_float64():
             model = getattr(getattr(larq_zoo, module), builder)(weights=None, input_shape=(size, size, 3))
         assert {v.dtype for v in model.get_weights()} == {np.dtype(np.float64)}, key
-        _randomize(model, np.random.default_rng(i + 1))
+        randomize_keras(model, np.random.default_rng(i + 1))
         model.set_weights([v.astype(np.float32) for v in model.get_weights()])  # kernels: Keras' float64 draws
         x = np.random.default_rng(i).normal(size=(2, size, size, 3)).astype(np.float32)
         assert model.layers[-1].get_config().get("activation") == "softmax"
@@ -79,7 +80,7 @@ def releases(tmp_path_factory):
 @pytest.fixture
 def served(releases, tmp_path, monkeypatch):
     root, out = releases
-    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(root)))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(QuietHandler, directory=str(root)))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     monkeypatch.setenv(larq_import.URL_ENV, f"http://127.0.0.1:{server.server_address[1]}/")

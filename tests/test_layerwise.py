@@ -15,13 +15,13 @@ import numpy as np
 import pytest
 import torch
 
-import zoo
-from helpers import randomize, tiny
-
 import converters
+import zoo
 from converters import ConversionError
 from converters.layerwise import binary_modules
 from zoo.weights import WEIGHTS
+
+from helpers import randomize, tiny
 
 # The zero-padded (larq-zoo) architectures whose tiny 32x32 models end in 2x2 and 1x1 maps under 3x3
 # binary kernels, where LCE 0.16's optimized kernels are wrong; each is also converted at full size
@@ -116,14 +116,14 @@ def _ops(model_t, code):
 
 
 def test_a_flipped_packed_weight_word_names_its_layer(melius_files):
-    from converters.tflite import _module_of, check_tflite
+    from converters.tflite import check_tflite, module_of
 
     model, tfl, _ = melius_files
     broken = {}
 
     def flip(model_t):
         sg, op = list(_ops(model_t, "LceBconv2d"))[2]
-        broken["module"] = _module_of([sg.tensors[op.inputs[0]].name.decode()], set(binary_modules(model)))
+        broken["module"] = module_of([sg.tensors[op.inputs[0]].name.decode()], set(binary_modules(model)))
         data = model_t.buffers[sg.tensors[op.inputs[1]].buffer].data
         data[0] ^= 1  # one weight of one output channel changes sign
 

@@ -27,13 +27,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import ai_edge_litert  # noqa: F401  (the 'litert' extra, in 'dev': missing it fails, never skips)
 import numpy as np
 import pytest
 
-import ai_edge_litert  # noqa: F401  (the 'litert' extra, in 'dev': missing it fails, never skips)
-
 import zoo
 from converters import litert
+
 from helpers import randomize, tiny_tflite
 
 FLOAT_ATOL = 1e-3
@@ -172,8 +172,8 @@ def _check_against_references(name: str, flatbuffer: bytes, configs, batch: int,
     probe, added = litert.with_outputs(flatbuffer, litert.LCE_OPS)
     int8 = litert.has_int8(flatbuffer)  # then LiteRT's builtin kernels, which round int8 as LCE does
     first = litert.Interpreter(probe, builtin_kernels="builtin" if int8 else "xnnpack")
-    shape = first._inputs[0]["shape"]
-    x = _sample(first._inputs[0]["dtype"], (batch, *shape[1:]), np.random.default_rng(0))
+    shape = first.input_details[0]["shape"]
+    x = _sample(first.input_details[0]["dtype"], (batch, *shape[1:]), np.random.default_rng(0))
     n_model_outputs = len(first.output_names) - len(added)
     reference = _lce_reference(probe, x)
     bconvs = list(_bconv_ops(probe))
@@ -725,13 +725,14 @@ _QUANTIZATION_GRID = _quantization_grid()
 def _check_one_op(case: str, flatbuffer: bytes) -> None:
     """Ours on every path equal to LCE's reference kernel; the input from LCE's value ranges."""
     ours = litert.Interpreter(flatbuffer, builtin_kernels="builtin")
-    detail = ours._inputs[0]
+    detail = ours.input_details[0]
     rng = _rng(case + "/input")
     if detail["dtype"] == np.int32:  # bit-packed: its channels from the op's options or the output's shape
         from flatbuffers import flexbuffers
 
         _, name, options = litert.custom_ops(flatbuffer)[0]
-        channels = flexbuffers.Loads(options)["channels_in"] if name == "LceBconv2d" else ours._outputs[0]["shape"][-1]
+        channels = (flexbuffers.Loads(options)["channels_in"] if name == "LceBconv2d"
+                    else ours.output_details[0]["shape"][-1])
         x = _packed(rng, detail["shape"][:-1], channels)
     else:
         x = _sample(detail["dtype"], tuple(detail["shape"]), rng)

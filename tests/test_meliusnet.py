@@ -13,9 +13,10 @@ import pytest
 import torch
 
 import zoo
-from helpers import randomize
 from zoo.figures import measure
 from zoo.torch.meliusnet import channel_shuffle
+
+from helpers import randomize
 
 VARIANTS = ["meliusnet22", "meliusnet29", "meliusnet42", "meliusnet59", "meliusneta", "meliusnetb", "meliusnetc"]
 MIB = 2**20

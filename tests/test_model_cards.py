@@ -70,8 +70,9 @@ def test_larq_zoo_cards_say_how_layers_are_matched(key):
 def test_cards_name_the_1bit_weight_convs_lce_and_onnx_leave_float(name):
     """An ``## Export`` section exactly where a model has convolutions with 1-bit weights and wider inputs
     (DoReFa-Net's 2-bit activations), naming each; the binary count it quotes is zoo.measure's."""
-    from helpers import tiny
     from zoo.torch.layers import BINARY_WEIGHT_QUANTIZERS, BinaryConv2d
+
+    from helpers import tiny
 
     model = tiny(name)
     wider = [n for n, m in model.named_modules() if isinstance(m, BinaryConv2d) and not m.is_binary

@@ -5,8 +5,9 @@ import pytest
 import torch
 
 import zoo
-from helpers import randomize, tiny
 from zoo.weights import WeightMismatchError
+
+from helpers import randomize, tiny
 
 NAMES = zoo.list_models(include_stages=True)
 

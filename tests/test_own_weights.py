@@ -4,8 +4,9 @@
    ``zoo.load("hf-hub:...")`` in a fresh process, no architecture named -> ``zoo.transforms`` equal to the
    training run's preprocessing -> a deploy bundle -> its ``run.py`` on MNIST digits saved as PNG files,
    whose top-1 must be PyTorch's on the same files.
-2. The README's "Your own PyTorch BNN on LCE" section: its code (a ``FILE.py:CLASS`` of the user's, saved
-   with its record) and its commands (``convert``, ``verify``, ``deploy``, ``run.py``), the same check.
+2. The documentation page "Your own PyTorch BNN on LCE" (docs/own-models.md): its code (a ``FILE.py:CLASS`` of
+   the user's, saved with its record) and its commands (``convert``, ``verify``, ``deploy``, ``run.py``), the
+   same check.
 """
 
 from __future__ import annotations
@@ -23,10 +24,11 @@ import pytest
 import torch
 
 import zoo
-from helpers import serve_hub
 from recipes import get_recipe
 from recipes.data import mnist_splits
 from recipes.train import run_recipe
+
+from helpers import serve_hub
 
 ROOT = Path(__file__).resolve().parents[1]
 DIGITS = 40  # held-out digits, PNG files
@@ -40,9 +42,9 @@ def digits(tmp_path_factory) -> tuple[list[Path], np.ndarray]:
     """The first held-out MNIST digits (recipes.data's validation split) as 28x28 greyscale PNG files."""
     from PIL import Image
 
-    from recipes.data import _mnist_arrays
+    from recipes.data import mnist_arrays
 
-    x, y = _mnist_arrays()
+    x, y = mnist_arrays()
     order = np.random.default_rng(0).permutation(len(y))[:DIGITS]  # mnist_splits' validation digits, in order
     folder = tmp_path_factory.mktemp("digits")
     paths = []
@@ -121,10 +123,8 @@ def test_trained_weights_travel_from_training_to_the_hub_to_a_pi_bundle(tmp_path
 
 
 def _readme_section() -> tuple[str, list[str]]:
-    """The code block and the command lines of the README's "Your own PyTorch BNN on LCE" section."""
-    text = (ROOT / "README.md").read_text()
-    section = text[text.index("## Your own PyTorch BNN on LCE"):]
-    section = section[:section.index("\n## ", 10)]
+    """The code block and the command lines of the documentation page "Your own PyTorch BNN on LCE"."""
+    section = (ROOT / "docs" / "own-models.md").read_text()
     code = re.search(r"```python\n(# my_models.py\n.*?)```", section, re.S).group(1)
     commands = re.search(r"```\n(bnnzoo convert my_models.py.*?)```", section, re.S).group(1)
     return code, [line.split("#")[0].strip() for line in commands.strip().splitlines()]

@@ -11,19 +11,18 @@ from __future__ import annotations
 
 import logging
 import os
-import pickle
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
 import zoo
-from helpers import randomize, tiny
 from zoo import reactnet_import
 from zoo.fileio import sha256_of
 from zoo.hub import HubError
 from zoo.weights import WEIGHTS, WeightMismatchError
+
+from helpers import randomize, tiny
 
 # The authors' ReActNet-A channel table (mobilenet/*/reactnet.py): the stem, then 13 blocks. A block halves
 # the map where the channels change, except into 64 (their rule, applied to this table).
@@ -53,7 +52,8 @@ def authors_state_a(alpha: float, num_classes: int, step: int = 2, seed: int = 0
     g = torch.Generator().manual_seed(seed)
     ch = [int(c * alpha) for c in AUTHORS_A]
     conv = "weights" if step == 2 else "weight"
-    sd = {"feature.0.conv1.weight": torch.randn(ch[0], 3, 3, 3, generator=g) / 27 ** 0.5, **_bn(g, "feature.0.bn1", ch[0])}
+    sd = {"feature.0.conv1.weight": torch.randn(ch[0], 3, 3, 3, generator=g) / 27 ** 0.5,
+          **_bn(g, "feature.0.bn1", ch[0])}
     for i in range(1, len(ch)):
         cin, out, f = ch[i - 1], ch[i], f"feature.{i}"
         sd.update({f"{f}.move11.bias": _shift(g, cin), f"{f}.binary_3x3.{conv}": _kernel(g, cin, cin, 3, step == 2),
@@ -258,8 +258,10 @@ def test_a_checkpoint_that_would_run_code_is_refused(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("edit, message", [
     (lambda sd: sd.pop("feature.3.move21.bias"), r"no weight for blocks\.2\.rsign2\.bias"),
-    (lambda sd: sd.update({"feature.3.move99.bias": torch.zeros(1, 4, 1, 1)}), r"'feature\.3\.move99\.bias' is no weight"),
-    (lambda sd: sd.update({"feature.3.binary_pw.weights": torch.zeros(5, 1)}), r"'feature\.3\.binary_pw\.weights' has shape"),
+    (lambda sd: sd.update({"feature.3.move99.bias": torch.zeros(1, 4, 1, 1)}),
+     r"'feature\.3\.move99\.bias' is no weight"),
+    (lambda sd: sd.update({"feature.3.binary_pw.weights": torch.zeros(5, 1)}),
+     r"'feature\.3\.binary_pw\.weights' has shape"),
     (lambda sd: sd.update({"feature.14.move11.bias": torch.zeros(1, 4, 1, 1)}), r"maps to 'blocks\.13\.rsign1\.bias'"),
 ], ids=["missing", "unknown", "wrong-shape", "extra-block"])
 def test_checkpoints_that_do_not_fit_are_refused_naming_the_key(edit, message):

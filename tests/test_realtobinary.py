@@ -12,6 +12,7 @@ import pytest
 import torch
 
 import zoo
+
 from helpers import randomize
 
 VARIANTS = zoo.list_models("realtobinary_resnet18*", include_stages=True) + ["strongbaseline_resnet18"]

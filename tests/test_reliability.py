@@ -1,5 +1,5 @@
 """Faults and bad input, injected for real: crafted and truncated files, killed processes, Ctrl-C,
-a clean environment. Each test names the item of issue 16 it covers. (Hub downloads: test_hub.py;
+a clean environment, one numbered section per guarantee of docs/reliability.md. (Hub downloads: test_hub.py;
 the export cache of bnnzoo detect: test_detect.py; deploy bundles and run.py: test_deploy.py.)"""
 
 from __future__ import annotations
@@ -292,9 +292,10 @@ def test_truncated_keras_checkpoint_is_one_line(tmp_path, capsys):
 def test_decompression_bomb_in_an_image_folder_is_skipped_and_counted(tmp_path):
     from PIL import Image
 
-    from eval.harness import _DataCache
+    from eval.harness import EvalImages
     from recipes.data import ImageFolder
-    from test_deploy import bomb_png
+
+    from helpers import bomb_png
 
     for split in ("train", "val"):
         for c in ("a", "b"):
@@ -306,7 +307,7 @@ def test_decompression_bomb_in_an_image_folder_is_skipped_and_counted(tmp_path):
     assert [train[i] is None for i in range(len(train))] == [False, True, False]
     from helpers import tiny
 
-    x, y, _, what = _DataCache(str(tmp_path), 0).get(tiny("meliusnet22"))
+    x, y, _, what = EvalImages(str(tmp_path), 0).get(tiny("meliusnet22"))
     assert len(y) == 2 and "1 unreadable image(s) skipped" in what
     from recipes.data import collate_skip
 
@@ -333,8 +334,9 @@ def test_bad_command_line_values_are_one_line(argv, message, tmp_path, capsys):
 
 def test_ctrl_c_is_exit_130_and_one_line(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "bnnzoo", "train", "tiny_mnist", "threads=1", "stages.epochs=100000",
-                             "max_train_samples=256", "max_val_samples=32", "progress=false", f"out={tmp_path}"],
+    proc = subprocess.Popen([sys.executable, "-m", "bnnzoo", "train", "tiny_mnist", "threads=1",
+                             "stages.epochs=100000", "max_train_samples=256", "max_val_samples=32", "progress=false",
+                             f"out={tmp_path}"],
                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     state = tmp_path / "train" / "state.pt"
     deadline = time.time() + 120
@@ -391,13 +393,13 @@ def test_tensorflow_with_keras_3_first_is_refused_in_one_line(tmp_path):
     assert not (tmp_path / "x.tflite").exists()
 
 
-# --- 16. the README's examples work ------------------------------------------------------------------
+# --- the documentation's examples work ------------------------------------------------------------------
 
-def test_readme_detect_examples_do_not_overwrite_their_input(tmp_path, monkeypatch):
+def test_documented_detect_examples_do_not_overwrite_their_input(tmp_path, monkeypatch):
     from bnnzoo.cli import command_parser
     from bnnzoo.commands.detect import output_paths
 
-    lines = [line.split("#")[0] for line in (ROOT / "README.md").read_text().splitlines()
+    lines = [line.split("#")[0] for line in (ROOT / "docs" / "plates.md").read_text().splitlines()
              if line.startswith("bnnzoo detect ")]
     assert lines
     monkeypatch.chdir(tmp_path)
@@ -411,12 +413,10 @@ def test_readme_detect_examples_do_not_overwrite_their_input(tmp_path, monkeypat
         output_paths(args.images, args.output)  # raises "would overwrite the input" for a bad example
 
 
-# --- the README states these guarantees ----------------------------------------------------------------
+# --- the documentation states these guarantees ----------------------------------------------------------------
 
-def test_readme_lists_the_guarantees_these_tests_check():
-    text = (ROOT / "README.md").read_text()
-    section = text[text.index("## What bad input gets"):]
-    section = section[: section.index("\n## ", 4)]
+def test_reliability_page_lists_the_guarantees_these_tests_check():
+    section = (ROOT / "docs" / "reliability.md").read_text()
     for phrase in ("weights_only", "sha256", "atomic", "--resume", "130"):
         assert phrase in section.lower(), phrase
     assert re.search(r"tests/test_reliability\.py", section)

@@ -16,11 +16,12 @@ import torch.nn.functional as F
 from torch import nn
 
 import zoo
-from helpers import error_lines, randomize
 from zoo.torch import layers as zl
 from zoo.torch.layers import BinaryConv2d, Conv2d
 from zoo.torch.meliusnet import channel_shuffle
 from zoo.torch.realtobinary import avg_pool_same
+
+from helpers import error_lines, randomize
 
 pytest.importorskip("tensorflow")
 import converters  # noqa: E402

@@ -180,7 +180,8 @@ class Interpreter:
 
     def __init__(self, model: Union[str, os.PathLike, bytes], num_threads: int = 1, path: Optional[str] = None,
                  builtin_kernels: str = "xnnpack"):
-        from ai_edge_litert.interpreter import Interpreter as LiteRT, OpResolverType, load_delegate
+        from ai_edge_litert.interpreter import Interpreter as LiteRT
+        from ai_edge_litert.interpreter import OpResolverType, load_delegate
 
         if not isinstance(num_threads, int) or not 1 <= num_threads <= 256:
             raise ValueError(f"num_threads must be an integer from 1 to 256, not {num_threads!r}")
@@ -216,6 +217,16 @@ class Interpreter:
     @property
     def output_names(self) -> list[str]:
         return [d["name"] for d in self._outputs]
+
+    @property
+    def input_details(self) -> list[dict]:
+        """LiteRT's description of each input (``name``, ``index``, ``shape``, ``dtype``, quantization)."""
+        return self._inputs
+
+    @property
+    def output_details(self) -> list[dict]:
+        """LiteRT's description of each output, in output order."""
+        return self._outputs
 
     def predict(self, x_nhwc: np.ndarray) -> Union[np.ndarray, list[np.ndarray]]:
         """Runs a batch (NHWC, the input's dtype: float32 for a model), one image at a time as

@@ -19,14 +19,16 @@ only the standard library.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import platform
 import shutil
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 from typing import Optional, Sequence, Union
+
+log = logging.getLogger(__name__)
 
 __all__ = ["BuildError", "SOURCES", "C_FILES", "CFLAGS", "find_compiler", "compile_command", "cache_dir",
            "library_path", "build"]
@@ -111,8 +113,7 @@ def build(compiler: Optional[str] = None, force: bool = False) -> Path:
         if _recorded(target, record):
             return target
         # A cut or damaged library would fail in the loader (OSError) or, worse, load: build it again.
-        print(f"bnnzoo kernels: the cached {target} does not match its recorded sha256: rebuilding it",
-              file=sys.stderr, flush=True)
+        log.warning("the cached kernel library %s does not match its recorded sha256: rebuilding it", target)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:

@@ -14,10 +14,11 @@ from ..tfenv import use_legacy_keras
 use_legacy_keras()  # sets TF_USE_LEGACY_KERAS=1, or refuses in one line if TensorFlow already has Keras 3
 
 try:
-    import tensorflow as tf  # noqa: E402
     import larq  # noqa: E402,F401
+    import tensorflow as tf  # noqa: E402
 except ImportError as e:  # pragma: no cover - depends on the install
-    raise ImportError(f"the Keras side of the zoo needs TensorFlow and larq ({e}); pip install 'bnnzoo[keras]'") from None
+    raise ImportError(f"the Keras side of the zoo needs TensorFlow and larq ({e}); "
+                      "pip install 'bnnzoo[keras]'") from None
 
 if not tf.keras.Model.__module__.startswith("tf_keras"):  # pragma: no cover - depends on import order
     raise ImportError(
