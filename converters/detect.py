@@ -29,7 +29,8 @@ from zoo.transforms import UnreadableImageError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["RUNTIMES", "DEFAULT_DETECTOR", "DRAW_MAX_SIDE", "ImageDetections", "default_weights", "load_detector", "export_cached",
+__all__ = ["RUNTIMES", "DEFAULT_DETECTOR", "DRAW_MAX_SIDE", "ImageDetections", "default_weights", "load_detector",
+           "export_cached",
            "predictor", "detect", "model_input", "read_display", "draw_boxes", "save_png"]
 
 RUNTIMES = ("torch", "onnx", "tflite")

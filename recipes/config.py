@@ -403,7 +403,8 @@ def apply_overrides(recipe: Recipe, overrides: Sequence[tuple[str, Any]] | Mappi
             continue
         names = [s.name for s in recipe.stages]
         if head != "stages" and head not in names:
-            raise ConfigError(_unknown(f"{recipe.name} has no stage {head!r} (in {key!r})", head, names + ["stages", "model"]))
+            raise ConfigError(_unknown(f"{recipe.name} has no stage {head!r} (in {key!r})", head,
+                                       names + ["stages", "model"]))
         sub, dot2, arch = rest.partition(".")
         if sub == "model" and dot2:
             stages = [dataclasses.replace(s, model_overrides={**s.model_overrides, arch: _model_value(value)})

@@ -34,21 +34,31 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-import zoo.keras  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
-
 import numpy as np
 import tensorflow as tf
 import torch
 
 import zoo
+import zoo.keras  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
 from zoo import fileio
 
-from .config import ConfigError, Recipe, Stage, resolve_stages
-from .registry import get_recipe, list_recipes
-from .data import DataError, build_datasets
 from .classify import Classify
-from .common import (Dist, RunError, check_progress, loaders, lr_factor, model_config, pin_models, say_dropped,
-                     stage_folder, weights_record, write_csv)
+from .common import (
+    Dist,
+    RunError,
+    check_progress,
+    loaders,
+    lr_factor,
+    model_config,
+    pin_models,
+    say_dropped,
+    stage_folder,
+    weights_record,
+    write_csv,
+)
+from .config import ConfigError, Recipe, Stage, resolve_stages
+from .data import DataError, build_datasets
+from .registry import get_recipe, list_recipes
 
 logger = logging.getLogger(__name__)
 

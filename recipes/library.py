@@ -14,7 +14,6 @@ Where larq-zoo and the paper differ, the recipe says so in the stage's ``note``.
 from __future__ import annotations
 
 import dataclasses
-
 from typing import Callable
 
 from .config import Recipe, Stage
@@ -30,7 +29,8 @@ def builtin(fn: Callable[[], Recipe]) -> Callable[[], Recipe]:
 
 
 R2B_PAPER = "Martinez et al., Training Binary Neural Networks with Real-to-Binary Convolutions, ICLR 2020"
-MELIUS_PAPER = "Bethge et al., MeliusNet: Can Binary Neural Networks Achieve MobileNet-level Accuracy?, arXiv:2001.05936"
+MELIUS_PAPER = ("Bethge et al., MeliusNet: Can Binary Neural Networks Achieve MobileNet-level Accuracy?, "
+                "arXiv:2001.05936")
 LARQ = "larq-zoo 2.4 training/multi_stage_experiments.py"
 
 # Seconds-long versions for tests: a few dozen images, one epoch, narrow models.

@@ -10,7 +10,8 @@ record: architecture, the preprocessing of the recipe's data, class names and th
 validation figures; ``zoo.load("<out>/<stage>")`` needs nothing else),
 ``state.pt`` (model, optimizer, scheduler, RNG and epoch for
 ``--resume``; tensors and plain values only, loaded with
-``torch.load(weights_only=True)`` so a crafted file cannot run code), ``metrics.csv``, ``stage.json`` (the resolved stage, with the teacher and
+``torch.load(weights_only=True)`` so a crafted file cannot run code), ``metrics.csv``, ``stage.json``
+(the resolved stage, with the teacher and
 initial weights it used) and, once finished, ``final.json``. ``<out>/recipe.json`` holds
 the resolved recipe. All files are written by rank 0, each atomically (temp file +
 ``os.replace``), after every epoch.
@@ -42,8 +43,22 @@ from torch import nn
 from zoo import fileio
 
 from .classify import Classify
-from .common import (Dist, RunError, Task, check_framework, check_progress, loaders, lr_factor, model_config,
-                     pin_models, say_dropped, setup_distributed, stage_folder, weights_record, write_csv)
+from .common import (
+    Dist,
+    RunError,
+    Task,
+    check_framework,
+    check_progress,
+    loaders,
+    lr_factor,
+    model_config,
+    pin_models,
+    say_dropped,
+    setup_distributed,
+    stage_folder,
+    weights_record,
+    write_csv,
+)
 from .config import ConfigError, Recipe, Stage, check_recipe, resolve_stages
 from .data import DataError
 from .detect import Detect
@@ -206,7 +221,8 @@ def train_stage(recipe: Recipe, stage: Stage, run_dir: Path, datasets: tuple, en
     if stage.init_weights or stage.init_from:
         init_path = Path(stage.init_weights or run_dir / stage.init_from / "model.safetensors")
         _load_weights(model, init_path, "initial weights",
-                      f"run stage {stage.init_from} first (only={stage.init_from}) or pass {stage.name}.init_weights=PATH"
+                      f"run stage {stage.init_from} first (only={stage.init_from}) or pass "
+                      f"{stage.name}.init_weights=PATH"
                       if stage.init_from else f"pass {stage.name}.init_weights=PATH to a compatible model.safetensors")
     teacher = None
     if stage.teacher:
@@ -247,7 +263,8 @@ def train_stage(recipe: Recipe, stage: Stage, run_dir: Path, datasets: tuple, en
     task = task_cls(model, teacher, stage, env)
     net: nn.Module = model
     if env.world > 1:
-        net = nn.parallel.DistributedDataParallel(model, device_ids=[env.device.index] if env.device.type == "cuda" else None)
+        devices = [env.device.index] if env.device.type == "cuda" else None
+        net = nn.parallel.DistributedDataParallel(model, device_ids=devices)
 
     writer = None
     if env.main and recipe.tensorboard:
@@ -330,7 +347,8 @@ def _restore(path: Path, model: nn.Module, optimizer, scheduler, stage: Stage) -
         start, history = int(state["epoch"]), list(state["history"])
     except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as e:
         raise RunError(f"checkpoint {path} does not fit this stage's model and optimizer ({type(e).__name__}): "
-                       "resume with the recipe.json it was written with, or start a new run (out=OTHER_FOLDER)") from None
+                       "resume with the recipe.json it was written with, or start a new run "
+                       "(out=OTHER_FOLDER)") from None
     return check_progress(path, start, history, stage)
 
 

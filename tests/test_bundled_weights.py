@@ -191,9 +191,9 @@ def test_bundled_detectors_give_the_same_outputs_in_keras(key, plates_val):
 @pytest.mark.parametrize("runtime", ["tflite", "onnx"])
 def test_detect_finds_the_plates_with_the_shipped_detector(runtime, plates_val, tmp_path, capsys, monkeypatch):
     """`bnnzoo detect` without --model or --weights: the default detector, bundled weights, through an export."""
+    from bnnzoo.cli import main
     from converters.detect import DEFAULT_DETECTOR
     from zoo import detection as det
-    from bnnzoo.cli import main
 
     monkeypatch.setenv("BNNZOO_CACHE", str(tmp_path / "cache"))
     images = sorted((plates_val / "images" / "val").iterdir())[:12]

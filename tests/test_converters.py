@@ -379,8 +379,8 @@ def test_cli_converts_a_checkpoint(tmp_path, capsys):
 
 
 def test_cli_writes_an_int8_file_over_the_range_given(tmp_path, capsys):
-    from converters.tflite import io_quantization
     from bnnzoo.cli import main
+    from converters.tflite import io_quantization
 
     out = tmp_path / "m.tflite"
     assert main(["convert", "mobilenet_v1_025", "--input-size", "32", "--to", "tflite", "--int8", "--int8-range=-3,3",

@@ -4,7 +4,6 @@ on ARM64 under qemu (``eval.arm64``, ``eval.litert_arm64``), which must equal x8
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -432,8 +431,8 @@ def test_killed_deploy_leaves_a_temporary_the_next_deploy_removes(model, tmp_pat
 def test_a_bundle_folder_held_by_another_deploy_is_refused(model, tmp_path, capsys):
     """The lock a running deploy holds: a second deploy of that bundle is refused in one line before it
     converts or writes anything (deterministic: this process holds the lock the first deploy would)."""
-    from zoo import fileio
     from bnnzoo.cli import main as cli_main
+    from zoo import fileio
 
     out = tmp_path / "b-rpi"
     with fileio.lock(tmp_path / ".b-rpi.lock"):

@@ -12,9 +12,9 @@ torch = pytest.importorskip("torch")
 tf = pytest.importorskip("tensorflow")
 
 import zoo  # noqa: E402
+from bnnzoo.cli import main  # noqa: E402
 from recipes.data import mnist_splits  # noqa: E402
 from recipes.keras_train import STATE_FILE, RAdam  # noqa: E402
-from bnnzoo.cli import main  # noqa: E402
 
 TINY = ["framework=keras", "tiny=true", "stages.epochs=2", "max_train_samples=256", "max_val_samples=64"]
 

@@ -15,8 +15,8 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from recipes import ConfigError, UnknownRecipeError, get_recipe, list_recipes, run_recipe  # noqa: E402
-from recipes.config import from_dict  # noqa: E402
 from recipes.common import lr_factor, pin_models  # noqa: E402
+from recipes.config import from_dict  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST = [("threads", 1), ("tensorboard", False), ("progress", False)]

@@ -13,8 +13,8 @@ import pytest
 import torch
 
 import zoo
-from zoo import weights as zw
 from bnnzoo.cli import main
+from zoo import weights as zw
 
 from helpers import error_lines, tiny
 

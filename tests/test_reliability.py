@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 import torch
 
-from bnnzoo.cli import main as cli_main
 import zoo
+from bnnzoo.cli import main as cli_main
 from recipes import ConfigError, get_recipe, run_recipe
 from recipes.common import RunError
 from zoo import fileio

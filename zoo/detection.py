@@ -26,7 +26,8 @@ from typing import Any, Sequence, Union
 
 import numpy as np
 
-__all__ = ["Detections", "sample_plates", "SAMPLE_PLATES", "decode", "nms", "iou", "cxcywh_to_xyxy", "match", "same_boxes", "average_precision",
+__all__ = ["Detections", "sample_plates", "SAMPLE_PLATES", "decode", "nms", "iou", "cxcywh_to_xyxy", "match",
+           "same_boxes", "average_precision",
            "precision_recall_curve", "precision_recall", "plate_accuracy", "evaluate"]
 
 IOU_FOUND = 0.5  # Im & Lee (2018): a plate is found when IoU >= 0.5

@@ -26,7 +26,7 @@ from typing import Optional
 
 from .download import DownloadTimeout, Watch
 from .download import run as run_watched
-from .fileio import UnsafePathError, check_name, read_json, remove, resolve_inside, sha256_of
+from .fileio import UnsafePathError, check_name, remove, resolve_inside, sha256_of
 from .weights import CONFIG_FILE, WEIGHTS_FILE
 
 __all__ = ["HUB_PREFIX", "HUB_PREFIXES", "WEIGHTS_FILE", "CONFIG_FILE", "HubError", "is_hub_ref", "parse_hub_ref",
@@ -154,8 +154,14 @@ def hub_file(repo_id: str, filename: str, revision: str = "main", *, sha256: Opt
             checksum does not match (it is removed from the cache).
     """
     from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import (GatedRepoError, HfHubHTTPError, LocalEntryNotFoundError, OfflineModeIsEnabled,
-                                        RepositoryNotFoundError, RevisionNotFoundError)
+    from huggingface_hub.errors import (
+        GatedRepoError,
+        HfHubHTTPError,
+        LocalEntryNotFoundError,
+        OfflineModeIsEnabled,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
     try:
         from huggingface_hub.errors import RemoteEntryNotFoundError
     except ImportError:  # huggingface-hub < 1.0: EntryNotFoundError (a base of LocalEntryNotFoundError, caught first)
@@ -187,7 +193,8 @@ def hub_file(repo_id: str, filename: str, revision: str = "main", *, sha256: Opt
         raise HubError(f"{where}: repository {repo_id} not found on {url}: check the name, or log in "
                        "(`hf auth login` or HF_TOKEN) if it is private") from None
     except RevisionNotFoundError:
-        raise HubError(f"{where}: revision {revision!r} not found in {repo_id}: check the branch, tag or commit") from None
+        raise HubError(f"{where}: revision {revision!r} not found in {repo_id}: check the branch, tag or "
+                       "commit") from None
     except (LocalEntryNotFoundError, OfflineModeIsEnabled) as e:
         if offline:
             raise HubError(f"{where} is not in the Hub cache ({_cache_dir()}) and HF_HUB_OFFLINE is set: "
@@ -449,7 +456,8 @@ def push_folder(folder: str | Path, repo_id: str, *, revision: str = "main", pri
     except HfHubHTTPError as e:
         status = e.response.status_code if e.response is not None else "?"
         raise HubError(f"push to {repo_id}@{revision} on {endpoint()} failed with HTTP {status} "
-                       f"({_one_line(e).split(' for url')[0]}): check the token's write access and the repo name") from None
+                       f"({_one_line(e).split(' for url')[0]}): check the token's write access and the repo "
+                       "name") from None
     return info.oid, card
 
 

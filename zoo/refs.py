@@ -36,8 +36,17 @@ from . import weights as _weights
 from .fileio import sha256_of
 from .hub import HubError
 from .registry import ModelConfig, UnknownModelError, get_config
-from .weights import (CONFIG_FILE, WEIGHTS_FILE, WeightMismatchError, Weights, assumed_record, describe_preprocessing,
-                      lookup, read_record, read_safetensors)
+from .weights import (
+    CONFIG_FILE,
+    WEIGHTS_FILE,
+    WeightMismatchError,
+    Weights,
+    assumed_record,
+    describe_preprocessing,
+    lookup,
+    read_record,
+    read_safetensors,
+)
 
 __all__ = ["Resolved", "resolve", "locate", "split", "short_name", "is_file_class", "import_class", "fetch_registered",
            "bundled_file", "with_arch", "FAR_INPUT_SIZE"]

@@ -26,8 +26,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--models", nargs="+", dest="models_option", help=argparse.SUPPRESS)  # the old spelling
     p.add_argument("-o", "--output", "--out", dest="out", default="out/demo",
                    help="folder for the report and the detected plates")
-    p.add_argument("--runs", type=int, default=None, help="most timed runs per model and runtime (default: eval --quick's)")
-    p.add_argument("--limit", type=int, default=0, help="MNIST validation digits for the accuracy column (0: all 1,000)")
+    p.add_argument("--runs", type=int, default=None,
+                   help="most timed runs per model and runtime (default: eval --quick's)")
+    p.add_argument("--limit", type=int, default=0,
+                   help="MNIST validation digits for the accuracy column (0: all 1,000)")
     p.add_argument("--plates", type=int, default=4, help="generated images the 1-bit plate detector runs on (0: none)")
 
 

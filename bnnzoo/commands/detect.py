@@ -19,8 +19,18 @@ import tempfile
 from pathlib import Path
 from typing import Sequence
 
-from converters.detect import (DEFAULT_DETECTOR, RUNTIMES, ImageDetections, default_weights, detect, draw_boxes,
-                               load_detector, predictor, read_display, save_png)
+from converters.detect import (
+    DEFAULT_DETECTOR,
+    RUNTIMES,
+    ImageDetections,
+    default_weights,
+    detect,
+    draw_boxes,
+    load_detector,
+    predictor,
+    read_display,
+    save_png,
+)
 from zoo.transforms import UnreadableImageError
 
 __all__ = ["add_arguments", "run", "needs_tensorflow", "output_paths"]
@@ -41,7 +51,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         f"folder or .safetensors file saved from one, or hf-hub:OWNER/NAME (default: "
                         f"{DEFAULT_DETECTOR}, the 1-bit detector with the most AP@0.5 per 32-bit MAC), then image "
                         "files (any format Pillow reads)")
-    p.add_argument("--model", metavar="NAME[.TAG]", help=argparse.SUPPRESS)  # the old spelling: all positionals are images
+    # the old spelling: all positionals are images
+    p.add_argument("--model", metavar="NAME[.TAG]", help=argparse.SUPPRESS)
     p.add_argument("--weights", metavar="W", help="weights of a NAME: a tag, a folder, a .safetensors file or "
                                                   "hf-hub:OWNER/NAME[@REV]")
     p.add_argument("--runtime", choices=RUNTIMES, help="what runs the model (default: torch, or what --exported is)")

@@ -44,26 +44,31 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="comma-separated: litert (the LCE file in ai-edge-litert with bnnzoo's kernels, the 'litert' "
                         "extra), lce (LCE's interpreter, indirect-BGEMM kernels), lce_default (its default kernels), "
                         "xnnpack (TensorFlow's tf.lite.Interpreter with XNNPACK, float models; comes with lce), onnx, "
-                        f"torch; default {harness.DEFAULT_RUNTIMES} (litert left out, with a note, where ai-edge-litert "
+                        f"torch; default {harness.DEFAULT_RUNTIMES} (litert left out, with a note, where "
+                        "ai-edge-litert "
                         f"is not installed), with --quick {harness.QUICK['runtimes']}")
     p.add_argument("--threads", default=None, help="comma-separated thread counts, e.g. 1,2 (default 1)")
     p.add_argument("--runs", type=int, default=None,
-                   help=f"most timed runs per model, runtime and thread count (default 20, --quick {harness.QUICK['runs']})")
+                   help="most timed runs per model, runtime and thread count "
+                        f"(default 20, --quick {harness.QUICK['runs']})")
     p.add_argument("--min-runs", type=int, default=None,
                    help="fewest timed runs; after them a runtime stops once its interquartile range is within "
-                        f"--rel-iqr of its median (default 5, --quick {harness.QUICK['min_runs']}; = --runs: no early stop)")
+                        f"--rel-iqr of its median (default 5, --quick {harness.QUICK['min_runs']}; = --runs: no "
+                        "early stop)")
     p.add_argument("--rel-iqr", type=float, default=0.05, help="see --min-runs")
     p.add_argument("--budget", type=float, default=10.0,
                    help="seconds of timed runs after which a runtime stops (once it has --min-runs)")
     p.add_argument("--warmup", type=int, default=2, help="untimed runs before them")
     p.add_argument("--quick", action="store_true",
                    help=f"the headline only: runtimes {harness.QUICK['runtimes']} (+ xnnpack for float models), "
-                        f"threads {harness.QUICK['threads']}, at most {harness.QUICK['runs']} runs (what the demo runs)")
+                        f"threads {harness.QUICK['threads']}, at most {harness.QUICK['runs']} runs "
+                        "(what the demo runs)")
     p.add_argument("--data", default="", help="'mnist' (embedded digits) or an ImageNet-style folder "
                                               "(<class>/*.jpg, or holding val/<class>/*.jpg); none: no accuracy")
     p.add_argument("--weights", action="append", default=[], metavar="[MODEL=]FILE|hf-hub:REPO",
                    help="weights of one model (repeatable; MODEL= may be left out when one model is named): a "
-                        ".safetensors file, hf-hub:owner/repo[@rev] or a tag; accuracy is measured for these only (on --data, "
+                        ".safetensors file, hf-hub:owner/repo[@rev] or a tag; accuracy is measured for these only "
+                        "(on --data, "
                         "at the weights' input size); every model is timed at its ImageNet input size (224x224), with "
                         "these weights where they are of that size, else with seeded random weights")
     p.add_argument("--limit", type=int, default=0, help="evaluate accuracy on at most this many images (0: all)")

@@ -30,7 +30,8 @@ def figures_table(names: Iterable[str], input_size: int | None = None) -> str:
     for name in progress(names, "bnnzoo list", describe=lambda n: f"measuring {n}"):
         f = measure(load(name, input_size=input_size))
         rows.append(f"| {name} | {f.params / 1e6:.2f} M | {f.binary_convs} | {f.binary_mac_share:.1%} | "
-                    f"{f.size_bytes / 2**20:.2f} | {f.flops / 1e6:.0f} M | {f.bops / 1e9:.2f} G | {f.ops / 1e6:.0f} M |")
+                    f"{f.size_bytes / 2**20:.2f} | {f.flops / 1e6:.0f} M | {f.bops / 1e9:.2f} G | "
+                    f"{f.ops / 1e6:.0f} M |")
     return "\n".join(rows)
 
 

@@ -42,7 +42,7 @@ class _ResumeAction(argparse.Action):
         paths = [v for v in values if "=" not in v]
         if len(paths) > 1:
             parser.error(f"--resume takes one RUN_DIR, got {' '.join(paths)}")
-        setattr(namespace, "late_overrides", [v for v in values if "=" in v])
+        namespace.late_overrides = [v for v in values if "=" in v]
         setattr(namespace, self.dest, paths[0] if paths else "")
 
 

@@ -32,7 +32,7 @@ import io
 import json
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Optional, Sequence
 
@@ -184,13 +184,13 @@ def _fit_text(draw: ImageDraw.ImageDraw, text: str, font_path: str, box: tuple[i
     bw, bh = box[2] - box[0], box[3] - box[1]
     size = max(int(bh * 1.15), 6)
     font = _font(font_path, size)
-    l, t, r, b = font.getbbox(text)
-    scale = min(bw / max(r - l, 1), bh / max(b - t, 1), 1.0)
+    left, t, r, b = font.getbbox(text)
+    scale = min(bw / max(r - left, 1), bh / max(b - t, 1), 1.0)
     if scale < 1.0:
         size = max(int(size * scale), 6)
         font = _font(font_path, size)
-        l, t, r, b = font.getbbox(text)
-    x = box[0] + (bw - (r - l)) / 2 - l
+        left, t, r, b = font.getbbox(text)
+    x = box[0] + (bw - (r - left)) / 2 - left
     y = box[1] + (bh - (b - t)) / 2 - t
     draw.text((x, y), text, font=font, fill=color)
 
