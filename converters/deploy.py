@@ -1,4 +1,4 @@
-"""``bnnzoo deploy NAME --target rpi``: a self-contained bundle for a 64-bit Raspberry Pi.
+"""A self-contained bundle for a 64-bit Raspberry Pi (the library of ``bnnzoo deploy NAME --target rpi``).
 
 The bundle folder holds the verified LCE ``.tflite`` and the bit-packed ONNX of the same
 weights, ``labels.json``, ``preprocess.json`` (input size, mean/std, layout),
@@ -18,10 +18,10 @@ Examples::
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import datetime
 import json
+import logging
 import os
 import shutil
 from dataclasses import dataclass
@@ -34,8 +34,10 @@ from zoo.fileio import lock, remove, sha256_of, temp_dir
 from .litert.toolchain import SOURCES as KERNEL_SOURCES
 from .verify import ConversionError
 
+logger = logging.getLogger(__name__)
+
 __all__ = ["TARGETS", "RPI_REQUIREMENTS", "LCE_PUBLISHED_RPI4", "DeployReport",
-           "bundle_preprocess", "deploy", "sha256_of", "add_deploy_arguments", "run_deploy"]
+           "bundle_preprocess", "deploy", "sha256_of"]
 
 TARGETS = ("rpi",)
 RUNNER_DIR = Path(__file__).resolve().parent / "rpi"
@@ -133,7 +135,7 @@ def deploy(model, output: str | os.PathLike, *, target: str = "rpi", name: Optio
            record=None, labels: Optional[Sequence[str]] = None, labels_source: str = "",
            mean: Optional[Sequence[float]] = None, std: Optional[Sequence[float]] = None,
            crop_pct: Optional[float] = None, input_size: Optional[int] = None, overwrite: bool = False,
-           log: Callable[[str], None] = lambda line: None) -> DeployReport:
+           log: Optional[Callable[[str], None]] = None) -> DeployReport:
     """Writes a deployment bundle of a PyTorch model at ``output`` (a folder).
 
     The bundle's preprocessing and labels come from the weights' record: ``record``, else
@@ -156,7 +158,7 @@ def deploy(model, output: str | os.PathLike, *, target: str = "rpi", name: Optio
         crop_pct: Share of the resized shorter side the centre crop keeps.
         input_size: Square input side (default: the record's, the size the model is built at).
         overwrite: Replace an existing bundle at ``output``.
-        log: Receives progress lines.
+        log: Receives progress lines (default: this module's logger, at INFO).
 
     Returns:
         The report; ``report.summary()`` is what the command line prints.
@@ -194,7 +196,8 @@ def deploy(model, output: str | os.PathLike, *, target: str = "rpi", name: Optio
         raise FileNotFoundError(f"folder {out.parent} does not exist; create it first")
     # Held from the checks to the final rename: a second deploy of this bundle is refused before it writes.
     with lock(out.parent / f".{out.name}.lock", f"bundle folder {out}"):
-        return _deploy(model, out, cfg, target, name, labels, labels_source, record, size, overwrite, log)
+        return _deploy(model, out, cfg, target, name, labels, labels_source, record, size, overwrite,
+                       log or logger.info)
 
 
 def _deploy(model, out: Path, cfg, target: str, name: str, labels: list, labels_source: str, record, size: int,
@@ -262,46 +265,3 @@ def _deploy(model, out: Path, cfg, target: str, name: str, labels: list, labels_
         if tmp.exists():
             remove(tmp, out.parent)
     return DeployReport(str(out), files, tflite, onnx)
-
-
-def add_deploy_arguments(parser: argparse.ArgumentParser) -> None:
-    """Adds the arguments of ``bnnzoo deploy`` to ``parser``."""
-    from zoo.cli import add_model_arguments
-
-    add_model_arguments(parser)
-    parser.add_argument("--target", required=True, choices=TARGETS, help="rpi: 64-bit Raspberry Pi OS (aarch64)")
-    parser.add_argument("-o", "--output", metavar="DIR", help="bundle folder (default: NAME-TARGET here)")
-    parser.add_argument("--input-size", type=int, metavar="N", help="square input side (default: the weights')")
-    parser.add_argument("--mean", type=float, nargs=3, metavar=("R", "G", "B"),
-                        help="input mean (default: the weights' record; needed for a class of yours without one)")
-    parser.add_argument("--std", type=float, nargs=3, metavar=("R", "G", "B"), help="input std (as --mean)")
-    parser.add_argument("--crop-pct", type=float, metavar="F",
-                        help="share of the resized shorter side the centre crop keeps (default: the weights')")
-    parser.add_argument("--pad-value", type=float, choices=(0.0, 1.0), metavar="0|1",
-                        help="padding value of binary convs' inputs (an architecture option)")
-    parser.add_argument("--tiny", action="store_true", help="the architecture's small test variant (cfg.tiny)")
-    parser.add_argument("--force", action="store_true", help="replace an existing bundle folder")
-
-
-def run_deploy(args: argparse.Namespace) -> int:
-    """Runs ``bnnzoo deploy``; prints the bundle summary. Returns the exit status."""
-    import zoo
-    from zoo.cli import load_model, model_reference
-    from zoo.refs import short_name
-
-    overrides: dict = {} if args.pad_value is None else {"pad_value": args.pad_value}
-    reference, _ = model_reference(args.source, args.weights, args.arch)
-    if args.tiny:
-        if reference not in zoo.list_models(include_stages=True):
-            raise ValueError(f"--tiny builds a registered architecture's test size: give a bare NAME, not {reference}")
-        overrides = {**zoo.get_config(reference).tiny, **overrides}
-    if args.input_size is not None:
-        overrides["input_size"] = args.input_size
-    model = load_model(args, **overrides)
-    if model.zoo_weights is None and getattr(model, "zoo_config", None) is not None:
-        print(f"bnnzoo deploy: note: {args.source} has no weights given: the bundle holds randomly initialised weights")
-    name = short_name(args.source)
-    report = deploy(model, args.output or f"{name}-{args.target}", target=args.target, name=name,
-                    mean=args.mean, std=args.std, crop_pct=args.crop_pct, overwrite=args.force, log=print)
-    print(report.summary())
-    return 0

@@ -13,9 +13,9 @@ then compared and reported beside it:
   agreement are reported only (a right file can disagree there, a wrong one agree:
   the layer-wise check is what tells them apart).
 
-Detectors (family ``"detector"``) are verified on plate images rendered by
-``recipes.plates.generate`` (seeded; a standard-normal batch when no Hangul font is
-installed), preprocessed as the training reader does, and, on top of the rules above,
+Detectors (family ``"detector"``) are verified on plate images shipped with the zoo
+(``zoo.detection.sample_plates``: test images of the synthetic plates data set, seed 0),
+preprocessed as the training reader does, and, on top of the rules above,
 their outputs must decode (``zoo.detection.decode``) to the same boxes: as many, each
 paired one to one with a box at IoU >= ``DETECTION_MIN_IOU`` (0.9) or with all corners
 within ``DETECTION_ATOL`` (0.1% of the image side: IoU says nothing about boxes of nearly
@@ -44,6 +44,9 @@ from dataclasses import asdict, dataclass
 from typing import Optional, Sequence
 
 import numpy as np
+
+from .litert.flatbuffer import verify as verify_flatbuffer
+from .probe import probe
 
 __all__ = [
     "ConversionError", "ConversionReport", "VERIFY_BATCH", "VERIFY_SEED", "FLOAT_ATOL", "FLOAT_RTOL",
@@ -151,13 +154,14 @@ def is_detector(model) -> bool:
     return getattr(getattr(model, "zoo_config", None), "family", None) == "detector"
 
 
-def _plate_images(input_size: int, batch: int, seed: int) -> np.ndarray:
-    from recipes.plates.dataset import to_model_input
-    from recipes.plates.generate import GenConfig, find_font, render_sample
+def _plate_images(input_size: int, batch: int) -> np.ndarray:
+    """Plate images (``zoo.detection.sample_plates``) in the detectors' preprocessing: pixels in [-1, 1]."""
+    from zoo.detection import sample_plates
+    from zoo.weights import DETECTOR_MEAN, DETECTOR_STD
 
-    cfg = GenConfig(seed=seed, width=input_size, height=input_size, font=find_font())
-    return to_model_input(np.stack([np.asarray(render_sample(cfg, "test", i)[0].convert("RGB"), np.uint8)
-                                    for i in range(batch)]))
+    x = sample_plates(input_size, batch).transpose(0, 3, 1, 2).astype(np.float32) / np.float32(255)
+    mean, std = (np.asarray(v, np.float32)[:, None, None] for v in (DETECTOR_MEAN, DETECTOR_STD))
+    return np.ascontiguousarray((x - mean) / std)
 
 
 def verification_batch(model, input_size: int) -> tuple[np.ndarray, str]:
@@ -166,11 +170,7 @@ def verification_batch(model, input_size: int) -> tuple[np.ndarray, str]:
     Detectors get rendered plate images (module docstring), other models :func:`sample_batch`.
     """
     if is_detector(model):
-        try:
-            images = _plate_images(input_size, VERIFY_BATCH, VERIFY_SEED)
-            return images, f"plate images rendered by recipes.plates.generate, seed {VERIFY_SEED}"
-        except (ImportError, FileNotFoundError):  # no Pillow or no Hangul font: the score cuts still bite
-            return sample_batch(input_size), "standard normal (no Hangul font to render plates)"
+        return _plate_images(input_size, VERIFY_BATCH), "plate images (zoo/data/plates_sample.png)"
     return sample_batch(input_size), "standard normal"
 
 
@@ -313,7 +313,7 @@ def read_export(path: str | os.PathLike, runtimes: Sequence[dict] = ({},)) -> tu
     and the export caches write one) must match them; a ``.tflite`` must also be a well-formed
     flatbuffer (:func:`converters.litert.flatbuffer.verify`: LiteRT's and LCE's interpreters
     check neither and crash on a damaged file), and one without a record runs once in a child
-    process first (:func:`converters.tflite.probe`, with each set of LCE flags in ``runtimes``).
+    process first (:func:`converters.probe.probe`, with each set of LCE flags in ``runtimes``).
 
     Returns:
         The bytes, and a note when nothing vouches for them (no record: only the structure of a
@@ -335,10 +335,7 @@ def read_export(path: str | os.PathLike, runtimes: Sequence[dict] = ({},)) -> tu
         raise ValueError(f"{path} does not match the size and sha256 recorded beside it when it was written "
                          f"({fileio.record_path(path).name}): it was modified or damaged; export it again")
     if path.endswith(".tflite"):
-        from .litert.flatbuffer import verify
-        from .tflite import probe
-
-        verify(data, path)
+        verify_flatbuffer(data, path)
         if not match:
             probe(data, path, runtimes)
     note = "" if match else (f"{path} has no sha256 record beside it ({fileio.record_path(path).name}, which "

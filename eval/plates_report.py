@@ -21,7 +21,7 @@ file they come from; they are not measured again.
 
 A Pareto view sets AP@0.5 and plates found against 32-bit MACs and against LCE latency
 (every seed's AP, and their mean), as a table and ``plates_pareto.png``; it names the 1-bit
-detector with the most AP@0.5 per 32-bit MAC (the deploy default's measure, ``eval.detect``).
+detector with the most AP@0.5 per 32-bit MAC (the deploy default's measure, ``converters.detect``).
 
 Per detector, measured here: AP@0.5, plate accuracy (share of plates found at IoU >= 0.5,
 Im & Lee's measure, i.e. recall), precision and recall at ``--score-threshold``, on the
@@ -230,7 +230,8 @@ def load_prior(path: str | Path) -> dict[str, Any]:
     try:
         old = json.loads(path.read_text())
     except ValueError as e:
-        raise ValueError(f"--prior {path} is not JSON ({e}): pass the results.json of an earlier plates report")
+        raise ValueError(f"--prior {path} is not JSON ({e}): pass the results.json of an earlier plates "
+                         "report") from None
     if not isinstance(old, dict) or old.get("schema") != SCHEMA:
         raise ValueError(f"--prior {path} is not a plates report's results.json (schema {SCHEMA!r})")
     main = {}
@@ -370,12 +371,15 @@ def pareto(results: dict) -> list[dict[str, Any]]:
         out.append({"model": r["model"], "macs32": f.get("flops"), "binary_macs": f.get("bops"), "lce_ms": lat["lce"],
                     "onnx_ms": lat["onnx"], "ap50_seeds": ap, "plates_found_seeds": found,
                     "seeds_recorded": sum(bool(s.get("recorded")) for s in seeds),
-                    "ap50": float(np.mean(ap)) if ap else None, "plates_found": float(np.mean(found)) if found else None})
+                    "ap50": float(np.mean(ap)) if ap else None,
+                    "plates_found": float(np.mean(found)) if found else None})
     for p in out:
-        p["ap50_per_gmac32"] = (100 * p["ap50"] / (p["macs32"] / 1e9)) if p["ap50"] is not None and p["macs32"] else None
+        known = p["ap50"] is not None and p["macs32"]
+        p["ap50_per_gmac32"] = (100 * p["ap50"] / (p["macs32"] / 1e9)) if known else None
         for axis, key in (("macs32", "dominated_macs"), ("lce_ms", "dominated_lce")):
-            p[key] = None if p[axis] is None or p["ap50"] is None else any(q is not p and q[axis] is not None and q["ap50"] is not None and q[axis] <= p[axis]
-                         and q["ap50"] >= p["ap50"] and (q[axis] < p[axis] or q["ap50"] > p["ap50"]) for q in out)
+            p[key] = None if p[axis] is None or p["ap50"] is None else any(
+                q is not p and q[axis] is not None and q["ap50"] is not None and q[axis] <= p[axis]
+                and q["ap50"] >= p["ap50"] and (q[axis] < p[axis] or q["ap50"] > p["ap50"]) for q in out)
     return out
 
 
@@ -404,7 +408,8 @@ def _pareto_section(results: dict) -> str:
     best = best_1bit_per_mac(points)
     tc = results.get("light_target") or {}
     target = ("" if "met" not in tc else
-              f"\n\n**Target (light 1-bit detector): `{LIGHT}` at >= 90% of the float AP@0.5, <= 1/10 of its 32-bit MACs, above "
+              f"\n\n**Target (light 1-bit detector): `{LIGHT}` at >= 90% of the float AP@0.5, <= 1/10 of its 32-bit "
+              "MACs, above "
               f"the 1-bit baseline on every seed.** Measured: lowest seed {100 * tc['light_of_float_min']:.1f}% of "
               f"float; 32-bit MACs {tc['macs_of_float']:.3f} of float; above the baseline on {tc['above_baseline']} "
               "seeds: target " + ("**met**." if tc["met"] else "**not met**."))
@@ -497,8 +502,8 @@ def _pct(v: Optional[float]) -> str:
 
 def markdown(results: dict, plots: Sequence[str]) -> str:
     """The whole ``report.md``."""
-    from .report import MB, _num, _table, failures_table, header, latency_table
     from . import harness
+    from .report import MB, _num, _table, failures_table, header, latency_table
 
     s = results["settings"]
     rows, pub_rows, size_rows = [], [], []
@@ -531,7 +536,8 @@ def markdown(results: dict, plots: Sequence[str]) -> str:
     train_total = sum(r["training"]["seconds"] or 0 for r in results["models"] if r.get("training"))
     tc = results.get("target") or {}
     target = ("" if "improved_of_float" not in tc else
-              f"\n\n**Target (improved 1-bit detector): improved 1-bit AP@0.5 >= 90% of the float model's and above the 1-bit "
+              "\n\n**Target (improved 1-bit detector): improved 1-bit AP@0.5 >= 90% of the float model's and above "
+              "the 1-bit "
               f"baseline.** Measured: improved {_pct(tc['improved_ap50'])}% = {100 * tc['improved_of_float']:.1f}% "
               f"of float ({_pct(tc['float_ap50'])}%); baseline {_pct(tc['baseline_ap50'])}% = "
               f"{100 * tc['baseline_of_float']:.1f}% of float; improved - baseline = "
@@ -666,7 +672,7 @@ def example_grid(examples: dict[str, list], path: Path, score_threshold: float, 
     """Validation images (rows) by detector (columns): ground truth green, detections red with scores."""
     from PIL import Image, ImageDraw, ImageFont
 
-    from .detect import draw_boxes, read_display, save_png
+    from converters.detect import draw_boxes, read_display, save_png
 
     names = list(examples)
     paths = [p for p, _, _ in next(iter(examples.values()), [])]
@@ -690,8 +696,8 @@ def example_grid(examples: dict[str, list], path: Path, score_threshold: float, 
 
 
 def make_report(runs: Sequence[str], data: str, out: str | Path, *, weights: Sequence[str] = (),
-                repeats: Sequence[str] = (), prior: str = "", split: str = "val", score_threshold: float = 0.5, limit: int = 0,
-                examples: int = 6,
+                repeats: Sequence[str] = (), prior: str = "", split: str = "val", score_threshold: float = 0.5,
+                limit: int = 0, examples: int = 6,
                 timed_runs: int = 20, warmup: int = 3, threads: int = 1, tiny: bool = False,
                 keep_exports: bool = False, progress: bool = True, command: str = "") -> dict[str, Path]:
     """Evaluates the detectors and writes the report (module docstring).
@@ -791,14 +797,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--threads", type=int, default=1, help="threads of LCE and onnxruntime")
     p.add_argument("--tiny", action="store_true", help="build each detector at its tiny test size (smoke runs)")
     p.add_argument("--keep-exports", action="store_true",
-                   help="keep the verified .tflite and .onnx files in OUT/exports/ (NAME-KEY.suffix: a later run with the "
+                   help="keep the verified .tflite and .onnx files in OUT/exports/ (NAME-KEY.suffix: a later run with "
+                        "the "
                         "same weights reuses them)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     args = p.parse_args(argv)
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        files = make_report(args.runs, args.data, args.out, weights=args.weights, repeats=args.repeats, prior=args.prior,
-                            split=args.split,
+        files = make_report(args.runs, args.data, args.out, weights=args.weights, repeats=args.repeats,
+                            prior=args.prior, split=args.split,
                             score_threshold=args.score_threshold, limit=args.limit, examples=args.examples,
                             timed_runs=args.timed_runs, warmup=args.warmup, threads=args.threads, tiny=args.tiny,
                             keep_exports=args.keep_exports, progress=not args.no_progress,

@@ -8,8 +8,8 @@ Example:
 ``import recipes`` imports neither PyTorch nor TensorFlow.
 """
 
-from .config import (ConfigError, Recipe, Stage, UnknownRecipeError, apply_overrides, from_dict, get_recipe,
-                     list_recipes, parse_overrides, register_recipe)
+from .config import ConfigError, Recipe, Stage, UnknownRecipeError, apply_overrides, from_dict, parse_overrides
+from .registry import get_recipe, list_recipes, register_recipe
 
 __all__ = ["ConfigError", "Recipe", "Stage", "UnknownRecipeError", "apply_overrides", "from_dict", "get_recipe",
            "list_recipes", "parse_overrides", "register_recipe", "run_recipe"]

@@ -23,10 +23,10 @@ import re
 import types
 import typing
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
-__all__ = ["Stage", "Recipe", "register_recipe", "get_recipe", "list_recipes", "apply_overrides",
-           "parse_overrides", "from_dict", "check_recipe", "UnknownRecipeError", "ConfigError"]
+__all__ = ["Stage", "Recipe", "apply_overrides", "parse_overrides", "from_dict", "check_recipe", "resolve_stages",
+           "UnknownRecipeError", "ConfigError"]
 
 
 class ConfigError(ValueError):
@@ -403,7 +403,8 @@ def apply_overrides(recipe: Recipe, overrides: Sequence[tuple[str, Any]] | Mappi
             continue
         names = [s.name for s in recipe.stages]
         if head != "stages" and head not in names:
-            raise ConfigError(_unknown(f"{recipe.name} has no stage {head!r} (in {key!r})", head, names + ["stages", "model"]))
+            raise ConfigError(_unknown(f"{recipe.name} has no stage {head!r} (in {key!r})", head,
+                                       names + ["stages", "model"]))
         sub, dot2, arch = rest.partition(".")
         if sub == "model" and dot2:
             stages = [dataclasses.replace(s, model_overrides={**s.model_overrides, arch: _model_value(value)})
@@ -422,50 +423,6 @@ def apply_overrides(recipe: Recipe, overrides: Sequence[tuple[str, Any]] | Mappi
 def _model_value(value: Any) -> Any:
     value = _literal(value, "model") if isinstance(value, str) else value
     return tuple(value) if isinstance(value, list) else value
-
-
-# --- registry -----------------------------------------------------------------------------------
-
-_RECIPES: dict[str, Callable[[], Recipe]] = {}
-
-
-def register_recipe(fn: Callable[[], Recipe]) -> Callable[[], Recipe]:
-    """Registers a recipe factory under its function name.
-
-    Raises:
-        ValueError: The name is already registered.
-    """
-    if fn.__name__ in _RECIPES:
-        raise ValueError(f"recipe {fn.__name__!r} is already registered; pick another function name")
-    _RECIPES[fn.__name__] = fn
-    return fn
-
-
-def _ensure_builtin() -> None:
-    from . import library  # noqa: F401  (registers the built-in recipes)
-
-
-def list_recipes() -> list[str]:
-    """The registered recipe names, sorted."""
-    _ensure_builtin()
-    return sorted(_RECIPES)
-
-
-def get_recipe(name: str, overrides: Sequence[tuple[str, Any]] | Mapping[str, Any] = ()) -> Recipe:
-    """A registered recipe with ``overrides`` applied.
-
-    Raises:
-        UnknownRecipeError: ``name`` is not registered; the message suggests close names.
-        ConfigError: A bad override.
-    """
-    _ensure_builtin()
-    if name not in _RECIPES:
-        close = difflib.get_close_matches(name, list(_RECIPES), n=3, cutoff=0.5)
-        hint = f"; did you mean {', '.join(close)}?" if close else f"; known: {', '.join(sorted(_RECIPES))}"
-        raise UnknownRecipeError(f"unknown recipe {name!r}{hint}")
-    recipe = _RECIPES[name]()
-    recipe = dataclasses.replace(recipe, name=name, out=recipe.out or f"runs/{name}")
-    return check_recipe(apply_overrides(recipe, overrides))
 
 
 def resolve_stages(recipe: Recipe) -> list[Stage]:

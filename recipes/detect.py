@@ -24,10 +24,10 @@ from torch.utils.data import DataLoader
 
 from zoo.detection import cxcywh_to_xyxy, decode, evaluate
 
+from .common import Dist, Task, val_outputs
 from .config import ConfigError, Recipe, Stage
 from .data import Subset
 from .plates.dataset import DataError, PlatesDataset, collate
-from .train import Dist, Task, val_outputs
 
 __all__ = ["Detect", "build_datasets", "collate_skip", "output_distillation", "FIELDS", "AP_SCORE_THRESHOLD"]
 
@@ -51,7 +51,8 @@ def build_datasets(recipe: Recipe) -> tuple[Any, Any]:
                         "`bnnzoo data plates --out PATH` (or any YOLO-layout images/ + labels/ folder)")
     root = Path(recipe.data).expanduser()
     if not root.is_dir():
-        raise FileNotFoundError(f"data folder {root} does not exist: generate it with `bnnzoo data plates --out {root}`")
+        raise FileNotFoundError(f"data folder {root} does not exist: generate it with "
+                                f"`bnnzoo data plates --out {root}`")
     train = PlatesDataset(root, "train", recipe.input_size, hflip=True, seed=recipe.seed)
     val = PlatesDataset(root, "val", recipe.input_size)
     return (Subset(train, recipe.max_train_samples) if recipe.max_train_samples else train,

@@ -10,7 +10,7 @@ Usage:
 The run follows the PyTorch one (:mod:`recipes.train`) wherever the recipe says something:
 the same datasets, preprocessing and batch order (the same ``DistributedSampler`` seeded with
 the recipe's seed), the same optimizer (RAdam is :class:`RAdam` below: tf-keras 2.19 and larq
-have none), the same per-step learning rates (:func:`recipes.train.lr_factor`), cross-entropy,
+have none), the same per-step learning rates (:func:`recipes.common.lr_factor`), cross-entropy,
 and latent weights clipped only when the stage's ``weight_clip`` says so (the Keras model's
 larq ``WeightClip`` is set to it). The straight-through estimator's clip is the model's own.
 Keras' SGD applies the learning rate before its momentum, PyTorch's after: the two agree
@@ -28,24 +28,39 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 import time
 from pathlib import Path
 from typing import Any, Callable, Optional
-
-import zoo.keras  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
 
 import numpy as np
 import tensorflow as tf
 import torch
 
 import zoo
+import zoo.keras  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
 from zoo import fileio
 
-from .config import ConfigError, Recipe, Stage, get_recipe, list_recipes, resolve_stages
+from .classify import Classify
+from .common import (
+    Dist,
+    RunError,
+    check_progress,
+    loaders,
+    lr_factor,
+    model_config,
+    pin_models,
+    say_dropped,
+    stage_folder,
+    weights_record,
+    write_csv,
+)
+from .config import ConfigError, Recipe, Stage, resolve_stages
 from .data import DataError, build_datasets
-from .train import (Classify, Dist, RunError, _loaders, _model_config, _write_csv, check_progress, lr_factor,
-                     pin_models, say_dropped, stage_folder, weights_record)
+from .registry import get_recipe, list_recipes
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["run_recipe", "train_stage", "keras_problem", "keras_recipes", "RAdam", "STATE_FILE"]
 
@@ -132,7 +147,7 @@ class RAdam(tf.keras.optimizers.Optimizer):
 
 
 class _StepTable(tf.keras.optimizers.schedules.LearningRateSchedule):
-    """The learning rate of every step, precomputed with :func:`recipes.train.lr_factor`."""
+    """The learning rate of every step, precomputed with :func:`recipes.common.lr_factor`."""
 
     def __init__(self, values: list[float]) -> None:
         self.values = values
@@ -262,7 +277,7 @@ class _EpochEnd(tf.keras.callbacks.Callback):
         self.history.append(row)
         save(state_dict(model), self.stage_dir / "model.safetensors", self.record(row))
         _save_state(self.stage_dir / STATE_FILE, model, model.optimizer, epoch + 1, self.history)
-        _write_csv(self.stage_dir / "metrics.csv", self.history)
+        write_csv(self.stage_dir / "metrics.csv", self.history)
         self.log(f"{self.stage.name} epoch {epoch + 1}/{self.stage.epochs} (keras): train loss {row['train_loss']:.4f} "
                  f"acc {row['train_acc']:.2%} | val loss {row['val_loss']:.4f} acc {row['val_acc']:.2%} | "
                  f"{row['images_per_s']:.0f} img/s, {seconds:.1f} s")
@@ -274,7 +289,7 @@ class _EpochEnd(tf.keras.callbacks.Callback):
 # --- one stage, a whole recipe ------------------------------------------------------------------------
 
 def train_stage(recipe: Recipe, stage: Stage, run_dir: Path, datasets: tuple, resume: bool = False,
-                stop_after: int = 0, log: Callable[[str], None] = print) -> dict[str, Any]:
+                stop_after: int = 0, log: Callable[[str], None] = logger.info) -> dict[str, Any]:
     """Trains one stage with ``fit``; returns its final metrics (also written to ``final.json``).
 
     Args:
@@ -302,10 +317,10 @@ def train_stage(recipe: Recipe, stage: Stage, run_dir: Path, datasets: tuple, re
 
     train_ds, val_ds = datasets
     tf.keras.utils.set_random_seed(recipe.seed)
-    cfg = _model_config(stage, recipe, recipe.num_classes or len(train_ds.classes))
+    cfg = model_config(stage, recipe, recipe.num_classes or len(train_ds.classes))
     model = zoo.build(cfg, "keras")
     _set_weight_clip(model, stage.weight_clip)
-    train_loader, sampler, val_loader = _loaders(train_ds, val_ds, stage.batch_size, recipe, Dist())
+    train_loader, sampler, val_loader = loaders(train_ds, val_ds, stage.batch_size, recipe, Dist())
     say_dropped(train_loader, sampler, 1, stage, log)
     steps = len(train_loader)
     optimizer = _optimizer(stage, steps)
@@ -387,7 +402,7 @@ def run_recipe(recipe: Recipe, resume: bool = False, stop_after: int = 0,
         raise RunError("framework=keras trains in one process: run it without torchrun")
     recipe = pin_models(recipe)
     _configure(recipe)
-    say = log or (lambda s: print(s, flush=True))
+    say = log or logger.info
     stages = resolve_stages(recipe)
     run_dir = Path(recipe.out)
     if not resume and any((run_dir / s.name / STATE_FILE).is_file() for s in recipe.stages):

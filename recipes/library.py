@@ -14,13 +14,23 @@ Where larq-zoo and the paper differ, the recipe says so in the stage's ``note``.
 from __future__ import annotations
 
 import dataclasses
+from typing import Callable
 
 from zoo.families.detector import PLATES_PAPER, PLATES_TRAINED_INPUT
 from zoo.families.meliusnet import MELIUSNET_PAPER as MELIUS_PAPER
 from zoo.families.reactnet import REACTNET_PAPER
 from zoo.families.realtobinary import REAL2BIN_PAPER as R2B_PAPER
 
-from .config import Recipe, Stage, register_recipe
+from .config import Recipe, Stage
+
+# name -> factory of every built-in recipe (recipes.registry serves them with the user's own)
+BUILTIN: dict[str, Callable[[], Recipe]] = {}
+
+
+def builtin(fn: Callable[[], Recipe]) -> Callable[[], Recipe]:
+    """Adds a recipe factory to :data:`BUILTIN` under its function name."""
+    BUILTIN[fn.__name__] = fn
+    return fn
 
 LARQ = "larq-zoo 2.4 training/multi_stage_experiments.py"
 
@@ -91,7 +101,7 @@ def _meliusnet_stage(epochs: int, **overrides) -> Stage:
 _MNIST = dict(data="mnist", input_size=32, num_classes=10, batch_size=64, workers=0, val_fraction=0.2)
 
 
-@register_recipe
+@builtin
 def real2bin_imagenet() -> Recipe:
     """Real-to-Bin ResNet-18 on ImageNet: float teacher, then three progressively binary students."""
     return Recipe("", "Real-to-Bin ResNet-18, 4 stages (Martinez et al. 2020)", R2B_PAPER, data="",
@@ -124,28 +134,28 @@ def _mnist_stages(stages: tuple[Stage, ...]) -> tuple[Stage, ...]:
     return tuple(out)
 
 
-@register_recipe
+@builtin
 def real2bin_mnist() -> Recipe:
     """The Real-to-Bin procedure on the embedded MNIST digits: width 16, 32x32 inputs, 3+3+3+12 epochs."""
     return Recipe("", "Real-to-Bin's 4 stages on 4,000 MNIST digits (width 16, 32x32)", R2B_PAPER, **_MNIST,
                   stages=_mnist_stages(_real2bin_stages()), tiny_overrides=_R2B_TINY)
 
 
-@register_recipe
+@builtin
 def strongbaseline_imagenet() -> Recipe:
     """The paper's two-step strong baseline on ImageNet (binary activations, then binary weights too)."""
     return Recipe("", "Real-to-Bin strong baseline, 2 steps (Martinez et al. 2020)", R2B_PAPER, data="",
                   input_size=224, batch_size=256, stages=_strong_baseline_stages(), tiny_overrides=_R2B_TINY)
 
 
-@register_recipe
+@builtin
 def strongbaseline_mnist() -> Recipe:
     """The two-step strong baseline on the embedded MNIST digits (width 16, 32x32, 3+12 epochs)."""
     return Recipe("", "Strong baseline's 2 steps on 4,000 MNIST digits", R2B_PAPER, **_MNIST,
                   stages=_mnist_stages(_strong_baseline_stages()), tiny_overrides=_R2B_TINY)
 
 
-@register_recipe
+@builtin
 def binaryresnet_mnist() -> Recipe:
     """A plain binary ResNet-18 (no scaling factors, one step from scratch) on the MNIST digits."""
     stage = Stage("bnn", "strongbaseline_resnet18", model_overrides={"scaling": "none", "width": MNIST_WIDTH},
@@ -156,7 +166,7 @@ def binaryresnet_mnist() -> Recipe:
                   stages=(stage,), tiny_overrides=_R2B_TINY)
 
 
-@register_recipe
+@builtin
 def meliusnet22_imagenet() -> Recipe:
     """MeliusNet22 from scratch on ImageNet (RAdam, lr 0.002, cosine)."""
     stage = dataclasses.replace(_meliusnet_stage(120), note=_meliusnet_stage(120).note
@@ -165,7 +175,7 @@ def meliusnet22_imagenet() -> Recipe:
                   batch_size=256, stages=(stage,), tiny_overrides=_MELIUS_TINY)
 
 
-@register_recipe
+@builtin
 def meliusnet22_mnist() -> Recipe:
     """MeliusNet22 from scratch on the embedded MNIST digits: growth 16, narrow transitions, 32x32, 12 epochs."""
     stage = _meliusnet_stage(MNIST_BINARY_EPOCHS, growth_rate=16, stem_features=32, transition_features=(64, 96, 128))
@@ -173,7 +183,7 @@ def meliusnet22_mnist() -> Recipe:
                   stages=(stage,), tiny_overrides=_MELIUS_TINY)
 
 
-@register_recipe
+@builtin
 def mobilenet_mnist() -> Recipe:
     """The float reference, MobileNet-v1 0.25, on the embedded MNIST digits (64x64, 12 epochs)."""
     stage = Stage("train", "mobilenet_v1_025", optimizer="adam", lr=1e-3, schedule="cosine", warmup_epochs=0.5,
@@ -187,7 +197,7 @@ def mobilenet_mnist() -> Recipe:
                                   ("progress", False), ("tensorboard", False)))
 
 
-@register_recipe
+@builtin
 def tiny_mnist() -> Recipe:
     """A seconds-long single-stage run (binary Real-to-Bin net, width 8) for tests of the run machinery."""
     stage = Stage("train", "realtobinary_resnet18", model_overrides={"width": 8}, optimizer="adam", lr=2e-3,
@@ -232,7 +242,7 @@ def _reactnet_stages(model: str, folder: str, lr: float, batch: int, epochs: int
 _REACTNET_TINY = _TINY_COMMON + (("model.alpha", 0.125),)
 
 
-@register_recipe
+@builtin
 def reactnet_a_imagenet() -> Recipe:
     """ReActNet-A on ImageNet: a float teacher, then binary activations, then binary weights (Liu et al. 2020)."""
     return Recipe("", "ReActNet-A, float teacher + 2 steps with the distributional loss (Liu et al. 2020)",
@@ -240,7 +250,7 @@ def reactnet_a_imagenet() -> Recipe:
                   stages=_reactnet_stages("reactnet_a", "mobilenet", 1.25e-3, 256), tiny_overrides=_REACTNET_TINY)
 
 
-@register_recipe
+@builtin
 def reactnet_18_imagenet() -> Recipe:
     """ReActNet-18 on ImageNet: a float teacher, then binary activations, then binary weights."""
     return Recipe("", "ReActNet-18, float teacher + 2 steps with the distributional loss (Liu et al. 2020)",
@@ -261,7 +271,7 @@ def _reactnet_mnist_stages() -> tuple[Stage, ...]:
                                      note=s.note + "; MNIST: Adam 1e-3, batch 64") for s in stages)
 
 
-@register_recipe
+@builtin
 def reactnet_mnist() -> Recipe:
     """ReActNet-A's procedure on the embedded MNIST digits: width 0.25, 32x32, 3+3+12 epochs."""
     return Recipe("", "ReActNet-A's teacher + 2 steps on 4,000 MNIST digits (width 0.25, 32x32)", REACTNET_PAPER,
@@ -314,27 +324,27 @@ def _plates_recipe(description: str, stages: tuple[Stage, ...]) -> Recipe:
                   workers=1, stages=stages, tiny_overrides=_TINY_COMMON)
 
 
-@register_recipe
+@builtin
 def plates_detector_float() -> Recipe:
     """The float plate detector on a `bnnzoo data plates` folder."""
     return _plates_recipe("float YOLO-style plate detector (Im & Lee 2018's reference)", _plates_stages())
 
 
-@register_recipe
+@builtin
 def plates_detector_1bit_baseline() -> Recipe:
     """The common 1-bit recipe (first and last layers 32-bit), fine-tuned from a float stage."""
     return _plates_recipe("1-bit plate detector, first and last layers 32-bit (Im & Lee 2018's baseline); "
                           "float stage first", _plates_stages("baseline"))
 
 
-@register_recipe
+@builtin
 def plates_detector_1bit() -> Recipe:
     """Im & Lee's improved 1-bit plate detector, fine-tuned from a float stage."""
     return _plates_recipe("1-bit plate detector, first/second/last 32-bit, no activation after binary convs "
                           "(Im & Lee 2018); float stage first", _plates_stages("improved"))
 
 
-@register_recipe
+@builtin
 def plates_detector_1bit_light() -> Recipe:
     """The improved 1-bit plate detector with a strided first conv (a tenth of the float 32-bit MACs)."""
     return _plates_recipe("1-bit plate detector, Im & Lee 2018's improved recipe with the first conv strided so "
@@ -342,7 +352,7 @@ def plates_detector_1bit_light() -> Recipe:
                           _plates_stages("light"))
 
 
-@register_recipe
+@builtin
 def plates_compare() -> Recipe:
     """The four plate detectors as stages of one run: same data, seed and budget (Im & Lee 2018's comparison,
     and the light improved detector)."""

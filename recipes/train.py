@@ -1,138 +1,71 @@
 """Runs a recipe: every stage, on one CPU or many GPUs (torchrun + DDP).
 
-Usage:
-    python -m recipes.train real2bin_mnist [key=value ...] [--resume [RUN_DIR]]
-    torchrun --nproc_per_node=8 -m recipes.train real2bin_imagenet data=/data/imagenet
+On the command line::
+
+    bnnzoo train real2bin_mnist [key=value ...] [--resume [RUN_DIR]]
+    torchrun --nproc_per_node=8 -m bnnzoo train real2bin_imagenet data=/data/imagenet
 
 Each stage writes ``<out>/<stage>/``: ``model.safetensors`` + ``config.json`` (the weights'
 record: architecture, the preprocessing of the recipe's data, class names and the epoch's
 validation figures; ``zoo.load("<out>/<stage>")`` needs nothing else),
 ``state.pt`` (model, optimizer, scheduler, RNG and epoch for
 ``--resume``; tensors and plain values only, loaded with
-``torch.load(weights_only=True)`` so a crafted file cannot run code), ``metrics.csv``, ``stage.json`` (the resolved stage, with the teacher and
+``torch.load(weights_only=True)`` so a crafted file cannot run code), ``metrics.csv``, ``stage.json``
+(the resolved stage, with the teacher and
 initial weights it used) and, once finished, ``final.json``. ``<out>/recipe.json`` holds
 the resolved recipe. All files are written by rank 0, each atomically (temp file +
 ``os.replace``), after every epoch.
 
 The loop is the same for every ``task`` of a recipe; a :class:`Task` says what changes:
 the data, the loss of a batch, the validation metrics and the columns of ``metrics.csv``
-(:class:`Classify` here, ``recipes.detect.Detect`` for the plate detectors).
+(``recipes.classify.Classify``, ``recipes.detect.Detect`` for the plate detectors; what the loops
+share is ``recipes.common``).
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import csv
 import dataclasses
 import io
 import json
-import math
+import logging
 import os
 import random
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Iterator, Optional, Sequence
+from typing import Any, Callable, Iterator, Optional
 
 import numpy as np
 import torch
-import torch.distributed as dist
-import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader, DistributedSampler
 
 from zoo import fileio
 
-from .config import (ConfigError, Recipe, Stage, apply_overrides, check_recipe, from_dict, get_recipe,
-                     parse_overrides, resolve_stages)
-from .data import DataError, build_datasets, collate_skip
-from .losses import FeatureHooks, attention_loss, distillation_loss
+from .classify import Classify
+from .common import (
+    Dist,
+    RunError,
+    Task,
+    check_framework,
+    check_progress,
+    loaders,
+    lr_factor,
+    model_config,
+    pin_models,
+    say_dropped,
+    setup_distributed,
+    stage_folder,
+    weights_record,
+    write_csv,
+)
+from .config import ConfigError, Recipe, Stage, check_recipe, resolve_stages
+from .data import DataError
+from .detect import Detect
 
-__all__ = ["run_recipe", "train_stage", "pin_models", "lr_factor", "main", "RunError", "Task", "Classify",
-           "task_of"]
+logger = logging.getLogger(__name__)
 
-METRIC_FIELDS = ("epoch", "lr", "train_loss", "train_ce", "train_attention", "train_kd", "train_acc", "val_loss",
-                 "val_acc", "skipped_images", "images_per_s", "seconds")
-
-
-class RunError(RuntimeError):
-    """A run that cannot start or continue as asked (e.g. an existing run without ``--resume``)."""
-
-
-# --- distributed ---------------------------------------------------------------------------------
-
-@dataclasses.dataclass
-class Dist:
-    """Where this process stands in a torchrun (world 1 without one)."""
-
-    rank: int = 0
-    world: int = 1
-    device: torch.device = torch.device("cpu")
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-    def all_sum(self, values: list[float]) -> list[float]:
-        """Sums ``values`` over all processes."""
-        if self.world == 1:
-            return list(values)
-        t = torch.tensor(values, dtype=torch.float64, device=self.device)
-        dist.all_reduce(t)
-        return t.tolist()
-
-    def all_gather(self, obj: Any) -> list[Any]:
-        """Every process's ``obj`` (picklable), in rank order."""
-        if self.world == 1:
-            return [obj]
-        out: list[Any] = [None] * self.world
-        dist.all_gather_object(out, obj)
-        return out
-
-    def barrier(self) -> None:
-        if self.world > 1:
-            dist.barrier()
-
-
-def setup_distributed(device: str = "auto") -> Dist:
-    """Joins the torchrun process group when ``WORLD_SIZE`` > 1 (nccl on GPUs, gloo on CPU)."""
-    use_cuda = torch.cuda.is_available() if device == "auto" else device == "cuda"
-    if device == "cuda" and not torch.cuda.is_available():
-        raise RunError("device=cuda but no CUDA device is available: use device=cpu or device=auto")
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return Dist(0, 1, torch.device("cuda" if use_cuda else "cpu"))
-    local = int(os.environ.get("LOCAL_RANK", "0"))
-    if use_cuda:
-        torch.cuda.set_device(local)
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if use_cuda else "gloo")
-    return Dist(dist.get_rank(), dist.get_world_size(), torch.device(f"cuda:{local}" if use_cuda else "cpu"))
-
-
-# --- schedule ------------------------------------------------------------------------------------
-
-def lr_factor(step: int, steps_per_epoch: int, stage: Stage) -> float:
-    """The learning-rate multiplier after ``step`` optimizer steps.
-
-    Linear warm-up from 0 over ``warmup_epochs``, then ``constant``, ``step`` (times
-    ``decay_factor`` at each of ``decay_epochs``), ``cosine`` or ``linear`` (to 0 at the last epoch).
-    """
-    e = step / max(steps_per_epoch, 1)
-    if stage.warmup_epochs > 0 and e < stage.warmup_epochs:
-        return e / stage.warmup_epochs
-    if stage.schedule == "constant":
-        return 1.0
-    if stage.schedule == "step":
-        return stage.decay_factor ** sum(e >= d for d in stage.decay_epochs)
-    span = max(stage.epochs - stage.warmup_epochs, 1e-9)
-    done = min(max(e - stage.warmup_epochs, 0.0) / span, 1.0)
-    if stage.schedule == "cosine":
-        return 0.5 * (1.0 + math.cos(math.pi * done))
-    if stage.schedule == "linear":  # ReActNet's decay (the authors' LambdaLR 1 - epoch / epochs), per step
-        return 1.0 - done
-    raise ConfigError(f"unknown schedule {stage.schedule!r}; expected 'step', 'cosine', 'linear' or 'constant'")
+__all__ = ["run_recipe", "train_stage", "task_of", "load_checkpoint", "run_lock"]
 
 
 def _optimizer(model: nn.Module, stage: Stage) -> torch.optim.Optimizer:
@@ -149,29 +82,6 @@ def _optimizer(model: nn.Module, stage: Stage) -> torch.optim.Optimizer:
 
 
 # --- files ---------------------------------------------------------------------------------------
-
-def _write_csv(path: Path, rows: list[dict], fields: Sequence[str] = METRIC_FIELDS) -> None:
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=fields)
-    w.writeheader()
-    w.writerows(rows)
-    fileio.write_text(path, buf.getvalue())
-
-
-def weights_record(recipe: Recipe, stage: Stage, cfg, train_ds: Any, row: dict[str, Any], task: type["Task"]):
-    """The record (``zoo.weights.Weights``) of a stage's weights after an epoch: the architecture, the
-    preprocessing of the recipe's own data pipeline (``train_ds.preprocess``), its class names and
-    the epoch's validation figures, measured."""
-    from zoo.weights import Metric, Weights
-
-    about = getattr(train_ds, "description", "") or recipe.data
-    source = (f"measured: bnnzoo train {recipe.name}, stage {stage.name}, epoch {row['epoch']}, on the "
-              "validation split")
-    metrics = tuple(Metric(name, round(float(row[column]) * 100, 2), about, source)
-                    for column, name in task.metrics.items() if column in row)
-    return Weights(arch=cfg.name, num_classes=cfg.num_classes, input_size=cfg.input_size, arch_overrides=dict(cfg.arch),
-                   labels=tuple(train_ds.classes), dataset=about, metrics=metrics,
-                   **getattr(train_ds, "preprocess", {}))
 
 
 def _save_model(model: nn.Module, stage_dir: Path, record) -> None:
@@ -220,24 +130,6 @@ def _check_teacher_config(path: Path, cfg, stage: Stage, teacher: Stage) -> None
                           f"{stage.name}.teacher_weights=PATH to that stage's model.safetensors")
 
 
-def stage_folder(run_dir: Path, stage: Stage) -> Path:
-    """``run_dir/<stage>``, checked to stay inside ``run_dir`` once symlinks are resolved.
-
-    Raises:
-        zoo.fileio.UnsafePathError: The stage folder (or a folder on the way) is a link out of the run.
-    """
-    path = run_dir / stage.name
-    fileio.resolve_inside(path, run_dir, f"stage folder", follow=True)
-    return path
-
-
-def _model_config(stage: Stage, recipe: Recipe, num_classes: Optional[int]):
-    from zoo import get_config
-
-    return get_config(stage.model).replace(num_classes=num_classes, input_size=recipe.input_size,
-                                           **stage.model_overrides)
-
-
 def _clip_binary_weights(model: nn.Module, clip: float) -> None:
     from zoo.torch.layers import BinaryConv2d
 
@@ -272,163 +164,6 @@ def _seed(seed: int) -> None:
 
 # --- tasks ---------------------------------------------------------------------------------------
 
-class Task:
-    """What a recipe's ``task`` changes in the training loop; one is built per stage.
-
-    Attributes:
-        fields: Columns of ``metrics.csv``.
-        final: Columns of the last epoch that ``final.json`` repeats.
-        sums: Names of the per-batch sums :meth:`step` returns, each with its ``metrics.csv``
-            column (the epoch's sum divided by its number of images).
-        metrics: Validation columns (fractions) the weights' record holds, by metric name
-            (``zoo.weights.Metric.name``, in percent).
-    """
-
-    fields: ClassVar[tuple[str, ...]] = ()
-    final: ClassVar[tuple[str, ...]] = ()
-    sums: ClassVar[dict[str, str]] = {}
-    metrics: ClassVar[dict[str, str]] = {}
-
-    def __init__(self, model: nn.Module, teacher: Optional[nn.Module], stage: Stage, env: Dist) -> None:
-        self.model, self.teacher, self.stage, self.env = model, teacher, stage, env
-
-    @staticmethod
-    def datasets(recipe: Recipe) -> tuple[Any, Any]:
-        """The (train, val) datasets of ``recipe.data``."""
-        raise NotImplementedError
-
-    @staticmethod
-    def collate(batch: list) -> tuple[torch.Tensor, Any, int]:
-        """A DataLoader batch -> ``(images, targets, skipped)``, unreadable images left out."""
-        raise NotImplementedError
-
-    @staticmethod
-    def num_classes(recipe: Recipe, train_ds: Any) -> Optional[int]:
-        """``num_classes`` of the model config (None: the model's own)."""
-        return recipe.num_classes or None
-
-    @staticmethod
-    def init_model(model: nn.Module) -> None:
-        """Changes the initialisation of a freshly built model (before any weights are loaded)."""
-
-    def step(self, net: nn.Module, x: torch.Tensor, targets: Any) -> tuple[torch.Tensor, dict[str, float]]:
-        """The loss of a training batch and its :attr:`sums` over the batch."""
-        raise NotImplementedError
-
-    def evaluate(self, net: nn.Module, loader: DataLoader) -> dict[str, Any]:
-        """The validation columns of the epoch's row (the same on every process)."""
-        raise NotImplementedError
-
-    def postfix(self, sums: dict[str, float]) -> dict[str, str]:
-        """What the progress bar shows of the running sums."""
-        return {"loss": f"{sums['loss'] / max(sums['n'], 1):.3f}"}
-
-    def describe(self, row: dict[str, Any]) -> str:
-        """The losses and metrics of an epoch's row, for the one-line log."""
-        raise NotImplementedError
-
-    @staticmethod
-    def result(final: dict[str, Any]) -> str:
-        """The end of ``bnnzoo train``'s last line for a stage (its ``final.json``)."""
-        raise NotImplementedError
-
-    def close(self) -> None:
-        """Releases what the task holds on the model (hooks)."""
-
-
-@torch.no_grad()
-def val_outputs(net: nn.Module, loader: DataLoader, env: Dist) -> Iterator[tuple[torch.Tensor, Any]]:
-    """``(model outputs, targets)`` of this process's non-empty validation batches, in eval mode.
-
-    Runs the bare model (no DDP forward: ranks may hold different numbers of batches)
-    with rank 0's BatchNorm statistics, the model rank 0 saves.
-    """
-    net.eval()
-    model = getattr(net, "module", net)
-    if env.world > 1:
-        for b in model.buffers():
-            dist.broadcast(b, 0)
-    for x, y, _ in loader:
-        if len(y) == 0:
-            continue
-        yield model(x.to(env.device)), (y.to(env.device) if isinstance(y, torch.Tensor) else y)
-
-
-class Classify(Task):
-    """Image classification: cross-entropy, plus attention matching and distillation from a teacher."""
-
-    fields = METRIC_FIELDS
-    final = ("train_acc", "val_acc", "val_loss")
-    metrics = {"val_acc": "top1"}
-    sums = {"loss": "train_loss", "ce": "train_ce", "att": "train_attention", "kd": "train_kd", "correct": "train_acc"}
-
-    def __init__(self, model: nn.Module, teacher: Optional[nn.Module], stage: Stage, env: Dist) -> None:
-        super().__init__(model, teacher, stage, env)
-        self.hooks: list[FeatureHooks] = []
-        if stage.attention_weight:
-            self.hooks = [FeatureHooks(model, stage.attention_blocks), FeatureHooks(teacher, stage.attention_blocks)]
-
-    @staticmethod
-    def datasets(recipe: Recipe) -> tuple[Any, Any]:
-        return build_datasets(recipe.data, recipe.input_size, recipe.seed, recipe.val_fraction,
-                              recipe.max_train_samples, recipe.max_val_samples)
-
-    collate = staticmethod(collate_skip)
-
-    @staticmethod
-    def num_classes(recipe: Recipe, train_ds: Any) -> Optional[int]:
-        return recipe.num_classes or len(train_ds.classes)
-
-    def step(self, net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
-        stage, device = self.stage, self.env.device
-        for h in self.hooks:
-            h.enabled = True
-            h.take()  # start every step clean
-        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-        logits = net(x)
-        ce = F.cross_entropy(logits, y)
-        loss = stage.ce_weight * ce
-        att = kd = torch.zeros((), device=device)
-        if self.teacher is not None:
-            with torch.no_grad():
-                t_logits = self.teacher(x)
-            if self.hooks:
-                att = attention_loss(self.hooks[0].take(), self.hooks[1].take())
-                loss = loss + stage.attention_weight * att
-            if stage.kd_weight:
-                kd = distillation_loss(logits, t_logits, stage.kd_temperature)
-                loss = loss + stage.kd_weight * kd
-        n = len(y)
-        return loss, {"loss": loss.item() * n, "ce": ce.item() * n, "att": att.item() * n, "kd": kd.item() * n,
-                      "correct": (logits.argmax(1) == y).sum().item()}
-
-    def evaluate(self, net: nn.Module, loader: DataLoader) -> dict[str, Any]:
-        for h in self.hooks:  # evaluation passes keep no features
-            h.enabled = False
-            h.take()
-        loss = correct = n = 0.0
-        for logits, y in val_outputs(net, loader, self.env):
-            loss += F.cross_entropy(logits, y, reduction="sum").item()
-            correct += (logits.argmax(1) == y).sum().item()
-            n += len(y)
-        loss, correct, n = self.env.all_sum([loss, correct, n])
-        return {"val_loss": loss / max(n, 1), "val_acc": correct / max(n, 1)}
-
-    def postfix(self, sums: dict[str, float]) -> dict[str, str]:
-        return {**super().postfix(sums), "acc": f"{sums['correct'] / max(sums['n'], 1):.1%}"}
-
-    def describe(self, row: dict[str, Any]) -> str:
-        return (f"train loss {row['train_loss']:.4f} acc {row['train_acc']:.2%} | "
-                f"val loss {row['val_loss']:.4f} acc {row['val_acc']:.2%}")
-
-    @staticmethod
-    def result(final: dict[str, Any]) -> str:
-        return f"val acc {final['val_acc']:.2%}"
-
-    def close(self) -> None:
-        for h in self.hooks:
-            h.remove()
-
 
 def task_of(recipe: Recipe) -> type[Task]:
     """The :class:`Task` of ``recipe.task``.
@@ -439,35 +174,11 @@ def task_of(recipe: Recipe) -> type[Task]:
     if recipe.task == "classify":
         return Classify
     if recipe.task == "detect":
-        from .detect import Detect
-
         return Detect
     raise ConfigError(f"unknown task {recipe.task!r}: use task=classify or task=detect")
 
 
 # --- one stage -----------------------------------------------------------------------------------
-
-def _loaders(train_ds, val_ds, batch: int, recipe: Recipe, env: Dist, collate: Callable = collate_skip):
-    sampler = DistributedSampler(train_ds, num_replicas=env.world, rank=env.rank, shuffle=True, seed=recipe.seed)
-    kw = dict(num_workers=recipe.workers, collate_fn=collate, pin_memory=env.device.type == "cuda",
-              persistent_workers=False)
-    # A last batch of one image would make BatchNorm raise in training: it is left out of the epoch
-    # (every rank holds as many images, so all ranks drop it alike; the next epoch shuffles it back in).
-    train = DataLoader(train_ds, batch_size=batch, sampler=sampler, drop_last=batch > 1 and len(sampler) % batch == 1,
-                       **kw)
-    # Validation is sharded without padding, so every image counts exactly once.
-    val_idx = list(range(env.rank, len(val_ds), env.world))
-    val = DataLoader(torch.utils.data.Subset(val_ds, val_idx), batch_size=batch, shuffle=False, **kw)
-    return train, sampler, val
-
-
-def say_dropped(loader: DataLoader, sampler: DistributedSampler, world: int, stage: Stage,
-                log: Callable[[str], None]) -> None:
-    """Logs the image a last batch of one loses each epoch (see :func:`_loaders`), if it does."""
-    if loader.drop_last:
-        log(f"{stage.name}: the last batch of each epoch would hold one image per process, which BatchNorm cannot "
-            f"train on: it is left out ({(len(sampler) - 1) * world} used per epoch, the left-out one changes "
-            f"with the shuffle)")
 
 
 def train_stage(recipe: Recipe, stage: Stage, run_dir: Path, datasets: tuple, env: Dist, resume: bool = False,
@@ -503,19 +214,20 @@ def train_stage(recipe: Recipe, stage: Stage, run_dir: Path, datasets: tuple, en
     task_cls = task_of(recipe)
     num_classes = task_cls.num_classes(recipe, train_ds)
     _seed(recipe.seed)
-    cfg = _model_config(stage, recipe, num_classes)
+    cfg = model_config(stage, recipe, num_classes)
     model = zoo.build(cfg)
     task_cls.init_model(model)
     init_path = teacher_path = None
     if stage.init_weights or stage.init_from:
         init_path = Path(stage.init_weights or run_dir / stage.init_from / "model.safetensors")
         _load_weights(model, init_path, "initial weights",
-                      f"run stage {stage.init_from} first (only={stage.init_from}) or pass {stage.name}.init_weights=PATH"
+                      f"run stage {stage.init_from} first (only={stage.init_from}) or pass "
+                      f"{stage.name}.init_weights=PATH"
                       if stage.init_from else f"pass {stage.name}.init_weights=PATH to a compatible model.safetensors")
     teacher = None
     if stage.teacher:
         tstage = recipe.stage(stage.teacher)
-        tcfg = _model_config(tstage, recipe, num_classes)
+        tcfg = model_config(tstage, recipe, num_classes)
         teacher_path = Path(stage.teacher_weights or run_dir / stage.teacher / "model.safetensors")
         _check_teacher_config(teacher_path, tcfg, stage, tstage)
         teacher = zoo.build(tcfg)
@@ -529,7 +241,7 @@ def train_stage(recipe: Recipe, stage: Stage, run_dir: Path, datasets: tuple, en
     model.to(env.device)
 
     per_rank = max(1, stage.batch_size // env.world)
-    train_loader, sampler, val_loader = _loaders(train_ds, val_ds, per_rank, recipe, env, task_cls.collate)
+    train_loader, sampler, val_loader = loaders(train_ds, val_ds, per_rank, recipe, env, task_cls.collate)
     say_dropped(train_loader, sampler, env.world, stage, log)
     steps_per_epoch = len(train_loader)
     optimizer = _optimizer(model, stage)
@@ -551,7 +263,8 @@ def train_stage(recipe: Recipe, stage: Stage, run_dir: Path, datasets: tuple, en
     task = task_cls(model, teacher, stage, env)
     net: nn.Module = model
     if env.world > 1:
-        net = nn.parallel.DistributedDataParallel(model, device_ids=[env.device.index] if env.device.type == "cuda" else None)
+        devices = [env.device.index] if env.device.type == "cuda" else None
+        net = nn.parallel.DistributedDataParallel(model, device_ids=devices)
 
     writer = None
     if env.main and recipe.tensorboard:
@@ -578,7 +291,7 @@ def train_stage(recipe: Recipe, stage: Stage, run_dir: Path, datasets: tuple, en
                         "scheduler": scheduler.state_dict(), "epoch": epoch + 1, "history": history,
                         "rng": _rng_state(), "stage": dataclasses.asdict(stage)}, buf)
             fileio.write_bytes(state_path, buf.getvalue())
-            _write_csv(stage_dir / "metrics.csv", history, task.fields)
+            write_csv(stage_dir / "metrics.csv", history, task.fields)
             if writer is not None:
                 for k, v in row.items():
                     if k != "epoch":
@@ -634,24 +347,9 @@ def _restore(path: Path, model: nn.Module, optimizer, scheduler, stage: Stage) -
         start, history = int(state["epoch"]), list(state["history"])
     except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as e:
         raise RunError(f"checkpoint {path} does not fit this stage's model and optimizer ({type(e).__name__}): "
-                       "resume with the recipe.json it was written with, or start a new run (out=OTHER_FOLDER)") from None
+                       "resume with the recipe.json it was written with, or start a new run "
+                       "(out=OTHER_FOLDER)") from None
     return check_progress(path, start, history, stage)
-
-
-def check_progress(path: Path, epoch: Any, history: list, stage: Stage) -> tuple[int, list]:
-    """``(epoch, history)`` of a checkpoint if they can be continued by ``stage``.
-
-    Raises:
-        RunError: The checkpoint claims more epochs than the stage has, a negative count, or a
-            history of another length (one line: a damaged file or another recipe's).
-    """
-    if isinstance(epoch, bool) or not isinstance(epoch, int) or not 0 <= epoch <= stage.epochs \
-            or len(history) != epoch:
-        raise RunError(f"checkpoint {path} says {epoch!r} epochs were done ({len(history)} in its history), but "
-                       f"stage {stage.name} has {stage.epochs}: it belongs to another recipe or is damaged; resume "
-                       f"with {stage.name}.epochs >= {epoch!r} if that is the run, or start a new one "
-                       "(out=OTHER_FOLDER)")
-    return epoch, history
 
 
 def _train_epoch(net, model, task: Task, loader, sampler, optimizer, scheduler, stage: Stage, epoch: int, env: Dist,
@@ -700,21 +398,6 @@ def _train_epoch(net, model, task: Task, loader, sampler, optimizer, scheduler, 
 
 # --- a whole recipe ------------------------------------------------------------------------------
 
-def pin_models(recipe: Recipe) -> Recipe:
-    """The recipe with every stage's ``model_overrides`` expanded to the model's full architecture.
-
-    ``recipe.json`` then pins the architectures the run used, so a resumed run, or a later
-    stage's teacher, is built the same even if the registry's defaults change meanwhile.
-
-    Raises:
-        UnknownModelError / TypeError: A stage names an unknown model or architecture option.
-    """
-    from zoo import get_config
-
-    return dataclasses.replace(recipe, stages=tuple(
-        dataclasses.replace(s, model_overrides=dict(get_config(s.model).replace(**s.model_overrides).arch))
-        for s in recipe.stages))
-
 
 def run_recipe(recipe: Recipe, resume: bool = False, stop_after: int = 0,
                log: Optional[Callable[[str], None]] = None) -> dict[str, dict[str, Any]]:
@@ -725,7 +408,7 @@ def run_recipe(recipe: Recipe, resume: bool = False, stop_after: int = 0,
         resume: Continue the run in ``recipe.out``: finished stages are skipped, a stage with
             a ``state.pt`` continues after its last completed epoch.
         stop_after: Stop each stage after this many epochs of this call (0: no limit).
-        log: Where rank 0's summaries go (default: print).
+        log: Where rank 0's summaries go (default: this module's logger, at INFO).
 
     Raises:
         ConfigError: A value :func:`recipes.config.check_recipe` refuses (nothing is written).
@@ -776,7 +459,7 @@ def _run_torch(recipe: Recipe, resume: bool, stop_after: int,
     env = setup_distributed(recipe.device)
     if recipe.threads:
         torch.set_num_threads(recipe.threads)
-    say = (log or (lambda s: print(s, flush=True))) if env.main else (lambda s: None)
+    say = (log or logger.info) if env.main else (lambda s: None)
     stages = resolve_stages(recipe)
     run_dir = Path(recipe.out)
     if not resume and any((run_dir / s.name / "state.pt").is_file() for s in recipe.stages):
@@ -798,128 +481,3 @@ def _run_torch(recipe: Recipe, resume: bool, stop_after: int,
     return results
 
 
-def check_framework(recipe: Recipe) -> None:
-    """Refuses to continue (or overwrite) a run of the other framework, before anything is written.
-
-    Raises:
-        RunError: A stage folder of ``recipe.out`` holds the other framework's checkpoint.
-    """
-    own, other = ("state.pt", "state.keras.npz") if recipe.framework == "torch" else ("state.keras.npz", "state.pt")
-    theirs = "keras" if recipe.framework == "torch" else "torch"
-    for s in recipe.stages:
-        if (Path(recipe.out) / s.name / other).is_file():
-            raise RunError(f"{Path(recipe.out) / s.name} holds a framework={theirs} run: continue it with "
-                           f"framework={theirs} (or without framework=), or train into out=OTHER_FOLDER")
-
-
-# --- command line --------------------------------------------------------------------------------
-
-class _ResumeAction(argparse.Action):
-    """``--resume [RUN_DIR] [key=value ...]``: argparse cannot give positionals that follow an
-    option to the positional list, so key=value words after ``--resume`` are taken here."""
-
-    def __call__(self, parser, namespace, values, option_string=None) -> None:
-        paths = [v for v in values if "=" not in v]
-        if len(paths) > 1:
-            parser.error(f"--resume takes one RUN_DIR, got {' '.join(paths)}")
-        setattr(namespace, "late_overrides", [v for v in values if "=" in v])
-        setattr(namespace, self.dest, paths[0] if paths else "")
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    """Arguments of ``bnnzoo train`` and ``python -m recipes.train``."""
-    p.add_argument("recipe", nargs="?", help="recipe name (--list shows them)")
-    p.add_argument("overrides", nargs="*", metavar="key=value",
-                   help="typed overrides: epochs-like stage options as stage1.lr=5e-4 or stages.epochs=2, recipe "
-                        "options as batch_size=128 data=/data/imagenet, model options as model.width=32")
-    p.add_argument("--resume", nargs="*", action=_ResumeAction, default=None, metavar="RUN_DIR",
-                   help="continue the run in RUN_DIR (default: the recipe's out folder) from its last checkpoint")
-    p.add_argument("-o", "--output", metavar="DIR", help="the run folder (default: the recipe's out, "
-                                                        "`--show` prints it); same as out=DIR")
-    p.add_argument("--stop-after", type=int, default=None, metavar="N",
-                   help="stop each stage after N epochs of this invocation (continue later with --resume)")
-    p.add_argument("--list", action="store_true", help="list the recipes and exit")
-    p.add_argument("--show", action="store_true", help="print the resolved recipe as JSON and exit")
-
-
-def resolve(args: argparse.Namespace) -> tuple[Recipe, bool]:
-    """The recipe the arguments describe, and whether to resume."""
-    overrides = list(args.overrides) + list(getattr(args, "late_overrides", []))
-    resume = args.resume
-    if getattr(args, "output", None):
-        if resume:
-            raise ConfigError(f"--resume {resume} names the run folder already: drop -o {args.output}")
-        overrides.append(f"out={args.output}")
-    if not args.recipe:
-        raise ConfigError("name a recipe: bnnzoo train RECIPE [key=value ...] (bnnzoo train --list shows them)")
-    pairs = parse_overrides(overrides)
-    if resume is None:
-        return get_recipe(args.recipe, pairs), False
-    run_dir = Path(resume) if resume else Path(get_recipe(args.recipe, pairs).out)
-    saved = run_dir / "recipe.json"
-    if not saved.is_file():
-        raise FileNotFoundError(f"no run to resume in {run_dir} (no recipe.json): start it without --resume")
-    fix = "it is the resolved recipe bnnzoo train writes: restore it, or start a new run (out=OTHER_FOLDER)"
-    try:
-        recipe = from_dict(fileio.read_json(saved, "recipe", fix))
-    except ConfigError as e:
-        raise ConfigError(f"{saved}: {e}; {fix}") from None
-    if recipe.name != args.recipe:
-        raise ConfigError(f"{run_dir} holds a run of {recipe.name!r}, not {args.recipe!r}: "
-                          f"bnnzoo train {recipe.name} --resume {run_dir}")
-    switched = [v for k, v in pairs if k == "framework" and v.strip() != recipe.framework]
-    if switched:
-        raise ConfigError(f"{run_dir} is a framework={recipe.framework} run: it resumes only in that framework; "
-                          f"drop framework={switched[-1]}, or start a new run (out=OTHER_FOLDER)")
-    resumed = check_recipe(apply_overrides(dataclasses.replace(recipe, out=str(run_dir)), pairs))
-    check_framework(resumed)
-    return resumed, True
-
-
-def run(args: argparse.Namespace) -> int:
-    """Runs ``bnnzoo train`` / ``python -m recipes.train``."""
-    from .config import list_recipes
-
-    if args.list:
-        for name in list_recipes():
-            print(f"{name:24s} {get_recipe(name).description}")
-        return 0
-    if args.stop_after is not None and args.stop_after < 1:
-        raise ConfigError(f"--stop-after takes a number of epochs >= 1, not {args.stop_after} (leave it out to train "
-                          "every epoch)")
-    recipe, resume = resolve(args)
-    if args.show:
-        print(recipe.to_json(), end="")
-        return 0
-    results = run_recipe(recipe, resume=resume, stop_after=args.stop_after or 0)
-    if int(os.environ.get("RANK", "0")) == 0:
-        task = task_of(recipe)
-        for name, r in results.items():
-            if r.get("epochs"):
-                print(f"{name}: {task.result(r)} after {r['epochs']} epochs ({r['seconds']:.0f} s)")
-    if dist.is_initialized():
-        dist.destroy_process_group()
-    return 0
-
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Entry point of ``python -m recipes.train`` (also under torchrun)."""
-    from zoo.weights import WeightMismatchError  # noqa: F401
-
-    parser = argparse.ArgumentParser(prog="python -m recipes.train", description="Run a training recipe.")
-    add_arguments(parser)
-    args = parser.parse_intermixed_args(argv)
-    try:
-        return run(args)
-    except KeyboardInterrupt:
-        print("recipes.train: interrupted; the last finished epoch is saved: continue with --resume", file=sys.stderr)
-        return 130
-    except (KeyError, ValueError, TypeError, OSError, ImportError, RuntimeError) as e:
-        if os.environ.get("BNNZOO_DEBUG"):
-            raise
-        print(f"recipes.train: error: {e}", file=sys.stderr)
-        return 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

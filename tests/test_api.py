@@ -138,7 +138,7 @@ def test_eval_detect_and_the_deploy_bundle_preprocess_alike(key, tmp_path):
     import types
 
     from converters.deploy import bundle_preprocess
-    from eval.detect import model_input
+    from converters.detect import model_input
     from eval.harness import EvalImages
 
     spec = importlib.util.spec_from_file_location("bundle_run", zoo.__file__.replace("zoo/__init__.py",

@@ -126,11 +126,11 @@ def test_demo_accuracy_holds_through_every_export(tmp_path):
     """What `make demo` shows: trained binary weights, exported and verified, score the same in each runtime."""
     import json
 
-    from eval import cli
+    from bnnzoo.cli import main
 
     from helpers import EXPORTS_ENV
 
-    rc = cli.main(["realtobinary_resnet18", "--baseline", "none", "--weights", "realtobinary_resnet18=mnist",
+    rc = main(["eval", "realtobinary_resnet18", "--baseline", "none", "--weights", "realtobinary_resnet18=mnist",
                    "--runtimes", "lce,onnx,torch", "--threads", "1", "--runs", "2", "--warmup", "0", "--data",
                    "mnist", "--limit", "200", "--no-progress", "--cache", os.path.join(os.environ[EXPORTS_ENV], "eval"),
                    "-o", str(tmp_path)])
@@ -192,9 +192,9 @@ def test_bundled_detectors_give_the_same_outputs_in_keras(key, plates_val):
 @pytest.mark.parametrize("runtime", ["tflite", "onnx"])
 def test_detect_finds_the_plates_with_the_shipped_detector(runtime, plates_val, tmp_path, capsys, monkeypatch):
     """`bnnzoo detect` without --model or --weights: the default detector, bundled weights, through an export."""
-    from eval.detect import DEFAULT_DETECTOR
+    from bnnzoo.cli import main
+    from converters.detect import DEFAULT_DETECTOR
     from zoo import detection as det
-    from zoo.cli import main
 
     monkeypatch.setenv("BNNZOO_CACHE", str(tmp_path / "cache"))
     images = sorted((plates_val / "images" / "val").iterdir())[:12]

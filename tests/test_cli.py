@@ -3,11 +3,11 @@ import sys
 
 import pytest
 
-from zoo.cli import main
+from bnnzoo.cli import main
 
 
 def bnnzoo(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "zoo.cli", *args], capture_output=True, text=True)
+    return subprocess.run([sys.executable, "-m", "bnnzoo", *args], capture_output=True, text=True)
 
 
 def test_list_prints_every_model(capsys):

@@ -13,14 +13,14 @@ from pathlib import Path
 import pytest
 
 import zoo
-from zoo.cli import COMMANDS
+from bnnzoo.cli import COMMANDS, command_parser
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def bnnzoo(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TF_", "TORCH_", "GRPC_"))}
-    return subprocess.run([sys.executable, "-m", "zoo.cli", *args], capture_output=True, text=True, env=env,
+    return subprocess.run([sys.executable, "-m", "bnnzoo", *args], capture_output=True, text=True, env=env,
                           cwd=cwd, timeout=900)
 
 
@@ -75,13 +75,8 @@ def test_version():
 @pytest.mark.parametrize("command", list(COMMANDS))
 def test_every_help_shows_defaults(command):
     import argparse
-    import importlib
 
-    from zoo.cli import HelpFormatter
-
-    parser = argparse.ArgumentParser(prog=f"bnnzoo {command}", formatter_class=HelpFormatter)
-    module = importlib.import_module(COMMANDS[command][0])
-    getattr(module, f"add_{command}_arguments")(parser)
+    parser = command_parser(command)
     text = " ".join(parser.format_help().split())
     for action in parser._actions:
         default = action.default
@@ -121,14 +116,7 @@ def test_eval_prints_only_its_own_lines(tmp_path):
 
 
 def _parser(command: str):
-    import argparse
-    import importlib
-
-    from zoo.cli import HelpFormatter
-
-    parser = argparse.ArgumentParser(prog=f"bnnzoo {command}", formatter_class=HelpFormatter)
-    getattr(importlib.import_module(COMMANDS[command][0]), f"add_{command}_arguments")(parser)
-    return parser
+    return command_parser(command)
 
 
 def _takes_a_model(action) -> bool:
@@ -178,7 +166,7 @@ def test_progress_is_a_bar_on_a_terminal():
     main_fd, child_fd = pty.openpty()
     fcntl.ioctl(child_fd, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # a new pty is 0 columns wide
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TF_", "TORCH_"))}
-    proc = subprocess.Popen([sys.executable, "-m", "zoo.cli", "list", "mobilenet_v1_0*", "--figures"],
+    proc = subprocess.Popen([sys.executable, "-m", "bnnzoo", "list", "mobilenet_v1_0*", "--figures"],
                             stdout=subprocess.PIPE, stderr=child_fd, env={**env, "TERM": "xterm"})
     os.close(child_fd)
     chunks = []
@@ -206,7 +194,7 @@ def test_demo_prints_only_its_own_lines(tmp_path):
 
     env_cache = os.path.join(os.environ[EXPORTS_ENV], "eval")  # the exports test_bundled_weights converts too
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TF_", "TORCH_", "GRPC_"))}
-    result = subprocess.run([sys.executable, "-m", "zoo.cli", "demo", "realtobinary_resnet18", "--limit", "100",
+    result = subprocess.run([sys.executable, "-m", "bnnzoo", "demo", "realtobinary_resnet18", "--limit", "100",
                              "--plates", "1", "-o", str(tmp_path / "demo")], capture_output=True, text=True,
                             cwd=tmp_path, env={**env, "BNNZOO_CACHE": env_cache}, timeout=900)
     assert result.returncode == 0, result.stderr[-2000:]

@@ -365,7 +365,7 @@ def test_new_file_gets_a_normal_mode(onnx_pair):
 
 
 def test_cli_converts_a_checkpoint(tmp_path, capsys):
-    from zoo.cli import main
+    from bnnzoo.cli import main
     from zoo.weights import save
 
     model = tiny("mobilenet_v1_025")
@@ -379,8 +379,8 @@ def test_cli_converts_a_checkpoint(tmp_path, capsys):
 
 
 def test_cli_writes_an_int8_file_over_the_range_given(tmp_path, capsys):
+    from bnnzoo.cli import main
     from converters.tflite import io_quantization
-    from zoo.cli import main
 
     out = tmp_path / "m.tflite"
     assert main(["convert", "mobilenet_v1_025", "--input-size", "32", "--to", "tflite", "--int8", "--int8-range=-3,3",
@@ -399,7 +399,7 @@ def test_cli_writes_an_int8_file_over_the_range_given(tmp_path, capsys):
     (["convert", "mobilenet_v1", "--to", "tflite", "--int8-range=-3,3"], "add --int8"),
 ])
 def test_cli_errors_are_one_line(argv, message, capsys):
-    from zoo.cli import main
+    from bnnzoo.cli import main
 
     assert main(argv) == 1
     err = error_lines(capsys.readouterr().err)
@@ -409,7 +409,7 @@ def test_cli_errors_are_one_line(argv, message, capsys):
 def test_cli_points_an_unverifiable_initialised_model_to_its_trained_weights(tmp_path, capsys):
     """A fresh binary detector feeds exact zeros to its signs: its export fails verification, and
     the one-line error names the registered weights that do convert (which the next call shows)."""
-    from zoo.cli import main
+    from bnnzoo.cli import main
 
     out = tmp_path / "d.onnx"
     torch.manual_seed(0)  # the initialised weights (every seed 0-5 tried fails verification)

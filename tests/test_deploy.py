@@ -4,7 +4,6 @@ on ARM64 under qemu (``eval.arm64``, ``eval.litert_arm64``), which must equal x8
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -329,11 +328,12 @@ def test_deploy_refuses_and_leaves_nothing(model, bundle, tmp_path, monkeypatch)
 
 
 def test_cli_arguments(model, tmp_path):
-    parser = argparse.ArgumentParser()
-    dep.add_deploy_arguments(parser)
+    from bnnzoo.cli import command_module, command_parser
+
+    parser = command_parser("deploy")
     bare = zoo.weights.save(model.state_dict(), tmp_path / "best.safetensors")  # no config.json beside it
     with pytest.raises(ValueError, match=r"nothing names its architecture.*--arch NAME"):
-        dep.run_deploy(parser.parse_args([str(bare), "--target", "rpi"]))
+        command_module("deploy").run(parser.parse_args([str(bare), "--target", "rpi"]))
     with pytest.raises(SystemExit):
         parser.parse_args(["meliusnet22", "--target", "jetson"])
 
@@ -431,8 +431,8 @@ def test_killed_deploy_leaves_a_temporary_the_next_deploy_removes(model, tmp_pat
 def test_a_bundle_folder_held_by_another_deploy_is_refused(model, tmp_path, capsys):
     """The lock a running deploy holds: a second deploy of that bundle is refused in one line before it
     converts or writes anything (deterministic: this process holds the lock the first deploy would)."""
+    from bnnzoo.cli import main as cli_main
     from zoo import fileio
-    from zoo.cli import main as cli_main
 
     out = tmp_path / "b-rpi"
     with fileio.lock(tmp_path / ".b-rpi.lock"):
@@ -448,7 +448,7 @@ def test_two_deploys_started_together_into_one_folder_one_is_refused(tmp_path):
     """Two `bnnzoo deploy ... -o b --force` at once: one writes the bundle, the other is refused in one
     line (before, both exited 0 and b/ held whichever replace came last)."""
     out = tmp_path / "b"
-    cmd = [PY, "-m", "zoo.cli", "deploy", "meliusnet22", "--tiny", "--target", "rpi", "-o", str(out), "--force"]
+    cmd = [PY, "-m", "bnnzoo", "deploy", "meliusnet22", "--tiny", "--target", "rpi", "-o", str(out), "--force"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for _ in range(2)]

@@ -73,6 +73,19 @@ def test_detector_exports_decode_to_the_same_boxes(name, tmp_path):
     assert not verify.is_detector(classifier) and verify.verification_batch(classifier, 32)[1] == "standard normal"
 
 
+def test_detectors_are_verified_on_the_shipped_plate_images():
+    """The plate images every detector export is checked on ship with the zoo (no font, no generator needed),
+    in the training reader's preprocessing, at any input size."""
+    images = det.sample_plates(48, verify.VERIFY_BATCH)
+    assert images.shape == (verify.VERIFY_BATCH, 48, 48, 3) and images.dtype == np.uint8
+    assert len({img.tobytes() for img in images}) == len(images)  # eight different images
+    batch, data = verify.verification_batch(tiny(DETECTORS[0]), 48)
+    np.testing.assert_allclose(batch, ds.to_model_input(images), atol=1e-6)
+    assert data.startswith("plate images")
+    with pytest.raises(ValueError, match="holds 8 images"):
+        det.sample_plates(48, 9)
+
+
 def _wrong_head(model):
     """A copy whose head shrinks every box by e in both sides (IoU 1/e^2 with the right one)."""
     wrong = copy.deepcopy(model)
@@ -152,7 +165,7 @@ def _boxes(out: str) -> dict[str, np.ndarray]:
 
 
 def _detect(argv, capsys):
-    from zoo.cli import main
+    from bnnzoo.cli import main
 
     rc = main(["detect", *argv])
     captured = capsys.readouterr()
@@ -231,10 +244,14 @@ def test_detect_refuses_an_export_of_another_shape(detect_files, tmp_path, capsy
 # --- the export cache checks what it holds ------------------------------------------------------
 
 
-def test_corrupt_cached_export_is_rebuilt(detect_files, tmp_path, capsys):
+def test_corrupt_cached_export_is_rebuilt(detect_files, tmp_path, caplog):
     """A cached export that no longer matches the size and sha256 recorded when it was written
-    (here: truncated, then replaced by other bytes of the same size) is converted again, not run."""
-    from eval.detect import export_cached, predictor
+    (here: truncated, then replaced by other bytes of the same size) is converted again, not run (and says so
+    in its log, which bnnzoo detect prints)."""
+    import logging
+
+    caplog.set_level(logging.INFO, logger="converters")
+    from converters.detect import export_cached, predictor
     from zoo.fileio import sha256_of
 
     _, _, model, images = detect_files
@@ -245,10 +262,10 @@ def test_corrupt_cached_export_is_rebuilt(detect_files, tmp_path, capsys):
     assert record.is_file() and good in record.read_text()
     x = ds.to_model_input(ds.load_rgb(images[0], model.zoo_config.input_size)[0][None])
     expected = predictor(model, "onnx", cache=cache)(x)
-    capsys.readouterr()
+    caplog.clear()
     path.write_bytes(path.read_bytes()[:100])  # truncated: onnxruntime would fail on it with a traceback
     assert export_cached(model, "onnx", cache) == path
-    assert "does not match its recorded size and sha256: rebuilding" in capsys.readouterr().err
+    assert "does not match its recorded size and sha256: rebuilding" in caplog.text
     assert sha256_of(path) == good
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0xFF  # same size, other bytes
@@ -256,8 +273,9 @@ def test_corrupt_cached_export_is_rebuilt(detect_files, tmp_path, capsys):
     np.testing.assert_allclose(predictor(model, "onnx", cache=cache)(x), expected, atol=1e-5)
     assert sha256_of(path) == good
     record.unlink()  # an export without its record (a kill between the two writes) is not trusted either
+    caplog.clear()
     export_cached(model, "onnx", cache)
-    assert "rebuilding" in capsys.readouterr().err and record.is_file()
+    assert "rebuilding" in caplog.text and record.is_file()
 
 
 @pytest.mark.parametrize("runtime", ["onnx", "tflite"])

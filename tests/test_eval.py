@@ -7,7 +7,8 @@ import math
 import pytest
 
 import zoo
-from eval import cli, harness, report
+from bnnzoo.cli import main
+from eval import harness, report
 from zoo.registry import _REGISTRY, ModelConfig
 
 EXPECTED_ROW_KEYS = {"model", "status", "errors", "family", "paper", "published", "weights", "input_size",
@@ -27,7 +28,7 @@ def tiny_report(tmp_path_factory):
     mp = pytest.MonkeyPatch()
     mp.setitem(_REGISTRY, "broken_net", _broken)
     try:
-        rc = cli.main(["--tiny", "broken_net", "meliusnet22", "realtobinary_resnet18", "--runtimes", "torch",
+        rc = main(["eval", "--tiny", "broken_net", "meliusnet22", "realtobinary_resnet18", "--runtimes", "torch",
                        "--threads", "1,2", "--runs", "3", "--min-runs", "3", "--warmup", "1", "--no-progress",
                        "--no-cache", "-o", str(out)])
     finally:
@@ -90,7 +91,7 @@ def test_compare(tiny_report, tmp_path, capsys):
                 lat["median"] *= 2
     new = tmp_path / "new.json"
     new.write_text(json.dumps(res))
-    assert cli.main(["--compare", str(out / "results.json"), str(new)]) == 0
+    assert main(["eval", "--compare", str(out / "results.json"), str(new)]) == 0
     text = capsys.readouterr().out
     line = next(ln for ln in text.splitlines() if ln.startswith("| meliusnet22 |"))
     assert "x2.00" in line and "x1.00" in line
@@ -103,7 +104,7 @@ def test_every_runtime_is_timed_at_the_input_size_and_exports_are_reused(tmp_pat
     argv = ["--tiny", "meliusnet22", "mobilenet_v1_025", "--baseline", "none", "--runtimes",
             "litert,lce,lce_default,onnx,torch", "--runs", "2", "--min-runs", "2", "--warmup", "0", "--no-progress",
             "--cache", str(tmp_path / "cache")]
-    assert cli.main([*argv, "--jobs", "2", "-o", str(tmp_path / "first")]) == 0  # converted first, in 2 processes
+    assert main(["eval", *argv, "--jobs", "2", "-o", str(tmp_path / "first")]) == 0  # converted first, in 2 processes
     res = json.loads((tmp_path / "first" / "results.json").read_text())
     assert res["seconds_converting_first"] > 0
     melius, mnv1 = res["models"]
@@ -122,7 +123,7 @@ def test_every_runtime_is_timed_at_the_input_size_and_exports_are_reused(tmp_pat
     assert melius["size"]["lce_bconv2d"] == melius["figures"]["binary_convs"]
     assert melius["latency_ms"]["litert"]["1"]["bconv_ms"] > 0  # the kernels' own LceBconv2d time
 
-    assert cli.main([*argv, "-o", str(tmp_path / "again")]) == 0
+    assert main(["eval", *argv, "-o", str(tmp_path / "again")]) == 0
     again = json.loads((tmp_path / "again" / "results.json").read_text())
     for row in again["models"]:
         assert set(row["exports"]) == {"tflite", "onnx"}
@@ -140,7 +141,7 @@ def test_accuracy_is_measured_at_the_weights_size_and_says_so(tmp_path):
     model = randomize(zoo.load("meliusnet22", **{**zoo.get_config("meliusnet22").tiny, "input_size": 48}))
     (tmp_path / "w").mkdir()
     weights = save(model.state_dict(), tmp_path / "w" / "model.safetensors", model.zoo_config)
-    assert cli.main(["--tiny", "meliusnet22", "--weights", str(weights), "--baseline", "none", "--runtimes",
+    assert main(["eval", "--tiny", "meliusnet22", "--weights", str(weights), "--baseline", "none", "--runtimes",
                      "lce,onnx,torch", "--runs", "1", "--warmup", "0", "--data", "mnist", "--limit", "40",
                      "--no-progress", "--no-cache", "-o", str(tmp_path / "o")]) == 0
     row = json.loads((tmp_path / "o" / "results.json").read_text())["models"][0]
@@ -243,14 +244,14 @@ def test_arm64_panel_from_the_benchmark_json(tmp_path):
     (["meliusnet22", "--arm64", "no_such.json"], "python -m eval.bench_arm64 --json"),
 ])
 def test_bad_input_is_one_line(argv, message, capsys, tmp_path):
-    assert cli.main([*argv, "-o", str(tmp_path)]) == 1
+    assert main(["eval", *argv, "-o", str(tmp_path)]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("bnnzoo eval: error:") and message in err[0], err
 
 
 def test_data_folder_without_images(tmp_path, capsys):
     (tmp_path / "data" / "cat").mkdir(parents=True)
-    assert cli.main(["meliusnet22", "--data", str(tmp_path / "data"), "-o", str(tmp_path / "o")]) == 1
+    assert main(["eval", "meliusnet22", "--data", str(tmp_path / "data"), "-o", str(tmp_path / "o")]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "holds no images" in err[0]
     assert not (tmp_path / "o").exists()  # nothing ran
@@ -261,7 +262,7 @@ def test_missing_runtime_extra_names_it(monkeypatch, capsys, tmp_path):
 
     missing = dataclasses.replace(harness.RUNTIMES["onnx"], modules=("bnnzoo_no_such_module",))
     monkeypatch.setitem(harness.RUNTIMES, "onnx", missing)
-    assert cli.main(["meliusnet22", "--runtimes", "onnx", "-o", str(tmp_path)]) == 1
+    assert main(["eval", "meliusnet22", "--runtimes", "onnx", "-o", str(tmp_path)]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "pip install 'bnnzoo[onnx]'" in err[0]
 
@@ -271,7 +272,7 @@ def test_weights_that_do_not_fit_fail_their_row_only(tmp_path):
 
     wrong = save(zoo.load("mobilenet_v1_025", **zoo.get_config("mobilenet_v1_025").tiny).state_dict(),
                  tmp_path / "w.safetensors")
-    rc = cli.main(["--tiny", "meliusnet22", "mobilenet_v1_025", "--baseline", "none", "--runtimes", "torch",
+    rc = main(["eval", "--tiny", "meliusnet22", "mobilenet_v1_025", "--baseline", "none", "--runtimes", "torch",
                    "--runs", "1", "--warmup", "0", "--no-progress", "--weights", f"meliusnet22={wrong}",
                    "-o", str(tmp_path / "o")])
     assert rc == 1
@@ -367,7 +368,7 @@ def test_image_folder_is_read_with_the_weights_preprocessing(tmp_path):
     for data, model in (("mnist", ["meliusnet22.mnist"]), (str(tmp_path / "digits"), ["meliusnet22", "--weights",
                                                                                        "mnist"])):
         out = tmp_path / ("o" + str(len(top1)))
-        assert cli.main([*model, "--baseline", "none", "--runtimes", "torch", "--threads", "1",
+        assert main(["eval", *model, "--baseline", "none", "--runtimes", "torch", "--threads", "1",
                          "--runs", "1", "--warmup", "0", "--data", data, "--limit", "200", "--no-progress",
                          "-o", str(out)]) == 0
         acc = json.loads((out / "results.json").read_text())["models"][0]["accuracy"]
@@ -386,7 +387,7 @@ def test_report_written_again_from_results_with_the_arm64_panel(tiny_report, tmp
     (tmp_path / "arm64.json").write_text(json.dumps(entries))
     argv = ["--from-results", str(out / "results.json"), "--arm64", str(tmp_path / "arm64.json"),
             "-o", str(tmp_path / "o")]
-    assert cli.main(argv) == 0
+    assert main(["eval", *argv]) == 0
     md = (tmp_path / "o" / "report.md").read_text()
     before = json.loads((out / "results.json").read_text())
     again = json.loads((tmp_path / "o" / "results.json").read_text())

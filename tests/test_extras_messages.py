@@ -28,7 +28,7 @@ BLOCK = textwrap.dedent("""
             raise md.PackageNotFoundError(name)
         return _distribution(name)
     md.distribution = distribution
-    from zoo.cli import main
+    from bnnzoo.cli import main
     sys.exit(main(sys.argv[2:]))
 """)
 

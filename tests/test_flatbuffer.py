@@ -105,7 +105,7 @@ def test_the_schema_table_is_the_installed_schema():
 @pytest.fixture(scope="module")
 def detector(tmp_path_factory) -> tuple[Path, bytes]:
     """A tiny 1-bit detector written by `bnnzoo convert` (with its sha256 record)."""
-    from zoo.cli import main
+    from bnnzoo.cli import main
     from zoo.weights import save
 
     folder = tmp_path_factory.mktemp("fb")
@@ -155,7 +155,7 @@ def _tensor_index_edit(data: bytes) -> bytes:
 def test_flipped_bytes_are_refused_by_structure_or_by_the_probe_never_a_crash(detector, tmp_path):
     """50 bytes flipped at random (seeded), 24 times: each file is refused by the verifier, refused by the
     probe, or runs in LCE's interpreter without a crash (checked in a child process, all together)."""
-    from converters.tflite import probe
+    from converters.probe import probe
 
     _, data = detector
     rng = random.Random(0)
@@ -195,7 +195,7 @@ def test_flipped_bytes_are_refused_by_structure_or_by_the_probe_never_a_crash(de
 def cli(capsys):
     """``bnnzoo ARGS`` in this process: (exit status, stdout, stderr). On main before these checks, LCE's
     interpreter died of SIGSEGV on such files (this test process with it: a failure all the same)."""
-    from zoo.cli import main
+    from bnnzoo.cli import main
 
     def run(*argv: str) -> subprocess.CompletedProcess:
         rc = main(list(argv))

@@ -16,7 +16,8 @@ import pytest
 import torch
 
 import zoo
-from zoo import commands, hub, refs
+from bnnzoo.commands import download, push
+from zoo import hub, refs
 from zoo import weights as zw
 from zoo.hub import HubError
 
@@ -106,8 +107,8 @@ def test_offline(server, monkeypatch, tiny_folder):
     with pytest.raises(HubError, match=f"bnnzoo download hf-hub:{REPO}@main"):
         zoo.load("mobilenet_v1", weights=f"hf-hub:{REPO}")
     monkeypatch.delenv("HF_HUB_OFFLINE")
-    commands.run_download(argparse.Namespace(name=KEY, force=False))
-    commands.run_download(argparse.Namespace(name=f"hf-hub:{REPO}", force=False))
+    download.run(argparse.Namespace(name=KEY, force=False))
+    download.run(argparse.Namespace(name=f"hf-hub:{REPO}", force=False))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     n = len(server.requests)
     assert _same(zoo.load(KEY), tiny_folder)
@@ -150,7 +151,7 @@ def test_corrupt_cache_is_refused_removed_and_downloaded_again(server, tmp_path,
     with pytest.raises(HubError, match="corrupt"):  # hf-hub refs are checked against the LFS sha256 (ETag)
         zoo.load("mobilenet_v1", weights=f"hf-hub:{REPO}")
     assert not blob.exists()
-    commands.run_download(argparse.Namespace(name=KEY, force=True))
+    download.run(argparse.Namespace(name=KEY, force=True))
     assert _same(zoo.load(KEY), tiny_folder)
 
 
@@ -230,14 +231,14 @@ def test_push_dry_run_then_push_and_load(server, tmp_path, tiny_folder, capsys):
     shutil.copytree(tiny_folder, folder)
     args = argparse.Namespace(folder=str(folder), weights=None, arch=None, repo="zoo-test/pushed", revision="main",
                               dry_run=True, private=False, message=None, overwrite_card=False)
-    commands.run_push(args)
+    push.run(args)
     assert not any(m == "POST" for m, _ in server.requests)
     card = ModelCard((folder / "README.md").read_text())
     assert card.data.library_name == "bnnzoo" and card.data.license == "apache-2.0"
     assert [(r.metric_value, r.metric_name) for r in card.data.eval_results] == [(31.0, "Top-1 accuracy (measured)")]
 
     args.dry_run = False
-    commands.run_push(args)
+    push.run(args)
     out = capsys.readouterr().out
     pushed = tmp_path / "hub" / "zoo-test" / "pushed"
     assert sorted(p.name for p in pushed.iterdir()) == ["README.md", "config.json", "model.safetensors"]
@@ -284,12 +285,11 @@ def test_push_without_token_says_how_to_log_in(server, tmp_path, tiny_folder, mo
 
 
 def test_cli_download(server, monkeypatch, capsys):
-    from zoo import cli
+    from bnnzoo.cli import main
 
-    monkeypatch.setitem(cli.COMMANDS, "download", ("zoo.commands", "download weights into the Hub cache"))
-    assert cli.main(["download", KEY]) == 0
+    assert main(["download", KEY]) == 0
     assert "sha256 ok" in capsys.readouterr().out
-    assert cli.main(["download", "mobilenet_v1.nope"]) == 1
+    assert main(["download", "mobilenet_v1.nope"]) == 1
     assert "no weights 'nope' for mobilenet_v1" in capsys.readouterr().err
 
 
@@ -317,9 +317,9 @@ def test_a_snapshot_link_out_of_the_cache_is_refused_and_its_target_survives(nam
                                                                              capsys):
     """A shared or copied cache whose snapshot link points at another file: bnnzoo refuses the entry in one
     line, removes the link (inside the cache), and never reads, trusts or deletes what it points to."""
-    from zoo.cli import main as cli_main
+    from bnnzoo.cli import main as cli_main
 
-    commands.run_download(argparse.Namespace(name=f"hf-hub:{REPO}", force=False))
+    download.run(argparse.Namespace(name=f"hf-hub:{REPO}", force=False))
     victim = tmp_path / "victim" / "important.txt"
     victim.parent.mkdir()
     victim.write_text("keep me")
@@ -345,7 +345,7 @@ def tiny_folder_of(tmp_path: Path) -> Path:
 def test_a_revision_that_is_not_a_branch_tag_or_commit_is_refused(revision, server, tmp_path, capsys):
     """A revision becomes a path in the Hub cache (refs/REVISION): one that climbs out of it is refused
     in one line before any request, even against a server that answers every revision."""
-    from zoo.cli import main as cli_main
+    from bnnzoo.cli import main as cli_main
 
     server.any_revision = True
     assert cli_main(["download", f"hf-hub:{REPO}@{revision}"]) == 1
@@ -367,7 +367,7 @@ def test_branch_tag_and_commit_revisions_are_accepted(revision):
 
 def _download_cli(env: dict, *args: str, timeout: float = 60) -> tuple[subprocess.CompletedProcess, float]:
     start = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", "zoo.cli", "download", *args], capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-m", "bnnzoo", "download", *args], capture_output=True, text=True,
                           timeout=timeout, env={**os.environ, **env}, cwd=Path(__file__).resolve().parents[1])
     return proc, time.monotonic() - start
 
@@ -393,7 +393,7 @@ def test_a_hub_that_drips_ends_at_the_deadline_and_a_rerun_leaves_no_partial_fil
     assert "not finished after 2 s" in err and "BNNZOO_DOWNLOAD_DEADLINE" in err, err
     assert seconds < 20, seconds
     server.drip = None
-    commands.run_download(argparse.Namespace(name=f"hf-hub:{REPO}", force=False))
+    download.run(argparse.Namespace(name=f"hf-hub:{REPO}", force=False))
     assert not [p for p in _cache_files(tmp_path) if p.name.endswith(".incomplete")]
     assert _same(zoo.load("mobilenet_v1", weights=f"hf-hub:{REPO}"), tiny_folder)
 
@@ -407,11 +407,11 @@ def test_sigkill_mid_download_leaves_no_partial_file_after_a_rerun(server, tmp_p
     """SIGKILL while the weights arrive leaves huggingface_hub's partial file (its name is unique to the
     process, so nothing ever resumes or removes it); the next download removes it."""
     server.drip = (2048, 0.05)
-    killed_when([sys.executable, "-m", "zoo.cli", "download", f"hf-hub:{REPO}"],
+    killed_when([sys.executable, "-m", "bnnzoo", "download", f"hf-hub:{REPO}"],
                 lambda: any(p.name.endswith(".incomplete") and p.stat().st_size > 4096
                             for p in _cache_files(tmp_path)))
     assert [p for p in _cache_files(tmp_path) if p.name.endswith(".incomplete")]  # left by the killed process
     server.drip = None
-    commands.run_download(argparse.Namespace(name=f"hf-hub:{REPO}", force=False))
+    download.run(argparse.Namespace(name=f"hf-hub:{REPO}", force=False))
     assert not [p for p in _cache_files(tmp_path) if p.name.endswith(".incomplete")]
     assert _same(zoo.load("mobilenet_v1", weights=f"hf-hub:{REPO}"), tiny_folder)

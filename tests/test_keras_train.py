@@ -12,9 +12,9 @@ torch = pytest.importorskip("torch")
 tf = pytest.importorskip("tensorflow")
 
 import zoo  # noqa: E402
+from bnnzoo.cli import main  # noqa: E402
 from recipes.data import mnist_splits  # noqa: E402
 from recipes.keras_train import STATE_FILE, RAdam  # noqa: E402
-from recipes.train import main  # noqa: E402
 
 TINY = ["framework=keras", "tiny=true", "stages.epochs=2", "max_train_samples=256", "max_val_samples=64"]
 
@@ -26,12 +26,12 @@ def _rows(path) -> list[dict]:
 
 def test_keras_run_resumes_and_its_weights_load_into_torch(tmp_path, capsys):
     out = tmp_path / "run"
-    assert main(["meliusnet22_mnist", *TINY, f"out={out}", "--stop-after", "1"]) == 0
+    assert main(["train", "meliusnet22_mnist", *TINY, f"out={out}", "--stop-after", "1"]) == 0
     stage_dir = out / "train"
     assert len(_rows(stage_dir / "metrics.csv")) == 1 and not (stage_dir / "final.json").exists()
     assert (stage_dir / STATE_FILE).is_file()
 
-    assert main(["meliusnet22_mnist", "--resume", str(out)]) == 0
+    assert main(["train", "meliusnet22_mnist", "--resume", str(out)]) == 0
     assert "resuming after epoch 1" in capsys.readouterr().out
     rows = _rows(stage_dir / "metrics.csv")
     assert [int(r["epoch"]) for r in rows] == [1, 2]
@@ -62,11 +62,11 @@ def test_keras_run_resumes_and_its_weights_load_into_torch(tmp_path, capsys):
 
 
 def test_recipes_that_cannot_train_in_keras_fail_in_one_line(tmp_path, capsys):
-    assert main(["real2bin_mnist", "framework=keras", f"out={tmp_path}"]) == 1
+    assert main(["train", "real2bin_mnist", "framework=keras", f"out={tmp_path}"]) == 1
     err = capsys.readouterr().err
     assert err.strip().count("\n") == 0 and "distilled from a teacher" in err
     assert "meliusnet22_mnist" in err and "meliusnet22_imagenet" in err
-    assert main(["meliusnet22_mnist", "framework=jax", f"out={tmp_path}"]) == 1
+    assert main(["train", "meliusnet22_mnist", "framework=jax", f"out={tmp_path}"]) == 1
     assert "expected 'torch' or 'keras'" in capsys.readouterr().err
     assert not (tmp_path / "recipe.json").exists()
 

@@ -178,7 +178,7 @@ def test_onnx_flipped_packed_byte_and_perturbed_float_weight_name_their_layers(m
 
 
 def test_bnnzoo_verify_prints_the_table_and_fails_on_a_broken_file(melius_files, tmp_path, capsys):
-    from zoo.cli import main
+    from bnnzoo.cli import main
     from zoo.weights import save
 
     model, tfl, onx = melius_files
@@ -211,7 +211,7 @@ def test_bnnzoo_verify_prints_the_table_and_fails_on_a_broken_file(melius_files,
     (["verify", "missing.tflite", "--model", "meliusnet22"], "does not exist"),
 ])
 def test_bnnzoo_verify_errors_are_one_line(argv, message, capsys):
-    from zoo.cli import main
+    from bnnzoo.cli import main
 
     assert main(argv) == 1
     err = capsys.readouterr().err.strip()

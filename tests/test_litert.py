@@ -536,9 +536,10 @@ def test_a_wrong_struct_layout_is_caught_before_any_node_is_claimed(detector_fil
 def test_eval_times_litert_next_to_lce(tmp_path):
     import json
 
-    from eval import cli, report
+    from bnnzoo.cli import main
+    from eval import report
 
-    rc = cli.main(["--tiny", "meliusnet22", "--baseline", "none", "--threads", "1", "--runs", "2", "--warmup", "0",
+    rc = main(["eval", "--tiny", "meliusnet22", "--baseline", "none", "--threads", "1", "--runs", "2", "--warmup", "0",
                    "--no-progress", "-o", str(tmp_path)])  # the default runtimes
     assert rc == 0
     res = json.loads((tmp_path / "results.json").read_text())

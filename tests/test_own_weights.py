@@ -24,7 +24,7 @@ import pytest
 import torch
 
 import zoo
-from recipes.config import get_recipe
+from recipes import get_recipe
 from recipes.data import mnist_splits
 from recipes.train import run_recipe
 
@@ -145,7 +145,7 @@ def test_readme_own_bnn_converts_verifies_and_deploys_like_a_registered_model(tm
     assert [c.split()[:2] for c in commands] == [["bnnzoo", "convert"], ["bnnzoo", "verify"], ["bnnzoo", "deploy"],
                                                  ["python3", "my-rpi/run.py"]]
     for command in commands[:3]:  # the input size, mean, std and labels come from run7/config.json
-        done = subprocess.run([sys.executable, "-m", "zoo.cli", *shlex.split(command)[1:]], cwd=tmp_path, env=env,
+        done = subprocess.run([sys.executable, "-m", "bnnzoo", *shlex.split(command)[1:]], cwd=tmp_path, env=env,
                               capture_output=True, text=True, timeout=600)
         assert done.returncode == 0, (command, done.stderr[-2000:])
         if "verify" in command:

@@ -153,14 +153,13 @@ def test_empty_or_missing_folder_is_a_clear_error(tmp_path):
 
 
 def test_command_line(tmp_path, monkeypatch, capsys):
-    from zoo import cli
+    from bnnzoo.cli import main
 
-    monkeypatch.setitem(cli.COMMANDS, "data", ("recipes.plates.generate", "generate a synthetic data set"))
     out = tmp_path / "cli"
-    assert cli.main(["data", "plates", "-o", str(out), "--train", "2", "--val", "1", "--seed", "5",
+    assert main(["data", "plates", "-o", str(out), "--train", "2", "--val", "1", "--seed", "5",
                      "--size", "64x48", "--workers", "1"]) == 0
     assert "3 images" in capsys.readouterr().out
     m = json.loads((out / "manifest.json").read_text())
     assert m["seed"] == 5 and m["image_size"] == [64, 48] and m["splits"]["val"]["images"] == 1
-    assert cli.main(["data", "plates", "-o", str(out), "--train", "2", "--size", "64x"]) == 1
+    assert main(["data", "plates", "-o", str(out), "--train", "2", "--size", "64x"]) == 1
     assert "WIDTHxHEIGHT" in capsys.readouterr().err

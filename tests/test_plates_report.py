@@ -16,7 +16,7 @@ from helpers import randomize, tiny
 
 @pytest.fixture(scope="module")
 def made(tmp_path_factory):
-    from recipes.config import get_recipe
+    from recipes import get_recipe
     from recipes.plates.generate import generate
     from recipes.train import run_recipe
 
@@ -216,7 +216,7 @@ def test_the_deploy_default_is_the_committed_reports_best_1bit_detector_per_32bi
     """`bnnzoo detect` without --model runs what reports/plates/ measured as most AP@0.5 per 32-bit MAC."""
     from pathlib import Path
 
-    from eval.detect import DEFAULT_DETECTOR
+    from converters.detect import DEFAULT_DETECTOR
 
     res = json.loads((Path(__file__).resolve().parents[1] / "reports" / "plates" / "results.json").read_text())
     assert set(plates_report.VARIANTS) == {r["model"] for r in res["models"]}

@@ -15,8 +15,8 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from recipes import ConfigError, UnknownRecipeError, get_recipe, list_recipes, run_recipe  # noqa: E402
+from recipes.common import lr_factor, pin_models  # noqa: E402
 from recipes.config import from_dict  # noqa: E402
-from recipes.train import lr_factor, pin_models  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST = [("threads", 1), ("tensorboard", False), ("progress", False)]
@@ -274,7 +274,7 @@ def test_resume_matches_an_unbroken_run(tmp_path):
 
 
 def _cli(*args: str) -> list[str]:
-    return [sys.executable, "-m", "recipes.train", *args]
+    return [sys.executable, "-m", "bnnzoo", "train", *args]
 
 
 # Run in a child process that SIGKILLs itself after a given number of optimizer steps: the kill lands
@@ -289,8 +289,8 @@ def kill_at(optimizer, args, kwargs):
     if steps == int(sys.argv[1]):
         os.kill(os.getpid(), signal.SIGKILL)
 register_optimizer_step_post_hook(kill_at)
-from recipes.train import main
-sys.exit(main(sys.argv[2:]))
+from bnnzoo.cli import main
+sys.exit(main(["train", *sys.argv[2:]]))
 """
 
 
@@ -316,15 +316,15 @@ def test_killed_run_resumes_to_the_same_result(tmp_path):
 
 
 def test_cli_errors_are_one_line(tmp_path, capsys):
-    from recipes.train import main
+    from bnnzoo.cli import main
 
-    assert main(["tiny_mnist", "batch_sise=3"]) == 1
+    assert main(["train", "tiny_mnist", "batch_sise=3"]) == 1
     err = capsys.readouterr().err
     assert err.strip().count("\n") == 0 and "did you mean 'batch_size'" in err
-    assert main(["real2bin_imagenet", f"data={tmp_path / 'missing'}", f"out={tmp_path / 'o'}"]) == 1
+    assert main(["train", "real2bin_imagenet", f"data={tmp_path / 'missing'}", f"out={tmp_path / 'o'}"]) == 1
     err = capsys.readouterr().err
     assert "does not exist" in err and err.strip().count("\n") == 0
-    assert main(["tiny_mnist", "--resume", str(tmp_path / "none")]) == 1
+    assert main(["train", "tiny_mnist", "--resume", str(tmp_path / "none")]) == 1
     assert "no run to resume" in capsys.readouterr().err
 
 
@@ -378,13 +378,13 @@ def test_detection_distils_the_float_stage_when_asked(tmp_path, plates_folder):
 
 
 def test_detection_bad_data_fails_in_one_line(tmp_path, capsys):
-    from recipes.train import main
+    from bnnzoo.cli import main
 
     (tmp_path / "empty" / "images" / "train").mkdir(parents=True)
     for extra, message in ((f"data={tmp_path / 'empty'}", "holds no image"),
                            (f"data={tmp_path / 'missing'}", "does not exist"), ("data=", "needs data=PATH"),
                            ("framework=keras", "trains classifiers only")):
-        assert main(["plates_detector_1bit", extra, f"out={tmp_path / 'o'}"]) == 1
+        assert main(["train", "plates_detector_1bit", extra, f"out={tmp_path / 'o'}"]) == 1
         err = capsys.readouterr().err
         assert message in err and err.strip().count("\n") == 0, err
 
@@ -394,7 +394,7 @@ def test_detection_bad_data_fails_in_one_line(tmp_path, capsys):
 def test_torchrun_two_processes_on_cpu(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--standalone", "-m",
-           "recipes.train", "tiny_mnist", "tiny=true", "stages.epochs=2", "max_train_samples=96",
+           "bnnzoo", "train", "tiny_mnist", "tiny=true", "stages.epochs=2", "max_train_samples=96",
            f"out={tmp_path}"]
     out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]

@@ -13,8 +13,8 @@ import pytest
 import torch
 
 import zoo
+from bnnzoo.cli import main
 from zoo import weights as zw
-from zoo.cli import main
 
 from helpers import error_lines, tiny
 

@@ -19,11 +19,10 @@ import pytest
 import torch
 
 import zoo
+from bnnzoo.cli import main as cli_main
 from recipes import ConfigError, get_recipe, run_recipe
-from recipes.train import RunError
-from recipes.train import main as train_main
+from recipes.common import RunError
 from zoo import fileio
-from zoo.cli import main as cli_main
 
 from helpers import error_lines
 
@@ -69,7 +68,7 @@ def test_crafted_state_pt_is_refused_and_its_payload_never_runs(tmp_path, capsys
     marker = tmp_path / "payload-ran"
     (run / "train").mkdir()
     torch.save({"model": _Payload(marker), "epoch": 1}, run / "train" / "state.pt")
-    assert train_main(["tiny_mnist", "--resume", str(run)]) == 1
+    assert cli_main(["train", "tiny_mnist", "--resume", str(run)]) == 1
     err = _one_line(capsys.readouterr().err)
     assert "cannot be loaded safely" in err and "state.pt" in err
     assert not marker.exists()
@@ -95,7 +94,7 @@ def test_empty_or_random_state_pt_is_one_line(content, tmp_path, capsys):  # ite
     run = _crafted_run(tmp_path)
     (run / "train").mkdir()
     (run / "train" / "state.pt").write_bytes(content)
-    assert train_main(["tiny_mnist", "--resume", str(run)]) == 1
+    assert cli_main(["train", "tiny_mnist", "--resume", str(run)]) == 1
     assert "cannot be loaded safely" in _one_line(capsys.readouterr().err)
 
 
@@ -108,7 +107,7 @@ def test_stage_names_that_leave_the_run_folder_are_refused(stage, tmp_path, caps
     d["stages"][0]["name"] = stage
     (run / "recipe.json").write_text(json.dumps(d))
     before = _snapshot(tmp_path)
-    assert train_main(["tiny_mnist", "--resume", str(run)]) == 1
+    assert cli_main(["train", "tiny_mnist", "--resume", str(run)]) == 1
     err = _one_line(capsys.readouterr().err)
     assert "stage name" in err and "cannot be a file name" in err
     assert _snapshot(tmp_path) == before and not (tmp_path.parent / "escaped").exists()
@@ -154,7 +153,7 @@ def test_model_sizes_must_be_positive_integers(kw):
 ])
 def test_recipe_values_are_checked_before_anything_is_written(override, message, tmp_path, capsys):
     out = tmp_path / "run"
-    assert train_main(["tiny_mnist", override, f"out={out}", "threads=1"]) == 1
+    assert cli_main(["train", "tiny_mnist", override, f"out={out}", "threads=1"]) == 1
     assert message in _one_line(capsys.readouterr().err)
     assert not out.exists()
 
@@ -169,7 +168,7 @@ def test_resume_refuses_a_framework_switch_before_writing(saved, asked, checkpoi
     (run / "train" / checkpoint).write_bytes(b"a checkpoint")
     (run / "train" / "metrics.csv").write_text("epoch\n1\n")
     before = _snapshot(run)
-    assert train_main(["tiny_mnist", "--resume", str(run), f"framework={asked}"]) == 1
+    assert cli_main(["train", "tiny_mnist", "--resume", str(run), f"framework={asked}"]) == 1
     err = _one_line(capsys.readouterr().err)
     assert f"framework={saved} run" in err and f"drop framework={asked}" in err
     assert _snapshot(run) == before
@@ -186,7 +185,6 @@ _SLOW_WRITER = """
 import sys, time
 from pathlib import Path
 from zoo import fileio
-from zoo.cli import main as cli_main
 def write(tmp):
     Path(tmp).write_bytes(b"half")
     time.sleep(600)
@@ -273,7 +271,7 @@ def test_recipe_json_that_is_not_a_recipe_is_one_line(tmp_path, capsys):
     for text, message in (("[]", "holds a JSON list"), ("{", "is not valid JSON"),
                           ('{"name": "tiny_mnist", "stages": 3}', "'stages' is a list")):
         (run / "recipe.json").write_text(text)
-        assert train_main(["tiny_mnist", "--resume", str(run)]) == 1
+        assert cli_main(["train", "tiny_mnist", "--resume", str(run)]) == 1
         err = _one_line(capsys.readouterr().err)
         assert message in err and "recipe.json" in err
 
@@ -284,7 +282,7 @@ def test_truncated_keras_checkpoint_is_one_line(tmp_path, capsys):
     np.savez(run / "train" / "state.keras.npz", meta=np.array("{}"), w0=np.zeros(1000))
     data = (run / "train" / "state.keras.npz").read_bytes()
     (run / "train" / "state.keras.npz").write_bytes(data[: len(data) // 2])
-    assert train_main(["tiny_mnist", "--resume", str(run)]) == 1
+    assert cli_main(["train", "tiny_mnist", "--resume", str(run)]) == 1
     err = _one_line(capsys.readouterr().err)
     assert "state.keras.npz is damaged" in err and "BadZipFile" in err
 
@@ -336,7 +334,7 @@ def test_bad_command_line_values_are_one_line(argv, message, tmp_path, capsys):
 
 def test_ctrl_c_is_exit_130_and_one_line(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "zoo.cli", "train", "tiny_mnist", "threads=1",
+    proc = subprocess.Popen([sys.executable, "-m", "bnnzoo", "train", "tiny_mnist", "threads=1",
                              "stages.epochs=100000", "max_train_samples=256", "max_val_samples=32", "progress=false",
                              f"out={tmp_path}"],
                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -398,23 +396,21 @@ def test_tensorflow_with_keras_3_first_is_refused_in_one_line(tmp_path):
 # --- the documentation's examples work ------------------------------------------------------------------
 
 def test_documented_detect_examples_do_not_overwrite_their_input(tmp_path, monkeypatch):
-    import argparse
-
-    from eval.detect import _outputs, add_detect_arguments
+    from bnnzoo.cli import command_parser
+    from bnnzoo.commands.detect import output_paths
 
     lines = [line.split("#")[0] for line in (ROOT / "docs" / "plates.md").read_text().splitlines()
              if line.startswith("bnnzoo detect ")]
     assert lines
     monkeypatch.chdir(tmp_path)
-    parser = argparse.ArgumentParser()
-    add_detect_arguments(parser)
+    parser = command_parser("detect")
     for line in lines:
         args = parser.parse_args(shlex.split(line)[2:])
         if args.model is None:  # bnnzoo detect NAME[.TAG] IMG ...: the first positional is the detector
             args.images = args.images[1:]
         for image in args.images:
             Path(image).touch()
-        _outputs(args.images, args.output)  # raises "would overwrite the input" for a bad example
+        output_paths(args.images, args.output)  # raises "would overwrite the input" for a bad example
 
 
 # --- the documentation states these guarantees ----------------------------------------------------------------
@@ -436,7 +432,7 @@ def test_a_stage_folder_that_is_a_symlink_out_of_the_run_is_refused(tmp_path, ca
     (elsewhere / "canary.txt").write_text("keep me")
     (run / "train").symlink_to(elsewhere, target_is_directory=True)
     before, run_before = _snapshot(elsewhere), _snapshot(run)
-    assert train_main(["tiny_mnist", "--resume", str(run)]) == 1
+    assert cli_main(["train", "tiny_mnist", "--resume", str(run)]) == 1
     err = _one_line(capsys.readouterr().err)
     assert "outside" in err and str(run / "train") in err, err
     assert _snapshot(elsewhere) == before and _snapshot(run) == run_before
@@ -446,7 +442,7 @@ def test_a_final_batch_of_one_is_dropped_not_a_crash(tmp_path, capsys):
     """65 training images in batches of 64: the image left alone would crash BatchNorm; it is left out of
     that epoch and the run says how many images each epoch trains on."""
     out = tmp_path / "run"
-    assert train_main(["tiny_mnist", "threads=1", "tensorboard=false", "progress=false", "max_train_samples=65",
+    assert cli_main(["train", "tiny_mnist", "threads=1", "tensorboard=false", "progress=false", "max_train_samples=65",
                        "max_val_samples=32", "stages.batch_size=64", f"out={out}"]) == 0, capsys.readouterr().err
     out_text = capsys.readouterr().out
     assert "65 training" in out_text and "64 used per epoch" in out_text, out_text
@@ -465,7 +461,7 @@ def test_unreadable_images_that_leave_one_in_a_batch_do_not_crash(tmp_path, caps
                 Image.new("RGB", (32, 32), colour).save(tmp_path / "data" / split / c / f"{i}.png")
     (tmp_path / "data" / "train" / "b" / "broken.png").write_bytes(b"\x89PNG not an image")
     out = tmp_path / "run"
-    assert train_main(["tiny_mnist", f"data={tmp_path / 'data'}", "input_size=32", "threads=1", "workers=0",
+    assert cli_main(["train", "tiny_mnist", f"data={tmp_path / 'data'}", "input_size=32", "threads=1", "workers=0",
                        "tensorboard=false", "progress=false", "stages.batch_size=2", "stages.epochs=2",
                        f"out={out}"]) == 0, capsys.readouterr().err
     text = capsys.readouterr().out
@@ -478,12 +474,12 @@ def test_resume_of_a_checkpoint_past_the_recipe_is_one_line(tmp_path, capsys):
 
     out = tmp_path / "run"
     args = ["tiny_mnist", *[f"{k}={v}" for k, v in FAST], "stages.epochs=2"]
-    assert train_main([*args, f"out={out}", "--stop-after", "1"]) == 0
+    assert cli_main(["train", *args, f"out={out}", "--stop-after", "1"]) == 0
     state = load_checkpoint(out / "train" / "state.pt")
     torch.save({**state, "epoch": 99}, out / "train" / "state.pt")
     capsys.readouterr()
     before = _snapshot(out)
-    assert train_main(["tiny_mnist", "--resume", str(out)]) == 1
+    assert cli_main(["train", "tiny_mnist", "--resume", str(out)]) == 1
     err = _one_line(capsys.readouterr().err)
     assert "99 epochs" in err and "2" in err and "state.pt" in err, err
     assert _snapshot(out) == before and not (out / "train" / "final.json").exists()
@@ -492,7 +488,7 @@ def test_resume_of_a_checkpoint_past_the_recipe_is_one_line(tmp_path, capsys):
 @pytest.mark.parametrize("value", ["-1", "0"])
 def test_stop_after_below_one_is_one_line(value, tmp_path, capsys):
     out = tmp_path / "run"
-    assert train_main(["tiny_mnist", *[f"{k}={v}" for k, v in FAST], f"out={out}", "--stop-after", value]) == 1
+    assert cli_main(["train", "tiny_mnist", *[f"{k}={v}" for k, v in FAST], f"out={out}", "--stop-after", value]) == 1
     assert "--stop-after" in _one_line(capsys.readouterr().err)
     assert not out.exists()
 
@@ -505,7 +501,7 @@ def test_a_run_folder_held_by_another_process_is_refused_before_anything_is_writ
     (out / "notes.txt").write_text("mine")
     with fileio.lock(out / ".lock"):
         before = _snapshot(out)
-        assert train_main(["tiny_mnist", *[f"{k}={v}" for k, v in FAST], f"out={out}"]) == 1
+        assert cli_main(["train", "tiny_mnist", *[f"{k}={v}" for k, v in FAST], f"out={out}"]) == 1
         err = _one_line(capsys.readouterr().err)
         assert "in use by another process" in err and str(os.getpid()) in err, err
         assert _snapshot(out) == before
@@ -513,7 +509,7 @@ def test_a_run_folder_held_by_another_process_is_refused_before_anything_is_writ
 
 def test_two_trainings_started_together_into_one_folder_one_is_refused(tmp_path):
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "zoo.cli", "train", "tiny_mnist", *[f"{k}={v}" for k, v in FAST], f"out={out}"]
+    cmd = [sys.executable, "-m", "bnnzoo", "train", "tiny_mnist", *[f"{k}={v}" for k, v in FAST], f"out={out}"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     procs = [subprocess.Popen(cmd + [f"seed={s}"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True) for s in (0, 1)]
@@ -536,7 +532,7 @@ def test_two_trainings_started_together_into_one_folder_one_is_refused(tmp_path)
 ])
 def test_model_overrides_of_the_wrong_type_are_one_line_naming_the_option(override, message, tmp_path, capsys):
     out = tmp_path / "run"
-    assert train_main(["tiny_mnist", override, *[f"{k}={v}" for k, v in FAST], f"out={out}"]) == 1
+    assert cli_main(["train", "tiny_mnist", override, *[f"{k}={v}" for k, v in FAST], f"out={out}"]) == 1
     assert message in _one_line(capsys.readouterr().err)
     assert not out.exists()
 

@@ -297,7 +297,7 @@ def test_module_without_config_needs_an_input_size():
 
 
 def test_cli_file_class_errors_are_one_line(tmp_path, capsys):
-    from zoo.cli import main
+    from bnnzoo.cli import main
 
     src = tmp_path / "nets.py"
     src.write_text("import torch\n\nclass NeedsWidth(torch.nn.Module):\n    def __init__(self, width):\n"

@@ -21,14 +21,33 @@ All boxes here are normalised to the image side (``[0, 1]``) and given as
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Sequence, Union
 
 import numpy as np
 
-__all__ = ["Detections", "decode", "nms", "iou", "cxcywh_to_xyxy", "match", "same_boxes", "average_precision",
+__all__ = ["Detections", "sample_plates", "SAMPLE_PLATES", "decode", "nms", "iou", "cxcywh_to_xyxy", "match",
+           "same_boxes", "average_precision",
            "precision_recall_curve", "precision_recall", "plate_accuracy", "evaluate"]
 
 IOU_FOUND = 0.5  # Im & Lee (2018): a plate is found when IoU >= 0.5
+# Eight 160x160 test images of the synthetic plates data set side by side (seed 0), what every detector
+# export is verified on; written by recipes.plates.generate.write_sample("zoo/data/plates_sample.png").
+SAMPLE_PLATES = Path(__file__).resolve().parent / "data" / "plates_sample.png"
+
+
+def sample_plates(input_size: int, count: int = 8) -> np.ndarray:
+    """``count`` (at most 8) images of license plates from :data:`SAMPLE_PLATES` as ``(count, input_size,
+    input_size, 3)`` uint8 RGB, resized (bilinear) from their 160x160."""
+    from PIL import Image
+
+    with Image.open(SAMPLE_PLATES) as strip:
+        strip = strip.convert("RGB")
+        side = strip.height
+        if not 1 <= count <= strip.width // side:
+            raise ValueError(f"{SAMPLE_PLATES.name} holds {strip.width // side} images, not {count}")
+        tiles = [strip.crop((i * side, 0, (i + 1) * side, side)) for i in range(count)]
+    return np.stack([np.asarray(t.resize((input_size, input_size), Image.BILINEAR), np.uint8) for t in tiles])
 
 
 @dataclass

@@ -26,12 +26,12 @@ from typing import Optional
 
 from .download import DownloadTimeout, Watch
 from .download import run as run_watched
-from .fileio import UnsafePathError, check_name, read_json, remove, resolve_inside, sha256_of
+from .fileio import UnsafePathError, check_name, remove, resolve_inside, sha256_of
 from .weights import CONFIG_FILE, WEIGHTS_FILE
 
 __all__ = ["HUB_PREFIX", "HUB_PREFIXES", "WEIGHTS_FILE", "CONFIG_FILE", "HubError", "is_hub_ref", "parse_hub_ref",
            "hub_file", "fetch_config", "fetch_hub_ref", "sha256_of", "push_folder", "library", "sign_card",
-           "is_generated_card"]
+           "is_generated_card", "endpoint"]
 
 HUB_PREFIX = "hf-hub:"
 HUB_PREFIXES = (HUB_PREFIX, "hf_hub:")  # timm's spelling, and its older one
@@ -54,7 +54,8 @@ def _is_true(value: Optional[str]) -> bool:
     return (value or "").strip().upper() in {"1", "ON", "YES", "TRUE"}
 
 
-def _endpoint() -> str:
+def endpoint() -> str:
+    """The Hub's address (``$HF_ENDPOINT``, else huggingface_hub's default)."""
     from huggingface_hub import constants
 
     return (os.environ.get("HF_ENDPOINT") or constants.ENDPOINT).rstrip("/")
@@ -153,8 +154,14 @@ def hub_file(repo_id: str, filename: str, revision: str = "main", *, sha256: Opt
             checksum does not match (it is removed from the cache).
     """
     from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import (GatedRepoError, HfHubHTTPError, LocalEntryNotFoundError, OfflineModeIsEnabled,
-                                        RepositoryNotFoundError, RevisionNotFoundError)
+    from huggingface_hub.errors import (
+        GatedRepoError,
+        HfHubHTTPError,
+        LocalEntryNotFoundError,
+        OfflineModeIsEnabled,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
     try:
         from huggingface_hub.errors import RemoteEntryNotFoundError
     except ImportError:  # huggingface-hub < 1.0: EntryNotFoundError (a base of LocalEntryNotFoundError, caught first)
@@ -164,10 +171,10 @@ def hub_file(repo_id: str, filename: str, revision: str = "main", *, sha256: Opt
     where = f"{repo_id}@{revision}/{filename}"
     warm = f"`bnnzoo download {name or HUB_PREFIX + repo_id + '@' + revision}`"
     offline = _offline()
-    endpoint = _endpoint()
+    url = endpoint()
     clean_partial_downloads(repo_id)
     watch = Watch(where)
-    kwargs = dict(revision=revision, cache_dir=_cache_dir(), endpoint=endpoint, local_files_only=offline,
+    kwargs = dict(revision=revision, cache_dir=_cache_dir(), endpoint=url, local_files_only=offline,
                   force_download=force and not offline, **library())
     sample = None
     _small_chunks()
@@ -183,22 +190,23 @@ def hub_file(repo_id: str, filename: str, revision: str = "main", *, sha256: Opt
         raise HubError(f"{where}: the repo {repo_id} is gated: accept its terms on the Hub and log in "
                        "(`hf auth login` or HF_TOKEN)") from None
     except RepositoryNotFoundError:
-        raise HubError(f"{where}: repository {repo_id} not found on {endpoint}: check the name, or log in "
+        raise HubError(f"{where}: repository {repo_id} not found on {url}: check the name, or log in "
                        "(`hf auth login` or HF_TOKEN) if it is private") from None
     except RevisionNotFoundError:
-        raise HubError(f"{where}: revision {revision!r} not found in {repo_id}: check the branch, tag or commit") from None
+        raise HubError(f"{where}: revision {revision!r} not found in {repo_id}: check the branch, tag or "
+                       "commit") from None
     except (LocalEntryNotFoundError, OfflineModeIsEnabled) as e:
         if offline:
             raise HubError(f"{where} is not in the Hub cache ({_cache_dir()}) and HF_HUB_OFFLINE is set: "
                            f"warm the cache with {warm} while online") from None
         cause = _root_cause(e)
-        raise HubError(f"{where}: cannot reach {endpoint} ({cause}) and the file is not cached: check the "
+        raise HubError(f"{where}: cannot reach {url} ({cause}) and the file is not cached: check the "
                        f"connection or HF_ENDPOINT, or warm the cache with {warm} where the Hub is reachable") from None
     except RemoteEntryNotFoundError:
         raise HubError(f"{where}: file {filename!r} not found in {repo_id} at {revision}") from None
     except HfHubHTTPError as e:
         status = e.response.status_code if e.response is not None else "?"
-        raise HubError(f"{where}: the Hub at {endpoint} answered HTTP {status}: retry later") from None
+        raise HubError(f"{where}: the Hub at {url} answered HTTP {status}: retry later") from None
     except (OSError, ValueError) as e:  # incl. "Consistency check failed" (short download)
         raise HubError(f"{where}: download failed ({_one_line(e)}); nothing was cached: retry {warm}") from None
     except Exception as e:  # httpx2 transport errors once its retries are spent
@@ -436,7 +444,7 @@ def push_folder(folder: str | Path, repo_id: str, *, revision: str = "main", pri
 
     if not get_token():
         raise HubError("pushing needs a Hub token: run `hf auth login` or set HF_TOKEN (or use --dry-run)")
-    api = HfApi(endpoint=_endpoint(), **library())
+    api = HfApi(endpoint=endpoint(), **library())
     try:
         api.create_repo(repo_id, private=private, exist_ok=True)
         if revision != "main":
@@ -447,8 +455,9 @@ def push_folder(folder: str | Path, repo_id: str, *, revision: str = "main", pri
                                  commit_message=message or f"Upload {repo_id} with bnnzoo")
     except HfHubHTTPError as e:
         status = e.response.status_code if e.response is not None else "?"
-        raise HubError(f"push to {repo_id}@{revision} on {_endpoint()} failed with HTTP {status} "
-                       f"({_one_line(e).split(' for url')[0]}): check the token's write access and the repo name") from None
+        raise HubError(f"push to {repo_id}@{revision} on {endpoint()} failed with HTTP {status} "
+                       f"({_one_line(e).split(' for url')[0]}): check the token's write access and the repo "
+                       "name") from None
     return info.oid, card
 
 

@@ -36,11 +36,20 @@ from . import weights as _weights
 from .fileio import sha256_of
 from .hub import HubError
 from .registry import ModelConfig, UnknownModelError, get_config
-from .weights import (CONFIG_FILE, WEIGHTS_FILE, WeightMismatchError, Weights, assumed_record, describe_preprocessing,
-                      lookup, read_record, read_safetensors)
+from .weights import (
+    CONFIG_FILE,
+    WEIGHTS_FILE,
+    WeightMismatchError,
+    Weights,
+    assumed_record,
+    describe_preprocessing,
+    lookup,
+    read_record,
+    read_safetensors,
+)
 
 __all__ = ["Resolved", "resolve", "locate", "split", "short_name", "is_file_class", "import_class", "fetch_registered",
-           "bundled_file", "FAR_INPUT_SIZE"]
+           "bundled_file", "with_arch", "FAR_INPUT_SIZE"]
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +97,24 @@ class _Source:
 def is_file_class(reference: Any) -> bool:
     """Whether ``reference`` is ``FILE.py:CLASS``."""
     return isinstance(reference, str) and _FILE_CLASS.fullmatch(reference) is not None
+
+
+def with_arch(source: str, weights: Optional[str] = None, arch: Optional[str] = None) -> tuple[str, Optional[str]]:
+    """``(reference, weights)`` for :func:`resolve` of a model given with an architecture: a ``.safetensors`` file
+    without ``config.json`` beside it (``FILE --arch NAME``) is ``NAME`` with the weights ``FILE``.
+
+    Raises:
+        ValueError: ``arch`` with ``weights``, or with a model that is not a weights file.
+    """
+    if not arch:
+        return source, weights
+    if weights:
+        raise ValueError(f"--arch names the architecture of weights given as MODEL: drop --weights {weights}, or "
+                         f"give bnnzoo {arch} --weights {weights}")
+    if is_file_class(source) or source.startswith(("hf-hub:", "hf_hub:")) or not (
+            os.sep in source or "/" in source or source.endswith(".safetensors") or os.path.exists(source)):
+        raise ValueError(f"--arch is for a .safetensors file without config.json beside it, not {source}")
+    return arch, source
 
 
 def resolve(reference: Any, *, weights: Any = None, pretrained: bool = False, num_classes: Optional[int] = None,

@@ -26,14 +26,13 @@ written to a temporary name and renamed, the label last).
 
 from __future__ import annotations
 
-import argparse
 import functools
 import importlib.metadata
 import io
 import json
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Optional, Sequence
 
@@ -43,7 +42,7 @@ from PIL import Image, ImageDraw, ImageFilter, ImageFont
 from zoo import fileio
 
 __all__ = ["FORMAT_VERSION", "SPLITS", "HANGUL", "GenConfig", "find_font", "plate_text", "render_sample",
-           "generate", "add_data_arguments", "run_data", "parse_size"]
+           "generate", "parse_size", "write_sample", "MAX_SIDE"]
 
 FORMAT_VERSION = 1
 SPLITS = {"train": 0, "val": 1, "test": 2}
@@ -66,6 +65,7 @@ STYLES = {
     "yellow_old": ((236, 190, 30), (20, 20, 20), 335 / 170, True, 0.08),
     "green_old": ((40, 120, 70), (240, 240, 235), 335 / 170, True, 0.12),
 }
+MAX_SIDE = 4096  # a 4096x4096 RGB image is 48 MiB per rendering process; larger sides only exhaust memory
 PLATE_HEIGHT = 48  # canonical rendering height (pixels) before warping and scaling
 DISTRACTOR_CHARS = "ABCDEFGHJKLMNPRSTUVWXYZ0123456789" + HANGUL + "서울부산주차금지출입구"
 
@@ -184,13 +184,13 @@ def _fit_text(draw: ImageDraw.ImageDraw, text: str, font_path: str, box: tuple[i
     bw, bh = box[2] - box[0], box[3] - box[1]
     size = max(int(bh * 1.15), 6)
     font = _font(font_path, size)
-    l, t, r, b = font.getbbox(text)
-    scale = min(bw / max(r - l, 1), bh / max(b - t, 1), 1.0)
+    left, t, r, b = font.getbbox(text)
+    scale = min(bw / max(r - left, 1), bh / max(b - t, 1), 1.0)
     if scale < 1.0:
         size = max(int(size * scale), 6)
         font = _font(font_path, size)
-        l, t, r, b = font.getbbox(text)
-    x = box[0] + (bw - (r - l)) / 2 - l
+        left, t, r, b = font.getbbox(text)
+    x = box[0] + (bw - (r - left)) / 2 - left
     y = box[1] + (bh - (b - t)) / 2 - t
     draw.text((x, y), text, font=font, fill=color)
 
@@ -577,12 +577,6 @@ def generate(out: str | os.PathLike, counts: dict[str, int], *, seed: int = 0, s
     return manifest
 
 
-# --- command line -----------------------------------------------------------------------------------
-
-
-MAX_SIDE = 4096  # a 4096x4096 RGB image is 48 MiB per rendering process; larger sides only exhaust memory
-
-
 def parse_size(text: str) -> tuple[int, int]:
     """``"160x160"`` -> ``(160, 160)`` (width x height)."""
     try:
@@ -592,35 +586,13 @@ def parse_size(text: str) -> tuple[int, int]:
     return w, h
 
 
-def add_data_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of ``bnnzoo data plates``."""
-    parser.add_argument("dataset", choices=["plates"], help="data set to generate")
-    parser.add_argument("-o", "--output", "--out", dest="out", default="data/plates",
-                        help="output folder (resumed if it exists)")
-    parser.add_argument("--train", type=int, default=20000, help="training images")
-    parser.add_argument("--val", type=int, default=2000, help="validation images")
-    parser.add_argument("--test", type=int, default=0, help="test images")
-    parser.add_argument("--seed", type=int, default=0, help="base seed (image i uses seed, split, i)")
-    parser.add_argument("--size", default="160x160", help="WIDTHxHEIGHT of every image")
-    parser.add_argument("--format", default="jpg", choices=["jpg", "png"], help="image file format")
-    parser.add_argument("--font", default=None, help="Hangul .ttf (default: NanumGothic from koreanize-matplotlib)")
-    parser.add_argument("--workers", type=int, default=min(os.cpu_count() or 1, 8), help="rendering processes")
+def write_sample(path: str | Path, count: int = 8, side: int = 160, seed: int = 0) -> int:
+    """Writes ``count`` rendered test images (``side`` x ``side``, seed ``seed``) side by side into one PNG.
 
-
-def run_data(args: argparse.Namespace) -> int:
-    """Runs ``bnnzoo data plates``."""
-    counts = {s: getattr(args, s) for s in SPLITS if getattr(args, s)}
-    m = generate(args.out, counts, seed=args.seed, size=parse_size(args.size), image_format=args.format,
-                 font=args.font, workers=args.workers, progress=True)
-    total = sum(v["images"] for v in m["splits"].values())
-    rate = (f"{m['_written'] / m['_seconds']:.0f} images/s" if m["_written"] and m["_seconds"] > 0
-            else "the rest were already there")
-    print(f"{args.out}: {total} images ({m['_written']} written now, {rate}), "
-          + ", ".join(f"{s}: {v['images']} images / {v['plates']} plates" for s, v in m["splits"].items()))
-    return 0
-
-
-if __name__ == "__main__":
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_data_arguments(p)
-    raise SystemExit(run_data(p.parse_args()))
+    ``zoo/data/plates_sample.png``, the images every detector export is verified on
+    (``zoo.detection.sample_plates``), is ``write_sample("zoo/data/plates_sample.png")``. Returns its size in bytes.
+    """
+    cfg = GenConfig(seed=seed, width=side, height=side, font=find_font())
+    strip = np.concatenate([np.asarray(render_sample(cfg, "test", i)[0].convert("RGB"), np.uint8)
+                            for i in range(count)], axis=1)
+    return fileio.atomic_write(path, lambda tmp: Image.fromarray(strip).save(tmp, format="PNG", optimize=True))

@@ -1,11 +1,4 @@
-"""``bnnzoo detect``: license plates found by a zoo detector in any runtime, drawn and printed.
-
-Examples::
-
-    bnnzoo detect car.jpg -o car_plates.png            # DEFAULT_DETECTOR with the weights that ship with bnnzoo
-    bnnzoo detect plates_detector_1bit car.jpg --weights run/1bit/model.safetensors -o car_plates.png
-    bnnzoo detect plates_detector_1bit.tag photos/*.jpg --runtime tflite -o detections/
-    bnnzoo detect plates_detector_1bit car.jpg --weights w.safetensors --runtime onnx --exported m.onnx -o c.png
+"""License plates found by a zoo detector in any runtime (the library of ``bnnzoo detect``).
 
 Every image goes through the preprocessing its weights record, ``zoo.transforms(model)``
 (the one ``bnnzoo eval`` and a deploy bundle's run.py apply: upright RGB, squashed to the
@@ -25,10 +18,7 @@ that cannot be read is reported and skipped; the others are still written (exit 
 
 from __future__ import annotations
 
-import argparse
-import os
-import sys
-import tempfile
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional, Sequence
@@ -37,8 +27,11 @@ import numpy as np
 
 from zoo.transforms import UnreadableImageError
 
-__all__ = ["RUNTIMES", "DEFAULT_DETECTOR", "DRAW_MAX_SIDE", "ImageDetections", "default_weights", "load_detector", "export_cached",
-           "predictor", "detect", "model_input", "read_display", "draw_boxes", "save_png", "add_detect_arguments", "run_detect"]
+logger = logging.getLogger(__name__)
+
+__all__ = ["RUNTIMES", "DEFAULT_DETECTOR", "DRAW_MAX_SIDE", "ImageDetections", "default_weights", "load_detector",
+           "export_cached",
+           "predictor", "detect", "model_input", "read_display", "draw_boxes", "save_png"]
 
 RUNTIMES = ("torch", "onnx", "tflite")
 SUFFIXES = {"onnx": ".onnx", "tflite": ".tflite"}
@@ -112,7 +105,7 @@ def load_detector(name: str, weights: Optional[str] = None):
 
 def export_cached(model, fmt: str, folder: Optional[str | Path] = None) -> Path:
     """The verified ``fmt`` export of ``model``, converted once per weights and config
-    (``converters.cache``; its lines are printed as ``bnnzoo detect``'s).
+    (``converters.cache``, which logs what it converts or reuses).
 
     Args:
         model: A zoo PyTorch detector.
@@ -124,13 +117,12 @@ def export_cached(model, fmt: str, folder: Optional[str | Path] = None) -> Path:
     """
     from converters.cache import export_cached as cached
 
-    return cached(model, fmt, folder, announce=lambda line: print(f"bnnzoo detect: {line}", file=sys.stderr,
-                                                                   flush=True)).path
+    return cached(model, fmt, folder).path
 
 
 def _check_exported(path: Path, fmt: str, model) -> None:
     """One-line errors for a given export that is not a file of ``fmt``, not of this model's shape, or damaged
-    (see ``converters.verify.read_export``); a note on stderr when no recorded sha256 vouches for it."""
+    (see ``converters.verify.read_export``); a note logged when no recorded sha256 vouches for it."""
     from converters.verify import read_export
 
     cfg = model.zoo_config
@@ -169,7 +161,7 @@ def _check_exported(path: Path, fmt: str, model) -> None:
                          f"{cfg.input_size}x{cfg.input_size} and gives {cfg.num_classes}: pass the model NAME and "
                          f"--weights it was exported from")
     if note:
-        print(f"bnnzoo detect: note: {note}", file=sys.stderr, flush=True)
+        logger.info("note: %s", note)
 
 
 def predictor(model, runtime: str, exported: Optional[str | Path] = None,
@@ -313,132 +305,3 @@ def save_png(image, path: str | Path) -> int:
     from zoo.fileio import atomic_write
 
     return atomic_write(path, lambda tmp: image.save(tmp, format="PNG"))
-
-
-# --- command line ------------------------------------------------------------------------------
-
-
-def add_detect_arguments(p: argparse.ArgumentParser) -> None:
-    """Arguments of ``bnnzoo detect``."""
-    import zoo
-
-    detectors = ", ".join(n for n in zoo.list_models() if zoo.get_config(n).family == "detector")
-    p.add_argument("images", nargs="+", metavar="[MODEL] IMG",
-                   help=f"optionally a detector: a registered one ({detectors}) with an optional weights tag, a "
-                        f"folder or .safetensors file saved from one, or hf-hub:OWNER/NAME (default: "
-                        f"{DEFAULT_DETECTOR}, the 1-bit detector with the most AP@0.5 per 32-bit MAC), then image "
-                        "files (any format Pillow reads)")
-    p.add_argument("--model", metavar="NAME[.TAG]", help=argparse.SUPPRESS)  # the old spelling: all positionals are images
-    p.add_argument("--weights", metavar="W", help="weights of a NAME: a tag, a folder, a .safetensors file or "
-                                                  "hf-hub:OWNER/NAME[@REV]")
-    p.add_argument("--runtime", choices=RUNTIMES, help="what runs the model (default: torch, or what --exported is)")
-    p.add_argument("--exported", metavar="FILE", help="an .onnx or .tflite export of the model to run as it is")
-    p.add_argument("-o", "--output", required=True, metavar="OUT",
-                   help="a .png file for one image; a folder (created if missing) for several")
-    p.add_argument("--score-threshold", type=float, default=0.25, help="minimum objectness kept")
-    p.add_argument("--iou-threshold", type=float, default=0.45, help="NMS overlap threshold")
-    p.add_argument("--no-cache", action="store_true", help="convert into a temporary folder, not the export cache")
-
-
-def _outputs(images: Sequence[str], output: str) -> list[Path]:
-    """The PNG to write per image; one-line errors for an -o that cannot work."""
-    out = Path(output)
-    folder = out.is_dir() or output.endswith(os.sep) or (len(images) > 1 and out.suffix.lower() != ".png")
-    if not folder:
-        if len(images) > 1:
-            raise ValueError(f"{len(images)} images need a folder for -o, not the file {output}")
-        if out.suffix.lower() != ".png":
-            raise ValueError(f"-o {output}: give a .png file name, or a folder (existing, or ending in {os.sep})")
-        if not out.parent.resolve().is_dir():
-            raise FileNotFoundError(f"output folder {out.parent} does not exist; create it first")
-        targets = [out]
-    else:
-        out.mkdir(parents=True, exist_ok=True)
-        targets, seen = [], set()
-        for image in images:
-            stem, n = Path(image).stem, 1
-            while (name := f"{stem}.png" if n == 1 else f"{stem}-{n}.png") in seen:
-                n += 1
-            seen.add(name)
-            targets.append(out / name)
-    inputs = {Path(i).resolve() for i in images}
-    for target in targets:
-        if target.resolve() in inputs:
-            raise ValueError(f"-o would overwrite the input {target}: choose another output")
-    return targets
-
-
-def _check_thresholds(score: float, iou: float) -> None:
-    if not (0 <= score <= 1 and 0 <= iou <= 1):
-        raise ValueError(f"--score-threshold and --iou-threshold are in [0, 1] (got {score}, {iou})")
-
-
-def _names_a_model(arg: str) -> bool:
-    """A model reference (a detector or not: load_detector says), not an image: ``NAME[.TAG]``, ``hf-hub:REPO``, a
-    folder or ``.safetensors`` file of weights."""
-    from zoo import list_models
-    from zoo.hub import is_hub_ref
-
-    path = Path(arg)
-    if path.is_dir() or path.suffix == ".safetensors" or is_hub_ref(arg):
-        return True
-    return not path.exists() and arg.partition(".")[0] in list_models(include_stages=True)
-
-
-def run_detect(args: argparse.Namespace) -> int:
-    """Runs ``bnnzoo detect``: prints one line per box, writes one PNG per image.
-
-    Returns:
-        0, or 1 when an image could not be read (the others are still written).
-    """
-    _check_thresholds(args.score_threshold, args.iou_threshold)
-    if args.model is None:
-        args.model = DEFAULT_DETECTOR
-        if _names_a_model(args.images[0]):
-            args.model, args.images = args.images[0], args.images[1:]
-        if not args.images:
-            raise ValueError("no image given: bnnzoo detect [NAME[.TAG]] IMG [IMG ...]")
-    runtime = args.runtime or ("torch" if not args.exported else
-                               "onnx" if str(args.exported).endswith(".onnx") else "tflite")
-    targets = _outputs(args.images, args.output)
-    name = args.model
-    if name in _registered() and not args.weights:
-        default = default_weights(name)
-        if default:
-            from zoo.weights import WEIGHTS
-
-            name = default
-            where = "that ship with bnnzoo" if not WEIGHTS[default].hub_repo else "registered"
-            print(f"bnnzoo detect: using the weights {where}, {default}; --weights FILE for others", file=sys.stderr)
-        else:
-            print(f"bnnzoo detect: warning: no --weights, {name} has initialised (untrained) weights; "
-                  "its boxes mean nothing", file=sys.stderr)
-    model = load_detector(name, args.weights)
-    label = next(iter(model.zoo_weights.labels), "object") if model.zoo_weights else "object"  # what a box holds
-    with tempfile.TemporaryDirectory(prefix="bnnzoo-detect-") as tmp:
-        predict = predictor(model, runtime, args.exported, tmp if args.no_cache else None)
-        results = detect(args.images, model, predict, args.score_threshold, args.iou_threshold)
-    failed = 0
-    print("# image score x0 y0 x1 y1 (pixels of the image)")
-    for result, target in zip(results, targets):
-        if isinstance(result, ImageDetections):
-            try:
-                canvas, scale = read_display(result.path)
-                draw_boxes(canvas, result.boxes, result.scores, scale=scale)
-                save_png(canvas, target)
-            except UnreadableImageError as e:
-                result = e
-        if not isinstance(result, ImageDetections):
-            failed += 1
-            print(f"bnnzoo detect: skipped: {result}", file=sys.stderr)
-            continue
-        for box, score in zip(result.boxes, result.scores):
-            print(f"{result.path} {score:.3f} " + " ".join(f"{v:.1f}" for v in box))
-        print(f"bnnzoo detect: {result.path}: {len(result.scores)} {label}(s) -> {target}", file=sys.stderr)
-    return 1 if failed else 0
-
-
-def _registered() -> list[str]:
-    from zoo import list_models
-
-    return list_models(include_stages=True)

@@ -12,16 +12,26 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Optional, Sequence
+from typing import Sequence
 
-__all__ = ["add_eval_arguments", "run_eval", "main"]
-
-_ARGV: Optional[list[str]] = None  # the arguments main() was given, for the recorded command line
+__all__ = ["add_arguments", "run", "needs_tensorflow"]
 
 
-def add_eval_arguments(p: argparse.ArgumentParser) -> None:
-    """Arguments of ``bnnzoo eval``."""
-    from . import harness
+def needs_tensorflow(args: argparse.Namespace) -> bool:
+    """Measuring in LCE or TFLite's interpreter (the default runtimes hold lce) imports TensorFlow."""
+    if args.compare or args.from_results:
+        return False
+    return any(rt in str(args.runtimes or "lce") for rt in ("lce", "xnnpack"))
+
+
+def _argv(args: argparse.Namespace) -> list[str]:
+    """The command's arguments as typed, for the command line the report records."""
+    return list(getattr(args, "command_argv", sys.argv[2:]))
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Adds the arguments of ``bnnzoo eval`` to ``p``."""
+    from eval import harness
 
     p.add_argument("models", nargs="*", metavar="MODEL",
                    help="models: NAME[.TAG] (meliusnet22.mnist), a folder or .safetensors file saved with zoo.save, "
@@ -34,26 +44,31 @@ def add_eval_arguments(p: argparse.ArgumentParser) -> None:
                    help="comma-separated: litert (the LCE file in ai-edge-litert with bnnzoo's kernels, the 'litert' "
                         "extra), lce (LCE's interpreter, indirect-BGEMM kernels), lce_default (its default kernels), "
                         "xnnpack (TensorFlow's tf.lite.Interpreter with XNNPACK, float models; comes with lce), onnx, "
-                        f"torch; default {harness.DEFAULT_RUNTIMES} (litert left out, with a note, where ai-edge-litert "
+                        f"torch; default {harness.DEFAULT_RUNTIMES} (litert left out, with a note, where "
+                        "ai-edge-litert "
                         f"is not installed), with --quick {harness.QUICK['runtimes']}")
     p.add_argument("--threads", default=None, help="comma-separated thread counts, e.g. 1,2 (default 1)")
     p.add_argument("--runs", type=int, default=None,
-                   help=f"most timed runs per model, runtime and thread count (default 20, --quick {harness.QUICK['runs']})")
+                   help="most timed runs per model, runtime and thread count "
+                        f"(default 20, --quick {harness.QUICK['runs']})")
     p.add_argument("--min-runs", type=int, default=None,
                    help="fewest timed runs; after them a runtime stops once its interquartile range is within "
-                        f"--rel-iqr of its median (default 5, --quick {harness.QUICK['min_runs']}; = --runs: no early stop)")
+                        f"--rel-iqr of its median (default 5, --quick {harness.QUICK['min_runs']}; = --runs: no "
+                        "early stop)")
     p.add_argument("--rel-iqr", type=float, default=0.05, help="see --min-runs")
     p.add_argument("--budget", type=float, default=10.0,
                    help="seconds of timed runs after which a runtime stops (once it has --min-runs)")
     p.add_argument("--warmup", type=int, default=2, help="untimed runs before them")
     p.add_argument("--quick", action="store_true",
                    help=f"the headline only: runtimes {harness.QUICK['runtimes']} (+ xnnpack for float models), "
-                        f"threads {harness.QUICK['threads']}, at most {harness.QUICK['runs']} runs (what the demo runs)")
+                        f"threads {harness.QUICK['threads']}, at most {harness.QUICK['runs']} runs "
+                        "(what the demo runs)")
     p.add_argument("--data", default="", help="'mnist' (embedded digits) or an ImageNet-style folder "
                                               "(<class>/*.jpg, or holding val/<class>/*.jpg); none: no accuracy")
     p.add_argument("--weights", action="append", default=[], metavar="[MODEL=]FILE|hf-hub:REPO",
                    help="weights of one model (repeatable; MODEL= may be left out when one model is named): a "
-                        ".safetensors file, hf-hub:owner/repo[@rev] or a tag; accuracy is measured for these only (on --data, "
+                        ".safetensors file, hf-hub:owner/repo[@rev] or a tag; accuracy is measured for these only "
+                        "(on --data, "
                         "at the weights' input size); every model is timed at its ImageNet input size (224x224), with "
                         "these weights where they are of that size, else with seeded random weights")
     p.add_argument("--limit", type=int, default=0, help="evaluate accuracy on at most this many images (0: all)")
@@ -79,23 +94,23 @@ def add_eval_arguments(p: argparse.ArgumentParser) -> None:
                         "--arm64, adds its panel)")
 
 
-def run_eval(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     """Runs ``bnnzoo eval`` (or ``--compare``); returns the exit status (1 if any model failed)."""
-    from . import report
+    from eval import report
 
     if args.compare:
         print(report.compare(report.load_results(args.compare[0]), report.load_results(args.compare[1])))
         return 0
     if args.from_results:
-        from . import harness
+        from eval import harness
 
         results = report.load_results(args.from_results)
         arm64 = report.load_arm64(args.arm64) if args.arm64 else results.get("arm64")
-        results["rendered_by"] = harness.command_line(_ARGV if _ARGV is not None else sys.argv[2:])
+        results["rendered_by"] = harness.command_line(_argv(args))
         paths = report.write_report(results, args.out, arm64)
         print("wrote " + ", ".join(str(p) for p in paths.values()))
         return 0
-    from . import harness
+    from eval import harness
 
     quick = harness.QUICK if args.quick else {}
     runs = args.runs if args.runs is not None else quick.get("runs", 20)
@@ -137,7 +152,7 @@ def run_eval(args: argparse.Namespace) -> int:
         rel_iqr=args.rel_iqr, budget_s=args.budget, data=args.data, weights=weights, tiny=args.tiny,
         limit=args.limit, batch_size=args.batch_size, cache="" if args.no_cache else str(args.cache or cache_root()),
         jobs=args.jobs, quick=args.quick, progress=not args.no_progress,
-        command=harness.command_line(_ARGV if _ARGV is not None else sys.argv[2:]), skipped_runtimes=skipped)
+        command=harness.command_line(_argv(args)), skipped_runtimes=skipped)
     for rt_name, why in skipped.items():  # after every check of the arguments: an error stays one line
         print(f"bnnzoo eval: note: runtime {rt_name} left out: {why}", file=sys.stderr)
     results = harness.evaluate(opts)
@@ -174,21 +189,3 @@ def _require_matplotlib() -> None:
     except ImportError:
         raise ImportError("bnnzoo eval plots its report with matplotlib, which is not installed: "
                           "pip install 'bnnzoo[eval]'") from None
-
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    """``python -m eval.cli ...``: ``bnnzoo eval`` for a ``bnnzoo`` without the subcommand registered."""
-    import zoo.cli
-
-    zoo.cli.COMMANDS.setdefault("eval", ("eval.cli", "accuracy, size, ops and latency against MobileNet-v1, as a report"))
-    from eval import cli as module  # under ``python -m eval.cli`` this module is __main__, not eval.cli
-
-    module._ARGV = list(sys.argv[1:] if argv is None else argv)
-    try:
-        return zoo.cli.main(["eval", *module._ARGV])
-    finally:
-        module._ARGV = None
-
-
-if __name__ == "__main__":
-    sys.exit(main())
