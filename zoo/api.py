@@ -166,7 +166,8 @@ def _load_state(model, state, framework: str) -> None:
     wrong = [k for k in own if k in tensors and tuple(own[k].shape) != tuple(tensors[k].shape)]
     if missing or unexpected or wrong:
         detail = (f"missing {missing[:1]}" if missing else f"unexpected {unexpected[:1]}" if unexpected
-                  else f"{wrong[0]!r} has shape {tuple(tensors[wrong[0]].shape)}, expected {tuple(own[wrong[0]].shape)}")
+                  else f"{wrong[0]!r} has shape {tuple(tensors[wrong[0]].shape)}, "
+                       f"expected {tuple(own[wrong[0]].shape)}")
         what = getattr(getattr(model, "zoo_config", None), "name", None) or type(model).__name__
         raise WeightMismatchError(
             f"weights do not fit {what} ({len(missing)} missing, {len(unexpected)} unexpected, "

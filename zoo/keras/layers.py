@@ -320,7 +320,8 @@ class LearnableBias(tf.keras.layers.Layer):
 
 
 def batch_norm(*, name: str, momentum: float = 0.9, epsilon: float = 1e-5, axis: int = -1,
-               affine: bool = True, scale: Optional[bool] = None, center: Optional[bool] = None) -> tf.keras.layers.Layer:
+               affine: bool = True, scale: Optional[bool] = None,
+               center: Optional[bool] = None) -> tf.keras.layers.Layer:
     """``BatchNormalization`` with PyTorch's defaults (epsilon 1e-5, momentum 1 - 0.1); ``scale`` /
     ``center`` (default: ``affine``) drop gamma / beta, as ``zoo.torch.layers.BatchNorm2d`` may."""
     return tf.keras.layers.BatchNormalization(axis=axis, momentum=momentum, epsilon=epsilon,
