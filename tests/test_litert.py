@@ -548,7 +548,9 @@ def test_eval_times_litert_next_to_lce(tmp_path):
     assert f"code path {litert.code_path()}" in res["settings"]["runtimes"]["litert"]
     assert res["settings"]["skipped_runtimes"] == {}
     text = (tmp_path / "report.md").read_text()
-    assert "bnnzoo LiteRT, 1 thr" in text and "LCE, 1 thr" in text
+    from eval.harness import RUNTIMES
+
+    assert f"{RUNTIMES['litert'].label}, 1 thr" in text and f"{RUNTIMES['lce'].label}, 1 thr" in text
     res["settings"]["skipped_runtimes"] = {"litert": "why"}
     assert "- **bnnzoo LiteRT** (`litert`): not measured, left out: why" in "\n".join(report.header(res))
 
@@ -571,12 +573,15 @@ def test_eval_without_ai_edge_litert_leaves_litert_out_with_a_note():
             "from eval import harness\n"
             "names, skipped = harness.default_runtimes()\n"
             "print(','.join(names)); print(skipped['litert'])\n"
+            "print(harness.DEFAULT_RUNTIMES)\n"
             "try:\n    harness.parse_runtimes('lce,litert')\n"
             "except harness.MissingRuntimeError as e:\n    print('explicit:', e)\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
-    names, note, explicit = done.stdout.strip().splitlines()[-3:]
-    assert names.split(",") == ["lce", "xnnpack", "onnx", "torch"]
+    names, note, default, explicit = done.stdout.strip().splitlines()[-4:]
+    assert "litert" in default.split(",")
+    kept = [n for n in names.split(",") if n in default.split(",")]  # (xnnpack comes with lce)
+    assert kept == [n for n in default.split(",") if n != "litert"] and "litert" not in names.split(",")
     assert "ai_edge_litert" in note and "pip install 'bnnzoo[litert]'" in note
     assert explicit.startswith("explicit: runtime 'litert' needs ai_edge_litert")
 
