@@ -26,10 +26,10 @@ demo: $(STAMP)
 # test's time is one busy thread (conversions, exports), so two share 2 cores. JOBS=0 runs in one process.
 JOBS ?= 2
 
-test: $(STAMP)
+test: lint
 	$(PY) -m pytest -q -n $(JOBS) --dist loadfile $(PYTEST_ARGS)
 
-# ruff's rules are in pyproject.toml ([tool.ruff]); .ci/run runs this before the tests.
+# ruff's rules are in pyproject.toml ([tool.ruff]); `make test` runs this before the suite.
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
