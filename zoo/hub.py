@@ -235,20 +235,23 @@ def _reports_progress(download) -> bool:
     return "tqdm_class" in inspect.signature(download).parameters
 
 
+def _partial_names(blobs: Path) -> list[str]:
+    """The names of the partial files (``*.incomplete``) in a repo's ``blobs`` folder (none if unreadable)."""
+    try:
+        return sorted(n for n in os.listdir(blobs) if n.endswith(".incomplete"))
+    except OSError:
+        return []
+
+
 def _partial_bytes(repo_id: str) -> int:
-    """Bytes in the partial files (``blobs/*.incomplete``) of ``repo_id`` in the Hub cache."""
+    """Bytes in the partial files of ``repo_id`` in the Hub cache (one renamed or removed meanwhile: 0)."""
     blobs = _repo_cache(repo_id) / "blobs"
     total = 0
-    try:
-        with os.scandir(blobs) as entries:
-            for entry in entries:
-                if entry.name.endswith(".incomplete"):
-                    try:
-                        total += entry.stat(follow_symlinks=False).st_size
-                    except OSError:
-                        pass
-    except OSError:
-        pass
+    for name in _partial_names(blobs):
+        try:
+            total += (blobs / name).lstat().st_size
+        except OSError:
+            pass
     return total
 
 
@@ -280,12 +283,8 @@ def clean_partial_downloads(repo_id: str) -> list[Path]:
 
     repo = _repo_cache(repo_id)
     blobs, locks = repo / "blobs", Path(_cache_dir()) / ".locks" / repo.name
-    try:
-        names = sorted(n for n in os.listdir(blobs) if n.endswith(".incomplete"))
-    except OSError:
-        return []
     removed = []
-    for name in names:
+    for name in _partial_names(blobs):
         try:
             fd = os.open(locks / f"{name.split('.', 1)[0]}.lock", os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
         except FileNotFoundError:
