@@ -21,6 +21,9 @@ Columns:
 - A file without ``LceBconv2d`` (DoReFa-Net, the float MobileNets) has ``-`` in the three
   binary columns: only whole inferences are compared.
 
+``--int8`` times the models' int8 files instead (``to_tflite(..., int8=True)``: int8 input and
+output, the float ops in int8 over LCE's default range), fed the same input quantized.
+
 Converted files are cached in ``--cache`` under a name that carries a hash of the converter's
 and the zoo's sources, so a changed conversion is measured on a new file.
 
@@ -36,6 +39,7 @@ Usage::
     python -m eval.bench_litert [--runs 5] [--warmup 2] [--threads 1] [--size 224]
                                 [--models realtobinary_resnet18,meliusnet22,reactnet_a]
     python -m eval.bench_litert --layers --models quicknet
+    python -m eval.bench_litert --int8 --models quicknet     # the int8 files
 """
 
 from __future__ import annotations
@@ -59,8 +63,9 @@ SIZE = 224
 POPCOUNT_BITS_PER_CYCLE = {"avx512": 512, "avx2": 256, "popcnt": 64, "portable": 64, "neon": 128}
 
 
-def tflite_file(name: str, folder: Path, size: int = SIZE) -> bytes:
-    """The model's LCE file at ``size`` (random weights; converted once, then cached in ``folder``).
+def tflite_file(name: str, folder: Path, size: int = SIZE, int8: bool = False) -> bytes:
+    """The model's LCE file at ``size`` (random weights; converted once, then cached in ``folder``);
+    ``int8``: its int8 file (``to_tflite(..., int8=True)``: int8 input and output, float ops in int8).
 
     Randomised as a trained model's (``randomize``): initialised, ReActNet's learned shifts are 0 and
     LCE's converter drops their ``ADD`` s, which a trained model keeps.
@@ -69,10 +74,10 @@ def tflite_file(name: str, folder: Path, size: int = SIZE) -> bytes:
     import zoo
     from zoo.torch.random_weights import randomize
 
-    path = folder / f"{name}-{size}-random-{_sources_key()}.tflite"
+    path = folder / f"{name}-{size}-random{'-int8' if int8 else ''}-{_sources_key()}.tflite"
     if not path.exists():
-        print(f"converting {name} at {size}x{size} (once) ...", flush=True)
-        converters.to_tflite(randomize(zoo.load(name, input_size=size)), str(path), verify=False)
+        print(f"converting {name} at {size}x{size}{' (int8)' if int8 else ''} (once) ...", flush=True)
+        converters.to_tflite(randomize(zoo.load(name, input_size=size)), str(path), verify=False, int8=int8)
     return path.read_bytes()
 
 
@@ -131,6 +136,19 @@ def interleaved(runners: dict, runs: int, warmup: int) -> dict:
             fn()
             times[k].append((time.perf_counter() - t) * 1e3)
     return {k: statistics.median(v) for k, v in times.items()}
+
+
+def model_input(flatbuffer: bytes, size: int) -> np.ndarray:
+    """The seeded standard-normal NHWC input, quantized with the file's input scale and zero point
+    where the file takes int8."""
+    from converters import litert
+
+    x = sample_input(size, "nhwc")
+    detail = litert.Interpreter(flatbuffer).input_details[0]
+    if detail["dtype"] != np.int8:
+        return x
+    scale, zero_point = detail["quantization"]
+    return np.clip(np.round(x / scale) + zero_point, -128, 127).astype(np.int8)
 
 
 def ours_runner(flatbuffer: bytes, threads: int, x: np.ndarray):
@@ -236,17 +254,20 @@ def main(argv=None) -> None:
                         help="folder for the converted files")
     parser.add_argument("--layers", action="store_true",
                         help="only time each LceBconv2d op alone and print one line per op")
+    parser.add_argument("--int8", action="store_true",
+                        help="the models' int8 files (int8 input and output, float ops in int8), as LCE's users "
+                             "convert for ARM")
     args = parser.parse_args(argv)
     if args.layers:
         return print_layers(args)
 
     folder = Path(args.cache)
     folder.mkdir(parents=True, exist_ok=True)
-    x = sample_input(args.size, "nhwc")
     ghz = cpu_ghz()
     rows = []
     for name in args.models.split(","):
-        flatbuffer = tflite_file(name, folder, args.size)
+        flatbuffer = tflite_file(name, folder, args.size, args.int8)
+        x = model_input(flatbuffer, args.size)
         macs = binary_macs(flatbuffer)
         mine, path = ours_runner(flatbuffer, args.threads, x)
         runners = {"ours": mine}
@@ -269,7 +290,8 @@ def main(argv=None) -> None:
                                                                for k, v in timed.items())
               + (f"; bconv alone ours {ours_bconv:.1f} ms, LCE indirect {lce_bconv:.1f} ms "
                  f"({lce_bconv / ours_bconv:.2f}x)" if macs else "; no LceBconv2d in the file"), flush=True)
-    print(f"\nbatch 1, {args.size}x{args.size}, {args.threads} thread(s), median of {args.runs} runs after "
+    print(f"\n{'int8 files, ' if args.int8 else ''}batch 1, {args.size}x{args.size}, {args.threads} thread(s), "
+          f"median of {args.runs} runs after "
           f"{args.warmup}; "
           f"clock {ghz:.2f} GHz (/proc/cpuinfo)")
     print(f"{'model':22s} {'runtime':28s} {'model ms':>9s} {'x ours':>7s} {'bconv ms':>9s} {'in-model':>9s} "
@@ -291,8 +313,8 @@ def print_layers(args) -> None:
     print(f"{'model':22s} {'op':>3s} {'input':>9s} {'Cin':>5s} {'Cout':>5s} {'k':>3s} {'MMAC':>7s} {'ours ms':>8s} "
           f"{'LCE ms':>7s} {'LCE/ours':>8s} {'kernel ms':>9s} {'GMAC/s':>7s} {'ceiling':>8s}")
     for name in args.models.split(","):
-        flatbuffer = tflite_file(name, folder, args.size)
-        path = ours_runner(flatbuffer, args.threads, sample_input(args.size, "nhwc"))[1]
+        flatbuffer = tflite_file(name, folder, args.size, args.int8)
+        path = ours_runner(flatbuffer, args.threads, model_input(flatbuffer, args.size))[1]
         ceiling = POPCOUNT_BITS_PER_CYCLE[path] * ghz * 1e9 * args.threads
         for i, r in enumerate(bconv_layers(flatbuffer, args.threads, args.runs, args.warmup)):
             rate = r["macs"] / (r["kernel_ms"] * 1e-3)

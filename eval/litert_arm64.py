@@ -39,7 +39,8 @@ from eval.arm64 import PYTHON, Arm64Error, build_userland, compare_with_host, en
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["WHEELS", "ensure_cross_compiler", "cross_compile", "probe_run", "run_files", "run_bundle", "main"]
+__all__ = ["WHEELS", "ensure_cross_compiler", "cross_compile", "probe_run", "fused_run_equal", "run_files",
+           "run_bundle", "main"]
 
 WHEELS = ("ai-edge-litert==1.4.0", "numpy==1.26.4", "flatbuffers==25.12.19", "backports.strenum==1.2.8",
           "tqdm==4.67.1", "typing-extensions==4.12.2")
@@ -49,12 +50,13 @@ _RUNNER = r"""
 import json, sys
 sys.path.insert(0, {repo!r})
 import numpy as np
-from eval.litert_arm64 import probe_run
+from eval.litert_arm64 import fused_run_equal, probe_run
 out = {{}}
 for path in {files!r}:
-    got, _, it = probe_run(open(path, "rb").read())
+    data = open(path, "rb").read()
+    got, added, it = probe_run(data)
     np.savez({dest!r} + "/" + str(len(out)) + ".npz", *got)
-    out[path] = it.path
+    out[path] = [it.path, fused_run_equal(data, got[:len(got) - len(added)])]
 print(json.dumps(out))
 """
 
@@ -71,13 +73,28 @@ def probe_run(flatbuffer: bytes) -> tuple[list, list, object]:
 
     probe, added = litert.with_outputs(flatbuffer, litert.LCE_OPS)
     it = litert.Interpreter(probe, builtin_kernels="reference" if litert.has_int8(flatbuffer) else "xnnpack")
-    detail = it._inputs[0]
+    got = it.predict(_seeded_input(it))
+    return (got if isinstance(got, list) else [got]), added, it
+
+
+def _seeded_input(it) -> np.ndarray:
+    detail = it.input_details[0]
     rng = np.random.default_rng(0)
     shape = (1, *detail["shape"][1:])
-    x = (rng.integers(-128, 128, shape).astype(np.int8) if detail["dtype"] == np.int8
-         else rng.standard_normal(shape).astype(np.float32))
-    got = it.predict(x)
-    return (got if isinstance(got, list) else [got]), added, it
+    return (rng.integers(-128, 128, shape).astype(np.int8) if detail["dtype"] == np.int8
+            else rng.standard_normal(shape).astype(np.float32))
+
+
+def fused_run_equal(flatbuffer: bytes, model_outputs: Sequence[np.ndarray]) -> bool:
+    """Whether the file itself, where each ``LceBconv2d`` may write the residual ``ADD`` after it
+    (:class:`converters.litert.Interpreter`'s ``fuse_add``), gives exactly ``model_outputs``, the
+    model outputs of :func:`probe_run` (whose exposed LCE outputs keep every ADD apart)."""
+    from converters import litert
+
+    it = litert.Interpreter(flatbuffer, builtin_kernels="reference" if litert.has_int8(flatbuffer) else "xnnpack")
+    got = it.predict(_seeded_input(it))
+    got = got if isinstance(got, list) else [got]
+    return len(got) == len(model_outputs) and all(np.array_equal(a, b) for a, b in zip(got, model_outputs))
 
 
 def ensure_cross_compiler() -> str:
@@ -138,10 +155,16 @@ def run_files(files: Sequence[str], cache: Optional[Path] = None) -> list[str]:
             for name, a, b in zip(it.output_names[n_model:], arm[n_model:], host[n_model:]):
                 if a.shape != b.shape or not np.array_equal(a, b):
                     raise Arm64Error(f"{Path(path).name}: {name} differs between aarch64 and this host")
+            arm_path, arm_fused = paths[path]
+            for where, equal in (("aarch64", arm_fused), ("this host", fused_run_equal(Path(path).read_bytes(),
+                                                                                         host[:n_model]))):
+                if not equal:
+                    raise Arm64Error(f"{Path(path).name}: on {where}, the model outputs with residual ADDs fused "
+                                     "into LceBconv2d differ from those of the ops run apart")
             diff = max(float(np.abs(a.astype(np.float64) - b.astype(np.float64)).max())
                        for a, b in zip(arm[:n_model], host[:n_model]))
-            lines.append(f"{Path(path).name}: {len(added)} LCE op outputs equal (aarch64 {paths[path]} vs host "
-                         f"{it.path}), model outputs max |diff| {diff:.3g}")
+            lines.append(f"{Path(path).name}: {len(added)} LCE op outputs equal (aarch64 {arm_path} vs host "
+                         f"{it.path}), fused ADDs exact on both, model outputs max |diff| {diff:.3g}")
         return lines
 
 

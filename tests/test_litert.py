@@ -239,6 +239,75 @@ def test_every_int8_export_equals_lce_reference_kernel(name, tmp_path):
     _check_against_references(name, flatbuffer, _configs(), batch=2, numpy_reference=True)
 
 
+def _residual_adds(flatbuffer: bytes) -> int:
+    """ADD ops the delegate may fuse, counted from the file: no activation but a clamp (RELU,
+    RELU_N1_TO_1, RELU6), both inputs and the output
+    float32 of one shape, one input an LceBconv2d's output that nothing else reads and that is not a
+    graph output."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = schema.Model.GetRootAsModel(flatbuffer, 0)
+    graph = model.Subgraphs(0)
+    codes = [model.OperatorCodes(i) for i in range(model.OperatorCodesLength())]
+    ops = [graph.Operators(i) for i in range(graph.OperatorsLength())]
+    readers: dict[int, int] = {}
+    producer: dict[int, str] = {}
+    for op in ops:
+        code = codes[op.OpcodeIndex()]
+        name = (code.CustomCode().decode() if code.CustomCode()
+                else max(code.BuiltinCode(), code.DeprecatedBuiltinCode()))
+        for t in op.InputsAsNumpy():
+            readers[int(t)] = readers.get(int(t), 0) + 1
+        producer[int(op.Outputs(0))] = name
+    outputs = set(litert.graph_outputs(flatbuffer))
+
+    def shape_type(t):
+        tensor = graph.Tensors(t)
+        return tuple(tensor.ShapeAsNumpy()), tensor.Type()
+
+    found = 0
+    for op in ops:
+        code = codes[op.OpcodeIndex()]
+        if code.CustomCode() or max(code.BuiltinCode(), code.DeprecatedBuiltinCode()) != schema.BuiltinOperator.ADD:
+            continue
+        options = schema.AddOptions()
+        options.Init(op.BuiltinOptions().Bytes, op.BuiltinOptions().Pos)
+        tensors = [int(t) for t in op.InputsAsNumpy()] + [int(op.Outputs(0))]
+        if options.FusedActivationFunction() not in (0, 1, 2, 3) or len({shape_type(t) for t in tensors}) != 1 or \
+                shape_type(tensors[0])[1] != schema.TensorType.FLOAT32:
+            continue
+        found += any(producer.get(t) == "LceBconv2d" and readers[t] == 1 and t not in outputs for t in tensors[:2])
+    return found
+
+
+@pytest.mark.parametrize("name", zoo.list_models())
+def test_residual_adds_fused_into_bconv_give_the_same_floats(name, tmp_path):
+    """Where an LceBconv2d's output only feeds a residual ADD, the kernel writes the sum itself
+    (``fuse_add``, the default): exactly where the file has such an ADD, with the same floats as the
+    two ops run apart, on every code path."""
+    flatbuffer = _tflite(name, tmp_path)
+    expected = _residual_adds(flatbuffer)
+    x = np.random.default_rng(0).standard_normal((2, *litert.Interpreter(flatbuffer).input_details[0]["shape"][1:]))
+    for path, threads in _configs():
+        fused = litert.Interpreter(flatbuffer, path=path, num_threads=threads)
+        apart = litert.Interpreter(flatbuffer, path=path, num_threads=threads, fuse_add=False)
+        assert (fused.fused_adds, apart.fused_adds) == (expected, 0), path
+        if expected:
+            a, b = fused.predict(x), apart.predict(x)
+            assert all(np.array_equal(p, q) for p, q in zip(a if isinstance(a, list) else [a],
+                                                             b if isinstance(b, list) else [b])), path
+
+
+def test_a_bconv_output_the_graph_reads_is_never_fused_away(tmp_path):
+    """A layer-by-layer check exposes each LceBconv2d's output: none of those ADDs may be fused then."""
+    names = [n for n in zoo.list_models() if _residual_adds(_tflite(n, tmp_path))]
+    assert names, "no registered model has a residual ADD after an LceBconv2d"
+    flatbuffer = _tflite(names[0], tmp_path)
+    assert litert.Interpreter(flatbuffer).fused_adds > 0
+    probe, _ = litert.with_outputs(flatbuffer, ("LceBconv2d",))
+    assert _residual_adds(probe) == 0 and litert.Interpreter(probe).fused_adds == 0
+
+
 # DoReFa-Net has no LCE op (2-bit activations): its file is all builtin float ops, which LiteRT's
 # XNNPACK and LCE's interpreter round apart (0.096 of logit at 224x224, measured 2026-12-01).
 _NO_LCE_OPS = {"dorefanet"}
@@ -490,8 +559,8 @@ def test_options_of_small_larq_models_equal_lce_reference_kernel(conv, pool):
 
 
 def _with_activation(activation: int) -> bytes:
-    """A small larq model's file with its last LceBconv2d's fused activation set to ``activation``
-    (LCE's converter fuses none in the zoo's models)."""
+    """A small larq model's file with its last LceBconv2d's fused activation set to ``activation`` (so
+    that every activation is tested, not only those LCE's converter fuses in the zoo's files)."""
     from ai_edge_litert import schema_py_generated as schema
 
     from converters.tflite import convert_keras
@@ -565,6 +634,24 @@ def test_bench_litert_times_a_file_without_binary_convs(tmp_path, capsys):
     rows = [line.split() for line in out.splitlines() if line.startswith("mobilenet_v1_025 ")]
     assert len(rows) == 4 and all(row[-4:] == ["-"] * 4 for row in rows[:2]), out
     assert "no LceBconv2d in the file" in out and [p.suffix for p in tmp_path.iterdir()] == [".tflite"]
+
+
+def test_bench_litert_times_int8_files(tmp_path, capsys):
+    """``--int8``: the model's int8 file (int8 input, quantized with the file's scale), timed in both
+    runtimes with its binary convolutions alone too."""
+    from eval import bench_litert
+
+    bench_litert.main(["--int8", "--models", "quicknet_small", "--size", "32", "--runs", "1", "--warmup", "0",
+                       "--cache", str(tmp_path)])
+    out = capsys.readouterr().out
+    rows = [line.split() for line in out.splitlines() if line.startswith("quicknet_small ")]
+    assert len(rows) == 4 and "int8 files, batch 1" in out, out
+    assert all(float(row[-6]) > 0 for row in rows) and float(rows[0][-4]) > 0, out  # model ms; our bconv ms
+    files = list(tmp_path.iterdir())
+    assert [p.name.split("-")[3] for p in files] == ["int8"]
+    assert litert.has_int8(files[0].read_bytes())
+    x = bench_litert.model_input(files[0].read_bytes(), 32)
+    assert x.dtype == np.int8 and len(np.unique(x)) > 100
 
 
 def test_eval_without_ai_edge_litert_leaves_litert_out_with_a_note():

@@ -29,7 +29,7 @@ from .flatbuffer import FlatbufferError, verify
 from .toolchain import BuildError, build
 
 __all__ = ["Interpreter", "UnsupportedModelError", "BuildError", "LCE_OPS", "check_model", "custom_ops",
-           "library", "library_file", "code_path", "with_outputs", "has_int8"]
+           "library", "library_file", "code_path", "with_outputs", "has_int8", "graph_outputs"]
 
 LCE_OPS = ("LceQuantize", "LceDequantize", "LceBconv2d", "LceBMaxPool2d")
 
@@ -106,6 +106,13 @@ def custom_ops(flatbuffer: bytes) -> list[tuple[int, str, bytes]]:
     return ops
 
 
+def graph_outputs(flatbuffer: bytes) -> list[int]:
+    """Tensor indices of subgraph 0's outputs."""
+    model = _schema().Model.GetRootAsModel(flatbuffer, 0)
+    outputs = model.Subgraphs(0).OutputsAsNumpy()
+    return [] if isinstance(outputs, int) else [int(i) for i in outputs]
+
+
 def has_int8(flatbuffer: bytes) -> bool:
     """Whether the file computes in int8 (any int8 tensor in subgraph 0). LiteRT's XNNPACK rounds
     int8 ops otherwise than its builtin kernels and LCE's interpreter, and its builtin kernels round
@@ -171,6 +178,9 @@ class Interpreter:
             as LCE's interpreter does: what a check against LCE compares) or ``"reference"``
             (its reference kernels, whose int8 results do not depend on the CPU: what a
             check of one architecture against another compares).
+        fuse_add: Let an ``LceBconv2d`` whose float output only feeds an ``ADD`` (a residual
+            connection) write that sum itself: the same floats, one op and one pass over
+            memory less. The graph's outputs are never fused away.
 
     Raises:
         UnsupportedModelError: An op or option the kernels do not implement, or a file that is not a
@@ -179,7 +189,7 @@ class Interpreter:
     """
 
     def __init__(self, model: Union[str, os.PathLike, bytes], num_threads: int = 1, path: Optional[str] = None,
-                 builtin_kernels: str = "xnnpack"):
+                 builtin_kernels: str = "xnnpack", fuse_add: bool = True):
         from ai_edge_litert.interpreter import Interpreter as LiteRT
         from ai_edge_litert.interpreter import OpResolverType, load_delegate
 
@@ -199,6 +209,9 @@ class Interpreter:
         if path is not None and not lib.bnn_select_path(path.encode()):
             raise ValueError(f"code path {path!r} is not available here (this CPU has {code_path()!r})")
         options = {"num_threads": str(num_threads)}
+        fuses = hasattr(lib, "bnn_fused_adds")  # a library built from older sources (bench_arm64 --kernels) cannot
+        if fuses:
+            options.update(fuse_add="1" if fuse_add else "0", keep=",".join(map(str, graph_outputs(flatbuffer))))
         if path is not None:
             options["path"] = path
         self._delegate = load_delegate(str(library_file()), options)
@@ -211,6 +224,8 @@ class Interpreter:
             detail = lib.bnn_last_error().decode() or " ".join(str(e).split())
             raise UnsupportedModelError(f"LiteRT refused the model with bnnzoo's kernels: {detail}") from None
         self.path = code_path()
+        #: ADD ops that LceBconv2d ops write themselves (``fuse_add``)
+        self.fused_adds = int(lib.bnn_fused_adds()) if fuses else 0
         self._inputs = self._interpreter.get_input_details()
         self._outputs = self._interpreter.get_output_details()
 

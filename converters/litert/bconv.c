@@ -233,6 +233,25 @@ TfLiteStatus prepare_bconv(TfLiteContext* ctx, Kernel* k) {
   return kTfLiteOk;
 }
 
+/* A fused ADD: the residual added to the float outputs of n pixels from flat pixel `pix` on (one
+ * rounding, as the ADD it replaces), then its activation's clamp (a zero sum clamped at 0 is +0,
+ * as NEON's FMAX and x86's MAXPS give it). */
+static void bconv_add_residual(const Kernel* k, const Job* j, size_t pix, int n) {
+  float* y = (float*)j->out + pix * k->out_c;
+  const float* r = j->residual + pix * k->out_c;
+  const size_t count = (size_t)n * k->out_c;
+  if (!k->residual_clamp) {
+    for (size_t i = 0; i < count; i++) y[i] += r[i];
+    return;
+  }
+  const float lo = k->residual_min, hi = k->residual_max;
+  for (size_t i = 0; i < count; i++) {
+    float v = y[i] + r[i];
+    v = v > lo ? v : lo;
+    y[i] = v < hi ? v : hi;
+  }
+}
+
 static void bconv_rows(void* arg, int begin, int end, int thread) {
   Job* j = (Job*)arg;
   Kernel* k = j->k;
@@ -268,6 +287,7 @@ static void bconv_rows(void* arg, int begin, int end, int thread) {
       bgemm(patches, k->out_w, fg, k->cout_g, rw, counts, k->cout_g);
       bconv_transform(k, j, b, oy, g, counts);
     }
+    if (j->residual) bconv_add_residual(k, j, (size_t)row * k->out_w, k->out_w);
   }
 }
 
@@ -332,6 +352,8 @@ static void bconv_tiles(void* arg, int begin, int end, int thread) {
     }
     for (int r = rows; r < tr; r++) a[r] = a[0], pix[r] = pix[0]; /* computed, not stored */
     k->path->tile(k, j, a, pix, rows);
+    if (j->residual && !k->path->adds_residual)
+      for (int r = 0; r < rows; r++) bconv_add_residual(k, j, pix[r], 1);
   }
 }
 

@@ -9,19 +9,20 @@
 
 /* --- Fast path: 4 pixels x 8 channels per tile ----------------------------------------------
  *
- * K steps of 128 bits. For pixel pair (r0, r1) and channel c, CNT(x_r0 ^ w_c) and
- * CNT(x_r1 ^ w_c) are summed bytewise in pairs by one ADDP (its low half from the first,
- * its high half from the second), and UADALP adds those bytes in pairs into 16-bit lanes:
- * one accumulator holds two outputs (lanes 0-3: r0, lanes 4-7: r1), and per two EOR/CNT
- * there is one ADDP and one UADALP (UADALP issues on one of the Cortex-A72's two SIMD
- * pipes; one per CNT would bound the loop by it). 2 x 8 accumulators, 4 activation and 8
- * filter registers: 28 of the 32. A segment may end in a 64-bit tail: the tails of two
- * pixels share one register (low and high half) against the filter tail stored twice,
- * and UADALP takes their CNT directly, so a 64-channel 3x3 row (6 words) costs what its
- * bits cost. 16-bit lanes hold any receptive field below 65536 bits (max_k_bits).
+ * K steps of 128 bits. For pixel r and channel pair (c, c + 1), CNT(x_r ^ w_c) and
+ * CNT(x_r ^ w_c+1) are summed bytewise in pairs by one ADDP (its low half from channel c, its
+ * high half from c + 1), and UADALP adds those bytes in pairs into 16-bit lanes: one
+ * accumulator holds two channels of one pixel (lanes 0-3: c, lanes 4-7: c + 1), and per two
+ * EOR/CNT there is one ADDP and one UADALP (UADALP issues on one of the Cortex-A72's two SIMD
+ * pipes; one per CNT would bound the loop by it). So the reduction at the end is three ADDP
+ * per pixel, which leave its 8 channels in order in one register: no transposition. 4 x 4
+ * accumulators, 4 activation and 4 filter registers: 28 of the 32. A segment may end in a
+ * 64-bit tail: a pixel's tail loaded into both halves of a register meets two channels' tails
+ * at once, and UADALP takes their CNT directly, so a 64-channel 3x3 row (6 words) costs what
+ * its bits cost. 16-bit lanes hold any receptive field below 65536 bits (max_k_bits).
  *
- * The filter of channels [c0, c0 + 8) is stored for each K step as 8 x 16 bytes (one
- * LD1 of 4 registers, twice), tails as their 8 bytes twice. */
+ * The filter of channels [c0, c0 + 8) is stored for each K step as 8 x 16 bytes (one LD1 of 4
+ * registers, twice), a tail as the 8 channels' 8 bytes (one LD1). */
 
 #define NEON_ROWS 4
 #define NEON_COLS 8
@@ -30,63 +31,53 @@ static void bconv_pack_neon(Kernel* k) {
   const int ksw = k->kseg_words, nq = ksw / 4, tail = ksw % 4 != 0;
   const int tiles = (k->out_c + NEON_COLS - 1) / NEON_COLS;
   const int filter_words = k->taps * k->words_g; /* of k->filter's row_words; the rest is 0 */
-  k->packed_tile_words = (size_t)k->knseg * (nq + tail) * NEON_COLS * 4;
+  k->packed_tile_words = (size_t)k->knseg * (nq * 4 + tail * 2) * NEON_COLS;
   k->packed = (uint32_t*)aligned(sizeof(uint32_t) * k->packed_tile_words * tiles);
   if (!k->packed) return;
   for (int t = 0; t < tiles; t++) {
     uint32_t* dst = k->packed + (size_t)t * k->packed_tile_words;
     for (int s = 0; s < k->knseg; s++)
-      for (int q = 0; q < nq + tail; q++)
-        for (int c = 0; c < NEON_COLS; c++, dst += 4) {
+      for (int q = 0; q < nq + tail; q++) {
+        const int n = q < nq ? 4 : 2; /* words per channel: a full step, or the tail */
+        for (int c = 0; c < NEON_COLS; c++, dst += n) {
           int co = t * NEON_COLS + c;
-          for (int w = 0; w < 4; w++) {
-            int kw = s * ksw + 4 * q + (q == nq ? w % 2 : w); /* a tail's two words, twice */
+          for (int w = 0; w < n; w++) {
+            int kw = s * ksw + 4 * q + w;
             dst[w] = co < k->out_c && kw < filter_words ? k->filter[(size_t)co * k->row_words + kw] : 0;
           }
         }
+      }
   }
 }
 
-/* One filter column (register W) against the four pixels in v0-v3 into accumulators A (pixels
- * 0, 1) and B (pixels 2, 3): the 12 instructions per column of a full K step. */
-#define BNN_STEP_COL(W, A, B)                                                          \
-  "eor v8.16b, v0.16b, " W ".16b\n eor v9.16b, v1.16b, " W ".16b\n"                    \
-  "eor v10.16b, v2.16b, " W ".16b\n eor v11.16b, v3.16b, " W ".16b\n"                  \
-  "cnt v8.16b, v8.16b\n cnt v9.16b, v9.16b\n cnt v10.16b, v10.16b\n cnt v11.16b, v11.16b\n" \
-  "addp v8.16b, v8.16b, v9.16b\n addp v10.16b, v10.16b, v11.16b\n"                   \
-  "uadalp " A ".8h, v8.16b\n uadalp " B ".8h, v10.16b\n"
+/* Pixel X against the channel pair in registers WL, WH into accumulator A (T0, T1 scratch): the
+ * 6 instructions per pixel and pair of a full K step. */
+#define BNN_STEP(X, WL, WH, A, T0, T1)                                                          \
+  "eor " T0 ".16b, " X ".16b, " WL ".16b\n eor " T1 ".16b, " X ".16b, " WH ".16b\n"               \
+  "cnt " T0 ".16b, " T0 ".16b\n cnt " T1 ".16b, " T1 ".16b\n addp " T0 ".16b, " T0 ".16b, " T1 ".16b\n" \
+  "uadalp " A ".8h, " T0 ".16b\n"
 
-/* The same for a tail: v0 holds pixels 0 and 1, v2 pixels 2 and 3, W the filter tail twice. */
-#define BNN_TAIL_COL(W, A, B)                                                  \
-  "eor v8.16b, v0.16b, " W ".16b\n eor v10.16b, v2.16b, " W ".16b\n"           \
-  "cnt v8.16b, v8.16b\n cnt v10.16b, v10.16b\n"                                \
-  "uadalp " A ".8h, v8.16b\n uadalp " B ".8h, v10.16b\n"
+/* A tail: pixel X (its 64 bits in both halves) against the channel pairs' tails in v4-v7. */
+#define BNN_TAIL(X, A0, A1, A2, A3, T)                                                                 \
+  "eor " T ".16b, " X ".16b, v4.16b\n cnt " T ".16b, " T ".16b\n uadalp " A0 ".8h, " T ".16b\n"            \
+  "eor " T ".16b, " X ".16b, v5.16b\n cnt " T ".16b, " T ".16b\n uadalp " A1 ".8h, " T ".16b\n"            \
+  "eor " T ".16b, " X ".16b, v6.16b\n cnt " T ".16b, " T ".16b\n uadalp " A2 ".8h, " T ".16b\n"            \
+  "eor " T ".16b, " X ".16b, v7.16b\n cnt " T ".16b, " T ".16b\n uadalp " A3 ".8h, " T ".16b\n"
 
-#define BNN_HALF(COL, A0, A1, A2, A3, B0, B1, B2, B3)                                               \
-  "ld1 {v4.16b, v5.16b, v6.16b, v7.16b}, [%[w]], #64\n"                                             \
-  COL("v4", A0, B0) COL("v5", A1, B1) COL("v6", A2, B2) COL("v7", A3, B3)
+/* A pixel's four accumulators to its 8 int32 counts, channels 0-3 in D0 and 4-7 in D1. */
+#define BNN_REDUCE(A0, A1, A2, A3, D0, D1)                                                   \
+  "addp v8.8h, " A0 ".8h, " A1 ".8h\n addp v9.8h, " A2 ".8h, " A3 ".8h\n addp v8.8h, v8.8h, v9.8h\n" \
+  "uxtl " D0 ".4s, v8.4h\n uxtl2 " D1 ".4s, v8.8h\n"
 
-#define BNN_COLS8(COL)                                                          \
-  BNN_HALF(COL, "v16", "v17", "v18", "v19", "v24", "v25", "v26", "v27")        \
-  BNN_HALF(COL, "v20", "v21", "v22", "v23", "v28", "v29", "v30", "v31")
-
-/* The accumulators of a pixel pair (A0-A7: columns 0-7) to the pair's two rows of 8 int32
- * counts, channels 0-3 then 4-7 of the first pixel in D0, D1, of the second in D2, D3. */
-#define BNN_REDUCE(A0, A1, A2, A3, A4, A5, A6, A7, D0, D1, D2, D3)                          \
-  "addp v0.8h, " A0 ".8h, " A1 ".8h\n addp v1.8h, " A2 ".8h, " A3 ".8h\n"                   \
-  "addp v2.8h, " A4 ".8h, " A5 ".8h\n addp v3.8h, " A6 ".8h, " A7 ".8h\n"                   \
-  "addp v0.8h, v0.8h, v1.8h\n addp v1.8h, v2.8h, v3.8h\n"                                  \
-  "uzp1 v2.8h, v0.8h, v1.8h\n uzp2 v3.8h, v0.8h, v1.8h\n"                                  \
-  "uxtl " D0 ".4s, v2.4h\n uxtl2 " D1 ".4s, v2.8h\n uxtl " D2 ".4s, v3.4h\n uxtl2 " D3 ".4s, v3.8h\n"
-
-/* The counts of one tile, 4 pixels (rows at a[r] + kseg_off[s]) x the 8 channels whose
- * packed filter starts at w, as cnt[pixel][channels 0-3, 4-7], in registers. One assembly
- * block from the zeroed accumulators to the reduced counts: compiled from intrinsics, GCC 12
- * spilled accumulators inside the K loop and used register-offset loads (two micro-ops each
- * on the A72); here the 16 accumulators live in v16-v31 throughout, every load
- * post-increments its pointer, and the counts come out in v16-v23. */
-static inline void bconv_counts_neon(const Kernel* k, const uint32_t* const* a, const uint8_t* w,
-                                     int32x4_t cnt[NEON_ROWS][2]) {
+/* The counts of one tile, 4 pixels (rows at a[r] + kseg_off[s]) x the 8 channels whose packed
+ * filter starts at w, into c[pixel][channels 0-3, 4-7] in registers. One assembly block from
+ * the zeroed accumulators to the reduced counts: compiled from intrinsics, GCC 12 spilled
+ * accumulators inside the K loop and used register-offset loads (two micro-ops each on the
+ * A72); here the 16 accumulators live in v16-v31 throughout, every load post-increments its
+ * pointer, and the counts come out in v16-v23. Accumulator v16 + 4 r + q: pixel r, channels
+ * 2q and 2q + 1. */
+static inline __attribute__((always_inline)) void bconv_counts_neon(const Kernel* k, const uint32_t* const* a,
+                                                                    const uint8_t* w, int32x4_t c[NEON_ROWS][2]) {
   const long nq = k->kseg_words / 4, tail = k->kseg_words % 4 != 0;
   const int32_t* offs = k->kseg_off;
   long segs = k->knseg, n, t;
@@ -104,77 +95,124 @@ static inline void bconv_counts_neon(const Kernel* k, const uint32_t* const* a, 
       "add %[p2], %[a2], %[t], lsl #2\n add %[p3], %[a3], %[t], lsl #2\n"
       "cbz %[nq], 2f\n"
       "mov %[n], %[nq]\n"
-      "1:\n" /* each full K step */
+      "1:\n" /* each full K step: pixel r, pair q into v(16 + 4r + q) */
       "ldr q0, [%[p0]], #16\n ldr q1, [%[p1]], #16\n ldr q2, [%[p2]], #16\n ldr q3, [%[p3]], #16\n"
-      BNN_COLS8(BNN_STEP_COL)
+      "ld1 {v4.16b, v5.16b, v6.16b, v7.16b}, [%[w]], #64\n"
+      BNN_STEP("v0", "v4", "v5", "v16", "v8", "v9") BNN_STEP("v1", "v4", "v5", "v20", "v10", "v11")
+      BNN_STEP("v2", "v4", "v5", "v24", "v8", "v9") BNN_STEP("v3", "v4", "v5", "v28", "v10", "v11")
+      BNN_STEP("v0", "v6", "v7", "v17", "v8", "v9") BNN_STEP("v1", "v6", "v7", "v21", "v10", "v11")
+      BNN_STEP("v2", "v6", "v7", "v25", "v8", "v9") BNN_STEP("v3", "v6", "v7", "v29", "v10", "v11")
+      "ld1 {v4.16b, v5.16b, v6.16b, v7.16b}, [%[w]], #64\n"
+      BNN_STEP("v0", "v4", "v5", "v18", "v8", "v9") BNN_STEP("v1", "v4", "v5", "v22", "v10", "v11")
+      BNN_STEP("v2", "v4", "v5", "v26", "v8", "v9") BNN_STEP("v3", "v4", "v5", "v30", "v10", "v11")
+      BNN_STEP("v0", "v6", "v7", "v19", "v8", "v9") BNN_STEP("v1", "v6", "v7", "v23", "v10", "v11")
+      BNN_STEP("v2", "v6", "v7", "v27", "v8", "v9") BNN_STEP("v3", "v6", "v7", "v31", "v10", "v11")
       "subs %[n], %[n], #1\n"
       "b.ne 1b\n"
       "2:\n"
       "cbz %[tail], 3f\n"
-      "ldr d0, [%[p0]]\n ld1 {v0.d}[1], [%[p1]]\n ldr d2, [%[p2]]\n ld1 {v2.d}[1], [%[p3]]\n"
-      BNN_COLS8(BNN_TAIL_COL)
+      "ld1r {v0.2d}, [%[p0]]\n ld1r {v1.2d}, [%[p1]]\n ld1r {v2.2d}, [%[p2]]\n ld1r {v3.2d}, [%[p3]]\n"
+      "ld1 {v4.16b, v5.16b, v6.16b, v7.16b}, [%[w]], #64\n"
+      BNN_TAIL("v0", "v16", "v17", "v18", "v19", "v8") BNN_TAIL("v1", "v20", "v21", "v22", "v23", "v9")
+      BNN_TAIL("v2", "v24", "v25", "v26", "v27", "v10") BNN_TAIL("v3", "v28", "v29", "v30", "v31", "v11")
       "3:\n"
       "subs %[segs], %[segs], #1\n"
       "b.ne 0b\n"
-      BNN_REDUCE("v16", "v17", "v18", "v19", "v20", "v21", "v22", "v23", "v16", "v17", "v18", "v19")
-      BNN_REDUCE("v24", "v25", "v26", "v27", "v28", "v29", "v30", "v31", "v20", "v21", "v22", "v23")
+      BNN_REDUCE("v16", "v17", "v18", "v19", "v16", "v17")
+      BNN_REDUCE("v20", "v21", "v22", "v23", "v18", "v19")
+      BNN_REDUCE("v24", "v25", "v26", "v27", "v20", "v21")
+      BNN_REDUCE("v28", "v29", "v30", "v31", "v22", "v23")
       : "=&w"(c00), "=&w"(c01), "=&w"(c10), "=&w"(c11), "=&w"(c20), "=&w"(c21), "=&w"(c30), "=&w"(c31),
         [w] "+r"(w), [offs] "+r"(offs), [segs] "+r"(segs), [n] "=&r"(n), [t] "=&r"(t), [p0] "=&r"(p0),
         [p1] "=&r"(p1), [p2] "=&r"(p2), [p3] "=&r"(p3)
       : [a0] "r"(a[0]), [a1] "r"(a[1]), [a2] "r"(a[2]), [a3] "r"(a[3]), [nq] "r"(nq), [tail] "r"(tail)
       : "v0", "v1", "v2", "v3", "v4", "v5", "v6", "v7", "v8", "v9", "v10", "v11", "v24", "v25", "v26", "v27",
         "v28", "v29", "v30", "v31", "cc", "memory");
-  cnt[0][0] = c00, cnt[0][1] = c01, cnt[1][0] = c10, cnt[1][1] = c11;
-  cnt[2][0] = c20, cnt[2][1] = c21, cnt[3][0] = c30, cnt[3][1] = c31;
+  c[0][0] = c00, c[0][1] = c01, c[1][0] = c10, c[1][1] = c11;
+  c[2][0] = c20, c[2][1] = c21, c[3][0] = c30, c[3][1] = c31;
 }
 
-/* The float transform of 8 channels, h = pop, or with a fused activation h = 0.5 (K -
- * clamp(K - 2 pop, lo, hi)) = clamp(pop, (K - hi) / 2, (K - lo) / 2), the same float exactly
- * (an integer or half-integer); then y = h m' + b' in two roundings, as LCE's reference
- * kernel computes it. */
-static inline __attribute__((always_inline)) void bconv_float8_neon(const int32x4_t* cnt, int act, float32x4_t hmin, float32x4_t hmax,
-                                     const float* m, const float* b, float32x4_t* y0, float32x4_t* y1) {
-  float32x4_t h0 = vcvtq_f32_s32(cnt[0]), h1 = vcvtq_f32_s32(cnt[1]);
-  if (act) {
-    h0 = vminq_f32(vmaxq_f32(h0, hmin), hmax);
-    h1 = vminq_f32(vmaxq_f32(h1, hmin), hmax);
+/* The float outputs of one pixel's 8 channels from its counts c0, c1. h = pop, or with a fused
+ * activation h = 0.5 (K - clamp(K - 2 pop, lo, hi)) = clamp(2 pop, K - hi, K - lo) / 2: the
+ * clamp in integers, the halving exact in the conversion (SCVTF's fraction bits), the same float
+ * as LCE's; then y = h m' + b' in two roundings, as LCE's reference kernel computes it, and a
+ * fused ADD's residual in a third, as the ADD rounds. */
+/* act: 0 none; 1 clamp 2 pop to [lo, hi]; 2 only an upper bound, hi / 2 in pop (RELU: 2 pop >= 0 >
+ * K - clamp_max, and hi = K even for any even channels_in), one instruction instead of three. */
+enum { ACT_CLAMP = 1, ACT_MIN_POP = 2 };
+
+typedef struct {
+  int32x4_t lo, hi;   /* the fused activation's range in 2 pop */
+  int32x4_t hi_pop;   /* hi / 2 (ACT_MIN_POP) */
+  int rclamp;         /* a fused ADD's clamp, to [rlo, rhi] */
+  float32x4_t rlo, rhi;
+} OutParams;
+
+static inline __attribute__((always_inline)) void bconv_out8_neon(int32x4_t c0, int32x4_t c1, int act,
+                                                                  const OutParams* o, float32x4_t m0, float32x4_t m1,
+                                                                  float32x4_t b0, float32x4_t b1, const float* res,
+                                                                  float* y) {
+  float32x4_t h0, h1;
+  if (act == ACT_MIN_POP) {
+    h0 = vcvtq_f32_s32(vminq_s32(c0, o->hi_pop)), h1 = vcvtq_f32_s32(vminq_s32(c1, o->hi_pop));
+  } else if (act) {
+    h0 = vcvtq_n_f32_s32(vminq_s32(vmaxq_s32(vshlq_n_s32(c0, 1), o->lo), o->hi), 1);
+    h1 = vcvtq_n_f32_s32(vminq_s32(vmaxq_s32(vshlq_n_s32(c1, 1), o->lo), o->hi), 1);
+  } else {
+    h0 = vcvtq_f32_s32(c0), h1 = vcvtq_f32_s32(c1);
   }
-  *y0 = vaddq_f32(vmulq_f32(h0, vld1q_f32(m)), vld1q_f32(b));
-  *y1 = vaddq_f32(vmulq_f32(h1, vld1q_f32(m + 4)), vld1q_f32(b + 4));
+  float32x4_t y0 = vaddq_f32(vmulq_f32(h0, m0), b0);
+  float32x4_t y1 = vaddq_f32(vmulq_f32(h1, m1), b1);
+  if (res) {
+    y0 = vaddq_f32(y0, vld1q_f32(res)), y1 = vaddq_f32(y1, vld1q_f32(res + 4));
+    if (o->rclamp) /* FMAX(-0, +0) is +0, as the library's other paths clamp */
+      y0 = vminq_f32(vmaxq_f32(y0, o->rlo), o->rhi), y1 = vminq_f32(vmaxq_f32(y1, o->rlo), o->rhi);
+  }
+  vst1q_f32(y, y0);
+  vst1q_f32(y + 4, y1);
 }
 
-/* A channel tile with fewer than 8 channels (the last one of out_c % 8 != 0). */
-__attribute__((noinline)) static void bconv_float_part_neon(const int32x4_t* cnt, int act, float32x4_t hmin,
-                                                            float32x4_t hmax, const float* m, const float* b,
-                                                            float* yo, int n) {
-  float32x4_t y[2];
-  float tmp[NEON_COLS];
-  bconv_float8_neon(cnt, act, hmin, hmax, m, b, &y[0], &y[1]);
-  vst1q_f32(tmp, y[0]);
-  vst1q_f32(tmp + 4, y[1]);
-  for (int c = 0; c < n; c++) yo[c] = tmp[c];
-}
-
-/* The float outputs of a tile's rows, 8 channels each (act a constant where it is inlined). */
-static inline __attribute__((always_inline)) void bconv_float_rows_neon(
-    const int32x4_t cnt[NEON_ROWS][2], int rows, int act, float32x4_t hmin, float32x4_t hmax, const float* m,
-    const float* b, float* y, const size_t* t_at, const size_t* out_at) {
+/* A whole tile's float outputs (4 pixels x 8 channels), straight-line so that the counts stay in
+ * registers; act, rclamp, spatial and res != NULL constants where it is inlined (per channel, the
+ * multipliers and biases are loaded once for the 4 pixels). */
+static inline __attribute__((always_inline)) void bconv_float_tile_neon(
+    int32x4_t c[NEON_ROWS][2], int act, int rclamp, int spatial, const OutParams* o, const float* m, const float* b,
+    const size_t* t_at, const float* res, float* y, const size_t* out_at) {
+  const OutParams p = {o->lo, o->hi, o->hi_pop, rclamp, o->rlo, o->rhi};
+  const float32x4_t m0 = vld1q_f32(m), m1 = vld1q_f32(m + 4), b0 = vld1q_f32(b), b1 = vld1q_f32(b + 4);
 #pragma GCC unroll 4
   for (int r = 0; r < NEON_ROWS; r++) {
-    if (r >= rows) break;
-    float32x4_t y0, y1;
-    bconv_float8_neon(cnt[r], act, hmin, hmax, m + t_at[r], b + t_at[r], &y0, &y1);
-    vst1q_f32(y + out_at[r], y0);
-    vst1q_f32(y + out_at[r] + 4, y1);
+    const float *mr = m + t_at[r], *br = b + t_at[r];
+    if (spatial)
+      bconv_out8_neon(c[r][0], c[r][1], act, &p, vld1q_f32(mr), vld1q_f32(mr + 4), vld1q_f32(br), vld1q_f32(br + 4),
+                      res ? res + out_at[r] : NULL, y + out_at[r]);
+    else
+      bconv_out8_neon(c[r][0], c[r][1], act, &p, m0, m1, b0, b1, res ? res + out_at[r] : NULL, y + out_at[r]);
   }
+}
+
+/* The rare tiles: fewer than 4 pixels (the last tile) or fewer than 8 channels (out_c % 8). */
+__attribute__((noinline)) static void bconv_float_part_neon(int32x4_t c0, int32x4_t c1, int act, const OutParams* o,
+                                                            const float* m, const float* b, const float* res,
+                                                            float* yo, int n) {
+  float tmp[NEON_COLS], mt[NEON_COLS] = {0}, bt[NEON_COLS] = {0}, rt[NEON_COLS] = {0};
+  for (int i = 0; i < n; i++) mt[i] = m[i], bt[i] = b[i], rt[i] = res ? res[i] : 0.0f;
+  bconv_out8_neon(c0, c1, act, o, vld1q_f32(mt), vld1q_f32(mt + 4), vld1q_f32(bt), vld1q_f32(bt + 4), res ? rt : NULL,
+                  tmp);
+  for (int i = 0; i < n; i++) yo[i] = tmp[i];
 }
 
 static void bconv_tile_neon(const Kernel* k, const Job* j, const uint32_t* const* a, const size_t* pix, int rows) {
-  const int out_c = k->out_c, act = k->p.activation != ACT_NONE, spatial = k->spatial_transform;
+  const int out_c = k->out_c, spatial = k->spatial_transform;
   const size_t ohw = (size_t)k->out_h * k->out_w, words = k->out_words;
-  const float32x4_t hmin = vdupq_n_f32(0.5f * (float)(k->ktot - k->clamp_max));
-  const float32x4_t hmax = vdupq_n_f32(0.5f * (float)(k->ktot - k->clamp_min));
+  /* the activation's range in 2 pop: [K - clamp_max, K - clamp_min] (int64 first: no overflow) */
+  const int64_t lo64 = (int64_t)k->ktot - k->clamp_max, hi64 = (int64_t)k->ktot - k->clamp_min;
+  const int32_t lo2 = (int32_t)(lo64 < -(1 << 30) ? -(1 << 30) : lo64), hi2 = (int32_t)(hi64 > (1 << 30) ? (1 << 30) : hi64);
+  const int act = k->p.activation == ACT_NONE ? 0 : lo2 <= 0 && hi2 % 2 == 0 ? ACT_MIN_POP : ACT_CLAMP;
+  const OutParams o = {vdupq_n_s32(lo2), vdupq_n_s32(hi2), vdupq_n_s32(hi2 / 2), k->residual_clamp,
+                       vdupq_n_f32(k->residual_min), vdupq_n_f32(k->residual_max)};
   const uint8x8_t bit = vcreate_u8(0x8040201008040201ull);
+  const float* res = j->residual;
   size_t out_at[NEON_ROWS], t_at[NEON_ROWS]; /* each pixel's first output, its transform row */
   for (int r = 0; r < NEON_ROWS; r++) {
     out_at[r] = pix[r] * (k->bitpacked_out ? 4 * words : (size_t)out_c);
@@ -199,22 +237,41 @@ static void bconv_tile_neon(const Kernel* k, const Job* j, const uint32_t* const
       continue;
     }
     float* y = (float*)j->out + c0;
-    const float *m = k->multiplier + c0, *b = k->bias + c0;
-    if (out_c - c0 < NEON_COLS) {
-      for (int r = 0; r < rows; r++)
-        bconv_float_part_neon(cnt[r], act, hmin, hmax, m + t_at[r], b + t_at[r], y + out_at[r], out_c - c0);
+    const float *m = k->multiplier + c0, *b = k->bias + c0, *rc = res ? res + c0 : NULL;
+    if (rows < NEON_ROWS || out_c - c0 < NEON_COLS) {
+      const int n = out_c - c0 < NEON_COLS ? out_c - c0 : NEON_COLS;
+#pragma GCC unroll 4
+      for (int r = 0; r < NEON_ROWS; r++) /* constant indices: the counts stay in registers */
+        if (r < rows)
+          bconv_float_part_neon(cnt[r][0], cnt[r][1], act, &o, m + t_at[r], b + t_at[r], rc ? rc + out_at[r] : NULL,
+                                y + out_at[r], n);
       continue;
     }
-    if (act)
-      bconv_float_rows_neon(cnt, rows, 1, hmin, hmax, m, b, y, t_at, out_at);
+    /* specialised: the fused activation, and a fused ADD with or without its clamp */
+#define BNN_TILE_ACT(RES, RCLAMP)                                                                  \
+  do {                                                                                             \
+    if (spatial)                                                                                   \
+      bconv_float_tile_neon(cnt, act ? ACT_CLAMP : 0, RCLAMP, 1, &o, m, b, t_at, RES, y, out_at); \
+    else if (act == ACT_MIN_POP)                                                                   \
+      bconv_float_tile_neon(cnt, ACT_MIN_POP, RCLAMP, 0, &o, m, b, t_at, RES, y, out_at);         \
+    else if (act)                                                                                  \
+      bconv_float_tile_neon(cnt, ACT_CLAMP, RCLAMP, 0, &o, m, b, t_at, RES, y, out_at);           \
+    else                                                                                           \
+      bconv_float_tile_neon(cnt, 0, RCLAMP, 0, &o, m, b, t_at, RES, y, out_at);                   \
+  } while (0)
+    if (!rc)
+      BNN_TILE_ACT(NULL, 0);
+    else if (!o.rclamp)
+      BNN_TILE_ACT(rc, 0);
     else
-      bconv_float_rows_neon(cnt, rows, 0, hmin, hmax, m, b, y, t_at, out_at);
+      BNN_TILE_ACT(rc, 1);
+#undef BNN_TILE_ACT
   }
 }
 
 const CodePath PATH_NEON = {.name = "neon", .bgemm = bgemm_neon, .tile = bconv_tile_neon, .pack = bconv_pack_neon,
                             .tile_rows = NEON_ROWS, .tile_cols = NEON_COLS, .step_words = 4, .tail_words = 2,
-                            .max_k_bits = 65535};
+                            .max_k_bits = 65535, .adds_residual = 1};
 
 /* --- General path ------------------------------------------------------------------------------ */
 

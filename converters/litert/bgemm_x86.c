@@ -146,6 +146,7 @@ __attribute__((target("avx512f,avx512vl,avx512vpopcntdq"))) static void bconv_ti
   const size_t ohw = (size_t)k->out_h * k->out_w, words = k->out_words;
   const __m512 hmin = _mm512_set1_ps(0.5f * (float)(k->ktot - k->clamp_max));
   const __m512 hmax = _mm512_set1_ps(0.5f * (float)(k->ktot - k->clamp_min));
+  const __m512 rlo = _mm512_set1_ps(k->residual_min), rhi = _mm512_set1_ps(k->residual_max);
   size_t out_at[X86_ROWS], t_at[X86_ROWS];
   for (int r = 0; r < X86_ROWS; r++) {
     out_at[r] = pix[r] * (k->bitpacked_out ? 4 * words : (size_t)out_c);
@@ -192,6 +193,11 @@ __attribute__((target("avx512f,avx512vl,avx512vpopcntdq"))) static void bconv_ti
         const float* m = k->multiplier + t_at[r] + cz;
         const float* b = k->bias + t_at[r] + cz;
         __m512 y = _mm512_add_ps(_mm512_mul_ps(h, _mm512_loadu_ps(m)), _mm512_loadu_ps(b));
+        if (j->residual) {
+          y = _mm512_add_ps(y, _mm512_maskz_loadu_ps(valid, j->residual + out_at[r] + cz));
+          if (k->residual_clamp) /* max(y, lo) is lo where both are zeros: +0, as the generic pass */
+            y = _mm512_min_ps(_mm512_max_ps(y, rlo), rhi);
+        }
         _mm512_mask_storeu_ps((float*)j->out + out_at[r] + cz, valid, y);
       }
     }
@@ -200,5 +206,6 @@ __attribute__((target("avx512f,avx512vl,avx512vpopcntdq"))) static void bconv_ti
 
 const CodePath PATH_AVX512 = {.name = "avx512", .bgemm = bgemm_avx512, .tile = bconv_tile_avx512,
                               .pack = bconv_pack_avx512, .tile_rows = X86_ROWS, .tile_cols = X86_COLS,
-                              .step_words = 1, .tail_words = 0, .max_k_bits = 1 << 30};
+                              .step_words = 1, .tail_words = 0, .max_k_bits = 1 << 30,
+                              .adds_residual = 1};
 #endif

@@ -124,6 +124,7 @@ typedef struct {
   int step_words;               /* words per K step; im2col rows are padded to it */
   int tail_words;               /* a segment may end in a tail of this many words (0: none) */
   int max_k_bits;               /* longest receptive field the kernel's counters hold */
+  int adds_residual;            /* the tile kernel adds Job.residual to float outputs itself */
 } CodePath;
 
 #define MAX_TILE_ROWS 8
@@ -147,6 +148,9 @@ typedef struct Kernel {
   int node_index;
   int inputs[5], n_inputs;
   int output;
+  int residual; /* a fused ADD's other input (float32, the output's shape), -1: none */
+  int residual_clamp; /* the fused ADD's activation clamps the sum to [residual_min, residual_max] */
+  float residual_min, residual_max;
   Pool* pool; /* the delegate's */
   const CodePath* path; /* chosen when the delegate was made */
   /* LceQuantize input / LceDequantize output, set in prepare: float32, int8 or bool values. An int8
@@ -193,6 +197,7 @@ typedef struct Job {
   Kernel* k;
   const void* in;
   void* out;
+  const float* residual; /* added to every float output (a fused ADD), NULL: none */
 } Job;
 
 /* --- delegate.c: tensor helpers ---------------------------------------------------------- */

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <math.h>
 #include <time.h>
 
 /* --- Tensor helpers ------------------------------------------------------------------ */
@@ -75,19 +76,36 @@ typedef struct {
   Pool* pool;
   int threads;
   const CodePath* path; /* the code path chosen when the delegate was made */
+  int fuse_add;         /* fuse an ADD of a residual into the LceBconv2d before it */
+  int* keep;            /* tensors that must stay interpreter tensors (the graph's outputs) */
+  int n_keep;
 } DelegateData;
+
+enum { BUILTIN_ADD = 0, BUILTIN_CUSTOM = 32 };
 
 static void* kernel_init(TfLiteContext* ctx, const char* buffer, size_t length) {
   (void)length;
   const TfLiteDelegateParams* params = (const TfLiteDelegateParams*)buffer;
-  if (!params || params->nodes_to_replace->size != 1) {
-    set_error("bnnzoo delegate: a kernel must replace exactly one node");
+  int n = params ? params->nodes_to_replace->size : 0;
+  if (n != 1 && n != 2) {
+    set_error("bnnzoo delegate: a kernel replaces one LCE node, or an LceBconv2d and the ADD after it");
     return NULL;
   }
-  int index = params->nodes_to_replace->data[0];
-  TfLiteNode* node;
-  TfLiteRegistration* reg;
-  if (ctx->GetNodeAndRegistration(ctx, index, &node, &reg) != kTfLiteOk) return NULL;
+  /* the LCE node, and the fused ADD where there is one (delegate_prepare paired them) */
+  int index = -1, add = -1;
+  TfLiteNode* node = NULL;
+  TfLiteRegistration* reg = NULL;
+  for (int i = 0; i < n; i++) {
+    TfLiteNode* nd;
+    TfLiteRegistration* rg;
+    if (ctx->GetNodeAndRegistration(ctx, params->nodes_to_replace->data[i], &nd, &rg) != kTfLiteOk) return NULL;
+    if (rg->builtin_code == BUILTIN_CUSTOM) index = params->nodes_to_replace->data[i], node = nd, reg = rg;
+    else add = params->nodes_to_replace->data[i];
+  }
+  if (index < 0 || (n == 2 && add < 0)) {
+    set_error("bnnzoo delegate: a kernel replaces one LCE node, or an LceBconv2d and the ADD after it");
+    return NULL;
+  }
   Kernel* k = (Kernel*)calloc(1, sizeof *k);
   if (!k) return NULL;
   k->node_index = index;
@@ -102,6 +120,18 @@ static void* kernel_init(TfLiteContext* ctx, const char* buffer, size_t length) 
   for (int i = 0; i < k->n_inputs; i++) k->inputs[i] = node->inputs->data[i];
   for (int i = k->n_inputs; i < 5; i++) k->inputs[i] = -1;
   k->output = node->outputs->data[0];
+  k->residual = -1;
+  if (add >= 0) { /* write the ADD's output: y + residual, the conv's own output never materialised */
+    TfLiteNode* a;
+    TfLiteRegistration* ra;
+    ctx->GetNodeAndRegistration(ctx, add, &a, &ra);
+    k->residual = a->inputs->data[a->inputs->data[0] == k->output ? 1 : 0];
+    k->output = a->outputs->data[0];
+    int act = *(const int*)a->builtin_data;
+    k->residual_clamp = act != ACT_NONE;
+    k->residual_min = act == ACT_RELU_N1_TO_1 ? -1.0f : 0.0f;
+    k->residual_max = act == ACT_RELU6 ? 6.0f : act == ACT_RELU_N1_TO_1 ? 1.0f : INFINITY;
+  }
   k->pool = ((DelegateData*)params->delegate->data_)->pool;
   k->path = ((DelegateData*)params->delegate->data_)->path;
   return k;
@@ -121,7 +151,14 @@ static TfLiteStatus kernel_prepare(TfLiteContext* ctx, TfLiteNode* node) {
   switch (k->p.op) {
     case OP_QUANTIZE: case OP_DEQUANTIZE: return prepare_quantize(ctx, k);
     case OP_BMAXPOOL2D: return prepare_maxpool(ctx, k);
-    case OP_BCONV2D: return prepare_bconv(ctx, k);
+    case OP_BCONV2D: {
+      if (prepare_bconv(ctx, k) != kTfLiteOk) return kTfLiteError;
+      if (k->residual < 0) return kTfLiteOk;
+      const TfLiteTensor *r = &ctx->tensors[k->residual], *out = &ctx->tensors[k->output];
+      if (out->type != kTfLiteFloat32 || r->type != kTfLiteFloat32 || num_elements(r) != num_elements(out))
+        return fail(ctx, "LceBconv2d: the fused ADD needs float32 tensors of one shape");
+      return kTfLiteOk;
+    }
   }
   return kTfLiteError;
 }
@@ -163,7 +200,9 @@ static TfLiteStatus kernel_invoke_timed(TfLiteContext* ctx, TfLiteNode* node) {
   TfLiteTensor* out = &ctx->tensors[k->output];
   if (!in->data.raw || !out->data.raw) return fail(ctx, "%s: unallocated tensor", OP_NAMES[k->p.op]);
   if (!g_path) bnn_select_path(NULL);
-  Job job = {ctx, k, in->data.raw, out->data.raw};
+  Job job = {ctx, k, in->data.raw, out->data.raw, NULL};
+  if (k->residual >= 0 && !(job.residual = ctx->tensors[k->residual].data.f))
+    return fail(ctx, "%s: unallocated tensor", OP_NAMES[k->p.op]);
   switch (k->p.op) {
     case OP_QUANTIZE: case OP_DEQUANTIZE: {
       int rows = (int)(num_elements(in) / in->dims->data[in->dims->size - 1]);
@@ -204,12 +243,67 @@ static TfLiteStatus check_layout(TfLiteContext* ctx) {
   return kTfLiteOk;
 }
 
+static int same_dims(const TfLiteTensor* a, const TfLiteTensor* b) {
+  if (!a->dims || !b->dims || a->dims->size != b->dims->size) return 0;
+  for (int d = 0; d < a->dims->size; d++)
+    if (a->dims->data[d] != b->dims->data[d] || a->dims->data[d] < 0) return 0;
+  return 1;
+}
+
+/* The ADD node that only adds a residual to LceBconv2d node `conv`'s float output, or -1. Fused,
+ * the conv writes y + residual itself (the same float: one rounding either way) and the
+ * interpreter runs one op and one pass over memory less. Only where nothing else reads the
+ * conv's output, it is not one of the graph's outputs (a layer-by-layer check reads those),
+ * and the ADD has no broadcast and no activation but a clamp (RELU, RELU_N1_TO_1, RELU6). */
+static int fusable_add(TfLiteContext* ctx, const DelegateData* data, TfLiteIntArray* plan, const int* readers,
+                       TfLiteNode* conv) {
+  int y = conv->outputs->data[0];
+  if (!data->fuse_add || readers[y] != 1 || ctx->tensors[y].type != kTfLiteFloat32) return -1;
+  for (int i = 0; i < data->n_keep; i++)
+    if (data->keep[i] == y) return -1;
+  for (int i = 0; i < plan->size; i++) {
+    TfLiteNode* node;
+    TfLiteRegistration* reg;
+    if (ctx->GetNodeAndRegistration(ctx, plan->data[i], &node, &reg) != kTfLiteOk) continue;
+    if (!node->inputs || node->inputs->size != 2 || !node->outputs || node->outputs->size != 1) continue;
+    if (node->inputs->data[0] != y && node->inputs->data[1] != y) continue;
+    int r = node->inputs->data[node->inputs->data[0] == y ? 1 : 0], out = node->outputs->data[0];
+    if (reg->builtin_code != BUILTIN_ADD || r == y || r < 0 || out < 0 || !node->builtin_data) return -1;
+    int act = *(const int*)node->builtin_data; /* TfLiteAddParams.activation */
+    if (act != ACT_NONE && act != ACT_RELU && act != ACT_RELU_N1_TO_1 && act != ACT_RELU6) return -1;
+    const TfLiteTensor *ty = &ctx->tensors[y], *tr = &ctx->tensors[r], *to = &ctx->tensors[out];
+    if (tr->type != kTfLiteFloat32 || to->type != kTfLiteFloat32 || !same_dims(ty, tr) || !same_dims(ty, to))
+      return -1;
+    return plan->data[i];
+  }
+  return -1;
+}
+
+/* ADD nodes fused by the last delegate_prepare, for the Python wrapper (Interpreter.fused_adds). */
+static int g_fused_adds;
+
+EXPORT int bnn_fused_adds(void) { return g_fused_adds; }
+
 static TfLiteStatus delegate_prepare(TfLiteContext* ctx, TfLiteDelegate* delegate) {
   TfLiteIntArray* plan;
   if (ctx->GetExecutionPlan(ctx, &plan) != kTfLiteOk) return kTfLiteError;
   if (check_layout(ctx) != kTfLiteOk) return kTfLiteError;
+  const DelegateData* data = (const DelegateData*)delegate->data_;
   int n = plan->size;
   int* claimed = (int*)malloc(sizeof(int) * (n ? n : 1));
+  int* fused = (int*)malloc(sizeof(int) * (n ? n : 1)); /* the ADD fused into claimed[i], or -1 */
+  int* readers = (int*)calloc(ctx->tensors_size, sizeof(int)); /* nodes reading each tensor */
+  if (!claimed || !fused || !readers) {
+    free(claimed), free(fused), free(readers);
+    return fail(ctx, "bnnzoo delegate: out of memory");
+  }
+  for (int i = 0; i < n; i++) {
+    TfLiteNode* node;
+    TfLiteRegistration* reg;
+    if (ctx->GetNodeAndRegistration(ctx, plan->data[i], &node, &reg) != kTfLiteOk || !node->inputs) continue;
+    for (int q = 0; q < node->inputs->size; q++)
+      if (node->inputs->data[q] >= 0 && node->inputs->data[q] < (int)ctx->tensors_size) readers[node->inputs->data[q]]++;
+  }
   int count = 0;
   for (int i = 0; i < n; i++) {
     TfLiteNode* node;
@@ -221,22 +315,26 @@ static TfLiteStatus delegate_prepare(TfLiteContext* ctx, TfLiteDelegate* delegat
     if (op == OP_UNKNOWN || strncmp(reg->custom_name, "Lce", 3) != 0) continue;
     if (!node->inputs || !node->outputs || node->outputs->size != 1 || node->inputs->size < 1 ||
         node->inputs->size > 5) {
-      free(claimed);
+      free(claimed), free(fused), free(readers);
       return fail(ctx, "bnnzoo delegate: TfLiteNode layout mismatch at %s (node %d)", reg->custom_name, index);
     }
     for (int q = 0; q < node->inputs->size; q++)
       if (node->inputs->data[q] >= (int)ctx->tensors_size) {
-        free(claimed);
+        free(claimed), free(fused), free(readers);
         return fail(ctx, "bnnzoo delegate: TfLiteNode layout mismatch at %s (node %d)", reg->custom_name, index);
       }
     OpParams p;
     if (!parse_params(op, (const uint8_t*)node->custom_initial_data, (size_t)node->custom_initial_data_size, &p)) {
-      free(claimed);
+      free(claimed), free(fused), free(readers);
       ctx->ReportError(ctx, "%s", g_error);
       return kTfLiteError;
     }
+    fused[count] = op == OP_BCONV2D ? fusable_add(ctx, data, plan, readers, node) : -1;
     claimed[count++] = index;
   }
+  free(readers);
+  g_fused_adds = 0;
+  for (int i = 0; i < count; i++) g_fused_adds += fused[i] >= 0;
   TfLiteRegistration reg;
   memset(&reg, 0, sizeof reg);
   reg.init = kernel_init;
@@ -247,21 +345,23 @@ static TfLiteStatus delegate_prepare(TfLiteContext* ctx, TfLiteDelegate* delegat
   reg.custom_name = "BnnzooLceDelegate";
   reg.version = 1;
   TfLiteStatus status = kTfLiteOk;
-  /* one node per delegate kernel: the tensors between our ops stay interpreter tensors */
+  /* one LCE node per delegate kernel (with its fused ADD): the tensors between our ops stay
+   * interpreter tensors */
   for (int i = 0; i < count && status == kTfLiteOk; i++) {
     struct {
       int size;
-      int data[1];
-    } one = {1, {claimed[i]}};
-    status = ctx->ReplaceNodeSubsetsWithDelegateKernels(ctx, reg, (const TfLiteIntArray*)&one, delegate);
+      int data[2];
+    } subset = {fused[i] < 0 ? 1 : 2, {claimed[i], fused[i]}};
+    status = ctx->ReplaceNodeSubsetsWithDelegateKernels(ctx, reg, (const TfLiteIntArray*)&subset, delegate);
   }
-  free(claimed);
+  free(claimed), free(fused);
   return status;
 }
 
 EXPORT TfLiteDelegate* tflite_plugin_create_delegate(char** keys, char** values, size_t n,
                                                      void (*report_error)(const char*)) {
-  int threads = 1, path_given = 0;
+  int threads = 1, path_given = 0, fuse_add = 0;
+  const char* keep = "";
   for (size_t i = 0; i < n; i++) {
     if (strcmp(keys[i], "num_threads") == 0) {
       threads = atoi(values[i]);
@@ -275,8 +375,12 @@ EXPORT TfLiteDelegate* tflite_plugin_create_delegate(char** keys, char** values,
         return NULL;
       }
       path_given = 1;
+    } else if (strcmp(keys[i], "fuse_add") == 0) {
+      fuse_add = strcmp(values[i], "1") == 0;
+    } else if (strcmp(keys[i], "keep") == 0) {
+      keep = values[i];
     } else {
-      if (report_error) report_error("bnnzoo delegate: unknown option (num_threads, path)");
+      if (report_error) report_error("bnnzoo delegate: unknown option (num_threads, path, fuse_add, keep)");
       return NULL;
     }
   }
@@ -286,6 +390,16 @@ EXPORT TfLiteDelegate* tflite_plugin_create_delegate(char** keys, char** values,
   data->threads = threads;
   data->path = g_path;
   data->pool = pool_create(threads);
+  data->fuse_add = fuse_add;
+  /* keep: comma-separated tensor indices */
+  data->keep = (int*)malloc(sizeof(int) * (strlen(keep) / 2 + 1));
+  for (const char* c = keep; data->keep && *c;) {
+    char* end;
+    long v = strtol(c, &end, 10);
+    if (end == c) break;
+    data->keep[data->n_keep++] = (int)v;
+    c = *end == ',' ? end + 1 : end;
+  }
   d->data_ = data;
   d->Prepare = delegate_prepare;
   d->flags = kTfLiteDelegateFlagsAllowDynamicTensors;
@@ -295,7 +409,7 @@ EXPORT TfLiteDelegate* tflite_plugin_create_delegate(char** keys, char** values,
 EXPORT void tflite_plugin_destroy_delegate(TfLiteDelegate* d) {
   if (!d) return;
   DelegateData* data = (DelegateData*)d->data_;
-  if (data) pool_destroy(data->pool);
+  if (data) pool_destroy(data->pool), free(data->keep);
   free(data);
   free(d);
 }
