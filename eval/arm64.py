@@ -44,8 +44,8 @@ from zoo import fileio
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Arm64Error", "DEFAULT_WHEELS", "default_cache", "ensure_qemu", "build_userland", "bundle_wheels",
-           "run_arm64", "run_arm64_python", "compare_with_host", "run_checked", "userland_env", "main"]
+__all__ = ["Arm64Error", "DEFAULT_WHEELS", "default_cache", "ensure_tool", "ensure_qemu", "build_userland",
+           "bundle_wheels", "run_arm64", "run_arm64_python", "compare_with_host", "run_checked", "userland_env", "main"]
 
 DEBIAN_SUITE = "bookworm"  # its python3.11 matches the cp311 wheels
 DEBIAN_MIRROR = "http://deb.debian.org/debian"
@@ -86,31 +86,46 @@ def run_checked(cmd: Sequence[str], what: str, **kwargs) -> subprocess.Completed
     return proc
 
 
+def ensure_tool(tool: str, packages: Sequence[str], why: str = "") -> str:
+    """Path of the program ``tool``; installs Debian's ``packages`` with apt-get when it is missing
+    (as root; ``apt-get update`` first if the package lists are stale).
+
+    Args:
+        tool: The program's name on ``PATH``.
+        packages: What provides it (and what it needs beside it).
+        why: Appended to the error, e.g. why another package will not do.
+
+    Raises:
+        Arm64Error: It is missing and could not be installed (not root, no apt-get, ...).
+    """
+    found = shutil.which(tool)
+    if found:
+        return found
+    command = f"apt-get install {' '.join(packages)}"
+    if shutil.which("apt-get") is None:
+        raise Arm64Error(f"{tool} is missing and there is no apt-get to run `{command}`{why}")
+    if os.geteuid() != 0:
+        raise Arm64Error(f"{tool} is missing: run `{command}` as root{why}")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    install = ["apt-get", "install", "-y", "-q", "--no-install-recommends", *packages]
+    try:
+        run_checked(install, command, env=env, timeout=1800)
+    except Arm64Error:
+        run_checked(["apt-get", "update", "-q"], "apt-get update", env=env, timeout=900)
+        run_checked(install, command, env=env, timeout=1800)
+    found = shutil.which(tool)
+    if not found:
+        raise Arm64Error(f"{' '.join(packages)} installed, but {tool} is not on PATH")
+    return found
+
+
 def ensure_qemu() -> str:
     """Path of ``qemu-aarch64-static``; installs Debian's ``qemu-user-static`` when missing.
 
     Raises:
         Arm64Error: It is missing and could not be installed (not root, no apt-get, ...).
     """
-    found = shutil.which("qemu-aarch64-static")
-    if found:
-        return found
-    if shutil.which("apt-get") is None:
-        raise Arm64Error("qemu-aarch64-static is missing and there is no apt-get to install qemu-user-static")
-    if os.geteuid() != 0:
-        raise Arm64Error("qemu-aarch64-static is missing: run `apt-get install qemu-user-static` as root")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    try:
-        run_checked(["apt-get", "install", "-y", "-q", "--no-install-recommends", "qemu-user-static"],
-                    "apt-get install", env=env, timeout=900)
-    except Arm64Error:
-        run_checked(["apt-get", "update", "-q"], "apt-get update", env=env, timeout=900)
-        run_checked(["apt-get", "install", "-y", "-q", "--no-install-recommends", "qemu-user-static"],
-                    "apt-get install qemu-user-static", env=env, timeout=900)
-    found = shutil.which("qemu-aarch64-static")
-    if not found:
-        raise Arm64Error("qemu-user-static was installed but qemu-aarch64-static is not on PATH")
-    return found
+    return ensure_tool("qemu-aarch64-static", ["qemu-user-static"])
 
 
 def _apt_options(apt: Path) -> list[str]:

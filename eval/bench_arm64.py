@@ -67,7 +67,15 @@ from typing import Optional, Sequence
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from eval.arm64 import PYTHON, Arm64Error, build_userland, bundle_wheels, default_cache, run_checked, userland_env  # noqa: E402
+from eval.arm64 import (  # noqa: E402
+    PYTHON,
+    Arm64Error,
+    build_userland,
+    bundle_wheels,
+    default_cache,
+    ensure_tool,
+    userland_env,
+)
 
 __all__ = ["MARK_SYSCALL", "OWNERS", "BCONV_PREFIXES", "Block", "Counts", "ensure_qemu_plugins", "plugin_library",
            "bundle_for", "count_bundle", "modelled_cycles", "record_of", "measure", "main"]
@@ -115,18 +123,7 @@ def ensure_qemu_plugins() -> str:
     Raises:
         Arm64Error: None is installed and it cannot be, or the one installed has no plugin support.
     """
-    found = shutil.which("qemu-aarch64")
-    if not found:
-        if shutil.which("apt-get") is None or os.geteuid() != 0:
-            raise Arm64Error("qemu-aarch64 is missing: run `apt-get install qemu-user` as root "
-                             "(qemu-user-static cannot load TCG plugins)")
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        run_checked(["apt-get", "update", "-q"], "apt-get update", env=env, timeout=900)
-        run_checked(["apt-get", "install", "-y", "-q", "--no-install-recommends", "qemu-user"],
-                    "apt-get install qemu-user", env=env, timeout=1800)
-        found = shutil.which("qemu-aarch64")
-        if not found:
-            raise Arm64Error("qemu-user was installed but qemu-aarch64 is not on PATH")
+    found = ensure_tool("qemu-aarch64", ["qemu-user"], " (qemu-user-static cannot load TCG plugins)")
     probe = subprocess.run([found, "-plugin", "help"], capture_output=True, text=True, timeout=60)
     if "unknown option" in (probe.stderr + probe.stdout):
         raise Arm64Error(f"{found} was built without TCG plugin support: install Debian's qemu-user (7.2 or later)")

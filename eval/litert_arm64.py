@@ -26,7 +26,6 @@ import argparse
 import json
 import logging
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -35,7 +34,15 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from eval.arm64 import PYTHON, Arm64Error, build_userland, compare_with_host, ensure_qemu, run_checked, userland_env
+from eval.arm64 import (
+    PYTHON,
+    Arm64Error,
+    build_userland,
+    compare_with_host,
+    ensure_qemu,
+    ensure_tool,
+    userland_env,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -99,19 +106,7 @@ def fused_run_equal(flatbuffer: bytes, model_outputs: Sequence[np.ndarray]) -> b
 
 def ensure_cross_compiler() -> str:
     """Path of ``aarch64-linux-gnu-gcc``; installs Debian's ``gcc-aarch64-linux-gnu`` when missing (as root)."""
-    found = shutil.which("aarch64-linux-gnu-gcc")
-    if found:
-        return found
-    if shutil.which("apt-get") is None or os.geteuid() != 0:
-        raise Arm64Error("aarch64-linux-gnu-gcc is missing: run `apt-get install gcc-aarch64-linux-gnu` as root")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    run_checked(["apt-get", "update", "-q"], "apt-get update", env=env, timeout=900)
-    run_checked(["apt-get", "install", "-y", "-q", "--no-install-recommends", "gcc-aarch64-linux-gnu",
-                 "libc6-dev-arm64-cross"], "apt-get install gcc-aarch64-linux-gnu", env=env, timeout=1800)
-    found = shutil.which("aarch64-linux-gnu-gcc")
-    if not found:
-        raise Arm64Error("gcc-aarch64-linux-gnu was installed but aarch64-linux-gnu-gcc is not on PATH")
-    return found
+    return ensure_tool("aarch64-linux-gnu-gcc", ["gcc-aarch64-linux-gnu", "libc6-dev-arm64-cross"])
 
 
 def cross_compile(dest: Path, sources: Optional[Path] = None) -> Path:

@@ -86,3 +86,18 @@ def test_json_schema_of_a_record():
     assert record["bconv_instructions_per_2048_macs"] == 20.0  # bgemm_neon: 10 x 8 / 2 runs per 4096 MACs
     float_model = bench_arm64.record_of(counts, binary_macs=0, kernels=Path("."))
     assert float_model["bconv_instructions_per_2048_macs"] is None
+
+
+def test_a_missing_tool_without_apt_get_is_a_one_line_error_naming_the_package(tmp_path, monkeypatch):
+    """``eval.arm64.ensure_tool``, which the emulation's tools go through: a tool that is on PATH is
+    found; one that is not, where apt-get is not either, is an Arm64Error naming what to install."""
+    from eval.arm64 import Arm64Error, ensure_tool
+
+    (tmp_path / "mytool").write_text("#!/bin/sh\n")
+    (tmp_path / "mytool").chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert ensure_tool("mytool", ["mytool-pkg"]) == str(tmp_path / "mytool")
+    with pytest.raises(Arm64Error) as e:
+        ensure_tool("qemu-aarch64", ["qemu-user"], " (qemu-user-static cannot load TCG plugins)")
+    assert str(e.value) == ("qemu-aarch64 is missing and there is no apt-get to run `apt-get install qemu-user` "
+                            "(qemu-user-static cannot load TCG plugins)")
