@@ -252,31 +252,30 @@ static int same_dims(const TfLiteTensor* a, const TfLiteTensor* b) {
 
 /* The ADD node that only adds a residual to LceBconv2d node `conv`'s float output, or -1. Fused,
  * the conv writes y + residual itself (the same float: one rounding either way) and the
- * interpreter runs one op and one pass over memory less. Only where nothing else reads the
- * conv's output, it is not one of the graph's outputs (a layer-by-layer check reads those),
- * and the ADD has no broadcast and no activation but a clamp (RELU, RELU_N1_TO_1, RELU6). */
-static int fusable_add(TfLiteContext* ctx, const DelegateData* data, TfLiteIntArray* plan, const int* readers,
+ * interpreter runs one op and one pass over memory less. Only where the ADD is the one node
+ * that reads the conv's output (`readers`, `reader`: how many nodes read each tensor, and the
+ * last of them), that output is not one of the graph's outputs (a layer-by-layer check reads
+ * those), and the ADD has no broadcast and no activation but a clamp (RELU, RELU_N1_TO_1, RELU6). */
+static int fusable_add(TfLiteContext* ctx, const DelegateData* data, const int* readers, const int* reader,
                        TfLiteNode* conv) {
   int y = conv->outputs->data[0];
   if (!data->fuse_add || readers[y] != 1 || ctx->tensors[y].type != kTfLiteFloat32) return -1;
   for (int i = 0; i < data->n_keep; i++)
     if (data->keep[i] == y) return -1;
-  for (int i = 0; i < plan->size; i++) {
-    TfLiteNode* node;
-    TfLiteRegistration* reg;
-    if (ctx->GetNodeAndRegistration(ctx, plan->data[i], &node, &reg) != kTfLiteOk) continue;
-    if (!node->inputs || node->inputs->size != 2 || !node->outputs || node->outputs->size != 1) continue;
-    if (node->inputs->data[0] != y && node->inputs->data[1] != y) continue;
-    int r = node->inputs->data[node->inputs->data[0] == y ? 1 : 0], out = node->outputs->data[0];
-    if (reg->builtin_code != BUILTIN_ADD || r == y || r < 0 || out < 0 || !node->builtin_data) return -1;
-    int act = *(const int*)node->builtin_data; /* TfLiteAddParams.activation */
-    if (act != ACT_NONE && act != ACT_RELU && act != ACT_RELU_N1_TO_1 && act != ACT_RELU6) return -1;
-    const TfLiteTensor *ty = &ctx->tensors[y], *tr = &ctx->tensors[r], *to = &ctx->tensors[out];
-    if (tr->type != kTfLiteFloat32 || to->type != kTfLiteFloat32 || !same_dims(ty, tr) || !same_dims(ty, to))
-      return -1;
-    return plan->data[i];
-  }
-  return -1;
+  TfLiteNode* node;
+  TfLiteRegistration* reg;
+  if (ctx->GetNodeAndRegistration(ctx, reader[y], &node, &reg) != kTfLiteOk) return -1;
+  if (reg->builtin_code != BUILTIN_ADD || !node->builtin_data || !node->inputs || node->inputs->size != 2 ||
+      !node->outputs || node->outputs->size != 1)
+    return -1;
+  int r = node->inputs->data[node->inputs->data[0] == y ? 1 : 0], out = node->outputs->data[0];
+  if (r == y || r < 0 || out < 0) return -1;
+  int act = *(const int*)node->builtin_data; /* TfLiteAddParams.activation */
+  if (act != ACT_NONE && act != ACT_RELU && act != ACT_RELU_N1_TO_1 && act != ACT_RELU6) return -1;
+  const TfLiteTensor *ty = &ctx->tensors[y], *tr = &ctx->tensors[r], *to = &ctx->tensors[out];
+  if (tr->type != kTfLiteFloat32 || to->type != kTfLiteFloat32 || !same_dims(ty, tr) || !same_dims(ty, to))
+    return -1;
+  return reader[y];
 }
 
 /* ADD nodes fused by the last delegate_prepare, for the Python wrapper (Interpreter.fused_adds). */
@@ -292,7 +291,8 @@ static TfLiteStatus delegate_prepare(TfLiteContext* ctx, TfLiteDelegate* delegat
   int n = plan->size;
   int* claimed = (int*)malloc(sizeof(int) * (n ? n : 1));
   int* fused = (int*)malloc(sizeof(int) * (n ? n : 1)); /* the ADD fused into claimed[i], or -1 */
-  int* readers = (int*)calloc(ctx->tensors_size, sizeof(int)); /* nodes reading each tensor */
+  int* readers = (int*)calloc(2 * ctx->tensors_size, sizeof(int)); /* nodes reading each tensor */
+  int* reader = readers + ctx->tensors_size;                         /* the last of them */
   if (!claimed || !fused || !readers) {
     free(claimed), free(fused), free(readers);
     return fail(ctx, "bnnzoo delegate: out of memory");
@@ -301,8 +301,10 @@ static TfLiteStatus delegate_prepare(TfLiteContext* ctx, TfLiteDelegate* delegat
     TfLiteNode* node;
     TfLiteRegistration* reg;
     if (ctx->GetNodeAndRegistration(ctx, plan->data[i], &node, &reg) != kTfLiteOk || !node->inputs) continue;
-    for (int q = 0; q < node->inputs->size; q++)
-      if (node->inputs->data[q] >= 0 && node->inputs->data[q] < (int)ctx->tensors_size) readers[node->inputs->data[q]]++;
+    for (int q = 0; q < node->inputs->size; q++) {
+      int t = node->inputs->data[q];
+      if (t >= 0 && t < (int)ctx->tensors_size) readers[t]++, reader[t] = plan->data[i];
+    }
   }
   int count = 0;
   for (int i = 0; i < n; i++) {
@@ -329,7 +331,9 @@ static TfLiteStatus delegate_prepare(TfLiteContext* ctx, TfLiteDelegate* delegat
       ctx->ReportError(ctx, "%s", g_error);
       return kTfLiteError;
     }
-    fused[count] = op == OP_BCONV2D ? fusable_add(ctx, data, plan, readers, node) : -1;
+    fused[count] = op == OP_BCONV2D ? fusable_add(ctx, data, readers, reader, node) : -1;
+    for (int c = 0; c < count && fused[count] >= 0; c++) /* an ADD of two such convs: fused into the first */
+      if (fused[c] == fused[count]) fused[count] = -1;
     claimed[count++] = index;
   }
   free(readers);
