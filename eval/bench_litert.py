@@ -141,13 +141,14 @@ def interleaved(runners: dict, runs: int, warmup: int) -> dict:
 def model_input(flatbuffer: bytes, size: int) -> np.ndarray:
     """The seeded standard-normal NHWC input, quantized with the file's input scale and zero point
     where the file takes int8."""
-    from converters import litert
+    from ai_edge_litert import schema_py_generated as schema
 
     x = sample_input(size, "nhwc")
-    detail = litert.Interpreter(flatbuffer).input_details[0]
-    if detail["dtype"] != np.int8:
+    graph = schema.Model.GetRootAsModel(flatbuffer, 0).Subgraphs(0)
+    tensor = graph.Tensors(graph.Inputs(0))
+    if tensor.Type() != schema.TensorType.INT8:
         return x
-    scale, zero_point = detail["quantization"]
+    scale, zero_point = float(tensor.Quantization().Scale(0)), int(tensor.Quantization().ZeroPoint(0))
     return np.clip(np.round(x / scale) + zero_point, -128, 127).astype(np.int8)
 
 

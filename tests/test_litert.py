@@ -308,6 +308,27 @@ def test_a_bconv_output_the_graph_reads_is_never_fused_away(tmp_path):
     assert _residual_adds(probe) == 0 and litert.Interpreter(probe).fused_adds == 0
 
 
+def test_an_add_of_two_binary_convs_is_fused_into_one_of_them():
+    """ADD(conv_a(x), conv_b(x)), each conv read by nothing else: one kernel writes the sum (the other
+    conv's output is its residual), never both, with the floats of the ops run apart on every path."""
+    import larq as lq
+    import tensorflow as tf
+
+    from converters.tflite import convert_keras
+
+    x = tf.keras.Input((8, 8, 64))
+    a, b = (tf.keras.layers.BatchNormalization()(lq.layers.QuantConv2D(64, 3, padding="same", pad_values=1.0,
+                                                                       **_BINARY)(x)) for _ in range(2))
+    flatbuffer = convert_keras(_random_weights(tf.keras.Model(x, tf.keras.layers.add([a, b]))))
+    assert [name for _, name, _ in litert.custom_ops(flatbuffer)].count("LceBconv2d") == 2
+    assert _residual_adds(flatbuffer) == 1
+    x = np.random.default_rng(0).standard_normal((2, 8, 8, 64)).astype(np.float32)
+    for path in _paths():
+        fused = litert.Interpreter(flatbuffer, path=path)
+        assert fused.fused_adds == 1, path
+        assert np.array_equal(fused.predict(x), litert.Interpreter(flatbuffer, path=path, fuse_add=False).predict(x))
+
+
 # DoReFa-Net has no LCE op (2-bit activations): its file is all builtin float ops, which LiteRT's
 # XNNPACK and LCE's interpreter round apart (0.096 of logit at 224x224, measured 2026-12-01).
 _NO_LCE_OPS = {"dorefanet"}
@@ -514,19 +535,22 @@ def test_aarch64_kernels_under_qemu_equal_the_host(tmp_path):
 
 # --- every option the kernels implement, on small larq models ----------------------------------
 
+# A binary QuantConv2D's quantizers, as larq-zoo's models set them.
+_BINARY = dict(input_quantizer="ste_sign", kernel_quantizer="ste_sign", kernel_constraint="weight_clip",
+               use_bias=False)
+
+
 def _larq_model(conv: dict, pool: bool):
     """QuantConv2D(conv) -> BN -> [MaxPool] -> QuantConv2D -> BN on an 11x11x64 input, random weights."""
     import larq as lq
     import tensorflow as tf
 
-    binary = dict(input_quantizer="ste_sign", kernel_quantizer="ste_sign", kernel_constraint="weight_clip",
-                  use_bias=False)
     x = tf.keras.Input((11, 11, 64))
-    y = tf.keras.layers.BatchNormalization()(lq.layers.QuantConv2D(64, 3, **binary, **conv)(x))
+    y = tf.keras.layers.BatchNormalization()(lq.layers.QuantConv2D(64, 3, **_BINARY, **conv)(x))
     if pool:
         y = tf.keras.layers.MaxPool2D(2, padding="same")(y)
     y = tf.keras.layers.BatchNormalization()(lq.layers.QuantConv2D(32, 3, padding="same", pad_values=1.0,
-                                                                   **binary)(y))
+                                                                   **_BINARY)(y))
     return _random_weights(tf.keras.Model(x, y))
 
 

@@ -132,11 +132,6 @@ static inline __attribute__((always_inline)) void bconv_counts_neon(const Kernel
   c[2][0] = c20, c[2][1] = c21, c[3][0] = c30, c[3][1] = c31;
 }
 
-/* The float outputs of one pixel's 8 channels from its counts c0, c1. h = pop, or with a fused
- * activation h = 0.5 (K - clamp(K - 2 pop, lo, hi)) = clamp(2 pop, K - hi, K - lo) / 2: the
- * clamp in integers, the halving exact in the conversion (SCVTF's fraction bits), the same float
- * as LCE's; then y = h m' + b' in two roundings, as LCE's reference kernel computes it, and a
- * fused ADD's residual in a third, as the ADD rounds. */
 /* act: 0 none; 1 clamp 2 pop to [lo, hi]; 2 only an upper bound, hi / 2 in pop (RELU: 2 pop >= 0 >
  * K - clamp_max, and hi = K even for any even channels_in), one instruction instead of three. */
 enum { ACT_CLAMP = 1, ACT_MIN_POP = 2 };
@@ -148,6 +143,11 @@ typedef struct {
   float32x4_t rlo, rhi;
 } OutParams;
 
+/* The float outputs of one pixel's 8 channels from its counts c0, c1. h = pop, or with a fused
+ * activation h = 0.5 (K - clamp(K - 2 pop, lo, hi)) = clamp(2 pop, K - hi, K - lo) / 2: the
+ * clamp in integers, the halving exact in the conversion (SCVTF's fraction bits), the same float
+ * as LCE's; then y = h m' + b' in two roundings, as LCE's reference kernel computes it, and a
+ * fused ADD's residual in a third, as the ADD rounds. */
 static inline __attribute__((always_inline)) void bconv_out8_neon(int32x4_t c0, int32x4_t c1, int act,
                                                                   const OutParams* o, float32x4_t m0, float32x4_t m1,
                                                                   float32x4_t b0, float32x4_t b1, const float* res,
@@ -207,7 +207,8 @@ static void bconv_tile_neon(const Kernel* k, const Job* j, const uint32_t* const
   const size_t ohw = (size_t)k->out_h * k->out_w, words = k->out_words;
   /* the activation's range in 2 pop: [K - clamp_max, K - clamp_min] (int64 first: no overflow) */
   const int64_t lo64 = (int64_t)k->ktot - k->clamp_max, hi64 = (int64_t)k->ktot - k->clamp_min;
-  const int32_t lo2 = (int32_t)(lo64 < -(1 << 30) ? -(1 << 30) : lo64), hi2 = (int32_t)(hi64 > (1 << 30) ? (1 << 30) : hi64);
+  const int32_t lo2 = (int32_t)(lo64 < -(1 << 30) ? -(1 << 30) : lo64);
+  const int32_t hi2 = (int32_t)(hi64 > (1 << 30) ? (1 << 30) : hi64);
   const int act = k->p.activation == ACT_NONE ? 0 : lo2 <= 0 && hi2 % 2 == 0 ? ACT_MIN_POP : ACT_CLAMP;
   const OutParams o = {vdupq_n_s32(lo2), vdupq_n_s32(hi2), vdupq_n_s32(hi2 / 2), k->residual_clamp,
                        vdupq_n_f32(k->residual_min), vdupq_n_f32(k->residual_max)};
